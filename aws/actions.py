@@ -1,0 +1,392 @@
+"""Every change amibot makes in AWS, one small class per action.
+
+Each action is registered by name, declares the IAM permissions it uses (the IAM
+policies are generated from these declarations, see ``aws.iam``), and has
+``execute`` (idempotent: safe to run again after a crash) and, where the change can
+be taken back, ``undo``, which removes exactly what ``execute`` added and nothing a
+person had before. In the manner of Cloud Custodian's ``c7n`` actions.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar
+
+from botocore.exceptions import ClientError
+
+from aws.errors import AwsFailure, explain
+from aws.sessions import AwsSessions
+
+# Exactly the operations the target account needs on a shared AMI's key
+# (design.md §1.3): no Encrypt, no RetireGrant, nothing broader.
+SHARE_GRANT_OPERATIONS = ("DescribeKey", "CreateGrant", "Decrypt", "GenerateDataKeyWithoutPlaintext", "ReEncryptFrom")
+
+
+def account_root(account_id: str) -> str:
+    """The principal that stands for a whole account in KMS grants and policies."""
+    return f"arn:aws:iam::{account_id}:root"
+
+
+def grant_name(request_uid: str, grantee_account: str) -> str:
+    """The deterministic KMS grant name for one request and grantee: a retry finds
+    the grant with ListGrants instead of creating a second one."""
+    return f"amibot-{request_uid}-{grantee_account}"
+
+
+@dataclass
+class StepContext:
+    """What an action needs to run: clients for the accounts, the request's ids,
+    a checkpoint callback, and a sleep that tests can shorten."""
+
+    sessions: AwsSessions
+    request_uid: str
+    session_tag: str  # names the AssumeRole session: CloudTrail shows the request
+    checkpoint: Callable[[dict[str, Any]], None] = lambda result: None
+    sleep: Callable[[float], None] = time.sleep
+    grant_wait_seconds: float = 300.0  # how long a new grant may take to spread
+    log: Callable[[str], None] = lambda text: None
+
+    def client(self, service: str, account_id: str, region: str) -> Any:
+        return self.sessions.client(service, account_id, region, self.session_tag)
+
+
+class Action:
+    """Base class of an AWS action."""
+
+    name: ClassVar[str]
+    permissions: ClassVar[tuple[str, ...]]  # IAM actions used by execute and undo
+    undoable: ClassVar[bool] = True
+
+    def execute(self, ctx: StepContext, account_id: str, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def undo(self, ctx: StepContext, account_id: str, region: str, params: dict[str, Any], result: dict[str, Any]) -> str | None:
+        """Take back what ``execute`` did; returns a sentence saying what was undone."""
+        return None
+
+
+ACTIONS: dict[str, Action] = {}
+
+
+def register(cls: type[Action]) -> type[Action]:
+    """Class decorator: add an action to the registry under its name."""
+    if not getattr(cls, "permissions", None):
+        raise TypeError(f"action {cls.__name__} declares no IAM permissions")
+    ACTIONS[cls.name] = cls()
+    return cls
+
+
+def get_action(name: str) -> Action:
+    return ACTIONS[name]
+
+
+class PublicShareRefused(AwsFailure):
+    """A change would have made something public; amibot never does that."""
+
+    def __init__(self, what: str):
+        super().__init__("AmibotPublicShareRefused", f"{what} would make it public", cause="amibot never shares publicly.", fix="Name account ids, `org` or an OU.")
+
+
+def _refuse_public(permissions: list[dict[str, str]]) -> None:
+    # Last line of defence: the grammar and the preflight already refuse "all",
+    # but nothing may ever send Group=all to AWS.
+    for permission in permissions:
+        if permission.get("Group") or permission.get("UserId") in ("all", "*"):
+            raise PublicShareRefused(f"launch permission {permission}")
+
+
+def launch_permission_entries(params: dict[str, Any]) -> list[dict[str, str]]:
+    """Launch-permission entries for a share's targets: accounts, an org or an OU."""
+    entries = [{"UserId": account} for account in params.get("account_ids", [])]
+    if params.get("organization_arn"):
+        entries.append({"OrganizationArn": params["organization_arn"]})
+    if params.get("ou_arn"):
+        entries.append({"OrganizationalUnitArn": params["ou_arn"]})
+    return entries
+
+
+@register
+class AddLaunchPermission(Action):
+    """Let target accounts (or an org/OU) launch the AMI."""
+
+    name = "ec2.add_launch_permission"
+    permissions = ("ec2:DescribeImageAttribute", "ec2:ModifyImageAttribute")
+
+    def execute(self, ctx, account_id, region, params):
+        ec2 = ctx.client("ec2", account_id, region)
+        wanted = launch_permission_entries(params)
+        _refuse_public(wanted)
+        existing = ec2.describe_image_attribute(ImageId=params["image_id"], Attribute="launchPermission")["LaunchPermissions"]
+        # Only what was not there before is ours to remove later.
+        added = [entry for entry in wanted if entry not in existing]
+        if added:
+            ec2.modify_image_attribute(ImageId=params["image_id"], LaunchPermission={"Add": added})
+        return {"added": added, "already_present": [e for e in wanted if e in existing]}
+
+    def undo(self, ctx, account_id, region, params, result):
+        added = result.get("added", [])
+        if not added:
+            return None
+        ec2 = ctx.client("ec2", account_id, region)
+        ec2.modify_image_attribute(ImageId=params["image_id"], LaunchPermission={"Remove": added})
+        return f"removed launch permission on {params['image_id']} for {_describe_entries(added)}"
+
+
+@register
+class RemoveLaunchPermission(Action):
+    """Stop target accounts (or an org/OU) launching the AMI."""
+
+    name = "ec2.remove_launch_permission"
+    permissions = ("ec2:DescribeImageAttribute", "ec2:ModifyImageAttribute")
+    undoable = False
+
+    def execute(self, ctx, account_id, region, params):
+        ec2 = ctx.client("ec2", account_id, region)
+        entries = launch_permission_entries(params)
+        existing = ec2.describe_image_attribute(ImageId=params["image_id"], Attribute="launchPermission")["LaunchPermissions"]
+        removed = [entry for entry in entries if entry in existing]
+        if removed:
+            ec2.modify_image_attribute(ImageId=params["image_id"], LaunchPermission={"Remove": removed})
+        return {"removed": removed}
+
+
+@register
+class AddSnapshotPermission(Action):
+    """Let target accounts create volumes from (and so copy) the AMI's snapshots."""
+
+    name = "ec2.add_snapshot_permission"
+    permissions = ("ec2:DescribeSnapshotAttribute", "ec2:ModifySnapshotAttribute")
+
+    def execute(self, ctx, account_id, region, params):
+        ec2 = ctx.client("ec2", account_id, region)
+        added: dict[str, list[str]] = {}
+        for snapshot_id in params["snapshot_ids"]:
+            existing = {
+                p.get("UserId")
+                for p in ec2.describe_snapshot_attribute(SnapshotId=snapshot_id, Attribute="createVolumePermission")["CreateVolumePermissions"]
+            }
+            new = [a for a in params["account_ids"] if a not in existing]
+            if new:
+                ec2.modify_snapshot_attribute(
+                    SnapshotId=snapshot_id,
+                    Attribute="createVolumePermission",
+                    CreateVolumePermission={"Add": [{"UserId": a} for a in new]},
+                )
+            added[snapshot_id] = new
+        return {"added": added}
+
+    def undo(self, ctx, account_id, region, params, result):
+        ec2 = ctx.client("ec2", account_id, region)
+        undone = []
+        for snapshot_id, accounts in result.get("added", {}).items():
+            if accounts:
+                ec2.modify_snapshot_attribute(
+                    SnapshotId=snapshot_id,
+                    Attribute="createVolumePermission",
+                    CreateVolumePermission={"Remove": [{"UserId": a} for a in accounts]},
+                )
+                undone.append(snapshot_id)
+        return f"removed snapshot permission on {', '.join(undone)}" if undone else None
+
+
+@register
+class RemoveSnapshotPermission(Action):
+    """Take back snapshot permission from target accounts."""
+
+    name = "ec2.remove_snapshot_permission"
+    permissions = ("ec2:ModifySnapshotAttribute",)
+    undoable = False
+
+    def execute(self, ctx, account_id, region, params):
+        ec2 = ctx.client("ec2", account_id, region)
+        for snapshot_id in params["snapshot_ids"]:
+            ec2.modify_snapshot_attribute(
+                SnapshotId=snapshot_id,
+                Attribute="createVolumePermission",
+                CreateVolumePermission={"Remove": [{"UserId": a} for a in params["account_ids"]]},
+            )
+        return {"removed": params["snapshot_ids"]}
+
+
+@register
+class CreateKmsGrant(Action):
+    """Give a target account use of a customer-managed key, through a named grant."""
+
+    name = "kms.create_grant"
+    permissions = ("kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant")
+
+    def execute(self, ctx, account_id, region, params):
+        kms = ctx.client("kms", account_id, region)
+        name = params["grant_name"]
+        for grant in _list_grants(kms, params["key_arn"]):
+            if grant.get("Name") == name:
+                return {"grant_id": grant["GrantId"], "created": False}
+        grant = kms.create_grant(
+            KeyId=params["key_arn"],
+            GranteePrincipal=params["grantee_principal"],
+            Operations=list(params["operations"]),
+            Name=name,
+        )
+        return {"grant_id": grant["GrantId"], "created": True}
+
+    def undo(self, ctx, account_id, region, params, result):
+        grant_id = result.get("grant_id")
+        if not grant_id:
+            return None
+        kms = ctx.client("kms", account_id, region)
+        _revoke(kms, params["key_arn"], grant_id)
+        return f"revoked KMS grant {grant_id} on {params['key_arn']}"
+
+
+@register
+class RevokeKmsGrants(Action):
+    """Revoke the grants an earlier share created (by their recorded ids)."""
+
+    name = "kms.revoke_grants"
+    permissions = ("kms:RevokeGrant",)
+    undoable = False
+
+    def execute(self, ctx, account_id, region, params):
+        kms = ctx.client("kms", account_id, region)
+        for grant_id in params["grant_ids"]:
+            _revoke(kms, params["key_arn"], grant_id)
+        return {"revoked": params["grant_ids"]}
+
+
+@register
+class VerifyTargetAccess(Action):
+    """From the target account: the AMI is visible and its keys are usable.
+
+    ``RunInstances`` with ``DryRun`` checks IAM only, never KMS, so it is no
+    evidence; ``DescribeKey`` and ``CreateGrant`` with ``DryRun`` from the target are.
+    A new grant takes minutes to spread, so this retries with backoff."""
+
+    name = "verify.target_access"
+    permissions = ("ec2:DescribeImages", "kms:DescribeKey", "kms:CreateGrant")
+    undoable = False
+
+    def execute(self, ctx, account_id, region, params):
+        ec2 = ctx.client("ec2", account_id, region)
+        kms = ctx.client("kms", account_id, region)
+        deadline = time.monotonic() + ctx.grant_wait_seconds
+        delay = 2.0
+        while True:
+            try:
+                images = ec2.describe_images(ImageIds=[params["image_id"]])["Images"]
+                if not images:
+                    raise AwsFailure("InvalidAMIID.NotFound", f"{params['image_id']} is not visible from {account_id}")
+                for key_arn in params.get("key_arns", []):
+                    kms.describe_key(KeyId=key_arn)
+                    try:
+                        kms.create_grant(KeyId=key_arn, GranteePrincipal=account_root(account_id), Operations=["Decrypt"], DryRun=True)
+                    except ClientError as error:
+                        if error.response["Error"]["Code"] != "DryRunOperationException":
+                            raise
+                return {"visible": True, "keys_usable": list(params.get("key_arns", []))}
+            except (ClientError, AwsFailure) as error:
+                code = error.response["Error"]["Code"] if isinstance(error, ClientError) else error.code
+                if code not in ("AccessDeniedException", "InvalidAMIID.NotFound", "NotFoundException") or time.monotonic() + delay > deadline:
+                    raise
+                ctx.log(f"target cannot see or use it yet ({code}); a new grant can take minutes to spread, retrying")
+                ctx.sleep(delay)
+                delay = min(delay * 2, 60)
+
+
+def _list_grants(kms: Any, key_arn: str) -> list[dict[str, Any]]:
+    grants: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"KeyId": key_arn}
+    while True:
+        page = kms.list_grants(**kwargs)
+        grants += page.get("Grants", [])
+        if not page.get("Truncated"):
+            return grants
+        kwargs["Marker"] = page["NextMarker"]
+
+
+def _revoke(kms: Any, key_arn: str, grant_id: str) -> None:
+    try:
+        kms.revoke_grant(KeyId=key_arn, GrantId=grant_id)
+    except ClientError as error:
+        # Already revoked (a retry after a crash): the goal is reached.
+        if error.response["Error"]["Code"] not in ("NotFoundException",):
+            raise
+
+
+def _describe_entries(entries: list[dict[str, str]]) -> str:
+    return ", ".join(next(iter(e.values())) for e in entries)
+
+
+# --- preflight: read-only inspection in the source account ----------------------
+
+
+@dataclass
+class KeyFacts:
+    arn: str
+    manager: str  # AWS | CUSTOMER
+    state: str
+    aliases: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ImageFacts:
+    """What the preflight saw of an AMI, shown to the approver."""
+
+    image_id: str
+    name: str
+    state: str
+    owner_id: str
+    public: bool
+    snapshot_ids: list[str]
+    keys: list[KeyFacts]  # one per distinct key, in snapshot order
+    unencrypted_snapshots: list[str]
+    launch_permissions: list[dict[str, str]]
+    tags: dict[str, str]
+
+
+PREFLIGHT_PERMISSIONS = (
+    "ec2:DescribeImages",
+    "ec2:DescribeSnapshots",
+    "ec2:DescribeImageAttribute",
+    "kms:DescribeKey",
+    "kms:ListAliases",
+)
+
+
+def inspect_image(sessions: AwsSessions, account_id: str, region: str, image_id: str, tag: str) -> ImageFacts:
+    """Read the AMI, its snapshots and their keys as the source account sees them."""
+    ec2 = sessions.client("ec2", account_id, region, tag)
+    kms = sessions.client("kms", account_id, region, tag)
+    images = ec2.describe_images(ImageIds=[image_id])["Images"]
+    if not images:
+        raise explain("InvalidAMIID.NotFound", f"The image id '[{image_id}]' does not exist", "DescribeImages")
+    image = images[0]
+    snapshot_ids = [m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")]
+    snapshots = ec2.describe_snapshots(SnapshotIds=snapshot_ids)["Snapshots"] if snapshot_ids else []
+    keys: dict[str, KeyFacts] = {}
+    unencrypted = []
+    for snapshot in snapshots:
+        if not snapshot.get("Encrypted"):
+            unencrypted.append(snapshot["SnapshotId"])
+            continue
+        key_id = snapshot["KmsKeyId"]
+        if key_id in keys:
+            continue
+        meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+        aliases = [a["AliasName"] for a in kms.list_aliases(KeyId=meta["KeyId"]).get("Aliases", [])]
+        keys[key_id] = KeyFacts(arn=meta["Arn"], manager=meta["KeyManager"], state=meta["KeyState"], aliases=aliases)
+    permissions = []
+    if image.get("OwnerId") == account_id:
+        permissions = ec2.describe_image_attribute(ImageId=image_id, Attribute="launchPermission")["LaunchPermissions"]
+    return ImageFacts(
+        image_id=image_id,
+        name=image.get("Name") or "",
+        state=image["State"],
+        owner_id=image["OwnerId"],
+        public=bool(image.get("Public")),
+        snapshot_ids=snapshot_ids,
+        keys=list(keys.values()),
+        unencrypted_snapshots=unencrypted,
+        launch_permissions=permissions,
+        tags={t["Key"]: t["Value"] for t in image.get("Tags", [])},
+    )

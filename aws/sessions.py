@@ -1,0 +1,82 @@
+"""AWS sessions: one per account, assumed through that account's role.
+
+Every ``AssumeRole`` names its session after the request (``amibot-R-17-<uid>``), so
+CloudTrail in the member account shows which request made each change.
+
+Throttling is botocore's job: clients use the ``standard`` retry mode with extra
+attempts (EC2 answers ``RequestLimitExceeded`` from per-account token buckets; KMS
+and STS answer ``ThrottlingException``). No home-made rate limiter.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import boto3
+from botocore.config import Config as BotoConfig
+
+RETRY_CONFIG = BotoConfig(retries={"mode": "standard", "max_attempts": 8}, connect_timeout=10, read_timeout=60)
+
+# Credentials from AssumeRole last an hour; refresh well before.
+_CREDENTIALS_TTL = 45 * 60
+
+
+@dataclass(frozen=True)
+class AccountAccess:
+    """How to act in one account: its id and, optionally, the role to assume."""
+
+    account_id: str
+    role_arn: str | None = None
+    external_id: str | None = None
+
+
+def session_name(tag: str) -> str:
+    """A valid RoleSessionName (2–64 of ``[\\w+=,.@-]``) carrying ``tag``."""
+    cleaned = re.sub(r"[^\w+=,.@-]", "-", f"amibot-{tag}")
+    return cleaned[:64]
+
+
+class AwsSessions:
+    """Hands out boto3 clients acting as a configured account.
+
+    ``base_session`` holds the bot's own credentials (boto3's usual chain,
+    ``AWS_ENDPOINT_URL`` included); accounts without a role use it directly.
+    """
+
+    def __init__(self, accounts: dict[str, AccountAccess], base_session: Callable[[], boto3.Session] = boto3.Session):
+        self._accounts = accounts
+        self._base_session = base_session
+        self._cache: dict[tuple[str, str], tuple[float, boto3.Session]] = {}
+        self._lock = threading.Lock()
+
+    def session(self, account_id: str, tag: str = "bot") -> boto3.Session:
+        """A session acting as ``account_id``; ``tag`` names the role session."""
+        access = self._accounts.get(account_id)
+        if access is None or access.role_arn is None:
+            return self._base_session()
+        key = (account_id, tag)
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached and cached[0] > time.time():
+                return cached[1]
+        params: dict[str, Any] = {"RoleArn": access.role_arn, "RoleSessionName": session_name(tag)}
+        if access.external_id:
+            params["ExternalId"] = access.external_id
+        sts = self._base_session().client("sts", config=RETRY_CONFIG)
+        creds = sts.assume_role(**params)["Credentials"]
+        session = boto3.Session(
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+        )
+        with self._lock:
+            self._cache[key] = (time.time() + _CREDENTIALS_TTL, session)
+        return session
+
+    def client(self, service: str, account_id: str, region: str, tag: str = "bot") -> Any:
+        """A boto3 client for ``service`` in ``region`` acting as ``account_id``."""
+        return self.session(account_id, tag).client(service, region_name=region, config=RETRY_CONFIG)

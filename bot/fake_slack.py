@@ -1,0 +1,645 @@
+"""Slack's side of the conversation, on loopback: for the tests and ``amibot demo``.
+
+Two pieces, standard library only:
+
+* :class:`FakeSlack` answers the Slack Web API (point ``SLACK_API_URL`` / the
+  ``WebClient``'s ``base_url`` at :attr:`FakeSlack.api_url`), records every call,
+  keeps channels and threads as Slack would show them, can script 429s and errors,
+  and serves ``response_url``\\ s.
+* :class:`SignedSlackClient` plays a person in Slack: it builds slash-command,
+  button-click, view-submission, option-load and event payloads the way Slack does,
+  signs them (``v0:<timestamp>:<body>``, HMAC-SHA256) and POSTs them to the bot.
+
+The fake is strict where a real Slack would be and the bot could get it wrong:
+a call with no token is ``not_authed``; more than 50 blocks (100 in a view), a
+section text over 3,000 characters, more than 25 elements in an actions block,
+button text over 75 characters or a duplicate ``action_id``/``block_id`` is
+``invalid_blocks``; a ``trigger_id`` it issued works once, within 3 s.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import hmac
+import itertools
+import json
+import secrets
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+
+__all__ = ["FakeSlack", "SlackCall", "SignedSlackClient", "HttpResult"]
+
+JSON_FIELDS = frozenset({"blocks", "attachments", "view", "metadata"})
+TRIGGER_TTL_SECONDS = 3.0
+
+
+@dataclass
+class SlackCall:
+    """One request the fake received: a Web API call, or a POST to a response_url."""
+
+    method: str  # "chat.postMessage", or the path "/response/3" for a response_url
+    params: dict  # query, form and JSON fields merged; JSON-encoded fields decoded
+    at: float  # time.time() on arrival
+    token: str | None = None  # from the Authorization header or the token param
+    status: int = 200  # HTTP status answered (429 for a scripted rate limit)
+    response: dict = field(default_factory=dict)  # the JSON body answered
+
+
+def _truthy(value: Any) -> bool:
+    return value in (True, 1) or str(value).lower() in ("true", "1", "yes")
+
+
+def _block_problems(blocks: Any, max_blocks: int) -> list[str]:
+    """The Block Kit limits Slack enforces and a plain dict would slip past."""
+    if not isinstance(blocks, list):
+        return ["blocks must be a list"]
+    problems = [f"{len(blocks)} blocks; at most {max_blocks}"] if len(blocks) > max_blocks else []
+    block_ids: set[str] = set()
+    for i, block in enumerate(blocks):
+        if not isinstance(block, dict):
+            problems.append(f"block {i}: not an object")
+            continue
+        action_ids: set[str] = set()  # Slack wants action_ids unique within a block
+        if block.get("block_id") in block_ids:
+            problems.append(f"block {i}: duplicate block_id {block['block_id']!r}")
+        block_ids.add(block.get("block_id"))
+        block_ids.discard(None)
+        text = (block.get("text") or {}).get("text", "") if block.get("type") == "section" else ""
+        if len(text) > 3000:
+            problems.append(f"block {i}: section text is {len(text)} characters; at most 3000")
+        elements = list(block.get("elements") or []) if block.get("type") == "actions" else []
+        if len(elements) > 25:
+            problems.append(f"block {i}: {len(elements)} elements; at most 25")
+        elements += [e for e in (block.get("accessory"), block.get("element")) if e]
+        for el in (e for e in elements if isinstance(e, dict)):
+            if el.get("type") == "button" and len((el.get("text") or {}).get("text", "")) > 75:
+                problems.append(f"block {i}: button text over 75 characters")
+            if el.get("action_id") in action_ids:
+                problems.append(f"block {i}: duplicate action_id {el['action_id']!r}")
+            if el.get("action_id"):
+                action_ids.add(el["action_id"])
+    return problems
+
+
+class FakeSlack:
+    """A local Slack Web API that records every call.
+
+    ``start()`` binds 127.0.0.1 on a free port in a daemon thread; ``api_url`` is the
+    base URL for ``slack_sdk.WebClient``. All public accessors return snapshots and
+    are safe to call from any thread while the bot is talking to the fake.
+    """
+
+    def __init__(self, *, bot_user_id: str = "UAMIBOT", bot_id: str = "BAMIBOT",
+                 team_id: str = "T0SANDBOX", usergroups: dict[str, list[str]] | None = None,
+                 channels_bot_cannot_post: set[str] | frozenset[str] = frozenset(),
+                 users: dict[str, dict] | None = None):
+        self.bot_user_id, self.bot_id, self.team_id = bot_user_id, bot_id, team_id
+        self.usergroups = dict(usergroups or {})
+        self.channels_bot_cannot_post = set(channels_bot_cannot_post)
+        self.users = dict(users or {})  # user id -> fields overriding users.info defaults
+        self._lock = threading.RLock()
+        self._calls: list[SlackCall] = []
+        self._responses: list[SlackCall] = []
+        self._messages: dict[str, list[dict]] = {}  # channel -> messages in posting order
+        self._ephemerals: list[dict] = []
+        self._views: dict[str, dict] = {}
+        self._scripted: dict[str, list[tuple[int, dict, dict]]] = {}
+        self._response_urls: dict[str, dict] = {}  # path -> {"channel", "message_ts", "user"}
+        self._triggers: dict[str, float] = {}  # trigger_id -> issued at (monotonic); -1 once used
+        self._seq = itertools.count(1)
+        self._server: ThreadingHTTPServer | None = None
+
+    # -- lifecycle ---------------------------------------------------------------
+    def start(self) -> None:
+        """Serve on 127.0.0.1 on a free port, in a daemon thread."""
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                fake._handle(self)
+
+            do_GET = do_POST
+
+            def log_message(self, *args: Any) -> None:  # keep test output quiet
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                         name="fake-slack", daemon=True).start()
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeSlack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        assert self._server, "FakeSlack.start() first"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def api_url(self) -> str:
+        """Base URL of the Web API, ending in ``/api/`` (``SLACK_API_URL``)."""
+        return self.base_url + "/api/"
+
+    # -- what happened -----------------------------------------------------------
+    @property
+    def calls(self) -> list[SlackCall]:
+        """Every Web API call in arrival order (rate-limited and failed ones included)."""
+        with self._lock:
+            return list(self._calls)
+
+    def calls_to(self, method: str) -> list[SlackCall]:
+        return [c for c in self.calls if c.method == method]
+
+    @property
+    def responses(self) -> list[SlackCall]:
+        """POSTs to response_urls; ``method`` is the URL's path, ``params`` the JSON body."""
+        with self._lock:
+            return list(self._responses)
+
+    def responses_to(self, url: str) -> list[SlackCall]:
+        path = urllib.parse.urlsplit(url).path
+        return [r for r in self.responses if r.method == path]
+
+    def messages(self, channel: str) -> list[dict]:
+        """What the channel shows: root messages and broadcast replies, latest versions."""
+        with self._lock:
+            return [copy.deepcopy(m) for m in self._messages.get(channel, [])
+                    if m["thread_ts"] in (None, m["ts"]) or m["reply_broadcast"]]
+
+    def thread(self, channel: str, ts: str) -> list[dict]:
+        """The replies under root message ``ts``, in order (the root excluded)."""
+        with self._lock:
+            return [copy.deepcopy(m) for m in self._messages.get(channel, [])
+                    if m["thread_ts"] == ts and m["ts"] != ts]
+
+    def message(self, channel: str, ts: str) -> dict | None:
+        """The latest version of one message (root or reply), or None."""
+        with self._lock:
+            found = self._find(channel, ts)
+            return copy.deepcopy(found) if found else None
+
+    def ephemerals(self, user: str | None = None) -> list[dict]:
+        """Messages only one person saw: chat.postEphemeral and ephemeral response_url posts."""
+        with self._lock:
+            return [dict(e) for e in self._ephemerals if user in (None, e["user"])]
+
+    @property
+    def views(self) -> dict[str, dict]:
+        """Views opened, updated or published, by view id (latest version)."""
+        with self._lock:
+            return copy.deepcopy(self._views)
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+        """Poll ``predicate`` until it returns something truthy, and return that.
+
+        On timeout raise AssertionError listing the calls and responses seen, which
+        is usually enough to tell what the bot did instead.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            result = predicate()
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                raise AssertionError(f"condition not met within {timeout} s\n{self.dump()}")
+            time.sleep(0.02)
+
+    def dump(self) -> str:
+        """A readable list of everything received, for failure messages."""
+        def brief(c: SlackCall) -> str:
+            p = {k: (v if len(repr(v)) < 200 else repr(v)[:200] + "...") for k, v in c.params.items()}
+            err = "" if c.response.get("ok", True) else f" -> {c.response.get('error')}"
+            return f"  {c.method} [{c.status}]{err} {p}"
+        calls, responses = [brief(c) for c in self.calls], [brief(r) for r in self.responses]
+        return "\n".join(["Web API calls:", *(calls or ["  (none)"]),
+                          "response_url posts:", *(responses or ["  (none)"])])
+
+    # -- scripting ---------------------------------------------------------------
+    def script_rate_limit(self, method: str, times: int = 1, retry_after: int = 1) -> None:
+        """The next ``times`` calls to ``method`` get HTTP 429 with ``Retry-After``."""
+        self.script_error(method, "ratelimited", times=times, status=429,
+                          headers={"Retry-After": str(retry_after)})
+
+    def script_error(self, method: str, error: str = "internal_error", *, times: int = 1,
+                     status: int = 200, headers: dict | None = None) -> None:
+        """The next ``times`` calls to ``method`` fail with ``{"ok": false, "error": error}``.
+
+        ``status=500`` or ``503`` plays a Slack outage; 200 is how Slack reports most errors.
+        """
+        with self._lock:
+            self._scripted.setdefault(method, []).extend(
+                [(status, {"ok": False, "error": error}, dict(headers or {}))] * times)
+
+    def new_response_url(self, channel: str | None = None, message_ts: str | None = None,
+                         user: str | None = None) -> str:
+        """A response_url on this server; POSTs to it are recorded in ``responses``.
+
+        Given the channel (and message), ``response_type: in_channel``,
+        ``replace_original`` and ``delete_original`` act on it as Slack would;
+        other posts are ephemeral replies to ``user``.
+        """
+        path = f"/response/{next(self._seq)}"
+        with self._lock:
+            self._response_urls[path] = {"channel": channel, "message_ts": message_ts, "user": user}
+        return self.base_url + path
+
+    def new_trigger_id(self) -> str:
+        """A trigger_id that views.open accepts once, within 3 s."""
+        trigger = f"{next(self._seq)}.{self.team_id[1:]}.{secrets.token_hex(16)}"
+        with self._lock:
+            self._triggers[trigger] = time.monotonic()
+        return trigger
+
+    # -- HTTP --------------------------------------------------------------------
+    def _handle(self, req: BaseHTTPRequestHandler) -> None:
+        url = urllib.parse.urlsplit(req.path)
+        params: dict[str, Any] = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query).items()}
+        raw = req.rfile.read(int(req.headers.get("Content-Length") or 0))
+        try:
+            params.update(self._parse_body(raw, req.headers.get("Content-Type", "")))
+            parsed = True
+        except ValueError as err:  # a malformed body: recorded, and answered as Slack does
+            params["_unparsed_body"], parsed = f"{raw[:500]!r}: {err}", False
+        auth, form_token = req.headers.get("Authorization", ""), params.pop("token", None)
+        token = auth[len("Bearer "):] if auth.startswith("Bearer ") else form_token
+        headers: dict[str, str] = {}
+        if url.path.startswith("/api/"):
+            method = url.path[len("/api/"):]
+            with self._lock:
+                try:
+                    status, body, headers = (self._answer(method, params, token) if parsed
+                                             else (200, {"ok": False, "error": "invalid_json"}, {}))
+                except Exception as err:  # a bug in the fake: answer 500 and show it in dump()
+                    status, body, headers = 500, {"ok": False, "error": f"fake_slack: {err!r}"}, {}
+                self._calls.append(SlackCall(method, params, time.time(), token, status, body))
+        elif url.path in self._response_urls:
+            status, body = 200, {"ok": True}
+            with self._lock:
+                self._responses.append(SlackCall(url.path, params, time.time(), None, status, body))
+                self._apply_response(self._response_urls[url.path], params)
+        else:
+            status, body = 404, {"ok": False, "error": "not_found"}
+        data = json.dumps(body).encode()
+        req.send_response(status)
+        for name, value in {**headers, "Content-Type": "application/json; charset=utf-8",
+                            "Content-Length": str(len(data))}.items():
+            req.send_header(name, value)
+        req.end_headers()
+        req.wfile.write(data)
+
+    @staticmethod
+    def _parse_body(raw: bytes, ctype: str) -> dict:
+        """Form or JSON fields; JSON-encoded form fields (``blocks``, ``view`` ...) decoded."""
+        if not raw:
+            return {}
+        if ctype.startswith("application/json"):
+            parsed = json.loads(raw)
+            if not isinstance(parsed, dict):
+                raise ValueError("JSON body is not an object")
+            return parsed
+        fields: dict[str, Any] = {k: v[-1] for k, v in
+                                  urllib.parse.parse_qs(raw.decode(), keep_blank_values=True).items()}
+        for key in JSON_FIELDS & fields.keys():
+            if fields[key][:1] in ("[", "{"):
+                fields[key] = json.loads(fields[key])
+        return fields
+
+    # -- the Web API (called with the lock held) ----------------------------------
+    def _answer(self, method: str, p: dict, token: str | None) -> tuple[int, dict, dict]:
+        if self._scripted.get(method):
+            return self._scripted[method].pop(0)
+        handler = getattr(self, "_api_" + method.replace(".", "_"), None)
+        if handler is None:
+            return 200, {"ok": False, "error": "unknown_method"}, {}
+        if not token:
+            return 200, {"ok": False, "error": "not_authed"}, {}
+        result = handler(p)
+        result = {"ok": True, **result} if "error" not in result else {"ok": False, **result}
+        return 200, result, {}
+
+    def _next_ts(self) -> str:
+        micros = 100 * next(self._seq)
+        return f"{1700000000 + micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+    def _find(self, channel: str, ts: str) -> dict | None:
+        return next((m for m in self._messages.get(channel, []) if m["ts"] == ts), None)
+
+    def _content_error(self, p: dict) -> dict | None:
+        if "blocks" in p and (problems := _block_problems(p["blocks"], 50)):
+            return {"error": "invalid_blocks", "errors": problems}
+        if len(p.get("text") or "") > 40000:
+            return {"error": "msg_too_long"}
+        return None
+
+    def _api_auth_test(self, p: dict) -> dict:
+        return {"url": "https://sandbox.slack.com/", "team": "Sandbox", "user": "amibot",
+                "team_id": self.team_id, "user_id": self.bot_user_id, "bot_id": self.bot_id,
+                "is_enterprise_install": False}
+
+    def _api_chat_postMessage(self, p: dict) -> dict:  # noqa: N802 (Slack's method name)
+        channel = p.get("channel")
+        if not channel:
+            return {"error": "channel_not_found"}
+        if channel in self.channels_bot_cannot_post:
+            return {"error": "not_in_channel"}
+        if not p.get("text") and not p.get("blocks") and not p.get("attachments"):
+            return {"error": "no_text"}
+        if error := self._content_error(p):
+            return error
+        thread_ts = p.get("thread_ts") or None
+        msg = {"type": "message", "ts": self._next_ts(), "channel": channel,
+               "text": p.get("text", ""), "blocks": p.get("blocks", []),
+               "attachments": p.get("attachments", []), "user": self.bot_user_id,
+               "bot_id": self.bot_id, "thread_ts": thread_ts,
+               "reply_broadcast": bool(thread_ts) and _truthy(p.get("reply_broadcast")),
+               "metadata": p.get("metadata"), "edited": None}
+        if thread_ts and (root := self._find(channel, thread_ts)):
+            root["thread_ts"] = thread_ts
+            root["reply_count"] = root.get("reply_count", 0) + 1
+        self._messages.setdefault(channel, []).append(msg)
+        return {"channel": channel, "ts": msg["ts"], "message": copy.deepcopy(msg)}
+
+    def _api_chat_update(self, p: dict) -> dict:
+        msg = self._find(p.get("channel", ""), p.get("ts", ""))
+        if msg is None:
+            return {"error": "message_not_found"}
+        if error := self._content_error(p):
+            return error
+        for key in ("text", "blocks", "attachments", "metadata"):  # omitted fields are kept
+            if key in p:
+                msg[key] = p[key]
+        msg["edited"] = {"user": self.bot_user_id, "ts": self._next_ts()}
+        return {"channel": msg["channel"], "ts": msg["ts"], "text": msg["text"],
+                "message": copy.deepcopy(msg)}
+
+    def _api_chat_postEphemeral(self, p: dict) -> dict:  # noqa: N802
+        if p.get("channel") in self.channels_bot_cannot_post:
+            return {"error": "not_in_channel"}
+        if not p.get("user"):
+            return {"error": "user_not_in_channel"}
+        if error := self._content_error(p):
+            return error
+        eph = {"channel": p.get("channel"), "user": p["user"], "text": p.get("text", ""),
+               "blocks": p.get("blocks", []), "thread_ts": p.get("thread_ts"),
+               "ts": self._next_ts(), "via": "chat.postEphemeral"}
+        self._ephemerals.append(eph)
+        return {"message_ts": eph["ts"]}
+
+    def _store_view(self, view: Any, view_id: str | None = None) -> dict:
+        if not isinstance(view, dict):
+            return {"error": "invalid_arguments", "errors": ["view must be an object"]}
+        problems = _block_problems(view.get("blocks", []), 100)
+        if len((view.get("title") or {}).get("text", "")) > 24:
+            problems.append("title over 24 characters")
+        if problems:
+            return {"error": "invalid_arguments", "errors": problems}
+        view_id = view_id or f"V{next(self._seq):08d}"
+        stored = {"private_metadata": "", "callback_id": "", **copy.deepcopy(view), "id": view_id,
+                  "team_id": self.team_id, "hash": f"{time.time():.6f}", "bot_id": self.bot_id}
+        self._views[view_id] = stored
+        return {"view": copy.deepcopy(stored)}
+
+    def _api_views_open(self, p: dict) -> dict:
+        issued = self._triggers.get(p.get("trigger_id", ""))  # unknown triggers pass
+        if issued == -1:
+            return {"error": "exchanged_trigger_id"}
+        if issued is not None and time.monotonic() - issued > TRIGGER_TTL_SECONDS:
+            return {"error": "expired_trigger_id"}
+        result = self._store_view(p.get("view"))
+        if issued is not None and "view" in result:
+            self._triggers[p["trigger_id"]] = -1
+        return result
+
+    def _api_views_update(self, p: dict) -> dict:
+        view_id = p.get("view_id") or next(
+            (v["id"] for v in self._views.values()
+             if p.get("external_id") and v.get("external_id") == p["external_id"]), None)
+        if view_id not in self._views:
+            return {"error": "not_found"}
+        return self._store_view(p.get("view"), view_id)
+
+    def _api_views_publish(self, p: dict) -> dict:
+        return self._store_view({**(p.get("view") or {}), "type": "home"}, f"VHOME{p.get('user_id')}")
+
+    def _api_usergroups_users_list(self, p: dict) -> dict:
+        if p.get("usergroup") not in self.usergroups:
+            return {"error": "no_such_subteam"}
+        return {"users": list(self.usergroups[p["usergroup"]])}
+
+    def _api_users_info(self, p: dict) -> dict:
+        uid = p.get("user") or ""
+        if uid[:1] not in ("U", "W") or not uid.isalnum():
+            return {"error": "user_not_found"}
+        name = uid.lower()
+        user = {"id": uid, "team_id": self.team_id, "name": name, "real_name": name.title(),
+                "tz": "UTC", "tz_label": "Coordinated Universal Time", "tz_offset": 0,
+                "is_bot": uid == self.bot_user_id, "deleted": False,
+                "profile": {"display_name": name, "real_name": name.title()}}
+        return {"user": {**user, **self.users.get(uid, {})}}
+
+    def _api_conversations_info(self, p: dict) -> dict:
+        cid = p.get("channel") or ""
+        if not cid:
+            return {"error": "channel_not_found"}
+        return {"channel": {"id": cid, "name": cid.lower(), "is_channel": True,
+                            "is_private": cid.startswith("G"), "is_archived": False,
+                            "is_member": cid not in self.channels_bot_cannot_post}}
+
+    def _apply_response(self, target: dict, body: dict) -> None:
+        """What Slack does with a POST to a response_url (lock held)."""
+        channel, original = target["channel"], self._find(target["channel"] or "", target["message_ts"] or "")
+        if _truthy(body.get("delete_original")) and original:
+            self._messages[channel].remove(original)
+        elif _truthy(body.get("replace_original")) and original:  # a whole new message
+            original.update({k: body.get(k, "" if k == "text" else []) for k in ("text", "blocks", "attachments")})
+        elif body.get("response_type") == "in_channel" and channel:
+            self._messages.setdefault(channel, []).append({
+                "type": "message", "ts": self._next_ts(), "channel": channel,
+                "text": body.get("text", ""), "blocks": body.get("blocks", []),
+                "user": self.bot_user_id, "bot_id": self.bot_id, "edited": None,
+                "thread_ts": body.get("thread_ts"), "reply_broadcast": False})
+        else:
+            self._ephemerals.append({"channel": channel, "user": target["user"],
+                                     "text": body.get("text", ""), "blocks": body.get("blocks", []),
+                                     "thread_ts": None, "ts": self._next_ts(), "via": "response_url"})
+
+
+@dataclass
+class HttpResult:
+    """What the bot's endpoint answered."""
+
+    status: int
+    body: str
+    headers: dict
+    elapsed: float  # seconds from sending to the end of the answer
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
+class SignedSlackClient:
+    """Plays Slack's side of the Events/Interactivity HTTP protocol: builds payloads as Slack does and signs them."""
+
+    api_app_id = "A0AMIBOT"
+    verification_token = "legacy-verification-token"  # deprecated by Slack; still sent
+
+    def __init__(self, endpoint_url: str, signing_secret: str, fake: FakeSlack, *,
+                 team_id: str = "T0SANDBOX", command: str = "/ami",
+                 clock: Callable[[], float] = time.time):
+        self.endpoint_url, self.signing_secret, self.fake = endpoint_url, signing_secret, fake
+        self.team_id, self.command, self.clock = team_id, command, clock
+        self.team_domain = "sandbox"
+        self.last_response_url: str | None = None
+        self.last_trigger_id: str | None = None
+
+    # -- signing and sending -------------------------------------------------------
+    def sign(self, body: bytes, timestamp: int | None = None) -> dict:
+        """The two headers Slack adds: the timestamp and ``v0=`` HMAC-SHA256 of ``v0:ts:body``."""
+        ts = int(self.clock()) if timestamp is None else int(timestamp)
+        base = b"v0:" + str(ts).encode() + b":" + body
+        digest = hmac.new(self.signing_secret.encode(), base, hashlib.sha256).hexdigest()
+        return {"X-Slack-Request-Timestamp": str(ts), "X-Slack-Signature": "v0=" + digest}
+
+    def post_raw(self, body: bytes, headers: dict) -> HttpResult:
+        """POST ``body`` with exactly ``headers`` (nothing signed for you). Never raises on 4xx/5xx."""
+        request = urllib.request.Request(self.endpoint_url, data=body, headers=headers, method="POST")
+        started = time.monotonic()
+        try:
+            with urllib.request.urlopen(request, timeout=10) as resp:
+                status, text, answer_headers = resp.status, resp.read().decode(), dict(resp.headers)
+        except urllib.error.HTTPError as err:
+            status, text, answer_headers = err.code, err.read().decode(), dict(err.headers)
+        return HttpResult(status, text, answer_headers, time.monotonic() - started)
+
+    def _post_form(self, fields: dict, extra_headers: dict | None = None) -> HttpResult:
+        body = urllib.parse.urlencode(fields).encode()
+        headers = {"Content-Type": "application/x-www-form-urlencoded",
+                   "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
+                   **self.sign(body), **(extra_headers or {})}
+        return self.post_raw(body, headers)
+
+    def _post_payload(self, payload: dict) -> HttpResult:
+        return self._post_form({"payload": json.dumps(payload)})
+
+    # -- building blocks of payloads -------------------------------------------------
+    def _user(self, user_id: str, user_name: str | None = None) -> dict:
+        name = user_name or user_id.lower()
+        return {"id": user_id, "username": name, "name": name, "team_id": self.team_id}
+
+    def _trigger(self) -> str:
+        self.last_trigger_id = self.fake.new_trigger_id()
+        return self.last_trigger_id
+
+    def _response_url(self, channel: str | None, message_ts: str | None, user: str) -> str:
+        self.last_response_url = self.fake.new_response_url(channel, message_ts, user)
+        return self.last_response_url
+
+    def _common(self, kind: str, user_id: str) -> dict:
+        return {"type": kind, "user": self._user(user_id), "api_app_id": self.api_app_id,
+                "token": self.verification_token, "team": {"id": self.team_id, "domain": self.team_domain},
+                "enterprise": None, "is_enterprise_install": False}
+
+    # -- what a person does ------------------------------------------------------------
+    def slash(self, user_id: str, channel_id: str, text: str, *, user_name: str | None = None) -> HttpResult:
+        """Type ``/ami <text>`` in a channel."""
+        return self._post_form({
+            "token": self.verification_token, "team_id": self.team_id, "team_domain": self.team_domain,
+            "channel_id": channel_id, "channel_name": channel_id.lower(), "user_id": user_id,
+            "user_name": user_name or user_id.lower(), "command": self.command, "text": text,
+            "api_app_id": self.api_app_id, "is_enterprise_install": "false",
+            "response_url": self._response_url(channel_id, None, user_id),
+            "trigger_id": self._trigger()})
+
+    def click(self, user_id: str, channel_id: str, message_ts: str, action_id: str, value: str,
+              *, block_id: str | None = None) -> HttpResult:
+        """Click button ``action_id`` on a message, as it currently looks in the fake.
+
+        ``block_id`` defaults to the block holding that button in the message, else
+        ``"decision"``. Clicking a button no longer shown is allowed: people click
+        stale messages.
+        """
+        message = self.fake.message(channel_id, message_ts) or {
+            "type": "message", "ts": message_ts, "text": "", "blocks": []}
+        button: dict = {}
+        for block in message.get("blocks") or []:
+            for el in list(block.get("elements") or []) + [block.get("accessory") or {}]:
+                if isinstance(el, dict) and el.get("action_id") == action_id:
+                    button, block_id = el, block_id or block.get("block_id")
+        payload = self._common("block_actions", user_id)
+        payload.update({
+            "container": {"type": "message", "message_ts": message_ts, "channel_id": channel_id,
+                          "is_ephemeral": False},
+            "trigger_id": self._trigger(),
+            "channel": {"id": channel_id, "name": channel_id.lower()},
+            "message": {k: v for k, v in message.items() if k != "channel" and v is not None},
+            "state": {"values": {}},
+            "response_url": self._response_url(channel_id, message_ts, user_id),
+            "actions": [{"action_id": action_id, "block_id": block_id or "decision", "value": value,
+                         "type": "button", "action_ts": f"{self.clock():.6f}",
+                         "text": button.get("text", {"type": "plain_text", "text": action_id}),
+                         **({"style": button["style"]} if "style" in button else {})}]})
+        return self._post_payload(payload)
+
+    def submit_view(self, user_id: str, callback_id: str, values: dict,
+                    private_metadata: str | None = None) -> HttpResult:
+        """Press Submit on a modal.
+
+        ``values`` is ``state.values``: ``{block_id: {action_id: leaf}}``, a leaf being
+        Slack's dict (e.g. ``{"type": "static_select", "selected_option": {...}}``) or
+        a plain string for a text input. The view is the latest one the bot opened with
+        that ``callback_id`` (its id, blocks and private_metadata), if any.
+        """
+        opened = [v for v in self.fake.views.values() if v.get("callback_id") == callback_id]
+        view = dict(opened[-1]) if opened else {"id": "V0SUBMIT", "type": "modal", "blocks": [],
+                                                "callback_id": callback_id, "private_metadata": ""}
+        if private_metadata is not None:
+            view["private_metadata"] = private_metadata
+        view["state"] = {"values": {
+            block: {action: leaf if isinstance(leaf, dict) else {"type": "plain_text_input", "value": leaf}
+                    for action, leaf in actions.items()}
+            for block, actions in values.items()}}
+        payload = self._common("view_submission", user_id)
+        payload.update({"trigger_id": self._trigger(), "view": view, "response_urls": []})
+        return self._post_payload(payload)
+
+    def suggest(self, user_id: str, action_id: str, value: str, *, block_id: str = "ami",
+                view_id: str | None = None) -> HttpResult:
+        """Type ``value`` into an external select in a modal: a ``block_suggestion`` option load."""
+        payload = self._common("block_suggestion", user_id)
+        payload.update({"container": {"type": "view", "view_id": view_id or "V0SUGGEST"},
+                        "action_id": action_id, "block_id": block_id, "value": value,
+                        "view": self.fake.views.get(view_id or "", {"id": view_id or "V0SUGGEST"})})
+        return self._post_payload(payload)
+
+    def event(self, event: dict, *, event_id: str | None = None, retry_num: int | None = None) -> HttpResult:
+        """Deliver an Events API ``event_callback`` (JSON); ``retry_num`` plays a redelivery."""
+        event_id = event_id or "Ev" + secrets.token_hex(5).upper()
+        body = json.dumps({
+            "token": self.verification_token, "team_id": self.team_id, "api_app_id": self.api_app_id,
+            "event": {"event_ts": f"{self.clock():.6f}", **event}, "type": "event_callback",
+            "event_id": event_id, "event_time": int(self.clock()),
+            "authorizations": [{"team_id": self.team_id, "user_id": self.fake.bot_user_id,
+                                "is_bot": True, "is_enterprise_install": False}]}).encode()
+        headers = {"Content-Type": "application/json", **self.sign(body)}
+        if retry_num:
+            headers.update({"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"})
+        return self.post_raw(body, headers)

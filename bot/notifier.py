@@ -1,0 +1,203 @@
+"""The notifier: every message to Slack goes through the outbox in the store.
+
+Callers enqueue; one sender thread delivers in order. So a message is never lost
+(a crash leaves it pending and the next process sends it), the final message is
+never sent twice (a dedupe key), thread replies wait for their root message, and a
+Slack 429 delays a message instead of dropping it (slack-sdk's
+``RateLimitErrorRetryHandler`` honours ``Retry-After``; past its retries the row
+waits ``Retry-After`` seconds in the outbox).
+
+Root-message updates are rendered at send time from the request's current state and
+coalesced: only the newest pending update of a request is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Callable
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.webhook import WebhookClient
+
+from bot import messages
+from bot.store import Store
+
+log = logging.getLogger("amibot.notifier")
+
+ROOT = "root"
+UPDATE = "update"
+REPLY = "reply"
+RESPOND = "respond"
+EPHEMERAL = "ephemeral"
+POST = "post"  # a plain message in a channel (notify_channel)
+
+# Slack errors after which trying again cannot help.
+_PERMANENT = {"not_in_channel", "channel_not_found", "is_archived", "invalid_blocks", "msg_too_long", "invalid_auth", "account_inactive", "no_text"}
+_NO_CHANNEL = {"not_in_channel", "channel_not_found", "is_archived"}
+
+
+class Notifier:
+    """Delivers the outbox to Slack, in order, from one background thread."""
+
+    def __init__(self, store: Store, client: WebClient, owners_of: Callable[[str], list[str]], *, poll_seconds: float = 2.0):
+        self.store = store
+        self.client = client
+        self.owners_of = owners_of  # account alias -> owner ids, shown on the root message
+        self.poll_seconds = poll_seconds
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    # -- enqueueing -------------------------------------------------------------------
+
+    def post_root(self, request_id: int) -> None:
+        """Post the request's root (approval) message."""
+        self._enqueue(ROOT, {}, request_id, dedupe=f"root:{request_id}")
+
+    def update_root(self, request_id: int, progress: str | None = None) -> None:
+        """Bring the root message up to date with the request's state."""
+        self._enqueue(UPDATE, {"progress": progress}, request_id)
+
+    def reply(self, request_id: int, text: str, *, broadcast: bool = False, dedupe: str | None = None) -> None:
+        """A reply in the request's thread (``broadcast`` also shows it in the channel)."""
+        self._enqueue(REPLY, {"text": text, "broadcast": broadcast}, request_id, dedupe=dedupe)
+
+    def respond(self, response_url: str, text: str, request_id: int | None = None) -> None:
+        """An ephemeral answer to a slash command, through its response_url."""
+        self._enqueue(RESPOND, {"url": response_url, "text": text}, request_id)
+
+    def ephemeral(self, channel: str, user: str, text: str, request_id: int | None = None) -> None:
+        self._enqueue(EPHEMERAL, {"channel": channel, "user": user, "text": text}, request_id)
+
+    def post(self, channel: str, text: str, request_id: int | None = None, dedupe: str | None = None) -> None:
+        self._enqueue(POST, {"channel": channel, "text": text}, request_id, dedupe=dedupe)
+
+    def _enqueue(self, kind: str, payload: dict[str, Any], request_id: int | None, dedupe: str | None = None) -> None:
+        self.store.enqueue(kind, payload, request_id=request_id, dedupe_key=dedupe)
+        self._wake.set()
+
+    # -- sending ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="amibot-notifier", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.poll_seconds)
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception:  # the sender must survive anything; rows stay pending
+                log.exception("outbox flush failed")
+
+    def flush(self) -> int:
+        """Send what can be sent now; returns how many rows were finished."""
+        with self._lock:
+            finished = 0
+            blocked: set[int] = set()  # requests whose earlier message is waiting: keep order
+            rows = self.store.pending_outbox()
+            newest_update = {r["request_id"]: r["id"] for r in rows if r["kind"] == UPDATE}
+            for row in rows:
+                request_id = row["request_id"]
+                if request_id is not None and request_id in blocked:
+                    continue
+                if row["kind"] == UPDATE and newest_update.get(request_id) != row["id"]:
+                    self.store.finish_outbox(row["id"], "superseded")
+                    finished += 1
+                    continue
+                outcome = self._send(row)
+                if outcome == "wait":
+                    if request_id is not None:
+                        blocked.add(request_id)
+                    continue
+                finished += 1
+            return finished
+
+    def _send(self, row: dict[str, Any]) -> str:
+        kind, payload, request_id = row["kind"], row["payload"], row["request_id"]
+        try:
+            if kind == RESPOND:
+                response = WebhookClient(payload["url"]).send(text=payload["text"], response_type="ephemeral", replace_original=False)
+                if response.status_code >= 500 or response.status_code == 429:
+                    return self._later(row, 5, f"response_url answered {response.status_code}")
+                self.store.finish_outbox(row["id"], "sent" if response.status_code < 300 else "failed", None if response.status_code < 300 else response.body)
+                return "sent"
+            if kind == EPHEMERAL:
+                self.client.chat_postEphemeral(channel=payload["channel"], user=payload["user"], text=payload["text"])
+            elif kind == POST:
+                self.client.chat_postMessage(channel=payload["channel"], text=payload["text"])
+            else:
+                request = self.store.get(request_id)
+                if kind == ROOT:
+                    blocks = messages.root_blocks(request, self._owners(request))
+                    response = self.client.chat_postMessage(channel=request.channel, text=messages.root_text(request), blocks=blocks)
+                    self.store.set_fields(request_id, root_ts=response["ts"])
+                else:
+                    if not request.root_ts:
+                        return "wait" if self._root_pending(request_id) else self._fallback_to_channel(row, request)
+                    if kind == UPDATE:
+                        blocks = messages.root_blocks(request, self._owners(request), progress=payload.get("progress"))
+                        self.client.chat_update(channel=request.channel, ts=request.root_ts, text=messages.root_text(request), blocks=blocks)
+                    else:
+                        self.client.chat_postMessage(
+                            channel=request.channel, thread_ts=request.root_ts, text=payload["text"], reply_broadcast=payload.get("broadcast", False)
+                        )
+            self.store.finish_outbox(row["id"], "sent")
+            return "sent"
+        except SlackApiError as error:
+            code = error.response.get("error", "")
+            if code == "ratelimited":
+                retry_after = float(error.response.headers.get("Retry-After", 5) or 5)
+                return self._later(row, retry_after, code)
+            if code in _PERMANENT:
+                self.store.finish_outbox(row["id"], "failed", code)
+                if kind == ROOT and code in _NO_CHANNEL:
+                    self._tell_requester_no_channel(request_id, code)
+                log.warning("slack refused %s message %s: %s", kind, row["id"], code)
+                return "failed"
+            return self._later(row, 10, code or str(error))
+        except Exception as error:  # connection errors and the like: try again later
+            return self._later(row, 10, repr(error))
+
+    def _later(self, row: dict[str, Any], delay: float, error: str) -> str:
+        self.store.retry_outbox_later(row["id"], delay, error)
+        return "wait"
+
+    def _owners(self, request: Any) -> dict[str, list[str]]:
+        return {alias: self.owners_of(alias) for alias in request.approver_accounts}
+
+    def _root_pending(self, request_id: int) -> bool:
+        return any(r["kind"] == ROOT and r["state"] == "pending" for r in self.store.outbox(request_id))
+
+    def _fallback_to_channel(self, row: dict[str, Any], request: Any) -> str:
+        # The root message could not be posted (the bot is not in the channel): the
+        # requester was told; thread messages go to them through the response_url.
+        url = request.params.get("response_url")
+        if url and row["kind"] == REPLY:
+            WebhookClient(url).send(text=row["payload"]["text"], response_type="ephemeral", replace_original=False)
+        self.store.finish_outbox(row["id"], "failed", "no root message")
+        return "failed"
+
+    def _tell_requester_no_channel(self, request_id: int, code: str) -> None:
+        request = self.store.get(request_id)
+        url = request.params.get("response_url")
+        text = (
+            f"I cannot post {request.display_id}'s approval message in this channel (`{code}`): "
+            "it is private and I am not a member. Invite me with `/invite @amibot` and ask again, "
+            "or ask in a channel I am in. Nothing will change in AWS until someone approves."
+        )
+        if url:
+            self.respond(url, text, request_id)
+
+    def pending_count(self) -> int:
+        return len(self.store.pending_outbox(limit=10_000))

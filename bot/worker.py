@@ -1,0 +1,195 @@
+"""The worker: runs approved plans step by step, off Slack's listener threads.
+
+Each step is idempotent and recorded when done, so a restarted process resumes at the
+first step not done. On failure the worker undoes, in reverse order, what this request
+added, and says exactly what it undid and what remains.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable
+
+from aws.actions import StepContext, get_action
+from aws.sessions import AwsSessions
+from bot import messages
+from bot.notifier import Notifier
+from bot.requests import (
+    ACTIVE,
+    APPROVED,
+    FAILED,
+    RUNNING,
+    STEP_DONE,
+    STEP_FAILED,
+    STEP_PENDING,
+    STEP_UNDONE,
+    SUCCEEDED,
+    Request,
+    Step,
+)
+from bot.store import Store
+
+log = logging.getLogger("amibot.worker")
+
+
+class Worker:
+    """The bot's own thread pool (Bolt's 5-thread listener pool must stay free)."""
+
+    def __init__(self, threads: int = 4):
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="amibot-worker")
+        self._futures: set[Future] = set()
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future:
+        """Run ``fn`` on the pool; exceptions are logged, never lost silently."""
+
+        def guarded() -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except Exception:
+                log.exception("background task %s failed", getattr(fn, "__name__", fn))
+                raise
+
+        future = self._pool.submit(guarded)
+        with self._lock:
+            self._futures.add(future)
+        future.add_done_callback(self._forget)
+        return future
+
+    def _forget(self, future: Future) -> None:
+        with self._lock:
+            self._futures.discard(future)
+
+    def drain(self, timeout: float = 30.0) -> None:
+        """Wait until no task is running or queued (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                pending = list(self._futures)
+            if not pending:
+                return
+            for future in pending:
+                try:
+                    future.result(timeout=max(0.0, deadline - time.monotonic()))
+                except Exception:
+                    pass
+        raise TimeoutError("worker did not drain")
+
+    def shutdown(self, wait: bool = True) -> None:
+        self._pool.shutdown(wait=wait, cancel_futures=not wait)
+
+
+class PlanRunner:
+    """Executes a request's plan, records each step, reports in the thread."""
+
+    def __init__(self, store: Store, sessions: AwsSessions, notifier: Notifier, *, notify_channel: str | None = None,
+                 sleep: Callable[[float], None] = time.sleep, grant_wait_seconds: float = 300.0):
+        self.store = store
+        self.sessions = sessions
+        self.notifier = notifier
+        self.notify_channel = notify_channel
+        self.sleep = sleep
+        self.grant_wait_seconds = grant_wait_seconds
+        self._running: set[int] = set()
+        self._lock = threading.Lock()
+
+    def context(self, request: Request, seq: int) -> StepContext:
+        return StepContext(
+            sessions=self.sessions,
+            request_uid=request.uid,
+            session_tag=f"{request.display_id}-{request.uid}",
+            checkpoint=lambda result: self.store.save_step_progress(request.id, seq, result),
+            sleep=self.sleep,
+            grant_wait_seconds=self.grant_wait_seconds,
+            log=lambda text: log.info("%s step %s: %s", request.display_id, seq, text),
+        )
+
+    def run(self, request_id: int) -> None:
+        """Run (or resume) an approved request. Only one runner per request per process."""
+        with self._lock:
+            if request_id in self._running:
+                return
+            self._running.add(request_id)
+        try:
+            self._run(request_id)
+        finally:
+            with self._lock:
+                self._running.discard(request_id)
+
+    def _run(self, request_id: int) -> None:
+        request = self.store.get(request_id)
+        if request.state == APPROVED:
+            if not self.store.transition(request_id, APPROVED, RUNNING, "amibot", "execution started"):
+                return
+            self.notifier.update_root(request_id)
+        elif request.state != RUNNING:
+            return  # decided otherwise meanwhile, or already finished
+        for step in request.steps:
+            if step.state == STEP_DONE:
+                continue
+            if step.state != STEP_PENDING:
+                return
+            try:
+                result = get_action(step.action).execute(self.context(request, step.seq), step.account_id, step.region, step.params)
+            except Exception as error:  # turned into words by messages.error_text
+                self._fail(request_id, step, error)
+                return
+            self.store.mark_step(request_id, step.seq, STEP_DONE, result=result)
+            self.notifier.reply(request_id, messages.step_done_text(request, step.description, _result_detail(result)), dedupe=f"step:{request_id}:{step.seq}")
+            self.notifier.update_root(request_id)
+        self._succeed(request_id)
+
+    def _succeed(self, request_id: int) -> None:
+        request = self.store.get(request_id)
+        final_state = ACTIVE if request.active_until else SUCCEEDED
+        if not self.store.transition(request_id, RUNNING, final_state, "amibot", "all steps done"):
+            return
+        text = f":tada: {messages.mention(request.requester)} {request.display_id} is done: `{request.command_text}`."
+        if request.active_until:
+            text += f" The share ends automatically at {messages._when(request.active_until)}."
+        self.notifier.reply(request_id, text, broadcast=True, dedupe=f"final:{request_id}")
+        self.notifier.update_root(request_id)
+        if self.notify_channel and request.kind == "copy":
+            self.notifier.post(self.notify_channel, text, request_id, dedupe=f"notify:{request_id}")
+
+    def _fail(self, request_id: int, failed_step: Step, error: Exception) -> None:
+        error_words = messages.error_text(error)
+        self.store.mark_step(request_id, failed_step.seq, STEP_FAILED, error=error_words)
+        request = self.store.get(request_id)
+        undone, remains = self.undo_done_steps(request)
+        if not self.store.transition(request_id, RUNNING, FAILED, "amibot", f"step {failed_step.seq} failed", error=error_words):
+            return
+        text = messages.failure_text(request, failed_step.description, error, undone, remains)
+        self.notifier.reply(request_id, text, broadcast=True, dedupe=f"final:{request_id}")
+        self.notifier.update_root(request_id)
+
+    def undo_done_steps(self, request: Request) -> tuple[list[str], list[str]]:
+        """Undo this request's done steps, newest first. Returns (undone, remains)."""
+        undone: list[str] = []
+        remains: list[str] = []
+        for step in reversed(self.store.steps(request.id)):
+            if step.state != STEP_DONE:
+                continue
+            action = get_action(step.action)
+            if not action.undoable:
+                continue
+            try:
+                said = action.undo(self.context(request, step.seq), step.account_id, step.region, step.params, step.result)
+            except Exception as error:
+                remains.append(f"{step.description} (undo failed: {messages.error_text(error)})")
+                continue
+            self.store.mark_step(request.id, step.seq, STEP_UNDONE)
+            if said:
+                undone.append(said)
+        return undone, remains
+
+
+def _result_detail(result: dict[str, Any]) -> str:
+    if result.get("grant_id"):
+        return f"grant id `{result['grant_id']}`" + ("" if result.get("created", True) else " (already existed)")
+    if result.get("already_present"):
+        return "already in place before: " + ", ".join(str(next(iter(e.values()))) for e in result["already_present"])
+    return ""

@@ -1,0 +1,16 @@
+"""Bolt listeners: thin. Each acks within Slack's 3 seconds, calls one service and
+renders its answer. No boto3, no SQL, no Block Kit built here."""
+
+from __future__ import annotations
+
+from slack_bolt import App
+
+from bot.services import RequestService
+from handlers import actions, commands, errors
+
+
+def register(app: App, service: RequestService, command: str) -> None:
+    """Attach every listener to the Bolt app."""
+    commands.register(app, service, command)
+    actions.register(app, service)
+    errors.register(app)
