@@ -54,7 +54,7 @@ class Amibot:
         self.sessions = aws_sessions(config)
         self.notifier = Notifier(self.store, self.client, owners_of=lambda alias: list(config.account(alias).owners), poll_seconds=notifier_poll_seconds)
         self.worker = Worker()
-        self.runner = PlanRunner(self.store, self.sessions, self.notifier, notify_channel=config.bot.notify_channel, sleep=sleep, grant_wait_seconds=grant_wait_seconds)
+        self.runner = PlanRunner(self.store, self.sessions, self.notifier, notify_channel=config.bot.notify_channel, sleep=sleep, grant_wait_seconds=grant_wait_seconds, clock=clock)
         self.service = RequestService(config, self.store, self.sessions, self.notifier, self.worker, self.runner, SlackDirectory(self.client), clock)
         self.clockwork = Clockwork(self.store, self.notifier, self.worker, self.runner, clock)
         self.scheduler = Scheduler(self.clockwork, tick_seconds=tick_seconds)

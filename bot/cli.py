@@ -3,6 +3,7 @@
   amibot serve [--host H] [--port P] [--socket-mode] [--sandbox] [--config PATH]
   amibot demo
   amibot check-config [--config PATH]
+  amibot iam-policy [--config PATH]
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("demo", help="offline rehearsal on the sandbox; exits 0 if every step happened")
     check = sub.add_parser("check-config", help="validate the configuration and exit")
     check.add_argument("--config")
+    iam = sub.add_parser("iam-policy", help="print the IAM policies for the bot's role and the member-account roles")
+    iam.add_argument("--config", help="use the role ARNs of this config (default: a generic policy)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("AMIBOT_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
@@ -36,6 +39,13 @@ def main(argv: list[str] | None = None) -> int:
             from bot.demo import run_demo
 
             return run_demo()
+        if args.command == "iam-policy":
+            from aws.iam import render
+            from bot.config import load_config
+
+            roles = [a.role_arn for a in load_config(args.config).accounts.values() if a.role_arn] if args.config else []
+            print(render(roles), end="")
+            return 0
         if args.command == "check-config":
             from bot.config import load_config
 

@@ -76,7 +76,7 @@ def _wait(predicate: Callable[[], object], timeout: float = 20.0) -> object:
 
 def run_demo(out=sys.stdout) -> int:
     """Play the rehearsal; 0 if every expectation held."""
-    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger().setLevel(logging.WARNING)  # the transcript is the output
     t = Transcript(out)
     sandbox = Sandbox(rehearsal.REGION)
     sandbox.start()
@@ -121,7 +121,7 @@ def _refused_aws_managed(t: Transcript, slack: SignedSlackClient, fake: FakeSlac
     before = len(fake.ephemerals(rehearsal.REQUESTER))
     result = slack.slash(rehearsal.REQUESTER, channel, text)
     t.say("amibot (only bob)", _ack_text(result))
-    answer = _wait(lambda: _ephemeral_after(fake, before + 1, rehearsal.REQUESTER))
+    answer = _wait(lambda: _ephemeral_after(fake, before, rehearsal.REQUESTER))
     t.say("amibot (only bob)", str(answer))
     t.expect("the aws/ebs AMI is refused before anyone is asked, naming the fix", bool(answer and "aws/ebs" in answer and "copy" in answer))
     t.expect("no approval message was posted for it", not any(world.aws_managed_image in (m.get("text") or "") for m in fake.messages(channel)))

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from aws.errors import AwsFailure, is_aws_error, translate
-from bot.errors import AmibotError
+from bot.errors import AmibotError, UsageError
 from bot.requests import PENDING_APPROVAL, STATE_LABELS, STEP_DONE, STEP_FAILED, STEP_UNDONE, Request
 
 log = logging.getLogger("amibot")
@@ -42,6 +42,9 @@ STEP_MARK = {STEP_DONE: ":white_check_mark:", STEP_FAILED: ":x:", STEP_UNDONE: "
 
 def error_text(error: BaseException) -> str:
     """Plain words for any error. Unexpected errors get an id that is also logged."""
+    if isinstance(error, UsageError):
+        # It quotes the user's own words: escape them so Slack shows, not parses, them.
+        return escape(error.user_message())
     if isinstance(error, AmibotError):
         return error.user_message()
     if isinstance(error, Exception) and is_aws_error(error):
@@ -51,7 +54,12 @@ def error_text(error: BaseException) -> str:
     return f"Something unexpected went wrong (error id `{error_id}`). It is in the bot's log; nothing further was changed."
 
 
-def _when(timestamp: float | None) -> str:
+def escape(text: str) -> str:
+    """Escape the three characters Slack's mrkdwn treats as markup."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def when(timestamp: float | None) -> str:
     if not timestamp:
         return "-"
     return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -129,11 +137,11 @@ def root_blocks(request: Request, owners: dict[str, list[str]], progress: str | 
                 ],
             }
         )
-    footer = f"{request.display_id} · created {_when(request.created_at)}"
+    footer = f"{request.display_id} · created {when(request.created_at)}"
     if request.state == PENDING_APPROVAL:
-        footer += f" · expires {_when(request.expires_at)}"
+        footer += f" · expires {when(request.expires_at)}"
     if request.active_until:
-        footer += f" · share ends {_when(request.active_until)}"
+        footer += f" · share ends {when(request.active_until)}"
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": footer}]})
     return blocks[:MAX_BLOCKS]
 

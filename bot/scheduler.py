@@ -14,7 +14,7 @@ from typing import Callable
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.notifier import Notifier
-from bot.requests import APPROVED, EXPIRED, PENDING_APPROVAL, RUNNING
+from bot.requests import ACTIVE, APPROVED, EXPIRED, PENDING_APPROVAL, REVOKED, RUNNING
 from bot.store import Store
 from bot.worker import PlanRunner, Worker
 from bot import messages
@@ -35,6 +35,9 @@ class Clockwork:
     def tick(self) -> None:
         """Everything that is due now."""
         self.expire_pending()
+        self.remind_pending()
+        self.remind_share_ending()
+        self.revoke_due()
         self.notifier.flush()
 
     def resume_unfinished(self) -> list[int]:
@@ -61,6 +64,64 @@ class Clockwork:
                 self.notifier.update_root(request.id)
                 expired.append(request.id)
         return expired
+
+
+    # Bits of the ``reminded`` column: each reminder is sent once.
+    REMINDED_APPROVERS = 1
+    REMINDED_SHARE_ENDING = 2
+
+    def remind_pending(self) -> list[int]:
+        """Halfway through the approval window, remind the approvers once."""
+        reminded = []
+        now = self.clock()
+        for request in self.store.find(states=(PENDING_APPROVAL,), limit=10_000):
+            halfway = request.created_at + (request.expires_at - request.created_at) / 2
+            if now >= halfway and not request.reminded & self.REMINDED_APPROVERS:
+                self.store.set_fields(request.id, reminded=request.reminded | self.REMINDED_APPROVERS)
+                waiting = [a for a in request.approver_accounts if a not in request.approvals]
+                owners = " ".join(messages.mention(o) for a in waiting for o in self.notifier.owners_of(a))
+                self.notifier.reply(
+                    request.id,
+                    f":bell: {owners} {request.display_id} is still waiting for approval for {', '.join(f'`{a}`' for a in waiting)}; "
+                    f"it expires at {messages.when(request.expires_at)}.",
+                    dedupe=f"remind:{request.id}",
+                )
+                reminded.append(request.id)
+        return reminded
+
+    def remind_share_ending(self) -> list[int]:
+        """A day before a time-boxed share ends, say so in its thread."""
+        reminded = []
+        now = self.clock()
+        for request in self.store.find(states=(ACTIVE,), limit=10_000):
+            if request.active_until and now >= request.active_until - 86400 and now < request.active_until and not request.reminded & self.REMINDED_SHARE_ENDING:
+                self.store.set_fields(request.id, reminded=request.reminded | self.REMINDED_SHARE_ENDING)
+                self.notifier.reply(
+                    request.id,
+                    f":hourglass: {messages.mention(request.requester)} {request.display_id}'s share ends at {messages.when(request.active_until)}; "
+                    "it will be removed automatically. Ask again with a new request if it is still needed.",
+                    dedupe=f"ending:{request.id}",
+                )
+                reminded.append(request.id)
+        return reminded
+
+    def revoke_due(self) -> list[int]:
+        """Remove time-boxed shares whose time is up (approved with the share: no second approval)."""
+        revoked = []
+        now = self.clock()
+        for request in self.store.find(states=(ACTIVE,), limit=10_000):
+            if not request.active_until or request.active_until > now:
+                continue
+            undone, remains = self.runner.undo_done_steps(request)
+            if not self.store.transition(request.id, ACTIVE, REVOKED, "amibot", "time-boxed share ended"):
+                continue
+            text = f":lock: {messages.mention(request.requester)} {request.display_id}'s share ended and was removed: " + ("; ".join(undone) or "nothing was left to remove") + "."
+            if remains:
+                text += " Still in place (could not be removed): " + "; ".join(remains)
+            self.notifier.reply(request.id, text, broadcast=True, dedupe=f"revoked:{request.id}")
+            self.notifier.update_root(request.id)
+            revoked.append(request.id)
+        return revoked
 
 
 class Scheduler:

@@ -12,12 +12,10 @@ import secrets
 import time
 from typing import Callable, Protocol
 
-from aws.actions import ImageFacts, inspect_image
-from aws.errors import is_aws_error, translate
 from aws.sessions import AwsSessions
-from bot import grammar, messages, plans
+from bot import grammar, messages, operations
 from bot.config import AccountConfig, Config
-from bot.errors import AlreadyDecidedError, AmibotError, NobodyCanApproveError, NotAnApproverError, NotAllowedError, PreflightError
+from bot.errors import AlreadyDecidedError, AmibotError, NobodyCanApproveError, NotAnApproverError, NotAllowedError
 from bot.notifier import Notifier
 from bot.requests import (
     APPROVED,
@@ -70,10 +68,10 @@ class RequestService:
             return self._list(command.scope, user)
         if isinstance(command, grammar.CancelCommand):
             return self.cancel(self._number(command.request_id), user)
-        if isinstance(command, grammar.ShareCommand):
-            self.worker.submit(self.submit_share, command, user=user, channel=channel, text=text, response_url=response_url)
-            return f"Checking `{_clean(text)}` … the plan and the approval request will appear in this channel."
-        raise AmibotError(f"`{type(command).__name__.replace('Command', '').lower()}` is not available yet.", fix="`/ami help` lists what works.")
+        if not operations.is_operation(command):
+            operations.prepare(None, command)  # raises "not available yet"
+        self.worker.submit(self.submit, command, user=user, channel=channel, text=text, response_url=response_url)
+        return f"Checking `{_clean(text)}` … the plan and the approval request will appear in this channel."
 
     def _number(self, request_id: str) -> int:
         number = parse_display_id(request_id)
@@ -94,76 +92,35 @@ class RequestService:
 
     # -- submitting ------------------------------------------------------------------------
 
-    def submit_share(self, command: grammar.ShareCommand, *, user: str, channel: str, text: str, response_url: str | None) -> Request | None:
-        """Preflight a share and, if it passes, ask the owners. Failures go back to the
-        requester (ephemeral) and create nothing."""
+    def submit(self, command: object, *, user: str, channel: str, text: str, response_url: str | None) -> Request | None:
+        """Preflight an operation and, if it passes, ask the owners. Failures go back
+        to the requester (ephemeral) and create nothing."""
         try:
-            return self._submit_share(command, user=user, channel=channel, text=text, response_url=response_url)
+            ctx = operations.PlanningContext(
+                self.config, self.sessions, uid=secrets.token_hex(8), requester=user,
+                check_approvers=lambda accounts: self._check_someone_can_approve(accounts, user),
+            )
+            prepared = operations.prepare(ctx, command)
+            self._check_someone_can_approve(prepared.approver_accounts, user)
+            request = self.store.create_request(
+                kind=prepared.kind,
+                uid=ctx.uid,
+                requester=user,
+                channel=channel,
+                command_text=_clean(text),
+                params={**prepared.params, "response_url": response_url},
+                facts={"checked": prepared.checked, "after": prepared.after, **prepared.extra_facts},
+                approver_accounts=prepared.approver_accounts,
+                steps=prepared.steps,
+                ttl_seconds=self.config.bot.approval_ttl_hours * 3600,
+                state=PENDING_APPROVAL,
+            )
         except Exception as error:  # error_text logs the unexpected ones with an id
             if response_url:
                 self.notifier.respond(response_url, ":no_entry: " + messages.error_text(error))
             return None
-
-    def _submit_share(self, command: grammar.ShareCommand, *, user: str, channel: str, text: str, response_url: str | None) -> Request:
-        source = self.config.account(command.source.account)
-        region = command.source.region or self.config.bot.default_region
-        organization_arn = ou_arn = None
-        if command.organization or command.ou_id:
-            raise AmibotError("Sharing with an Organization or OU is not available yet.", fix="Name the accounts after `to`.")
-        targets = plans.resolve_targets(self.config, command.targets, source)
-        approvers = plans.approver_accounts("share", source)
-        self._check_someone_can_approve(approvers, user)
-        facts = self._preflight_image(source, region, command.image_id)
-        plans.check_shareable(facts, source, region)
-        uid = secrets.token_hex(8)  # ClientTokens and grant names derive from this, never from R-n
-        steps = plans.share_steps(
-            request_uid=uid, facts=facts, source=source, region=region, targets=targets,
-            allow_copy=command.allow_copy, organization_arn=organization_arn, ou_arn=ou_arn,
-        )
-        checked = self._checked_lines(facts, source, region, targets)
-        after = []
-        if command.duration:
-            after.append(f"At expiry ({_duration(command.duration.total_seconds())} after completion) all of the above is removed automatically; no second approval.")
-        if not command.allow_copy:
-            after.append("No snapshot permission: the targets can launch the AMI but not copy it (add `allow-copy` to let them).")
-        request = self.store.create_request(
-            kind="share",
-            uid=uid,
-            requester=user,
-            channel=channel,
-            command_text=_clean(text),
-            params={"response_url": response_url, "image_id": command.image_id, "source": source.alias, "region": region,
-                    "targets": [t.alias for t in targets], "allow_copy": command.allow_copy,
-                    "duration_seconds": command.duration.total_seconds() if command.duration else None},
-            facts={"checked": checked, "after": after, "image": plans.facts_for_message(facts)},
-            approver_accounts=approvers,
-            steps=steps,
-            ttl_seconds=self.config.bot.approval_ttl_hours * 3600,
-            state=PENDING_APPROVAL,
-        )
         self.notifier.post_root(request.id)
         return request
-
-    def _preflight_image(self, source: AccountConfig, region: str, image_id: str) -> ImageFacts:
-        try:
-            return inspect_image(self.sessions, source.id, region, image_id, tag=f"preflight-{source.alias}")
-        except Exception as error:
-            if is_aws_error(error):
-                failure = translate(error)
-                raise PreflightError(f"Could not read {image_id} in `{source.alias}` ({source.id}) {region}: {failure.cause or failure.aws_message}",
-                                     fix=failure.fix or f"AWS said `{failure.code}`: {failure.aws_message}") from error
-            raise
-
-    def _checked_lines(self, facts: ImageFacts, source: AccountConfig, region: str, targets: list[AccountConfig]) -> list[str]:
-        lines = [f"{facts.image_id} `{facts.name}` is `{facts.state}` in {region}, owned by `{source.alias}` ({facts.owner_id})"]
-        for key in facts.keys:
-            alias = f" ({', '.join(key.aliases)})" if key.aliases else ""
-            lines.append(f"Snapshots encrypted with a customer-managed key{alias}, {key.state}: {key.arn}")
-        if facts.unencrypted_snapshots:
-            lines.append(f"Unencrypted snapshots: {', '.join(facts.unencrypted_snapshots)} (no key to share)")
-        lines.append("Targets configured and accepting shares: " + ", ".join(f"`{t.alias}` ({t.id})" for t in targets))
-        lines.append("Public: " + ("*the image is already public* (amibot does not change that)" if facts.public else "no, and no step makes anything public"))
-        return lines
 
     def _check_someone_can_approve(self, accounts: list[str], requester: str) -> None:
         for alias in accounts:
@@ -266,9 +223,3 @@ class RequestService:
 
 def _clean(text: str) -> str:
     return " ".join(text.split())
-
-
-def _duration(seconds: float) -> str:
-    if seconds % 86400 == 0:
-        return f"{int(seconds // 86400)}d"
-    return f"{int(seconds // 3600)}h"

@@ -86,13 +86,14 @@ class PlanRunner:
     """Executes a request's plan, records each step, reports in the thread."""
 
     def __init__(self, store: Store, sessions: AwsSessions, notifier: Notifier, *, notify_channel: str | None = None,
-                 sleep: Callable[[float], None] = time.sleep, grant_wait_seconds: float = 300.0):
+                 sleep: Callable[[float], None] = time.sleep, grant_wait_seconds: float = 300.0, clock: Callable[[], float] = time.time):
         self.store = store
         self.sessions = sessions
         self.notifier = notifier
         self.notify_channel = notify_channel
         self.sleep = sleep
         self.grant_wait_seconds = grant_wait_seconds
+        self.clock = clock
         self._running: set[int] = set()
         self._lock = threading.Lock()
 
@@ -144,12 +145,18 @@ class PlanRunner:
 
     def _succeed(self, request_id: int) -> None:
         request = self.store.get(request_id)
-        final_state = ACTIVE if request.active_until else SUCCEEDED
-        if not self.store.transition(request_id, RUNNING, final_state, "amibot", "all steps done"):
+        duration = request.params.get("duration_seconds")
+        if duration:
+            # A time-boxed share runs from completion; its removal was approved with it.
+            active_until = self.clock() + duration
+            if not self.store.transition(request_id, RUNNING, ACTIVE, "amibot", "all steps done; time-boxed", active_until=active_until):
+                return
+        elif not self.store.transition(request_id, RUNNING, SUCCEEDED, "amibot", "all steps done"):
             return
+        request = self.store.get(request_id)
         text = f":tada: {messages.mention(request.requester)} {request.display_id} is done: `{request.command_text}`."
         if request.active_until:
-            text += f" The share ends automatically at {messages._when(request.active_until)}."
+            text += f" The share ends automatically at {messages.when(request.active_until)}."
         self.notifier.reply(request_id, text, broadcast=True, dedupe=f"final:{request_id}")
         self.notifier.update_root(request_id)
         if self.notify_channel and request.kind == "copy":

@@ -1,84 +1,15 @@
-"""Every change amibot makes in AWS, one small class per action.
-
-Each action is registered by name, declares the IAM permissions it uses (the IAM
-policies are generated from these declarations, see ``aws.iam``), and has
-``execute`` (idempotent: safe to run again after a crash) and, where the change can
-be taken back, ``undo``, which removes exactly what ``execute`` added and nothing a
-person had before. In the manner of Cloud Custodian's ``c7n`` actions.
-"""
+"""Sharing an AMI: launch permission, snapshot permission, KMS grants, and the
+check from the target account's side."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any
 
 from botocore.exceptions import ClientError
 
-from aws.errors import AwsFailure, explain
-from aws.sessions import AwsSessions
-
-# Exactly the operations the target account needs on a shared AMI's key
-# (design.md §1.3): no Encrypt, no RetireGrant, nothing broader.
-SHARE_GRANT_OPERATIONS = ("DescribeKey", "CreateGrant", "Decrypt", "GenerateDataKeyWithoutPlaintext", "ReEncryptFrom")
-
-
-def account_root(account_id: str) -> str:
-    """The principal that stands for a whole account in KMS grants and policies."""
-    return f"arn:aws:iam::{account_id}:root"
-
-
-def grant_name(request_uid: str, grantee_account: str) -> str:
-    """The deterministic KMS grant name for one request and grantee: a retry finds
-    the grant with ListGrants instead of creating a second one."""
-    return f"amibot-{request_uid}-{grantee_account}"
-
-
-@dataclass
-class StepContext:
-    """What an action needs to run: clients for the accounts, the request's ids,
-    a checkpoint callback, and a sleep that tests can shorten."""
-
-    sessions: AwsSessions
-    request_uid: str
-    session_tag: str  # names the AssumeRole session: CloudTrail shows the request
-    checkpoint: Callable[[dict[str, Any]], None] = lambda result: None
-    sleep: Callable[[float], None] = time.sleep
-    grant_wait_seconds: float = 300.0  # how long a new grant may take to spread
-    log: Callable[[str], None] = lambda text: None
-
-    def client(self, service: str, account_id: str, region: str) -> Any:
-        return self.sessions.client(service, account_id, region, self.session_tag)
-
-
-class Action:
-    """Base class of an AWS action."""
-
-    name: ClassVar[str]
-    permissions: ClassVar[tuple[str, ...]]  # IAM actions used by execute and undo
-    undoable: ClassVar[bool] = True
-
-    def execute(self, ctx: StepContext, account_id: str, region: str, params: dict[str, Any]) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def undo(self, ctx: StepContext, account_id: str, region: str, params: dict[str, Any], result: dict[str, Any]) -> str | None:
-        """Take back what ``execute`` did; returns a sentence saying what was undone."""
-        return None
-
-
-ACTIONS: dict[str, Action] = {}
-
-
-def register(cls: type[Action]) -> type[Action]:
-    """Class decorator: add an action to the registry under its name."""
-    if not getattr(cls, "permissions", None):
-        raise TypeError(f"action {cls.__name__} declares no IAM permissions")
-    ACTIONS[cls.name] = cls()
-    return cls
-
-
-def get_action(name: str) -> Action:
-    return ACTIONS[name]
+from aws.actions import SHARE_GRANT_OPERATIONS, Action, account_root, register  # noqa: F401
+from aws.errors import AwsFailure
 
 
 class PublicShareRefused(AwsFailure):
@@ -315,78 +246,3 @@ def _revoke(kms: Any, key_arn: str, grant_id: str) -> None:
 
 def _describe_entries(entries: list[dict[str, str]]) -> str:
     return ", ".join(next(iter(e.values())) for e in entries)
-
-
-# --- preflight: read-only inspection in the source account ----------------------
-
-
-@dataclass
-class KeyFacts:
-    arn: str
-    manager: str  # AWS | CUSTOMER
-    state: str
-    aliases: list[str] = field(default_factory=list)
-
-
-@dataclass
-class ImageFacts:
-    """What the preflight saw of an AMI, shown to the approver."""
-
-    image_id: str
-    name: str
-    state: str
-    owner_id: str
-    public: bool
-    snapshot_ids: list[str]
-    keys: list[KeyFacts]  # one per distinct key, in snapshot order
-    unencrypted_snapshots: list[str]
-    launch_permissions: list[dict[str, str]]
-    tags: dict[str, str]
-
-
-PREFLIGHT_PERMISSIONS = (
-    "ec2:DescribeImages",
-    "ec2:DescribeSnapshots",
-    "ec2:DescribeImageAttribute",
-    "kms:DescribeKey",
-    "kms:ListAliases",
-)
-
-
-def inspect_image(sessions: AwsSessions, account_id: str, region: str, image_id: str, tag: str) -> ImageFacts:
-    """Read the AMI, its snapshots and their keys as the source account sees them."""
-    ec2 = sessions.client("ec2", account_id, region, tag)
-    kms = sessions.client("kms", account_id, region, tag)
-    images = ec2.describe_images(ImageIds=[image_id])["Images"]
-    if not images:
-        raise explain("InvalidAMIID.NotFound", f"The image id '[{image_id}]' does not exist", "DescribeImages")
-    image = images[0]
-    snapshot_ids = [m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")]
-    snapshots = ec2.describe_snapshots(SnapshotIds=snapshot_ids)["Snapshots"] if snapshot_ids else []
-    keys: dict[str, KeyFacts] = {}
-    unencrypted = []
-    for snapshot in snapshots:
-        if not snapshot.get("Encrypted"):
-            unencrypted.append(snapshot["SnapshotId"])
-            continue
-        key_id = snapshot["KmsKeyId"]
-        if key_id in keys:
-            continue
-        meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
-        aliases = [a["AliasName"] for a in kms.list_aliases(KeyId=meta["KeyId"]).get("Aliases", [])]
-        keys[key_id] = KeyFacts(arn=meta["Arn"], manager=meta["KeyManager"], state=meta["KeyState"], aliases=aliases)
-    permissions = []
-    if image.get("OwnerId") == account_id:
-        permissions = ec2.describe_image_attribute(ImageId=image_id, Attribute="launchPermission")["LaunchPermissions"]
-    return ImageFacts(
-        image_id=image_id,
-        name=image.get("Name") or "",
-        state=image["State"],
-        owner_id=image["OwnerId"],
-        public=bool(image.get("Public")),
-        snapshot_ids=snapshot_ids,
-        keys=list(keys.values()),
-        unencrypted_snapshots=unencrypted,
-        launch_permissions=permissions,
-        tags={t["Key"]: t["Value"] for t in image.get("Tags", [])},
-    )

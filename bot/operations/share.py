@@ -1,8 +1,4 @@
-"""From a parsed command and what the preflight saw, to the exact plan of AWS changes.
-
-The plan is computed before anyone approves and stored with the request: what the
-approver reads is what the worker runs.
-"""
+"""Share an AMI with other accounts: the preflight rules and the exact plan."""
 
 from __future__ import annotations
 
@@ -10,8 +6,10 @@ from dataclasses import asdict
 from typing import Any
 
 from aws.actions import SHARE_GRANT_OPERATIONS, ImageFacts, account_root, grant_name
+from bot import grammar
 from bot.config import AccountConfig, Config
-from bot.errors import PreflightError
+from bot.errors import AmibotError, PreflightError
+from bot.operations import PlanningContext, Prepared, preparer
 from bot.requests import PlannedStep
 
 
@@ -157,3 +155,53 @@ def resolve_targets(config: Config, refs: tuple[str, ...], source: AccountConfig
             )
         targets.append(target)
     return targets
+
+
+def checked_lines(facts: ImageFacts, source: AccountConfig, region: str, targets: list[AccountConfig]) -> list[str]:
+    """What the preflight checked, in the words the approver reads."""
+    lines = [f"{facts.image_id} `{facts.name}` is `{facts.state}` in {region}, owned by `{source.alias}` ({facts.owner_id})"]
+    for key in facts.keys:
+        alias = f" ({', '.join(key.aliases)})" if key.aliases else ""
+        lines.append(f"Snapshots encrypted with a customer-managed key{alias}, {key.state}: {key.arn}")
+    if facts.unencrypted_snapshots:
+        lines.append(f"Unencrypted snapshots: {', '.join(facts.unencrypted_snapshots)} (no key to share)")
+    if targets:
+        lines.append("Targets configured and accepting shares: " + ", ".join(f"`{t.alias}` ({t.id})" for t in targets))
+    lines.append("Public: " + ("*the image is already public* (amibot does not change that)" if facts.public else "no, and no step makes anything public"))
+    return lines
+
+
+@preparer(grammar.ShareCommand)
+def prepare_share(ctx: PlanningContext, command: grammar.ShareCommand) -> Prepared:
+    """Preflight a share and plan it."""
+    source = ctx.config.account(command.source.account)
+    region = ctx.region_of(command.source.region)
+    if command.organization or command.ou_id:
+        raise AmibotError("Sharing with an Organization or OU is not available yet.", fix="Name the accounts after `to`.")
+    targets = resolve_targets(ctx.config, command.targets, source)
+    approvers = approver_accounts("share", source)
+    ctx.check_approvers(approvers)
+    facts = ctx.preflight_image(source, region, command.image_id)
+    check_shareable(facts, source, region)
+    steps = share_steps(request_uid=ctx.uid, facts=facts, source=source, region=region, targets=targets, allow_copy=command.allow_copy)
+    after = []
+    if command.duration:
+        after.append(f"At expiry ({_duration(command.duration.total_seconds())} after completion) all of the above is removed automatically; no second approval.")
+    if not command.allow_copy:
+        after.append("No snapshot permission: the targets can launch the AMI but not copy it (add `allow-copy` to let them).")
+    return Prepared(
+        kind="share",
+        params={"image_id": command.image_id, "source": source.alias, "region": region, "targets": [t.alias for t in targets],
+                "allow_copy": command.allow_copy, "duration_seconds": command.duration.total_seconds() if command.duration else None},
+        checked=checked_lines(facts, source, region, targets),
+        approver_accounts=approvers,
+        steps=steps,
+        after=after,
+        extra_facts={"image": facts_for_message(facts)},
+    )
+
+
+def _duration(seconds: float) -> str:
+    if seconds % 86400 == 0:
+        return f"{int(seconds // 86400)}d"
+    return f"{int(seconds // 3600)}h"

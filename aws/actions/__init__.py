@@ -1,0 +1,85 @@
+"""Every change amibot makes in AWS, one small class per action.
+
+Each action is registered by name, declares the IAM permissions it uses (the IAM
+policies are generated from these declarations, see ``aws.iam``), and has
+``execute`` (idempotent: safe to run again after a crash) and, where the change can
+be taken back, ``undo``, which removes exactly what ``execute`` added and nothing a
+person had before. In the manner of Cloud Custodian's ``c7n`` actions.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+from aws.sessions import AwsSessions
+
+# Exactly the operations the target account needs on a shared AMI's key
+# (design.md §1.3): no Encrypt, no RetireGrant, nothing broader.
+SHARE_GRANT_OPERATIONS = ("DescribeKey", "CreateGrant", "Decrypt", "GenerateDataKeyWithoutPlaintext", "ReEncryptFrom")
+
+
+def account_root(account_id: str) -> str:
+    """The principal that stands for a whole account in KMS grants and policies."""
+    return f"arn:aws:iam::{account_id}:root"
+
+
+def grant_name(request_uid: str, grantee_account: str) -> str:
+    """The deterministic KMS grant name for one request and grantee: a retry finds
+    the grant with ListGrants instead of creating a second one."""
+    return f"amibot-{request_uid}-{grantee_account}"
+
+
+@dataclass
+class StepContext:
+    """What an action needs to run: clients for the accounts, the request's ids,
+    a checkpoint callback, and a sleep that tests can shorten."""
+
+    sessions: AwsSessions
+    request_uid: str
+    session_tag: str  # names the AssumeRole session: CloudTrail shows the request
+    checkpoint: Callable[[dict[str, Any]], None] = lambda result: None
+    sleep: Callable[[float], None] = time.sleep
+    grant_wait_seconds: float = 300.0  # how long a new grant may take to spread
+    log: Callable[[str], None] = lambda text: None
+
+    def client(self, service: str, account_id: str, region: str) -> Any:
+        return self.sessions.client(service, account_id, region, self.session_tag)
+
+
+class Action:
+    """Base class of an AWS action."""
+
+    name: ClassVar[str]
+    permissions: ClassVar[tuple[str, ...]]  # IAM actions used by execute and undo
+    undoable: ClassVar[bool] = True
+
+    def execute(self, ctx: StepContext, account_id: str, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def undo(self, ctx: StepContext, account_id: str, region: str, params: dict[str, Any], result: dict[str, Any]) -> str | None:
+        """Take back what ``execute`` did; returns a sentence saying what was undone."""
+        return None
+
+
+ACTIONS: dict[str, Action] = {}
+
+
+def register(cls: type[Action]) -> type[Action]:
+    """Class decorator: add an action to the registry under its name."""
+    if not getattr(cls, "permissions", None):
+        raise TypeError(f"action {cls.__name__} declares no IAM permissions")
+    ACTIONS[cls.name] = cls()
+    return cls
+
+
+def get_action(name: str) -> Action:
+    return ACTIONS[name]
+
+
+
+
+# Importing the modules registers their actions.
+from aws.actions import share as _share  # noqa: E402,F401
+from aws.actions.inspect import PREFLIGHT_PERMISSIONS, ImageFacts, KeyFacts, inspect_image  # noqa: E402,F401

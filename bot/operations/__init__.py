@@ -1,0 +1,90 @@
+"""Operations: from a parsed command to a prepared request (preflight facts, the
+approving accounts and the exact plan), one module per operation.
+
+The services persist what ``prepare`` returns and ask the owners; nothing here
+changes AWS (the preflight only reads).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from aws.actions import ImageFacts, inspect_image
+from aws.errors import is_aws_error, translate
+from aws.sessions import AwsSessions
+from bot.config import AccountConfig, Config
+from bot.errors import AmibotError, PreflightError
+from bot.requests import PlannedStep
+
+
+@dataclass
+class Prepared:
+    """A request ready to be stored and shown to the approvers."""
+
+    kind: str
+    params: dict[str, Any]
+    checked: list[str]  # what the preflight checked, shown to the approver
+    approver_accounts: list[str]
+    steps: list[PlannedStep]
+    after: list[str] = field(default_factory=list)  # notes shown under the plan
+    extra_facts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PlanningContext:
+    """What an operation needs to prepare a request."""
+
+    config: Config
+    sessions: AwsSessions
+    uid: str  # the request's random id: ClientTokens and grant names derive from it
+    requester: str
+    # Refuses a request nobody could approve; operations call it before any AWS call.
+    check_approvers: Callable[[list[str]], None] = lambda accounts: None
+
+    def region_of(self, region: str | None) -> str:
+        return region or self.config.bot.default_region
+
+    def preflight_image(self, source: AccountConfig, region: str, image_id: str) -> ImageFacts:
+        """Inspect the AMI as its source account sees it; AWS errors become a
+        PreflightError in plain words."""
+        try:
+            return inspect_image(self.sessions, source.id, region, image_id, tag=f"preflight-{self.uid}")
+        except Exception as error:
+            if is_aws_error(error):
+                failure = translate(error)
+                raise PreflightError(
+                    f"Could not read {image_id} in `{source.alias}` ({source.id}) {region}: {failure.cause or failure.aws_message}",
+                    fix=failure.fix or f"AWS said `{failure.code}`: {failure.aws_message}",
+                ) from error
+            raise
+
+
+Preparer = Callable[[PlanningContext, Any], Prepared]
+_PREPARERS: dict[type, Preparer] = {}
+
+
+def preparer(command_type: type) -> Callable[[Preparer], Preparer]:
+    """Register the function that prepares requests of one command type."""
+
+    def decorate(fn: Preparer) -> Preparer:
+        _PREPARERS[command_type] = fn
+        return fn
+
+    return decorate
+
+
+def prepare(ctx: PlanningContext, command: Any) -> Prepared:
+    """Prepare a request for any operation command."""
+    fn = _PREPARERS.get(type(command))
+    if fn is None:
+        verb = type(command).__name__.replace("Command", "").lower()
+        raise AmibotError(f"`{verb}` is not available yet.", fix="`/ami help` lists what works.")
+    return fn(ctx, command)
+
+
+def is_operation(command: Any) -> bool:
+    return type(command) in _PREPARERS
+
+
+from bot.operations import share as _share  # noqa: E402,F401  (registers)

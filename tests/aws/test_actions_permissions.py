@@ -1,0 +1,33 @@
+"""Every action declares its IAM permissions, and the generated policy covers them."""
+
+import pytest
+
+from aws.actions import ACTIONS, Action, register
+from aws.iam import member_account_actions, member_account_policy
+
+
+def test_every_action_declares_permissions():
+    assert ACTIONS, "no actions registered"
+    for name, action in ACTIONS.items():
+        assert action.permissions, f"{name} declares no permissions"
+        for permission in action.permissions:
+            service, _, operation = permission.partition(":")
+            assert service in ("ec2", "kms", "sts", "iam") and operation[:1].isupper(), permission
+
+
+def test_an_action_without_permissions_cannot_be_registered():
+    class Careless(Action):
+        name = "careless"
+        permissions = ()
+
+    with pytest.raises(TypeError):
+        register(Careless)
+
+
+def test_member_policy_contains_every_declared_permission_and_nothing_public():
+    policy_actions = {a for s in member_account_policy()["Statement"] for a in s["Action"]}
+    for action in ACTIONS.values():
+        assert set(action.permissions) <= policy_actions
+    assert set(member_account_actions()) == policy_actions
+    assert not any(a.endswith("*") for a in policy_actions)
+    assert "kms:Encrypt" not in policy_actions and "kms:PutKeyPolicy" not in policy_actions

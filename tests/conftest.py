@@ -1,0 +1,113 @@
+"""Shared fixtures: the sandbox (moto plus AWS semantics), a local Slack, and the
+real bot behind its real HTTP endpoint, spoken to with signed requests."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+
+import pytest
+
+from aws.sandbox import Sandbox
+from bot import rehearsal
+from bot.app import Amibot
+from bot.fake_slack import FakeSlack, SignedSlackClient
+
+
+@pytest.fixture(scope="session")
+def sandbox_session():
+    sandbox = Sandbox(rehearsal.REGION)
+    sandbox.start()
+    yield sandbox
+    sandbox.stop()
+
+
+@pytest.fixture
+def sandbox(sandbox_session):
+    sandbox_session.reset()
+    return sandbox_session
+
+
+@pytest.fixture
+def fake_slack():
+    fake = FakeSlack(usergroups=rehearsal.USERGROUPS, channels_bot_cannot_post={"G0PRIVATE"})
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+@dataclass
+class Harness:
+    """The bot, the sandbox world and Slack's two sides, with helpers for the
+    conversation steps tests repeat."""
+
+    bot: Amibot
+    world: rehearsal.SandboxWorld
+    slack: SignedSlackClient
+    fake: FakeSlack
+    url: str
+    channel: str = rehearsal.CHANNEL
+
+    def slash(self, text: str, user: str = rehearsal.REQUESTER, channel: str | None = None):
+        return self.slack.slash(user, channel or self.channel, text)
+
+    def root_for(self, needle: str, timeout: float = 15.0) -> dict:
+        return self.fake.wait_for(
+            lambda: next((m for m in self.fake.messages(self.channel) if needle in (m.get("text") or "") and not m.get("thread_ts") or needle in (m.get("text") or "") and m.get("thread_ts") == m.get("ts")), None),
+            timeout,
+        )
+
+    def request_id(self, root: dict) -> str:
+        return root["text"].split(":")[0]
+
+    def click(self, user: str, root: dict, action: str = "amibot_approve"):
+        return self.slack.click(user, self.channel, root["ts"], action, self.request_id(root))
+
+    def final_reply(self, root: dict, timeout: float = 20.0) -> dict:
+        return self.fake.wait_for(lambda: next((m for m in self.fake.thread(self.channel, root["ts"]) if m.get("reply_broadcast")), None), timeout)
+
+    def settle(self) -> None:
+        """Wait until the worker is idle and the outbox is empty."""
+        self.bot.worker.drain()
+        deadline = time.monotonic() + 10
+        while self.bot.notifier.pending_count() and time.monotonic() < deadline:
+            self.bot.notifier.flush()
+            time.sleep(0.02)
+
+    def ephemeral_for(self, user: str, after: int = 0, timeout: float = 10.0) -> str:
+        found = self.fake.wait_for(lambda: self.fake.ephemerals(user)[after:] or None, timeout)
+        return found[-1].get("text", "")
+
+
+@pytest.fixture
+def harness(sandbox, fake_slack, tmp_path):
+    world = rehearsal.seed(sandbox)
+    config = rehearsal.sandbox_config(str(tmp_path / "amibot.db"), fake_slack.api_url, env={})
+    bot = Amibot(config, grant_wait_seconds=2, sleep=lambda s: time.sleep(min(s, 0.05)), tick_seconds=3600, notifier_poll_seconds=0.05)
+    bot.start()
+    url = bot.start_http(port=0)
+    slack = SignedSlackClient(url + "/slack/events", config.slack.signing_secret, fake_slack)
+    yield Harness(bot=bot, world=world, slack=slack, fake=fake_slack, url=url)
+    bot.stop()
+
+
+@pytest.fixture
+def bot_aws_calls(monkeypatch):
+    """Every AWS API call the bot's worker threads make, as (service, Operation)."""
+    import threading
+
+    from botocore.client import BaseClient
+
+    calls: list[tuple[str, str]] = []
+    real = BaseClient._make_api_call
+
+    def recording(self, operation_name, api_params):
+        if threading.current_thread().name.startswith("amibot-worker"):
+            calls.append((self.meta.service_model.endpoint_prefix, operation_name))
+        return real(self, operation_name, api_params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", recording)
+    return calls
