@@ -80,9 +80,11 @@ Semantics the sandbox adds (moto gap it papers over in brackets):
    unencrypted 15 GiB snapshot.]
 9. Raw Python errors become AWS errors: ``DescribeImageAttribute`` on an unknown AMI
    gives ``InvalidAMIID.NotFound`` (``AuthFailure`` for a visible AMI of another
-   account); any other ``KeyError`` in an EC2 or KMS call becomes ``NotFound``-style
-   error (``InvalidAMIID.NotFound``, ``InvalidSnapshot.NotFound``, KMS
-   ``NotFoundException``) or ``InternalError``. [moto: ``KeyError`` → HTML 500 →
+   account); KMS ``DisableKey``/``EnableKey``/``ScheduleKeyDeletion``/
+   ``CancelKeyDeletion`` accept key ARNs; any other ``KeyError`` raised by moto while
+   answering becomes an AWS error in the service's format (KMS ``NotFoundException``,
+   EC2 ``InvalidAMIID.NotFound`` / ``InvalidSnapshot.NotFound`` for image / snapshot
+   calls, else ``InternalError`` 500). [moto: ``KeyError`` → HTML 500 in server mode →
    botocore ``ResponseParserError``, which is not retried.]
 10. ``RunInstances`` from another account's AMI needs launch permission
     (``InvalidAMIID.NotFound``); from an AMI whose snapshot key the caller cannot use
@@ -849,7 +851,7 @@ def _patched_progress_property(self: Any) -> str:
 
 def _patched_create_alias(self: Any, target_key_id: str, alias_name: str) -> Any:
     alias = _ORIGINALS["create_alias"](self, target_key_id, alias_name)
-    if alias_name.startswith("alias/aws/"):
+    if alias_name.startswith("alias/aws/") and _active() is not None:
         # AWS-managed keys (aws/ebs, aws/s3, ...) are made by AWS, report KeyManager
         # AWS and carry a fixed policy that only lets the account use them through
         # the service. They cannot be shared with other accounts.
@@ -1856,7 +1858,8 @@ class Sandbox:
             self._state.copy_duration = seconds
 
     def set_copy_progress(self, image_id: str, percent: int) -> None:
-        """Show ``percent`` as the ``Progress`` of a pending image's snapshots."""
+        """Show ``percent`` (0-99; :meth:`complete` finishes) as the ``Progress`` of a
+        pending image's snapshots."""
         with _LOCK:
             pending = self._pending(image_id)
             pending.progress = max(0, min(99, int(percent)))
@@ -1884,9 +1887,12 @@ class Sandbox:
         """Finish a pending image: ``available`` with its snapshots ``completed`` at
         100% -- unless the copy's key checks fail now (the caller cannot use the source
         key, the destination key is missing or disabled), in which case it becomes
-        ``failed`` as it would in AWS. Returns the final state."""
+        ``failed`` as it would in AWS. An image that is not pending is left as it
+        is. Returns the final state."""
         with _LOCK:
             _, _, _, image = _locate_image(image_id)
+            if image_id not in self._state.pending and image.state != "pending":
+                return image.state
             return _resolve(self._state, image)
 
     def release(self, image_id: str | None = None) -> dict[str, str]:

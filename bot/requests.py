@@ -138,6 +138,9 @@ class Request:
     active_until: float | None
     reminded: int
     error: str | None
+    wake_at: float | None = None
+    progress: str | None = None
+    progress_shown_at: float | None = None
     steps: list[Step] = field(default_factory=list)
     approvals: dict[str, str] = field(default_factory=dict)  # account alias -> approver
 
@@ -168,4 +171,7 @@ class Request:
             active_until=row["active_until"],
             reminded=row["reminded"],
             error=row["error"],
+            wake_at=row.get("wake_at"),
+            progress=row.get("progress"),
+            progress_shown_at=row.get("progress_shown_at"),
         )

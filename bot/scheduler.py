@@ -38,6 +38,7 @@ class Clockwork:
         self.remind_pending()
         self.remind_share_ending()
         self.revoke_due()
+        self.resume_waiting()
         self.notifier.flush()
 
     def resume_unfinished(self) -> list[int]:
@@ -48,6 +49,30 @@ class Clockwork:
             self.worker.submit(self.runner.run, request.id)
             resumed.append(request.id)
         return resumed
+
+    def resume_waiting(self) -> list[int]:
+        """Run again the requests whose waiting step is due. Images being waited on
+        are polled first in one batch per account and region, so a hundred copies in
+        flight cost one DescribeImages per account and region, not a hundred."""
+        now = self.clock()
+        due = [r for r in self.store.find(states=(RUNNING,), limit=10_000) if r.wake_at is not None and r.wake_at <= now]
+        if not due:
+            return []
+        image_waits = []
+        for request in due:
+            step = next((s for s in request.steps if s.state == "pending"), None)
+            if step is not None and step.action == "ec2.wait_image_available":
+                image_id = step.params.get("image_id") or request.steps[int(step.params["image_from_step"]) - 1].result.get("image_id")
+                if image_id:
+                    image_waits.append((step.account_id, step.region, image_id))
+        if image_waits:
+            try:
+                self.runner.image_status.refresh(self.runner.sessions, image_waits)
+            except Exception:
+                log.exception("batched image poll failed; steps will poll on their own")
+        for request in due:
+            self.worker.submit(self.runner.run, request.id)
+        return [r.id for r in due]
 
     def expire_pending(self) -> list[int]:
         """Pending requests past ``approval_ttl_hours`` expire; the requester is told."""

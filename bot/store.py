@@ -103,6 +103,13 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX outbox_pending ON outbox(state, id);
     """,
+    # A waiting step (a copy in flight) is run again at wake_at; progress is shown on
+    # the root message, edited at most once a minute (progress_shown_at).
+    """
+    ALTER TABLE requests ADD COLUMN wake_at REAL;
+    ALTER TABLE requests ADD COLUMN progress TEXT;
+    ALTER TABLE requests ADD COLUMN progress_shown_at REAL;
+    """,
 ]
 
 
@@ -242,6 +249,15 @@ class Store:
     def steps(self, request_id: int) -> list[Step]:
         rows = self.db.execute("SELECT * FROM steps WHERE request_id = ? ORDER BY seq", [request_id]).fetchall()
         return [Step.from_row(dict(r)) for r in rows]
+
+    def waiting_steps(self, action: str) -> list[tuple[Request, Step]]:
+        """Running requests whose first unfinished step is ``action`` (batched polling)."""
+        found = []
+        for request in self.find(states=("running",), limit=10_000):
+            step = next((s for s in request.steps if s.state == STEP_PENDING), None)
+            if step is not None and step.action == action:
+                found.append((request, step))
+        return found
 
     def find(self, *, states: tuple[str, ...] | None = None, requester: str | None = None, limit: int = 50) -> list[Request]:
         """Requests, newest first, optionally filtered by state and requester."""

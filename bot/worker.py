@@ -8,12 +8,14 @@ added, and says exactly what it undid and what remains.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
 
-from aws.actions import StepContext, get_action
+from aws.actions import StepContext, StepWaiting, get_action
+from aws.actions.images import ImageStatusCache
 from aws.sessions import AwsSessions
 from bot import messages
 from bot.notifier import Notifier
@@ -94,11 +96,20 @@ class PlanRunner:
         self.sleep = sleep
         self.grant_wait_seconds = grant_wait_seconds
         self.clock = clock
+        self.image_status = ImageStatusCache()
+        self.progress_edit_seconds = 60.0  # Slack: edit a root message at most once a minute
         self._running: set[int] = set()
         self._lock = threading.Lock()
 
     def context(self, request: Request, seq: int) -> StepContext:
+        steps = {s.seq: s for s in request.steps}
         return StepContext(
+            previous=steps[seq].result if seq in steps else {},
+            results={s.seq: s.result for s in request.steps},
+            request_id=request.display_id,
+            requester=request.requester,
+            approvers=sorted(set(request.approvals.values())),
+            image_status=self.image_status,
             sessions=self.sessions,
             request_uid=request.uid,
             session_tag=f"{request.display_id}-{request.uid}",
@@ -133,15 +144,39 @@ class PlanRunner:
                 continue
             if step.state != STEP_PENDING:
                 return
+            request = self.store.get(request_id)  # earlier steps' results, fresh
+            if request.state != RUNNING:
+                return  # cancelled meanwhile
             try:
                 result = get_action(step.action).execute(self.context(request, step.seq), step.account_id, step.region, step.params)
+            except StepWaiting as waiting:
+                self._wait(request, step, waiting)
+                return
             except Exception as error:  # turned into words by messages.error_text
                 self._fail(request_id, step, error)
                 return
-            self.store.mark_step(request_id, step.seq, STEP_DONE, result=result)
+            self.store.mark_step(request_id, step.seq, STEP_DONE, result={**step.result, **result})
             self.notifier.reply(request_id, messages.step_done_text(request, step.description, _result_detail(result)), dedupe=f"step:{request_id}:{step.seq}")
             self.notifier.update_root(request_id)
         self._succeed(request_id)
+
+    def _wait(self, request: Request, step: Step, waiting: StepWaiting) -> None:
+        """Leave the step pending, checkpoint what it started, show progress (edited
+        at most once a minute), and come back after ``retry_after``."""
+        first_time = not step.result
+        if waiting.result:
+            self.store.save_step_progress(request.id, step.seq, {**step.result, **waiting.result})
+        now = self.clock()
+        # Jitter spreads the polls of many requests over the interval.
+        fields = {"wake_at": now + waiting.retry_after * random.uniform(0.9, 1.1), "progress": waiting.progress}
+        show = request.progress_shown_at is None or now - request.progress_shown_at >= self.progress_edit_seconds
+        if show:
+            fields["progress_shown_at"] = now
+        self.store.set_fields(request.id, **fields)
+        if first_time:
+            self.notifier.reply(request.id, f":hourglass_flowing_sand: {request.display_id}: {step.description} — started ({waiting.progress}).", dedupe=f"started:{request.id}:{step.seq}")
+        if show:
+            self.notifier.update_root(request.id, progress=waiting.progress)
 
     def _succeed(self, request_id: int) -> None:
         request = self.store.get(request_id)

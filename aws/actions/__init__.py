@@ -10,7 +10,7 @@ person had before. In the manner of Cloud Custodian's ``c7n`` actions.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
 from aws.sessions import AwsSessions
@@ -31,10 +31,24 @@ def grant_name(request_uid: str, grantee_account: str) -> str:
     return f"amibot-{request_uid}-{grantee_account}"
 
 
+class StepWaiting(Exception):
+    """Raised by an action whose work is under way in AWS but not finished (a copy,
+    an image being created). The worker keeps the step pending, records ``result``
+    (e.g. the new image id, so a restart continues the same copy), shows
+    ``progress`` and runs the step again after ``retry_after`` seconds."""
+
+    def __init__(self, progress: str | None = None, *, retry_after: float = 30.0, result: dict[str, Any] | None = None):
+        super().__init__(progress or "in progress")
+        self.progress = progress
+        self.retry_after = retry_after
+        self.result = result or {}
+
+
 @dataclass
 class StepContext:
     """What an action needs to run: clients for the accounts, the request's ids,
-    a checkpoint callback, and a sleep that tests can shorten."""
+    what the step recorded on an earlier attempt, a checkpoint callback, and a
+    sleep that tests can shorten."""
 
     sessions: AwsSessions
     request_uid: str
@@ -43,6 +57,12 @@ class StepContext:
     sleep: Callable[[float], None] = time.sleep
     grant_wait_seconds: float = 300.0  # how long a new grant may take to spread
     log: Callable[[str], None] = lambda text: None
+    previous: dict[str, Any] = field(default_factory=dict)  # this step's result saved by an earlier attempt
+    request_id: str = ""  # the display id (R-17), for tags and names people read
+    requester: str = ""
+    approvers: list[str] = field(default_factory=list)
+    image_status: Any = None  # aws.actions.images.ImageStatusCache shared by all requests (batched polling)
+    results: dict[int, dict[str, Any]] = field(default_factory=dict)  # results of this request's earlier steps, by seq
 
     def client(self, service: str, account_id: str, region: str) -> Any:
         return self.sessions.client(service, account_id, region, self.session_tag)
@@ -81,5 +101,6 @@ def get_action(name: str) -> Action:
 
 
 # Importing the modules registers their actions.
+from aws.actions import images as _images  # noqa: E402,F401
 from aws.actions import share as _share  # noqa: E402,F401
 from aws.actions.inspect import PREFLIGHT_PERMISSIONS, ImageFacts, KeyFacts, inspect_image  # noqa: E402,F401

@@ -444,6 +444,10 @@ def test_held_copy_is_pending_with_progress_until_complete(sandbox):
     assert observe() == ("pending", [("pending", "72%")])
     assert sandbox.complete(copied) == "available"
     assert observe() == ("available", [("completed", "100%")])
+    sandbox.hold_pending(copied)  # an existing image can be put back in flight
+    assert observe() == ("pending", [("pending", "0%")])
+    assert sandbox.release(copied) == {copied: "available"}
+    assert sandbox.complete(copied) == "available"  # finishing twice changes nothing
 
 
 def test_held_copy_fails_with_state_reason_and_checks_keys_on_completion(sandbox):

@@ -25,7 +25,8 @@ def test_migrations_are_recorded_and_idempotent(tmp_path):
     path = str(tmp_path / "a.db")
     Store(path)
     store = Store(path)  # a second start must not re-run migrations
-    assert store.db.execute("PRAGMA user_version").fetchone()[0] == 1
+    from bot.store import MIGRATIONS
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 

@@ -1,0 +1,148 @@
+"""Waiting for an image to become available, with batched polling.
+
+AWS sends no progress events (EventBridge "EC2 AMI State Change" covers only the end
+states), so progress needs polling. ``ImageStatusCache.refresh`` makes one
+``DescribeImages`` and one ``DescribeSnapshots`` per account and region for every
+image being waited on, however many requests are in flight; ``WaitImageAvailable``
+reads the cache (or asks AWS itself when the cache has nothing fresh).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from botocore.exceptions import ClientError
+
+from aws.actions import Action, StepContext, StepWaiting, register
+from aws.errors import AwsFailure, explain
+from aws.sessions import AwsSessions
+
+
+@dataclass(frozen=True)
+class ImageStatus:
+    """What AWS says of an image now."""
+
+    state: str  # pending | available | failed | ... | missing
+    progress: int | None  # percent, from the snapshots' Progress (the slowest one)
+    reason: str | None  # StateReason message when failed
+    snapshot_ids: tuple[str, ...] = ()
+    at: float = 0.0
+
+
+POLL_PERMISSIONS = ("ec2:DescribeImages", "ec2:DescribeSnapshots")
+
+
+def poll_images(client: Any, image_ids: list[str]) -> dict[str, ImageStatus]:
+    """One DescribeImages and one DescribeSnapshots (by id) for many images."""
+    statuses: dict[str, ImageStatus] = {}
+    found: dict[str, dict[str, Any]] = {}
+    if image_ids:
+        try:
+            for image in client.describe_images(ImageIds=list(image_ids))["Images"]:
+                found[image["ImageId"]] = image
+        except ClientError as error:
+            if error.response["Error"]["Code"] not in ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"):
+                raise
+            # One unknown id fails the whole batch: fall back to asking one by one.
+            for image_id in image_ids:
+                try:
+                    found.update({i["ImageId"]: i for i in client.describe_images(ImageIds=[image_id])["Images"]})
+                except ClientError:
+                    pass
+    snapshot_ids = [m["Ebs"]["SnapshotId"] for i in found.values() for m in i.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")]
+    progress: dict[str, int] = {}
+    if snapshot_ids:
+        try:
+            for snap in client.describe_snapshots(SnapshotIds=snapshot_ids)["Snapshots"]:
+                progress[snap["SnapshotId"]] = int(str(snap.get("Progress") or "0").rstrip("%") or 0)
+        except ClientError:
+            pass  # progress is a nicety; the image state is what matters
+    now = time.time()
+    for image_id in image_ids:
+        image = found.get(image_id)
+        if image is None:
+            statuses[image_id] = ImageStatus("missing", None, None, (), now)
+            continue
+        snaps = tuple(m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId"))
+        percents = [progress[s] for s in snaps if s in progress]
+        statuses[image_id] = ImageStatus(
+            state=image["State"],
+            progress=100 if image["State"] == "available" else (min(percents) if percents else None),
+            reason=(image.get("StateReason") or {}).get("Message"),
+            snapshot_ids=snaps,
+            at=now,
+        )
+    return statuses
+
+
+class ImageStatusCache:
+    """Latest status of every image being waited on, refreshed in batches."""
+
+    def __init__(self, max_age: float = 30.0):
+        self.max_age = max_age
+        self._lock = threading.Lock()
+        self._statuses: dict[tuple[str, str, str], ImageStatus] = {}
+
+    def refresh(self, sessions: AwsSessions, waiting: Iterable[tuple[str, str, str]], tag: str = "poller") -> int:
+        """Poll every (account, region, image) in ``waiting`` with one call pair per
+        account and region. Returns how many DescribeImages calls were made."""
+        groups: dict[tuple[str, str], list[str]] = {}
+        for account, region, image_id in waiting:
+            groups.setdefault((account, region), []).append(image_id)
+        for (account, region), image_ids in groups.items():
+            client = sessions.client("ec2", account, region, tag)
+            for image_id, status in poll_images(client, sorted(set(image_ids))).items():
+                with self._lock:
+                    self._statuses[(account, region, image_id)] = status
+        return len(groups)
+
+    def get(self, account: str, region: str, image_id: str) -> ImageStatus | None:
+        with self._lock:
+            status = self._statuses.get((account, region, image_id))
+        if status and time.time() - status.at <= self.max_age:
+            return status
+        return None
+
+    def forget(self, account: str, region: str, image_id: str) -> None:
+        with self._lock:
+            self._statuses.pop((account, region, image_id), None)
+
+
+@register
+class WaitImageAvailable(Action):
+    """Wait until an image made by an earlier step is ``available``.
+
+    params: ``image_from_step`` (the seq of the step whose result holds ``image_id``)
+    or ``image_id``. Raises StepWaiting while pending; fails with AWS's reason when the
+    image fails (a bad KMS key shows up here, asynchronously)."""
+
+    name = "ec2.wait_image_available"
+    permissions = POLL_PERMISSIONS
+    undoable = False
+
+    def image_id(self, ctx: StepContext, params: dict[str, Any]) -> str:
+        if params.get("image_id"):
+            return params["image_id"]
+        return ctx.results[int(params["image_from_step"])]["image_id"]
+
+    def execute(self, ctx, account_id, region, params):
+        image_id = self.image_id(ctx, params)
+        status = ctx.image_status.get(account_id, region, image_id) if ctx.image_status else None
+        if status is None:
+            status = poll_images(ctx.client("ec2", account_id, region), [image_id])[image_id]
+        if status.state == "available":
+            return {"image_id": image_id, "state": "available", "snapshot_ids": list(status.snapshot_ids)}
+        if status.state in ("pending", "transient"):
+            percent = f"{status.progress}%" if status.progress is not None else "starting"
+            raise StepWaiting(f"{image_id} {percent}", retry_after=float(params.get("poll_seconds", 30)), result={"image_id": image_id, "progress": status.progress})
+        if status.state == "missing":
+            raise AwsFailure("InvalidAMIID.NotFound", f"{image_id} no longer exists in {account_id} {region}", cause="The image disappeared while amibot was waiting for it (deregistered?).", fix="Check the account's images; start a new request if needed.")
+        failure = explain("ImageFailed", status.reason or f"image is {status.state}")
+        reason = (status.reason or "").lower()
+        if "kms" in reason or "key" in reason:
+            failure.cause = "AWS could not use the KMS key for the copy (keys are regional, must be enabled and usable by the account)."
+            failure.fix = "Check the destination key exists in that region, is enabled, and the target account may use it; then ask again."
+        raise failure
