@@ -1,10 +1,12 @@
 """The sandbox rehearsal world: the sandbox AWS accounts, a local Slack, and the
 embedded configuration that ``amibot demo`` and ``amibot serve --sandbox`` use.
 
-Accounts (moto-backed, see ``aws.sandbox``):
-  prod 111111111111 — owns a CMK ``alias/ami-shared`` and two AMIs: one encrypted
-                      with that CMK, one with the AWS-managed ``aws/ebs`` key.
-  dev  222222222222 — a member account that receives shares.
+Accounts (moto-backed, see ``aws.sandbox``), all in one Organization:
+  prod 111111111111 — owns a CMK ``alias/ami-shared`` and three AMIs: one encrypted
+                      with that CMK, one with the AWS-managed ``aws/ebs`` key, one
+                      unencrypted; and a running instance ``web-1`` in us-east-1a.
+  dev  222222222222 — a member account that receives shares and copies; its own CMK
+                      ``alias/ami-dev`` in us-east-1 and eu-west-1.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from bot.config import Config, parse_config
 PROD = "111111111111"
 DEV = "222222222222"
 REGION = "us-east-1"
+OTHER_REGION = "eu-west-1"
+ORG_ID = "o-sandbox1234"
+DEV_OU = "ou-sbx1-devteams"
 OWNER = "U0ALICE"  # an owner of prod
 DEV_OWNER = "U0DEVOPS"  # an owner of dev
 REQUESTER = "U0BOB"  # a developer asking for the share
@@ -42,6 +47,11 @@ kms_keys = {{ "{REGION}" = "alias/ami-shared" }}
 id = "{DEV}"
 role_arn = "arn:aws:iam::{DEV}:role/amibot"
 owners = ["{DEV_OWNER}"]
+kms_keys = {{ "{REGION}" = "alias/ami-dev", "{OTHER_REGION}" = "alias/ami-dev" }}
+
+[organization]
+id = "{ORG_ID}"
+management_account = "123456789012"
 """
 
 USERGROUPS = {"S0PLATFORM": [OWNER, "U0CAROL"]}
@@ -56,18 +66,28 @@ class SandboxWorld:
     encrypted_image: str
     aws_managed_image: str
     plain_image: str
+    dev_cmk_arn: str
+    dev_cmk_other_region_arn: str
+    instance_id: str
+    network: dict
 
 
 def seed(sandbox: Sandbox) -> SandboxWorld:
-    """Create the rehearsal's keys and images in the sandbox."""
+    """Create the rehearsal's organisation, keys, images and instance in the sandbox."""
+    sandbox.configure_organization(ORG_ID, members={PROD: "ou-sbx1-platform", DEV: DEV_OU})
     cmk = sandbox.create_key(PROD, REGION, alias="alias/ami-shared")
     ebs = sandbox.aws_managed_ebs_key(PROD, REGION)
+    network = sandbox.network(PROD, REGION)
     return SandboxWorld(
         sandbox=sandbox,
         cmk_arn=cmk,
         encrypted_image=sandbox.create_image(PROD, REGION, name="payments-api-2026.11", kms_key_arn=cmk, tags={"app": "payments", "owner": "platform"}),
         aws_managed_image=sandbox.create_image(PROD, REGION, name="legacy-batch-2024.02", kms_key_arn=ebs),
         plain_image=sandbox.create_image(PROD, REGION, name="base-al2023"),
+        dev_cmk_arn=sandbox.create_key(DEV, REGION, alias="alias/ami-dev"),
+        dev_cmk_other_region_arn=sandbox.create_key(DEV, OTHER_REGION, alias="alias/ami-dev"),
+        instance_id=sandbox.create_instance(PROD, REGION, availability_zone=f"{REGION}a", tags={"Name": "web-1", "app": "web"}, instance_profile="web-role", kms_key_arn=cmk),
+        network=network,
     )
 
 

@@ -161,9 +161,13 @@ class RequestService:
         request = self.store.get(number)
         if request.state != PENDING_APPROVAL:
             raise AlreadyDecidedError(self._decided_by(request))
-        eligible = [a for a in request.approver_accounts if a not in request.approvals and self._may_approve(a, user, request)]
-        if not eligible:
+        owned = [a for a in request.approver_accounts if self._may_approve(a, user, request)]
+        if not owned:
             raise NotAnApproverError(self._why_not(request, user))
+        eligible = [a for a in owned if a not in request.approvals]
+        if not eligible:  # another owner approved these accounts a moment ago
+            by = ", ".join(f"`{a}` by {messages.mention(request.approvals[a])}" for a in owned)
+            raise AlreadyDecidedError(f"{request.display_id} was already approved for {by}. Nothing was changed.")
         if not approve:
             if self.store.transition(number, PENDING_APPROVAL, DENIED, user, f"denied for {', '.join(eligible)}"):
                 self.notifier.reply(number, f":no_entry: {messages.mention(request.requester)} {request.display_id} was denied by {messages.mention(user)}. Nothing was changed.", broadcast=True, dedupe=f"final:{number}")

@@ -106,6 +106,7 @@ class PlanRunner:
         return StepContext(
             previous=steps[seq].result if seq in steps else {},
             results={s.seq: s.result for s in request.steps},
+            steps={s.seq: {"action": s.action, "account_id": s.account_id, "region": s.region, "params": s.params, "result": s.result, "state": s.state} for s in request.steps},
             request_id=request.display_id,
             requester=request.requester,
             approvers=sorted(set(request.approvals.values())),

@@ -63,6 +63,9 @@ class StepContext:
     approvers: list[str] = field(default_factory=list)
     image_status: Any = None  # aws.actions.images.ImageStatusCache shared by all requests (batched polling)
     results: dict[int, dict[str, Any]] = field(default_factory=dict)  # results of this request's earlier steps, by seq
+    # This request's steps by seq: {"action", "account_id", "region", "params", "result", "state"}
+    # (e.g. for a step that removes what earlier temporary steps added).
+    steps: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     def client(self, service: str, account_id: str, region: str) -> Any:
         return self.sessions.client(service, account_id, region, self.session_tag)

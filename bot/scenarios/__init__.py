@@ -1,0 +1,117 @@
+"""Scenarios of the ``amibot demo`` rehearsal, one module per operation.
+
+Each module has ``play(stage)``: it speaks to the real bot as people would (signed
+slash commands and clicks), prints the conversation, and records expectations,
+checked where possible from the target account's side.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+class Transcript:
+    """Prints the conversation and records which expectations held."""
+
+    def __init__(self, out=sys.stdout):
+        self.out = out
+        self.lines = 0
+        self.failures: list[str] = []
+        self.checks = 0
+
+    def say(self, who: str, text: str) -> None:
+        first, *rest = (text or "").splitlines() or [""]
+        print(f"{who:>14} │ {first}", file=self.out)
+        for line in rest:
+            print(f"{'':>14} │ {line}", file=self.out)
+        self.lines += 1 + len(rest)
+
+    def note(self, text: str) -> None:
+        print(f"{'':>14} ┆ {text}", file=self.out)
+        self.lines += 1
+
+    def expect(self, what: str, ok: bool) -> bool:
+        self.checks += 1
+        mark = "✔" if ok else "✘"
+        print(f"{mark:>14} │ {what}", file=self.out)
+        self.lines += 1
+        if not ok:
+            self.failures.append(what)
+        return ok
+
+
+def blocks_text(message: dict) -> str:
+    parts = []
+    for block in message.get("blocks") or []:
+        if block.get("type") == "section":
+            parts.append(block["text"]["text"])
+        elif block.get("type") == "actions":
+            parts.append("   ".join(f"[ {e['text']['text']} ]" for e in block["elements"]))
+        elif block.get("type") == "context":
+            parts.append(" ".join(e.get("text", "") for e in block["elements"]))
+    return "\n".join(parts) or message.get("text", "")
+
+
+def wait(predicate: Callable[[], object], timeout: float = 20.0) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    return None
+
+
+
+def ephemeral_after(fake: Any, count_before: int, user: str) -> str | None:
+    found = fake.ephemerals(user)
+    return found[-1].get("text") if len(found) > count_before else None
+
+
+def ack_text(result: Any) -> str:
+    try:
+        return result.json().get("text", result.body)
+    except Exception:
+        return result.body
+
+
+def request_id(message: dict) -> str:
+    """The request id of a root message (its text starts with ``R-n:``)."""
+    return (message.get("text") or "").split(":")[0]
+
+
+@dataclass
+class Stage:
+    """Everything a scenario plays with."""
+
+    t: Transcript
+    slack: Any  # SignedSlackClient
+    fake: Any  # FakeSlack
+    world: Any  # rehearsal.SandboxWorld
+    channel: str
+    sandbox: Any  # aws.sandbox.Sandbox
+    bot: Any  # bot.app.Amibot
+
+    def root_for(self, needle: str, timeout: float = 20.0) -> dict | None:
+        """The newest root message whose text mentions ``needle``."""
+        return wait(lambda: next((m for m in reversed(self.fake.messages(self.channel)) if needle in (m.get("text") or "") and not m.get("reply_broadcast")), None), timeout)
+
+    def final_reply(self, root: dict, timeout: float = 60.0) -> dict | None:
+        return wait(lambda: next((m for m in self.fake.thread(self.channel, root["ts"]) if m.get("reply_broadcast")), None), timeout)
+
+    def show_thread(self, root: dict) -> None:
+        for reply in self.fake.thread(self.channel, root["ts"]):
+            self.t.say("amibot (thread)", reply.get("text", ""))
+
+
+def _load() -> list[Callable[[Stage], None]]:
+    # One line per operation module; the order is the order of the transcript.
+    from bot.scenarios import share
+
+    return [share.refused_aws_managed, share.play]
+
+
+SCENARIOS: list[Callable[[Stage], None]] = _load()

@@ -1,0 +1,63 @@
+"""Demo scenarios: sharing a CMK-encrypted AMI, and a share the bot must refuse."""
+
+from __future__ import annotations
+
+import time
+
+from bot import rehearsal
+from bot.scenarios import Stage, ack_text, blocks_text, ephemeral_after, request_id, wait
+
+
+def refused_aws_managed(stage: Stage) -> None:
+    """An AMI encrypted with aws/ebs cannot be shared: refused before anyone is asked."""
+    t, fake, world = stage.t, stage.fake, stage.world
+    t.note("— a share the bot must refuse: the AMI uses the AWS-managed aws/ebs key —")
+    text = f"share {world.aws_managed_image} from prod to dev"
+    t.say("@bob", f"/ami {text}")
+    before = len(fake.ephemerals(rehearsal.REQUESTER))
+    result = stage.slack.slash(rehearsal.REQUESTER, stage.channel, text)
+    t.say("amibot (only bob)", ack_text(result))
+    answer = wait(lambda: ephemeral_after(fake, before, rehearsal.REQUESTER))
+    t.say("amibot (only bob)", str(answer))
+    t.expect("the aws/ebs AMI is refused before anyone is asked, naming the fix", bool(answer and "aws/ebs" in answer and "copy" in answer))
+    t.expect("no approval message was posted for it", not any(world.aws_managed_image in (m.get("text") or "") for m in fake.messages(stage.channel)))
+
+
+def play(stage: Stage) -> None:
+    """Share a CMK-encrypted AMI from prod with dev; a stranger's click is refused;
+    an owner approves; checked from dev's side."""
+    t, fake, world, channel = stage.t, stage.fake, stage.world, stage.channel
+    t.note("— sharing a CMK-encrypted AMI from prod with dev —")
+    text = f"share {world.encrypted_image} from prod to dev"
+    t.say("@bob", f"/ami {text}")
+    started = time.perf_counter()
+    result = stage.slack.slash(rehearsal.REQUESTER, channel, text)
+    ack_ms = (time.perf_counter() - started) * 1000
+    t.say("amibot (only bob)", ack_text(result))
+    t.expect(f"the slash command was acknowledged with HTTP 200 in {ack_ms:.0f} ms (Slack allows 3,000)", result.status == 200 and ack_ms < 3000)
+    root = stage.root_for(world.encrypted_image)
+    if not t.expect("the approval message with the plan was posted in the channel", bool(root)):
+        return
+    t.say("amibot", blocks_text(root))
+    t.expect("the plan names the KMS grant to dev's root principal", f"arn:aws:iam::{rehearsal.DEV}:root" in blocks_text(root))
+
+    t.say("@mallory", "clicks [ Approve ]")
+    before = len(fake.ephemerals(rehearsal.STRANGER))
+    stage.slack.click(rehearsal.STRANGER, channel, root["ts"], "amibot_approve", request_id(root))
+    refusal = wait(lambda: ephemeral_after(fake, before, rehearsal.STRANGER))
+    t.say("amibot (only mallory)", str(refusal))
+    t.expect("a click by someone who owns nothing changes nothing", bool(refusal) and "Nothing was changed" in str(refusal))
+
+    t.say("@alice", "clicks [ Approve ]")
+    stage.slack.click(rehearsal.OWNER, channel, root["ts"], "amibot_approve", request_id(root))
+    final = stage.final_reply(root, timeout=30)
+    stage.show_thread(root)
+    t.expect("the last reply mentions the requester and is broadcast", bool(final) and f"<@{rehearsal.REQUESTER}>" in final.get("text", ""))
+    updated = fake.message(channel, root["ts"])
+    t.expect("the root message lost its buttons once decided", not any(b.get("type") == "actions" for b in updated.get("blocks") or []))
+
+    dev = stage.sandbox.session(rehearsal.DEV, rehearsal.REGION)
+    visible = dev.client("ec2").describe_images(ImageIds=[world.encrypted_image])["Images"]
+    t.expect("from dev's side: the AMI is visible", bool(visible))
+    key = dev.client("kms").describe_key(KeyId=world.cmk_arn)["KeyMetadata"]
+    t.expect("from dev's side: prod's CMK is usable through the grant", key.get("Arn") == world.cmk_arn)
