@@ -19,7 +19,16 @@ from typing import Any, Callable
 import boto3
 from botocore.config import Config as BotoConfig
 
-RETRY_CONFIG = BotoConfig(retries={"mode": "standard", "max_attempts": 8}, connect_timeout=10, read_timeout=60)
+DEFAULT_MAX_ATTEMPTS = 8
+
+
+def retry_config(max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> BotoConfig:
+    """botocore's standard retry mode: exponential backoff with jitter on throttling
+    (RequestLimitExceeded, ThrottlingException) and 5xx."""
+    return BotoConfig(retries={"mode": "standard", "max_attempts": max_attempts}, connect_timeout=10, read_timeout=60)
+
+
+RETRY_CONFIG = retry_config()
 
 # Credentials from AssumeRole last an hour; refresh well before.
 _CREDENTIALS_TTL = 45 * 60
@@ -47,8 +56,9 @@ class AwsSessions:
     ``AWS_ENDPOINT_URL`` included); accounts without a role use it directly.
     """
 
-    def __init__(self, accounts: dict[str, AccountAccess], base_session: Callable[[], boto3.Session] = boto3.Session):
+    def __init__(self, accounts: dict[str, AccountAccess], base_session: Callable[[], boto3.Session] = boto3.Session, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS):
         self._accounts = accounts
+        self._config = retry_config(max_attempts)
         self._base_session = base_session
         self._cache: dict[tuple[str, str], tuple[float, boto3.Session]] = {}
         self._lock = threading.Lock()
@@ -66,7 +76,7 @@ class AwsSessions:
         params: dict[str, Any] = {"RoleArn": access.role_arn, "RoleSessionName": session_name(tag)}
         if access.external_id:
             params["ExternalId"] = access.external_id
-        sts = self._base_session().client("sts", config=RETRY_CONFIG)
+        sts = self._base_session().client("sts", config=self._config)
         creds = sts.assume_role(**params)["Credentials"]
         session = boto3.Session(
             aws_access_key_id=creds["AccessKeyId"],
@@ -79,4 +89,4 @@ class AwsSessions:
 
     def client(self, service: str, account_id: str, region: str, tag: str = "bot") -> Any:
         """A boto3 client for ``service`` in ``region`` acting as ``account_id``."""
-        return self.session(account_id, tag).client(service, region_name=region, config=RETRY_CONFIG)
+        return self.session(account_id, tag).client(service, region_name=region, config=self._config)

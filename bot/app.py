@@ -18,7 +18,7 @@ from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
 import handlers
-from aws.sessions import AccountAccess, AwsSessions
+from aws.sessions import DEFAULT_MAX_ATTEMPTS, AccountAccess, AwsSessions
 from bot.config import Config
 from bot.directory import SlackDirectory
 from bot.notifier import Notifier
@@ -39,19 +39,20 @@ def slack_client(config: Config) -> WebClient:
     )
 
 
-def aws_sessions(config: Config) -> AwsSessions:
-    return AwsSessions({a.id: AccountAccess(a.id, a.role_arn, a.external_id) for a in config.accounts.values()})
+def aws_sessions(config: Config, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> AwsSessions:
+    return AwsSessions({a.id: AccountAccess(a.id, a.role_arn, a.external_id) for a in config.accounts.values()}, max_attempts=max_attempts)
 
 
 class Amibot:
     """The whole bot in one process."""
 
     def __init__(self, config: Config, *, clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
-                 grant_wait_seconds: float = 300.0, tick_seconds: float = 5.0, notifier_poll_seconds: float = 2.0):
+                 grant_wait_seconds: float = 300.0, tick_seconds: float = 5.0, notifier_poll_seconds: float = 2.0,
+                 aws_max_attempts: int = DEFAULT_MAX_ATTEMPTS):
         self.config = config
         self.store = Store(config.db_path, clock)
         self.client = slack_client(config)
-        self.sessions = aws_sessions(config)
+        self.sessions = aws_sessions(config, aws_max_attempts)
         self.notifier = Notifier(self.store, self.client, owners_of=lambda alias: list(config.account(alias).owners), poll_seconds=notifier_poll_seconds)
         self.worker = Worker()
         self.runner = PlanRunner(self.store, self.sessions, self.notifier, notify_channel=config.bot.notify_channel, sleep=sleep, grant_wait_seconds=grant_wait_seconds, clock=clock)

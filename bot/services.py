@@ -219,9 +219,13 @@ class RequestService:
             raise NotAllowedError(f"Only the requester or an owner of {', '.join(request.approver_accounts)} can cancel {request.display_id}.")
         for from_state in (PENDING_APPROVAL, APPROVED):
             if request.state == from_state and self.store.transition(number, from_state, CANCELLED, user, "cancelled"):
-                self.notifier.reply(number, f":heavy_multiplication_x: {request.display_id} was cancelled by {messages.mention(user)}. Nothing was changed.", broadcast=True, dedupe=f"final:{number}")
+                self.notifier.reply(number, f":heavy_multiplication_x: {messages.mention(request.requester)} {request.display_id} was cancelled by {messages.mention(user)}. Nothing was changed.", broadcast=True, dedupe=f"final:{number}")
                 self.notifier.update_root(number)
                 return f"{request.display_id} cancelled."
+        if request.state == RUNNING and self.store.transition(number, RUNNING, CANCELLED, user, "cancelled while running"):
+            # The runner stops before its next step; the cleanup waits for the current one.
+            self.worker.submit(self.runner.cancel_running, number, user)
+            return f"{request.display_id} cancelled; undoing what it already changed (see the thread)."
         return f"{request.display_id} is {STATE_LABELS.get(request.state, request.state)} and can no longer be cancelled."
 
 

@@ -8,13 +8,14 @@ added, and says exactly what it undid and what remains.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
 
-from aws.actions import StepContext, StepWaiting, get_action
+from aws.actions import Kept, StepContext, StepWaiting, get_action
 from aws.actions.images import ImageStatusCache
 from aws.sessions import AwsSessions
 from bot import messages
@@ -98,8 +99,11 @@ class PlanRunner:
         self.clock = clock
         self.image_status = ImageStatusCache()
         self.progress_edit_seconds = 60.0  # Slack: edit a root message at most once a minute
-        self._running: set[int] = set()
+        self._locks: dict[int, threading.Lock] = {}
         self._lock = threading.Lock()
+        # Test hook for crash tests: "executed:2" pauses (forever) right after step 2
+        # ran in AWS but before it is recorded, so a test can SIGKILL the process there.
+        self.pause_at: set[str] = set(filter(None, os.environ.get("AMIBOT_PAUSE_AT", "").split(",")))
 
     def context(self, request: Request, seq: int) -> StepContext:
         steps = {s.seq: s for s in request.steps}
@@ -120,17 +124,42 @@ class PlanRunner:
             log=lambda text: log.info("%s step %s: %s", request.display_id, seq, text),
         )
 
-    def run(self, request_id: int) -> None:
-        """Run (or resume) an approved request. Only one runner per request per process."""
+    def _request_lock(self, request_id: int) -> threading.Lock:
         with self._lock:
-            if request_id in self._running:
-                return
-            self._running.add(request_id)
+            return self._locks.setdefault(request_id, threading.Lock())
+
+    def _checkpoint(self, name: str) -> None:
+        if name in self.pause_at:
+            log.warning("pausing at %s (AMIBOT_PAUSE_AT)", name)
+            marker = os.environ.get("AMIBOT_PAUSE_MARKER")
+            if marker:
+                with open(marker, "a") as f:
+                    f.write(name + "\n")
+            threading.Event().wait()
+
+    def run(self, request_id: int) -> None:
+        """Run (or resume) an approved request. One runner per request per process:
+        a second call while one runs returns at once."""
+        lock = self._request_lock(request_id)
+        if not lock.acquire(blocking=False):
+            return
         try:
             self._run(request_id)
         finally:
-            with self._lock:
-                self._running.discard(request_id)
+            lock.release()
+
+    def cancel_running(self, request_id: int, actor: str) -> None:
+        """After a running request was cancelled: wait for its current step, then undo
+        what it added (an unfinished copy included) and say what remains."""
+        with self._request_lock(request_id):
+            request = self.store.get(request_id)
+            undone, remains = self.undo_done_steps(request)
+            text = f":heavy_multiplication_x: {messages.mention(request.requester)} {request.display_id} was cancelled by {messages.mention(actor)} while running."
+            text += "\nUndone: " + ("; ".join(undone) if undone else "nothing needed undoing")
+            if remains:
+                text += "\nRemains: " + "; ".join(remains)
+            self.notifier.reply(request_id, text, broadcast=True, dedupe=f"final:{request_id}")
+            self.notifier.update_root(request_id)
 
     def _run(self, request_id: int) -> None:
         request = self.store.get(request_id)
@@ -148,8 +177,10 @@ class PlanRunner:
             request = self.store.get(request_id)  # earlier steps' results, fresh
             if request.state != RUNNING:
                 return  # cancelled meanwhile
+            self._checkpoint(f"before:{step.seq}")
             try:
                 result = get_action(step.action).execute(self.context(request, step.seq), step.account_id, step.region, step.params)
+                self._checkpoint(f"executed:{step.seq}")
             except StepWaiting as waiting:
                 self._wait(request, step, waiting)
                 return
@@ -157,6 +188,7 @@ class PlanRunner:
                 self._fail(request_id, step, error)
                 return
             self.store.mark_step(request_id, step.seq, STEP_DONE, result={**step.result, **result})
+            self._checkpoint(f"done:{step.seq}")
             self.notifier.reply(request_id, messages.step_done_text(request, step.description, _result_detail(result)), dedupe=f"step:{request_id}:{step.seq}")
             self.notifier.update_root(request_id)
         self._succeed(request_id)
@@ -213,14 +245,21 @@ class PlanRunner:
         """Undo this request's done steps, newest first. Returns (undone, remains)."""
         undone: list[str] = []
         remains: list[str] = []
-        for step in reversed(self.store.steps(request.id)):
-            if step.state != STEP_DONE:
+        request = self.store.get(request.id)
+        for step in reversed(request.steps):
+            # A pending step with a checkpointed result is work in flight (a copy
+            # started but unfinished): undo it too.
+            in_flight = step.state == STEP_PENDING and bool(step.result)
+            if step.state != STEP_DONE and not in_flight:
                 continue
             action = get_action(step.action)
             if not action.undoable:
                 continue
             try:
                 said = action.undo(self.context(request, step.seq), step.account_id, step.region, step.params, step.result)
+            except Kept as kept:
+                remains.append(str(kept))
+                continue
             except Exception as error:
                 remains.append(f"{step.description} (undo failed: {messages.error_text(error)})")
                 continue

@@ -49,7 +49,13 @@ class Harness:
     slack: SignedSlackClient
     fake: FakeSlack
     url: str
+    clock: Clock
     channel: str = rehearsal.CHANNEL
+
+    def tick(self) -> None:
+        """One scheduler tick, then wait for what it started."""
+        self.bot.clockwork.tick()
+        self.settle()
 
     def slash(self, text: str, user: str = rehearsal.REQUESTER, channel: str | None = None):
         return self.slack.slash(user, channel or self.channel, text)
@@ -82,15 +88,34 @@ class Harness:
         return found[-1].get("text", "")
 
 
+class Clock:
+    """Wall time plus an offset the test moves forward (expiry, time-boxed shares)."""
+
+    def __init__(self):
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
 @pytest.fixture
-def harness(sandbox, fake_slack, tmp_path):
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def harness(sandbox, fake_slack, tmp_path, clock):
     world = rehearsal.seed(sandbox)
     config = rehearsal.sandbox_config(str(tmp_path / "amibot.db"), fake_slack.api_url, env={})
-    bot = Amibot(config, grant_wait_seconds=2, sleep=lambda s: time.sleep(min(s, 0.05)), tick_seconds=3600, notifier_poll_seconds=0.05)
+    # The scheduler's own tick is off (tick_seconds=3600): tests call clockwork.tick().
+    bot = Amibot(config, clock=clock, grant_wait_seconds=2, sleep=lambda s: time.sleep(min(s, 0.05)), tick_seconds=3600, notifier_poll_seconds=0.05, aws_max_attempts=4)
     bot.start()
     url = bot.start_http(port=0)
     slack = SignedSlackClient(url + "/slack/events", config.slack.signing_secret, fake_slack)
-    yield Harness(bot=bot, world=world, slack=slack, fake=fake_slack, url=url)
+    yield Harness(bot=bot, world=world, slack=slack, fake=fake_slack, url=url, clock=clock)
     bot.stop()
 
 

@@ -44,6 +44,12 @@ class StepWaiting(Exception):
         self.result = result or {}
 
 
+class Kept(Exception):
+    """Raised by ``undo`` when it deliberately leaves something in place because a
+    user may need it (a launched instance, a finished image); the message says what
+    remains, and it is reported as such."""
+
+
 @dataclass
 class StepContext:
     """What an action needs to run: clients for the accounts, the request's ids,

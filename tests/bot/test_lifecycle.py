@@ -1,0 +1,128 @@
+"""Approvals over time and politeness: expiry and reminders, time-boxed shares,
+cancel, AWS throttling, Slack 429s — with a controllable clock, over HTTP."""
+
+from __future__ import annotations
+
+from botocore.exceptions import ClientError
+
+from bot import rehearsal
+from bot.requests import ACTIVE, CANCELLED, EXPIRED, FAILED, PENDING_APPROVAL, REVOKED, SUCCEEDED
+
+HOUR = 3600
+
+
+def dev_sees(harness, image_id) -> bool:
+    try:
+        return bool(harness.world.sandbox.session(rehearsal.DEV).client("ec2").describe_images(ImageIds=[image_id])["Images"])
+    except ClientError:
+        return False
+
+
+def thread_texts(harness, root):
+    return [m["text"] for m in harness.fake.thread(harness.channel, root["ts"])]
+
+
+def test_pending_request_is_reminded_halfway_then_expires(harness):
+    image = harness.world.plain_image
+    harness.slash(f"share {image} from prod to dev")
+    root = harness.root_for(image)
+    harness.tick()
+    assert not any("still waiting" in t for t in thread_texts(harness, root))
+    harness.clock.advance(12 * HOUR + 60)  # approval_ttl_hours = 24
+    harness.tick()
+    harness.tick()  # the reminder is sent once
+    reminders = [t for t in thread_texts(harness, root) if "still waiting" in t]
+    assert len(reminders) == 1 and f"<@{rehearsal.OWNER}>" in reminders[0]
+    harness.clock.advance(12 * HOUR)
+    harness.tick()
+    assert harness.bot.store.get(1).state == EXPIRED
+    final = harness.final_reply(root)
+    assert "expired" in final["text"] and f"<@{rehearsal.REQUESTER}>" in final["text"]
+    assert not any(b["type"] == "actions" for b in harness.fake.message(harness.channel, root["ts"])["blocks"])
+    harness.click(rehearsal.OWNER, root)
+    assert "already expired" in harness.ephemeral_for(rehearsal.OWNER)
+    assert not dev_sees(harness, image)
+
+
+def test_time_boxed_share_is_removed_at_expiry_without_second_approval(harness):
+    image, cmk = harness.world.encrypted_image, harness.world.cmk_arn
+    harness.slash(f"share {image} from prod to dev for 2d")
+    root = harness.root_for(image)
+    assert "removed automatically" in str(root["blocks"])
+    harness.click(rehearsal.OWNER, root)
+    final = harness.final_reply(root)
+    harness.settle()
+    assert "ends automatically" in final["text"]
+    request = harness.bot.store.get(1)
+    assert request.state == ACTIVE and dev_sees(harness, image)
+    harness.clock.advance(24 * HOUR + 60)
+    harness.tick()
+    assert any("share ends at" in t for t in thread_texts(harness, root))
+    assert harness.bot.store.get(1).state == ACTIVE
+    harness.clock.advance(24 * HOUR)
+    harness.tick()
+    assert harness.bot.store.get(1).state == REVOKED
+    assert not dev_sees(harness, image)
+    grants = harness.world.sandbox.session(rehearsal.PROD).client("kms").list_grants(KeyId=cmk)["Grants"]
+    assert grants == []
+    assert any("share ended and was removed" in t for t in thread_texts(harness, root))
+    # Exactly one approval in the audit trail: the removal needed none.
+    assert [a["actor"] for a in harness.bot.store.audit(1) if (a["detail"] or "").startswith("approved for")] == [rehearsal.OWNER]
+    assert [a["actor"] for a in harness.bot.store.audit(1) if a["to_state"] == REVOKED] == ["amibot"]
+
+
+def test_cancel_before_execution(harness):
+    image = harness.world.plain_image
+    harness.slash(f"share {image} from prod to dev")
+    root = harness.root_for(image)
+    refused = harness.slash("cancel R-1", user=rehearsal.STRANGER).json()["text"]
+    assert "Only the requester or an owner" in refused
+    assert harness.bot.store.get(1).state == PENDING_APPROVAL
+    assert "cancelled" in harness.slash("cancel R-1").json()["text"]
+    harness.settle()
+    assert harness.bot.store.get(1).state == CANCELLED
+    harness.click(rehearsal.OWNER, root)
+    assert "already cancelled" in harness.ephemeral_for(rehearsal.OWNER)
+    assert not dev_sees(harness, image)
+
+
+def test_throttled_steps_wait_and_resume_without_the_user_seeing_it(harness):
+    image = harness.world.plain_image
+    harness.world.sandbox.inject_fault("ModifyImageAttribute", "RequestLimitExceeded", times=3)
+    harness.slash(f"share {image} from prod to dev")
+    root = harness.root_for(image)
+    harness.click(rehearsal.OWNER, root)
+    harness.final_reply(root)
+    harness.settle()
+    assert harness.bot.store.get(1).state == SUCCEEDED
+    assert harness.world.sandbox.calls("ModifyImageAttribute") >= 4
+    assert not any("RequestLimitExceeded" in t for t in thread_texts(harness, root))
+    assert dev_sees(harness, image)
+
+
+def test_throttling_past_retries_fails_in_plain_words_and_undoes(harness):
+    image, cmk = harness.world.encrypted_image, harness.world.cmk_arn
+    harness.world.sandbox.inject_fault("CreateGrant", "RequestLimitExceeded", times=100)
+    harness.slash(f"share {image} from prod to dev")
+    root = harness.root_for(image)
+    harness.click(rehearsal.OWNER, root)
+    final = harness.final_reply(root)
+    harness.settle()
+    assert harness.bot.store.get(1).state == FAILED
+    assert "CreateGrant" in final["text"] and "retries" in final["text"]
+    assert "removed launch permission" in final["text"]  # the launch permission was undone
+    assert not dev_sees(harness, image)
+
+
+def test_slack_429s_delay_messages_but_drop_none(harness):
+    image = harness.world.plain_image
+    harness.fake.script_rate_limit("chat.postMessage", times=2, retry_after=1)
+    harness.slash(f"share {image} from prod to dev")
+    root = harness.root_for(image)
+    harness.click(rehearsal.OWNER, root)
+    final = harness.final_reply(root, timeout=30)
+    harness.settle()
+    assert final is not None
+    statuses = [c.status for c in harness.fake.calls_to("chat.postMessage")]
+    assert statuses.count(429) == 2
+    assert all(row["state"] in ("sent", "superseded") for row in harness.bot.store.outbox())
