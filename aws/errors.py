@@ -7,6 +7,7 @@ person can act on. Unknown errors keep AWS's code and message unchanged.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -15,8 +16,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 class AwsFailure(Exception):
     """An AWS call failed."""
 
-    def __init__(self, code: str, aws_message: str, *, cause: str | None = None, fix: str | None = None, operation: str | None = None):
+    def __init__(
+        self, code: str, aws_message: str, *, cause: str | None = None, fix: str | None = None, operation: str | None = None, retries: int | None = None
+    ):
         self.code = code
+        self.retries = retries
         self.aws_message = aws_message
         self.cause = cause
         self.fix = fix
@@ -31,7 +35,8 @@ class AwsFailure(Exception):
         if self.fix:
             parts.append(f"Fix: {self.fix}")
         where = f" in {self.operation}" if self.operation else ""
-        parts.append(f"AWS said{where}: `{self.code}`: {self.aws_message}")
+        after = f" (after {self.retries} {'retry' if self.retries == 1 else 'retries'})" if self.retries else ""
+        parts.append(f"AWS said{where}{after}: `{self.code}`: {self.aws_message}")
         return "\n".join(parts)
 
 
@@ -45,131 +50,183 @@ class PreflightFailure(Exception):
 
 
 @dataclass(frozen=True)
-class _Known:
+class Known:
+    """Plain words for one AWS failure: matched on the error code (any of
+    ``codes``) and a regular expression searched in AWS's message (case-insensitive;
+    ``""`` matches any message). ``example`` is a message AWS (or the sandbox) really
+    sends for it, so a test can check that no earlier entry shadows this one."""
+
+    codes: tuple[str, ...]
+    pattern: str
     cause: str
     fix: str
+    example: str
+
+    def matches(self, code: str, message: str) -> bool:
+        return code in self.codes and re.search(self.pattern, message, re.IGNORECASE) is not None
 
 
-# Matched on (code, a fragment of the message or "" for any message).
-_KNOWN: list[tuple[str, str, _Known]] = [
-    (
-        "InvalidRequest",
-        "permission to access the storage",
-        _Known(
-            "The target account may launch the AMI but cannot read its snapshots: copying needs snapshot permission (createVolumePermission).",
-            "Share with `allow-copy`, or use `/ami copy`, which adds the snapshot permission for the duration of the copy.",
-        ),
+_GRANT_SPREAD = "A new grant can take a few minutes to take effect: if it was just made, retry in a few minutes."
+
+# First match wins: the specific entries of a code come before its catch-all.
+KNOWN: tuple[Known, ...] = (
+    Known(
+        ("InvalidRequest",),
+        r"permission to access the storage",
+        "The target account may launch the AMI but cannot read its snapshots: copying needs snapshot permission (createVolumePermission).",
+        "Share with `allow-copy`, or use `/ami copy`, which adds the snapshot permission for the duration of the copy.",
+        "You do not have permission to access the storage of this ami",
     ),
-    (
-        "Client.InternalError",
-        "",
-        _Known(
-            "Instances from this AMI terminate at once: the launching account cannot use the KMS key of the AMI's snapshots.",
-            "Grant the target account use of the key (a KMS grant or key-policy statement) and allow its role kms:Decrypt, kms:CreateGrant and kms:ReEncrypt* on the key ARN.",
-        ),
+    Known(
+        # What CopyImage/CopySnapshot answer when asked for an unencrypted copy of an
+        # encrypted source (InvalidRequest in CopyImage, InvalidParameterCombination
+        # elsewhere).
+        ("InvalidRequest", "InvalidParameterCombination"),
+        r"unencrypted|encrypted snapshot|encrypted flag",
+        "An encrypted snapshot cannot be copied (or launched) unencrypted.",
+        "Copy with encryption on (amibot always sets Encrypted=true) and a key the target owns.",
+        "Snapshot snap-0123456789abcdef0 is encrypted. Creating unencrypted copy from an encrypted snapshot is not supported.",
     ),
-    (
-        "InvalidAMIID.Unavailable",
-        "",
-        _Known("The AMI is not available yet (still pending) or was deregistered.", "Wait until the image is `available` and try again."),
+    Known(
+        ("Client.InternalError",),
+        r"",
+        "Instances from this AMI terminate at once: the launching account cannot use the KMS key of the AMI's snapshots.",
+        "Grant the target account use of the key (a KMS grant or key-policy statement, which `/ami share` adds) and allow its role "
+        "kms:Decrypt, kms:CreateGrant, kms:DescribeKey, kms:GenerateDataKeyWithoutPlaintext and kms:ReEncrypt* on the key ARN. " + _GRANT_SPREAD,
+        "Client.InternalError: Client error on launch",
     ),
-    (
-        "InvalidAMIID.NotFound",
-        "",
-        _Known(
-            "The AMI does not exist in that account and region, or it is not shared with the account that looked for it.",
-            "Check the AMI id, the account and the region (`from prod:eu-west-1`).",
-        ),
+    Known(
+        # The AWS-managed aws/ebs key: ModifyImageAttribute answers InvalidParameter,
+        # ModifySnapshotAttribute OperationNotPermitted.
+        ("InvalidParameter", "OperationNotPermitted"),
+        r"AWS Managed CMK|AWS managed key|EBS default key",
+        "The AMI's snapshots are encrypted with the AWS-managed `aws/ebs` key, which AWS never lets anyone share.",
+        "Copy the AMI in the source account with a customer-managed key (`/ami copy <ami> from <acct> to <same acct> kms <key>`), then share the copy.",
+        "Snapshots encrypted with the AWS Managed CMK can't be shared. Specify another snapshot.",
     ),
-    (
-        "InvalidParameterCombination",
-        "encrypt",
-        _Known(
-            "An encrypted snapshot cannot be copied unencrypted.",
-            "Copy with encryption on (amibot always sets Encrypted=true) and a key the target owns.",
-        ),
+    Known(
+        ("UnsupportedOperation",),
+        r"public",
+        "Encrypted snapshots cannot be shared publicly (and amibot never shares publicly).",
+        "Name account ids, `org` or an OU.",
+        "Encrypted snapshots can't be shared publicly. Specify another snapshot.",
     ),
-    (
-        "NotFoundException",
-        "",
-        _Known(
-            "The KMS key does not exist in that region (keys are regional).",
-            "Create the key in the destination region, or name another with `kms <key>` or the account's `kms_keys` setting.",
-        ),
+    Known(
+        ("InvalidAMIID.Unavailable",),
+        r"",
+        "The AMI is not available: still being created or copied (`pending`), or deregistered.",
+        "Wait until the image is `available` (`/ami status` shows copies in progress) and try again.",
+        "The image id '[ami-0123456789abcdef0]' is no longer available",
     ),
-    (
-        "KMSInvalidStateException",
-        "",
-        _Known("The KMS key is disabled or pending deletion.", "Enable the key, or name another with `kms <key>`."),
+    Known(
+        ("InvalidAMIID.NotFound",),
+        r"",
+        "The AMI does not exist in that account and region, or it is not shared with the account that looked for it.",
+        "Check the AMI id, the account and the region (`from prod:eu-west-1`).",
+        "The image id '[ami-0123456789abcdef0]' does not exist",
     ),
-    (
-        "DisabledException",
-        "",
-        _Known("The KMS key is disabled.", "Enable the key, or name another with `kms <key>`."),
+    Known(
+        ("AuthFailure",),
+        r"image",
+        "Only the AMI's owner can read or change its attributes; this account can at most launch it.",
+        "Name the account that owns the AMI after `from`.",
+        "Not authorized for image:ami-0123456789abcdef0",
     ),
-    (
-        "AccessDeniedException",
-        "",
-        _Known(
-            "The account is not allowed to use that KMS key (no grant or key-policy statement, or its IAM role lacks the KMS actions).",
-            "Check the key policy and the role's IAM policy (`amibot iam-policy` prints what the roles need).",
-        ),
+    Known(
+        ("NotFoundException",),
+        r"grant",
+        "The KMS grant is already gone (revoked or retired).",
+        "Nothing to do: the access it gave is already removed.",
+        "Grant id 0123abcd not found",
     ),
-    (
-        "RequestLimitExceeded",
-        "",
-        _Known(
-            "AWS throttled the calls (RequestLimitExceeded) and retries with backoff did not get through.",
-            "Nothing is wrong with the request; it can be retried in a few minutes.",
-        ),
+    Known(
+        ("NotFoundException",),
+        r"",
+        "The KMS key does not exist in that region (keys are regional), or is not visible to that account.",
+        "Create the key in the destination region, or name another with `kms <key>` or the account's `kms_keys` setting.",
+        "Key 'arn:aws:kms:eu-west-1:222222222222:alias/ami-dev' does not exist",
     ),
-    (
-        "ThrottlingException",
-        "",
-        _Known("AWS throttled the calls and retries with backoff did not get through.", "Retry in a few minutes."),
+    Known(
+        ("KMSInvalidStateException",),
+        r"",
+        "The KMS key is disabled or pending deletion.",
+        "Enable the key (or cancel its deletion), or name another with `kms <key>`.",
+        "arn:aws:kms:us-east-1:111111111111:key/1234abcd is pending deletion.",
     ),
-    (
-        "AccessDenied",
-        "",
-        _Known(
-            "The bot's role in that account is not allowed to do this.",
-            "Attach the member-account policy from `amibot iam-policy` to the role, and check its trust policy names the bot's role.",
-        ),
+    Known(
+        ("DisabledException",),
+        r"",
+        "The KMS key is disabled.",
+        "Enable the key, or name another with `kms <key>`.",
+        "arn:aws:kms:us-east-1:111111111111:key/1234abcd is disabled.",
     ),
-    (
-        "UnauthorizedOperation",
-        "",
-        _Known(
-            "The bot's role in that account is not allowed to do this.",
-            "Attach the member-account policy from `amibot iam-policy` to the role.",
-        ),
+    Known(
+        ("AccessDeniedException",),
+        r"",
+        "The account is not allowed to use that KMS key (no grant or key-policy statement, or its IAM role lacks the KMS actions).",
+        "Check the key policy and the role's IAM policy (`amibot iam-policy` prints what the roles need). " + _GRANT_SPREAD,
+        "User: arn:aws:sts::222222222222:assumed-role/amibot/x is not authorized to perform: kms:DescribeKey on resource: "
+        "arn:aws:kms:us-east-1:111111111111:key/1234abcd because no resource-based policy allows the kms:DescribeKey action",
     ),
-    (
-        "ResourceLimitExceeded",
-        "",
-        _Known(
-            "The destination region has too many AMI copies in flight (the limit is 300 concurrent copies).",
-            "Wait for running copies to finish, then retry.",
-        ),
+    Known(
+        ("RequestLimitExceeded",),
+        r"",
+        "AWS throttled the calls (RequestLimitExceeded: EC2 limits API calls per account and region) and retries with backoff did not get through.",
+        "Nothing is wrong with the request; it can be retried in a few minutes.",
+        "Request limit exceeded.",
     ),
-    (
-        "IdempotentParameterMismatch",
-        "",
-        _Known(
-            "A copy with this request's ClientToken was already started with other parameters.",
-            "This is a bug or a changed plan; start a new request.",
-        ),
+    Known(
+        ("ThrottlingException", "Throttling"),
+        r"",
+        "AWS throttled the calls (KMS and STS limit calls per account) and retries with backoff did not get through.",
+        "Nothing is wrong with the request; retry in a few minutes.",
+        "Rate exceeded",
     ),
-]
+    Known(
+        ("AccessDenied",),
+        r"sts:AssumeRole",
+        "The bot could not assume its role in that account.",
+        "Check the account's `role_arn` and `external_id` in the config, that the role's trust policy names the bot's role, "
+        "and that the bot's own role may call sts:AssumeRole on it (`amibot iam-policy`).",
+        "User: arn:aws:iam::123456789012:user/amibot is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::222222222222:role/amibot",
+    ),
+    Known(
+        ("AccessDenied",),
+        r"",
+        "The bot's role in that account is not allowed to do this.",
+        "Attach the member-account policy from `amibot iam-policy` to the role, and check its trust policy names the bot's role.",
+        "Access Denied",
+    ),
+    Known(
+        ("UnauthorizedOperation",),
+        r"",
+        "The bot's role in that account is not allowed to do this.",
+        "Attach the member-account policy from `amibot iam-policy` to the role.",
+        "You are not authorized to perform this operation.",
+    ),
+    Known(
+        ("ResourceLimitExceeded",),
+        r"",
+        "The destination region has too many AMI copies in flight (the limit is 300 concurrent copies).",
+        "Wait for running copies to finish, then retry.",
+        "You have reached your quota of 300 for the number of concurrent AMI copies.",
+    ),
+    Known(
+        ("IdempotentParameterMismatch",),
+        r"",
+        "A copy with this request's ClientToken was already started with other parameters.",
+        "This is a bug or a changed plan; start a new request.",
+        "Client token already used with different parameters.",
+    ),
+)
 
 
-def explain(code: str, message: str, operation: str | None = None) -> AwsFailure:
+def explain(code: str, message: str, operation: str | None = None, *, retries: int | None = None) -> AwsFailure:
     """An AwsFailure for an AWS error code and message, with plain words if known."""
-    lowered = message.lower()
-    for known_code, fragment, known in _KNOWN:
-        if code == known_code and fragment.lower() in lowered:
-            return AwsFailure(code, message, cause=known.cause, fix=known.fix, operation=operation)
-    return AwsFailure(code, message, operation=operation)
+    for known in KNOWN:
+        if known.matches(code, message):
+            return AwsFailure(code, message, cause=known.cause, fix=known.fix, operation=operation, retries=retries)
+    return AwsFailure(code, message, operation=operation, retries=retries)
 
 
 def translate(error: Exception) -> AwsFailure:
@@ -178,7 +235,9 @@ def translate(error: Exception) -> AwsFailure:
         return error
     if isinstance(error, ClientError):
         err = error.response.get("Error", {})
-        return explain(err.get("Code", "Unknown"), err.get("Message", str(error)), error.operation_name)
+        # botocore counts the retries it made (throttling, 5xx) before giving up.
+        retries = error.response.get("ResponseMetadata", {}).get("RetryAttempts") or None
+        return explain(err.get("Code", "Unknown"), err.get("Message", str(error)), error.operation_name, retries=retries)
     if isinstance(error, BotoCoreError):
         return AwsFailure(type(error).__name__, str(error), cause="The call to AWS did not complete.", fix="Retry; if it persists, check the endpoint and credentials.")
     raise TypeError(f"not an AWS error: {error!r}")

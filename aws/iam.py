@@ -20,17 +20,38 @@ def member_account_actions() -> list[str]:
     return sorted(needed)
 
 
+# KMS operations that touch data keys. amibot never calls them itself: EBS does, on
+# the role's behalf, when the role launches from or copies an encrypted AMI (the
+# source key through its grant, the destination key for the copy's snapshots). So
+# they are allowed only through EC2 (kms:ViaService), never for direct calls.
+KMS_USED_THROUGH_EC2 = frozenset(
+    {"kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKeyWithoutPlaintext", "kms:GenerateDataKey"}
+)
+
+
 def member_account_policy() -> dict:
     """The policy for the ``amibot`` role in each member account."""
-    ec2 = [a for a in member_account_actions() if a.startswith("ec2:")]
-    kms = [a for a in member_account_actions() if a.startswith("kms:")]
-    other = [a for a in member_account_actions() if not a.startswith(("ec2:", "kms:"))]
+    actions = member_account_actions()
+    ec2 = [a for a in actions if a.startswith("ec2:")]
+    kms = [a for a in actions if a.startswith("kms:") and a not in KMS_USED_THROUGH_EC2]
+    kms_via_ec2 = [a for a in actions if a in KMS_USED_THROUGH_EC2]
+    other = [a for a in actions if not a.startswith(("ec2:", "kms:"))]
     statements = [
         {"Sid": "AmiOperations", "Effect": "Allow", "Action": ec2, "Resource": "*"},
         # Key ARNs are only known per request; the key policies decide which keys
-        # the role may touch. No Encrypt/Decrypt of data: grants and metadata only.
+        # the role may touch. Grants and metadata only here.
         {"Sid": "KeysOfSharedImages", "Effect": "Allow", "Action": kms, "Resource": "*"},
     ]
+    if kms_via_ec2:
+        statements.append(
+            {
+                "Sid": "KeysUsedByEc2ForTheRole",
+                "Effect": "Allow",
+                "Action": kms_via_ec2,
+                "Resource": "*",
+                "Condition": {"StringLike": {"kms:ViaService": "ec2.*.amazonaws.com"}},
+            }
+        )
     if other:
         statements.append({"Sid": "Other", "Effect": "Allow", "Action": other, "Resource": "*"})
     return {"Version": "2012-10-17", "Statement": statements}

@@ -91,7 +91,10 @@ Semantics the sandbox adds (moto gap it papers over in brackets):
     (``Decrypt`` and ``CreateGrant``; or a disabled key) the instance is created and at
     once ``terminated`` with ``StateReason`` ``Client.InternalError``, as AWS does (a
     ``DryRun`` launch does not check keys, as in AWS). An AMI id that exists nowhere is
-    left to moto (no AMI validation), so tests may use made-up ids.
+    left to moto (no AMI validation), so tests may use made-up ids. ``ClientToken``:
+    same token and parameters give the first call's reservation again, different
+    parameters ``IdempotentParameterMismatch``. [moto: ignores ``ClientToken``, a retry
+    launches a second instance.]
 11. Sessions: :meth:`Sandbox.session` acts as an account through
     ``sts.assume_role`` into ``arn:aws:iam::<id>:role/amibot``; the credentials keep
     mapping to that account after :meth:`Sandbox.reset`. [moto forgets them on reset
@@ -1131,6 +1134,17 @@ def _deregister_image(self: Any, state: _State, original: Callable[..., Any]) ->
     return original(self)
 
 
+def _get_ebs_default_kms_key_id(self: Any) -> Any:
+    """GetEbsDefaultKmsKeyId, which moto lacks: the key set with
+    ModifyEbsDefaultKmsKeyId, else the account's ``aws/ebs`` key, as AWS answers."""
+    from moto.core.responses import ActionResult
+
+    if _active() is None:
+        raise NotImplementedError("The get_ebs_default_kms_key_id action has not been implemented")
+    with _LOCK:
+        return ActionResult({"KmsKeyId": _default_ebs_key_arn(self.current_account, self.region)})
+
+
 @_ec2_patch("ElasticBlockStore.describe_snapshots")
 def _describe_snapshots(self: Any, state: _State, original: Callable[..., Any]) -> Any:
     from moto.core.responses import ActionResult
@@ -1219,6 +1233,23 @@ def _run_instances(self: Any, state: _State, original: Callable[..., Any]) -> An
 
     caller = self.current_account
     image_id = self._get_param("ImageId")
+    token = self._get_param("ClientToken")
+    dry_run = self._get_param("DryRun", False)
+    if token and not dry_run:
+        # AWS: a retry with the same ClientToken returns the first launch instead of
+        # starting more instances; other parameters with it are refused.
+        fingerprint = json.dumps({k: v for k, v in self.params.items() if k != "ClientToken"}, sort_keys=True, default=str)
+        previous = state.tokens.get((caller, self.region, f"RunInstances:{token}"))
+        if previous is not None:
+            from moto.core.responses import ActionResult
+            from moto.ec2.exceptions import EC2ClientError
+
+            if previous[0] != fingerprint:
+                raise EC2ClientError(
+                    "IdempotentParameterMismatch",
+                    f"Arguments on this idempotent request are inconsistent with arguments used in previous request(s) (ClientToken {token}).",
+                )
+            return ActionResult(self.ec2_backend.reservations[previous[1]])
     problem = None
     found = _find_image(self.region, image_id) if image_id else None
     if found is not None:
@@ -1240,6 +1271,8 @@ def _run_instances(self: Any, state: _State, original: Callable[..., Any]) -> An
                     problem = True
                     break
     result = original(self)
+    if token and not dry_run:
+        state.tokens[(caller, self.region, f"RunInstances:{token}")] = (fingerprint, result.result.id)
     if problem:
         for instance in result.result.instances:
             instance.terminate()
@@ -1495,6 +1528,8 @@ def _install() -> None:
             cls = classes[cls_name]
             _ORIGINALS[qualified] = getattr(cls, method)
             setattr(cls, method, handler)
+        # moto has no GetEbsDefaultKmsKeyId at all (nothing to keep as the original).
+        ElasticBlockStore.get_ebs_default_kms_key_id = _get_ebs_default_kms_key_id
         _INSTALLED = True
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import boto3
+import botocore.session
 from botocore.config import Config as BotoConfig
 
 DEFAULT_MAX_ATTEMPTS = 8
@@ -34,6 +35,22 @@ RETRY_CONFIG = retry_config()
 _CREDENTIALS_TTL = 45 * 60
 
 
+_SHARED_LOADER = None
+_LOADER_LOCK = threading.Lock()
+
+
+def _botocore_session() -> botocore.session.Session:
+    """A botocore session sharing one data loader: each new session would otherwise
+    parse the service models again (about a second of CPU per assumed role)."""
+    global _SHARED_LOADER
+    with _LOADER_LOCK:
+        if _SHARED_LOADER is None:
+            _SHARED_LOADER = botocore.session.get_session().get_component("data_loader")
+    session = botocore.session.get_session()
+    session.register_component("data_loader", _SHARED_LOADER)
+    return session
+
+
 @dataclass(frozen=True)
 class AccountAccess:
     """How to act in one account: its id and, optionally, the role to assume."""
@@ -45,7 +62,8 @@ class AccountAccess:
 
 def session_name(tag: str) -> str:
     """A valid RoleSessionName (2–64 of ``[\\w+=,.@-]``) carrying ``tag``."""
-    cleaned = re.sub(r"[^\w+=,.@-]", "-", f"amibot-{tag}")
+    # ASCII only: Python's \w also matches "é", which STS rejects (ValidationError).
+    cleaned = re.sub(r"[^\w+=,.@-]", "-", f"amibot-{tag}", flags=re.ASCII)
     return cleaned[:64]
 
 
@@ -82,6 +100,7 @@ class AwsSessions:
             aws_access_key_id=creds["AccessKeyId"],
             aws_secret_access_key=creds["SecretAccessKey"],
             aws_session_token=creds["SessionToken"],
+            botocore_session=_botocore_session(),
         )
         with self._lock:
             self._cache[key] = (time.time() + _CREDENTIALS_TTL, session)

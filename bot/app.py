@@ -80,8 +80,11 @@ class Amibot:
         self.scheduler.start()
 
     def stop(self) -> None:
+        """Stop taking work, let the current step of each running request finish
+        (the rest resumes in the next process), send what is in the outbox, stop."""
         if self._server is not None:
             self._server.close()
+        self.runner.stopping.set()
         self.scheduler.stop()
         self.worker.shutdown(wait=True)
         self.notifier.flush()
@@ -111,12 +114,16 @@ class Amibot:
         self._server_thread.start()
         return f"http://{host}:{actual_port}"
 
-    def serve_http(self, host: str, port: int) -> None:
-        """Serve HTTP in the foreground until interrupted."""
-        from waitress import serve
+    def serve_http(self, host: str, port: int, threads: int = 8) -> None:
+        """Serve HTTP in the foreground until ``stop()`` closes the server."""
+        from waitress.server import create_server
 
+        self._server = create_server(self.wsgi, host=host, port=port, threads=threads, ident="amibot")
         log.info("amibot listening on http://%s:%s/slack/events", host, port)
-        serve(self.wsgi, host=host, port=port, threads=8, ident="amibot")
+        try:
+            self._server.run()
+        except OSError:
+            pass  # the socket was closed by stop()
 
     def serve_socket_mode(self) -> None:
         """Serve through Socket Mode (slack-sdk's built-in WebSocket client)."""

@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 
 from bot.errors import ConfigError
 
@@ -82,13 +83,18 @@ def _serve(args: argparse.Namespace) -> int:
     bot = Amibot(config)
     bot.start()
 
-    def shutdown(signum, frame):  # SIGTERM: stop taking work, let the current step finish
+    def shutdown(signum, frame):  # SIGTERM/SIGINT: stop taking work, let the current step finish
+        logging.getLogger("amibot").info("signal %s: finishing current steps, then exiting", signum)
+        threading.Thread(target=_stop_and_exit, name="amibot-shutdown").start()
+
+    def _stop_and_exit():
         bot.stop()
         if sandbox:
             sandbox.stop()
-        sys.exit(0)
+        os._exit(0)
 
     signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
     if args.socket_mode:
         bot.serve_socket_mode()
     else:

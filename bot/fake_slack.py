@@ -456,6 +456,31 @@ class FakeSlack:
                 "profile": {"display_name": name, "real_name": name.title()}}
         return {"user": {**user, **self.users.get(uid, {})}}
 
+    def _api_conversations_replies(self, p: dict) -> dict:
+        """The thread (root first), newest last; metadata only when asked, as Slack."""
+        channel, ts = p.get("channel", ""), p.get("ts", "")
+        root = self._find(channel, ts)
+        if root is None:
+            return {"error": "thread_not_found"}
+        thread = [root] + [m for m in self._messages.get(channel, []) if m.get("thread_ts") == ts and m["ts"] != ts]
+        return {"messages": [self._as_listed(m, p) for m in thread], "has_more": False}
+
+    def _api_conversations_history(self, p: dict) -> dict:
+        """Root messages of a channel, newest first."""
+        channel = p.get("channel", "")
+        if channel in self.channels_bot_cannot_post:
+            return {"error": "not_in_channel"}
+        roots = [m for m in self._messages.get(channel, []) if not m.get("thread_ts") or m["thread_ts"] == m["ts"] or m.get("reply_broadcast")]
+        limit = int(p.get("limit") or 100)
+        return {"messages": [self._as_listed(m, p) for m in reversed(roots)][:limit], "has_more": False}
+
+    @staticmethod
+    def _as_listed(message: dict, p: dict) -> dict:
+        listed = copy.deepcopy(message)
+        if not _truthy(p.get("include_all_metadata")):
+            listed.pop("metadata", None)
+        return listed
+
     def _api_conversations_info(self, p: dict) -> dict:
         cid = p.get("channel") or ""
         if not cid:

@@ -9,11 +9,18 @@ waits ``Retry-After`` seconds in the outbox).
 
 Root-message updates are rendered at send time from the request's current state and
 coalesced: only the newest pending update of a request is sent.
+
+Exactly once across a crash: a posted message carries its outbox id in Slack message
+``metadata``, and the row is marked ``sending`` before the call. A row found still
+``sending`` (the process died between Slack's answer and our commit) is looked up in
+the channel or thread (``conversations.history`` / ``conversations.replies``) before
+it is sent again.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Any, Callable
 
@@ -35,6 +42,7 @@ POST = "post"  # a plain message in a channel (notify_channel)
 
 # Slack errors after which trying again cannot help.
 _PERMANENT = {"not_in_channel", "channel_not_found", "is_archived", "invalid_blocks", "msg_too_long", "invalid_auth", "account_inactive", "no_text"}
+METADATA_EVENT = "amibot_outbox"
 _NO_CHANNEL = {"not_in_channel", "channel_not_found", "is_archived"}
 
 
@@ -50,6 +58,7 @@ class Notifier:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self.pause_at: set[str] = set(filter(None, os.environ.get("AMIBOT_PAUSE_AT", "").split(",")))
 
     # -- enqueueing -------------------------------------------------------------------
 
@@ -123,6 +132,43 @@ class Notifier:
                 finished += 1
             return finished
 
+    def _metadata(self, row: dict[str, Any]) -> dict[str, Any]:
+        return {"event_type": METADATA_EVENT, "event_payload": {"outbox_id": row["id"]}}
+
+    def _already_posted(self, row: dict[str, Any], channel: str, thread_ts: str | None) -> str | None:
+        """The ts of the message this row already posted, if Slack has it."""
+        if thread_ts:
+            messages_ = self.client.conversations_replies(channel=channel, ts=thread_ts, include_all_metadata=True, limit=200)["messages"]
+        else:
+            messages_ = self.client.conversations_history(channel=channel, include_all_metadata=True, limit=100)["messages"]
+        for message in messages_:
+            metadata = message.get("metadata") or {}
+            if metadata.get("event_type") == METADATA_EVENT and (metadata.get("event_payload") or {}).get("outbox_id") == row["id"]:
+                return message["ts"]
+        return None
+
+    def _post_once(self, row: dict[str, Any], **kwargs: Any) -> str:
+        """chat.postMessage at most once for this row, even across a crash."""
+        if row["state"] == "sending":
+            ts = self._already_posted(row, kwargs["channel"], kwargs.get("thread_ts"))
+            if ts:
+                log.info("outbox %s was already posted before a restart (ts %s)", row["id"], ts)
+                return ts
+        self.store.mark_outbox_sending(row["id"])
+        self._pause(f"posting:{row['kind']}")
+        response = self.client.chat_postMessage(metadata=self._metadata(row), **kwargs)
+        self._pause(f"posted:{row['kind']}")
+        return response["ts"]
+
+    def _pause(self, name: str) -> None:
+        if name in self.pause_at:  # crash-test hook, see PlanRunner._checkpoint
+            log.warning("pausing at %s (AMIBOT_PAUSE_AT)", name)
+            marker = os.environ.get("AMIBOT_PAUSE_MARKER")
+            if marker:
+                with open(marker, "a") as f:
+                    f.write(name + "\n")
+            threading.Event().wait()
+
     def _send(self, row: dict[str, Any]) -> str:
         kind, payload, request_id = row["kind"], row["payload"], row["request_id"]
         try:
@@ -135,13 +181,13 @@ class Notifier:
             if kind == EPHEMERAL:
                 self.client.chat_postEphemeral(channel=payload["channel"], user=payload["user"], text=payload["text"])
             elif kind == POST:
-                self.client.chat_postMessage(channel=payload["channel"], text=payload["text"])
+                self._post_once(row, channel=payload["channel"], text=payload["text"])
             else:
                 request = self.store.get(request_id)
                 if kind == ROOT:
                     blocks = messages.root_blocks(request, self._owners(request))
-                    response = self.client.chat_postMessage(channel=request.channel, text=messages.root_text(request), blocks=blocks)
-                    self.store.set_fields(request_id, root_ts=response["ts"])
+                    ts = self._post_once(row, channel=request.channel, text=messages.root_text(request), blocks=blocks)
+                    self.store.set_fields(request_id, root_ts=ts)
                 else:
                     if not request.root_ts:
                         return "wait" if self._root_pending(request_id) else self._fallback_to_channel(row, request)
@@ -149,8 +195,8 @@ class Notifier:
                         blocks = messages.root_blocks(request, self._owners(request), progress=payload.get("progress"))
                         self.client.chat_update(channel=request.channel, ts=request.root_ts, text=messages.root_text(request), blocks=blocks)
                     else:
-                        self.client.chat_postMessage(
-                            channel=request.channel, thread_ts=request.root_ts, text=payload["text"], reply_broadcast=payload.get("broadcast", False)
+                        self._post_once(
+                            row, channel=request.channel, thread_ts=request.root_ts, text=payload["text"], reply_broadcast=payload.get("broadcast", False)
                         )
             self.store.finish_outbox(row["id"], "sent")
             return "sent"
@@ -177,7 +223,7 @@ class Notifier:
         return {alias: self.owners_of(alias) for alias in request.approver_accounts}
 
     def _root_pending(self, request_id: int) -> bool:
-        return any(r["kind"] == ROOT and r["state"] == "pending" for r in self.store.outbox(request_id))
+        return any(r["kind"] == ROOT and r["state"] in ("pending", "sending") for r in self.store.outbox(request_id))
 
     def _fallback_to_channel(self, row: dict[str, Any], request: Any) -> str:
         # The root message could not be posted (the bot is not in the channel): the

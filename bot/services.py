@@ -99,6 +99,7 @@ class RequestService:
             ctx = operations.PlanningContext(
                 self.config, self.sessions, uid=secrets.token_hex(8), requester=user,
                 check_approvers=lambda accounts: self._check_someone_can_approve(accounts, user),
+                find_requests=lambda: operations.requests_that_changed_aws(self.store),
             )
             prepared = operations.prepare(ctx, command)
             self._check_someone_can_approve(prepared.approver_accounts, user)

@@ -355,7 +355,7 @@ class Store:
 
     def pending_outbox(self, limit: int = 100) -> list[dict[str, Any]]:
         rows = self.db.execute(
-            "SELECT * FROM outbox WHERE state = 'pending' AND not_before <= ? ORDER BY id LIMIT ?",
+            "SELECT * FROM outbox WHERE state IN ('pending', 'sending') AND not_before <= ? ORDER BY id LIMIT ?",
             [self.clock(), limit],
         ).fetchall()
         return [{**dict(r), "payload": json.loads(r["payload"])} for r in rows]
@@ -367,10 +367,16 @@ class Store:
                 [state, self.clock(), error, message_id],
             )
 
+    def mark_outbox_sending(self, message_id: int) -> None:
+        """Record that a message is being sent: a row still ``sending`` after a crash
+        may or may not have reached Slack, and is checked there before resending."""
+        with self.transaction() as db:
+            db.execute("UPDATE outbox SET state = 'sending' WHERE id = ?", [message_id])
+
     def retry_outbox_later(self, message_id: int, delay: float, error: str) -> None:
         with self.transaction() as db:
             db.execute(
-                "UPDATE outbox SET attempts = attempts + 1, not_before = ?, error = ? WHERE id = ?",
+                "UPDATE outbox SET state = 'pending', attempts = attempts + 1, not_before = ?, error = ? WHERE id = ?",
                 [self.clock() + delay, error, message_id],
             )
 

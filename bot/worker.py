@@ -18,7 +18,7 @@ from typing import Any, Callable
 from aws.actions import Kept, StepContext, StepWaiting, get_action
 from aws.actions.images import ImageStatusCache
 from aws.sessions import AwsSessions
-from bot import messages
+from bot import messages, operations
 from bot.notifier import Notifier
 from bot.requests import (
     ACTIVE,
@@ -99,6 +99,7 @@ class PlanRunner:
         self.clock = clock
         self.image_status = ImageStatusCache()
         self.progress_edit_seconds = 60.0  # Slack: edit a root message at most once a minute
+        self.stopping = threading.Event()  # SIGTERM: finish the current step, start no other
         self._locks: dict[int, threading.Lock] = {}
         self._lock = threading.Lock()
         # Test hook for crash tests: "executed:2" pauses (forever) right after step 2
@@ -177,6 +178,8 @@ class PlanRunner:
             request = self.store.get(request_id)  # earlier steps' results, fresh
             if request.state != RUNNING:
                 return  # cancelled meanwhile
+            if self.stopping.is_set():
+                return  # shutting down: the next process resumes from this step
             self._checkpoint(f"before:{step.seq}")
             try:
                 result = get_action(step.action).execute(self.context(request, step.seq), step.account_id, step.region, step.params)
@@ -213,6 +216,8 @@ class PlanRunner:
 
     def _succeed(self, request_id: int) -> None:
         request = self.store.get(request_id)
+        # Before the transition: a crash in between settles again on resume (idempotent).
+        settled = operations.settle_after_success(request, self.store, self.notifier)  # e.g. unshare marks the shares it removed
         duration = request.params.get("duration_seconds")
         if duration:
             # A time-boxed share runs from completion; its removal was approved with it.
@@ -225,6 +230,7 @@ class PlanRunner:
         text = f":tada: {messages.mention(request.requester)} {request.display_id} is done: `{request.command_text}`."
         if request.active_until:
             text += f" The share ends automatically at {messages.when(request.active_until)}."
+        text += "".join(f"\n{note}" for note in settled)
         self.notifier.reply(request_id, text, broadcast=True, dedupe=f"final:{request_id}")
         self.notifier.update_root(request_id)
         if self.notify_channel and request.kind == "copy":
@@ -270,6 +276,8 @@ class PlanRunner:
 
 
 def _result_detail(result: dict[str, Any]) -> str:
+    if result.get("summary"):  # an action's own one-line account of what it did (copy)
+        return result["summary"]
     if result.get("grant_id"):
         return f"grant id `{result['grant_id']}`" + ("" if result.get("created", True) else " (already existed)")
     if result.get("already_present"):

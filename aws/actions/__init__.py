@@ -112,4 +112,9 @@ def get_action(name: str) -> Action:
 # Importing the modules registers their actions.
 from aws.actions import images as _images  # noqa: E402,F401
 from aws.actions import share as _share  # noqa: E402,F401
+from aws.actions import keypolicy as _keypolicy  # noqa: E402,F401
+from aws.actions import autoscaling as _autoscaling  # noqa: E402,F401
+from aws.actions import migrate as _migrate  # noqa: E402,F401
+from aws.actions import verify as _verify  # noqa: E402,F401
+from aws.actions import copy as _copy  # noqa: E402,F401
 from aws.actions.inspect import PREFLIGHT_PERMISSIONS, ImageFacts, KeyFacts, inspect_image  # noqa: E402,F401

@@ -142,7 +142,18 @@ class WaitImageAvailable(Action):
             raise AwsFailure("InvalidAMIID.NotFound", f"{image_id} no longer exists in {account_id} {region}", cause="The image disappeared while amibot was waiting for it (deregistered?).", fix="Check the account's images; start a new request if needed.")
         failure = explain("ImageFailed", status.reason or f"image is {status.state}")
         reason = (status.reason or "").lower()
-        if "kms" in reason or "key" in reason:
+        # Optional params name the keys involved, so the words can say which one failed.
+        source_keys = [k for k in params.get("source_key_arns", []) if k.lower() in reason]
+        if source_keys:
+            failure.cause = (
+                f"The account could not use the source AMI's KMS key {source_keys[0]} to read its snapshots "
+                "(no grant or key-policy statement for it, a grant not in effect yet, or the key is disabled)."
+            )
+            failure.fix = "Check the source key is enabled and the account has a grant on it (amibot adds one for a copy); then ask again."
+        elif "kms" in reason or "key" in reason:
             failure.cause = "AWS could not use the KMS key for the copy (keys are regional, must be enabled and usable by the account)."
             failure.fix = "Check the destination key exists in that region, is enabled, and the target account may use it; then ask again."
+        elif failure.cause is None:
+            failure.cause = f"AWS gave up on {image_id}: it is `{status.state}`."
+            failure.fix = "Ask again; if it fails again, AWS's reason below is what to look into."
         raise failure

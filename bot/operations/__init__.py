@@ -7,6 +7,7 @@ changes AWS (the preflight only reads).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -15,7 +16,7 @@ from aws.errors import is_aws_error, translate
 from aws.sessions import AwsSessions
 from bot.config import AccountConfig, Config
 from bot.errors import AmibotError, PreflightError
-from bot.requests import PlannedStep
+from bot.requests import PlannedStep, Request
 
 
 @dataclass
@@ -41,6 +42,9 @@ class PlanningContext:
     requester: str
     # Refuses a request nobody could approve; operations call it before any AWS call.
     check_approvers: Callable[[list[str]], None] = lambda accounts: None
+    # Earlier requests that may have changed AWS (running, done, active, failed), with
+    # their steps: unshare finds what amibot added, and grants by their recorded ids.
+    find_requests: Callable[[], list[Request]] = lambda: []
 
     def region_of(self, region: str | None) -> str:
         return region or self.config.bot.default_region
@@ -87,4 +91,48 @@ def is_operation(command: Any) -> bool:
     return type(command) in _PREPARERS
 
 
+# States in which a request may have done steps still in force in AWS (a failed or
+# cancelled request whose undo failed, too); the done steps themselves tell.
+CHANGED_AWS_STATES = ("running", "succeeded", "failed", "active", "cancelled", "revoked")
+
+
+def requests_that_changed_aws(store: Any) -> list[Request]:
+    """For ``PlanningContext.find_requests``: every request whose done steps may
+    still be in force in AWS."""
+    return store.find(states=CHANGED_AWS_STATES, limit=1_000_000)
+
+
+# After a request succeeds: what its kind must settle in the store (e.g. an unshare
+# marks the earlier shares' steps it removed). Called by the worker with
+# (request, store, notifier); returns lines for the final reply.
+AfterSuccess = Callable[[Request, Any, Any], list[str]]
+_AFTER_SUCCESS: dict[str, AfterSuccess] = {}
+
+
+def after_success(kind: str) -> Callable[[AfterSuccess], AfterSuccess]:
+    """Register what to settle in the store when a request of ``kind`` succeeds."""
+
+    def decorate(fn: AfterSuccess) -> AfterSuccess:
+        _AFTER_SUCCESS[kind] = fn
+        return fn
+
+    return decorate
+
+
+def settle_after_success(request: Request, store: Any, notifier: Any) -> list[str]:
+    """Run the after-success hook of the request's kind, if any. Its failure is
+    logged, never turns a finished request into a failed one."""
+    fn = _AFTER_SUCCESS.get(request.kind)
+    if fn is None:
+        return []
+    try:
+        return fn(request, store, notifier)
+    except Exception:
+        logging.getLogger("amibot.operations").exception("after-success hook of %s failed", request.display_id)
+        return []
+
+
 from bot.operations import share as _share  # noqa: E402,F401  (registers)
+from bot.operations import unshare as _unshare  # noqa: E402,F401  (registers)
+from bot.operations import migrate as _migrate  # noqa: E402,F401  (registers)
+from bot.operations import copy as _copy  # noqa: E402,F401  (registers)

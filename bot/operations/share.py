@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from typing import Any
 
 from aws.actions import SHARE_GRANT_OPERATIONS, ImageFacts, account_root, grant_name
-from bot import grammar
-from bot.config import AccountConfig, Config
-from bot.errors import AmibotError, PreflightError
+from aws.actions import keypolicy
+from aws.actions.autoscaling import AUTOSCALING_GRANT_OPERATIONS, autoscaling_grant_name, autoscaling_role
+from aws.errors import is_aws_error, translate
+from bot import grammar, messages
+from bot.config import AccountConfig, Config, OrganizationConfig
+from bot.errors import PreflightError
 from bot.operations import PlanningContext, Prepared, preparer
 from bot.requests import PlannedStep
 
@@ -54,9 +58,12 @@ def share_steps(
     allow_copy: bool,
     organization_arn: str | None = None,
     ou_arn: str | None = None,
+    autoscaling: bool = False,
 ) -> list[PlannedStep]:
-    """The steps of a share: launch permission, a grant per key and target, snapshot
-    permission only with allow-copy, then a check from each target's side."""
+    """The steps of a share: launch permission, a grant per key and target (and, with
+    ``autoscaling``, for targets configured with ``autoscaling_grant``, a grant from
+    the target to its Auto Scaling role), snapshot permission only with allow-copy,
+    then a check from each target's side."""
     target_ids = [t.id for t in targets]
     steps: list[PlannedStep] = []
     who = ", ".join(f"`{t.alias}` ({t.id})" for t in targets)
@@ -94,6 +101,8 @@ def share_steps(
                     ),
                 )
             )
+    if autoscaling:
+        steps += autoscaling_steps(request_uid=request_uid, facts=facts, source=source, region=region, targets=targets)
     if allow_copy and target_ids:
         steps.append(
             PlannedStep(
@@ -119,6 +128,42 @@ def share_steps(
                 description=f"Check from `{target.alias}`: the AMI is visible" + (" and its key is usable" if facts.keys else ""),
             )
         )
+    return steps
+
+
+def autoscaling_steps(*, request_uid: str, facts: ImageFacts, source: AccountConfig, region: str, targets: list[AccountConfig]) -> list[PlannedStep]:
+    """For each target with ``autoscaling_grant = true`` and each key: through the
+    target's role, a grant on the source key to the target's Auto Scaling
+    service-linked role. It runs after the source's grant to the target, which is
+    what lets the target create it."""
+    steps = []
+    for target in targets:
+        if not target.autoscaling_grant:
+            continue
+        for key in facts.keys:
+            role = autoscaling_role(target.id)
+            name = autoscaling_grant_name(request_uid, target.id)
+            steps.append(
+                PlannedStep(
+                    action="kms.create_autoscaling_grant",
+                    account_alias=target.alias,
+                    account_id=target.id,
+                    region=region,
+                    params={
+                        "image_id": facts.image_id,
+                        "key_arn": key.arn,
+                        "key_owner_account": source.id,
+                        "grantee_principal": role,
+                        "operations": list(AUTOSCALING_GRANT_OPERATIONS),
+                        "grant_name": name,
+                    },
+                    description=(
+                        f"CreateGrant from `{target.alias}` on key {_key_label(key)}: Auto Scaling's role {role} may "
+                        f"{', '.join(AUTOSCALING_GRANT_OPERATIONS)} (grant name `{name}`; autoscaling_grant = true; "
+                        "retried while the grant above spreads)"
+                    ),
+                )
+            )
     return steps
 
 
@@ -177,13 +222,13 @@ def prepare_share(ctx: PlanningContext, command: grammar.ShareCommand) -> Prepar
     source = ctx.config.account(command.source.account)
     region = ctx.region_of(command.source.region)
     if command.organization or command.ou_id:
-        raise AmibotError("Sharing with an Organization or OU is not available yet.", fix="Name the accounts after `to`.")
+        return prepare_org_share(ctx, command, source, region)
     targets = resolve_targets(ctx.config, command.targets, source)
     approvers = approver_accounts("share", source)
     ctx.check_approvers(approvers)
     facts = ctx.preflight_image(source, region, command.image_id)
     check_shareable(facts, source, region)
-    steps = share_steps(request_uid=ctx.uid, facts=facts, source=source, region=region, targets=targets, allow_copy=command.allow_copy)
+    steps = share_steps(request_uid=ctx.uid, facts=facts, source=source, region=region, targets=targets, allow_copy=command.allow_copy, autoscaling=True)
     after = []
     if command.duration:
         after.append(f"At expiry ({_duration(command.duration.total_seconds())} after completion) all of the above is removed automatically; no second approval.")
@@ -205,3 +250,174 @@ def _duration(seconds: float) -> str:
     if seconds % 86400 == 0:
         return f"{int(seconds // 86400)}d"
     return f"{int(seconds // 3600)}h"
+
+
+# -- organisation and OU shares ------------------------------------------------------------
+
+# A plan line longer than a Slack section (3,000 characters) is cut; stay well below.
+POLICY_SHOWN_LIMIT = 2600
+
+
+def require_organization(config: Config, what: str) -> OrganizationConfig:
+    """The configured organisation, or a refusal that names the config fix."""
+    if config.organization is None:
+        raise PreflightError(
+            f"{what} needs the organization's id, and the config has no `[organization]` table.",
+            fix=(
+                'Add `[organization]` with `id = "o-…"` (AWS Organizations → Settings) and '
+                '`management_account = "<12-digit id>"` to the config, then restart amibot.'
+            ),
+        )
+    return config.organization
+
+
+def org_entry(organization: OrganizationConfig, ou_id: str | None) -> tuple[dict[str, str], str]:
+    """The launch-permission entry for the organisation or one OU, and how to name it."""
+    if ou_id:
+        return {"OrganizationalUnitArn": organization.ou_arn(ou_id)}, f"the OU `{ou_id}` of organization `{organization.id}`"
+    return {"OrganizationArn": organization.arn()}, f"the organization `{organization.id}`"
+
+
+def read_key_policy(ctx: PlanningContext, source: AccountConfig, region: str, key_arn: str) -> str:
+    """The key's policy text as the source account reads it (read-only preflight)."""
+    kms = ctx.sessions.client("kms", source.id, region, f"preflight-{ctx.uid}")
+    try:
+        return kms.get_key_policy(KeyId=key_arn, PolicyName=keypolicy.POLICY_NAME)["Policy"]
+    except Exception as error:
+        if is_aws_error(error):
+            failure = translate(error)
+            raise PreflightError(
+                f"Could not read the key policy of {key_arn} in `{source.alias}`: {failure.cause or failure.aws_message}",
+                fix=failure.fix or f"AWS said `{failure.code}`: {failure.aws_message}",
+            ) from error
+        raise
+
+
+def statement_summary(statement: Any) -> str:
+    """One line for a key-policy statement: Sid, effect, principal, actions, conditions."""
+    if not isinstance(statement, dict):
+        return "• (not a statement)"
+    actions = statement.get("Action", statement.get("NotAction", []))
+    actions = [actions] if isinstance(actions, str) else list(actions)
+    line = (
+        f"• `{statement.get('Sid') or '(no Sid)'}` {statement.get('Effect', '?')} "
+        f"{json.dumps(statement.get('Principal', statement.get('NotPrincipal')))} → {', '.join(map(str, actions))}"
+        + (f" if {json.dumps(statement['Condition'])}" if statement.get("Condition") else "")
+    )
+    return line if len(line) <= 240 else line[:237] + "…"
+
+
+def _policy_block(title: str, text: str, key_arn: str) -> str:
+    """The whole policy when it fits a Slack section, else one line per statement
+    with a fingerprint and the command that shows it in full."""
+    pretty = keypolicy.render(json.loads(text))
+    if len(title) + len(pretty) + 10 <= POLICY_SHOWN_LIMIT:
+        return f"{title}\n```{messages.escape(pretty)}```"
+    lines = [
+        f"{title} — {len(pretty):,} characters, too long for a Slack section: its statements "
+        f"(sha256 `{keypolicy.policy_digest(text)}`; `aws kms get-key-policy --key-id {key_arn} --policy-name default` shows it whole):"
+    ]
+    statements = keypolicy.statements(json.loads(text))
+    for index, statement in enumerate(statements):
+        line = messages.escape(statement_summary(statement))
+        if sum(len(x) + 1 for x in lines) + len(line) > POLICY_SHOWN_LIMIT:
+            lines.append(f"… and {len(statements) - index} more statements")
+            break
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def policy_change_lines(key_label: str, key_arn: str, before_text: str, after_text: str, changed: list[dict[str, Any]], *, adding: bool) -> list[str]:
+    """What the approver must see before a PutKeyPolicy: the policy before and after
+    (each in full when it fits a section, else summarised), and the statements added
+    or removed, always in full."""
+    lines = [_policy_block(f"*Key policy of {key_label} now (before):*", before_text, key_arn)]
+    after_title = f"*Key policy of {key_label} after:*"
+    if len(keypolicy.render(json.loads(after_text))) + len(after_title) + 10 <= POLICY_SHOWN_LIMIT:
+        lines.append(_policy_block(after_title, after_text, key_arn))
+    else:
+        verb = "plus" if adding else "without"
+        lines.append(f"{after_title} the policy above, every other statement unchanged, {verb} "
+                     + ("this statement:" if len(changed) == 1 else "these statements:"))
+        for statement in changed:
+            lines.append(f"```{messages.escape(json.dumps(statement, indent=2))}```")
+    return lines
+
+
+def prepare_org_share(ctx: PlanningContext, command: grammar.ShareCommand, source: AccountConfig, region: str) -> Prepared:
+    """Preflight and plan a share with the organisation or one OU: launch permission
+    by ARN and, for an encrypted AMI, a key-policy statement per key (a grant cannot
+    name an organisation). The approver sees each key policy before and after."""
+    organization = require_organization(ctx.config, "Sharing with an Organization or OU")
+    if command.allow_copy:
+        raise PreflightError(
+            "Organisation members can launch a shared AMI but not copy it: snapshot permissions take account ids only.",
+            fix="Leave out `allow-copy`, or name the accounts that need to copy after `to`.",
+        )
+    approvers = approver_accounts("share", source)
+    ctx.check_approvers(approvers)
+    facts = ctx.preflight_image(source, region, command.image_id)
+    check_shareable(facts, source, region)
+    entry, who = org_entry(organization, command.ou_id)
+    steps = share_steps(
+        request_uid=ctx.uid, facts=facts, source=source, region=region, targets=[], allow_copy=False,
+        organization_arn=entry.get("OrganizationArn"), ou_arn=entry.get("OrganizationalUnitArn"),
+    )
+    checked = checked_lines(facts, source, region, [])
+    checked.append(f"Target: {who} (config `[organization]`, managed from {organization.management_account}); launch permission by `{next(iter(entry.values()))}`")
+    if entry in facts.launch_permissions:
+        checked.append(f"{facts.image_id} is already shared with {who}: the launch permission is left as it is")
+    sid = keypolicy.statement_sid(ctx.uid, organization.id, command.ou_id)
+    statement = keypolicy.org_statement(sid, organization.id, command.ou_id)
+    condition = f"aws:PrincipalOrgID is `{organization.id}`"
+    if command.ou_id:
+        condition += f" and aws:PrincipalOrgPaths is under `{keypolicy.org_paths_pattern(organization.id, command.ou_id)}`"
+    after: list[str] = []
+    policies: dict[str, dict[str, str]] = {}
+    for key in facts.keys:
+        before_text = read_key_policy(ctx, source, region, key.arn)
+        before = json.loads(before_text)
+        after_text = keypolicy.render(keypolicy.with_statement(before, statement))
+        policies[key.arn] = {"before": before_text, "after": after_text}
+        earlier = [s for s in keypolicy.sids(before) if s.startswith("amibot-") and s.endswith(f"-{command.ou_id or organization.id}")]
+        checked.append(
+            f"Key policy of {_key_label(key)} read: {len(keypolicy.statements(before))} statement(s)"
+            + (f"; amibot's statements for this target already there: {', '.join(f'`{s}`' for s in earlier)}" if earlier else "")
+        )
+        steps.append(
+            PlannedStep(
+                action="kms.add_key_policy_statement",
+                account_alias=source.alias,
+                account_id=source.id,
+                region=region,
+                params={"image_id": facts.image_id, "key_arn": key.arn, "statement": statement, "expected_policy": before_text,
+                        "organization_id": organization.id, "ou_id": command.ou_id},
+                description=(
+                    f"PutKeyPolicy on key {_key_label(key)}: add statement `{sid}`: any principal whose {condition} may "
+                    f"{', '.join(keypolicy.ORG_KEY_POLICY_ACTIONS)}; every other statement unchanged (before and after below). "
+                    "Refused if the policy changes before it runs"
+                ),
+            )
+        )
+        after += policy_change_lines(_key_label(key), key.arn, before_text, after_text, [statement], adding=True)
+    after.append("Organisation members can launch the AMI but not copy it: snapshot permissions take account ids only.")
+    if not facts.keys:
+        after.append("The AMI is not encrypted: no key policy changes.")
+    after.append(
+        "No check from a member's side: amibot does not know which accounts are in the organization. "
+        f"A member sees the AMI with `aws ec2 describe-images --image-ids {facts.image_id}`."
+    )
+    if command.duration:
+        after.append(f"At expiry ({_duration(command.duration.total_seconds())} after completion) all of the above is removed automatically "
+                     "(the key policy goes back to its text before); no second approval.")
+    return Prepared(
+        kind="share",
+        params={"image_id": command.image_id, "source": source.alias, "region": region, "targets": [],
+                "organization": command.organization, "ou_id": command.ou_id, "allow_copy": False,
+                "duration_seconds": command.duration.total_seconds() if command.duration else None},
+        checked=checked,
+        approver_accounts=approvers,
+        steps=steps,
+        after=after,
+        extra_facts={"image": facts_for_message(facts), "key_policies": policies},
+    )

@@ -109,9 +109,12 @@ class Stage:
 
 def _load() -> list[Callable[[Stage], None]]:
     # One line per operation module; the order is the order of the transcript.
-    from bot.scenarios import share
+    from bot.scenarios import migrate, share
+    from bot.scenarios import unshare  # after share: it unshares what share shared
 
-    return [share.refused_aws_managed, share.play]
+    from bot.scenarios import copy  # last: it leaves only a copy in dev behind
+
+    return [share.refused_aws_managed, share.play, migrate.refused_wrong_subnet, migrate.play, unshare.play, unshare.org_share, copy.play]
 
 
 SCENARIOS: list[Callable[[Stage], None]] = _load()

@@ -30,4 +30,7 @@ def test_member_policy_contains_every_declared_permission_and_nothing_public():
         assert set(action.permissions) <= policy_actions
     assert set(member_account_actions()) == policy_actions
     assert not any(a.endswith("*") for a in policy_actions)
-    assert "kms:Encrypt" not in policy_actions and "kms:PutKeyPolicy" not in policy_actions
+    assert "kms:Encrypt" not in policy_actions
+    # PutKeyPolicy can lock people out of a key: only the organisation-share
+    # key-policy actions (which touch nothing but their own Sid) may use it.
+    assert {n for n, a in ACTIONS.items() if "kms:PutKeyPolicy" in a.permissions} == {"kms.add_key_policy_statement", "kms.remove_key_policy_statements"}

@@ -1,0 +1,379 @@
+"""Copying an AMI into an account and region.
+
+``CopyImage`` is called *in the target account and destination region* (AWS copies
+into the caller's account, in the region of the endpoint), always with
+``Encrypted=True`` and a key the target owns, so the copy never depends on the
+source's key. Around it: the read-only lookups the preflight needs (the destination
+key, the copies in flight), the removal of what was shared only for the copy, and
+the check from the target's side.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from aws.actions import Action, StepContext, get_action, register
+from aws.errors import AwsFailure
+from aws.sessions import AwsSessions
+
+# AWS: at most 300 AMI copies in flight per destination region (and account).
+MAX_COPIES_IN_FLIGHT = 300
+# AWS: at most 50 user tags per resource; keys starting with "aws:" are reserved.
+MAX_TAGS = 50
+# AWS: an AMI name has 3 to 128 characters of these.
+_AMI_NAME_BAD_CHARS = re.compile(r"[^A-Za-z0-9()\[\] ./'@_-]")
+MAX_NAME = 128
+MAX_DESCRIPTION = 255
+
+PROVENANCE_TAG_KEYS = (
+    "amibot:source-ami",
+    "amibot:source-account",
+    "amibot:source-region",
+    "amibot:request",
+    "amibot:requester",
+    "amibot:approvers",
+)
+
+# The read-only calls of the copy preflight (besides the image inspection), made
+# through the target account's role. Declared on CopyImage below so the generated
+# member-account policy contains them.
+COPY_PREFLIGHT_PERMISSIONS = ("ec2:GetEbsDefaultKmsKeyId", "ec2:DescribeImages", "kms:DescribeKey", "kms:ListAliases", "kms:CreateGrant")
+
+
+# --------------------------------------------------------------------------- preflight reads
+
+
+@dataclass
+class DestinationKey:
+    """The key a copy will be encrypted with, as the target account sees it."""
+
+    arn: str
+    account_id: str
+    region: str
+    manager: str  # AWS | CUSTOMER
+    state: str
+    usage: str
+    spec: str
+    aliases: list[str] = field(default_factory=list)
+    source: str = ""  # how it was chosen, in words: "named in the request", ...
+
+    def label(self) -> str:
+        """``alias/x (arn)`` or the ARN."""
+        return f"{self.aliases[0]} ({self.arn})" if self.aliases else self.arn
+
+
+def client_token(request_uid: str) -> str:
+    """The CopyImage ClientToken: from the request's random uid (never its display id,
+    which restarts when a database is replaced), at most 64 ASCII characters. The
+    same token after a retry or a restart returns the same copy instead of a second."""
+    return f"amibot-copy-{request_uid}"[:64]
+
+
+def default_copy_name(source_name: str, request_id: str) -> str:
+    """``<source name>-copy-<request id>`` within AMI name rules (3-128 characters of
+    letters, digits, spaces and ( ) [ ] . / ' @ _ -)."""
+    suffix = f"-copy-{request_id}"
+    base = _AMI_NAME_BAD_CHARS.sub("-", source_name or "ami") or "ami"
+    return (base[: MAX_NAME - len(suffix)] + suffix)[:MAX_NAME]
+
+
+def resolve_destination_key(sessions: AwsSessions, account_id: str, region: str, key_ref: str | None, tag: str) -> DestinationKey:
+    """Resolve the copy's key to an ARN through the target's own role in the
+    destination region: ``key_ref`` (alias, id or ARN), else the account's default
+    EBS key (GetEbsDefaultKmsKeyId). KMS keys are regional, so a key of another
+    region answers NotFoundException here. AWS errors are raised as they come."""
+    kms = sessions.client("kms", account_id, region, tag)
+    if key_ref is None:
+        key_ref = sessions.client("ec2", account_id, region, tag).get_ebs_default_kms_key_id()["KmsKeyId"]
+    meta = kms.describe_key(KeyId=key_ref)["KeyMetadata"]
+    try:
+        aliases = [a["AliasName"] for a in kms.list_aliases(KeyId=meta["KeyId"]).get("Aliases", [])]
+    except ClientError:
+        aliases = [key_ref] if key_ref.startswith("alias/") else []
+    arn = meta["Arn"]
+    return DestinationKey(
+        arn=arn,
+        account_id=meta.get("AWSAccountId") or arn.split(":")[4],
+        region=arn.split(":")[3],
+        manager=meta.get("KeyManager", "CUSTOMER"),
+        state=meta.get("KeyState", "Enabled" if meta.get("Enabled") else "Disabled"),
+        usage=meta.get("KeyUsage", "ENCRYPT_DECRYPT"),
+        spec=meta.get("KeySpec") or meta.get("CustomerMasterKeySpec") or "SYMMETRIC_DEFAULT",
+        aliases=aliases,
+    )
+
+
+def check_key_usable(sessions: AwsSessions, account_id: str, region: str, key_arn: str, tag: str) -> None:
+    """``CreateGrant`` with ``DryRun`` from the target on its own CMK: EBS creates a
+    grant on the key for each copied snapshot, so the role must be allowed to (by IAM
+    and the key policy). Raises the AWS error when it is not; DryRunOperationException
+    means it would have worked."""
+    kms = sessions.client("kms", account_id, region, tag)
+    try:
+        kms.create_grant(KeyId=key_arn, GranteePrincipal=f"arn:aws:iam::{account_id}:root", Operations=["Decrypt"], DryRun=True)
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "DryRunOperationException":
+            raise
+
+
+def copies_in_flight(sessions: AwsSessions, account_id: str, region: str, tag: str) -> int:
+    """How many images the account has ``pending`` in the region: copies (and new
+    images) in flight, counted against AWS's 300 concurrent copies per region."""
+    ec2 = sessions.client("ec2", account_id, region, tag)
+    count = 0
+    kwargs: dict[str, Any] = {"Owners": ["self"], "Filters": [{"Name": "state", "Values": ["pending"]}]}
+    while True:
+        page = ec2.describe_images(**kwargs)
+        count += len(page.get("Images", []))
+        if not page.get("NextToken"):
+            return count
+        kwargs["NextToken"] = page["NextToken"]
+
+
+def image_named(sessions: AwsSessions, account_id: str, region: str, name: str, tag: str) -> str | None:
+    """The id of the account's image called ``name`` in the region, if any (AMI names
+    are unique per account and region: CopyImage would fail on a duplicate)."""
+    ec2 = sessions.client("ec2", account_id, region, tag)
+    images = ec2.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": [name]}])["Images"]
+    return images[0]["ImageId"] if images else None
+
+
+# --------------------------------------------------------------------------- tags
+
+
+def copy_tags(source_tags: dict[str, str], provenance: dict[str, str]) -> list[dict[str, str]]:
+    """The copy's tags: the source's own (AWS does not carry tags across accounts)
+    plus provenance. Provenance wins over a source tag of the same key; ``aws:`` keys
+    are reserved by AWS and dropped; at most 50 (the provenance tags always kept)."""
+    tags = dict(provenance)
+    for key, value in source_tags.items():
+        if len(tags) >= MAX_TAGS:
+            break
+        if key.lower().startswith("aws:") or key in tags:
+            continue
+        tags[key] = value
+    return [{"Key": k, "Value": v} for k, v in tags.items()]
+
+
+def provenance_tags(ctx: StepContext, params: dict[str, Any]) -> dict[str, str]:
+    """Where the copy came from and who asked and approved (tag values ≤ 256)."""
+    return {
+        "amibot:source-ami": params["source_image_id"],
+        "amibot:source-account": params["source_account_id"],
+        "amibot:source-region": params["source_region"],
+        "amibot:request": ctx.request_id or ctx.request_uid,
+        "amibot:requester": ctx.requester,
+        "amibot:approvers": ",".join(ctx.approvers)[:256],
+    }
+
+
+# --------------------------------------------------------------------------- actions
+
+
+@register
+class CopyImage(Action):
+    """Start the copy, in the target account and destination region.
+
+    params: ``source_image_id``, ``source_region``, ``source_account_id``,
+    ``source_name``, ``source_tags``, ``kms_key_arn`` (resolved in the preflight),
+    ``name`` (None: ``<source name>-copy-<request id>``).
+
+    The call (name, tags, token) is decided once and checkpointed before CopyImage is
+    sent, then the new image id is checkpointed: a retry or a restart sends the same
+    call with the same ClientToken, and AWS answers with the same image instead of
+    starting a second copy."""
+
+    name = "ec2.copy_image"
+    permissions = (
+        "ec2:CopyImage",
+        "ec2:CreateTags",  # AWS: TagSpecifications on CopyImage need CreateTags
+        "ec2:DescribeImages",
+        "ec2:DeregisterImage",  # undo of an unfinished copy
+        "ec2:DeleteSnapshot",
+        # EBS uses the keys on the caller's behalf: the source key (cross-account,
+        # through the grant) and the destination key need these in the role's policy.
+        "kms:Decrypt",
+        "kms:ReEncryptFrom",
+        "kms:ReEncryptTo",
+        "kms:GenerateDataKeyWithoutPlaintext",
+        *COPY_PREFLIGHT_PERMISSIONS,
+    )
+
+    def call(self, ctx: StepContext, params: dict[str, Any]) -> dict[str, Any]:
+        """The exact CopyImage parameters for this request."""
+        name = params.get("name") or default_copy_name(params.get("source_name", ""), ctx.request_id or ctx.request_uid[:8])
+        tags = copy_tags(params.get("source_tags") or {}, provenance_tags(ctx, params))
+        description = (
+            f"Copy of {params['source_image_id']} ({params['source_account_id']} {params['source_region']}) "
+            f"made by amibot {ctx.request_id}"
+        )[:MAX_DESCRIPTION]
+        return {
+            "SourceImageId": params["source_image_id"],
+            "SourceRegion": params["source_region"],
+            "Name": name,
+            "Description": description,
+            # AWS: an encrypted source is never copied unencrypted; amibot encrypts
+            # every copy, with the target's key, so the copy does not depend on the source key.
+            "Encrypted": True,
+            "KmsKeyId": params["kms_key_arn"],
+            "ClientToken": client_token(ctx.request_uid),
+            # AWS does not carry tags across accounts (CopyImageTags works only
+            # within one): set them atomically on the image and its snapshots.
+            "TagSpecifications": [
+                {"ResourceType": "image", "Tags": tags},
+                {"ResourceType": "snapshot", "Tags": tags},
+            ],
+        }
+
+    def execute(self, ctx, account_id, region, params):
+        ec2 = ctx.client("ec2", account_id, region)
+        call = ctx.previous.get("call")
+        if not call:
+            call = self.call(ctx, params)
+            ctx.checkpoint({"call": call})
+        image_id = ctx.previous.get("image_id")
+        if not image_id or _image(ec2, image_id) is None:
+            # Same ClientToken and parameters as any earlier attempt: one copy.
+            image_id = ec2.copy_image(**call)["ImageId"]
+            ctx.checkpoint({"call": call, "image_id": image_id})
+        return {
+            "call": call,
+            "image_id": image_id,
+            "name": call["Name"],
+            "kms_key_arn": call["KmsKeyId"],
+            "summary": f"copy `{image_id}` (`{call['Name']}`) started in {account_id} {region}, encrypted with {call['KmsKeyId']}",
+        }
+
+    def undo(self, ctx, account_id, region, params, result):
+        ec2 = ctx.client("ec2", account_id, region)
+        image_id = result.get("image_id")
+        name = (result.get("call") or {}).get("Name")
+        if not image_id and name:
+            # CopyImage may have been sent without its answer being recorded (a
+            # crash): find the copy by its name, unique per account and region.
+            found = ec2.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": [name]}])["Images"]
+            image_id = found[0]["ImageId"] if found else None
+        if not image_id:
+            return None
+        image = _image(ec2, image_id)
+        if image is None or image.get("State") == "deregistered":
+            return None
+        state = image.get("State")
+        if state == "available":
+            # A finished image is never deleted automatically: someone may need it.
+            return (
+                f"kept the finished copy {image_id} in {account_id} {region} (it is available and may be needed; "
+                "deregister it yourself if it is not wanted)"
+            )
+        snapshot_ids = [m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")]
+        # AWS: deregistering a pending copy stops it; its snapshots stay and are ours.
+        ec2.deregister_image(ImageId=image_id)
+        left = []
+        for snapshot_id in snapshot_ids:
+            try:
+                ec2.delete_snapshot(SnapshotId=snapshot_id)
+            except ClientError as error:
+                if error.response["Error"]["Code"] != "InvalidSnapshot.NotFound":
+                    left.append(f"{snapshot_id} ({error.response['Error']['Code']}: delete it later)")
+        said = f"deregistered the unfinished copy {image_id} ({state}) in {account_id} {region}"
+        if snapshot_ids:
+            said += f" and deleted its snapshots {', '.join(s for s in snapshot_ids if not any(l.startswith(s) for l in left))}"
+        if left:
+            said += f"; could not delete snapshots {', '.join(left)}"
+        return said
+
+
+@register
+class RemoveTemporary(Action):
+    """Remove what earlier steps of this request added only for its duration (the
+    launch permission, snapshot permission and KMS grant a cross-account copy needs),
+    by calling those steps' own ``undo`` with their recorded results: exactly what was
+    added, nothing a person had before.
+
+    params: ``steps``, the seqs of those steps. Safe to run again (each undo is)."""
+
+    name = "plan.remove_temporary"
+    permissions = ("ec2:ModifyImageAttribute", "ec2:ModifySnapshotAttribute", "kms:RevokeGrant")
+    undoable = False
+
+    def execute(self, ctx, account_id, region, params):
+        removed: list[str] = []
+        for seq in params["steps"]:
+            step = ctx.steps.get(int(seq))
+            if not step or step.get("state") != "done":
+                continue
+            said = get_action(step["action"]).undo(ctx, step["account_id"], step["region"], step["params"], step.get("result") or {})
+            if said:
+                removed.append(said)
+        return {"removed": removed, "summary": "; ".join(removed) if removed else "nothing temporary was left in place"}
+
+
+class CopyCheckFailed(AwsFailure):
+    """The copy is not what the request asked for."""
+
+    def __init__(self, problem: str, fix: str):
+        super().__init__("AmibotCopyCheckFailed", problem, cause=problem, fix=fix)
+
+
+@register
+class VerifyCopy(Action):
+    """From the target account: the copy is visible, ``available``, owned by the
+    target, not public, and every snapshot is encrypted with the target's key, which
+    the target can describe (DescribeKey).
+
+    params: ``image_from_step`` (the CopyImage step), ``kms_key_arn``, ``source_image_id``."""
+
+    name = "verify.copy"
+    permissions = ("ec2:DescribeImages", "ec2:DescribeSnapshots", "kms:DescribeKey")
+    undoable = False
+
+    def execute(self, ctx, account_id, region, params):
+        image_id = ctx.results[int(params["image_from_step"])]["image_id"]
+        key_arn = params["kms_key_arn"]
+        ec2 = ctx.client("ec2", account_id, region)
+        image = _image(ec2, image_id)
+        where = f"account {account_id} {region}"
+        if image is None:
+            raise CopyCheckFailed(f"The copy {image_id} is not visible from {where}.", "Check the account's images; ask again if it is gone.")
+        if image.get("OwnerId") != account_id:
+            raise CopyCheckFailed(f"The copy {image_id} is owned by {image.get('OwnerId')}, not by {account_id}.", "This should not happen; report it.")
+        if image.get("State") != "available":
+            raise CopyCheckFailed(f"The copy {image_id} is `{image.get('State')}`, not `available`.", "Check the image in the console.")
+        if image.get("Public"):
+            raise CopyCheckFailed(f"The copy {image_id} is public.", "Remove its public launch permission now.")
+        snapshot_ids = [m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")]
+        snapshots = ec2.describe_snapshots(SnapshotIds=snapshot_ids)["Snapshots"] if snapshot_ids else []
+        wrong = [s["SnapshotId"] for s in snapshots if not s.get("Encrypted") or s.get("KmsKeyId") != key_arn or s.get("OwnerId") != account_id]
+        if wrong or len(snapshots) != len(snapshot_ids):
+            raise CopyCheckFailed(
+                f"Snapshots {', '.join(wrong or snapshot_ids)} of the copy {image_id} are not encrypted with {key_arn} or not owned by {account_id}.",
+                "Check the snapshots' KmsKeyId; the copy may depend on another account's key.",
+            )
+        meta = ctx.client("kms", account_id, region).describe_key(KeyId=key_arn)["KeyMetadata"]
+        tags = {t["Key"]: t["Value"] for t in image.get("Tags", [])}
+        source = params.get("source_image_id")
+        if source and tags.get("amibot:source-ami") != source:
+            raise CopyCheckFailed(f"The copy {image_id} does not carry its provenance tags.", "Tag it by hand (amibot:source-ami and the others).")
+        return {
+            "image_id": image_id,
+            "owner": account_id,
+            "snapshot_ids": snapshot_ids,
+            "kms_key_arn": key_arn,
+            "key_state": meta.get("KeyState"),
+            "summary": f"`{image_id}` is available in {where}, owned by it, snapshots encrypted with {key_arn} ({meta.get('KeyState')}), {len(tags)} tags",
+            "outcome": f"The copy is `{image_id}` (`{image.get('Name')}`) in account {account_id} {region}, encrypted with its own key {key_arn}.",
+        }
+
+
+def _image(ec2: Any, image_id: str) -> dict[str, Any] | None:
+    try:
+        images = ec2.describe_images(ImageIds=[image_id])["Images"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] in ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"):
+            return None
+        raise
+    return images[0] if images else None

@@ -1,0 +1,192 @@
+"""Key-policy statements for organisation and OU shares.
+
+A KMS grant names one principal; it cannot name an Organization. An encrypted AMI
+shared with an Organization or OU therefore needs a key-policy statement whose
+principal is ``"*"`` narrowed by ``aws:PrincipalOrgID`` (and, for an OU,
+``aws:PrincipalOrgPaths``), allowing exactly the operations a launch needs.
+
+``PutKeyPolicy`` replaces the whole policy and can lock people out of the key, so
+these actions never touch any statement but their own (found by ``Sid``, which
+carries the request's uid), never set ``BypassPolicyLockoutSafetyCheck`` (so KMS
+itself refuses a policy that would lock the caller out), and refuse to write when
+the policy changed since the approver saw it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from aws.actions import Action, register
+from aws.errors import AwsFailure
+
+POLICY_NAME = "default"  # KMS keys have exactly one policy, named "default"
+
+# Exactly the operations a member account needs to launch from the AMI
+# (design.md §1.3, the same as the grant to an account), as IAM action names.
+ORG_KEY_POLICY_ACTIONS = ("kms:DescribeKey", "kms:CreateGrant", "kms:Decrypt", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom")
+
+
+class KeyPolicyChanged(AwsFailure):
+    """The key policy is not the one the approver saw; nothing was written."""
+
+    def __init__(self, key_arn: str):
+        super().__init__(
+            "AmibotKeyPolicyChanged",
+            f"the key policy of {key_arn} changed after the plan was approved",
+            cause="Someone changed the key policy after the approver saw it; amibot writes only the policy that was approved.",
+            fix="Ask again: the new plan shows the current policy before and after.",
+        )
+
+
+def statement_sid(request_uid: str, organization_id: str, ou_id: str | None = None) -> str:
+    """The Sid of the statement one request adds: ``amibot-<uid>-<org or OU id>``.
+    Unshare finds amibot's statements by the ``amibot-`` prefix and the org/OU suffix."""
+    return f"amibot-{request_uid}-{ou_id or organization_id}"
+
+
+def org_paths_pattern(organization_id: str, ou_id: str) -> str:
+    """``o-…/r-*/ou-…/*``: principals in the OU and in every OU below it (the root
+    id is not in the config, and OU ids are unique within an organisation)."""
+    return f"{organization_id}/r-*/{ou_id}/*"
+
+
+def org_statement(sid: str, organization_id: str, ou_id: str | None = None) -> dict[str, Any]:
+    """The statement that lets principals of the organisation (or OU) use the key
+    for launching: nothing broader than a grant to an account would give."""
+    condition: dict[str, Any] = {"StringEquals": {"aws:PrincipalOrgID": organization_id}}
+    if ou_id:
+        # aws:PrincipalOrgPaths is multi-valued: it needs a ForAnyValue operator.
+        condition["ForAnyValue:StringLike"] = {"aws:PrincipalOrgPaths": [org_paths_pattern(organization_id, ou_id)]}
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Principal": {"AWS": "*"},
+        "Action": list(ORG_KEY_POLICY_ACTIONS),
+        "Resource": "*",
+        "Condition": condition,
+    }
+
+
+def statements(policy: dict[str, Any]) -> list[dict[str, Any]]:
+    """The policy's statements as a list (a single statement may be a bare object)."""
+    found = policy.get("Statement", [])
+    return [found] if isinstance(found, dict) else list(found)
+
+
+def sids(policy: dict[str, Any]) -> list[str]:
+    """The Sids of the policy's statements, in order (statements without one skipped)."""
+    return [s["Sid"] for s in statements(policy) if isinstance(s, dict) and s.get("Sid")]
+
+
+def with_statement(policy: dict[str, Any], statement: dict[str, Any]) -> dict[str, Any]:
+    """The policy with ``statement`` added (or replacing the statement with its Sid);
+    every other statement and key unchanged, in order."""
+    kept = [s for s in statements(policy) if not (isinstance(s, dict) and s.get("Sid") == statement["Sid"])]
+    return {**policy, "Statement": kept + [statement]}
+
+
+def without_sids(policy: dict[str, Any], removed: list[str]) -> dict[str, Any]:
+    """The policy without the statements whose Sid is in ``removed``; the rest unchanged."""
+    return {**policy, "Statement": [s for s in statements(policy) if not (isinstance(s, dict) and s.get("Sid") in removed)]}
+
+
+def same_policy(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Semantically equal (JSON value equality; a bare statement equals a list of one)."""
+    return {**a, "Statement": statements(a)} == {**b, "Statement": statements(b)}
+
+
+def policy_digest(text: str) -> str:
+    """A short fingerprint of a policy text, shown when the policy is summarised."""
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def render(policy: dict[str, Any]) -> str:
+    """The policy as written by amibot (and shown to the approver)."""
+    return json.dumps(policy, indent=2)
+
+
+def _get(kms: Any, key_arn: str) -> str:
+    return kms.get_key_policy(KeyId=key_arn, PolicyName=POLICY_NAME)["Policy"]
+
+
+def _put(kms: Any, key_arn: str, text: str) -> None:
+    # BypassPolicyLockoutSafetyCheck stays False: KMS refuses a policy that would
+    # stop the caller from changing the policy again.
+    kms.put_key_policy(KeyId=key_arn, PolicyName=POLICY_NAME, Policy=text)
+
+
+def _restore_text(remaining: dict[str, Any], candidates: list[str]) -> str:
+    """The text to write for ``remaining``: a recorded earlier text when it says the
+    same (so an unshare restores the policy byte for byte), else a rendering."""
+    for text in candidates:
+        try:
+            if text and same_policy(json.loads(text), remaining):
+                return text
+        except ValueError:
+            continue
+    return render(remaining)
+
+
+@register
+class AddKeyPolicyStatement(Action):
+    """Add one statement (by Sid) to a key policy, leaving every other statement as is.
+
+    params: ``key_arn``, ``statement`` (with its ``Sid``), ``expected_policy`` (the
+    policy text the approver saw; the write is refused when the policy without this
+    statement differs from it). Result: ``sid``, ``policy_before`` (the exact text
+    read), ``added``."""
+
+    name = "kms.add_key_policy_statement"
+    permissions = ("kms:GetKeyPolicy", "kms:PutKeyPolicy")
+
+    def execute(self, ctx, account_id, region, params):
+        kms = ctx.client("kms", account_id, region)
+        key_arn, statement = params["key_arn"], params["statement"]
+        sid = statement["Sid"]
+        text = _get(kms, key_arn)
+        policy = json.loads(text)
+        current = next((s for s in statements(policy) if isinstance(s, dict) and s.get("Sid") == sid), None)
+        # The text before this request: recorded by an earlier attempt that crashed
+        # after PutKeyPolicy, else what is there now.
+        before = ctx.previous.get("policy_before") or (text if current is None else _restore_text(without_sids(policy, [sid]), []))
+        expected = params.get("expected_policy")
+        if expected is not None and not same_policy(without_sids(policy, [sid]), json.loads(expected)):
+            raise KeyPolicyChanged(key_arn)
+        if current == statement:
+            return {"sid": sid, "policy_before": before, "added": False}
+        ctx.checkpoint({"sid": sid, "policy_before": before})
+        _put(kms, key_arn, render(with_statement(policy, statement)))
+        return {"sid": sid, "policy_before": before, "added": True}
+
+    def undo(self, ctx, account_id, region, params, result):
+        sid = result.get("sid") or params["statement"]["Sid"]
+        kms = ctx.client("kms", account_id, region)
+        policy = json.loads(_get(kms, params["key_arn"]))
+        if sid not in sids(policy):
+            return None
+        _put(kms, params["key_arn"], _restore_text(without_sids(policy, [sid]), [result.get("policy_before", "")]))
+        return f"removed key-policy statement `{sid}` from {params['key_arn']} (the rest of the policy is as before)"
+
+
+@register
+class RemoveKeyPolicyStatements(Action):
+    """Remove amibot's statements (by Sid) from a key policy; everything else stays.
+
+    params: ``key_arn``, ``sids``, optional ``restore_texts`` (policy texts recorded
+    before the statements were added: when what remains says the same, that exact
+    text is written back). Result: ``removed``, ``policy_before``."""
+
+    name = "kms.remove_key_policy_statements"
+    permissions = ("kms:GetKeyPolicy", "kms:PutKeyPolicy")
+    undoable = False  # an unshare that fails half way must not give access back
+
+    def execute(self, ctx, account_id, region, params):
+        kms = ctx.client("kms", account_id, region)
+        text = _get(kms, params["key_arn"])
+        policy = json.loads(text)
+        present = [sid for sid in params["sids"] if sid in sids(policy)]
+        if present:
+            _put(kms, params["key_arn"], _restore_text(without_sids(policy, present), list(params.get("restore_texts") or [])))
+        return {"removed": present, "policy_before": text}

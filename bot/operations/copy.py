@@ -1,0 +1,397 @@
+"""Copy an AMI into an account and region: the preflight rules and the exact plan.
+
+Three shapes, one plan builder:
+- within an account, across regions (or in place, to re-encrypt with a CMK): the copy
+  alone, approved by the account's owners;
+- into another account (and region): the target may copy a foreign AMI only with
+  launch permission, snapshot permission (else "You do not have permission to access
+  the storage of this ami") and, for a CMK-encrypted source, use of the key (else the
+  copy *fails later*, asynchronously). Those three are added for the copy and removed
+  after it; the copy itself is owned by the target and encrypted with the target's
+  key, so it never depends on the source. Approved by the owners of both accounts.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable, TypeVar
+
+from aws.actions import SHARE_GRANT_OPERATIONS, ImageFacts, account_root, grant_name
+from aws.actions.copy import (
+    MAX_COPIES_IN_FLIGHT,
+    PROVENANCE_TAG_KEYS,
+    DestinationKey,
+    check_key_usable,
+    client_token,
+    copies_in_flight,
+    default_copy_name,
+    image_named,
+    resolve_destination_key,
+)
+from aws.errors import is_aws_error, translate
+from bot import grammar
+from bot.config import AccountConfig
+from bot.errors import PreflightError
+from bot.operations import PlanningContext, Prepared, after_success, preparer
+from bot.operations.share import approver_accounts, facts_for_message
+from bot.requests import STEP_DONE, STEP_UNDONE, PlannedStep
+
+T = TypeVar("T")
+KMS_ARN = re.compile(r"arn:aws[\w-]*:kms:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):(?:key|alias)/.+")
+
+
+def check_copyable(facts: ImageFacts, source: AccountConfig, region: str, cross_account: bool) -> None:
+    """Refuse, before anyone is asked, what AWS would refuse or fail later."""
+    where = f"`{source.alias}` ({source.id}) in {region}"
+    if facts.owner_id != source.id:
+        raise PreflightError(
+            f"{facts.image_id} is owned by account {facts.owner_id}, not by {where}.",
+            fix="Name the owning account after `from` (its owners approve the copy).",
+        )
+    if facts.state != "available":
+        raise PreflightError(
+            f"{facts.image_id} is `{facts.state}`, not `available`: AWS copies only available images.",
+            fix="Wait until the image is available (a new image or copy takes minutes), then ask again.",
+        )
+    unusable = [k for k in facts.keys if k.state != "Enabled"]
+    if unusable:
+        raise PreflightError(
+            f"The key {unusable[0].arn} of {facts.image_id} is `{unusable[0].state}`: the copy could not read the snapshots.",
+            fix="Enable the key (or cancel its deletion), then ask again.",
+        )
+    aws_managed = [k for k in facts.keys if k.manager == "AWS"]
+    if cross_account and aws_managed:
+        # AWS never lets another account use an AWS-managed key; within the account
+        # a copy is exactly the documented way out.
+        raise PreflightError(
+            f"{facts.image_id} is encrypted with the AWS-managed key `aws/ebs` ({aws_managed[0].arn}), "
+            "which no other account can use, so it cannot be copied into another account.",
+            fix=(
+                f"First re-encrypt it with a customer-managed key inside `{source.alias}`: "
+                f"`/ami copy {facts.image_id} from {source.alias}:{region} to {source.alias}:{region} kms <your-cmk>`, "
+                "then copy that copy into the other account."
+            ),
+        )
+
+
+def _aws_read(what: str, fix: str, fn: Callable[[], T], *, own_fix: bool = False) -> T:
+    """Run a preflight read; an AWS error becomes a PreflightError in plain words
+    (with ``own_fix``, ``fix`` replaces the generic fix known for the error)."""
+    try:
+        return fn()
+    except Exception as error:
+        if not is_aws_error(error):
+            raise
+        failure = translate(error)
+        raise PreflightError(
+            f"{what}: {failure.cause or failure.aws_message} (AWS said `{failure.code}`: {failure.aws_message})",
+            fix=fix if own_fix or not failure.fix else failure.fix,
+        ) from error
+
+
+def destination_key(ctx: PlanningContext, target: AccountConfig, region: str, requested: str | None) -> DestinationKey:
+    """The key the copy is encrypted with: ``kms`` given, else the target's configured
+    ``kms_keys[region]``, else its default EBS key; resolved to an ARN through the
+    target's own role in the destination region and checked usable there."""
+    if requested:
+        ref, how = requested, "named in the request"
+    elif target.kms_keys.get(region):
+        ref, how = target.kms_keys[region], f"`accounts.{target.alias}.kms_keys` for {region}"
+    else:
+        ref, how = None, f"`{target.alias}`'s default EBS key in {region} (no `kms` given, no `kms_keys` entry for {region})"
+    shown = f"`{ref}`" if ref else "the default EBS key"
+    where = f"`{target.alias}` ({target.id}) in {region}"
+    fix = (
+        f"Name a key of `{target.alias}` that exists in {region} with `kms <key>`, or set "
+        f"`accounts.{target.alias}.kms_keys` for {region}."
+    )
+    arn = KMS_ARN.fullmatch(ref or "")
+    if arn and arn.group("account") != target.id:
+        # Caught before asking AWS: the target could not even describe it.
+        raise PreflightError(
+            f"The key {ref} belongs to account {arn.group('account')}, not to `{target.alias}` ({target.id}): "
+            "the copy must be encrypted with a key the target owns, so it never depends on another account's key.",
+            fix=fix,
+        )
+    if arn and arn.group("region") != region:
+        raise PreflightError(f"The key {ref} is in {arn.group('region')}, but the copy goes to {region}: KMS keys are regional.", fix=fix)
+    key = _aws_read(
+        f"The copy's key {shown} cannot be used by {where}",
+        fix,
+        lambda: resolve_destination_key(ctx.sessions, target.id, region, ref, f"preflight-{ctx.uid}"),
+        own_fix=True,
+    )
+    key.source = how
+    if key.account_id != target.id:
+        raise PreflightError(
+            f"The key {key.arn} belongs to account {key.account_id}, not to `{target.alias}` ({target.id}): "
+            "the copy must be encrypted with a key the target owns, so it never depends on another account's key.",
+            fix=fix,
+        )
+    if key.region != region:
+        raise PreflightError(f"The key {key.arn} is in {key.region}, but the copy goes to {region}: KMS keys are regional.", fix=fix)
+    if key.state != "Enabled":
+        raise PreflightError(f"The key {key.label()} is `{key.state}`.", fix=f"Enable it (or cancel its deletion), or: {fix}")
+    if key.usage != "ENCRYPT_DECRYPT" or key.spec != "SYMMETRIC_DEFAULT":
+        raise PreflightError(f"The key {key.label()} is {key.spec} for {key.usage}: EBS needs a symmetric encryption key.", fix=fix)
+    if key.manager != "AWS":
+        # AWS-managed keys are used through EC2 only (their policy refuses direct
+        # calls), so only a CMK can be checked this way.
+        _aws_read(
+            f"`{target.alias}`'s role may not use the key {key.label()}",
+            "Allow the role kms:CreateGrant on the key (key policy and IAM: `amibot iam-policy`).",
+            lambda: check_key_usable(ctx.sessions, target.id, region, key.arn, f"preflight-{ctx.uid}"),
+        )
+    return key
+
+
+def copy_steps(
+    *,
+    request_uid: str,
+    facts: ImageFacts,
+    source: AccountConfig,
+    source_region: str,
+    target: AccountConfig,
+    region: str,
+    key: DestinationKey,
+    name: str | None,
+    poll_seconds: int,
+    verify: bool = False,
+) -> list[PlannedStep]:
+    """The exact steps of a copy (seqs start at 1, in this order)."""
+    cross_account = source.id != target.id
+    steps: list[PlannedStep] = []
+    temporary: list[int] = []
+
+    def add(step: PlannedStep) -> int:
+        steps.append(step)
+        return len(steps)
+
+    if cross_account:
+        temporary.append(add(PlannedStep(
+            action="ec2.add_launch_permission",
+            account_alias=source.alias,
+            account_id=source.id,
+            region=source_region,
+            params={"image_id": facts.image_id, "account_ids": [target.id]},
+            description=(
+                f"ModifyImageAttribute on {facts.image_id}: add launch permission for `{target.alias}` ({target.id}) "
+                "— temporary, removed after the copy"
+            ),
+        )))
+        temporary.append(add(PlannedStep(
+            action="ec2.add_snapshot_permission",
+            account_alias=source.alias,
+            account_id=source.id,
+            region=source_region,
+            params={"snapshot_ids": facts.snapshot_ids, "account_ids": [target.id]},
+            description=(
+                f"ModifySnapshotAttribute on {', '.join(facts.snapshot_ids)}: add createVolumePermission for {target.id} "
+                "— temporary: CopyImage from another account needs it"
+            ),
+        )))
+        for source_key in facts.keys:
+            gname = grant_name(request_uid, target.id)
+            temporary.append(add(PlannedStep(
+                action="kms.create_grant",
+                account_alias=source.alias,
+                account_id=source.id,
+                region=source_region,
+                params={
+                    "key_arn": source_key.arn,
+                    "grantee_principal": account_root(target.id),
+                    "operations": list(SHARE_GRANT_OPERATIONS),
+                    "grant_name": gname,
+                },
+                description=(
+                    f"CreateGrant on key {_key_label(source_key)}: {account_root(target.id)} may "
+                    f"{', '.join(SHARE_GRANT_OPERATIONS)} (grant name `{gname}`) — temporary: the copy decrypts with it"
+                ),
+            )))
+        add(PlannedStep(
+            action="verify.target_access",
+            account_alias=target.alias,
+            account_id=target.id,
+            region=source_region,
+            params={"image_id": facts.image_id, "key_arns": [k.arn for k in facts.keys]},
+            description=(
+                f"Check from `{target.alias}` in {source_region}: the AMI is visible"
+                + (" and its key is usable (DescribeKey, CreateGrant DryRun; retried while the new grant spreads)" if facts.keys else "")
+            ),
+        ))
+    shown_name = f"`{name}`" if name else f"`{default_copy_name(facts.name, '')}R-<this request's number>`"
+    tag_keys = [k for k in facts.tags if not k.lower().startswith("aws:")]
+    copy_seq = add(PlannedStep(
+        action="ec2.copy_image",
+        account_alias=target.alias,
+        account_id=target.id,
+        region=region,
+        params={
+            "source_image_id": facts.image_id,
+            "source_region": source_region,
+            "source_account_id": source.id,
+            "source_name": facts.name,
+            "source_tags": facts.tags,
+            "kms_key_arn": key.arn,
+            "name": name,
+        },
+        description=(
+            f"CopyImage as `{target.alias}` in {region}: SourceImageId={facts.image_id}, SourceRegion={source_region}, "
+            f"Encrypted=true, KmsKeyId={key.arn}" + (f" ({', '.join(key.aliases)})" if key.aliases else "")
+            + f", Name={shown_name}, ClientToken=`{client_token(request_uid)}`, TagSpecifications (image and snapshot): "
+            + (", ".join(f"`{k}`" for k in tag_keys) + " from the source + " if tag_keys else "")
+            + ", ".join(f"`{k}`" for k in PROVENANCE_TAG_KEYS)
+        ),
+    ))
+    add(PlannedStep(
+        action="ec2.wait_image_available",
+        account_alias=target.alias,
+        account_id=target.id,
+        region=region,
+        params={"image_from_step": copy_seq, "poll_seconds": poll_seconds, "source_key_arns": [k.arn for k in facts.keys]},
+        description=f"Wait until the copy is `available` (DescribeImages and DescribeSnapshots progress every {poll_seconds} s)",
+    ))
+    add(PlannedStep(
+        action="verify.copy",
+        account_alias=target.alias,
+        account_id=target.id,
+        region=region,
+        params={"image_from_step": copy_seq, "kms_key_arn": key.arn, "source_image_id": facts.image_id},
+        description=(
+            f"Check from `{target.alias}` in {region}: the copy is available, owned by {target.id}, not public, "
+            f"and every snapshot is encrypted with {key.arn} (DescribeImages, DescribeSnapshots, DescribeKey)"
+        ),
+    ))
+    if verify:
+        subnet = target.verify_subnets.get(region)
+        add(PlannedStep(
+            action="verify.test_launch",
+            account_alias=target.alias,
+            account_id=target.id,
+            region=region,
+            params={"image_from_step": copy_seq, "subnet_id": subnet, "key_arns": [key.arn], "poll_seconds": poll_seconds},
+            description=(
+                f"Test launch as `{target.alias}` in {region}: RunInstances (smallest instance type for the copy) in "
+                + (f"subnet {subnet} (`verify_subnets`)" if subnet else "a default subnet of the default VPC")
+                + ", wait for its status checks, then TerminateInstances"
+            ),
+        ))
+    if temporary:
+        # Last, so that nothing after it can fail and make the runner undo them twice.
+        add(PlannedStep(
+            action="plan.remove_temporary",
+            account_alias=source.alias,
+            account_id=source.id,
+            region=source_region,
+            params={"steps": temporary},
+            description=(
+                f"Remove what steps {', '.join(map(str, temporary))} added for the copy: ModifyImageAttribute (remove launch "
+                f"permission), ModifySnapshotAttribute (remove createVolumePermission)"
+                + (", RevokeGrant" if facts.keys else "")
+                + f" — only what this request added; `{target.alias}` keeps its own copy"
+            ),
+        ))
+    return steps
+
+
+def _key_label(key: Any) -> str:
+    alias = next((a for a in key.aliases), None)
+    return f"{alias} ({key.arn})" if alias else key.arn
+
+
+def checked_lines(facts: ImageFacts, source: AccountConfig, source_region: str, target: AccountConfig, region: str,
+                  key: DestinationKey, in_flight: int, cross_account: bool) -> list[str]:
+    """What the preflight checked, in the words the approver reads."""
+    lines = [f"{facts.image_id} `{facts.name}` is `{facts.state}` in {source_region}, owned by `{source.alias}` ({facts.owner_id})"]
+    for k in facts.keys:
+        alias = f" ({', '.join(k.aliases)})" if k.aliases else ""
+        kind = "the AWS-managed key" if k.manager == "AWS" else "a customer-managed key"
+        lines.append(f"Snapshots encrypted with {kind}{alias}, {k.state}: {k.arn}")
+    if facts.unencrypted_snapshots:
+        lines.append(f"Unencrypted snapshots: {', '.join(facts.unencrypted_snapshots)} (the copy is encrypted anyway)")
+    if cross_account:
+        lines.append(f"Target `{target.alias}` ({target.id}) is configured and accepts shares")
+    key_kind = "AWS-managed" if key.manager == "AWS" else "customer-managed"
+    lines.append(f"Destination key ({key.source}): {key.label()}, {key_kind}, {key.state}, owned by `{target.alias}`, in {region}, seen by `{target.alias}`'s role")
+    if key.manager == "AWS":
+        lines.append(f"Note: a copy encrypted with `aws/ebs` cannot be shared with other accounts; name a CMK with `kms <key>` if it must be")
+    lines.append(f"Copies in flight in `{target.alias}` {region}: {in_flight} of AWS's {MAX_COPIES_IN_FLIGHT}")
+    lines.append("Public: " + ("the source is public (the copy will not be)" if facts.public else "no") + "; no step makes anything public")
+    return lines
+
+
+@preparer(grammar.CopyCommand)
+def prepare_copy(ctx: PlanningContext, command: grammar.CopyCommand) -> Prepared:
+    """Preflight a copy and plan it."""
+    source = ctx.config.account(command.source.account)
+    source_region = ctx.region_of(command.source.region)
+    target = ctx.config.account(command.target.account)
+    region = ctx.region_of(command.target.region)
+    cross_account = source.id != target.id
+    if cross_account and not target.accept_shares:
+        raise PreflightError(
+            f"Account `{target.alias}` is configured not to receive shares or copies (accept_shares = false).",
+            fix="Ask its owners to change the setting, or pick another account.",
+        )
+    approvers = approver_accounts("copy", source, target)
+    ctx.check_approvers(approvers)
+    facts = ctx.preflight_image(source, source_region, command.image_id)
+    check_copyable(facts, source, source_region, cross_account)
+    key = destination_key(ctx, target, region, command.kms)
+    in_flight = _aws_read(
+        f"Could not count the copies in flight in `{target.alias}` {region}",
+        "Check the role of that account (`amibot iam-policy`).",
+        lambda: copies_in_flight(ctx.sessions, target.id, region, f"preflight-{ctx.uid}"),
+    )
+    if in_flight >= MAX_COPIES_IN_FLIGHT:
+        raise PreflightError(
+            f"`{target.alias}` already has {in_flight} images pending in {region}; AWS allows {MAX_COPIES_IN_FLIGHT} concurrent copies per region.",
+            fix="Wait for some of them to finish, then ask again.",
+        )
+    if command.name:
+        existing = _aws_read(
+            f"Could not look up AMI names in `{target.alias}` {region}",
+            "Check the role of that account (`amibot iam-policy`).",
+            lambda: image_named(ctx.sessions, target.id, region, command.name, f"preflight-{ctx.uid}"),
+        )
+        if existing:
+            raise PreflightError(
+                f"`{target.alias}` already has an AMI named `{command.name}` in {region} ({existing}); AMI names are unique per account and region.",
+                fix="Pick another `name`, or leave it out (amibot then names the copy `<source name>-copy-<request id>`).",
+            )
+    steps = copy_steps(
+        request_uid=ctx.uid, facts=facts, source=source, source_region=source_region, target=target, region=region,
+        key=key, name=command.name, poll_seconds=ctx.config.bot.poll_interval_seconds, verify=command.verify,
+    )
+    after = []
+    if cross_account:
+        after.append(
+            f"The copy belongs to `{target.alias}` and is encrypted with its own key: once it is available, the launch permission, "
+            f"snapshot permission{' and grant' if facts.keys else ''} above are removed (the last step)."
+        )
+    after.append("If the copy fails, an unfinished copy is deregistered and what was added is removed; a finished copy is never deleted automatically.")
+    return Prepared(
+        kind="copy",
+        params={
+            "image_id": command.image_id, "source": source.alias, "source_region": source_region, "region": region,
+            "target": target.alias, "target_region": region, "kms_key_arn": key.arn, "name": command.name, "verify": command.verify,
+        },
+        checked=checked_lines(facts, source, source_region, target, region, key, in_flight, cross_account),
+        approver_accounts=approvers,
+        steps=steps,
+        after=after,
+        extra_facts={"image": facts_for_message(facts), "destination_key": {"arn": key.arn, "aliases": key.aliases, "source": key.source}},
+    )
+
+
+@after_success("copy")
+def settle_copy(request: Any, store: Any, notifier: Any) -> list[str]:
+    """Once the copy succeeded: the temporary steps (launch permission, snapshot
+    permission, grant) were removed by its last step, so record them as undone (the
+    plan shows it, and nothing later treats them as in force); and name the new AMI
+    in the final reply (also what ``notify_channel`` receives)."""
+    for step in request.steps:
+        if step.action == "plan.remove_temporary" and step.state == STEP_DONE:
+            for seq in step.params.get("steps", []):
+                store.mark_step(request.id, int(seq), STEP_UNDONE)
+    return [step.result["outcome"] for step in request.steps if step.result.get("outcome")]

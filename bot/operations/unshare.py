@@ -1,0 +1,429 @@
+"""Unshare an AMI: remove exactly what amibot's shares added, and say what else is there.
+
+The plan lists every removal: launch permission, snapshot permission, the KMS grants
+amibot made (found by their recorded ids in the store, and by their ``amibot-`` name
+with ``ListGrants`` for grants a lost database no longer knows), and, for an
+organisation or OU, amibot's key-policy statements (the approver sees each policy
+before and after). Launch or snapshot permission amibot did not add is still removed
+(unshare is an explicit request) and the plan says so; grants and key-policy
+statements amibot did not make are kept and listed, since they may serve something
+else. A grant that amibot made for another request (another AMI on the same key, a
+copy in flight) is kept too.
+
+When the unshare succeeds, the earlier share requests it removed are settled in the
+store (:func:`settle_unshared`), so a time-boxed share does not remove them a second
+time at expiry and ends ``revoked``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from aws.actions import ImageFacts, account_root, get_action, keypolicy
+from aws.actions.autoscaling import autoscaling_role
+from aws.actions.share import _list_grants, launch_permission_entries
+from aws.errors import is_aws_error, translate
+from bot import grammar, messages
+from bot.config import AccountConfig
+from bot.errors import PreflightError, UnknownAccountError
+from bot.operations import CHANGED_AWS_STATES, PlanningContext, Prepared, after_success, preparer
+from bot.operations.share import (
+    _key_label,
+    approver_accounts,
+    facts_for_message,
+    org_entry,
+    policy_change_lines,
+    read_key_policy,
+    require_organization,
+)
+from bot.requests import ACTIVE, REVOKED, STEP_DONE, STEP_UNDONE, PlannedStep, Request, Step
+from bot.grammar import ACCOUNT_ID_RE
+
+GRANT_ACTIONS = ("kms.create_grant", "kms.create_autoscaling_grant")
+
+
+@dataclass
+class _Target:
+    label: str  # how the plan names it
+    account_id: str
+
+
+@dataclass
+class _Plan:
+    steps: list[PlannedStep] = field(default_factory=list)
+    checked: list[str] = field(default_factory=list)
+    after: list[str] = field(default_factory=list)
+    settles: set[str] = field(default_factory=set)  # display ids of earlier requests this removes
+    policies: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def _done_steps(requests: list[Request]) -> Iterator[tuple[Request, Step]]:
+    for request in requests:
+        for step in request.steps:
+            if step.state == STEP_DONE:
+                yield request, step
+
+
+def _is_share_of(request: Request, image_id: str, region: str) -> bool:
+    return request.kind == "share" and request.params.get("image_id") == image_id and request.params.get("region") == region
+
+
+def unshare_targets(ctx: PlanningContext, refs: tuple[str, ...], source: AccountConfig) -> list[_Target]:
+    """The accounts to unshare from. A 12-digit id that is not configured is
+    accepted: taking access away from an unknown account is always safe."""
+    targets = []
+    for ref in refs:
+        try:
+            account = ctx.config.account(ref)
+            target = _Target(f"`{account.alias}` ({account.id})", account.id)
+        except UnknownAccountError:
+            if not ACCOUNT_ID_RE.fullmatch(ref):
+                raise
+            target = _Target(f"account {ref}", ref)
+        if target.account_id == source.id:
+            raise PreflightError(f"`{ref}` is the source account itself.", fix="Name the accounts to unshare from after `to`.")
+        targets.append(target)
+    return targets
+
+
+def _aws_read(what: str, call: Any) -> Any:
+    try:
+        return call()
+    except Exception as error:
+        if is_aws_error(error):
+            failure = translate(error)
+            raise PreflightError(f"Could not read {what}: {failure.cause or failure.aws_message}", fix=failure.fix or f"AWS said `{failure.code}`: {failure.aws_message}") from error
+        raise
+
+
+class _Planner:
+    """Reads what is in place (read-only) and matches it with the store's records."""
+
+    def __init__(self, ctx: PlanningContext, source: AccountConfig, region: str, facts: ImageFacts):
+        self.ctx, self.source, self.region, self.facts = ctx, source, region, facts
+        self.plan = _Plan()
+        earlier = ctx.find_requests()
+        self.own = [(r, s) for r, s in _done_steps(earlier) if _is_share_of(r, facts.image_id, region)]
+        self.others = [(r, s) for r, s in _done_steps(earlier) if not _is_share_of(r, facts.image_id, region)]
+        self.ec2 = ctx.sessions.client("ec2", source.id, region, f"preflight-{ctx.uid}")
+        self.kms = ctx.sessions.client("kms", source.id, region, f"preflight-{ctx.uid}")
+
+    def step(self, action: str, params: dict[str, Any], description: str) -> None:
+        self.plan.steps.append(PlannedStep(action=action, account_alias=self.source.alias, account_id=self.source.id, region=self.region, params=params, description=description))
+
+    def added_by(self, action: str, match: Any) -> list[Request]:
+        """Earlier shares of this image whose done ``action`` step added ``match``."""
+        found = []
+        for request, step in self.own:
+            if step.action == action and match(step.result) and request not in found:
+                found.append(request)
+        return found
+
+    # -- launch permission ------------------------------------------------------------
+
+    def launch_permission(self, entries: list[tuple[dict[str, str], str]]) -> None:
+        """Remove the entries that are in place; say who added each."""
+        present = [(entry, label) for entry, label in entries if entry in self.facts.launch_permissions]
+        for entry, label in entries:
+            if (entry, label) not in present:
+                self.plan.checked.append(f"{label} has no launch permission on {self.facts.image_id}: nothing to remove there")
+        if not present:
+            return
+        origins = []
+        for entry, label in present:
+            by = self.added_by("ec2.add_launch_permission", lambda result, entry=entry: entry in result.get("added", []))
+            self.plan.settles.update(r.display_id for r in by)
+            origins.append(f"{label} (" + (f"added by {', '.join(r.display_id for r in by)}" if by else "*not added by amibot*: removed because you ask") + ")")
+        params = {"image_id": self.facts.image_id, "account_ids": [e["UserId"] for e, _ in present if "UserId" in e]}
+        for entry, _ in present:
+            if "OrganizationArn" in entry:
+                params["organization_arn"] = entry["OrganizationArn"]
+            if "OrganizationalUnitArn" in entry:
+                params["ou_arn"] = entry["OrganizationalUnitArn"]
+        self.step("ec2.remove_launch_permission", params, f"ModifyImageAttribute on {self.facts.image_id}: remove launch permission for " + "; ".join(origins))
+
+    # -- snapshot permission --------------------------------------------------------------
+
+    def snapshot_permission(self, targets: list[_Target]) -> None:
+        """Remove the targets' createVolumePermission on each snapshot that has it."""
+        wanted = {t.account_id for t in targets}
+        by_accounts: dict[tuple[str, ...], list[str]] = {}
+        for snapshot_id in self.facts.snapshot_ids:
+            permissions = _aws_read(
+                f"the snapshot permissions of {snapshot_id}",
+                lambda snapshot_id=snapshot_id: self.ec2.describe_snapshot_attribute(SnapshotId=snapshot_id, Attribute="createVolumePermission")["CreateVolumePermissions"],
+            )
+            accounts = tuple(sorted(wanted & {p.get("UserId") for p in permissions}))
+            if accounts:
+                by_accounts.setdefault(accounts, []).append(snapshot_id)
+        for accounts, snapshot_ids in by_accounts.items():
+            origins = []
+            for account in accounts:
+                by = self.added_by("ec2.add_snapshot_permission", lambda result, a=account: any(a in added for added in result.get("added", {}).values()))
+                self.plan.settles.update(r.display_id for r in by)
+                origins.append(f"{account} (" + (f"added by {', '.join(r.display_id for r in by)}" if by else "*not added by amibot*: removed because you ask") + ")")
+            self.step(
+                "ec2.remove_snapshot_permission",
+                {"snapshot_ids": snapshot_ids, "account_ids": list(accounts)},
+                f"ModifySnapshotAttribute on {', '.join(snapshot_ids)}: remove createVolumePermission for {'; '.join(origins)}",
+            )
+
+    # -- grants -----------------------------------------------------------------------------
+
+    def grants(self, targets: list[_Target]) -> None:
+        """Per key: revoke the grants amibot made to the targets (their root principal
+        and their Auto Scaling role) by id; keep and list the others."""
+        principals = {}
+        for target in targets:
+            principals[account_root(target.account_id)] = f"the root of {target.label}"
+            principals[autoscaling_role(target.account_id)] = f"the Auto Scaling role of {target.label}"
+        for key in self.facts.keys:
+            live = _aws_read(f"the grants of {key.arn}", lambda key=key: _list_grants(self.kms, key.arn))
+            live_ids = {g["GrantId"] for g in live}
+            mine = {
+                s.result["grant_id"]: r
+                for r, s in self.own
+                if s.action in GRANT_ACTIONS and s.params.get("key_arn") == key.arn and s.params.get("grantee_principal") in principals and s.result.get("grant_id")
+            }
+            elsewhere = {
+                s.result["grant_id"]: r
+                for r, s in self.others
+                if s.action in GRANT_ACTIONS and s.params.get("key_arn") == key.arn and s.result.get("grant_id")
+            }
+            revoke, origins = [], []
+            for grant in live:
+                grantee = grant.get("GranteePrincipal")
+                if grantee not in principals:
+                    continue
+                grant_id, name = grant["GrantId"], grant.get("Name") or ""
+                if grant_id in mine:
+                    revoke.append(grant_id)
+                    self.plan.settles.add(mine[grant_id].display_id)
+                    origins.append(f"`{grant_id}` to {principals[grantee]} (made by {mine[grant_id].display_id})")
+                elif grant_id in elsewhere:
+                    self.plan.after.append(
+                        f"Kept: grant `{grant_id}` on {_key_label(key)} to {principals[grantee]} belongs to {elsewhere[grant_id].display_id} "
+                        "(another AMI on this key, or a request still in force)."
+                    )
+                elif name.startswith("amibot-"):
+                    revoke.append(grant_id)
+                    origins.append(f"`{grant_id}` to {principals[grantee]} (named `{name}`: made by amibot, not in its records, e.g. a lost database; it may also serve other AMIs on this key)")
+                else:
+                    self.plan.after.append(
+                        f"Kept: grant `{grant_id}` on {_key_label(key)} to {principals[grantee]} was not made by amibot"
+                        + (f" (name `{name}`)" if name else "")
+                        + f"; revoke it by hand if it should go: `aws kms revoke-grant --key-id {key.arn} --grant-id {grant_id}`."
+                    )
+            for grant_id, request in mine.items():
+                if grant_id not in live_ids:
+                    self.plan.checked.append(f"Grant `{grant_id}` made by {request.display_id} on {_key_label(key)} is already gone")
+            if revoke:
+                self.step(
+                    "kms.revoke_grants",
+                    {"key_arn": key.arn, "grant_ids": revoke},
+                    f"RevokeGrant on key {_key_label(key)}: " + "; ".join(origins),
+                )
+
+    # -- key policy (organisation / OU) ---------------------------------------------------
+
+    def key_policy_statements(self, suffix: str, who: str) -> None:
+        """Per key: remove amibot's statements for this organisation or OU (Sid
+        ``amibot-<uid>-<org or OU id>``), showing the policy before and after."""
+        for key in self.facts.keys:
+            text = read_key_policy(self.ctx, self.source, self.region, key.arn)
+            policy = json.loads(text)
+            present = keypolicy.sids(policy)
+            mine = {
+                s.result["sid"]: (r, s.result.get("policy_before"))
+                for r, s in self.own
+                if s.action == "kms.add_key_policy_statement" and s.params.get("key_arn") == key.arn and s.result.get("sid", "").endswith(f"-{suffix}")
+            }
+            elsewhere = {
+                s.result["sid"]: r
+                for r, s in self.others
+                if s.action == "kms.add_key_policy_statement" and s.params.get("key_arn") == key.arn and s.result.get("sid")
+            }
+            remove, origins = [], []
+            for sid in present:
+                if sid in mine:
+                    remove.append(sid)
+                    self.plan.settles.add(mine[sid][0].display_id)
+                    origins.append(f"`{sid}` (added by {mine[sid][0].display_id})")
+                elif sid.startswith("amibot-") and sid.endswith(f"-{suffix}"):
+                    if sid in elsewhere:
+                        self.plan.after.append(f"Kept: key-policy statement `{sid}` on {_key_label(key)} belongs to {elsewhere[sid].display_id} (another AMI on this key).")
+                        continue
+                    remove.append(sid)
+                    origins.append(f"`{sid}` (amibot's by its Sid; not in its records)")
+            if not remove:
+                self.plan.checked.append(f"The key policy of {_key_label(key)} has no amibot statement for {who}: nothing to remove there")
+                continue
+            removed_statements = [s for s in keypolicy.statements(policy) if isinstance(s, dict) and s.get("Sid") in remove]
+            after = keypolicy.without_sids(policy, remove)
+            restore = [before for sid, (_, before) in mine.items() if sid in remove and before]
+            after_text = next((t for t in restore if keypolicy.same_policy(json.loads(t), after)), keypolicy.render(after))
+            self.plan.policies[key.arn] = {"before": text, "after": after_text}
+            self.step(
+                "kms.remove_key_policy_statements",
+                {"key_arn": key.arn, "sids": remove, "restore_texts": restore},
+                f"PutKeyPolicy on key {_key_label(key)}: remove statement{'s' if len(remove) > 1 else ''} " + "; ".join(origins)
+                + "; every other statement unchanged (before and after below)",
+            )
+            self.plan.after += policy_change_lines(_key_label(key), key.arn, text, after_text, removed_statements, adding=False)
+
+
+@preparer(grammar.UnshareCommand)
+def prepare_unshare(ctx: PlanningContext, command: grammar.UnshareCommand) -> Prepared:
+    """Preflight an unshare and plan exactly the removals."""
+    source = ctx.config.account(command.source.account)
+    region = ctx.region_of(command.source.region)
+    organization = require_organization(ctx.config, "Unsharing from an Organization or OU") if (command.organization or command.ou_id) else None
+    targets = unshare_targets(ctx, command.targets, source)
+    approvers = approver_accounts("unshare", source)
+    ctx.check_approvers(approvers)
+    facts = ctx.preflight_image(source, region, command.image_id)
+    if facts.owner_id != source.id:
+        raise PreflightError(
+            f"{facts.image_id} is owned by account {facts.owner_id}, not by `{source.alias}` ({source.id}); only the owner can unshare it.",
+            fix="Name the owning account after `from`.",
+        )
+    planner = _Planner(ctx, source, region, facts)
+    plan = planner.plan
+    plan.checked.append(f"{facts.image_id} `{facts.name}` in {region}, owned by `{source.alias}` ({facts.owner_id})")
+    if organization is not None:
+        entry, who = org_entry(organization, command.ou_id)
+        kind, value = next(iter(entry.items()))
+        suffix = command.ou_id or organization.id
+        # Match the ARN by the org/OU id: an entry added by hand may name another management account form.
+        live = next((p for p in facts.launch_permissions if (p.get(kind) or "").endswith(f"/{suffix}")), entry)
+        planner.launch_permission([(live, who)])
+        planner.key_policy_statements(suffix, who)
+        target_names = [suffix]
+    else:
+        planner.launch_permission([({"UserId": t.account_id}, t.label) for t in targets])
+        planner.snapshot_permission(targets)
+        planner.grants(targets)
+        target_names = [t.account_id for t in targets]
+        group_entries = [p for p in facts.launch_permissions if "OrganizationArn" in p or "OrganizationalUnitArn" in p]
+        if group_entries:
+            plan.after.append(
+                "Still in place: launch permission for " + ", ".join(f"`{next(iter(p.values()))}`" for p in group_entries)
+                + "; member accounts of it can still launch the AMI (unshare `org` or the OU to end that)."
+            )
+    if facts.public:
+        plan.after.append("The image is *public* (amibot did not make it so and does not change that).")
+    if not plan.steps:
+        raise PreflightError(
+            f"{facts.image_id} is not shared with {', '.join(target_names)} in {region}: no launch permission, snapshot permission, "
+            "grant or key-policy statement to remove.",
+            fix="`/ami list all` shows earlier requests; check the account and region after `from`.",
+        )
+    if plan.settles:
+        plan.after.append(
+            f"Earlier requests whose changes this removes: {', '.join(sorted(plan.settles))}. "
+            "They are marked when this is done, so a time-boxed share does not remove anything a second time and ends as removed."
+        )
+    plan.after.append("Nothing is made public; nothing else on the image, its snapshots or keys changes.")
+    return Prepared(
+        kind="unshare",
+        params={"image_id": facts.image_id, "source": source.alias, "region": region, "targets": [t.account_id for t in targets],
+                "organization": command.organization, "ou_id": command.ou_id},
+        checked=plan.checked,
+        approver_accounts=approvers,
+        steps=plan.steps,
+        after=plan.after,
+        extra_facts={"image": facts_for_message(facts), "key_policies": plan.policies},
+    )
+
+
+# -- after success: settle the earlier shares --------------------------------------------
+
+
+def _removed(request: Request) -> tuple[list[dict[str, str]], dict[str, set[str]], set[tuple[str, str]], set[tuple[str, str]]]:
+    """What an unshare's done steps removed: launch entries, snapshot accounts,
+    (key, grant id) pairs and (key, Sid) pairs."""
+    launch: list[dict[str, str]] = []
+    snapshots: dict[str, set[str]] = {}
+    grants: set[tuple[str, str]] = set()
+    sids: set[tuple[str, str]] = set()
+    for step in request.steps:
+        if step.state != STEP_DONE:
+            continue
+        if step.action == "ec2.remove_launch_permission":
+            launch += launch_permission_entries(step.params)
+        elif step.action == "ec2.remove_snapshot_permission":
+            for snapshot_id in step.params["snapshot_ids"]:
+                snapshots.setdefault(snapshot_id, set()).update(step.params["account_ids"])
+        elif step.action == "kms.revoke_grants":
+            grants.update((step.params["key_arn"], g) for g in step.params["grant_ids"])
+        elif step.action == "kms.remove_key_policy_statements":
+            sids.update((step.params["key_arn"], s) for s in step.params["sids"])
+    return launch, snapshots, grants, sids
+
+
+def _settled_result(step: Step, image_id: str, removed: tuple) -> dict[str, Any] | str | None:
+    """For an earlier request's done step: STEP_UNDONE when the unshare removed all it
+    added, a trimmed result when it removed part, None when it touched none of it."""
+    launch, snapshots, grants, sids = removed
+    result = step.result
+    if step.action == "ec2.add_launch_permission" and step.params.get("image_id") == image_id:
+        added = result.get("added", [])
+        left = [e for e in added if e not in launch]
+        if len(left) == len(added):
+            return None
+        return STEP_UNDONE if not left else {**result, "added": left}
+    if step.action == "ec2.add_snapshot_permission":
+        added = result.get("added", {})
+        left = {snap: [a for a in accounts if a not in snapshots.get(snap, set())] for snap, accounts in added.items()}
+        if left == added:
+            return None
+        return STEP_UNDONE if not any(left.values()) else {**result, "added": left}
+    if step.action in GRANT_ACTIONS and (step.params.get("key_arn"), result.get("grant_id")) in grants:
+        return STEP_UNDONE
+    if step.action == "kms.add_key_policy_statement" and (step.params.get("key_arn"), result.get("sid")) in sids:
+        return STEP_UNDONE
+    return None
+
+
+@after_success("unshare")
+def settle_unshared(request: Request, store: Any, notifier: Any) -> list[str]:
+    """Record in the earlier requests what this unshare removed: their steps are
+    marked undone (or their results trimmed), so nothing is removed twice; an
+    active time-boxed share with nothing left ends ``revoked``."""
+    removed = _removed(request)
+    image_id = request.params["image_id"]
+    notes = []
+    for other in store.find(states=CHANGED_AWS_STATES, limit=1_000_000):
+        if other.id == request.id:
+            continue
+        changed = False
+        for step in other.steps:
+            if step.state != STEP_DONE:
+                continue
+            settled = _settled_result(step, image_id, removed)
+            if settled is None:
+                continue
+            changed = True
+            if settled == STEP_UNDONE:
+                store.mark_step(other.id, step.seq, STEP_UNDONE)
+            else:
+                store.mark_step(other.id, step.seq, STEP_DONE, result=settled)
+        if not changed:
+            continue
+        other = store.get(other.id)
+        left = [s for s in other.steps if s.state == STEP_DONE and get_action(s.action).undoable]
+        if other.state == ACTIVE and not left and store.transition(other.id, ACTIVE, REVOKED, "amibot", f"removed by {request.display_id} (unshare)"):
+            notifier.reply(
+                other.id,
+                f":lock: {messages.mention(other.requester)} {other.display_id}'s share was removed by {request.display_id} "
+                f"(`{request.command_text}`); nothing is left for its expiry to remove.",
+                dedupe=f"revoked:{other.id}",
+            )
+            notifier.update_root(other.id)
+            notes.append(f"{other.display_id} (time-boxed share) is marked removed.")
+        else:
+            notes.append(f"{other.display_id} now records these changes as removed, so nothing is removed twice"
+                         + ("; its expiry removes only the rest." if other.state == ACTIVE else "."))
+    return notes

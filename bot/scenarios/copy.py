@@ -1,0 +1,73 @@
+"""Demo scenario: copy prod's CMK-encrypted AMI into dev in another region."""
+
+from __future__ import annotations
+
+from bot import rehearsal
+from bot.scenarios import Stage, ack_text, blocks_text, request_id, wait
+
+
+def play(stage: Stage) -> None:
+    """Copy prod's encrypted AMI into dev:eu-west-1; both owners approve; the copy is
+    checked from dev's side (owned by dev, encrypted with dev's key, tags carried) and
+    the temporary share from prod's side (gone)."""
+    t, fake, world, channel, sandbox = stage.t, stage.fake, stage.world, stage.channel, stage.sandbox
+    region = rehearsal.OTHER_REGION
+    image = world.encrypted_image
+    t.note(f"— copying prod's CMK-encrypted AMI into dev in {region} (dev will own it) —")
+    prod_ec2 = sandbox.session(rehearsal.PROD, rehearsal.REGION).client("ec2")
+    launch_before = prod_ec2.describe_image_attribute(ImageId=image, Attribute="launchPermission")["LaunchPermissions"]
+    text = f"copy {image} from prod to dev:{region}"
+    t.say("@bob", f"/ami {text}")
+    result = stage.slack.slash(rehearsal.REQUESTER, channel, text)
+    t.say("amibot (only bob)", ack_text(result))
+    root = stage.root_for(f"copy {image}")
+    if not t.expect("the approval message with the plan was posted in the channel", bool(root)):
+        return
+    t.say("amibot", blocks_text(root))
+    plan = blocks_text(root)
+    t.expect("the plan names CopyImage in dev's region with dev's own key", "CopyImage as `dev` in eu-west-1" in plan and world.dev_cmk_other_region_arn in plan)
+    t.expect("the plan adds launch/snapshot permission and a grant only for the copy, and removes them", "temporary" in plan and "Remove what steps" in plan)
+
+    # Copies take minutes in AWS: let this one take a few seconds, to show progress.
+    sandbox.set_copy_duration(3)
+    try:
+        t.say("@alice", "clicks [ Approve ] (an owner of prod)")
+        stage.slack.click(rehearsal.OWNER, channel, root["ts"], "amibot_approve", request_id(root))
+        waiting = wait(lambda: any("still waiting" in (m.get("text") or "") for m in fake.thread(channel, root["ts"])))
+        t.expect("one owner is not enough: the copy waits for dev's owner too", bool(waiting))
+        t.say("@devops", "clicks [ Approve ] (an owner of dev)")
+        stage.slack.click(rehearsal.DEV_OWNER, channel, root["ts"], "amibot_approve", request_id(root))
+        final = stage.final_reply(root, timeout=60)
+    finally:
+        sandbox.set_copy_duration(None)
+    stage.show_thread(root)
+    t.expect("the copy's progress was shown in the thread", any("started" in (m.get("text") or "") for m in fake.thread(channel, root["ts"])))
+    t.expect("the last reply mentions the requester and names the new AMI", bool(final) and f"<@{rehearsal.REQUESTER}>" in final.get("text", "") and "The copy is `ami-" in final.get("text", ""))
+    if not final:
+        return
+
+    dev_ec2 = sandbox.session(rehearsal.DEV, region).client("ec2")
+    copies = [i for i in dev_ec2.describe_images(Owners=["self"])["Images"] if any(tg["Key"] == "amibot:source-ami" and tg["Value"] == image for tg in i.get("Tags", []))]
+    t.expect("from dev's side: one copy, owned by dev, available", len(copies) == 1 and copies[0]["OwnerId"] == rehearsal.DEV and copies[0]["State"] == "available")
+    if not copies:
+        return
+    copy = copies[0]
+    snapshot_ids = [m["Ebs"]["SnapshotId"] for m in copy["BlockDeviceMappings"] if "Ebs" in m]
+    snaps = dev_ec2.describe_snapshots(SnapshotIds=snapshot_ids)["Snapshots"]
+    t.expect("from dev's side: its snapshots are encrypted with dev's own key (alias/ami-dev)", bool(snaps) and all(s["KmsKeyId"] == world.dev_cmk_other_region_arn for s in snaps))
+    tags = {tg["Key"]: tg["Value"] for tg in copy.get("Tags", [])}
+    t.expect(
+        "from dev's side: prod's tags and the provenance tags were carried",
+        tags.get("app") == "payments" and tags.get("amibot:source-account") == rehearsal.PROD and rehearsal.OWNER in tags.get("amibot:approvers", ""),
+    )
+    launch_after = prod_ec2.describe_image_attribute(ImageId=image, Attribute="launchPermission")["LaunchPermissions"]
+    snapshot_perms = [
+        p for s in prod_ec2.describe_images(ImageIds=[image])["Images"][0]["BlockDeviceMappings"] if "Ebs" in s
+        for p in prod_ec2.describe_snapshot_attribute(SnapshotId=s["Ebs"]["SnapshotId"], Attribute="createVolumePermission")["CreateVolumePermissions"]
+    ]
+    uid = stage.bot.store.get(int(request_id(root).split("-")[1])).uid
+    grants = sandbox.session(rehearsal.PROD, rehearsal.REGION).client("kms").list_grants(KeyId=world.cmk_arn)["Grants"]
+    t.expect(
+        "from prod's side: the temporary snapshot permission and grant are gone, launch permission as before",
+        launch_after == launch_before and not snapshot_perms and not any(uid in (g.get("Name") or "") for g in grants),
+    )

@@ -1,0 +1,109 @@
+"""``amibot iam-policy``: valid IAM policies for the bot's role and the member-account
+role, generated from what the actions declare."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from aws.actions import ACTIONS, PREFLIGHT_PERMISSIONS
+from aws.iam import KMS_USED_THROUGH_EC2, member_account_actions
+from bot import rehearsal
+from bot.cli import main
+
+IAM_ACTION = re.compile(r"^(ec2|kms|sts|iam):[A-Z][A-Za-z]+$")
+
+
+def printed_policies(capsys, argv: list[str]) -> dict[str, dict]:
+    """Run the CLI and split its output into {heading: policy}."""
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    policies: dict[str, dict] = {}
+    heading, lines = None, []
+    for line in out.splitlines() + ["# end"]:
+        if line.startswith("# "):
+            if heading is not None:
+                policies[heading] = json.loads("\n".join(lines))
+            heading, lines = line[2:], []
+        else:
+            lines.append(line)
+    return policies
+
+
+def check_policy_document(policy: dict) -> None:
+    """The shape IAM accepts: version, statements with unique alphanumeric Sids,
+    Allow only, explicit actions (no wildcards), resources."""
+    assert policy["Version"] == "2012-10-17"
+    sids = [s["Sid"] for s in policy["Statement"]]
+    assert len(sids) == len(set(sids)) and all(re.fullmatch(r"[A-Za-z0-9]+", sid) for sid in sids)
+    for statement in policy["Statement"]:
+        assert statement["Effect"] == "Allow"
+        assert statement["Action"] and all(IAM_ACTION.match(a) for a in statement["Action"]), statement["Action"]
+        assert statement["Resource"]
+    assert len(json.dumps(policy, separators=(",", ":"))) <= 6144, "the managed-policy size limit"
+
+
+def test_iam_policy_prints_both_policies_as_valid_json(capsys):
+    policies = printed_policies(capsys, ["iam-policy"])
+
+    assert len(policies) == 2
+    bot = next(p for h, p in policies.items() if h.startswith("Bot role"))
+    member = next(p for h, p in policies.items() if h.startswith("Member-account role"))
+    for policy in (bot, member):
+        check_policy_document(policy)
+    assert [a for s in bot["Statement"] for a in s["Action"]] == ["sts:AssumeRole"]
+
+
+def test_member_policy_covers_every_declared_permission(capsys):
+    policies = printed_policies(capsys, ["iam-policy"])
+    member = next(p for h, p in policies.items() if h.startswith("Member-account role"))
+    allowed = {a for s in member["Statement"] for a in s["Action"]}
+
+    for name, action in ACTIONS.items():
+        missing = set(action.permissions) - allowed
+        assert not missing, f"{name} needs {sorted(missing)}"
+    assert set(PREFLIGHT_PERMISSIONS) <= allowed
+    assert allowed == set(member_account_actions())
+
+
+def test_test_launch_permissions_are_in_the_member_policy(capsys):
+    policies = printed_policies(capsys, ["iam-policy"])
+    member = next(p for h, p in policies.items() if h.startswith("Member-account role"))
+    allowed = {a for s in member["Statement"] for a in s["Action"]}
+    assert {"ec2:RunInstances", "ec2:TerminateInstances", "ec2:DescribeInstanceStatus", "ec2:CreateTags"} <= allowed
+
+
+def test_kms_data_key_operations_only_through_ec2(capsys):
+    """The role never needs to decrypt anything itself: EBS does, on its behalf, when
+    it launches from or copies an encrypted AMI."""
+    policies = printed_policies(capsys, ["iam-policy"])
+    member = next(p for h, p in policies.items() if h.startswith("Member-account role"))
+    for statement in member["Statement"]:
+        used_through_ec2 = set(statement["Action"]) & KMS_USED_THROUGH_EC2
+        if used_through_ec2:
+            assert set(statement["Action"]) <= KMS_USED_THROUGH_EC2
+            assert statement["Condition"] == {"StringLike": {"kms:ViaService": "ec2.*.amazonaws.com"}}
+    assert "kms:Decrypt" in {a for s in member["Statement"] for a in s["Action"]}, "launching/copying encrypted AMIs needs it"
+    assert not any(a == "kms:Encrypt" or a.endswith("*") for s in member["Statement"] for a in s["Action"])
+
+
+def test_bot_role_policy_names_the_configured_roles(capsys, tmp_path, monkeypatch):
+    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    config = tmp_path / "amibot.toml"
+    config.write_text(rehearsal.SANDBOX_TOML)
+
+    policies = printed_policies(capsys, ["iam-policy", "--config", str(config)])
+
+    bot = next(p for h, p in policies.items() if h.startswith("Bot role"))
+    assert bot["Statement"][0]["Resource"] == sorted(
+        [f"arn:aws:iam::{rehearsal.PROD}:role/amibot", f"arn:aws:iam::{rehearsal.DEV}:role/amibot"]
+    )
+
+
+@pytest.mark.parametrize("action", sorted(ACTIONS))
+def test_every_declared_permission_is_an_iam_action_name(action):
+    for permission in ACTIONS[action].permissions:
+        assert IAM_ACTION.match(permission), f"{action}: {permission}"

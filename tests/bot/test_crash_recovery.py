@@ -1,0 +1,194 @@
+"""Crash safety: a real `amibot serve` process is SIGKILLed at each step boundary
+and restarted; every request ends, with one effect in AWS and one final message.
+
+The sandbox runs as a moto server in this process (so AWS state outlives the bot);
+the bot pauses at a named point (AMIBOT_PAUSE_AT) and writes a marker, then this
+test kills it with SIGKILL and starts a fresh process on the same database.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from aws.sandbox import Sandbox
+from bot import rehearsal
+from bot.fake_slack import FakeSlack, SignedSlackClient
+from bot.store import Store
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "crash-test-signing-secret"
+
+# Each point: where the first process is killed.
+KILL_POINTS = [
+    "posted:root",  # the approval message reached Slack, its ts was not recorded
+    "before:1",  # approved, nothing done in AWS yet
+    "executed:1",  # launch permission added in AWS, not recorded
+    "done:1",
+    "executed:2",  # KMS grant created in AWS, not recorded: a retry must find it by name
+    "done:2",
+    "executed:3",  # snapshot permission added, not recorded
+    "executed:4",  # verification done, not recorded
+    "posted:reply",  # a thread reply reached Slack, not recorded as sent
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server_sandbox(sandbox_session):
+    sandbox = Sandbox(rehearsal.REGION, server=True)
+    sandbox.start()
+    yield sandbox
+    sandbox.stop()
+
+
+class BotProcess:
+    """`amibot serve` in a child process."""
+
+    def __init__(self, tmp: Path, sandbox: Sandbox, fake: FakeSlack, port: int):
+        self.tmp, self.sandbox, self.fake, self.port = tmp, sandbox, fake, port
+        self.config = tmp / "amibot.toml"
+        self.config.write_text(rehearsal.SANDBOX_TOML)
+        self.marker = tmp / "paused"
+        self.proc: subprocess.Popen | None = None
+        self.runs = 0
+
+    def start(self, pause_at: str = "") -> None:
+        self.runs += 1
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("AMIBOT_", "SLACK_"))},
+            "AWS_ENDPOINT_URL": self.sandbox.endpoint_url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": rehearsal.REGION,
+            "SLACK_API_URL": self.fake.api_url,
+            "SLACK_BOT_TOKEN": "xoxb-crash",
+            "SLACK_SIGNING_SECRET": SECRET,
+            "AMIBOT_DB": str(self.tmp / "amibot.db"),
+            "AMIBOT_PAUSE_AT": pause_at,
+            "AMIBOT_PAUSE_MARKER": str(self.marker),
+            "AMIBOT_LOG_LEVEL": "WARNING",
+            "PYTHONPATH": str(ROOT),
+        }
+        log = open(self.tmp / f"bot-{self.runs}.log", "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "serve", "--config", str(self.config), "--host", "127.0.0.1", "--port", str(self.port)],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+            assert self.proc.poll() is None, (self.tmp / f"bot-{self.runs}.log").read_text()
+        raise AssertionError("bot did not become healthy")
+
+    def wait_paused(self, point: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.marker.exists() and point in self.marker.read_text():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"never paused at {point}: " + (self.tmp / f"bot-{self.runs}.log").read_text())
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@pytest.mark.parametrize("point", KILL_POINTS)
+def test_sigkill_at_each_boundary_then_restart(point, server_sandbox, tmp_path):
+    server_sandbox.reset()
+    world = rehearsal.seed(server_sandbox)
+    fake = FakeSlack(usergroups=rehearsal.USERGROUPS)
+    fake.start()
+    bot = BotProcess(tmp_path, server_sandbox, fake, free_port())
+    try:
+        bot.start(pause_at=point)
+        slack = SignedSlackClient(f"http://127.0.0.1:{bot.port}/slack/events", SECRET, fake)
+        image = world.encrypted_image
+        assert slack.slash(rehearsal.REQUESTER, rehearsal.CHANNEL, f"share {image} from prod to dev allow-copy").status == 200
+        if point == "posted:root":
+            bot.wait_paused(point)
+            bot.kill()
+            bot.start()
+        root = fake.wait_for(lambda: next((m for m in fake.messages(rehearsal.CHANNEL) if image in m.get("text", "")), None), 30)
+        slack.click(rehearsal.OWNER, rehearsal.CHANNEL, root["ts"], "amibot_approve", "R-1")
+        if point != "posted:root":
+            bot.wait_paused(point)
+            bot.kill()
+            bot.start()
+        final = fake.wait_for(lambda: [m for m in fake.thread(rehearsal.CHANNEL, root["ts"]) if m.get("reply_broadcast")], 60)
+
+        # One root message, one final message, no reply twice.
+        assert len([m for m in fake.messages(rehearsal.CHANNEL) if image in m.get("text", "") and not m.get("reply_broadcast")]) == 1
+        assert len(final) == 1 and f"<@{rehearsal.REQUESTER}>" in final[0]["text"]
+        texts = [m["text"] for m in fake.thread(rehearsal.CHANNEL, root["ts"])]
+        assert len(texts) == len(set(texts)), texts
+        # The request ended, every step once.
+        store = Store(str(tmp_path / "amibot.db"))
+        request = store.get(1)
+        assert request.state == "succeeded", request.error
+        assert all(s.state == "done" for s in request.steps)
+        # One effect in AWS: one grant, one launch permission, one snapshot permission.
+        prod = server_sandbox.session(rehearsal.PROD)
+        assert len(prod.client("kms").list_grants(KeyId=world.cmk_arn)["Grants"]) == 1
+        launch = prod.client("ec2").describe_image_attribute(ImageId=image, Attribute="launchPermission")["LaunchPermissions"]
+        assert launch == [{"UserId": rehearsal.DEV}]
+        dev_ec2 = server_sandbox.session(rehearsal.DEV).client("ec2")
+        assert dev_ec2.describe_images(ImageIds=[image])["Images"]
+    finally:
+        bot.stop()
+        fake.stop()
+
+
+def test_sigterm_exits_cleanly_and_the_next_process_resumes(server_sandbox, tmp_path):
+    server_sandbox.reset()
+    world = rehearsal.seed(server_sandbox)
+    fake = FakeSlack(usergroups=rehearsal.USERGROUPS)
+    fake.start()
+    bot = BotProcess(tmp_path, server_sandbox, fake, free_port())
+    try:
+        bot.start()
+        slack = SignedSlackClient(f"http://127.0.0.1:{bot.port}/slack/events", SECRET, fake)
+        image = world.plain_image
+        slack.slash(rehearsal.REQUESTER, rehearsal.CHANNEL, f"share {image} from prod to dev")
+        root = fake.wait_for(lambda: next((m for m in fake.messages(rehearsal.CHANNEL) if image in m.get("text", "")), None), 30)
+        started = time.monotonic()
+        bot.proc.send_signal(signal.SIGTERM)
+        assert bot.proc.wait(timeout=20) == 0
+        assert time.monotonic() - started < 20
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{bot.port}/healthz", timeout=1)
+        # Nothing was lost: the pending request is still there for the next process.
+        bot.start()
+        slack.click(rehearsal.OWNER, rehearsal.CHANNEL, root["ts"], "amibot_approve", "R-1")
+        fake.wait_for(lambda: [m for m in fake.thread(rehearsal.CHANNEL, root["ts"]) if m.get("reply_broadcast")], 30)
+        assert Store(str(tmp_path / "amibot.db")).get(1).state == "succeeded"
+    finally:
+        bot.stop()
+        fake.stop()
