@@ -192,3 +192,54 @@ def test_sigterm_exits_cleanly_and_the_next_process_resumes(server_sandbox, tmp_
     finally:
         bot.stop()
         fake.stop()
+
+
+# A cross-account, cross-region copy: 1 launch permission, 2 grant, 3 snapshot
+# permission, 4 check from dev, 5 CopyImage, 6 wait, 7 verify copy, 8 remove temporaries.
+COPY_KILL_POINTS = ["executed:5", "before:6", "done:7", "executed:8"]
+
+
+@pytest.mark.parametrize("point", COPY_KILL_POINTS)
+def test_sigkill_during_a_copy_makes_one_copy(point, server_sandbox, tmp_path):
+    server_sandbox.reset()
+    world = rehearsal.seed(server_sandbox)
+    server_sandbox.hold_pending(True)  # the copy stays in flight until we complete it
+    fake = FakeSlack(usergroups=rehearsal.USERGROUPS)
+    fake.start()
+    bot = BotProcess(tmp_path, server_sandbox, fake, free_port())
+    dev_other = server_sandbox.session(rehearsal.DEV, rehearsal.OTHER_REGION).client("ec2")
+    try:
+        bot.start(pause_at=point)
+        slack = SignedSlackClient(f"http://127.0.0.1:{bot.port}/slack/events", SECRET, fake)
+        image = world.encrypted_image
+        slack.slash(rehearsal.REQUESTER, rehearsal.CHANNEL, f"copy {image} from prod to dev:{rehearsal.OTHER_REGION}")
+        root = fake.wait_for(lambda: next((m for m in fake.messages(rehearsal.CHANNEL) if image in m.get("text", "")), None), 30)
+        slack.click(rehearsal.OWNER, rehearsal.CHANNEL, root["ts"], "amibot_approve", "R-1")
+        slack.click(rehearsal.DEV_OWNER, rehearsal.CHANNEL, root["ts"], "amibot_approve", "R-1")
+        if point in ("executed:5", "before:6"):
+            bot.wait_paused(point)
+            bot.kill()
+            bot.start()
+        copies = fake.wait_for(lambda: dev_other.describe_images(Owners=["self"])["Images"], 30)
+        server_sandbox.complete(copies[0]["ImageId"])
+        if point not in ("executed:5", "before:6"):
+            bot.wait_paused(point)
+            bot.kill()
+            bot.start()
+        final = fake.wait_for(lambda: [m for m in fake.thread(rehearsal.CHANNEL, root["ts"]) if m.get("reply_broadcast")], 60)
+
+        request = Store(str(tmp_path / "amibot.db")).get(1)
+        assert [s.action for s in request.steps][4] == "ec2.copy_image"
+        assert request.state == "succeeded", request.error
+        assert len(final) == 1 and f"<@{rehearsal.REQUESTER}>" in final[0]["text"]
+        # One copy per request, whatever the kill point: the ClientToken and the checkpoint.
+        images = dev_other.describe_images(Owners=["self"])["Images"]
+        assert len(images) == 1 and images[0]["State"] == "available"
+        # The temporaries are gone from prod.
+        prod = server_sandbox.session(rehearsal.PROD)
+        assert prod.client("kms").list_grants(KeyId=world.cmk_arn)["Grants"] == []
+        assert prod.client("ec2").describe_image_attribute(ImageId=image, Attribute="launchPermission")["LaunchPermissions"] == []
+    finally:
+        server_sandbox.hold_pending(False)
+        bot.stop()
+        fake.stop()
