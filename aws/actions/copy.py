@@ -17,6 +17,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from aws.actions import Action, StepContext, get_action, register
+from aws.actions.images import find_image
 from aws.errors import AwsFailure
 from aws.sessions import AwsSessions
 
@@ -236,7 +237,7 @@ class CopyImage(Action):
             call = self.call(ctx, params)
             ctx.checkpoint({"call": call})
         image_id = ctx.previous.get("image_id")
-        if not image_id or _image(ec2, image_id) is None:
+        if not image_id or find_image(ec2, image_id) is None:
             # Same ClientToken and parameters as any earlier attempt: one copy.
             image_id = ec2.copy_image(**call)["ImageId"]
             ctx.checkpoint({"call": call, "image_id": image_id})
@@ -259,7 +260,7 @@ class CopyImage(Action):
             image_id = found[0]["ImageId"] if found else None
         if not image_id:
             return None
-        image = _image(ec2, image_id)
+        image = find_image(ec2, image_id)
         if image is None or image.get("State") == "deregistered":
             return None
         state = image.get("State")
@@ -335,7 +336,7 @@ class VerifyCopy(Action):
         image_id = ctx.results[int(params["image_from_step"])]["image_id"]
         key_arn = params["kms_key_arn"]
         ec2 = ctx.client("ec2", account_id, region)
-        image = _image(ec2, image_id)
+        image = find_image(ec2, image_id)
         where = f"account {account_id} {region}"
         if image is None:
             raise CopyCheckFailed(f"The copy {image_id} is not visible from {where}.", "Check the account's images; ask again if it is gone.")
@@ -367,13 +368,3 @@ class VerifyCopy(Action):
             "summary": f"`{image_id}` is available in {where}, owned by it, snapshots encrypted with {key_arn} ({meta.get('KeyState')}), {len(tags)} tags",
             "outcome": f"The copy is `{image_id}` (`{image.get('Name')}`) in account {account_id} {region}, encrypted with its own key {key_arn}.",
         }
-
-
-def _image(ec2: Any, image_id: str) -> dict[str, Any] | None:
-    try:
-        images = ec2.describe_images(ImageIds=[image_id])["Images"]
-    except ClientError as error:
-        if error.response["Error"]["Code"] in ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"):
-            return None
-        raise
-    return images[0] if images else None

@@ -35,6 +35,18 @@ class ImageStatus:
 POLL_PERMISSIONS = ("ec2:DescribeImages", "ec2:DescribeSnapshots")
 
 
+def find_image(ec2: Any, image_id: str) -> dict[str, Any] | None:
+    """The image, or None if it does not exist (or is deregistered: a deregistered
+    image can linger in DescribeImages for a while, and is nobody's to reuse)."""
+    try:
+        images = ec2.describe_images(ImageIds=[image_id])["Images"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] in ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"):
+            return None
+        raise
+    return images[0] if images and images[0].get("State") != "deregistered" else None
+
+
 def poll_images(client: Any, image_ids: list[str]) -> dict[str, ImageStatus]:
     """One DescribeImages and one DescribeSnapshots (by id) for many images."""
     statuses: dict[str, ImageStatus] = {}

@@ -18,6 +18,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from aws.actions import Action, Kept, StepContext, StepWaiting, register
+from aws.actions.images import find_image
 from aws.actions.inspect import KeyFacts
 from aws.errors import AwsFailure
 from aws.sessions import AwsSessions
@@ -82,16 +83,6 @@ def _images_named(ec2: Any, name: str) -> list[dict[str, Any]]:
     return [i for i in images if i.get("State") != "deregistered"]
 
 
-def _describe_image(ec2: Any, image_id: str) -> dict[str, Any] | None:
-    try:
-        images = ec2.describe_images(ImageIds=[image_id])["Images"]
-    except ClientError as error:
-        if error.response["Error"]["Code"] in ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"):
-            return None
-        raise
-    return images[0] if images and images[0].get("State") != "deregistered" else None
-
-
 @register
 class CreateImageFromInstance(Action):
     """``CreateImage`` from the instance to migrate, tagged on the image and its
@@ -117,7 +108,7 @@ class CreateImageFromInstance(Action):
         ec2 = ctx.client("ec2", account_id, region)
         name = params["image_name"]
         recorded = ctx.previous.get("image_id")
-        if recorded and _describe_image(ec2, recorded):
+        if recorded and find_image(ec2, recorded):
             return {"image_id": recorded, "image_name": name, "created": False}
         found = _images_named(ec2, name)
         if found:
@@ -150,7 +141,7 @@ class CreateImageFromInstance(Action):
     def undo(self, ctx, account_id, region, params, result):
         ec2 = ctx.client("ec2", account_id, region)
         image_id = result.get("image_id")
-        image = _describe_image(ec2, image_id) if image_id else None
+        image = find_image(ec2, image_id) if image_id else None
         if image is None:
             return None
         snapshots = [m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")]

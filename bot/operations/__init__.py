@@ -64,6 +64,41 @@ class PlanningContext:
             raise
 
 
+def check_source_image(facts: ImageFacts, source: AccountConfig, region: str, *, verb: str, done: str, aws_managed_ok: bool = False) -> None:
+    """Refuse, before anyone is asked, a source AMI that AWS would refuse to
+    ``verb`` (share, copy): not the source's own, not available, a disabled key, or
+    (unless ``aws_managed_ok``) snapshots under the AWS-managed ``aws/ebs`` key, which
+    no other account can ever use."""
+    where = f"`{source.alias}` ({source.id}) in {region}"
+    if facts.owner_id != source.id:
+        raise PreflightError(
+            f"{facts.image_id} is owned by account {facts.owner_id}, not by {where}; only the owner can {verb} it.",
+            fix=f"Name the owning account after `from` (its owners approve), or copy the AMI into this account first.",
+        )
+    if facts.state != "available":
+        raise PreflightError(
+            f"{facts.image_id} is `{facts.state}`, not `available`: AWS can {verb} only available images.",
+            fix="Wait until the image is available (a new image or copy takes minutes), then ask again.",
+        )
+    unusable = [k for k in facts.keys if k.state != "Enabled"]
+    if unusable:
+        raise PreflightError(
+            f"The key {unusable[0].arn} of {facts.image_id} is `{unusable[0].state}`: AWS could not read the snapshots.",
+            fix="Enable the key (or cancel its deletion), then ask again.",
+        )
+    aws_managed = [k for k in facts.keys if k.manager == "AWS"]
+    if aws_managed and not aws_managed_ok:
+        raise PreflightError(
+            f"{facts.image_id} is encrypted with the AWS-managed key `aws/ebs` ({aws_managed[0].arn}), "
+            f"which no other account can use, so AWS does not let it be {done} with another account.",
+            fix=(
+                f"Re-encrypt it with a customer-managed key inside `{source.alias}`: "
+                f"`/ami copy {facts.image_id} from {source.alias}:{region} to {source.alias}:{region} kms <your-cmk>`, "
+                f"then {verb} that copy."
+            ),
+        )
+
+
 Preparer = Callable[[PlanningContext, Any], Prepared]
 _PREPARERS: dict[type, Preparer] = {}
 

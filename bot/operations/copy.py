@@ -32,7 +32,7 @@ from aws.errors import is_aws_error, translate
 from bot import grammar
 from bot.config import AccountConfig
 from bot.errors import PreflightError
-from bot.operations import PlanningContext, Prepared, after_success, preparer
+from bot.operations import PlanningContext, Prepared, after_success, check_source_image, preparer
 from bot.operations.share import approver_accounts, facts_for_message
 from bot.requests import STEP_DONE, STEP_UNDONE, PlannedStep
 
@@ -41,37 +41,9 @@ KMS_ARN = re.compile(r"arn:aws[\w-]*:kms:(?P<region>[a-z0-9-]+):(?P<account>\d{1
 
 
 def check_copyable(facts: ImageFacts, source: AccountConfig, region: str, cross_account: bool) -> None:
-    """Refuse, before anyone is asked, what AWS would refuse or fail later."""
-    where = f"`{source.alias}` ({source.id}) in {region}"
-    if facts.owner_id != source.id:
-        raise PreflightError(
-            f"{facts.image_id} is owned by account {facts.owner_id}, not by {where}.",
-            fix="Name the owning account after `from` (its owners approve the copy).",
-        )
-    if facts.state != "available":
-        raise PreflightError(
-            f"{facts.image_id} is `{facts.state}`, not `available`: AWS copies only available images.",
-            fix="Wait until the image is available (a new image or copy takes minutes), then ask again.",
-        )
-    unusable = [k for k in facts.keys if k.state != "Enabled"]
-    if unusable:
-        raise PreflightError(
-            f"The key {unusable[0].arn} of {facts.image_id} is `{unusable[0].state}`: the copy could not read the snapshots.",
-            fix="Enable the key (or cancel its deletion), then ask again.",
-        )
-    aws_managed = [k for k in facts.keys if k.manager == "AWS"]
-    if cross_account and aws_managed:
-        # AWS never lets another account use an AWS-managed key; within the account
-        # a copy is exactly the documented way out.
-        raise PreflightError(
-            f"{facts.image_id} is encrypted with the AWS-managed key `aws/ebs` ({aws_managed[0].arn}), "
-            "which no other account can use, so it cannot be copied into another account.",
-            fix=(
-                f"First re-encrypt it with a customer-managed key inside `{source.alias}`: "
-                f"`/ami copy {facts.image_id} from {source.alias}:{region} to {source.alias}:{region} kms <your-cmk>`, "
-                "then copy that copy into the other account."
-            ),
-        )
+    """Refuse, before anyone is asked, what AWS would refuse or fail later. Within
+    the account an ``aws/ebs`` image may be copied: that is the documented way out."""
+    check_source_image(facts, source, region, verb="copy", done="copied", aws_managed_ok=not cross_account)
 
 
 def _aws_read(what: str, fix: str, fn: Callable[[], T], *, own_fix: bool = False) -> T:

@@ -13,39 +13,13 @@ from aws.errors import is_aws_error, translate
 from bot import grammar, messages
 from bot.config import AccountConfig, Config, OrganizationConfig
 from bot.errors import PreflightError
-from bot.operations import PlanningContext, Prepared, preparer
+from bot.operations import PlanningContext, Prepared, check_source_image, preparer
 from bot.requests import PlannedStep
 
 
 def check_shareable(facts: ImageFacts, source: AccountConfig, region: str) -> None:
     """Refuse, before anyone is asked, what AWS would refuse or what must never happen."""
-    where = f"`{source.alias}` ({source.id}) in {region}"
-    if facts.owner_id != source.id:
-        raise PreflightError(
-            f"{facts.image_id} is owned by account {facts.owner_id}, not by {where}; only the owner can share it.",
-            fix="Name the owning account after `from`, or copy the AMI into this account first.",
-        )
-    if facts.state != "available":
-        raise PreflightError(
-            f"{facts.image_id} is `{facts.state}`, not `available`.",
-            fix="Wait until the image is available (a new image takes minutes), then ask again.",
-        )
-    aws_managed = [k for k in facts.keys if k.manager == "AWS"]
-    if aws_managed:
-        raise PreflightError(
-            f"{facts.image_id} is encrypted with the AWS-managed key `aws/ebs` ({aws_managed[0].arn}), "
-            "which AWS does not let you share with another account.",
-            fix=(
-                f"Re-encrypt it with a customer-managed key: `/ami copy {facts.image_id} from {source.alias}:{region} "
-                f"to {source.alias}:{region} kms <your-cmk>`, then share the copy."
-            ),
-        )
-    unusable = [k for k in facts.keys if k.state != "Enabled"]
-    if unusable:
-        raise PreflightError(
-            f"The key {unusable[0].arn} of {facts.image_id} is `{unusable[0].state}`.",
-            fix="Enable the key (or cancel its deletion) before sharing.",
-        )
+    check_source_image(facts, source, region, verb="share", done="shared")
 
 
 def share_steps(
