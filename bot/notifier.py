@@ -20,7 +20,6 @@ it is sent again.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from typing import Any, Callable
 
@@ -28,7 +27,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
-from bot import messages
+from bot import crashpoints, messages
 from bot.store import Store
 
 log = logging.getLogger("amibot.notifier")
@@ -58,7 +57,6 @@ class Notifier:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self.pause_at: set[str] = set(filter(None, os.environ.get("AMIBOT_PAUSE_AT", "").split(",")))
 
     # -- enqueueing -------------------------------------------------------------------
 
@@ -155,19 +153,10 @@ class Notifier:
                 log.info("outbox %s was already posted before a restart (ts %s)", row["id"], ts)
                 return ts
         self.store.mark_outbox_sending(row["id"])
-        self._pause(f"posting:{row['kind']}")
+        crashpoints.reached(f"posting:{row['kind']}")
         response = self.client.chat_postMessage(metadata=self._metadata(row), **kwargs)
-        self._pause(f"posted:{row['kind']}")
+        crashpoints.reached(f"posted:{row['kind']}")
         return response["ts"]
-
-    def _pause(self, name: str) -> None:
-        if name in self.pause_at:  # crash-test hook, see PlanRunner._checkpoint
-            log.warning("pausing at %s (AMIBOT_PAUSE_AT)", name)
-            marker = os.environ.get("AMIBOT_PAUSE_MARKER")
-            if marker:
-                with open(marker, "a") as f:
-                    f.write(name + "\n")
-            threading.Event().wait()
 
     def _send(self, row: dict[str, Any]) -> str:
         kind, payload, request_id = row["kind"], row["payload"], row["request_id"]

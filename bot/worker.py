@@ -8,7 +8,6 @@ added, and says exactly what it undid and what remains.
 from __future__ import annotations
 
 import logging
-import os
 import random
 import threading
 import time
@@ -18,7 +17,7 @@ from typing import Any, Callable
 from aws.actions import Kept, StepContext, StepWaiting, get_action
 from aws.actions.images import ImageStatusCache
 from aws.sessions import AwsSessions
-from bot import messages, operations
+from bot import crashpoints, messages, operations
 from bot.notifier import Notifier
 from bot.requests import (
     ACTIVE,
@@ -102,9 +101,6 @@ class PlanRunner:
         self.stopping = threading.Event()  # SIGTERM: finish the current step, start no other
         self._locks: dict[int, threading.Lock] = {}
         self._lock = threading.Lock()
-        # Test hook for crash tests: "executed:2" pauses (forever) right after step 2
-        # ran in AWS but before it is recorded, so a test can SIGKILL the process there.
-        self.pause_at: set[str] = set(filter(None, os.environ.get("AMIBOT_PAUSE_AT", "").split(",")))
 
     def context(self, request: Request, seq: int) -> StepContext:
         steps = {s.seq: s for s in request.steps}
@@ -128,15 +124,6 @@ class PlanRunner:
     def _request_lock(self, request_id: int) -> threading.Lock:
         with self._lock:
             return self._locks.setdefault(request_id, threading.Lock())
-
-    def _checkpoint(self, name: str) -> None:
-        if name in self.pause_at:
-            log.warning("pausing at %s (AMIBOT_PAUSE_AT)", name)
-            marker = os.environ.get("AMIBOT_PAUSE_MARKER")
-            if marker:
-                with open(marker, "a") as f:
-                    f.write(name + "\n")
-            threading.Event().wait()
 
     def run(self, request_id: int) -> None:
         """Run (or resume) an approved request. One runner per request per process:
@@ -180,10 +167,10 @@ class PlanRunner:
                 return  # cancelled meanwhile
             if self.stopping.is_set():
                 return  # shutting down: the next process resumes from this step
-            self._checkpoint(f"before:{step.seq}")
+            crashpoints.reached(f"before:{step.seq}")
             try:
                 result = get_action(step.action).execute(self.context(request, step.seq), step.account_id, step.region, step.params)
-                self._checkpoint(f"executed:{step.seq}")
+                crashpoints.reached(f"executed:{step.seq}")
             except StepWaiting as waiting:
                 self._wait(request, step, waiting)
                 return
@@ -191,7 +178,7 @@ class PlanRunner:
                 self._fail(request_id, step, error)
                 return
             self.store.mark_step(request_id, step.seq, STEP_DONE, result={**step.result, **result})
-            self._checkpoint(f"done:{step.seq}")
+            crashpoints.reached(f"done:{step.seq}")
             self.notifier.reply(request_id, messages.step_done_text(request, step.description, _result_detail(result)), dedupe=f"step:{request_id}:{step.seq}")
             self.notifier.update_root(request_id)
         self._succeed(request_id)

@@ -17,7 +17,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from aws.actions import Action, StepContext, get_action, register
-from aws.actions.images import find_image
+from aws.actions.images import discard_unfinished_image, find_image
 from aws.errors import AwsFailure
 from aws.sessions import AwsSessions
 
@@ -261,31 +261,10 @@ class CopyImage(Action):
         if not image_id:
             return None
         image = find_image(ec2, image_id)
-        if image is None or image.get("State") == "deregistered":
+        if image is None:
             return None
-        state = image.get("State")
-        if state == "available":
-            # A finished image is never deleted automatically: someone may need it.
-            return (
-                f"kept the finished copy {image_id} in {account_id} {region} (it is available and may be needed; "
-                "deregister it yourself if it is not wanted)"
-            )
-        snapshot_ids = [m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")]
-        # AWS: deregistering a pending copy stops it; its snapshots stay and are ours.
-        ec2.deregister_image(ImageId=image_id)
-        left = []
-        for snapshot_id in snapshot_ids:
-            try:
-                ec2.delete_snapshot(SnapshotId=snapshot_id)
-            except ClientError as error:
-                if error.response["Error"]["Code"] != "InvalidSnapshot.NotFound":
-                    left.append(f"{snapshot_id} ({error.response['Error']['Code']}: delete it later)")
-        said = f"deregistered the unfinished copy {image_id} ({state}) in {account_id} {region}"
-        if snapshot_ids:
-            said += f" and deleted its snapshots {', '.join(s for s in snapshot_ids if not any(l.startswith(s) for l in left))}"
-        if left:
-            said += f"; could not delete snapshots {', '.join(left)}"
-        return said
+        # AWS: deregistering a pending copy stops it; a finished copy is kept.
+        return discard_unfinished_image(ec2, image, "copy", f"{account_id} {region}")
 
 
 @register

@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 from botocore.exceptions import ClientError
 
-from aws.actions import Action, StepContext, StepWaiting, register
+from aws.actions import Action, Kept, StepContext, StepWaiting, register
 from aws.errors import AwsFailure, explain
 from aws.sessions import AwsSessions
 
@@ -121,6 +121,34 @@ class ImageStatusCache:
     def forget(self, account: str, region: str, image_id: str) -> None:
         with self._lock:
             self._statuses.pop((account, region, image_id), None)
+
+
+def discard_unfinished_image(ec2: Any, image: dict[str, Any], label: str, where: str) -> str:
+    """Deregister an image that never became available and delete its snapshots
+    (AWS leaves a deregistered image's snapshots behind, and they are ours).
+    A finished image is never deleted: someone may need it, so ``Kept`` is raised."""
+    image_id = image["ImageId"]
+    snapshot_ids = [m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")]
+    if image.get("State") == "available":
+        raise Kept(
+            f"the finished {label} {image_id} `{image.get('Name', '')}` in {where} with snapshots {', '.join(snapshot_ids) or 'none'} "
+            "(kept: it is available and may be needed; deregister it and delete the snapshots when it is not wanted)"
+        )
+    ec2.deregister_image(ImageId=image_id)
+    deleted, left = [], []
+    for snapshot_id in snapshot_ids:
+        try:
+            ec2.delete_snapshot(SnapshotId=snapshot_id)
+            deleted.append(snapshot_id)
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "InvalidSnapshot.NotFound":
+                left.append(f"{snapshot_id} ({error.response['Error']['Code']})")
+    said = f"deregistered the unfinished {label} {image_id} ({image.get('State')}) in {where}"
+    if deleted:
+        said += f" and deleted its snapshots {', '.join(deleted)}"
+    if left:
+        said += f"; could not delete snapshots {', '.join(left)}: delete them by hand"
+    return said
 
 
 @register

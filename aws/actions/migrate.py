@@ -18,7 +18,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from aws.actions import Action, Kept, StepContext, StepWaiting, register
-from aws.actions.images import find_image
+from aws.actions.images import discard_unfinished_image, find_image
 from aws.actions.inspect import KeyFacts
 from aws.errors import AwsFailure
 from aws.sessions import AwsSessions
@@ -144,30 +144,9 @@ class CreateImageFromInstance(Action):
         image = find_image(ec2, image_id) if image_id else None
         if image is None:
             return None
-        snapshots = [m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")]
-        if image["State"] == "available":
-            # design.md: undo never destroys something a user may need; a finished
-            # image is a full backup of the source instance.
-            raise Kept(
-                f"the finished image {image_id} `{image.get('Name', '')}` with snapshots {', '.join(snapshots) or 'none'} "
-                "(kept: a user may need it; deregister it and delete the snapshots when it is no longer wanted)"
-            )
-        ec2.deregister_image(ImageId=image_id)
-        deleted, left = [], []
-        for snapshot_id in snapshots:
-            try:
-                ec2.delete_snapshot(SnapshotId=snapshot_id)
-                deleted.append(snapshot_id)
-            except ClientError as error:
-                if error.response["Error"]["Code"] == "InvalidSnapshot.NotFound":
-                    continue
-                left.append(f"{snapshot_id} ({error.response['Error']['Code']})")
-        text = f"deregistered the unfinished image {image_id} ({image['State']})"
-        if deleted:
-            text += f" and deleted its snapshots {', '.join(deleted)}"
-        if left:
-            text += f"; could not delete snapshots {', '.join(left)}: delete them by hand"
-        return text
+        # design.md: undo never destroys something a user may need; a finished
+        # image is a full backup of the source instance.
+        return discard_unfinished_image(ec2, image, "image", f"{account_id} {region}")
 
 
 @register
