@@ -243,3 +243,4 @@ def test_sigkill_during_a_copy_makes_one_copy(point, server_sandbox, tmp_path):
         server_sandbox.hold_pending(False)
         bot.stop()
         fake.stop()
+

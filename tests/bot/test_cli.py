@@ -1,0 +1,69 @@
+"""The `amibot` command line: serve on the sandbox, config errors, iam-policy."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+from bot import rehearsal
+from bot.cli import main
+from bot.fake_slack import FakeSlack, SignedSlackClient
+from tests.bot.test_crash_recovery import ROOT, SECRET, free_port
+
+
+def test_serve_sandbox_starts_on_the_embedded_defaults(tmp_path):
+    """`amibot serve --sandbox`: real HTTP endpoint, sandbox AWS, Slack from the env."""
+    fake = FakeSlack(usergroups=rehearsal.USERGROUPS)
+    fake.start()
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AMIBOT_", "SLACK_", "AWS_"))},
+        "SLACK_API_URL": fake.api_url, "SLACK_BOT_TOKEN": "xoxb-sandbox", "SLACK_SIGNING_SECRET": SECRET,
+        "AMIBOT_DB": str(tmp_path / "amibot.db"), "PYTHONPATH": str(ROOT),
+    }
+    log = open(tmp_path / "serve.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--sandbox", "--host", "127.0.0.1", "--port", str(port)],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                assert proc.poll() is None, (tmp_path / "serve.log").read_text()
+                time.sleep(0.2)
+        else:
+            raise AssertionError("serve --sandbox did not become healthy")
+        slack = SignedSlackClient(f"http://127.0.0.1:{port}/slack/events", SECRET, fake)
+        answer = slack.slash(rehearsal.REQUESTER, rehearsal.CHANNEL, "help")
+        assert answer.status == 200 and "share" in answer.json()["text"]
+        assert "sandbox AWS" in (tmp_path / "serve.log").read_text()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        fake.stop()
+
+
+
+def test_a_config_error_names_the_key_and_the_bot_does_not_start(tmp_path, capsys):
+    bad = tmp_path / "amibot.toml"
+    bad.write_text(rehearsal.SANDBOX_TOML.replace('id = "222222222222"', 'id = "2222"'))
+    assert main(["serve", "--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "accounts.dev.id" in err and "12 digits" in err
+
+
+def test_missing_slack_secret_is_a_config_error(tmp_path, capsys, monkeypatch):
+    good = tmp_path / "amibot.toml"
+    good.write_text(rehearsal.SANDBOX_TOML)
+    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AMIBOT_DB", str(tmp_path / "a.db"))
+    assert main(["serve", "--config", str(good)]) == 2
+    assert "SLACK_BOT_TOKEN" in capsys.readouterr().err
