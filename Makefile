@@ -19,6 +19,7 @@ test: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/ack_latency.py
+	$(BIN)/python bench/poll_batching.py
 
 serve-sandbox: $(BIN)/.installed
 	$(BIN)/amibot serve --sandbox
