@@ -114,7 +114,10 @@ def _load() -> list[Callable[[Stage], None]]:
 
     from bot.scenarios import copy  # last: it leaves only a copy in dev behind
 
-    return [share.refused_aws_managed, share.play, migrate.refused_wrong_subnet, migrate.play, unshare.play, unshare.org_share, copy.play]
+    return [
+        share.refused_aws_managed, share.play_unencrypted, share.play, migrate.refused_wrong_subnet, migrate.play,
+        unshare.play, unshare.org_share, copy.play_same_region, copy.play,
+    ]
 
 
 SCENARIOS: list[Callable[[Stage], None]] = _load()

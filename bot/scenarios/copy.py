@@ -71,3 +71,31 @@ def play(stage: Stage) -> None:
         "from prod's side: the temporary snapshot permission and grant are gone, launch permission as before",
         launch_after == launch_before and not snapshot_perms and not any(uid in (g.get("Name") or "") for g in grants),
     )
+
+
+def play_same_region(stage: Stage) -> None:
+    """Copy prod's unencrypted AMI into dev in the same region: dev owns the copy,
+    encrypted with dev's own key even though the source was not encrypted."""
+    t, fake, world, channel, sandbox = stage.t, stage.fake, stage.world, stage.channel, stage.sandbox
+    image = world.plain_image
+    t.note("— copying prod's unencrypted AMI into dev, same region (ownership transfer) —")
+    text = f"copy {image} from prod to dev name base-al2023-dev"
+    t.say("@bob", f"/ami {text}")
+    t.say("amibot (only bob)", ack_text(stage.slack.slash(rehearsal.REQUESTER, channel, text)))
+    root = stage.root_for(f"copy {image}")
+    if not t.expect("the approval message was posted", bool(root)):
+        return
+    t.say("amibot", blocks_text(root))
+    for who, user in (("@alice", rehearsal.OWNER), ("@devops", rehearsal.DEV_OWNER)):
+        t.say(who, "clicks [ Approve ]")
+        stage.slack.click(user, channel, root["ts"], "amibot_approve", request_id(root))
+    final = stage.final_reply(root, timeout=60)
+    stage.show_thread(root)
+    t.expect("the last reply mentions the requester and names the new AMI", bool(final) and f"<@{rehearsal.REQUESTER}>" in final.get("text", "") and "ami-" in final.get("text", ""))
+    dev_ec2 = sandbox.session(rehearsal.DEV, rehearsal.REGION).client("ec2")
+    copies = dev_ec2.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": ["base-al2023-dev"]}])["Images"]
+    t.expect("from dev's side: one copy named base-al2023-dev, owned by dev", len(copies) == 1 and copies[0]["OwnerId"] == rehearsal.DEV)
+    if copies:
+        snapshot_ids = [m["Ebs"]["SnapshotId"] for m in copies[0]["BlockDeviceMappings"] if "Ebs" in m]
+        snaps = dev_ec2.describe_snapshots(SnapshotIds=snapshot_ids)["Snapshots"]
+        t.expect("from dev's side: encrypted with dev's own key (alias/ami-dev)", bool(snaps) and all(s.get("KmsKeyId") == world.dev_cmk_arn for s in snaps))

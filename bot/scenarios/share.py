@@ -61,3 +61,25 @@ def play(stage: Stage) -> None:
     t.expect("from dev's side: the AMI is visible", bool(visible))
     key = dev.client("kms").describe_key(KeyId=world.cmk_arn)["KeyMetadata"]
     t.expect("from dev's side: prod's CMK is usable through the grant", key.get("Arn") == world.cmk_arn)
+
+
+def play_unencrypted(stage: Stage) -> None:
+    """Share an unencrypted AMI from prod with dev: launch permission only, no grant."""
+    t, fake, world, channel = stage.t, stage.fake, stage.world, stage.channel
+    t.note("— sharing an unencrypted AMI from prod with dev —")
+    text = f"share {world.plain_image} from prod to dev"
+    t.say("@bob", f"/ami {text}")
+    t.say("amibot (only bob)", ack_text(stage.slack.slash(rehearsal.REQUESTER, channel, text)))
+    root = stage.root_for(f"share {world.plain_image}")
+    if not t.expect("the approval message was posted", bool(root)):
+        return
+    plan = blocks_text(root)
+    t.say("amibot", plan)
+    t.expect("no key, so no grant in the plan", "CreateGrant" not in plan and "ModifyImageAttribute" in plan)
+    t.say("@carol", "clicks [ Approve ] (an owner of prod through @platform)")
+    stage.slack.click("U0CAROL", channel, root["ts"], "amibot_approve", request_id(root))
+    final = stage.final_reply(root, timeout=30)
+    stage.show_thread(root)
+    t.expect("the last reply mentions the requester", bool(final) and f"<@{rehearsal.REQUESTER}>" in final.get("text", ""))
+    dev = stage.sandbox.session(rehearsal.DEV, rehearsal.REGION).client("ec2")
+    t.expect("from dev's side: the AMI is visible", bool(dev.describe_images(ImageIds=[world.plain_image])["Images"]))
