@@ -210,6 +210,10 @@ class RequestService:
                 return f"{request.display_id} was already {STATE_LABELS[entry['to_state']]} by {by}. Nothing was changed."
         return f"{request.display_id} is {STATE_LABELS.get(request.state, request.state)}; it cannot be decided now."
 
+    def tell(self, channel: str, user: str, text: str) -> None:
+        """An ephemeral note to one person (through the outbox: not lost)."""
+        self.notifier.ephemeral(channel, user, text)
+
     # -- cancelling ------------------------------------------------------------------------
 
     def cancel(self, number: int, user: str) -> str:

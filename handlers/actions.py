@@ -20,7 +20,7 @@ def register(app: App, service: RequestService) -> None:
             note = error_text(error)
         if note:
             # The clicker alone sees why nothing happened; the request is untouched.
-            service.notifier.ephemeral(body["channel"]["id"], user, note)
+            service.tell(body["channel"]["id"], user, note)
 
     @app.action(APPROVE_ACTION)
     def on_approve(ack: Ack, body: dict, client: WebClient) -> None:
