@@ -71,6 +71,8 @@ class Amibot:
         self._slack_wsgi = SlackRequestHandler(self.bolt)
         self._server: Any = None
         self._server_thread: threading.Thread | None = None
+        self._socket_mode: Any = None
+        self._stopped = threading.Event()
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -84,6 +86,9 @@ class Amibot:
         (the rest resumes in the next process), send what is in the outbox, stop."""
         if self._server is not None:
             self._server.close()
+        if self._socket_mode is not None:
+            self._socket_mode.close()
+        self._stopped.set()
         self.runner.stopping.set()
         self.scheduler.stop()
         self.worker.shutdown(wait=True)
@@ -125,8 +130,17 @@ class Amibot:
         except OSError:
             pass  # the socket was closed by stop()
 
-    def serve_socket_mode(self) -> None:
-        """Serve through Socket Mode (slack-sdk's built-in WebSocket client)."""
+    def connect_socket_mode(self) -> Any:
+        """Connect through Socket Mode (slack-sdk's built-in WebSocket client) without
+        blocking; ``stop()`` closes the connection. Returns the Bolt SocketModeHandler."""
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-        SocketModeHandler(self.bolt, self.config.slack.app_token, web_client=self.client).start()
+        self._socket_mode = SocketModeHandler(self.bolt, self.config.slack.app_token, web_client=self.client)
+        self._socket_mode.connect()
+        return self._socket_mode
+
+    def serve_socket_mode(self) -> None:
+        """Serve through Socket Mode in the foreground until ``stop()``."""
+        self.connect_socket_mode()
+        log.info("amibot connected to Slack with Socket Mode")
+        self._stopped.wait()

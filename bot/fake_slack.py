@@ -1,6 +1,6 @@
 """Slack's side of the conversation, on loopback: for the tests and ``amibot demo``.
 
-Two pieces, standard library only:
+Three pieces, standard library only:
 
 * :class:`FakeSlack` answers the Slack Web API (point ``SLACK_API_URL`` / the
   ``WebClient``'s ``base_url`` at :attr:`FakeSlack.api_url`), records every call,
@@ -9,6 +9,9 @@ Two pieces, standard library only:
 * :class:`SignedSlackClient` plays a person in Slack: it builds slash-command,
   button-click, view-submission, option-load and event payloads the way Slack does,
   signs them (``v0:<timestamp>:<body>``, HMAC-SHA256) and POSTs them to the bot.
+* :class:`FakeSocketMode` is Slack's Socket Mode WebSocket endpoint (RFC 6455):
+  ``apps.connections.open`` on the fake hands out its ``ws://`` URLs, and it delivers
+  envelopes (``slash_commands``, ``interactive``, ``events_api``) and collects the acks.
 
 The fake is strict where a real Slack would be and the bot could get it wrong:
 a call with no token is ``not_authed``; more than 50 blocks (100 in a view), a
@@ -19,22 +22,25 @@ button text over 75 characters or a duplicate ``action_id``/``block_id`` is
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import hmac
 import itertools
 import json
 import secrets
+import socket
 import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
-__all__ = ["FakeSlack", "SlackCall", "SignedSlackClient", "HttpResult"]
+__all__ = ["FakeSlack", "SlackCall", "SignedSlackClient", "HttpResult", "FakeSocketMode"]
 
 JSON_FIELDS = frozenset({"blocks", "attachments", "view", "metadata"})
 TRIGGER_TTL_SECONDS = 3.0
@@ -354,6 +360,13 @@ class FakeSlack:
         return {"url": "https://sandbox.slack.com/", "team": "Sandbox", "user": "amibot",
                 "team_id": self.team_id, "user_id": self.bot_user_id, "bot_id": self.bot_id,
                 "is_enterprise_install": False}
+
+    def _api_apps_connections_open(self, p: dict) -> dict:
+        """Socket Mode: a one-use WebSocket URL on the attached :class:`FakeSocketMode`."""
+        server = getattr(self, "socket_mode", None)  # set by FakeSocketMode(fake)
+        if server is None:
+            return {"error": "fake_slack: no FakeSocketMode attached to this FakeSlack"}
+        return {"url": server.new_url()}
 
     def _api_chat_postMessage(self, p: dict) -> dict:  # noqa: N802 (Slack's method name)
         channel = p.get("channel")
@@ -705,8 +718,6 @@ class FakeSocketMode:
 
     # -- lifecycle ---------------------------------------------------------------
     def start(self) -> FakeSocketMode:
-        import socket
-
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.05)  # accept() polls, so stop() needs no wake-up trick
         self._spawn(self._accept_loop, "fake-socket-mode")
@@ -785,7 +796,7 @@ class FakeSocketMode:
     def deliver(self, kind: str, payload: dict, *, accepts_response_payload: bool = False,
                 retry_attempt: int | None = None, retry_reason: str | None = None) -> str:
         """Send an envelope as Slack does; return its ``envelope_id``."""
-        envelope_id = str(__import__("uuid").uuid4())
+        envelope_id = str(uuid.uuid4())
         envelope: dict = {"envelope_id": envelope_id, "payload": payload, "type": kind,
                           "accepts_response_payload": accepts_response_payload}
         if kind == "events_api":
@@ -807,8 +818,6 @@ class FakeSocketMode:
         thread.start()
 
     def _accept_loop(self) -> None:
-        import socket
-
         while not self._stopping.is_set():
             try:
                 conn, _ = self._listener.accept()
@@ -846,15 +855,13 @@ class FakeSocketMode:
                     if fin:
                         self._record(message)
                         message = b""
-        except OSError:
+        except (OSError, ValueError):
             pass  # socket closed under us (stop(), or the client went away)
         finally:
             rfile.close()
             self._forget(conn)
 
     def _handshake(self, conn: Any, rfile: Any) -> bool:
-        import base64
-
         request_line = rfile.readline().decode("latin-1").strip()
         headers: dict[str, str] = {}
         while (line := rfile.readline().decode("latin-1").strip()):
@@ -932,8 +939,6 @@ class FakeSocketMode:
             self._cond.notify_all()
 
     def _close(self, conn: Any, code: int, reason: str) -> None:
-        import socket
-
         try:
             self._send_frame(conn, 0x8, code.to_bytes(2, "big") + reason.encode())
         except OSError:
