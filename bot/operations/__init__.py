@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from aws.actions import ImageFacts, inspect_image
 from aws.errors import is_aws_error, translate
@@ -52,16 +52,29 @@ class PlanningContext:
     def preflight_image(self, source: AccountConfig, region: str, image_id: str) -> ImageFacts:
         """Inspect the AMI as its source account sees it; AWS errors become a
         PreflightError in plain words."""
-        try:
-            return inspect_image(self.sessions, source.id, region, image_id, tag=f"preflight-{self.uid}")
-        except Exception as error:
-            if is_aws_error(error):
-                failure = translate(error)
-                raise PreflightError(
-                    f"Could not read {image_id} in `{source.alias}` ({source.id}) {region}: {failure.cause or failure.aws_message}",
-                    fix=failure.fix or f"AWS said `{failure.code}`: {failure.aws_message}",
-                ) from error
+        return preflight_read(
+            f"Could not read {image_id} in `{source.alias}` ({source.id}) {region}",
+            lambda: inspect_image(self.sessions, source.id, region, image_id, tag=f"preflight-{self.uid}"),
+        )
+
+
+T = TypeVar("T")
+
+
+def preflight_read(problem: str, read: Callable[[], T], *, fix: str | None = None, own_fix: bool = False) -> T:
+    """Run a read-only preflight call. An AWS error becomes a PreflightError:
+    ``problem``, then the error's cause in plain words and AWS's own words; the fix
+    known for the error, else ``fix`` (``own_fix``: always ``fix``)."""
+    try:
+        return read()
+    except Exception as error:
+        if not is_aws_error(error):
             raise
+        failure = translate(error)
+        said = f"AWS said `{failure.code}`: {failure.aws_message}"
+        detail = f"{failure.cause} ({said})" if failure.cause else said
+        chosen = fix if (own_fix and fix) or not failure.fix else failure.fix
+        raise PreflightError(f"{problem}: {detail}", fix=chosen or said) from error
 
 
 def check_source_image(facts: ImageFacts, source: AccountConfig, region: str, *, verb: str, done: str, aws_managed_ok: bool = False) -> None:

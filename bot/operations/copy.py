@@ -32,7 +32,7 @@ from aws.errors import is_aws_error, translate
 from bot import grammar
 from bot.config import AccountConfig
 from bot.errors import PreflightError
-from bot.operations import PlanningContext, Prepared, after_success, check_source_image, preparer
+from bot.operations import PlanningContext, Prepared, after_success, check_source_image, preflight_read, preparer
 from bot.operations.share import approver_accounts, facts_for_message
 from bot.requests import STEP_DONE, STEP_UNDONE, PlannedStep
 
@@ -44,21 +44,6 @@ def check_copyable(facts: ImageFacts, source: AccountConfig, region: str, cross_
     """Refuse, before anyone is asked, what AWS would refuse or fail later. Within
     the account an ``aws/ebs`` image may be copied: that is the documented way out."""
     check_source_image(facts, source, region, verb="copy", done="copied", aws_managed_ok=not cross_account)
-
-
-def _aws_read(what: str, fix: str, fn: Callable[[], T], *, own_fix: bool = False) -> T:
-    """Run a preflight read; an AWS error becomes a PreflightError in plain words
-    (with ``own_fix``, ``fix`` replaces the generic fix known for the error)."""
-    try:
-        return fn()
-    except Exception as error:
-        if not is_aws_error(error):
-            raise
-        failure = translate(error)
-        raise PreflightError(
-            f"{what}: {failure.cause or failure.aws_message} (AWS said `{failure.code}`: {failure.aws_message})",
-            fix=fix if own_fix or not failure.fix else failure.fix,
-        ) from error
 
 
 def destination_key(ctx: PlanningContext, target: AccountConfig, region: str, requested: str | None) -> DestinationKey:
@@ -87,10 +72,10 @@ def destination_key(ctx: PlanningContext, target: AccountConfig, region: str, re
         )
     if arn and arn.group("region") != region:
         raise PreflightError(f"The key {ref} is in {arn.group('region')}, but the copy goes to {region}: KMS keys are regional.", fix=fix)
-    key = _aws_read(
+    key = preflight_read(
         f"The copy's key {shown} cannot be used by {where}",
-        fix,
         lambda: resolve_destination_key(ctx.sessions, target.id, region, ref, f"preflight-{ctx.uid}"),
+        fix=fix,
         own_fix=True,
     )
     key.source = how
@@ -109,10 +94,10 @@ def destination_key(ctx: PlanningContext, target: AccountConfig, region: str, re
     if key.manager != "AWS":
         # AWS-managed keys are used through EC2 only (their policy refuses direct
         # calls), so only a CMK can be checked this way.
-        _aws_read(
+        preflight_read(
             f"`{target.alias}`'s role may not use the key {key.label()}",
-            "Allow the role kms:CreateGrant on the key (key policy and IAM: `amibot iam-policy`).",
             lambda: check_key_usable(ctx.sessions, target.id, region, key.arn, f"preflight-{ctx.uid}"),
+            fix="Allow the role kms:CreateGrant on the key (key policy and IAM: `amibot iam-policy`).",
         )
     return key
 
@@ -310,10 +295,10 @@ def prepare_copy(ctx: PlanningContext, command: grammar.CopyCommand) -> Prepared
     facts = ctx.preflight_image(source, source_region, command.image_id)
     check_copyable(facts, source, source_region, cross_account)
     key = destination_key(ctx, target, region, command.kms)
-    in_flight = _aws_read(
+    in_flight = preflight_read(
         f"Could not count the copies in flight in `{target.alias}` {region}",
-        "Check the role of that account (`amibot iam-policy`).",
         lambda: copies_in_flight(ctx.sessions, target.id, region, f"preflight-{ctx.uid}"),
+        fix="Check the role of that account (`amibot iam-policy`).",
     )
     if in_flight >= MAX_COPIES_IN_FLIGHT:
         raise PreflightError(
@@ -321,10 +306,10 @@ def prepare_copy(ctx: PlanningContext, command: grammar.CopyCommand) -> Prepared
             fix="Wait for some of them to finish, then ask again.",
         )
     if command.name:
-        existing = _aws_read(
+        existing = preflight_read(
             f"Could not look up AMI names in `{target.alias}` {region}",
-            "Check the role of that account (`amibot iam-policy`).",
             lambda: image_named(ctx.sessions, target.id, region, command.name, f"preflight-{ctx.uid}"),
+            fix="Check the role of that account (`amibot iam-policy`).",
         )
         if existing:
             raise PreflightError(

@@ -22,7 +22,7 @@ from bot import grammar
 from bot.config import AccountConfig
 from bot.errors import PreflightError
 from bot.messages import escape
-from bot.operations import PlanningContext, Prepared, after_success, preparer
+from bot.operations import preflight_read, PlanningContext, Prepared, after_success, preparer
 from bot.operations.share import approver_accounts
 from bot.requests import PlannedStep, Request
 
@@ -276,22 +276,17 @@ def report_new_instance(request: Request, store: Any, notifier: Any) -> list[str
 
 
 def _read(call: Callable[[], T], what: str, where: str) -> T:
-    """Run a preflight read; AWS errors become a PreflightError in plain words."""
+    """Run a preflight read; AWS errors become a PreflightError in plain words (an
+    unknown instance id gets its own)."""
     try:
-        return call()
-    except Exception as error:
-        if not is_aws_error(error):
-            raise
-        failure = translate(error)
-        if failure.code.startswith("InvalidInstanceID"):
+        return preflight_read(f"Could not read {what} in {where}", call)
+    except PreflightError as error:
+        if is_aws_error(error.__cause__) and translate(error.__cause__).code.startswith("InvalidInstanceID"):
             raise PreflightError(
                 f"{what} does not exist in {where}.",
                 fix="Check the instance id, the account and the region (`from prod:eu-west-1`).",
-            ) from error
-        raise PreflightError(
-            f"Could not read {what} in {where}: {failure.cause or failure.aws_message}",
-            fix=failure.fix or f"AWS said `{failure.code}`: {failure.aws_message}",
-        ) from error
+            ) from error.__cause__
+        raise
 
 
 def _key_label(key: KeyFacts) -> str:

@@ -13,7 +13,7 @@ from aws.errors import is_aws_error, translate
 from bot import grammar, messages
 from bot.config import AccountConfig, Config, OrganizationConfig
 from bot.errors import PreflightError
-from bot.operations import PlanningContext, Prepared, check_source_image, preparer
+from bot.operations import PlanningContext, Prepared, check_source_image, preflight_read, preparer
 from bot.requests import PlannedStep
 
 
@@ -190,11 +190,22 @@ def checked_lines(facts: ImageFacts, source: AccountConfig, region: str, targets
     return lines
 
 
+def check_duration(ctx: PlanningContext, command: grammar.ShareCommand) -> None:
+    """A time-boxed share may not outlast ``bot.max_share_days``."""
+    limit = ctx.config.bot.max_share_days
+    if command.duration and command.duration.total_seconds() > limit * 86400:
+        raise PreflightError(
+            f"`for {_duration(command.duration.total_seconds())}` is longer than this workspace allows ({limit}d).",
+            fix=f"Ask for {limit}d or less, or raise `bot.max_share_days` in the config.",
+        )
+
+
 @preparer(grammar.ShareCommand)
 def prepare_share(ctx: PlanningContext, command: grammar.ShareCommand) -> Prepared:
     """Preflight a share and plan it."""
     source = ctx.config.account(command.source.account)
     region = ctx.region_of(command.source.region)
+    check_duration(ctx, command)
     if command.organization or command.ou_id:
         return prepare_org_share(ctx, command, source, region)
     targets = resolve_targets(ctx.config, command.targets, source)
@@ -255,16 +266,10 @@ def org_entry(organization: OrganizationConfig, ou_id: str | None) -> tuple[dict
 def read_key_policy(ctx: PlanningContext, source: AccountConfig, region: str, key_arn: str) -> str:
     """The key's policy text as the source account reads it (read-only preflight)."""
     kms = ctx.sessions.client("kms", source.id, region, f"preflight-{ctx.uid}")
-    try:
-        return kms.get_key_policy(KeyId=key_arn, PolicyName=keypolicy.POLICY_NAME)["Policy"]
-    except Exception as error:
-        if is_aws_error(error):
-            failure = translate(error)
-            raise PreflightError(
-                f"Could not read the key policy of {key_arn} in `{source.alias}`: {failure.cause or failure.aws_message}",
-                fix=failure.fix or f"AWS said `{failure.code}`: {failure.aws_message}",
-            ) from error
-        raise
+    return preflight_read(
+        f"Could not read the key policy of {key_arn} in `{source.alias}`",
+        lambda: kms.get_key_policy(KeyId=key_arn, PolicyName=keypolicy.POLICY_NAME)["Policy"],
+    )
 
 
 def statement_summary(statement: Any) -> str:

@@ -28,7 +28,7 @@ from aws.errors import is_aws_error, translate
 from bot import grammar, messages
 from bot.config import AccountConfig
 from bot.errors import PreflightError, UnknownAccountError
-from bot.operations import CHANGED_AWS_STATES, PlanningContext, Prepared, after_success, preparer
+from bot.operations import CHANGED_AWS_STATES, PlanningContext, Prepared, after_success, preflight_read, preparer
 from bot.operations.share import (
     _key_label,
     approver_accounts,
@@ -88,16 +88,6 @@ def unshare_targets(ctx: PlanningContext, refs: tuple[str, ...], source: Account
     return targets
 
 
-def _aws_read(what: str, call: Any) -> Any:
-    try:
-        return call()
-    except Exception as error:
-        if is_aws_error(error):
-            failure = translate(error)
-            raise PreflightError(f"Could not read {what}: {failure.cause or failure.aws_message}", fix=failure.fix or f"AWS said `{failure.code}`: {failure.aws_message}") from error
-        raise
-
-
 class _Planner:
     """Reads what is in place (read-only) and matches it with the store's records."""
 
@@ -151,8 +141,8 @@ class _Planner:
         wanted = {t.account_id for t in targets}
         by_accounts: dict[tuple[str, ...], list[str]] = {}
         for snapshot_id in self.facts.snapshot_ids:
-            permissions = _aws_read(
-                f"the snapshot permissions of {snapshot_id}",
+            permissions = preflight_read(
+                f"Could not read the snapshot permissions of {snapshot_id}",
                 lambda snapshot_id=snapshot_id: self.ec2.describe_snapshot_attribute(SnapshotId=snapshot_id, Attribute="createVolumePermission")["CreateVolumePermissions"],
             )
             accounts = tuple(sorted(wanted & {p.get("UserId") for p in permissions}))
@@ -180,7 +170,7 @@ class _Planner:
             principals[account_root(target.account_id)] = f"the root of {target.label}"
             principals[autoscaling_role(target.account_id)] = f"the Auto Scaling role of {target.label}"
         for key in self.facts.keys:
-            live = _aws_read(f"the grants of {key.arn}", lambda key=key: _list_grants(self.kms, key.arn))
+            live = preflight_read(f"Could not read the grants of {key.arn}", lambda key=key: _list_grants(self.kms, key.arn))
             live_ids = {g["GrantId"] for g in live}
             mine = {
                 s.result["grant_id"]: r

@@ -126,3 +126,14 @@ def test_slack_429s_delay_messages_but_drop_none(harness):
     statuses = [c.status for c in harness.fake.calls_to("chat.postMessage")]
     assert statuses.count(429) == 2
     assert all(row["state"] in ("sent", "superseded") for row in harness.bot.store.outbox())
+
+
+def test_share_longer_than_max_share_days_is_refused(harness):
+    import dataclasses
+
+    harness.bot.service.config = dataclasses.replace(harness.bot.config, bot=dataclasses.replace(harness.bot.config.bot, max_share_days=7))
+    harness.slash(f"share {harness.world.plain_image} from prod to dev for 30d")
+    answer = harness.ephemeral_for(rehearsal.REQUESTER)
+    assert "longer than this workspace allows (7d)" in answer and "max_share_days" in answer
+    harness.settle()
+    assert harness.bot.store.find() == []

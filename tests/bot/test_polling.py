@@ -21,6 +21,9 @@ def start_copies(harness, count: int) -> list[dict]:
     assert len(roots) == count
     for root in roots:
         harness.click("U0CAROL", root)  # an owner of prod through the S0PLATFORM group
+    # Clicks are acknowledged before the listener hands the run to the worker: wait
+    # until every copy has started and is waiting, so no first poll lands later.
+    harness.fake.wait_for(lambda: all(harness.bot.store.get(n).wake_at for n in range(1, count + 1)), 20)
     harness.settle()
     return roots
 
