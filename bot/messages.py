@@ -173,9 +173,10 @@ def step_done_text(request: Request, description: str, detail: str = "") -> str:
     return f":white_check_mark: {request.display_id}: {description}" + (f"\n{detail}" if detail else "")
 
 
-def failure_text(request: Request, step_description: str, error: BaseException, undone: list[str], remains: list[str]) -> str:
-    """The final reply of a failed request: which step, why, what was undone, what remains."""
-    lines = [f":x: {mention(request.requester)} {request.display_id} failed at: {step_description}", error_text(error)]
+def failure_text(request: Request, step_description: str, why: str, undone: list[str], remains: list[str]) -> str:
+    """The final reply of a failed request: which step, why (already in words, see
+    ``error_text``), what was undone, what remains."""
+    lines = [f":x: {mention(request.requester)} {request.display_id} failed at: {step_description}", why]
     lines.append("Undone: " + ("; ".join(undone) if undone else "nothing needed undoing"))
     if remains:
         lines.append("Remains: " + "; ".join(remains))

@@ -14,7 +14,7 @@ from typing import Callable
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.notifier import Notifier
-from bot.requests import ACTIVE, APPROVED, EXPIRED, PENDING_APPROVAL, REVOKED, RUNNING
+from bot.requests import ACTIVE, APPROVED, CANCELLED, EXPIRED, PENDING_APPROVAL, REVOKED, RUNNING
 from bot.store import Store
 from bot.worker import PlanRunner, Worker
 from bot import messages
@@ -48,6 +48,14 @@ class Clockwork:
         for request in self.store.find(states=(APPROVED, RUNNING), limit=10_000):
             self.worker.submit(self.runner.run, request.id)
             resumed.append(request.id)
+        # Cancelled while running, but the process died before the cleanup said so:
+        # the final message is the marker that the cleanup finished.
+        for request in self.store.find(states=(CANCELLED,), limit=10_000):
+            said = any(row["dedupe_key"] == f"final:{request.id}" for row in self.store.outbox(request.id))
+            if not said and any(s.state == "done" for s in request.steps):
+                actor = next((a["actor"] for a in reversed(self.store.audit(request.id)) if a["to_state"] == CANCELLED), "amibot")
+                self.worker.submit(self.runner.cancel_running, request.id, actor)
+                resumed.append(request.id)
         return resumed
 
     def resume_waiting(self) -> list[int]:

@@ -160,6 +160,11 @@ class PlanRunner:
         for step in request.steps:
             if step.state == STEP_DONE:
                 continue
+            if step.state == STEP_FAILED:
+                # The process died while handling this failure: finish it (undo and
+                # the final reply are idempotent).
+                self._finish_failure(request_id, step, step.error or "the step failed")
+                return
             if step.state != STEP_PENDING:
                 return
             request = self.store.get(request_id)  # earlier steps' results, fresh
@@ -226,11 +231,15 @@ class PlanRunner:
     def _fail(self, request_id: int, failed_step: Step, error: Exception) -> None:
         error_words = messages.error_text(error)
         self.store.mark_step(request_id, failed_step.seq, STEP_FAILED, error=error_words)
+        self._finish_failure(request_id, failed_step, error_words)
+
+    def _finish_failure(self, request_id: int, failed_step: Step, error_words: str) -> None:
+        """Undo what the request added, mark it failed, say so once."""
         request = self.store.get(request_id)
         undone, remains = self.undo_done_steps(request)
         if not self.store.transition(request_id, RUNNING, FAILED, "amibot", f"step {failed_step.seq} failed", error=error_words):
             return
-        text = messages.failure_text(request, failed_step.description, error, undone, remains)
+        text = messages.failure_text(request, failed_step.description, error_words, undone, remains)
         self.notifier.reply(request_id, text, broadcast=True, dedupe=f"final:{request_id}")
         self.notifier.update_root(request_id)
 

@@ -137,3 +137,56 @@ def test_share_longer_than_max_share_days_is_refused(harness):
     assert "longer than this workspace allows (7d)" in answer and "max_share_days" in answer
     harness.settle()
     assert harness.bot.store.find() == []
+
+
+def _running_share_with_first_step_done(harness):
+    """A share whose first step ran in AWS, as a process that then died left it."""
+    from aws.actions import get_action
+    from bot.requests import APPROVED, PENDING_APPROVAL, RUNNING, STEP_DONE, PlannedStep
+
+    store, image = harness.bot.store, harness.world.plain_image
+    params = {"image_id": image, "account_ids": [rehearsal.DEV]}
+    request = store.create_request(
+        kind="share", uid="feedfacecafebeef", requester=rehearsal.REQUESTER, channel=harness.channel,
+        command_text=f"share {image} from prod to dev", params={}, facts={}, approver_accounts=["prod"],
+        steps=[
+            PlannedStep("ec2.add_launch_permission", "prod", rehearsal.PROD, rehearsal.REGION, params, "add launch permission"),
+            PlannedStep("verify.target_access", "dev", rehearsal.DEV, rehearsal.REGION, {"image_id": image, "key_arns": []}, "check from dev"),
+        ],
+        ttl_seconds=3600, state=PENDING_APPROVAL,
+    )
+    harness.bot.notifier.post_root(request.id)
+    store.transition(request.id, PENDING_APPROVAL, APPROVED, rehearsal.OWNER)
+    store.transition(request.id, APPROVED, RUNNING, "amibot")
+    result = get_action("ec2.add_launch_permission").execute(harness.bot.runner.context(store.get(request.id), 1), rehearsal.PROD, rehearsal.REGION, params)
+    store.mark_step(request.id, 1, STEP_DONE, result=result)
+    assert dev_sees(harness, image)
+    return request
+
+
+def test_a_failure_interrupted_by_a_crash_is_finished_on_restart(harness):
+    from bot.requests import STEP_FAILED
+
+    request = _running_share_with_first_step_done(harness)
+    harness.bot.store.mark_step(request.id, 2, STEP_FAILED, error="the check from dev failed (plain words)")
+    harness.bot.clockwork.resume_unfinished()  # what a restart does
+    harness.settle()
+    assert harness.bot.store.get(request.id).state == FAILED
+    assert not dev_sees(harness, harness.world.plain_image)
+    finals = [m for m in harness.fake.messages(harness.channel) if m.get("reply_broadcast")]
+    assert len(finals) == 1 and "the check from dev failed (plain words)" in finals[0]["text"] and "removed launch permission" in finals[0]["text"]
+
+
+def test_a_cancel_interrupted_by_a_crash_is_cleaned_up_on_restart(harness):
+    from bot.requests import RUNNING
+
+    request = _running_share_with_first_step_done(harness)
+    harness.bot.store.transition(request.id, RUNNING, CANCELLED, rehearsal.OWNER, "cancelled while running")
+    harness.bot.clockwork.resume_unfinished()
+    harness.settle()
+    assert not dev_sees(harness, harness.world.plain_image)
+    finals = [m for m in harness.fake.messages(harness.channel) if m.get("reply_broadcast")]
+    assert len(finals) == 1 and "cancelled by <@U0ALICE>" in finals[0]["text"] and "removed launch permission" in finals[0]["text"]
+    harness.bot.clockwork.resume_unfinished()  # a second restart does nothing more
+    harness.settle()
+    assert len([m for m in harness.fake.messages(harness.channel) if m.get("reply_broadcast")]) == 1
