@@ -22,6 +22,8 @@ log = logging.getLogger("amibot")
 APPROVE_ACTION = "amibot_approve"
 DENY_ACTION = "amibot_deny"
 DECISION_BLOCK = "decision"
+DENY_REASON_VIEW = "amibot_deny_reason"
+REASON_BLOCK = "reason"
 SECTION_LIMIT = 3000
 MAX_BLOCKS = 50
 
@@ -181,3 +183,30 @@ def failure_text(request: Request, step_description: str, why: str, undone: list
     if remains:
         lines.append("Remains: " + "; ".join(remains))
     return "\n".join(lines)
+
+
+def deny_form(request: Request) -> dict[str, Any]:
+    """The modal a Deny click opens: an optional reason the requester will read."""
+    return {
+        "type": "modal",
+        "callback_id": DENY_REASON_VIEW,
+        "private_metadata": request.display_id,
+        "title": {"type": "plain_text", "text": f"Deny {request.display_id}"[:24]},
+        "submit": {"type": "plain_text", "text": "Deny"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            _section(f"{headline(request)}\nDenying changes nothing in AWS. The requester sees your reason in the thread."),
+            {
+                "type": "input",
+                "block_id": REASON_BLOCK,
+                "optional": True,
+                "label": {"type": "plain_text", "text": "Reason"},
+                "element": {"type": "plain_text_input", "action_id": REASON_BLOCK, "multiline": True, "max_length": 500},
+            },
+        ],
+    }
+
+
+def deny_reason(view: dict[str, Any]) -> str | None:
+    """The reason typed in the Deny form, if any."""
+    return ((view.get("state") or {}).get("values", {}).get(REASON_BLOCK, {}).get(REASON_BLOCK) or {}).get("value")

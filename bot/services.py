@@ -153,13 +153,13 @@ class RequestService:
 
     # -- deciding --------------------------------------------------------------------------
 
-    def decide(self, request_id: str, user: str, approve: bool) -> str | None:
-        """An Approve or Deny click. Returns an ephemeral note for the clicker, or None.
+    def decidable(self, request_id: str, user: str) -> tuple[Request, list[str]]:
+        """The request and the accounts ``user`` may still decide for it; raises
+        NotAnApproverError or AlreadyDecidedError (Deny checks this before its form).
 
         Authorisation: only owners of an account still waiting for approval decide,
         and never for their own request unless the account allows self-approval."""
-        number = self._number(request_id)
-        request = self.store.get(number)
+        request = self.store.get(self._number(request_id))
         if request.state != PENDING_APPROVAL:
             raise AlreadyDecidedError(self._decided_by(request))
         owned = [a for a in request.approver_accounts if self._may_approve(a, user, request)]
@@ -169,9 +169,21 @@ class RequestService:
         if not eligible:  # another owner approved these accounts a moment ago
             by = ", ".join(f"`{a}` by {messages.mention(request.approvals[a])}" for a in owned)
             raise AlreadyDecidedError(f"{request.display_id} was already approved for {by}. Nothing was changed.")
+        return request, eligible
+
+    def decide(self, request_id: str, user: str, approve: bool, reason: str | None = None) -> str | None:
+        """An Approve click, or a Deny (with the reason from its form). Returns an
+        ephemeral note for the clicker, or None."""
+        request, eligible = self.decidable(request_id, user)
+        number = request.id
         if not approve:
-            if self.store.transition(number, PENDING_APPROVAL, DENIED, user, f"denied for {', '.join(eligible)}"):
-                self.notifier.reply(number, f":no_entry: {messages.mention(request.requester)} {request.display_id} was denied by {messages.mention(user)}. Nothing was changed.", broadcast=True, dedupe=f"final:{number}")
+            reason = (reason or "").strip()
+            detail = f"denied for {', '.join(eligible)}" + (f": {reason}" if reason else "")
+            if self.store.transition(number, PENDING_APPROVAL, DENIED, user, detail):
+                text = f":no_entry: {messages.mention(request.requester)} {request.display_id} was denied by {messages.mention(user)}. Nothing was changed."
+                if reason:
+                    text += f"\nReason: {messages.escape(reason)}"
+                self.notifier.reply(number, text, broadcast=True, dedupe=f"final:{number}")
                 self.notifier.update_root(number)
                 return None
             raise AlreadyDecidedError(self._decided_by(self.store.get(number)))
@@ -209,6 +221,14 @@ class RequestService:
                 by = "the bot" if entry["actor"] == "amibot" else messages.mention(entry["actor"])
                 return f"{request.display_id} was already {STATE_LABELS[entry['to_state']]} by {by}. Nothing was changed."
         return f"{request.display_id} is {STATE_LABELS.get(request.state, request.state)}; it cannot be decided now."
+
+    def deny_from_form(self, request_id: str, user: str, reason: str | None) -> None:
+        """The Deny form was submitted; a refusal is told to the user in the request's channel."""
+        try:
+            self.decide(request_id, user, approve=False, reason=reason)
+        except Exception as error:  # one error path: messages.error_text
+            channel = self.store.get(self._number(request_id)).channel
+            self.tell(channel, user, messages.error_text(error))
 
     def tell(self, channel: str, user: str, text: str) -> None:
         """An ephemeral note to one person (through the outbox: not lost)."""

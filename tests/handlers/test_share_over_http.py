@@ -235,8 +235,14 @@ def test_deny_changes_nothing_in_aws(harness):
     harness.slash(f"share {image} from prod to dev")
     root = harness.root_for(image)
     harness.click(rehearsal.OWNER, root, action="amibot_deny")
+    form = harness.fake.wait_for(lambda: harness.fake.calls_to("views.open"))[0].params["view"]
+    assert form["private_metadata"] == "R-1" and form["callback_id"] == "amibot_deny_reason"
+    assert harness.bot.store.get(1).state == PENDING_APPROVAL  # nothing decided until the form is sent
+    result = harness.slack.submit_view(rehearsal.OWNER, "amibot_deny_reason", {"reason": {"reason": "Not before the <security> review"}})
+    assert result.status == 200
     final = harness.final_reply(root)
     assert "denied" in final["text"] and f"<@{rehearsal.REQUESTER}>" in final["text"]
+    assert "Reason: Not before the &lt;security&gt; review" in final["text"]
     harness.settle()
     assert harness.bot.store.get(1).state == DENIED
     assert not dev_sees_image(harness, image)
@@ -282,3 +288,13 @@ def test_every_aws_call_of_a_share_is_covered_by_the_generated_policy(harness, b
     made = {f"{service}:{operation}" for service, operation in bot_aws_calls}
     assert made, "no AWS calls were recorded"
     assert made <= allowed, f"calls not in the generated policy: {sorted(made - allowed)}"
+
+
+def test_deny_by_a_non_owner_opens_no_form(harness):
+    image = harness.world.plain_image
+    harness.slash(f"share {image} from prod to dev")
+    root = harness.root_for(image)
+    harness.click(rehearsal.STRANGER, root, action="amibot_deny")
+    assert "Only an owner of `prod`" in harness.ephemeral_for(rehearsal.STRANGER)
+    assert harness.fake.calls_to("views.open") == []
+    assert harness.bot.store.get(1).state == PENDING_APPROVAL
