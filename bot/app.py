@@ -55,6 +55,9 @@ class Amibot:
         self.sessions = aws_sessions(config, aws_max_attempts)
         self.notifier = Notifier(self.store, self.client, owners_of=lambda alias: list(config.account(alias).owners), poll_seconds=notifier_poll_seconds)
         self.worker = Worker()
+        # Bolt's listeners get a pool of their own (not Bolt's default 5 threads), one
+        # that can be drained: listeners are quick, slow work goes to self.worker.
+        self.listeners = Worker(threads=8, name="amibot-listener")
         self.runner = PlanRunner(self.store, self.sessions, self.notifier, notify_channel=config.bot.notify_channel, sleep=sleep, grant_wait_seconds=grant_wait_seconds, clock=clock)
         self.service = RequestService(config, self.store, self.sessions, self.notifier, self.worker, self.runner, SlackDirectory(self.client), clock)
         self.clockwork = Clockwork(self.store, self.notifier, self.worker, self.runner, clock)
@@ -66,6 +69,7 @@ class Amibot:
             # so the bot starts even when Slack is briefly unreachable.
             token_verification_enabled=False,
             process_before_response=False,
+            listener_executor=self.listeners,
         )
         handlers.register(self.bolt, self.service, config.bot.command)
         self._slack_wsgi = SlackRequestHandler(self.bolt)
@@ -91,6 +95,7 @@ class Amibot:
         self._stopped.set()
         self.runner.stopping.set()
         self.scheduler.stop()
+        self.listeners.shutdown(wait=True)
         self.worker.shutdown(wait=True)
         self.notifier.flush()
         self.notifier.stop()

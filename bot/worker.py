@@ -40,8 +40,8 @@ log = logging.getLogger("amibot.worker")
 class Worker:
     """The bot's own thread pool (Bolt's 5-thread listener pool must stay free)."""
 
-    def __init__(self, threads: int = 4):
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="amibot-worker")
+    def __init__(self, threads: int = 4, name: str = "amibot-worker"):
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
         self._futures: set[Future] = set()
         self._lock = threading.Lock()
 

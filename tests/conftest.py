@@ -76,8 +76,11 @@ class Harness:
         return self.fake.wait_for(lambda: next((m for m in self.fake.thread(self.channel, root["ts"]) if m.get("reply_broadcast")), None), timeout)
 
     def settle(self) -> None:
-        """Wait until the worker is idle and the outbox is empty."""
+        """Wait until the listeners (clicks are acknowledged before they are handled)
+        and the worker are idle and the outbox is empty."""
+        self.bot.listeners.drain()
         self.bot.worker.drain()
+        self.bot.listeners.drain()
         deadline = time.monotonic() + 10
         while self.bot.notifier.pending_count() and time.monotonic() < deadline:
             self.bot.notifier.flush()
