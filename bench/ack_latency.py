@@ -10,15 +10,12 @@ from __future__ import annotations
 import os
 import statistics
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from aws.sandbox import Sandbox  # noqa: E402
 from bot import rehearsal  # noqa: E402
-from bot.app import Amibot  # noqa: E402
-from bot.fake_slack import FakeSlack, SignedSlackClient  # noqa: E402
+from bot.demo import offline_stack  # noqa: E402
 
 N = int(os.environ.get("BENCH_N", "40"))
 
@@ -30,17 +27,8 @@ def percentiles(samples: list[float]) -> str:
 
 
 def main() -> None:
-    sandbox = Sandbox(rehearsal.REGION)
-    sandbox.start()
-    fake = FakeSlack(usergroups=rehearsal.USERGROUPS)
-    fake.start()
-    with tempfile.TemporaryDirectory() as tmp:
-        config = rehearsal.sandbox_config(os.path.join(tmp, "bench.db"), fake.api_url, env={})
-        world = rehearsal.seed(sandbox)
-        bot = Amibot(config, grant_wait_seconds=1, notifier_poll_seconds=0.05)
-        bot.start()
-        url = bot.start_http(port=0)
-        slack = SignedSlackClient(url + "/slack/events", config.slack.signing_secret, fake)
+    with offline_stack(grant_wait_seconds=1, notifier_poll_seconds=0.05) as stack:
+        slack, fake, bot, world = stack.slack, stack.fake, stack.bot, stack.world
         results: dict[str, list[float]] = {"share (slash)": [], "status (slash)": [], "approve (click)": [], "status, bot idle": []}
         for i in range(N):
             r = slack.slash(rehearsal.REQUESTER, rehearsal.CHANNEL, f"share {world.plain_image} from prod to dev")
@@ -61,9 +49,6 @@ def main() -> None:
         for i in range(N):
             r = slack.slash(rehearsal.REQUESTER, rehearsal.CHANNEL, "status R-1")
             results["status, bot idle"].append(r.elapsed)
-        bot.stop()
-    fake.stop()
-    sandbox.stop()
     print(f"HTTP acknowledgement time (Slack allows 3,000 ms), waitress + Bolt, in-process sandbox AWS, {os.cpu_count()} cores:")
     for name, samples in results.items():
         print(f"  {name:<16} {percentiles(samples)}")

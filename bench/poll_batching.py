@@ -10,40 +10,29 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from aws.sandbox import Sandbox  # noqa: E402
 from bot import rehearsal  # noqa: E402
-from bot.app import Amibot  # noqa: E402
-from bot.fake_slack import FakeSlack, SignedSlackClient  # noqa: E402
+from bot.demo import offline_stack  # noqa: E402
 
 N = int(os.environ.get("BENCH_N", "50"))
 
 
 def main() -> None:
-    sandbox = Sandbox(rehearsal.REGION)
-    sandbox.start()
-    fake = FakeSlack(usergroups=rehearsal.USERGROUPS)
-    fake.start()
     offset = [0.0]
     clock = lambda: time.time() + offset[0]  # noqa: E731
-    with tempfile.TemporaryDirectory() as tmp:
-        config = rehearsal.sandbox_config(os.path.join(tmp, "bench.db"), fake.api_url, env={})
-        world = rehearsal.seed(sandbox)
+    with offline_stack(clock=clock, tick_seconds=3600, notifier_poll_seconds=0.05) as stack:
+        sandbox, fake, bot, slack, world = stack.sandbox, stack.fake, stack.bot, stack.slack, stack.world
         sandbox.hold_pending(True)
-        bot = Amibot(config, clock=clock, tick_seconds=3600, notifier_poll_seconds=0.05)
-        bot.start()
-        url = bot.start_http(port=0)
-        slack = SignedSlackClient(url + "/slack/events", config.slack.signing_secret, fake)
         for _ in range(N):
             slack.slash(rehearsal.REQUESTER, rehearsal.CHANNEL, f"copy {world.plain_image} from prod to prod:{rehearsal.OTHER_REGION}")
         bot.worker.drain(300)
         fake.wait_for(lambda: len(fake.messages(rehearsal.CHANNEL)) >= N, 120)
         for root in fake.messages(rehearsal.CHANNEL)[:N]:
             slack.click("U0CAROL", rehearsal.CHANNEL, root["ts"], "amibot_approve", root["text"].split(":")[0])
+        bot.listeners.drain(300)
         bot.worker.drain(300)
         in_flight = len(sandbox.pending_images())
         print(f"{in_flight} copies in flight (held pending by the sandbox), 1 account, 1 destination region")
@@ -56,9 +45,6 @@ def main() -> None:
             elapsed = (time.perf_counter() - started) * 1000
             print(f"  tick {tick + 1}: DescribeImages {sandbox.calls('DescribeImages', rehearsal.PROD) - images}, "
                   f"DescribeSnapshots {sandbox.calls('DescribeSnapshots', rehearsal.PROD) - snaps}, {elapsed:.0f} ms (tick and the resumed steps)")
-        bot.stop()
-    fake.stop()
-    sandbox.stop()
 
 
 if __name__ == "__main__":

@@ -13,12 +13,54 @@ import logging
 import os
 import sys
 import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator
 
 from aws.sandbox import Sandbox
 from bot import rehearsal
 from bot.app import Amibot
+from bot.config import Config
 from bot.fake_slack import FakeSlack, SignedSlackClient
 from bot.scenarios import SCENARIOS, Stage, Transcript
+
+
+@dataclass
+class Rehearsal:
+    """The whole offline stack: sandbox AWS, local Slack, the real bot over HTTP."""
+
+    sandbox: Sandbox
+    fake: FakeSlack
+    world: rehearsal.SandboxWorld
+    config: Config
+    bot: Amibot
+    url: str
+    slack: SignedSlackClient
+
+
+@contextmanager
+def offline_stack(**bot_options: Any) -> Iterator[Rehearsal]:
+    """Start the sandbox, a local Slack and the bot on a free port; stop them all
+    afterwards. Used by the demo and the benchmarks."""
+    sandbox = Sandbox(rehearsal.REGION)
+    sandbox.start()
+    fake = FakeSlack(usergroups=rehearsal.USERGROUPS)
+    fake.start()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            config = rehearsal.sandbox_config(os.path.join(tmp, "amibot.db"), fake.api_url, env={})
+            world = rehearsal.seed(sandbox)
+            bot = Amibot(config, **bot_options)
+            bot.start()
+            try:
+                url = bot.start_http(port=0)
+                slack = SignedSlackClient(url + "/slack/events", config.slack.signing_secret, fake)
+                yield Rehearsal(sandbox, fake, world, config, bot, url, slack)
+            finally:
+                bot.stop()
+    finally:
+        fake.stop()
+        sandbox.stop()
 
 
 def run_demo(out=sys.stdout) -> int:
@@ -28,28 +70,12 @@ def run_demo(out=sys.stdout) -> int:
     if os.environ.get("AMIBOT_DEMO_ONLY"):
         wanted = set(os.environ["AMIBOT_DEMO_ONLY"].split(","))
         SCENARIOS[:] = [s for s in SCENARIOS if s.__module__.rsplit(".", 1)[-1] in wanted]
-    sandbox = Sandbox(rehearsal.REGION)
-    sandbox.start()
-    fake = FakeSlack(usergroups=rehearsal.USERGROUPS)
-    fake.start()
-    with tempfile.TemporaryDirectory() as tmp:
-        config = rehearsal.sandbox_config(os.path.join(tmp, "amibot.db"), fake.api_url, env={})
-        world = rehearsal.seed(sandbox)
-        bot = Amibot(config, grant_wait_seconds=5, tick_seconds=1, notifier_poll_seconds=0.2)
-        bot.start()
-        url = bot.start_http(port=0)
-        slack = SignedSlackClient(url + "/slack/events", config.slack.signing_secret, fake)
-        channel = rehearsal.CHANNEL
-        try:
-            t.note(f"sandbox: prod={rehearsal.PROD} dev={rehearsal.DEV}; CMK {world.cmk_arn}")
-            t.note(f"bot listening on {url}/slack/events (waitress); Slack stand-in at {fake.api_url}")
-            stage = Stage(t=t, slack=slack, fake=fake, world=world, channel=channel, sandbox=sandbox, bot=bot)
-            for scenario in SCENARIOS:
-                scenario(stage)
-        finally:
-            bot.stop()
-            fake.stop()
-            sandbox.stop()
+    with offline_stack(grant_wait_seconds=5, tick_seconds=1, notifier_poll_seconds=0.2) as stack:
+        t.note(f"sandbox: prod={rehearsal.PROD} dev={rehearsal.DEV}; CMK {stack.world.cmk_arn}")
+        t.note(f"bot listening on {stack.url}/slack/events (waitress); Slack stand-in at {stack.fake.api_url}")
+        stage = Stage(t=t, slack=stack.slack, fake=stack.fake, world=stack.world, channel=rehearsal.CHANNEL, sandbox=stack.sandbox, bot=stack.bot)
+        for scenario in SCENARIOS:
+            scenario(stage)
     print("", file=out)
     if t.failures:
         print(f"DEMO FAILED: {len(t.failures)} of {t.checks} expectations did not hold:", file=out)

@@ -82,6 +82,18 @@ class RemoveLaunchPermission(Action):
         return {"removed": removed}
 
 
+def change_snapshot_permission(ec2: Any, snapshot_id: str, change: str, accounts: list[str]) -> None:
+    """Add or Remove createVolumePermission for accounts on one snapshot.
+
+    The structured ``CreateVolumePermission`` form is the one AWS documents (moto
+    alone ignores it; the sandbox implements it)."""
+    ec2.modify_snapshot_attribute(
+        SnapshotId=snapshot_id,
+        Attribute="createVolumePermission",
+        CreateVolumePermission={change: [{"UserId": a} for a in accounts]},
+    )
+
+
 @register
 class AddSnapshotPermission(Action):
     """Let target accounts create volumes from (and so copy) the AMI's snapshots."""
@@ -99,11 +111,7 @@ class AddSnapshotPermission(Action):
             }
             new = [a for a in params["account_ids"] if a not in existing]
             if new:
-                ec2.modify_snapshot_attribute(
-                    SnapshotId=snapshot_id,
-                    Attribute="createVolumePermission",
-                    CreateVolumePermission={"Add": [{"UserId": a} for a in new]},
-                )
+                change_snapshot_permission(ec2, snapshot_id, "Add", new)
             added[snapshot_id] = new
         return {"added": added}
 
@@ -112,11 +120,7 @@ class AddSnapshotPermission(Action):
         undone = []
         for snapshot_id, accounts in result.get("added", {}).items():
             if accounts:
-                ec2.modify_snapshot_attribute(
-                    SnapshotId=snapshot_id,
-                    Attribute="createVolumePermission",
-                    CreateVolumePermission={"Remove": [{"UserId": a} for a in accounts]},
-                )
+                change_snapshot_permission(ec2, snapshot_id, "Remove", accounts)
                 undone.append(snapshot_id)
         return f"removed snapshot permission on {', '.join(undone)}" if undone else None
 
@@ -132,11 +136,7 @@ class RemoveSnapshotPermission(Action):
     def execute(self, ctx, account_id, region, params):
         ec2 = ctx.client("ec2", account_id, region)
         for snapshot_id in params["snapshot_ids"]:
-            ec2.modify_snapshot_attribute(
-                SnapshotId=snapshot_id,
-                Attribute="createVolumePermission",
-                CreateVolumePermission={"Remove": [{"UserId": a} for a in params["account_ids"]]},
-            )
+            change_snapshot_permission(ec2, snapshot_id, "Remove", params["account_ids"])
         return {"removed": params["snapshot_ids"]}
 
 
