@@ -95,6 +95,25 @@ class Stage:
     sandbox: Any  # aws.sandbox.Sandbox
     bot: Any  # bot.app.Amibot
 
+    def ask(self, text: str) -> Any:
+        """Bob types ``/ami <text>``; the transcript shows it and the bot's ack."""
+        from bot import rehearsal
+
+        self.t.say("@bob", f"/ami {text}")
+        result = self.slack.slash(rehearsal.REQUESTER, self.channel, text)
+        self.t.say("amibot (only bob)", ack_text(result))
+        return result
+
+    def ask_refused(self, text: str) -> str | None:
+        """Bob asks for something the bot must refuse; returns the refusal he alone sees."""
+        from bot import rehearsal
+
+        before = len(self.fake.ephemerals(rehearsal.REQUESTER))
+        self.ask(text)
+        answer = wait(lambda: ephemeral_after(self.fake, before, rehearsal.REQUESTER))
+        self.t.say("amibot (only bob)", str(answer))
+        return answer
+
     def root_for(self, needle: str, timeout: float = 20.0) -> dict | None:
         """The newest root message whose text mentions ``needle``."""
         return wait(lambda: next((m for m in reversed(self.fake.messages(self.channel)) if needle in (m.get("text") or "") and not m.get("reply_broadcast")), None), timeout)

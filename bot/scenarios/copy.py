@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot import rehearsal
-from bot.scenarios import Stage, ack_text, blocks_text, request_id, wait
+from bot.scenarios import Stage, blocks_text, request_id, wait
 
 
 def play(stage: Stage) -> None:
@@ -17,9 +17,7 @@ def play(stage: Stage) -> None:
     prod_ec2 = sandbox.session(rehearsal.PROD, rehearsal.REGION).client("ec2")
     launch_before = prod_ec2.describe_image_attribute(ImageId=image, Attribute="launchPermission")["LaunchPermissions"]
     text = f"copy {image} from prod to dev:{region}"
-    t.say("@bob", f"/ami {text}")
-    result = stage.slack.slash(rehearsal.REQUESTER, channel, text)
-    t.say("amibot (only bob)", ack_text(result))
+    stage.ask(text)
     root = stage.root_for(f"copy {image}")
     if not t.expect("the approval message with the plan was posted in the channel", bool(root)):
         return
@@ -76,12 +74,11 @@ def play(stage: Stage) -> None:
 def play_same_region(stage: Stage) -> None:
     """Copy prod's unencrypted AMI into dev in the same region: dev owns the copy,
     encrypted with dev's own key even though the source was not encrypted."""
-    t, fake, world, channel, sandbox = stage.t, stage.fake, stage.world, stage.channel, stage.sandbox
+    t, world, channel, sandbox = stage.t, stage.world, stage.channel, stage.sandbox
     image = world.plain_image
     t.note("— copying prod's unencrypted AMI into dev, same region (ownership transfer) —")
     text = f"copy {image} from prod to dev name base-al2023-dev"
-    t.say("@bob", f"/ami {text}")
-    t.say("amibot (only bob)", ack_text(stage.slack.slash(rehearsal.REQUESTER, channel, text)))
+    stage.ask(text)
     root = stage.root_for(f"copy {image}")
     if not t.expect("the approval message was posted", bool(root)):
         return

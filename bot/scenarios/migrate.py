@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from bot import rehearsal
-from bot.scenarios import Stage, ack_text, blocks_text, ephemeral_after, request_id, wait
+from bot.scenarios import Stage, ack_text, blocks_text, request_id
 
 TARGET = f"{rehearsal.REGION}b"
 
@@ -17,12 +17,7 @@ def refused_wrong_subnet(stage: Stage) -> None:
     t.note("— a migration the bot must refuse: the named subnet is not in the target zone —")
     wrong = world.network["subnets"][f"{rehearsal.REGION}a"]
     text = f"migrate {world.instance_id} from prod to {TARGET} subnet {wrong}"
-    t.say("@bob", f"/ami {text}")
-    before = len(fake.ephemerals(rehearsal.REQUESTER))
-    result = stage.slack.slash(rehearsal.REQUESTER, stage.channel, text)
-    t.say("amibot (only bob)", ack_text(result))
-    answer = wait(lambda: ephemeral_after(fake, before, rehearsal.REQUESTER))
-    t.say("amibot (only bob)", str(answer))
+    answer = stage.ask_refused(text)
     t.expect("a subnet in another zone is refused before anyone is asked, in plain words", bool(answer and wrong in answer and f"not in {TARGET}" in answer))
     t.expect("no approval message was posted for it", not any(wrong in (m.get("text") or "") for m in fake.messages(stage.channel)))
 
@@ -30,7 +25,7 @@ def refused_wrong_subnet(stage: Stage) -> None:
 def play(stage: Stage) -> None:
     """Migrate web-1 from prod's us-east-1a to us-east-1b: the plan names the subnet
     and why, an owner approves, and the new instance is checked in prod itself."""
-    t, fake, world, channel = stage.t, stage.fake, stage.world, stage.channel
+    t, world, channel = stage.t, stage.world, stage.channel
     t.note(f"— migrating web-1 ({world.instance_id}) from {rehearsal.REGION}a to {TARGET} —")
     text = f"migrate {world.instance_id} from prod to {TARGET}"
     t.say("@bob", f"/ami {text}")

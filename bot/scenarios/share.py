@@ -13,12 +13,7 @@ def refused_aws_managed(stage: Stage) -> None:
     t, fake, world = stage.t, stage.fake, stage.world
     t.note("— a share the bot must refuse: the AMI uses the AWS-managed aws/ebs key —")
     text = f"share {world.aws_managed_image} from prod to dev"
-    t.say("@bob", f"/ami {text}")
-    before = len(fake.ephemerals(rehearsal.REQUESTER))
-    result = stage.slack.slash(rehearsal.REQUESTER, stage.channel, text)
-    t.say("amibot (only bob)", ack_text(result))
-    answer = wait(lambda: ephemeral_after(fake, before, rehearsal.REQUESTER))
-    t.say("amibot (only bob)", str(answer))
+    answer = stage.ask_refused(text)
     t.expect("the aws/ebs AMI is refused before anyone is asked, naming the fix", bool(answer and "aws/ebs" in answer and "copy" in answer))
     t.expect("no approval message was posted for it", not any(world.aws_managed_image in (m.get("text") or "") for m in fake.messages(stage.channel)))
 
@@ -65,11 +60,10 @@ def play(stage: Stage) -> None:
 
 def play_unencrypted(stage: Stage) -> None:
     """Share an unencrypted AMI from prod with dev: launch permission only, no grant."""
-    t, fake, world, channel = stage.t, stage.fake, stage.world, stage.channel
+    t, world, channel = stage.t, stage.world, stage.channel
     t.note("— sharing an unencrypted AMI from prod with dev —")
     text = f"share {world.plain_image} from prod to dev"
-    t.say("@bob", f"/ami {text}")
-    t.say("amibot (only bob)", ack_text(stage.slack.slash(rehearsal.REQUESTER, channel, text)))
+    stage.ask(text)
     root = stage.root_for(f"share {world.plain_image}")
     if not t.expect("the approval message was posted", bool(root)):
         return

@@ -8,7 +8,7 @@ import json
 from botocore.exceptions import ClientError
 
 from bot import rehearsal
-from bot.scenarios import Stage, ack_text, blocks_text
+from bot.scenarios import Stage, blocks_text
 
 
 def _dev_access(stage: Stage, image_id: str, key_arn: str) -> tuple[bool, bool]:
@@ -29,8 +29,7 @@ def _dev_access(stage: Stage, image_id: str, key_arn: str) -> tuple[bool, bool]:
 def _ask_and_approve(stage: Stage, text: str) -> dict | None:
     """Bob asks, the plan is shown, Alice approves; returns the final reply."""
     t = stage.t
-    t.say("@bob", f"/ami {text}")
-    t.say("amibot (only bob)", ack_text(stage.slack.slash(rehearsal.REQUESTER, stage.channel, text)))
+    stage.ask(text)
     root = stage.root_for(text)
     if not t.expect(f"the plan for `{text}` was posted for approval", bool(root)):
         return None
