@@ -14,8 +14,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bot import rehearsal  # noqa: E402
-from bot.demo import offline_stack  # noqa: E402
+from offline import rehearsal  # noqa: E402
+from offline.demo import offline_stack  # noqa: E402
 
 N = int(os.environ.get("BENCH_N", "40"))
 

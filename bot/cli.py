@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("AMIBOT_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         if args.command == "demo":
-            from bot.demo import run_demo
+            from offline.demo import run_demo
 
             return run_demo()
         if args.command == "iam-policy":
@@ -65,8 +65,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     sandbox = None
     if args.sandbox:
-        from aws.sandbox import Sandbox
-        from bot import rehearsal
+        from offline.sandbox import Sandbox
+        from offline import rehearsal
 
         sandbox = Sandbox(rehearsal.REGION)
         sandbox.start()

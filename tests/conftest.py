@@ -11,10 +11,10 @@ os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
 
 import pytest
 
-from aws.sandbox import Sandbox
-from bot import rehearsal
+from offline.sandbox import Sandbox
+from offline import rehearsal
 from bot.app import Amibot
-from bot.fake_slack import FakeSlack, SignedSlackClient
+from offline.slack import FakeSlack, SignedSlackClient
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ from aws.actions.copy import (
 )
 from aws.errors import AwsFailure, translate
 from aws.sessions import AccountAccess, AwsSessions
-from bot import rehearsal
+from offline import rehearsal
 
 PROD, DEV = rehearsal.PROD, rehearsal.DEV
 SRC, DST = rehearsal.REGION, rehearsal.OTHER_REGION

@@ -10,7 +10,7 @@ import pytest
 
 from aws.actions import ACTIONS, PREFLIGHT_PERMISSIONS
 from aws.iam import KMS_USED_THROUGH_EC2, member_account_actions
-from bot import rehearsal
+from offline import rehearsal
 from bot.cli import main
 
 IAM_ACTION = re.compile(r"^(ec2|kms|sts|iam):[A-Z][A-Za-z]+$")

@@ -15,7 +15,7 @@ from aws.actions.migrate import MIGRATE_PREFLIGHT_PERMISSIONS, client_token, ima
 from aws.errors import AwsFailure
 from aws.iam import member_account_actions
 from aws.sessions import AccountAccess, AwsSessions
-from bot import rehearsal
+from offline import rehearsal
 
 PROD, REGION = rehearsal.PROD, rehearsal.REGION
 UID = "0123456789abcdef"

@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 from aws.actions import StepContext, account_root, get_action, grant_name
 from aws.actions.share import PublicShareRefused
 from aws.sessions import AccountAccess, AwsSessions
-from bot import rehearsal
+from offline import rehearsal
 
 PROD, DEV, REGION = rehearsal.PROD, rehearsal.DEV, rehearsal.REGION
 

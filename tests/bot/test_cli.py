@@ -9,9 +9,9 @@ import sys
 import time
 import urllib.request
 
-from bot import rehearsal
+from offline import rehearsal
 from bot.cli import main
-from bot.fake_slack import FakeSlack, SignedSlackClient
+from offline.slack import FakeSlack, SignedSlackClient
 from tests.bot.test_crash_recovery import ROOT, SECRET, free_port
 
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from aws.sandbox import Sandbox
-from bot import rehearsal
-from bot.fake_slack import FakeSlack, SignedSlackClient
+from offline.sandbox import Sandbox
+from offline import rehearsal
+from offline.slack import FakeSlack, SignedSlackClient
 from bot.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]

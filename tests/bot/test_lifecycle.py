@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from bot import rehearsal
+from offline import rehearsal
 from bot.requests import ACTIVE, CANCELLED, EXPIRED, FAILED, PENDING_APPROVAL, REVOKED, SUCCEEDED
 
 HOUR = 3600

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from bot import rehearsal
+from offline import rehearsal
 from bot.requests import SUCCEEDED
 
 DST = rehearsal.OTHER_REGION

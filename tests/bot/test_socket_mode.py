@@ -11,9 +11,9 @@ import urllib.parse
 
 import pytest
 
-from bot import rehearsal
+from offline import rehearsal
 from bot.app import Amibot
-from bot.fake_slack import FakeSlack, FakeSocketMode, HttpResult, SignedSlackClient
+from offline.slack import FakeSlack, FakeSocketMode, HttpResult, SignedSlackClient
 from bot.messages import APPROVE_ACTION
 from bot.requests import SUCCEEDED
 

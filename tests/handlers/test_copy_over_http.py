@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from aws.actions.copy import DestinationKey
-from bot import rehearsal
+from offline import rehearsal
 from bot.app import Amibot
-from bot.fake_slack import SignedSlackClient
+from offline.slack import SignedSlackClient
 from bot.operations import copy as copy_operation
 from bot.requests import FAILED, PENDING_APPROVAL, SUCCEEDED
 from tests.conftest import Harness

@@ -11,7 +11,7 @@ import time
 import pytest
 from botocore.client import BaseClient
 
-from bot import rehearsal
+from offline import rehearsal
 from bot.requests import FAILED, PENDING_APPROVAL, RUNNING, SUCCEEDED
 
 PROD, REGION = rehearsal.PROD, rehearsal.REGION

@@ -10,7 +10,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from bot import rehearsal
+from offline import rehearsal
 from bot.operations import share as share_operation
 from bot.requests import FAILED, SUCCEEDED
 

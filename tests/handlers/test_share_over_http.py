@@ -11,7 +11,7 @@ import urllib.parse
 import pytest
 from botocore.exceptions import ClientError
 
-from bot import rehearsal
+from offline import rehearsal
 from bot.requests import APPROVED, DENIED, PENDING_APPROVAL, SUCCEEDED
 
 DEV, PROD = rehearsal.DEV, rehearsal.PROD

@@ -13,7 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from aws.actions.autoscaling import autoscaling_role
-from bot import rehearsal
+from offline import rehearsal
 from bot.requests import ACTIVE, REVOKED, STEP_DONE, STEP_UNDONE, SUCCEEDED
 
 DEV, PROD = rehearsal.DEV, rehearsal.PROD
@@ -151,7 +151,7 @@ def harness_with_qa(sandbox, fake_slack, tmp_path, clock):
     """The usual harness with a third account, ``qa``, in the config."""
     from bot.app import Amibot
     from bot.config import parse_config
-    from bot.fake_slack import SignedSlackClient
+    from offline.slack import SignedSlackClient
     from tests.conftest import Harness
 
     world = rehearsal.seed(sandbox)

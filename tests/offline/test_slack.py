@@ -18,7 +18,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
-from bot.fake_slack import FakeSlack, SignedSlackClient
+from offline.slack import FakeSlack, SignedSlackClient
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 BUTTONS = [
@@ -250,7 +250,7 @@ def test_views_trigger_once_and_submission_returns_metadata(fake, client, endpoi
     client.views_open(trigger_id=signer.last_trigger_id, view=modal)
     with pytest.raises(SlackApiError, match="exchanged_trigger_id"):
         client.views_open(trigger_id=signer.last_trigger_id, view=modal)
-    monkeypatch.setattr("bot.fake_slack.TRIGGER_TTL_SECONDS", -1.0)
+    monkeypatch.setattr("offline.slack.TRIGGER_TTL_SECONDS", -1.0)
     signer.slash("U0ALICE", "C0OPS", "")
     with pytest.raises(SlackApiError, match="expired_trigger_id"):
         client.views_open(trigger_id=signer.last_trigger_id, view=modal)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot import rehearsal
-from bot.scenarios import Stage, blocks_text, request_id, wait
+from offline import rehearsal
+from offline.scenarios import Stage, blocks_text, request_id, wait
 
 
 def play(stage: Stage) -> None:

@@ -17,12 +17,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from aws.sandbox import Sandbox
-from bot import rehearsal
+from offline.sandbox import Sandbox
+from offline import rehearsal
 from bot.app import Amibot
 from bot.config import Config
-from bot.fake_slack import FakeSlack, SignedSlackClient
-from bot.scenarios import SCENARIOS, Stage, Transcript
+from offline.slack import FakeSlack, SignedSlackClient
+from offline.scenarios import SCENARIOS, Stage, Transcript
 
 
 @dataclass

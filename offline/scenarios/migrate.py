@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import time
 
-from bot import rehearsal
-from bot.scenarios import Stage, ack_text, blocks_text, request_id
+from offline import rehearsal
+from offline.scenarios import Stage, ack_text, blocks_text, request_id
 
 TARGET = f"{rehearsal.REGION}b"
 

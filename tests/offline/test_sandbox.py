@@ -15,7 +15,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from aws.sandbox import BOT_ACCOUNT, Sandbox
+from offline.sandbox import BOT_ACCOUNT, Sandbox
 
 A = "111111111111"  # owns the AMIs and keys
 B = "222222222222"  # receives shares

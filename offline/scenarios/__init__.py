@@ -92,12 +92,12 @@ class Stage:
     fake: Any  # FakeSlack
     world: Any  # rehearsal.SandboxWorld
     channel: str
-    sandbox: Any  # aws.sandbox.Sandbox
+    sandbox: Any  # offline.sandbox.Sandbox
     bot: Any  # bot.app.Amibot
 
     def ask(self, text: str) -> Any:
         """Bob types ``/ami <text>``; the transcript shows it and the bot's ack."""
-        from bot import rehearsal
+        from offline import rehearsal
 
         self.t.say("@bob", f"/ami {text}")
         result = self.slack.slash(rehearsal.REQUESTER, self.channel, text)
@@ -106,7 +106,7 @@ class Stage:
 
     def ask_refused(self, text: str) -> str | None:
         """Bob asks for something the bot must refuse; returns the refusal he alone sees."""
-        from bot import rehearsal
+        from offline import rehearsal
 
         before = len(self.fake.ephemerals(rehearsal.REQUESTER))
         self.ask(text)
@@ -128,10 +128,10 @@ class Stage:
 
 def _load() -> list[Callable[[Stage], None]]:
     # One line per operation module; the order is the order of the transcript.
-    from bot.scenarios import migrate, share
-    from bot.scenarios import unshare  # after share: it unshares what share shared
+    from offline.scenarios import migrate, share
+    from offline.scenarios import unshare  # after share: it unshares what share shared
 
-    from bot.scenarios import copy  # last: it leaves only a copy in dev behind
+    from offline.scenarios import copy  # last: it leaves only a copy in dev behind
 
     return [
         share.refused_aws_managed, share.play_unencrypted, share.play, migrate.refused_wrong_subnet, migrate.play,

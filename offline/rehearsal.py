@@ -1,7 +1,7 @@
 """The sandbox rehearsal world: the sandbox AWS accounts, a local Slack, and the
 embedded configuration that ``amibot demo`` and ``amibot serve --sandbox`` use.
 
-Accounts (moto-backed, see ``aws.sandbox``), all in one Organization:
+Accounts (moto-backed, see ``offline.sandbox``), all in one Organization:
   prod 111111111111 — owns a CMK ``alias/ami-shared`` and three AMIs: one encrypted
                       with that CMK, one with the AWS-managed ``aws/ebs`` key, one
                       unencrypted; and a running instance ``web-1`` in us-east-1a.
@@ -15,7 +15,7 @@ import os
 import secrets
 from dataclasses import dataclass
 
-from aws.sandbox import Sandbox
+from offline.sandbox import Sandbox
 from bot.config import Config, parse_config
 
 PROD = "111111111111"
