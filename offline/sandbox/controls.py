@@ -1,0 +1,142 @@
+"""Steering a started sandbox: pending copies, grant delay, faults and call counts.
+
+A mixin of :class:`~offline.sandbox.Sandbox`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+from offline.sandbox.ec2_lifecycle import _resolve, _set_failed, _set_pending
+from offline.sandbox.state import _LOCK, _Fault, _Pending, _State, _locate_image
+
+
+class SandboxControls:
+    """The control methods of :class:`~offline.sandbox.Sandbox`."""
+
+    _state: _State
+
+    # -- controls ------------------------------------------------------------------
+    def hold_pending(self, image_id_or_all: bool | str = True) -> None:
+        """``True``: images made from now on by CopyImage/CreateImage stay ``pending``
+        until released; ``False``: stop holding new ones (those held stay held);
+        an image id: put that image (back) into ``pending`` and hold it."""
+        with _LOCK:
+            if isinstance(image_id_or_all, bool):
+                self._state.hold_all = image_id_or_all
+                return
+            _, _, _, image = _locate_image(image_id_or_all)
+            self._state.pending[image.id] = _Pending(image.id, held=True, started=time.monotonic())
+            _set_pending(image)
+
+    def set_copy_duration(self, seconds: float | None) -> None:
+        """Make new copies progress over ``seconds`` of wall time (None: at once)."""
+        with _LOCK:
+            self._state.copy_duration = seconds
+
+    def set_copy_progress(self, image_id: str, percent: int) -> None:
+        """Show ``percent`` (0-99; :meth:`complete` finishes) as the ``Progress`` of a
+        pending image's snapshots."""
+        with _LOCK:
+            pending = self._pending(image_id)
+            pending.progress = max(0, min(99, int(percent)))
+            _, _, _, image = _locate_image(image_id)
+            _set_pending(image, pending.progress)
+
+    def advance(self, image_id: str | None = None, percent: int = 25) -> dict[str, str]:
+        """Move pending images (one, or all) ``percent`` forward; those reaching 100%
+        finish as :meth:`complete` does. Returns image id -> state."""
+        with _LOCK:
+            out = {}
+            ids = [image_id] if image_id else list(self._state.pending)
+            for iid in ids:
+                pending = self._pending(iid)
+                _, _, _, image = _locate_image(iid)
+                pending.progress += percent
+                if pending.progress >= 100:
+                    out[iid] = _resolve(self._state, image)
+                else:
+                    _set_pending(image, pending.progress)
+                    out[iid] = image.state
+            return out
+
+    def complete(self, image_id: str) -> str:
+        """Finish a pending image: ``available`` with its snapshots ``completed`` at
+        100% -- unless the copy's key checks fail now (the caller cannot use the source
+        key, the destination key is missing or disabled), in which case it becomes
+        ``failed`` as it would in AWS. An image that is not pending is left as it
+        is. Returns the final state."""
+        with _LOCK:
+            _, _, _, image = _locate_image(image_id)
+            if image_id not in self._state.pending and image.state != "pending":
+                return image.state
+            return _resolve(self._state, image)
+
+    def release(self, image_id: str | None = None) -> dict[str, str]:
+        """Stop holding: finish one held image, or all pending images and stop holding
+        new ones. Returns image id -> final state."""
+        with _LOCK:
+            if image_id is None:
+                self._state.hold_all = False
+                ids = list(self._state.pending)
+            else:
+                ids = [image_id]
+            return {iid: self.complete(iid) for iid in ids}
+
+    def fail(self, image_id: str, reason: str = "Copy failed: an internal error occurred.", code: str = "Server.InternalError") -> None:
+        """Make an image ``failed`` with ``StateReason`` ``{Code, Message}``."""
+        with _LOCK:
+            _, _, _, image = _locate_image(image_id)
+            self._state.pending.pop(image_id, None)
+            _set_failed(image, code, reason)
+
+    def _pending(self, image_id: str) -> _Pending:
+        pending = self._state.pending.get(image_id)
+        if pending is None:
+            raise ValueError(f"{image_id} is not pending")
+        return pending
+
+    def pending_images(self) -> list[str]:
+        """Ids of images that are pending now."""
+        with _LOCK:
+            return list(self._state.pending)
+
+    def set_grant_delay(self, seconds: float) -> None:
+        """New KMS grants take effect only after ``seconds`` (KMS grants are
+        eventually consistent); 0 (the default) means at once."""
+        with _LOCK:
+            self._state.grant_delay = float(seconds)
+
+    def inject_fault(
+        self,
+        operation: str,
+        code: str = "RequestLimitExceeded",
+        *,
+        times: int = 1,
+        status: int = 503,
+        message: str = "Request limit exceeded.",
+        account: str | None = None,
+    ) -> None:
+        """Make the next ``times`` requests of ``operation`` (the API name, e.g.
+        "CopyImage", "ModifyImageAttribute", "CreateGrant"), from any account (or only
+        ``account``), answer ``code``/``message`` with HTTP ``status``, in the
+        service's wire format, so botocore's retry logic handles them as it would
+        AWS's."""
+        with _LOCK:
+            self._state.faults.setdefault(operation, deque()).append(
+                _Fault(code=code, status=status, message=message, remaining=times, account=account)
+            )
+
+    def clear_faults(self) -> None:
+        """Drop every fault not yet delivered."""
+        with _LOCK:
+            self._state.faults.clear()
+
+    def calls(self, operation: str, account: str | None = None) -> int:
+        """How many requests of ``operation`` reached the sandbox (faulted attempts and
+        retries included), from any account or from ``account``."""
+        with _LOCK:
+            if account is None:
+                return self._state.calls[operation]
+            return self._state.calls[(operation, account)]

@@ -1,0 +1,68 @@
+"""EC2 RunInstances: launch permission on another account's AMI, instances that
+terminate at once when the caller cannot use the snapshot key, and ClientToken.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+from offline.sandbox.ec2_lifecycle import _default_ebs_key_arn
+from offline.sandbox.policy import _kms_allows, _lookup_key
+from offline.sandbox.state import _State, _find_image, _image_snapshots
+from offline.sandbox.visibility import _can_launch
+from offline.sandbox.wire import _ec2_patch
+
+
+@_ec2_patch("InstanceResponse.run_instances")
+def _run_instances(self: Any, state: _State, original: Callable[..., Any]) -> Any:
+    from moto.ec2.exceptions import InvalidAMIIdError
+    from moto.ec2.models.instances import StateReason
+
+    caller = self.current_account
+    image_id = self._get_param("ImageId")
+    token = self._get_param("ClientToken")
+    dry_run = self._get_param("DryRun", False)
+    if token and not dry_run:
+        # AWS: a retry with the same ClientToken returns the first launch instead of
+        # starting more instances; other parameters with it are refused.
+        fingerprint = json.dumps({k: v for k, v in self.params.items() if k != "ClientToken"}, sort_keys=True, default=str)
+        previous = state.tokens.get((caller, self.region, f"RunInstances:{token}"))
+        if previous is not None:
+            from moto.core.responses import ActionResult
+            from moto.ec2.exceptions import EC2ClientError
+
+            if previous[0] != fingerprint:
+                raise EC2ClientError(
+                    "IdempotentParameterMismatch",
+                    f"Arguments on this idempotent request are inconsistent with arguments used in previous request(s) (ClientToken {token}).",
+                )
+            return ActionResult(self.ec2_backend.reservations[previous[1]])
+    problem = None
+    found = _find_image(self.region, image_id) if image_id else None
+    if found is not None:
+        owner, _, image = found
+        if not _can_launch(state, image, caller):
+            raise InvalidAMIIdError(image_id)
+        if not self._get_param("DryRun", False):
+            # AWS: RunInstances with DryRun checks IAM only. A real launch whose
+            # volumes the caller cannot decrypt terminates at once with
+            # Client.InternalError.
+            for snap in _image_snapshots(image):
+                if not snap.encrypted:
+                    continue
+                hit = _lookup_key(snap.kms_key_id or _default_ebs_key_arn(owner, self.region), owner, self.region)
+                key = hit[1] if hit else None
+                if key is None or key.key_state != "Enabled" or not all(
+                    _kms_allows(state, key, caller, op, via_service_region=self.region) for op in ("Decrypt", "CreateGrant")
+                ):
+                    problem = True
+                    break
+    result = original(self)
+    if token and not dry_run:
+        state.tokens[(caller, self.region, f"RunInstances:{token}")] = (fingerprint, result.result.id)
+    if problem:
+        for instance in result.result.instances:
+            instance.terminate()
+            instance.state_reason = StateReason("Client.InternalError: Client error on launch", "Client.InternalError")
+    return result
