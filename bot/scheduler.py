@@ -138,23 +138,62 @@ class Clockwork:
                 reminded.append(request.id)
         return reminded
 
+    # A time-boxed share whose removal fails is retried with backoff (never marked
+    # revoked while access remains); the owners hear after this many attempts.
+    REVOKE_RETRY_FIRST_SECONDS = 60.0
+    REVOKE_RETRY_MAX_SECONDS = 3600.0
+    REVOKE_TELL_OWNERS_AFTER = 3
+
     def revoke_due(self) -> list[int]:
-        """Remove time-boxed shares whose time is up (approved with the share: no second approval)."""
+        """Remove time-boxed shares whose time is up (approved with the share: no
+        second approval). Fails closed: if anything could not be removed, the share
+        stays ``active`` and due, and is tried again with backoff."""
         revoked = []
         now = self.clock()
         for request in self.store.find(states=(ACTIVE,), limit=10_000):
             if not request.active_until or request.active_until > now:
                 continue
-            undone, remains = self.runner.undo_done_steps(request)
+            if request.wake_at is not None and request.wake_at > now:
+                continue  # a failed removal waits for its next attempt
+            report = self.runner.undo_done_steps(request)
+            if report.failed:
+                self._removal_failed(request, report.failed, now)
+                continue
             if not self.store.transition(request.id, ACTIVE, REVOKED, "amibot", "time-boxed share ended"):
                 continue
-            text = f":lock: {messages.mention(request.requester)} {request.display_id}'s share ended and was removed: " + ("; ".join(undone) or "nothing was left to remove") + "."
-            if remains:
-                text += " Still in place (could not be removed): " + "; ".join(remains)
+            text = f":lock: {messages.mention(request.requester)} {request.display_id}'s share ended and was removed: " + ("; ".join(report.undone) or "nothing was left to remove") + "."
+            if report.kept:
+                text += " Kept on purpose: " + "; ".join(report.kept)
             self.notifier.reply(request.id, text, broadcast=True, dedupe=f"revoked:{request.id}")
             self.notifier.update_root(request.id)
             revoked.append(request.id)
         return revoked
+
+    def _removal_failed(self, request, failed: list[str], now: float) -> None:
+        """Keep the share due; say so once in the thread, and tell the owners once
+        when it keeps failing."""
+        attempts = request.revoke_attempts + 1
+        delay = min(self.REVOKE_RETRY_FIRST_SECONDS * 2 ** (attempts - 1), self.REVOKE_RETRY_MAX_SECONDS)
+        self.store.set_fields(request.id, revoke_attempts=attempts, wake_at=now + delay)
+        self.store.add_audit(request.id, "amibot", f"removal at expiry failed (attempt {attempts}): " + "; ".join(failed))
+        what = "; ".join(failed)
+        if attempts == 1:
+            self.notifier.reply(
+                request.id,
+                f":warning: {request.display_id}'s share is due to end, but not everything could be removed yet: {what}. "
+                f"The share stays in force and amibot keeps trying (next attempt at {messages.when(now + delay)}).",
+                dedupe=f"revoke-retry:{request.id}",
+            )
+        if attempts == self.REVOKE_TELL_OWNERS_AFTER:
+            owners = " ".join(messages.mention(o) for a in request.approver_accounts for o in self.notifier.owners_of(a))
+            self.notifier.reply(
+                request.id,
+                f":rotating_light: {owners} {request.display_id}'s share should have ended at {messages.when(request.active_until)} "
+                f"but removing it has failed {attempts} times: {what}. Access is still in place. amibot keeps trying; "
+                "to remove it now by hand, fix the cause (often the member role's permissions) or run the unshare yourself.",
+                broadcast=True,
+                dedupe=f"revoke-stuck:{request.id}",
+            )
 
 
 class Scheduler:

@@ -110,7 +110,30 @@ MIGRATIONS: list[str] = [
     ALTER TABLE requests ADD COLUMN progress TEXT;
     ALTER TABLE requests ADD COLUMN progress_shown_at REAL;
     """,
+    # Holdings: which request relies on which piece of AWS access (a launch
+    # permission, a snapshot permission, a key-policy statement), so removing it for
+    # one request keeps it for another (aws.actions.holdings). ``managed``: amibot
+    # added it (or an unshare asked for its removal), so the last holder removes it.
+    # A time-boxed share whose removal failed is retried: revoke_attempts counts.
+    """
+    CREATE TABLE holdings (
+        resource TEXT NOT NULL,
+        request_id INTEGER NOT NULL,
+        created INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (resource, request_id)
+    );
+    CREATE TABLE held_resources (
+        resource TEXT PRIMARY KEY,
+        managed INTEGER NOT NULL DEFAULT 0
+    );
+    ALTER TABLE requests ADD COLUMN revoke_attempts INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
+
+# Requests whose holdings count: in flight, in force (time-boxed), or settled
+# permanent (a succeeded share keeps its access until an unshare ends it).
+LIVE_HOLDER_STATES = ("approved", "running", "active", "succeeded")
+IN_FLIGHT_HOLDER_STATES = ("approved", "running", "active")
 
 
 class Store:
@@ -339,6 +362,11 @@ class Store:
             [request_id, from_state, to_state, actor, self.clock(), detail],
         )
 
+    def add_audit(self, request_id: int | None, actor: str, detail: str) -> None:
+        """An audit row that is not a state change (e.g. a failed removal at expiry)."""
+        with self.transaction() as db:
+            self._audit(db, request_id, None, None, actor, detail)
+
     def audit(self, request_id: int) -> list[dict[str, Any]]:
         return [dict(r) for r in self.db.execute("SELECT * FROM audit WHERE request_id = ? ORDER BY id", [request_id]).fetchall()]
 
@@ -387,3 +415,55 @@ class Store:
         else:
             rows = self.db.execute("SELECT * FROM outbox WHERE request_id = ? ORDER BY id", [request_id]).fetchall()
         return [{**dict(r), "payload": json.loads(r["payload"])} for r in rows]
+
+    # -- holdings (aws.actions.holdings) ---------------------------------------------
+
+    def hold(self, resource: str, request_id: int, created: bool) -> None:
+        """Record that ``request_id`` relies on ``resource`` (created: it added it)."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO holdings (resource, request_id, created) VALUES (?,?,?)"
+                " ON CONFLICT (resource, request_id) DO UPDATE SET created = CASE WHEN excluded.created > holdings.created THEN excluded.created ELSE holdings.created END",
+                [resource, request_id, int(created)],
+            )
+            db.execute(
+                "INSERT INTO held_resources (resource, managed) VALUES (?,?)"
+                " ON CONFLICT (resource) DO UPDATE SET managed = CASE WHEN excluded.managed > held_resources.managed THEN excluded.managed ELSE held_resources.managed END",
+                [resource, int(created)],
+            )
+
+    def _live_holders(self, db: sqlite_utils.Database, resource: str, states: tuple[str, ...], besides: int | None) -> list[int]:
+        rows = db.execute(
+            f"SELECT h.request_id FROM holdings h JOIN requests r ON r.id = h.request_id"
+            f" WHERE h.resource = ? AND h.request_id != ? AND r.state IN ({','.join('?' * len(states))}) ORDER BY h.request_id",
+            [resource, besides if besides is not None else -1, *states],
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def release(self, resource: str, request_id: int, created: bool) -> tuple[bool, list[int]]:
+        """``request_id`` lets ``resource`` go. Returns (remove, still held by):
+        remove only when amibot manages it and no other live request holds it."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM holdings WHERE resource = ? AND request_id = ?", [resource, request_id])
+            row = db.execute("SELECT managed FROM held_resources WHERE resource = ?", [resource]).fetchone()
+            managed = bool(row and row[0]) or created
+            others = self._live_holders(db, resource, LIVE_HOLDER_STATES, request_id)
+        return managed and not others, others
+
+    def end_holding(self, resource: str, request_id: int) -> list[int]:
+        """An explicit removal by ``request_id`` (an unshare): settled holders let go,
+        the resource becomes amibot's to remove; returns the in-flight requests that
+        still need it (its last one removes it when it lets go)."""
+        with self.transaction() as db:
+            for settled in self._live_holders(db, resource, ("succeeded",), request_id):
+                db.execute("DELETE FROM holdings WHERE resource = ? AND request_id = ?", [resource, settled])
+                self._audit(db, settled, None, None, "amibot", f"access {resource} ended by R-{request_id}")
+            db.execute(
+                "INSERT INTO held_resources (resource, managed) VALUES (?, 1) ON CONFLICT (resource) DO UPDATE SET managed = 1",
+                [resource],
+            )
+            return self._live_holders(db, resource, IN_FLIGHT_HOLDER_STATES, request_id)
+
+    def holders(self, resource: str) -> list[int]:
+        """Every request that holds ``resource`` now, whatever its state."""
+        return [r[0] for r in self.db.execute("SELECT request_id FROM holdings WHERE resource = ? ORDER BY request_id", [resource]).fetchall()]

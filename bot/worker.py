@@ -12,12 +12,14 @@ import random
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from aws.actions import Kept, StepContext, StepWaiting, get_action
 from aws.actions.images import ImageStatusCache
 from aws.sessions import AwsSessions
 from bot import crashpoints, messages, operations
+from bot.holdings import StoreHoldings
 from bot.notifier import Notifier
 from bot.requests import (
     ACTIVE,
@@ -119,6 +121,7 @@ class PlanRunner:
             sleep=self.sleep,
             grant_wait_seconds=self.grant_wait_seconds,
             log=lambda text: log.info("%s step %s: %s", request.display_id, seq, text),
+            holdings=StoreHoldings(self.store, request.id),
         )
 
     def _request_lock(self, request_id: int) -> threading.Lock:
@@ -141,7 +144,8 @@ class PlanRunner:
         what it added (an unfinished copy included) and say what remains."""
         with self._request_lock(request_id):
             request = self.store.get(request_id)
-            undone, remains = self.undo_done_steps(request)
+            report = self.undo_done_steps(request)
+            undone, remains = report.undone, report.remains
             text = f":heavy_multiplication_x: {messages.mention(request.requester)} {request.display_id} was cancelled by {messages.mention(actor)} while running."
             text += "\nUndone: " + ("; ".join(undone) if undone else "nothing needed undoing")
             if remains:
@@ -236,17 +240,18 @@ class PlanRunner:
     def _finish_failure(self, request_id: int, failed_step: Step, error_words: str) -> None:
         """Undo what the request added, mark it failed, say so once."""
         request = self.store.get(request_id)
-        undone, remains = self.undo_done_steps(request)
+        report = self.undo_done_steps(request)
+        undone, remains = report.undone, report.remains
         if not self.store.transition(request_id, RUNNING, FAILED, "amibot", f"step {failed_step.seq} failed", error=error_words):
             return
         text = messages.failure_text(request, failed_step.description, error_words, undone, remains)
         self.notifier.reply(request_id, text, broadcast=True, dedupe=f"final:{request_id}")
         self.notifier.update_root(request_id)
 
-    def undo_done_steps(self, request: Request) -> tuple[list[str], list[str]]:
-        """Undo this request's done steps, newest first. Returns (undone, remains)."""
-        undone: list[str] = []
-        remains: list[str] = []
+    def undo_done_steps(self, request: Request) -> "UndoReport":
+        """Undo this request's done steps, newest first. A step whose undo failed
+        stays done, so calling this again tries exactly what is left."""
+        report = UndoReport()
         request = self.store.get(request.id)
         for step in reversed(request.steps):
             # A pending step with a checkpointed result is work in flight (a copy
@@ -260,15 +265,29 @@ class PlanRunner:
             try:
                 said = action.undo(self.context(request, step.seq), step.account_id, step.region, step.params, step.result)
             except Kept as kept:
-                remains.append(str(kept))
+                report.kept.append(str(kept))
                 continue
             except Exception as error:
-                remains.append(f"{step.description} (undo failed: {messages.error_text(error)})")
+                report.failed.append(f"{step.description} (undo failed: {messages.error_text(error)})")
                 continue
             self.store.mark_step(request.id, step.seq, STEP_UNDONE)
             if said:
-                undone.append(said)
-        return undone, remains
+                report.undone.append(said)
+        return report
+
+
+@dataclass
+class UndoReport:
+    """What undoing a request's steps did: undone, kept on purpose, failed."""
+
+    undone: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+    @property
+    def remains(self) -> list[str]:
+        """Everything still in place: kept on purpose, then what could not be undone."""
+        return self.kept + self.failed
 
 
 def _result_detail(result: dict[str, Any]) -> str:

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
+from aws.actions.holdings import Holdings, OwnHoldings
 from aws.sessions import AwsSessions
 
 # Exactly the operations the target account needs on a shared AMI's key
@@ -72,6 +73,9 @@ class StepContext:
     # This request's steps by seq: {"action", "account_id", "region", "params", "result", "state"}
     # (e.g. for a step that removes what earlier temporary steps added).
     steps: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # Access other requests may rely on too (aws.actions.holdings): the worker's is
+    # backed by the store; the default removes only what this request created.
+    holdings: Holdings = field(default_factory=OwnHoldings)
 
     def client(self, service: str, account_id: str, region: str) -> Any:
         return self.sessions.client(service, account_id, region, self.session_tag)

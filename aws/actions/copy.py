@@ -16,8 +16,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from aws.actions import Action, StepContext, get_action, register
-from aws.actions.images import discard_unfinished_image, find_image
+from aws.actions import Action, Kept, StepContext, get_action, register
+from aws.actions.images import OWNER_PROOF_TAG, discard_unfinished_image, find_image, proves_ownership
 from aws.errors import AwsFailure
 from aws.sessions import AwsSessions
 
@@ -37,6 +37,7 @@ PROVENANCE_TAG_KEYS = (
     "amibot:request",
     "amibot:requester",
     "amibot:approvers",
+    OWNER_PROOF_TAG,
 )
 
 # The read-only calls of the copy preflight (besides the image inspection), made
@@ -169,6 +170,8 @@ def provenance_tags(ctx: StepContext, params: dict[str, Any]) -> dict[str, str]:
         "amibot:request": ctx.request_id or ctx.request_uid,
         "amibot:requester": ctx.requester,
         "amibot:approvers": ",".join(ctx.approvers)[:256],
+        # Proof that the copy is this request's, for an undo that finds it by name.
+        OWNER_PROOF_TAG: client_token(ctx.request_uid),
     }
 
 
@@ -257,7 +260,13 @@ class CopyImage(Action):
             # CopyImage may have been sent without its answer being recorded (a
             # crash): find the copy by its name, unique per account and region.
             found = ec2.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": [name]}])["Images"]
-            image_id = found[0]["ImageId"] if found else None
+            mine = [i for i in found if proves_ownership(i, client_token(ctx.request_uid))]
+            if found and not mine:
+                raise Kept(
+                    f"an image named `{name}` in {account_id} {region} ({found[0]['ImageId']}) was left alone: "
+                    f"it does not carry this request's {OWNER_PROOF_TAG} tag, so nothing proves it is this copy"
+                )
+            image_id = mine[0]["ImageId"] if mine else None
         if not image_id:
             return None
         image = find_image(ec2, image_id)

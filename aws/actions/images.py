@@ -123,6 +123,21 @@ class ImageStatusCache:
             self._statuses.pop((account, region, image_id), None)
 
 
+# The tag that proves an image is a given request's: the request's own ClientToken
+# (or label), set at creation with TagSpecifications. An image found only by its name
+# is never deleted without it: a person may have made one with that name.
+OWNER_PROOF_TAG = "amibot:client-token"
+
+
+def image_tags(image: dict[str, Any]) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in image.get("Tags", [])}
+
+
+def proves_ownership(image: dict[str, Any], token: str) -> bool:
+    """Whether the image carries this request's ownership proof tag."""
+    return image_tags(image).get(OWNER_PROOF_TAG) == token
+
+
 def discard_unfinished_image(ec2: Any, image: dict[str, Any], label: str, where: str) -> str:
     """Deregister an image that never became available and delete its snapshots
     (AWS leaves a deregistered image's snapshots behind, and they are ours).

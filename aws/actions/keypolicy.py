@@ -19,6 +19,7 @@ import json
 from typing import Any
 
 from aws.actions import Action, register
+from aws.actions.holdings import key_statement_resource, kept_sentence
 from aws.errors import AwsFailure
 
 POLICY_NAME = "default"  # KMS keys have exactly one policy, named "default"
@@ -154,14 +155,22 @@ class AddKeyPolicyStatement(Action):
         expected = params.get("expected_policy")
         if expected is not None and not same_policy(without_sids(policy, [sid]), json.loads(expected)):
             raise KeyPolicyChanged(key_arn)
+        # Held before the write: another request's undo or unshare keeps the
+        # statement while this request relies on it (aws.actions.holdings).
+        # created: this request wrote it (now, or before a crash that checkpointed).
+        created = current is None or bool(ctx.previous.get("policy_before"))
+        ctx.holdings.hold(key_statement_resource(key_arn, sid), created=created)
         if current == statement:
-            return {"sid": sid, "policy_before": before, "added": False}
+            return {"sid": sid, "policy_before": before, "added": False, "created": created}
         ctx.checkpoint({"sid": sid, "policy_before": before})
         _put(kms, key_arn, render(with_statement(policy, statement)))
-        return {"sid": sid, "policy_before": before, "added": True}
+        return {"sid": sid, "policy_before": before, "added": True, "created": True}
 
     def undo(self, ctx, account_id, region, params, result):
         sid = result.get("sid") or params["statement"]["Sid"]
+        release = ctx.holdings.release(key_statement_resource(params["key_arn"], sid), created=bool(result.get("created", True)))
+        if not release.remove:
+            return kept_sentence(f"key-policy statement `{sid}`", [(params["key_arn"], release)]) if release.kept_for else None
         kms = ctx.client("kms", account_id, region)
         policy = json.loads(_get(kms, params["key_arn"]))
         if sid not in sids(policy):
@@ -186,7 +195,18 @@ class RemoveKeyPolicyStatements(Action):
         kms = ctx.client("kms", account_id, region)
         text = _get(kms, params["key_arn"])
         policy = json.loads(text)
-        present = [sid for sid in params["sids"] if sid in sids(policy)]
+        kept = []
+        present = []
+        for sid in params["sids"]:
+            release = ctx.holdings.end(key_statement_resource(params["key_arn"], sid))
+            if not release.remove:
+                kept.append((f"`{sid}`", release))
+            elif sid in sids(policy):
+                present.append(sid)
         if present:
             _put(kms, params["key_arn"], _restore_text(without_sids(policy, present), list(params.get("restore_texts") or [])))
-        return {"removed": present, "policy_before": text}
+        result = {"removed": present, "policy_before": text}
+        if kept:
+            result["kept"] = [name for name, _ in kept]
+            result["summary"] = kept_sentence(f"key-policy statement on {params['key_arn']}", kept)
+        return result

@@ -18,7 +18,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from aws.actions import Action, Kept, StepContext, StepWaiting, register
-from aws.actions.images import discard_unfinished_image, find_image
+from aws.actions.images import OWNER_PROOF_TAG, discard_unfinished_image, find_image, proves_ownership
 from aws.actions.inspect import KeyFacts
 from aws.errors import AwsFailure
 from aws.sessions import AwsSessions
@@ -110,12 +110,17 @@ class CreateImageFromInstance(Action):
         recorded = ctx.previous.get("image_id")
         if recorded and find_image(ec2, recorded):
             return {"image_id": recorded, "image_name": name, "created": False}
+        token = client_token(ctx.request_uid)
         found = _images_named(ec2, name)
         if found:
-            # The process died after CreateImage answered and before the id was saved.
-            return {"image_id": found[0]["ImageId"], "image_name": name, "created": False}
+            # The process died after CreateImage answered and before the id was saved:
+            # the image is reused only if its tag proves it is this request's.
+            return self._reuse(found, name, token, account_id, region)
         tags = _tag_list(
-            with_provenance(params.get("tags", {}), {"amibot:request": _request_label(ctx), "amibot:source-instance": params["instance_id"]})
+            with_provenance(
+                params.get("tags", {}),
+                {"amibot:request": _request_label(ctx), "amibot:source-instance": params["instance_id"], OWNER_PROOF_TAG: token},
+            )
         )
         try:
             image_id = ec2.create_image(
@@ -134,9 +139,21 @@ class CreateImageFromInstance(Action):
             found = _images_named(ec2, name)
             if not found:
                 raise
-            return {"image_id": found[0]["ImageId"], "image_name": name, "created": False}
+            return self._reuse(found, name, token, account_id, region)
         ctx.checkpoint({"image_id": image_id, "image_name": name})
         return {"image_id": image_id, "image_name": name, "created": True, "rebooted": not params.get("no_reboot")}
+
+    @staticmethod
+    def _reuse(found: list[dict[str, Any]], name: str, token: str, account_id: str, region: str) -> dict[str, Any]:
+        mine = [i for i in found if proves_ownership(i, token)]
+        if not mine:
+            raise AwsFailure(
+                "InvalidAMIName.Duplicate",
+                f"An image named {name} already exists in {account_id} {region} ({found[0]['ImageId']}) and is not this request's.",
+                cause="Another image has the name amibot chose for this migration.",
+                fix="Rename or deregister that image, then ask again.",
+            )
+        return {"image_id": mine[0]["ImageId"], "image_name": name, "created": False}
 
     def undo(self, ctx, account_id, region, params, result):
         ec2 = ctx.client("ec2", account_id, region)
@@ -144,6 +161,8 @@ class CreateImageFromInstance(Action):
         image = find_image(ec2, image_id) if image_id else None
         if image is None:
             return None
+        if not proves_ownership(image, client_token(ctx.request_uid)) and not result.get("created"):
+            raise Kept(f"image {image_id} in {account_id} {region} was left alone: nothing proves it is this request's")
         # design.md: undo never destroys something a user may need; a finished
         # image is a full backup of the source instance.
         return discard_unfinished_image(ec2, image, "image", f"{account_id} {region}")

@@ -9,6 +9,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from aws.actions import SHARE_GRANT_OPERATIONS, Action, account_root, register  # noqa: F401
+from aws.actions.holdings import kept_sentence, launch_permission_resource, snapshot_permission_resource
 from aws.errors import AwsFailure
 
 
@@ -39,7 +40,11 @@ def launch_permission_entries(params: dict[str, Any]) -> list[dict[str, str]]:
 
 @register
 class AddLaunchPermission(Action):
-    """Let target accounts (or an org/OU) launch the AMI."""
+    """Let target accounts (or an org/OU) launch the AMI.
+
+    Every entry is *held* for the request (aws.actions.holdings), whether this
+    request added it or found it there: another request removing it later keeps it
+    while this one still needs it."""
 
     name = "ec2.add_launch_permission"
     permissions = ("ec2:DescribeImageAttribute", "ec2:ModifyImageAttribute")
@@ -51,22 +56,39 @@ class AddLaunchPermission(Action):
         existing = ec2.describe_image_attribute(ImageId=params["image_id"], Attribute="launchPermission")["LaunchPermissions"]
         # Only what was not there before is ours to remove later.
         added = [entry for entry in wanted if entry not in existing]
+        # Held before the change, so a concurrent removal by another request sees us.
+        for entry in wanted:
+            ctx.holdings.hold(launch_permission_resource(account_id, region, params["image_id"], entry), created=entry in added)
         if added:
             ec2.modify_image_attribute(ImageId=params["image_id"], LaunchPermission={"Add": added})
-        return {"added": added, "already_present": [e for e in wanted if e in existing]}
+        return {"added": added, "already_present": [e for e in wanted if e in existing], "held": wanted}
 
     def undo(self, ctx, account_id, region, params, result):
         added = result.get("added", [])
-        if not added:
-            return None
-        ec2 = ctx.client("ec2", account_id, region)
-        ec2.modify_image_attribute(ImageId=params["image_id"], LaunchPermission={"Remove": added})
-        return f"removed launch permission on {params['image_id']} for {_describe_entries(added)}"
+        held = result.get("held") or added  # results recorded before holdings existed
+        remove, kept = [], []
+        for entry in held:
+            release = ctx.holdings.release(launch_permission_resource(account_id, region, params["image_id"], entry), created=entry in added)
+            if release.remove:
+                remove.append(entry)
+            elif release.kept_for:
+                kept.append((_describe_entries([entry]), release))
+        said = []
+        if remove:
+            ec2 = ctx.client("ec2", account_id, region)
+            ec2.modify_image_attribute(ImageId=params["image_id"], LaunchPermission={"Remove": remove})
+            said.append(f"removed launch permission on {params['image_id']} for {_describe_entries(remove)}")
+        if kept:
+            said.append(kept_sentence(f"launch permission on {params['image_id']}", kept))
+        return "; ".join(said) or None
 
 
 @register
 class RemoveLaunchPermission(Action):
-    """Stop target accounts (or an org/OU) launching the AMI."""
+    """Stop target accounts (or an org/OU) launching the AMI (an unshare).
+
+    An entry that a live request still needs (a copy in progress, an active
+    time-boxed share) is kept and the result says which request keeps it."""
 
     name = "ec2.remove_launch_permission"
     permissions = ("ec2:DescribeImageAttribute", "ec2:ModifyImageAttribute")
@@ -76,10 +98,20 @@ class RemoveLaunchPermission(Action):
         ec2 = ctx.client("ec2", account_id, region)
         entries = launch_permission_entries(params)
         existing = ec2.describe_image_attribute(ImageId=params["image_id"], Attribute="launchPermission")["LaunchPermissions"]
-        removed = [entry for entry in entries if entry in existing]
+        removed, kept = [], []
+        for entry in entries:
+            release = ctx.holdings.end(launch_permission_resource(account_id, region, params["image_id"], entry))
+            if not release.remove:
+                kept.append((_describe_entries([entry]), release))
+            elif entry in existing:
+                removed.append(entry)
         if removed:
             ec2.modify_image_attribute(ImageId=params["image_id"], LaunchPermission={"Remove": removed})
-        return {"removed": removed}
+        result: dict[str, Any] = {"removed": removed}
+        if kept:
+            result["kept"] = [name for name, _ in kept]
+            result["summary"] = kept_sentence(f"launch permission on {params['image_id']}", kept)
+        return result
 
 
 def change_snapshot_permission(ec2: Any, snapshot_id: str, change: str, accounts: list[str]) -> None:
@@ -96,7 +128,8 @@ def change_snapshot_permission(ec2: Any, snapshot_id: str, change: str, accounts
 
 @register
 class AddSnapshotPermission(Action):
-    """Let target accounts create volumes from (and so copy) the AMI's snapshots."""
+    """Let target accounts create volumes from (and so copy) the AMI's snapshots.
+    Each (snapshot, account) is held for the request, like launch permissions."""
 
     name = "ec2.add_snapshot_permission"
     permissions = ("ec2:DescribeSnapshotAttribute", "ec2:ModifySnapshotAttribute")
@@ -110,24 +143,38 @@ class AddSnapshotPermission(Action):
                 for p in ec2.describe_snapshot_attribute(SnapshotId=snapshot_id, Attribute="createVolumePermission")["CreateVolumePermissions"]
             }
             new = [a for a in params["account_ids"] if a not in existing]
+            for grantee in params["account_ids"]:
+                ctx.holdings.hold(snapshot_permission_resource(account_id, region, snapshot_id, grantee), created=grantee in new)
             if new:
                 change_snapshot_permission(ec2, snapshot_id, "Add", new)
             added[snapshot_id] = new
-        return {"added": added}
+        return {"added": added, "held": {s: list(params["account_ids"]) for s in params["snapshot_ids"]}}
 
     def undo(self, ctx, account_id, region, params, result):
         ec2 = ctx.client("ec2", account_id, region)
-        undone = []
-        for snapshot_id, accounts in result.get("added", {}).items():
-            if accounts:
-                change_snapshot_permission(ec2, snapshot_id, "Remove", accounts)
+        added = result.get("added", {})
+        undone, kept = [], []
+        for snapshot_id, accounts in (result.get("held") or added).items():
+            remove = []
+            for grantee in accounts:
+                release = ctx.holdings.release(snapshot_permission_resource(account_id, region, snapshot_id, grantee), created=grantee in added.get(snapshot_id, []))
+                if release.remove:
+                    remove.append(grantee)
+                elif release.kept_for:
+                    kept.append((f"{grantee} on {snapshot_id}", release))
+            if remove:
+                change_snapshot_permission(ec2, snapshot_id, "Remove", remove)
                 undone.append(snapshot_id)
-        return f"removed snapshot permission on {', '.join(undone)}" if undone else None
+        said = [f"removed snapshot permission on {', '.join(undone)}"] if undone else []
+        if kept:
+            said.append(kept_sentence("snapshot permission", kept))
+        return "; ".join(said) or None
 
 
 @register
 class RemoveSnapshotPermission(Action):
-    """Take back snapshot permission from target accounts."""
+    """Take back snapshot permission from target accounts (an unshare), keeping
+    what a live request still needs."""
 
     name = "ec2.remove_snapshot_permission"
     permissions = ("ec2:ModifySnapshotAttribute",)
@@ -135,9 +182,23 @@ class RemoveSnapshotPermission(Action):
 
     def execute(self, ctx, account_id, region, params):
         ec2 = ctx.client("ec2", account_id, region)
+        removed, kept = [], []
         for snapshot_id in params["snapshot_ids"]:
-            change_snapshot_permission(ec2, snapshot_id, "Remove", params["account_ids"])
-        return {"removed": params["snapshot_ids"]}
+            remove = []
+            for grantee in params["account_ids"]:
+                release = ctx.holdings.end(snapshot_permission_resource(account_id, region, snapshot_id, grantee))
+                if release.remove:
+                    remove.append(grantee)
+                else:
+                    kept.append((f"{grantee} on {snapshot_id}", release))
+            if remove:
+                change_snapshot_permission(ec2, snapshot_id, "Remove", remove)
+                removed.append(snapshot_id)
+        result: dict[str, Any] = {"removed": removed}
+        if kept:
+            result["kept"] = [name for name, _ in kept]
+            result["summary"] = kept_sentence("snapshot permission", kept)
+        return result
 
 
 @register

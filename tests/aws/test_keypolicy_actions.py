@@ -108,7 +108,7 @@ def test_add_is_idempotent_and_a_retry_after_a_crash_keeps_the_original_before(w
     assert checkpoints == [{"sid": first["sid"], "policy_before": text}]  # recorded before PutKeyPolicy
     # The process died after PutKeyPolicy, before the step was recorded done: run again.
     again = action.execute(context(sandbox, previous=checkpoints[-1]), PROD, REGION, add_params(key, text))
-    assert again == {"sid": first["sid"], "policy_before": text, "added": False}
+    assert again == {"sid": first["sid"], "policy_before": text, "added": False, "created": True}
     assert [s["Sid"] for s in json.loads(policy_text(sandbox, key))["Statement"]].count(first["sid"]) == 1
     action.undo(context(sandbox), PROD, REGION, add_params(key, text), again)
     assert policy_text(sandbox, key) == text
