@@ -133,7 +133,11 @@ MIGRATIONS: list[str] = [
 # Requests whose holdings count: in flight, in force (time-boxed), or settled
 # permanent (a succeeded share keeps its access until an unshare ends it).
 LIVE_HOLDER_STATES = ("approved", "running", "active", "succeeded")
-IN_FLIGHT_HOLDER_STATES = ("approved", "running", "active")
+# What an unshare (an approved, explicit removal) ends: shares in force, permanent
+# or time-boxed (bot.operations.unshare settles them). What it cannot end: work in
+# flight, e.g. a copy whose temporary share is needed until the copy is done.
+SETTLED_HOLDER_STATES = ("active", "succeeded")
+IN_FLIGHT_HOLDER_STATES = ("approved", "running")
 
 
 class Store:
@@ -451,11 +455,11 @@ class Store:
         return managed and not others, others
 
     def end_holding(self, resource: str, request_id: int) -> list[int]:
-        """An explicit removal by ``request_id`` (an unshare): settled holders let go,
+        """An explicit removal by ``request_id`` (an unshare): shares in force let go,
         the resource becomes amibot's to remove; returns the in-flight requests that
-        still need it (its last one removes it when it lets go)."""
+        still need it (the last of them removes it when it lets go)."""
         with self.transaction() as db:
-            for settled in self._live_holders(db, resource, ("succeeded",), request_id):
+            for settled in self._live_holders(db, resource, SETTLED_HOLDER_STATES, request_id):
                 db.execute("DELETE FROM holdings WHERE resource = ? AND request_id = ?", [resource, settled])
                 self._audit(db, settled, None, None, "amibot", f"access {resource} ended by R-{request_id}")
             db.execute(

@@ -40,9 +40,8 @@ class Holdings(Protocol):
         """This request no longer needs ``resource`` (undo, expiry, temporary)."""
 
     def end(self, resource: str) -> Release:
-        """An explicit removal (an unshare): settled permanent holders are let go;
-        ``remove`` unless a live request (a running copy, an active time-boxed
-        share) still needs it."""
+        """An explicit removal (an unshare): shares in force are let go (the unshare
+        settles them); ``remove`` unless work in flight (a running copy) needs it."""
 
 
 class OwnHoldings:

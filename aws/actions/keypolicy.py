@@ -195,18 +195,19 @@ class RemoveKeyPolicyStatements(Action):
         kms = ctx.client("kms", account_id, region)
         text = _get(kms, params["key_arn"])
         policy = json.loads(text)
-        kept = []
+        kept, kept_sids = [], []
         present = []
         for sid in params["sids"]:
             release = ctx.holdings.end(key_statement_resource(params["key_arn"], sid))
             if not release.remove:
                 kept.append((f"`{sid}`", release))
+                kept_sids.append(sid)
             elif sid in sids(policy):
                 present.append(sid)
         if present:
             _put(kms, params["key_arn"], _restore_text(without_sids(policy, present), list(params.get("restore_texts") or [])))
         result = {"removed": present, "policy_before": text}
         if kept:
-            result["kept"] = [name for name, _ in kept]
+            result["kept_sids"] = kept_sids
             result["summary"] = kept_sentence(f"key-policy statement on {params['key_arn']}", kept)
         return result

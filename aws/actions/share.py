@@ -87,8 +87,8 @@ class AddLaunchPermission(Action):
 class RemoveLaunchPermission(Action):
     """Stop target accounts (or an org/OU) launching the AMI (an unshare).
 
-    An entry that a live request still needs (a copy in progress, an active
-    time-boxed share) is kept and the result says which request keeps it."""
+    An entry that work in flight still needs (a copy in progress) is kept, listed in
+    ``kept_entries``, and the summary says which request keeps it."""
 
     name = "ec2.remove_launch_permission"
     permissions = ("ec2:DescribeImageAttribute", "ec2:ModifyImageAttribute")
@@ -109,7 +109,7 @@ class RemoveLaunchPermission(Action):
             ec2.modify_image_attribute(ImageId=params["image_id"], LaunchPermission={"Remove": removed})
         result: dict[str, Any] = {"removed": removed}
         if kept:
-            result["kept"] = [name for name, _ in kept]
+            result["kept_entries"] = [e for e in entries if _describe_entries([e]) in {name for name, _ in kept}]
             result["summary"] = kept_sentence(f"launch permission on {params['image_id']}", kept)
         return result
 
@@ -183,6 +183,7 @@ class RemoveSnapshotPermission(Action):
     def execute(self, ctx, account_id, region, params):
         ec2 = ctx.client("ec2", account_id, region)
         removed, kept = [], []
+        kept_accounts: dict[str, list[str]] = {}
         for snapshot_id in params["snapshot_ids"]:
             remove = []
             for grantee in params["account_ids"]:
@@ -191,12 +192,13 @@ class RemoveSnapshotPermission(Action):
                     remove.append(grantee)
                 else:
                     kept.append((f"{grantee} on {snapshot_id}", release))
+                    kept_accounts.setdefault(snapshot_id, []).append(grantee)
             if remove:
                 change_snapshot_permission(ec2, snapshot_id, "Remove", remove)
                 removed.append(snapshot_id)
         result: dict[str, Any] = {"removed": removed}
         if kept:
-            result["kept"] = [name for name, _ in kept]
+            result["kept_accounts"] = kept_accounts
             result["summary"] = kept_sentence("snapshot permission", kept)
         return result
 

@@ -341,15 +341,18 @@ def _removed(request: Request) -> tuple[list[dict[str, str]], dict[str, set[str]
     for step in request.steps:
         if step.state != STEP_DONE:
             continue
+        # What work in flight still needed was kept (aws.actions.holdings): not removed.
+        result = step.result or {}
         if step.action == "ec2.remove_launch_permission":
-            launch += launch_permission_entries(step.params)
+            launch += [e for e in launch_permission_entries(step.params) if e not in result.get("kept_entries", [])]
         elif step.action == "ec2.remove_snapshot_permission":
             for snapshot_id in step.params["snapshot_ids"]:
-                snapshots.setdefault(snapshot_id, set()).update(step.params["account_ids"])
+                kept = set(result.get("kept_accounts", {}).get(snapshot_id, []))
+                snapshots.setdefault(snapshot_id, set()).update(a for a in step.params["account_ids"] if a not in kept)
         elif step.action == "kms.revoke_grants":
             grants.update((step.params["key_arn"], g) for g in step.params["grant_ids"])
         elif step.action == "kms.remove_key_policy_statements":
-            sids.update((step.params["key_arn"], s) for s in step.params["sids"])
+            sids.update((step.params["key_arn"], s) for s in step.params["sids"] if s not in result.get("kept_sids", []))
     return launch, snapshots, grants, sids
 
 

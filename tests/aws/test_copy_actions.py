@@ -346,3 +346,15 @@ def test_a_copy_with_a_key_of_another_region_fails_later_in_plain_words(sandbox,
         wait_step(ctx, {"image_from_step": 5, "source_key_arns": [world.cmk_arn]})
     words = raised.value.plain()
     assert "keys are regional" in words and "destination key" in words and "Fix:" in words
+
+
+def test_undo_by_name_leaves_an_image_that_is_not_this_requests(sandbox, sessions, world):
+    # The copy was never sent (a crash before CopyImage), but a person's image with the
+    # chosen name exists in the target: found by name, it must not be deregistered.
+    ctx = make_ctx(sessions)
+    call = copy_action().call(ctx, copy_params(world))
+    theirs = sandbox.create_image(DEV, DST, name=call["Name"], tags={"owner": "someone-else"})
+    with pytest.raises(Kept) as kept:
+        copy_action().undo(make_ctx(sessions), DEV, DST, copy_params(world), {"call": call})
+    assert theirs in str(kept.value) and "amibot:client-token" in str(kept.value)
+    assert [i["ImageId"] for i in dev_images(sandbox)] == [theirs]
