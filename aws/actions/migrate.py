@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 from aws.actions import Action, Kept, StepContext, StepWaiting, register
 from aws.actions.images import OWNER_PROOF_TAG, discard_unfinished_image, find_image, proves_ownership
 from aws.actions.inspect import KeyFacts
+from aws.actions.instance_settings import SETTINGS_PREFLIGHT_PERMISSIONS, InstanceSettings, read_instance_settings
 from aws.errors import AwsFailure
 from aws.sessions import AwsSessions
 
@@ -36,6 +37,7 @@ MIGRATE_PREFLIGHT_PERMISSIONS = (
     "ec2:DescribeVpcs",
     "kms:DescribeKey",
     "kms:ListAliases",
+    *SETTINGS_PREFLIGHT_PERMISSIONS,
 )
 
 
@@ -222,6 +224,10 @@ class LaunchMigratedInstance(Action):
             "ClientToken": params["client_token"],
             "TagSpecifications": [{"ResourceType": "instance", "Tags": _tag_list(tags)}],
         }
+        settings = InstanceSettings.from_params(params.get("settings"))
+        call.update(settings.run_parameters())
+        if settings.volume_tags:
+            call["TagSpecifications"].append({"ResourceType": "volume", "Tags": _tag_list(settings.volume_tags)})
         if params.get("key_name"):
             call["KeyName"] = params["key_name"]
         if params.get("iam_instance_profile_arn"):
@@ -339,6 +345,7 @@ class InstanceFacts:
     root_device_type: str
     volumes: list[VolumeFacts] = field(default_factory=list)
     keys: list[KeyFacts] = field(default_factory=list)  # one per distinct volume key
+    settings: InstanceSettings = field(default_factory=InstanceSettings)  # carried by RunInstances
 
 
 def inspect_instance(sessions: AwsSessions, account_id: str, region: str, instance_id: str, tag: str) -> InstanceFacts:
@@ -354,8 +361,9 @@ def inspect_instance(sessions: AwsSessions, account_id: str, region: str, instan
     volume_ids = [m["Ebs"]["VolumeId"] for m in instance.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("VolumeId")]
     volumes: list[VolumeFacts] = []
     keys: dict[str, KeyFacts] = {}
+    described = ec2.describe_volumes(VolumeIds=volume_ids)["Volumes"] if volume_ids else []
     if volume_ids:
-        for volume in ec2.describe_volumes(VolumeIds=volume_ids)["Volumes"]:
+        for volume in described:
             device = next((a["Device"] for a in volume.get("Attachments", []) if a.get("InstanceId") == instance_id), "")
             key_id = volume.get("KmsKeyId") if volume.get("Encrypted") else None
             if key_id and key_id not in keys:
@@ -386,6 +394,7 @@ def inspect_instance(sessions: AwsSessions, account_id: str, region: str, instan
         root_device_type=instance.get("RootDeviceType", "ebs"),
         volumes=volumes,
         keys=list(keys.values()),
+        settings=read_instance_settings(ec2, instance, described),
     )
 
 

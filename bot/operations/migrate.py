@@ -172,11 +172,13 @@ def migrate_steps(
                 "source_instance_id": facts.instance_id,
                 "client_token": token,
                 "poll_seconds": poll_seconds,
+                "settings": facts.settings.to_params(),
             },
             description=(
                 f"RunInstances from that image in {subnet.subnet_id} ({zone}, {facts.vpc_id}): InstanceType={facts.instance_type}, "
                 f"SecurityGroupIds={groups or 'none'}, KeyName={facts.key_name or 'none'}, IamInstanceProfile={profile or 'none'}, "
-                f"ClientToken=`{token}`; tags {_tags_text(tags)} + `amibot:migrated-from`={facts.instance_id}, `amibot:request`=(this request's id)"
+                f"ClientToken=`{token}`; tags {_tags_text(tags)} + `amibot:migrated-from`={facts.instance_id}, `amibot:request`=(this request's id); "
+                f"carried: {facts.settings.carried_text()}"
             ),
         ),
     ]
@@ -191,6 +193,7 @@ def checked_lines(facts: InstanceFacts, source: AccountConfig, region: str, zone
         f"Type {facts.instance_type}; security groups "
         + (", ".join(g["GroupId"] for g in facts.security_groups) or "none")
         + f"; key pair {facts.key_name or 'none'}; instance profile {facts.iam_instance_profile_arn or 'none'}",
+        f"Carried to the new instance: {facts.settings.carried_text()}",
         f"Target subnet {subnet.subnet_id} ({subnet.cidr}, {subnet.free_addresses} free addresses) in {zone}: {why}",
     ]
     for key in facts.keys:
@@ -225,7 +228,10 @@ def after_lines(facts: InstanceFacts, zone: str, subnet: SubnetFacts) -> list[st
         f"*The instance id and private IP change*: the new instance gets a new id and an address of {subnet.cidr}; "
         f"update whatever points at {facts.instance_id}{old_ip} (DNS, load-balancer targets, allow-lists).",
         f"*The source {facts.instance_id} is left {facts.state}*: amibot never stops or terminates it; do that yourself once the new one serves.",
-        "Not carried over: user data, Elastic IPs and public IPs, extra network interfaces, placement group, load-balancer registrations.",
+        "Not carried over: " + ", ".join(
+            ["user data", "Elastic IPs and public IPs", "extra network interfaces", "placement group", "load-balancer registrations"]
+            + facts.settings.not_carried()
+        ) + ".",
         "The image stays afterwards (a backup of the source); deregister it when no longer needed. If a step fails, an unfinished "
         "image is deregistered, but a finished image and a launched instance are kept and named in the thread.",
     ]

@@ -1,5 +1,7 @@
 """EC2 RunInstances: launch permission on another account's AMI, instances that
-terminate at once when the caller cannot use the snapshot key, and ClientToken.
+terminate at once when the caller cannot use the snapshot key, ClientToken, and the
+launch settings moto ignores but AWS keeps (termination protection, tenancy, CPU
+credits), so a migration that forgets them is caught.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ def _run_instances(self: Any, state: _State, original: Callable[..., Any]) -> An
                     problem = True
                     break
     result = original(self)
+    _keep_launch_settings(self, result.result.instances)
     if token and not dry_run:
         state.tokens[(caller, self.region, f"RunInstances:{token}")] = (fingerprint, result.result.id)
     if problem:
@@ -66,3 +69,28 @@ def _run_instances(self: Any, state: _State, original: Callable[..., Any]) -> An
             instance.terminate()
             instance.state_reason = StateReason("Client.InternalError: Client error on launch", "Client.InternalError")
     return result
+
+
+def _keep_launch_settings(response: Any, instances: list[Any]) -> None:
+    """AWS applies these RunInstances parameters; moto drops them (checked against
+    moto 5.2: DisableApiTermination reads back False, Tenancy ``default``, CPU
+    credits always ``standard``)."""
+    termination = bool(response._get_param("DisableApiTermination", False))
+    placement = response._get_param("Placement", {}) or {}
+    credits = (response._get_param("CreditSpecification", {}) or {}).get("CpuCredits")
+    for instance in instances:
+        instance.disable_api_termination = termination
+        if placement.get("Tenancy"):
+            instance._placement.tenancy = placement["Tenancy"]
+        # AWS: T3/T3a/T4g launch unlimited by default, T2 standard.
+        instance.amibot_cpu_credits = credits or ("standard" if instance.instance_type.startswith("t2.") else "unlimited")
+
+
+@_ec2_patch("InstanceResponse.describe_instance_credit_specifications")
+def _describe_instance_credit_specifications(self: Any, state: _State, original: Callable[..., Any]) -> Any:
+    from moto.core.responses import ActionResult
+
+    instances = self.ec2_backend.describe_instance_credit_specifications(self._get_param("InstanceIds", []))
+    return ActionResult(
+        {"InstanceCreditSpecifications": [{"InstanceId": i.id, "CpuCredits": getattr(i, "amibot_cpu_credits", "standard")} for i in instances]}
+    )

@@ -17,7 +17,7 @@ from offline.sandbox.ec2_images import (
     _get_ebs_default_kms_key_id,
     _patched_bdm_property,
 )
-from offline.sandbox.ec2_instances import _run_instances
+from offline.sandbox.ec2_instances import _describe_instance_credit_specifications, _run_instances
 from offline.sandbox.ec2_snapshots import _describe_snapshots, _modify_snapshot_attribute, _patched_progress_property
 from offline.sandbox.kms import _aws_managed_refusal, _create_grant, _key_arn_tolerant, _kms_patch, _patched_create_alias
 from offline.sandbox.state import _LOCK, _ORIGINALS
@@ -77,6 +77,7 @@ def _install() -> None:
             "ElasticBlockStore.describe_snapshots": _describe_snapshots,
             "ElasticBlockStore.modify_snapshot_attribute": _modify_snapshot_attribute,
             "InstanceResponse.run_instances": _run_instances,
+            "InstanceResponse.describe_instance_credit_specifications": _describe_instance_credit_specifications,
         }
         kms_handlers: dict[str, Callable[..., Any]] = {
             "KmsResponse.describe_key": _kms_patch("KmsResponse.describe_key", "DescribeKey", check_state=False, dry_run=False),

@@ -124,11 +124,13 @@ class SandboxWorld:
         security_group_ids: list[str] | None = None,
         instance_profile: str | None = None,
         kms_key_arn: str | None = None,
+        **launch_settings: Any,
     ) -> str:
         """Launch a running instance in the account's sandbox network (first AZ unless
         ``subnet_id``/``availability_zone``), with a key pair, the ``app`` security
         group, optional instance profile (created if missing) and tags; ``kms_key_arn``
-        encrypts its root volume. Returns the instance id."""
+        encrypts its root volume; ``launch_settings`` are more RunInstances parameters
+        (``MetadataOptions``, ``DisableApiTermination``…). Returns the instance id."""
         region = region or self.region
         net = self.network(account_id, region)
         if subnet_id is None:
@@ -162,4 +164,4 @@ class SandboxWorld:
             params["BlockDeviceMappings"] = [
                 {"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8, "Encrypted": True, "KmsKeyId": kms_key_arn}}
             ]
-        return ec2.run_instances(**params)["Instances"][0]["InstanceId"]
+        return ec2.run_instances(**params, **launch_settings)["Instances"][0]["InstanceId"]

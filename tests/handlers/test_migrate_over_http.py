@@ -200,3 +200,35 @@ def test_failed_launch_keeps_the_finished_image_and_says_so(harness):
     assert image_id in remains and "kept" in remains
     assert prod_ec2(harness).describe_images(ImageIds=[image_id])["Images"][0]["State"] == "available"
     assert instance(harness, harness.world.instance_id)["State"]["Name"] == "running"
+
+
+def test_migrate_carries_imds_tenancy_protection_credits_and_volume_tags(harness):
+    sandbox = harness.world.sandbox
+    source = sandbox.create_instance(
+        PROD, REGION, availability_zone=f"{REGION}a", tags={"Name": "locked-1"}, instance_type="t3.small",
+        MetadataOptions={"HttpTokens": "required", "HttpPutResponseHopLimit": 2, "HttpEndpoint": "enabled"},
+        DisableApiTermination=True, DisableApiStop=True, EbsOptimized=True,
+        CreditSpecification={"CpuCredits": "standard"}, Placement={"Tenancy": "dedicated"},
+    )
+    ec2 = prod_ec2(harness)
+    volumes = [m["Ebs"]["VolumeId"] for m in instance(harness, source)["BlockDeviceMappings"]]
+    ec2.create_tags(Resources=volumes, Tags=[{"Key": "backup", "Value": "daily"}])
+
+    assert harness.slash(f"migrate {source} from prod to {TARGET}").status == 200
+    root = harness.root_for(source)
+    plan = json.dumps(root["blocks"]) + harness.bot.store.get(1).steps[-1].description
+    assert "HttpTokens=required" in plan and "tenancy dedicated" in plan and "protection against termination and stop" in plan
+    harness.click(rehearsal.OWNER, root)
+    harness.final_reply(root)
+    harness.settle()
+    assert harness.bot.store.get(1).state == SUCCEEDED
+    [new] = [i for i in migrated_instances(harness) if {"Key": "amibot:migrated-from", "Value": source} in i["Tags"]]
+    new_id = new["InstanceId"]
+    # An IMDSv2-required instance stays required; the rest is the same as the source.
+    assert new["MetadataOptions"]["HttpTokens"] == "required" and new["MetadataOptions"]["HttpPutResponseHopLimit"] == 2
+    assert new["EbsOptimized"] is True and new["Placement"]["Tenancy"] == "dedicated"
+    assert ec2.describe_instance_attribute(InstanceId=new_id, Attribute="disableApiTermination")["DisableApiTermination"]["Value"] is True
+    assert ec2.describe_instance_attribute(InstanceId=new_id, Attribute="disableApiStop")["DisableApiStop"]["Value"] is True
+    assert ec2.describe_instance_credit_specifications(InstanceIds=[new_id])["InstanceCreditSpecifications"][0]["CpuCredits"] == "standard"
+    new_volumes = ec2.describe_volumes(VolumeIds=[m["Ebs"]["VolumeId"] for m in new["BlockDeviceMappings"]])["Volumes"]
+    assert new_volumes and all({"Key": "backup", "Value": "daily"} in v.get("Tags", []) for v in new_volumes)
