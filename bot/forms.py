@@ -12,6 +12,7 @@ external), option text at most 75 characters, view titles at most 24.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -254,21 +255,23 @@ def render(a: FormAnswers) -> str:
     return " ".join(w for w in words if w)
 
 
-# Which field an error of the grammar is about: the first whose markers it mentions
-# (most specific first). Anything else is shown under the operation.
+# Which field an error of the grammar is about. The grammar starts a problem with the
+# word it could not take, in backticks: the first field whose markers that word holds,
+# else the first whose markers the whole problem mentions (most specific first).
+# Anything else is shown under the operation.
 def _markers(a: FormAnswers) -> list[tuple[str, list[str]]]:
     return [
         (REASON, ["reason"]),
         (DURATION, ["`for", "duration"]),
-        (KMS, ["kms", "KMS key"]),
+        (KMS, ["kms", "KMS key"] + ([a.kms] if a.kms else [])),
         (NAME, ["name `", "AMI name", "`name`"]),
         (OPTIONS, list(FLAGS)),
         (INSTANCE, ["instance id"] + ([a.instance] if a.instance else [])),
         (AMI, ["AMI id"]),
         (ZONE, ["Availability Zone", "zone"] + ([a.zone] if a.zone else [])),
         (TARGET_REGION, [f":{a.target_region}"] if a.target_region else []),
+        (TARGET_OTHER, [f"`{a.target_other}"] if a.target_other else []),
         (TARGETS, ["`to", "target", "public sharing", "OU", "one account", "is named twice", "is the source account", "organisation"] + list(a.targets)),
-        (TARGET_OTHER, [a.target_other] if a.target_other else []),
         (REGION, ["region"]),
         (SOURCE, ["`from", "source", "account"]),
     ]
@@ -285,9 +288,10 @@ def field_errors(a: FormAnswers) -> dict[str, str]:
         problem = error.detail
         if len(problem) > ERROR_TEXT_LIMIT:
             problem = problem[: ERROR_TEXT_LIMIT - 1] + "…"
-        block = next((b for b, marks in _markers(a) if any(m and m in problem for m in marks)), OPERATION)
-        if block == TARGET_OTHER and a.targets and not a.target_other:
-            block = TARGETS
+        first = re.search(r"`[^`]*`", problem)
+        markers = _markers(a)
+        block = next((b for b, marks in markers if first and any(m and m in first.group(0) for m in marks)), None) \
+            or next((b for b, marks in markers if any(m and m in problem for m in marks)), OPERATION)
         return {block: problem}
     if not a.channel:
         return {CHANNEL: "Choose the channel the request lives in: its approval message and thread go there."}
