@@ -9,6 +9,8 @@ approval.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from typing import Any
 
 from aws.catalog import ImageCatalog
@@ -20,6 +22,7 @@ from bot.services import RequestService
 log = logging.getLogger("amibot.surfaces")
 
 RECENT_ON_HOME = 10
+NOTICE_SECONDS = 600.0  # how long a notice stays at the top of a Home (later refreshes keep it)
 
 
 class SurfaceService:
@@ -31,6 +34,8 @@ class SurfaceService:
         self.config = requests.config
         self.store = requests.store
         self.notifier = requests.notifier
+        self._notices: dict[str, tuple[float, str]] = {}  # user -> (until, text); shown, not stored
+        self._lock = threading.Lock()
 
     # -- the form ---------------------------------------------------------------------
 
@@ -83,12 +88,22 @@ class SurfaceService:
         if event_id and not self.store.first_delivery(event_id):
             return False
         self.store.record_home_viewer(user)
+        with self._lock:
+            self._notices.pop(user, None)  # seen: a fresh look starts clean
         self.notifier.publish_home(user)
         return True
 
     def home_notice(self, user: str, text: str) -> None:
-        """Show why a click on the Home changed nothing, at the top of the Home."""
+        """Show what a click on the Home did (or why it changed nothing) at the top of
+        the Home, for a few minutes of refreshes."""
+        with self._lock:
+            self._notices[user] = (time.monotonic() + NOTICE_SECONDS, text)
         self.notifier.publish_home(user, notice=text)
+
+    def _notice(self, user: str) -> str | None:
+        with self._lock:
+            until, text = self._notices.get(user, (0.0, ""))
+        return text if until > time.monotonic() else None
 
     def audience(self, request_id: int) -> list[str]:
         """Who has the request on their Home (requester, owners of its approving
@@ -111,7 +126,7 @@ class SurfaceService:
         mine = self.store.find(requester=user, limit=RECENT_ON_HOME)
         total = self.store.count(requester=user) if len(mine) >= RECENT_ON_HOME else len(mine)
         shares = [r for r in self.store.find(states=(ACTIVE,), limit=200) if r.kind == "share" and self._concerns(r, user)]
-        content = forms.HomeContent(waiting=waiting, mine=mine, mine_total=total, shares=shares, notice=notice)
+        content = forms.HomeContent(waiting=waiting, mine=mine, mine_total=total, shares=shares, notice=notice or self._notice(user))
         return forms.home_view(content, self.config.bot.command)
 
     def _concerns(self, request: Request, user: str) -> bool:
