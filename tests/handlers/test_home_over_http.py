@@ -43,6 +43,10 @@ def test_opening_the_home_publishes_it_and_a_retried_delivery_does_nothing(harne
     assert len(_publishes(harness, OWNER)) == 1
     _open_home(harness, OWNER, event_id="Ev0HOME2")
     assert len(_publishes(harness, OWNER)) == 2
+    # Its New request button opens the form.
+    harness.slack.click_view(OWNER, f"VHOME{OWNER}", forms.OPEN_FORM_ACTION, "")
+    harness.settle()
+    assert [c.response["view"]["callback_id"] for c in harness.fake.calls_to("views.open")] == [forms.REQUEST_FORM_VIEW]
 
 
 def test_the_home_shows_what_waits_and_its_approve_button_decides(harness):
