@@ -1,10 +1,10 @@
 """An account's own AMIs, searchable by name or id, for the request form's AMI picker.
 
 Slack gives an option load 3 seconds, so answers come from a short-lived cache per
-account and region (one ``DescribeImages Owners=self`` fills it). A cold or stale
-entry is refreshed in the background; the search waits for it at most ``wait_seconds``
-and otherwise answers from what it has (a stale list, or nothing yet), so the answer
-always leaves in time.
+account and region (one ``DescribeImages Owners=self`` fills it). A stale entry is
+answered at once and refreshed in the background; only a cold one (nothing cached
+yet) is waited for, at most ``wait_seconds``, after which the answer says it is still
+loading. Either way the answer leaves in time.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class Search:
 class ImageCatalog:
     """``search(account_id, region, text)`` over each account's own AMIs."""
 
-    def __init__(self, sessions: AwsSessions, *, ttl_seconds: float = 60.0, wait_seconds: float = 2.0,
+    def __init__(self, sessions: AwsSessions, *, ttl_seconds: float = 60.0, wait_seconds: float = 1.5,
                  clock: Callable[[], float] = time.monotonic):
         self.sessions = sessions
         self.ttl_seconds = ttl_seconds
@@ -64,7 +64,9 @@ class ImageCatalog:
         """Images whose id or name contains ``text`` (case-insensitive), newest first."""
         key = (account_id, region)
         future = self._refresh(account_id, region)
-        if future is not None:
+        with self._lock:
+            stale = key in self._lists
+        if future is not None and not stale:
             try:
                 future.result(timeout=self.wait_seconds)
             except FutureTimeout:

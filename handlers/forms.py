@@ -25,8 +25,8 @@ def register(app: App, surfaces: SurfaceService) -> None:
 
     @app.options(forms.AMI)
     def on_ami_options(ack: Ack, body: dict) -> None:
-        # Answered within 2.5 s: the catalog waits for AWS at most 2 s, then answers
-        # from its cache.
+        # Answered within 2.5 s: the catalog answers from its cache, waiting for AWS
+        # (at most 1.5 s) only when it has nothing for that account and region yet.
         ack(**surfaces.ami_options(body.get("view") or {}, body.get("value") or ""))
 
     @app.view(forms.REQUEST_FORM_VIEW)

@@ -61,8 +61,12 @@ def test_one_describe_images_per_account_and_region_per_minute():
         assert [i.image_id for i in catalog.search("111", "us-east-1", "0000003").images] == ["ami-00000000000000003"]
         assert catalog.search("111", "eu-west-1", "").images == []
         assert len(ec2.calls) == 1 and len(other.calls) == 1
-        clock.now += 61  # the minute is over: asked again
-        catalog.search("111", "us-east-1", "web")
+        clock.now += 61  # the minute is over: asked again (behind the stale answer)
+        assert len(catalog.search("111", "us-east-1", "web").images) == 2
+        for _ in range(200):
+            if len(ec2.calls) == 2:
+                break
+            threading.Event().wait(0.01)
         assert len(ec2.calls) == 2
     finally:
         catalog.shutdown()
@@ -82,5 +86,30 @@ def test_a_slow_aws_does_not_hold_the_answer():
                 break
         assert len(found.images) == 2 and not found.loading
         assert len(ec2.calls) == 1  # the keystrokes meanwhile did not ask AWS again
+    finally:
+        catalog.shutdown()
+
+
+def test_a_stale_list_is_answered_at_once_and_refreshed_behind():
+    gate = threading.Event()
+    ec2 = RecordingEc2(IMAGES)
+    clock = Clock()
+    catalog = ImageCatalog(Sessions({("111", "us-east-1"): ec2}), wait_seconds=5, clock=clock)
+    try:
+        assert len(catalog.search("111", "us-east-1", "web").images) == 2
+        ec2.gate, ec2.images = gate, IMAGES[:1]  # AWS is now slow, and one image is gone
+        clock.now += 61
+        import time as _time
+        started = _time.monotonic()
+        stale = catalog.search("111", "us-east-1", "web")
+        assert _time.monotonic() - started < 1  # not the 5 s wait: the stale list answers
+        assert len(stale.images) == 2
+        gate.set()
+        for _ in range(200):
+            if len(catalog.search("111", "us-east-1", "web").images) == 1:
+                break
+            _time.sleep(0.01)
+        assert len(catalog.search("111", "us-east-1", "web").images) == 1
+        assert len(ec2.calls) == 2
     finally:
         catalog.shutdown()
