@@ -69,7 +69,7 @@ class SurfaceService:
         text = forms.render(answers)
         try:
             note = self.requests.handle_command(text, user=user, channel=answers.channel, response_url=response_url)
-        except AmibotError as error:  # the grammar accepted it, so this is rare: show it on the form
+        except Exception as error:  # the grammar accepted it, so this is rare: show it on the form
             return {forms.OPERATION: messages.error_text(error)[: forms.ERROR_TEXT_LIMIT]}
         self._answer(user, answers.channel, response_url, f"{self.config.bot.command} {text}\n{note}")
         return {}
