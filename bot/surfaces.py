@@ -22,6 +22,7 @@ from bot.services import RequestService
 log = logging.getLogger("amibot.surfaces")
 
 RECENT_ON_HOME = 10
+EVENT_MEMORY_SECONDS = 86400.0
 NOTICE_SECONDS = 600.0  # how long a notice stays at the top of a Home (later refreshes keep it)
 
 
@@ -87,6 +88,8 @@ class SurfaceService:
         event (Slack retries with ``X-Slack-Retry-Num``) does nothing: False."""
         if event_id and not self.store.first_delivery(event_id):
             return False
+        # Slack retries within minutes; a day of event ids is plenty to remember.
+        self.store.forget_events_before(self.requests.clock() - EVENT_MEMORY_SECONDS)
         self.store.record_home_viewer(user)
         with self._lock:
             self._notices.pop(user, None)  # seen: a fresh look starts clean
