@@ -18,6 +18,7 @@ from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
 import handlers
+from aws.catalog import ImageCatalog
 from aws.sessions import DEFAULT_MAX_ATTEMPTS, AccountAccess, AwsSessions
 from bot.config import Config
 from bot.directory import SlackDirectory
@@ -25,6 +26,7 @@ from bot.notifier import Notifier
 from bot.scheduler import Clockwork, Scheduler
 from bot.services import RequestService
 from bot.store import Store
+from bot.surfaces import SurfaceService
 from bot.worker import PlanRunner, Worker
 
 log = logging.getLogger("amibot")
@@ -60,6 +62,9 @@ class Amibot:
         self.listeners = Worker(threads=8, name="amibot-listener")
         self.runner = PlanRunner(self.store, self.sessions, self.notifier, notify_channel=config.bot.notify_channel, sleep=sleep, grant_wait_seconds=grant_wait_seconds, clock=clock)
         self.service = RequestService(config, self.store, self.sessions, self.notifier, self.worker, self.runner, SlackDirectory(self.client), clock)
+        self.catalog = ImageCatalog(self.sessions)
+        self.surfaces = SurfaceService(self.service, self.catalog)
+        self.notifier.home = self.surfaces  # App Home tabs are republished through the outbox
         self.clockwork = Clockwork(self.store, self.notifier, self.worker, self.runner, clock)
         self.scheduler = Scheduler(self.clockwork, tick_seconds=tick_seconds)
         self.bolt = App(
@@ -71,7 +76,7 @@ class Amibot:
             process_before_response=False,
             listener_executor=self.listeners,
         )
-        handlers.register(self.bolt, self.service, config.bot.command)
+        handlers.register(self.bolt, self.service, config.bot.command, self.surfaces)
         self._slack_wsgi = SlackRequestHandler(self.bolt)
         self._server: Any = None
         self._server_thread: threading.Thread | None = None
@@ -99,6 +104,7 @@ class Amibot:
         self.worker.shutdown(wait=True)
         self.notifier.flush()
         self.notifier.stop()
+        self.catalog.shutdown()
 
     def healthy(self) -> bool:
         return self.store.healthy() and self.scheduler.running

@@ -77,6 +77,7 @@ class ShareCommand:
     ou_id: str | None
     allow_copy: bool
     duration: timedelta | None
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ class UnshareCommand:
     targets: tuple[str, ...]
     organization: bool
     ou_id: str | None
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class CopyCommand:
     kms: str | None
     name: str | None
     verify: bool
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,7 @@ class MigrateCommand:
     availability_zone: str
     subnet_id: str | None
     no_reboot: bool
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -171,18 +175,30 @@ VERBS: tuple[str, ...] = tuple(_USAGE_LINES)
 USAGE: str = "\n".join(_USAGE_LINES.values())
 
 
-def usage_for(verb: str) -> str:
-    """The usage line of one verb and an example; the whole :data:`USAGE` for an unknown verb."""
+def usage_for(verb: str, command: str = "/ami") -> str:
+    """The usage line of one verb and an example; the whole usage for an unknown verb.
+    ``command`` is the configured slash command (``bot.command``)."""
     verb = (verb or "").strip().lower()
     if verb not in _USAGE_LINES:
-        return USAGE
-    return f"{_USAGE_LINES[verb]}\ne.g. {_EXAMPLES[verb]}"
+        return usage(command)
+    return _as_command(f"{_USAGE_LINES[verb]}\ne.g. {_EXAMPLES[verb]}", command)
+
+
+def usage(command: str = "/ami") -> str:
+    """The whole grammar, written with the configured slash command."""
+    return _as_command(USAGE, command)
+
+
+def _as_command(text: str, command: str) -> str:
+    """Every line's leading ``/ami`` (after an optional ``e.g. ``) as ``command``."""
+    return re.sub(r"^(e\.g\. )?/ami(?= )", lambda m: (m.group(1) or "") + command, text, flags=re.MULTILINE)
 
 
 # --------------------------------------------------------------------------------------
 # Words
 
-KEYWORDS = frozenset({"from", "to", "for", "allow-copy", "kms", "name", "verify", "subnet", "no-reboot"})
+KEYWORDS = frozenset({"from", "to", "for", "allow-copy", "kms", "name", "verify", "subnet", "no-reboot", "reason"})
+MAX_REASON_LENGTH = 500
 _KEYWORD_SYNONYMS = {"allowcopy": "allow-copy", "noreboot": "no-reboot"}
 _ORG_WORDS = frozenset({"org", "organization", "organisation"})
 PUBLIC_WORDS = frozenset({"all", "public", "everyone", "everybody", "*"})
@@ -496,6 +512,15 @@ class _Parser:
             )
         return name
 
+    def reason(self, kw: str) -> str:
+        tok = self.value(kw, 'a reason in quotes, e.g. reason "release 42 for the dev team"')
+        reason = " ".join(tok.text.split())
+        if not reason:
+            raise self.fail('`reason` is empty: write why, in quotes, e.g. reason "release 42 for the dev team"')
+        if len(reason) > MAX_REASON_LENGTH:
+            raise self.fail(f"the reason has {len(reason)} characters: at most {MAX_REASON_LENGTH}")
+        return reason
+
     def subnet(self, kw: str) -> str:
         tok = self.value(kw, "a subnet id, e.g. `subnet subnet-0123456789abcdef0`")
         w = tok.text.lower()
@@ -537,7 +562,7 @@ def _require(p: _Parser, got: dict[str, object], key: str, shape: str) -> None:
 
 def _share_like(p: _Parser, *, unshare: bool) -> ShareCommand | UnshareCommand:
     image_id = p.subject(AMI_ID_RE, "an AMI id", "ami-0123456789abcdef0")
-    handlers: dict[str, Callable[[str], object]] = {"from": p.source, "to": p.share_targets}
+    handlers: dict[str, Callable[[str], object]] = {"from": p.source, "to": p.share_targets, "reason": p.reason}
     if not unshare:
         handlers |= {"allow-copy": _flag, "for": p.duration}
     got = p.options(handlers)
@@ -547,15 +572,16 @@ def _share_like(p: _Parser, *, unshare: bool) -> ShareCommand | UnshareCommand:
     targets, organization, ou_id = got["to"]  # type: ignore[misc]
     if source.account in targets:
         raise p.fail(f"`{source.account}` is the source account: an AMI is always available to its owner")
+    reason: str | None = got.get("reason")  # type: ignore[assignment]
     if unshare:
-        return UnshareCommand(image_id, source, targets, organization, ou_id)
+        return UnshareCommand(image_id, source, targets, organization, ou_id, reason)
     allow_copy = bool(got.get("allow-copy", False))
     if allow_copy and not targets:
         raise p.fail(
             "`allow-copy` works only with accounts: snapshot permissions cannot name an "
             "organisation or OU (its members can launch the AMI but not copy it)"
         )
-    return ShareCommand(image_id, source, targets, organization, ou_id, allow_copy, got.get("for"))  # type: ignore[arg-type]
+    return ShareCommand(image_id, source, targets, organization, ou_id, allow_copy, got.get("for"), reason)  # type: ignore[arg-type]
 
 
 def _parse_share(p: _Parser) -> Command:
@@ -566,7 +592,7 @@ def _parse_unshare(p: _Parser) -> Command:
     return _share_like(p, unshare=True)
 
 
-_COPY_OPTIONS = ("from", "to", "kms", "name", "verify")
+_COPY_OPTIONS = ("from", "to", "kms", "name", "verify", "reason")
 
 
 def _parse_copy(p: _Parser) -> Command:
@@ -586,7 +612,7 @@ def _parse_copy(p: _Parser) -> Command:
             raise p.fail(f"`{_show(extra)}`: `copy` copies into one account at a time (one request per account)")
         return ref
 
-    got = p.options({"from": p.source, "to": target, "kms": p.kms, "name": p.name, "verify": _flag})
+    got = p.options({"from": p.source, "to": target, "kms": p.kms, "name": p.name, "verify": _flag, "reason": p.reason})
     _require(p, got, "from", "<account[:region]>")
     _require(p, got, "to", "<account[:region]>")
     dest: AccountRef = got["to"]  # type: ignore[assignment]
@@ -596,7 +622,7 @@ def _parse_copy(p: _Parser) -> Command:
             f"`{_show(kms)}` is a key in {m.group(1).lower()}, but the copy goes to {dest.region}: "
             "the key must be in the destination region"
         )
-    return CopyCommand(image_id, got["from"], dest, kms, got.get("name"), bool(got.get("verify", False)))  # type: ignore[arg-type]
+    return CopyCommand(image_id, got["from"], dest, kms, got.get("name"), bool(got.get("verify", False)), got.get("reason"))  # type: ignore[arg-type]
 
 
 def _parse_migrate(p: _Parser) -> Command:
@@ -614,7 +640,7 @@ def _parse_migrate(p: _Parser) -> Command:
             "migrate moves an instance within its account)"
         )
 
-    got = p.options({"from": p.source, "to": zone, "subnet": p.subnet, "no-reboot": _flag})
+    got = p.options({"from": p.source, "to": zone, "subnet": p.subnet, "no-reboot": _flag, "reason": p.reason})
     _require(p, got, "from", "<account[:region]>")
     _require(p, got, "to", "<availability-zone>")
     source: AccountRef = got["from"]  # type: ignore[assignment]
@@ -627,7 +653,7 @@ def _parse_migrate(p: _Parser) -> Command:
         raise p.fail(
             f"`{az}` is not in {source.region}: migrate moves an instance to another zone of the same region"
         )
-    return MigrateCommand(instance_id, source, az, got.get("subnet"), bool(got.get("no-reboot", False)))  # type: ignore[arg-type]
+    return MigrateCommand(instance_id, source, az, got.get("subnet"), bool(got.get("no-reboot", False)), got.get("reason"))  # type: ignore[arg-type]
 
 
 def _parse_status(p: _Parser) -> Command:

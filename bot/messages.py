@@ -161,16 +161,6 @@ def status_text(request: Request) -> str:
     return "\n".join(lines)
 
 
-def list_text(requests: list[Request], scope: str) -> str:
-    """``/ami list`` answer."""
-    if not requests:
-        return f"No {scope} requests."
-    lines = [f"*{scope.capitalize()} requests*"]
-    for r in requests:
-        lines.append(f"• *{r.display_id}* `{r.command_text}` — {STATE_LABELS.get(r.state, r.state)} ({mention(r.requester)})")
-    return "\n".join(lines)
-
-
 def step_done_text(request: Request, description: str, detail: str = "") -> str:
     return f":white_check_mark: {request.display_id}: {description}" + (f"\n{detail}" if detail else "")
 

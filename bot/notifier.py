@@ -14,14 +14,20 @@ Exactly once across a crash: a posted message carries its outbox id in Slack mes
 ``metadata``, and the row is marked ``sending`` before the call. A row found still
 ``sending`` (the process died between Slack's answer and our commit) is looked up in
 the channel or thread (``conversations.history`` / ``conversations.replies``) before
-it is sent again.
+it is sent again. Those two need the optional history scopes; without them
+(``missing_scope``) the row is sent again, so a crash at that instant can show one
+message twice, and nothing else changes.
+
+App Home tabs are republished through the outbox too (``HOME`` rows): each change of
+a request queues one; a flush publishes each affected person's tab once, however many
+of their requests changed.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -38,6 +44,7 @@ REPLY = "reply"
 RESPOND = "respond"
 EPHEMERAL = "ephemeral"
 POST = "post"  # a plain message in a channel (notify_channel)
+HOME = "home"  # republish App Home tabs: of those a request concerns, or of one user
 
 # Slack errors after which trying again cannot help.
 _PERMANENT = {"not_in_channel", "channel_not_found", "is_archived", "invalid_blocks", "msg_too_long", "invalid_auth", "account_inactive", "no_text"}
@@ -45,8 +52,18 @@ METADATA_EVENT = "amibot_outbox"
 _NO_CHANNEL = {"not_in_channel", "channel_not_found", "is_archived"}
 
 
+class HomeTabs(Protocol):
+    """Who sees a request on their App Home, and what their Home shows."""
+
+    def audience(self, request_id: int) -> list[str]: ...
+
+    def view(self, user: str, notice: str | None = None) -> dict[str, Any]: ...
+
+
 class Notifier:
     """Delivers the outbox to Slack, in order, from one background thread."""
+
+    home: HomeTabs | None = None  # set by the wiring once the services exist
 
     def __init__(self, store: Store, client: WebClient, owners_of: Callable[[str], list[str]], *, poll_seconds: float = 2.0):
         self.store = store
@@ -63,10 +80,37 @@ class Notifier:
     def post_root(self, request_id: int) -> None:
         """Post the request's root (approval) message."""
         self._enqueue(ROOT, {}, request_id, dedupe=f"root:{request_id}")
+        self.refresh_homes(request_id)
 
     def update_root(self, request_id: int, progress: str | None = None) -> None:
         """Bring the root message up to date with the request's state."""
         self._enqueue(UPDATE, {"progress": progress}, request_id)
+        if progress is None:  # copy progress does not change what a Home shows
+            self.refresh_homes(request_id)
+
+    def refresh_homes(self, request_id: int) -> None:
+        """Republish the App Home of everyone the request concerns."""
+        if self.home is not None:
+            self._enqueue(HOME, {"request": request_id}, None)
+
+    def publish_home(self, user: str, notice: str | None = None) -> None:
+        """Republish one person's App Home (with a ``notice`` at the top)."""
+        if self.home is not None:
+            self._enqueue(HOME, {"user": user, "notice": notice}, None)
+
+    def permalink(self, request: Any) -> str | None:
+        """The link to the request's root message (``chat.getPermalink``), kept in
+        the store; None while the root message is not posted or Slack does not say."""
+        if request.permalink or not request.root_ts:
+            return request.permalink
+        try:
+            link = self.client.chat_getPermalink(channel=request.channel, message_ts=request.root_ts).get("permalink")
+        except Exception as error:  # a missing link is shown as no link
+            log.info("no permalink for %s: %s", request.display_id, error)
+            return None
+        if link:
+            self.store.set_fields(request.id, permalink=link)
+        return link
 
     def reply(self, request_id: int, text: str, *, broadcast: bool = False, dedupe: str | None = None) -> None:
         """A reply in the request's thread (``broadcast`` also shows it in the channel)."""
@@ -114,7 +158,10 @@ class Notifier:
             blocked: set[int] = set()  # requests whose earlier message is waiting: keep order
             rows = self.store.pending_outbox()
             newest_update = {r["request_id"]: r["id"] for r in rows if r["kind"] == UPDATE}
+            homes = [r for r in rows if r["kind"] == HOME]
             for row in rows:
+                if row["kind"] == HOME:
+                    continue  # after the messages, once per person (below)
                 request_id = row["request_id"]
                 if request_id is not None and request_id in blocked:
                     continue
@@ -128,17 +175,57 @@ class Notifier:
                         blocked.add(request_id)
                     continue
                 finished += 1
+            if homes:
+                finished += self._publish_homes(homes)
             return finished
+
+    def _publish_homes(self, rows: list[dict[str, Any]]) -> int:
+        """Publish each concerned person's Home once for all of ``rows``."""
+        assert self.home is not None
+        notices: dict[str, str | None] = {}
+        for row in rows:
+            payload = row["payload"]
+            if "user" in payload:
+                notices[payload["user"]] = payload.get("notice") or notices.get(payload["user"])
+            else:
+                for user in self.home.audience(payload["request"]):
+                    notices.setdefault(user, None)
+        for user, notice in notices.items():
+            try:
+                self.client.views_publish(user_id=user, view=self.home.view(user, notice))
+            except SlackApiError as error:
+                code = error.response.get("error", "")
+                if code == "ratelimited":
+                    retry_after = float(error.response.headers.get("Retry-After", 5) or 5)
+                    for row in rows:
+                        self._later(row, retry_after, code)
+                    return 0
+                log.warning("views.publish for %s refused: %s", user, code)
+            except Exception as error:  # connection errors: try again later
+                for row in rows:
+                    self._later(row, 10, repr(error))
+                return 0
+        for row in rows:
+            self.store.finish_outbox(row["id"], "sent")
+        return len(rows)
 
     def _metadata(self, row: dict[str, Any]) -> dict[str, Any]:
         return {"event_type": METADATA_EVENT, "event_payload": {"outbox_id": row["id"]}}
 
     def _already_posted(self, row: dict[str, Any], channel: str, thread_ts: str | None) -> str | None:
-        """The ts of the message this row already posted, if Slack has it."""
-        if thread_ts:
-            messages_ = self.client.conversations_replies(channel=channel, ts=thread_ts, include_all_metadata=True, limit=200)["messages"]
-        else:
-            messages_ = self.client.conversations_history(channel=channel, include_all_metadata=True, limit=100)["messages"]
+        """The ts of the message this row already posted, if Slack has it. Without
+        the history scopes (``missing_scope``) nobody can tell: None, and the row is
+        sent again (the README states this degradation)."""
+        try:
+            if thread_ts:
+                messages_ = self.client.conversations_replies(channel=channel, ts=thread_ts, include_all_metadata=True, limit=200)["messages"]
+            else:
+                messages_ = self.client.conversations_history(channel=channel, include_all_metadata=True, limit=100)["messages"]
+        except SlackApiError as error:
+            if error.response.get("error") not in ("missing_scope", "not_in_channel"):
+                raise
+            log.warning("cannot check whether outbox %s was posted before a restart (%s): sending it again", row["id"], error.response.get("error"))
+            return None
         for message in messages_:
             metadata = message.get("metadata") or {}
             if metadata.get("event_type") == METADATA_EVENT and (metadata.get("event_payload") or {}).get("outbox_id") == row["id"]:
@@ -177,6 +264,8 @@ class Notifier:
                     blocks = messages.root_blocks(request, self._owners(request))
                     ts = self._post_once(row, channel=request.channel, text=messages.root_text(request), blocks=blocks)
                     self.store.set_fields(request_id, root_ts=ts)
+                    request.root_ts = ts
+                    self.permalink(request)
                 else:
                     if not request.root_ts:
                         return "wait" if self._root_pending(request_id) else self._fallback_to_channel(row, request)

@@ -142,6 +142,7 @@ class Request:
     progress: str | None = None
     progress_shown_at: float | None = None
     revoke_attempts: int = 0  # failed removals of a time-boxed share at its expiry
+    permalink: str | None = None  # the root message's link (chat.getPermalink), once known
     steps: list[Step] = field(default_factory=list)
     approvals: dict[str, str] = field(default_factory=dict)  # account alias -> approver
 
@@ -176,4 +177,5 @@ class Request:
             progress=row.get("progress"),
             progress_shown_at=row.get("progress_shown_at"),
             revoke_attempts=row.get("revoke_attempts") or 0,
+            permalink=row.get("permalink"),
         )

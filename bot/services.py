@@ -13,7 +13,7 @@ import time
 from typing import Callable, Protocol
 
 from aws.sessions import AwsSessions
-from bot import grammar, messages, operations
+from bot import grammar, listing, messages, operations
 from bot.config import AccountConfig, Config
 from bot.errors import AlreadyDecidedError, AmibotError, NobodyCanApproveError, NotAnApproverError, NotAllowedError
 from bot.notifier import Notifier
@@ -35,9 +35,11 @@ log = logging.getLogger("amibot.services")
 
 
 class Directory(Protocol):
-    """Who is in a Slack user group."""
+    """Who is in a Slack user group, and in a channel."""
 
     def group_members(self, group_id: str) -> list[str]: ...
+
+    def channel_members(self, channel: str) -> frozenset[str]: ...
 
 
 class RequestService:
@@ -53,6 +55,7 @@ class RequestService:
         self.runner = runner
         self.directory = directory
         self.clock = clock
+        self.visibility = listing.Visibility(config, lambda alias: self._owners(config.account(alias)), directory.channel_members)
 
     # -- slash commands ----------------------------------------------------------------
 
@@ -60,10 +63,16 @@ class RequestService:
         """Answer a slash command. Returns the immediate ephemeral answer; requests
         that need AWS are handed to the worker and answered in the channel."""
         command = grammar.parse_command(text)
+        if isinstance(command, grammar.HelpCommand) and command.topic:
+            return f"*{self.config.bot.command} {command.topic}*\n```" + grammar.usage_for(command.topic, self.config.bot.command) + "```"
         if isinstance(command, (grammar.HelpCommand, grammar.EmptyCommand)):
-            return "*amibot* — AMI operations with owner approval.\n```" + grammar.USAGE + "```"
+            return "*amibot* — AMI operations with owner approval.\n```" + grammar.usage(self.config.bot.command) + "```"
         if isinstance(command, grammar.StatusCommand):
-            return messages.status_text(self.store.get(self._number(command.request_id)))
+            request = self.store.get(self._number(command.request_id))
+            visible = self.visibility.may_see(request, user)
+            if visible and not request.permalink:
+                request.permalink = self.notifier.permalink(request)
+            return listing.status_text(request, visible)
         if isinstance(command, grammar.ListCommand):
             return self._list(command.scope, user)
         if isinstance(command, grammar.CancelCommand):
@@ -79,16 +88,14 @@ class RequestService:
             raise AmibotError(f"`{request_id}` is not a request id.", fix="Request ids look like `R-17`.")
         return number
 
+    _LIST_FILTERS = {"pending": (PENDING_APPROVAL,), "active": (APPROVED, RUNNING, "active"), "mine": None, "all": None}
+
     def _list(self, scope: str, user: str) -> str:
-        if scope == "pending":
-            found = self.store.find(states=(PENDING_APPROVAL,))
-        elif scope == "mine":
-            found = self.store.find(requester=user)
-        elif scope == "active":
-            found = self.store.find(states=(APPROVED, RUNNING, "active"))
-        else:
-            found = self.store.find()
-        return messages.list_text(found, scope)
+        states = self._LIST_FILTERS.get(scope)
+        requester = user if scope == "mine" else None
+        found = self.store.find(states=states, requester=requester, limit=listing.LIST_LIMIT)
+        total = self.store.count(states=states, requester=requester) if len(found) >= listing.LIST_LIMIT else len(found)
+        return listing.list_text(found, scope, total, lambda r: self.visibility.may_see(r, user))
 
     # -- submitting ------------------------------------------------------------------------
 
@@ -119,6 +126,8 @@ class RequestService:
         except Exception as error:  # error_text logs the unexpected ones with an id
             if response_url:
                 self.notifier.respond(response_url, ":no_entry: " + messages.error_text(error))
+            else:  # asked from the App Home: no response_url to answer through
+                self.tell(channel, user, ":no_entry: " + messages.error_text(error))
             return None
         self.notifier.post_root(request.id)
         return request
@@ -146,6 +155,14 @@ class RequestService:
             else:
                 users.add(owner)
         return users
+
+    def owner_users(self, alias: str) -> set[str]:
+        """The users who own an account (user groups expanded)."""
+        return self._owners(self.config.account(alias))
+
+    def number(self, request_id: str) -> int:
+        """``R-17`` → 17; anything else is a usage error."""
+        return self._number(request_id)
 
     def owner_ids(self, alias: str) -> list[str]:
         """The configured owner ids (users and groups) of an account, for display."""

@@ -128,6 +128,20 @@ MIGRATIONS: list[str] = [
     );
     ALTER TABLE requests ADD COLUMN revoke_attempts INTEGER NOT NULL DEFAULT 0;
     """,
+    # Slack surfaces: the root message's permalink (chat.getPermalink, asked once);
+    # Events API deliveries already handled (a retry with X-Slack-Retry-Num has no
+    # second effect); who has opened the App Home (only their tabs are republished).
+    """
+    ALTER TABLE requests ADD COLUMN permalink TEXT;
+    CREATE TABLE slack_events (
+        event_id TEXT PRIMARY KEY,
+        received_at REAL NOT NULL
+    );
+    CREATE TABLE home_viewers (
+        user_id TEXT PRIMARY KEY,
+        opened_at REAL NOT NULL
+    );
+    """,
 ]
 
 # Requests whose holdings count: in flight, in force (time-boxed), or settled
@@ -288,7 +302,13 @@ class Store:
 
     def find(self, *, states: tuple[str, ...] | None = None, requester: str | None = None, limit: int = 50) -> list[Request]:
         """Requests, newest first, optionally filtered by state and requester."""
-        sql = "SELECT id FROM requests WHERE 1=1"
+        where, args = self._where(states, requester)
+        sql = "SELECT id FROM requests" + where + " ORDER BY id DESC LIMIT ?"
+        return [self.get(r["id"]) for r in self.db.execute(sql, [*args, limit]).fetchall()]
+
+    @staticmethod
+    def _where(states: tuple[str, ...] | None, requester: str | None) -> tuple[str, list[Any]]:
+        sql = " WHERE 1=1"
         args: list[Any] = []
         if states:
             sql += f" AND state IN ({','.join('?' * len(states))})"
@@ -296,9 +316,7 @@ class Store:
         if requester:
             sql += " AND requester = ?"
             args.append(requester)
-        sql += " ORDER BY id DESC LIMIT ?"
-        args.append(limit)
-        return [self.get(r["id"]) for r in self.db.execute(sql, args).fetchall()]
+        return sql, args
 
     def transition(self, request_id: int, from_state: str, to_state: str, actor: str, detail: str = "", **fields: Any) -> bool:
         """Compare-and-set the state; True only for the caller that made the change.
@@ -411,6 +429,45 @@ class Store:
                 "UPDATE outbox SET state = 'pending', attempts = attempts + 1, not_before = ?, error = ? WHERE id = ?",
                 [self.clock() + delay, error, message_id],
             )
+
+    # -- Slack surfaces ------------------------------------------------------------------
+
+    def first_delivery(self, event_id: str) -> bool:
+        """Record an Events API delivery; False if this event id was handled before
+        (Slack retries a delivery up to 3 times, with ``X-Slack-Retry-Num``)."""
+        with self.transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO slack_events (event_id, received_at) VALUES (?, ?) ON CONFLICT (event_id) DO NOTHING",
+                [event_id, self.clock()],
+            )
+            return cursor.rowcount == 1
+
+    def forget_events_before(self, cutoff: float) -> None:
+        """Drop delivery records older than ``cutoff`` (retries come within minutes)."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM slack_events WHERE received_at < ?", [cutoff])
+
+    def record_home_viewer(self, user: str) -> None:
+        """Remember that ``user`` opened the App Home (their tab is kept current)."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO home_viewers (user_id, opened_at) VALUES (?, ?) ON CONFLICT (user_id) DO UPDATE SET opened_at = excluded.opened_at",
+                [user, self.clock()],
+            )
+
+    def home_viewers(self, users: list[str]) -> list[str]:
+        """Those of ``users`` who have opened the App Home."""
+        if not users:
+            return []
+        rows = self.db.execute(
+            f"SELECT user_id FROM home_viewers WHERE user_id IN ({','.join('?' * len(users))}) ORDER BY user_id", list(users)
+        ).fetchall()
+        return [r["user_id"] for r in rows]
+
+    def count(self, *, states: tuple[str, ...] | None = None, requester: str | None = None) -> int:
+        """How many requests ``find`` would return without its limit."""
+        sql, args = self._where(states, requester)
+        return self.db.execute("SELECT COUNT(*) FROM requests" + sql, args).fetchone()[0]
 
     def outbox(self, request_id: int | None = None) -> list[dict[str, Any]]:
         """Outbox rows (all, or one request's), oldest first: for status and tests."""

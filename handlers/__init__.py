@@ -6,11 +6,14 @@ from __future__ import annotations
 from slack_bolt import App
 
 from bot.services import RequestService
-from handlers import actions, commands, errors
+from bot.surfaces import SurfaceService
+from handlers import actions, commands, errors, forms, home
 
 
-def register(app: App, service: RequestService, command: str) -> None:
+def register(app: App, service: RequestService, command: str, surfaces: SurfaceService) -> None:
     """Attach every listener to the Bolt app."""
-    commands.register(app, service, command)
-    actions.register(app, service)
+    commands.register(app, service, command, surfaces)
+    actions.register(app, service, surfaces)
+    forms.register(app, surfaces)
+    home.register(app, surfaces)
     errors.register(app)

@@ -8,29 +8,38 @@ from slack_sdk.errors import SlackApiError
 
 from bot.messages import APPROVE_ACTION, DENY_ACTION, DENY_REASON_VIEW, deny_form, deny_reason, error_text
 from bot.services import RequestService
+from bot.surfaces import SurfaceService
 
 
-def register(app: App, service: RequestService) -> None:
+def register(app: App, service: RequestService, surfaces: SurfaceService) -> None:
+    def tell(body: dict, user: str, note: str) -> None:
+        # The clicker alone sees why nothing happened: in the channel of the message
+        # clicked, or at the top of their App Home (a Home click has no channel).
+        channel = (body.get("channel") or {}).get("id")
+        if channel:
+            service.tell(channel, user, note)
+        else:
+            surfaces.home_notice(user, note)
+
     @app.action(APPROVE_ACTION)
     def on_approve(ack: Ack, body: dict) -> None:
         ack()
-        user, channel = body["user"]["id"], body["channel"]["id"]
+        user = body["user"]["id"]
         try:
             note = service.decide(body["actions"][0]["value"], user, approve=True)
         except Exception as error:  # one error path: messages.error_text
             note = error_text(error)
         if note:
-            # The clicker alone sees why nothing happened; the request is untouched.
-            service.tell(channel, user, note)
+            tell(body, user, note)
 
     @app.action(DENY_ACTION)
     def on_deny(ack: Ack, body: dict, client: WebClient) -> None:
         ack()
-        user, channel, request_id = body["user"]["id"], body["channel"]["id"], body["actions"][0]["value"]
+        user, request_id = body["user"]["id"], body["actions"][0]["value"]
         try:
             request, _ = service.decidable(request_id, user)
         except Exception as error:
-            service.tell(channel, user, error_text(error))
+            tell(body, user, error_text(error))
             return
         try:
             # A trigger_id works once and expires 3 s after the click: open the form

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 from slack_bolt import Ack, App
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot.messages import error_text
 from bot.services import RequestService
+from bot.surfaces import SurfaceService
 
 
-def register(app: App, service: RequestService, command: str) -> None:
+def register(app: App, service: RequestService, command: str, surfaces: SurfaceService) -> None:
     @app.command(command)
-    def on_command(ack: Ack, command: dict) -> None:
+    def on_command(ack: Ack, command: dict, client: WebClient) -> None:
+        if not (command.get("text") or "").strip() and command.get("trigger_id"):
+            # No text: the form. Its trigger_id works once, for 3 s: open it here.
+            try:
+                client.views_open(trigger_id=command["trigger_id"], view=surfaces.form_view(command["channel_id"]))
+                ack()
+                return
+            except SlackApiError:
+                pass  # no form (trigger expired): the usage below instead
         # Parsing and DB reads are fast; AWS work is handed to the bot's worker by the
         # service, so the ack always comes well inside 3 s. Errors are answered in
         # the ack itself: raising after ack() would turn the response into a 404.

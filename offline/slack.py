@@ -87,6 +87,11 @@ def _block_problems(blocks: Any, max_blocks: int) -> list[str]:
         for el in (e for e in elements if isinstance(e, dict)):
             if el.get("type") == "button" and len((el.get("text") or {}).get("text", "")) > 75:
                 problems.append(f"block {i}: button text over 75 characters")
+            options = el.get("options") or []
+            if len(options) > 100:
+                problems.append(f"block {i}: {len(options)} options; at most 100")
+            if any(len((o.get("text") or {}).get("text", "")) > 75 for o in options):
+                problems.append(f"block {i}: option text over 75 characters")
             if el.get("action_id") in action_ids:
                 problems.append(f"block {i}: duplicate action_id {el['action_id']!r}")
             if el.get("action_id"):
@@ -105,11 +110,14 @@ class FakeSlack:
     def __init__(self, *, bot_user_id: str = "UAMIBOT", bot_id: str = "BAMIBOT",
                  team_id: str = "T0SANDBOX", usergroups: dict[str, list[str]] | None = None,
                  channels_bot_cannot_post: set[str] | frozenset[str] = frozenset(),
-                 users: dict[str, dict] | None = None):
+                 users: dict[str, dict] | None = None,
+                 channel_members: dict[str, list[str]] | None = None):
         self.bot_user_id, self.bot_id, self.team_id = bot_user_id, bot_id, team_id
         self.usergroups = dict(usergroups or {})
         self.channels_bot_cannot_post = set(channels_bot_cannot_post)
         self.users = dict(users or {})  # user id -> fields overriding users.info defaults
+        # channel -> member user ids (conversations.members); other channels: channel_not_found
+        self.channel_members = {c: list(m) for c, m in (channel_members or {}).items()}
         self._lock = threading.RLock()
         self._calls: list[SlackCall] = []
         self._responses: list[SlackCall] = []
@@ -453,6 +461,24 @@ class FakeSlack:
     def _api_views_publish(self, p: dict) -> dict:
         return self._store_view({**(p.get("view") or {}), "type": "home"}, f"VHOME{p.get('user_id')}")
 
+    def _api_chat_getPermalink(self, p: dict) -> dict:  # noqa: N802
+        channel, ts = p.get("channel") or "", p.get("message_ts") or ""
+        if self._find(channel, ts) is None:
+            return {"error": "message_not_found"}
+        return {"channel": channel, "permalink": f"https://sandbox.slack.com/archives/{channel}/p{ts.replace('.', '')}"}
+
+    def _api_conversations_members(self, p: dict) -> dict:
+        """Members of a channel, paginated with ``limit`` and ``cursor`` as Slack does."""
+        channel = p.get("channel") or ""
+        if channel not in self.channel_members:
+            return {"error": "channel_not_found"}
+        members = self.channel_members[channel]
+        start = int(base64.b64decode(p["cursor"]).decode().split(":")[1]) if p.get("cursor") else 0
+        limit = min(int(p.get("limit") or 100), 1000)
+        page, rest = members[start:start + limit], members[start + limit:]
+        cursor = base64.b64encode(f"offset:{start + limit}".encode()).decode() if rest else ""
+        return {"members": page, "response_metadata": {"next_cursor": cursor}}
+
     def _api_usergroups_users_list(self, p: dict) -> dict:
         if p.get("usergroup") not in self.usergroups:
             return {"error": "no_such_subteam"}
@@ -656,16 +682,73 @@ class SignedSlackClient:
                     for action, leaf in actions.items()}
             for block, actions in values.items()}}
         payload = self._common("view_submission", user_id)
-        payload.update({"trigger_id": self._trigger(), "view": view, "response_urls": []})
+        payload.update({"trigger_id": self._trigger(), "view": view, "response_urls": self._view_response_urls(view, user_id)})
         return self._post_payload(payload)
 
+    def _view_response_urls(self, view: dict, user_id: str) -> list[dict]:
+        """What Slack sends for a conversation select with ``response_url_enabled``."""
+        urls = []
+        for block in view.get("blocks") or []:
+            element = block.get("element") or {}
+            if block.get("type") == "input" and element.get("response_url_enabled"):
+                leaf = view["state"]["values"].get(block.get("block_id"), {}).get(element.get("action_id"), {})
+                channel = leaf.get("selected_conversation") or leaf.get("selected_channel")
+                if channel:
+                    urls.append({"block_id": block["block_id"], "action_id": element["action_id"], "channel_id": channel,
+                                 "response_url": self._response_url(channel, None, user_id)})
+        return urls
+
     def suggest(self, user_id: str, action_id: str, value: str, *, block_id: str = "ami",
-                view_id: str | None = None) -> HttpResult:
-        """Type ``value`` into an external select in a modal: a ``block_suggestion`` option load."""
+                view_id: str | None = None, values: dict | None = None) -> HttpResult:
+        """Type ``value`` into an external select in a modal: a ``block_suggestion`` option load.
+
+        The view is the one with ``view_id`` (else the latest modal opened), with the
+        other fields' current ``values`` in ``state`` (``{block_id: {action_id: leaf}}``)."""
+        views = self.fake.views
+        if view_id is None:
+            modals = [v for v in views.values() if v.get("type") == "modal"]
+            view_id = modals[-1]["id"] if modals else "V0SUGGEST"
+        view = dict(views.get(view_id, {"id": view_id, "type": "modal", "blocks": []}))
+        view["state"] = {"values": values or {}}
         payload = self._common("block_suggestion", user_id)
-        payload.update({"container": {"type": "view", "view_id": view_id or "V0SUGGEST"},
-                        "action_id": action_id, "block_id": block_id, "value": value,
-                        "view": self.fake.views.get(view_id or "", {"id": view_id or "V0SUGGEST"})})
+        payload.update({"container": {"type": "view", "view_id": view_id},
+                        "action_id": action_id, "block_id": block_id, "value": value, "view": view})
+        return self._post_payload(payload)
+
+    def shortcut(self, user_id: str, callback_id: str) -> HttpResult:
+        """Choose a global shortcut (the lightning menu or the search bar)."""
+        return self._post_payload({
+            "type": "shortcut", "token": self.verification_token, "action_ts": f"{self.clock():.6f}",
+            "team": {"id": self.team_id, "domain": self.team_domain}, "user": self._user(user_id),
+            "is_enterprise_install": False, "enterprise": None, "callback_id": callback_id,
+            "trigger_id": self._trigger()})
+
+    def home_opened(self, user_id: str, *, event_id: str | None = None, retry_num: int | None = None,
+                    tab: str = "home") -> HttpResult:
+        """Open the app's Home tab: an ``app_home_opened`` event (with the view Slack
+        shows, once one was published)."""
+        event: dict = {"type": "app_home_opened", "user": user_id, "channel": "D" + user_id[1:], "tab": tab}
+        published = self.fake.views.get(f"VHOME{user_id}")
+        if published:
+            event["view"] = published
+        return self.event(event, event_id=event_id, retry_num=retry_num)
+
+    def click_view(self, user_id: str, view_id: str, action_id: str, value: str, *, block_id: str | None = None) -> HttpResult:
+        """Click a button on a view (a modal or the App Home): a ``block_actions`` payload
+        with a ``view`` container and no channel, as Slack sends it."""
+        view = self.fake.views.get(view_id) or {"id": view_id, "type": "home", "blocks": []}
+        button: dict = {}
+        for block in view.get("blocks") or []:
+            for el in list(block.get("elements") or []) + [block.get("accessory") or {}]:
+                if isinstance(el, dict) and el.get("action_id") == action_id and el.get("value") == value:
+                    button, block_id = el, block_id or block.get("block_id")
+        payload = self._common("block_actions", user_id)
+        payload.update({
+            "container": {"type": "view", "view_id": view_id},
+            "trigger_id": self._trigger(), "view": view, "state": {"values": {}},
+            "actions": [{"action_id": action_id, "block_id": block_id or "home", "value": value,
+                         "type": "button", "action_ts": f"{self.clock():.6f}",
+                         "text": button.get("text", {"type": "plain_text", "text": action_id})}]})
         return self._post_payload(payload)
 
     def event(self, event: dict, *, event_id: str | None = None, retry_num: int | None = None) -> HttpResult:

@@ -131,11 +131,12 @@ def _load() -> list[Callable[[Stage], None]]:
     from offline.scenarios import migrate, share
     from offline.scenarios import unshare  # after share: it unshares what share shared
 
-    from offline.scenarios import copy  # last: it leaves only a copy in dev behind
+    from offline.scenarios import copy  # it leaves only a copy in dev behind
+    from offline.scenarios import surfaces  # its own AMI; it ends its share
 
     return [
         share.refused_aws_managed, share.play_unencrypted, share.play, migrate.refused_wrong_subnet, migrate.play,
-        unshare.play, unshare.org_share, copy.play_same_region, copy.play,
+        unshare.play, unshare.org_share, copy.play_same_region, copy.play, surfaces.play,
     ]
 
 

@@ -112,3 +112,17 @@ def test_store_survives_reopen(tmp_path):
     request = make_request(store)
     store.close()
     assert Store(path).get(request.id).command_text == request.command_text
+
+
+def test_event_deliveries_are_recorded_once_and_forgotten_later(tmp_path):
+    now = [1000.0]
+    store = Store(str(tmp_path / "events.db"), clock=lambda: now[0])
+    assert store.first_delivery("Ev1") is True
+    assert store.first_delivery("Ev1") is False
+    now[0] += 10
+    store.forget_events_before(now[0] - 5)
+    assert store.first_delivery("Ev1") is True  # forgotten: a day later it would be new
+    store.record_home_viewer("U0ALICE")
+    store.record_home_viewer("U0ALICE")
+    assert store.home_viewers(["U0BOB", "U0ALICE"]) == ["U0ALICE"]
+    assert store.home_viewers([]) == []
