@@ -15,6 +15,7 @@ from offline.sandbox import Sandbox
 from offline import rehearsal
 from bot.app import Amibot
 from offline.slack import FakeSlack, SignedSlackClient
+from tests.postgres import pg_url, postgres_cluster, store_target  # noqa: F401  (fixtures)
 
 
 @pytest.fixture(scope="session")
