@@ -1,7 +1,8 @@
 """The worker: runs approved plans step by step, off Slack's listener threads.
 
 Each step is idempotent and recorded when done, so a restarted process resumes at the
-first step not done. On failure the worker undoes, in reverse order, what this request
+first step not done. A request's steps run under its lease (``request:<id>``), held
+and renewed by one process at a time; another replica resumes them once it expires. On failure the worker undoes, in reverse order, what this request
 added, and says exactly what it undid and what remains.
 """
 
@@ -18,6 +19,7 @@ from aws.actions import Kept, StepContext, StepWaiting, get_action
 from aws.actions.images import ImageStatusCache
 from aws.sessions import AwsSessions
 from bot import crashpoints, messages, operations
+from bot.leases import Leases
 from bot.notifier import Notifier
 from bot.requests import (
     ACTIVE,
@@ -88,7 +90,8 @@ class PlanRunner:
     """Executes a request's plan, records each step, reports in the thread."""
 
     def __init__(self, store: Store, sessions: AwsSessions, notifier: Notifier, *, notify_channel: str | None = None,
-                 sleep: Callable[[float], None] = time.sleep, grant_wait_seconds: float = 300.0, clock: Callable[[], float] = time.time):
+                 sleep: Callable[[float], None] = time.sleep, grant_wait_seconds: float = 300.0, clock: Callable[[], float] = time.time,
+                 leases: Leases | None = None):
         self.store = store
         self.sessions = sessions
         self.notifier = notifier
@@ -99,8 +102,7 @@ class PlanRunner:
         self.image_status = ImageStatusCache()
         self.progress_edit_seconds = 60.0  # Slack: edit a root message at most once a minute
         self.stopping = threading.Event()  # SIGTERM: finish the current step, start no other
-        self._locks: dict[int, threading.Lock] = {}
-        self._lock = threading.Lock()
+        self.leases = leases or Leases(store)
 
     def context(self, request: Request, seq: int) -> StepContext:
         steps = {s.seq: s for s in request.steps}
@@ -121,25 +123,24 @@ class PlanRunner:
             log=lambda text: log.info("%s step %s: %s", request.display_id, seq, text),
         )
 
-    def _request_lock(self, request_id: int) -> threading.Lock:
-        with self._lock:
-            return self._locks.setdefault(request_id, threading.Lock())
-
     def run(self, request_id: int) -> None:
-        """Run (or resume) an approved request. One runner per request per process:
-        a second call while one runs returns at once."""
-        lock = self._request_lock(request_id)
-        if not lock.acquire(blocking=False):
-            return
-        try:
-            self._run(request_id)
-        finally:
-            lock.release()
+        """Run (or resume) an approved request. One runner per request across every
+        process (its lease): a second call while one runs returns at once."""
+        with self.leases.hold(request_lease(request_id)) as mine:
+            if mine:
+                self._run(request_id)
+
+    def cancellation_said(self, request_id: int) -> bool:
+        """Whether a cancelled request's cleanup finished (its final message is queued)."""
+        return any(row["dedupe_key"] == f"final:{request_id}" for row in self.store.outbox(request_id))
 
     def cancel_running(self, request_id: int, actor: str) -> None:
-        """After a running request was cancelled: wait for its current step, then undo
-        what it added (an unfinished copy included) and say what remains."""
-        with self._request_lock(request_id):
+        """After a running request was cancelled: wait for its current step (on
+        whichever process runs it), then undo what it added (an unfinished copy
+        included) and say what remains."""
+        with self.leases.hold(request_lease(request_id), wait=True):
+            if self.cancellation_said(request_id):
+                return  # another process finished the cleanup
             request = self.store.get(request_id)
             undone, remains = self.undo_done_steps(request)
             text = f":heavy_multiplication_x: {messages.mention(request.requester)} {request.display_id} was cancelled by {messages.mention(actor)} while running."
@@ -172,6 +173,8 @@ class PlanRunner:
                 return  # cancelled meanwhile
             if self.stopping.is_set():
                 return  # shutting down: the next process resumes from this step
+            if self.leases.lost(request_lease(request_id)):
+                return  # this process stalled past its lease: another one has the request
             crashpoints.reached(f"before:{step.seq}")
             try:
                 result = get_action(step.action).execute(self.context(request, step.seq), step.account_id, step.region, step.params)
@@ -269,6 +272,11 @@ class PlanRunner:
             if said:
                 undone.append(said)
         return undone, remains
+
+
+def request_lease(request_id: int) -> str:
+    """The lease under which a request's steps run."""
+    return f"request:{request_id}"
 
 
 def _result_detail(result: dict[str, Any]) -> str:

@@ -133,6 +133,7 @@ class Store(LeaseStore):
     def __init__(self, target: str | None = None, clock: Clock = time.time):
         self.backend = backend_for(target)
         self.kind = self.backend.kind
+        self.shared = self.backend.shared  # several processes may use it (PostgreSQL)
         self.path = target
         self.clock = clock
         self._migrate()
