@@ -275,3 +275,14 @@ class PostgresBackend:
         if conn is not None:
             conn.raw.close()
             self._local.conn = None
+
+
+def columns(backend: "SqliteBackend | PostgresBackend", db: Any, table: str) -> list[str]:
+    """A table's column names, in order."""
+    if backend.kind == SQLITE:
+        return [r[1] for r in db.execute(f"PRAGMA table_info({table})").fetchall()]
+    rows = db.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position",
+        [table],
+    ).fetchall()
+    return [r[0] for r in rows]
