@@ -185,7 +185,7 @@ class PlanRunner:
             except Exception as error:  # turned into words by messages.error_text
                 self._fail(request_id, step, error)
                 return
-            self.store.mark_step(request_id, step.seq, STEP_DONE, result={**step.result, **result})
+            self.store.mark_step(request_id, step.seq, STEP_DONE, result={**step.result, **result}, by=self.leases.holder)
             crashpoints.reached(f"done:{step.seq}")
             self.notifier.reply(request_id, messages.step_done_text(request, step.description, _result_detail(result)), dedupe=f"step:{request_id}:{step.seq}")
             self.notifier.update_root(request_id)
@@ -233,7 +233,7 @@ class PlanRunner:
 
     def _fail(self, request_id: int, failed_step: Step, error: Exception) -> None:
         error_words = messages.error_text(error)
-        self.store.mark_step(request_id, failed_step.seq, STEP_FAILED, error=error_words)
+        self.store.mark_step(request_id, failed_step.seq, STEP_FAILED, error=error_words, by=self.leases.holder)
         self._finish_failure(request_id, failed_step, error_words)
 
     def _finish_failure(self, request_id: int, failed_step: Step, error_words: str) -> None:

@@ -155,22 +155,40 @@ def _pg_sql(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
-class Row(dict):
-    """A result row readable by column name and by position (like ``sqlite3.Row``)."""
+class Row:
+    """A result row as ``sqlite3.Row`` is: readable by column name and by position,
+    iterating over its values, ``dict(row)`` giving name → value."""
 
-    def __init__(self, names: list[str], values: tuple):
-        super().__init__(zip(names, values))
-        self._values = values
+    __slots__ = ("_names", "_values", "_index")
+
+    def __init__(self, names: list[str], index: dict[str, int], values: tuple):
+        self._names, self._index, self._values = names, index, tuple(values)
+
+    def keys(self) -> list[str]:
+        return list(self._names)
 
     def __getitem__(self, key: Any) -> Any:
-        if isinstance(key, int):
-            return self._values[key]
-        return super().__getitem__(key)
+        if isinstance(key, str):
+            return self._values[self._index[key]]
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, Row) and self._names == other._names and self._values == other._values
+
+    def __repr__(self) -> str:
+        return f"Row({dict(zip(self._names, self._values))!r})"
 
 
 def _row_factory(cursor: Any) -> Any:
     names = [c.name for c in cursor.description or ()]
-    return lambda values: Row(names, values)
+    index = {name: i for i, name in enumerate(names)}
+    return lambda values: Row(names, index, values)
 
 
 class _Table:

@@ -114,13 +114,15 @@ MIGRATIONS: list[str] = [
     ALTER TABLE requests ADD COLUMN progress_shown_at REAL;
     """,
     # Leases: which process does a piece of work (a request's steps, a poll of an
-    # account-region, a stream of outbox messages, a scheduled duty), until when.
+    # account-region, a stream of outbox messages, a scheduled duty), until when; and
+    # which process recorded each step (with several replicas, for the audit).
     """
     CREATE TABLE leases (
         name TEXT PRIMARY KEY,
         holder TEXT NOT NULL,
         expires_at REAL NOT NULL
     );
+    ALTER TABLE steps ADD COLUMN done_by TEXT;
     """,
 ]
 
@@ -315,12 +317,15 @@ class Store(LeaseStore):
 
     # -- steps -----------------------------------------------------------------------
 
-    def mark_step(self, request_id: int, seq: int, state: str, *, result: dict[str, Any] | None = None, error: str | None = None) -> None:
-        """Record a step's outcome (with what it created, for undo and resume)."""
+    def mark_step(self, request_id: int, seq: int, state: str, *, result: dict[str, Any] | None = None, error: str | None = None,
+                  by: str | None = None) -> None:
+        """Record a step's outcome (with what it created, for undo and resume) and
+        which process (lease holder) recorded it."""
         with self.transaction() as db:
             db.execute(
-                "UPDATE steps SET state = ?, result = COALESCE(?, result), error = ?, finished_at = ? WHERE request_id = ? AND seq = ?",
-                [state, json.dumps(result) if result is not None else None, error, self.clock(), request_id, seq],
+                "UPDATE steps SET state = ?, result = COALESCE(?, result), error = ?, finished_at = ?, done_by = COALESCE(?, done_by)"
+                " WHERE request_id = ? AND seq = ?",
+                [state, json.dumps(result) if result is not None else None, error, self.clock(), by, request_id, seq],
             )
 
     def save_step_progress(self, request_id: int, seq: int, result: dict[str, Any]) -> None:
