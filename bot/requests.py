@@ -141,6 +141,7 @@ class Request:
     wake_at: float | None = None
     progress: str | None = None
     progress_shown_at: float | None = None
+    updated_at: float | None = None  # last change of the row (a just-approved request is its approver's to start)
     steps: list[Step] = field(default_factory=list)
     approvals: dict[str, str] = field(default_factory=dict)  # account alias -> approver
 
@@ -174,4 +175,5 @@ class Request:
             wake_at=row.get("wake_at"),
             progress=row.get("progress"),
             progress_shown_at=row.get("progress_shown_at"),
+            updated_at=row.get("updated_at"),
         )

@@ -95,7 +95,7 @@ class Clockwork:
                 continue  # another process is running it
             if request.wake_at is not None and request.wake_at > now:
                 continue  # waiting, not yet due
-            if request.state == APPROVED and request.updated_at > now - self.leases.seconds:
+            if request.state == APPROVED and (request.updated_at or 0) > now - self.leases.seconds:
                 continue  # just approved: the approving process starts it (this is for orphans)
             due.append(request)
         if not due:
