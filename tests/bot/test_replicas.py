@@ -9,30 +9,21 @@ Slack stand-in too; leases and ticks are short (``lease_seconds = 3``,
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
-import urllib.request
-from pathlib import Path
 
 import pytest
 
 from bot.requests import APPROVED, RUNNING, SUCCEEDED
 from bot.store import Store
 from offline import rehearsal
+from offline.replicas import Replica
 from offline.sandbox import Sandbox
-from offline.slack import FakeSlack, SignedSlackClient
-from tests.postgres import free_port
+from offline.slack import FakeSlack
 
-ROOT = Path(__file__).resolve().parents[2]
-SECRET = "replica-test-signing-secret"
 LEASE_SECONDS = 3
 TICK_SECONDS = 1
-REPLICA_TOML = rehearsal.SANDBOX_TOML.replace("[bot]\n", f"[bot]\nlease_seconds = {LEASE_SECONDS}\ntick_seconds = {TICK_SECONDS}\n", 1)
 
 pytestmark = pytest.mark.slow
 
@@ -45,85 +36,6 @@ def server_sandbox(sandbox_session):
     sandbox.stop()
 
 
-class Replica:
-    """One `amibot serve` process of the deployment."""
-
-    def __init__(self, name: str, tmp: Path, sandbox: Sandbox, fake: FakeSlack, db: str):
-        self.name, self.tmp, self.sandbox, self.fake, self.db = name, tmp, sandbox, fake, db
-        self.port = free_port()
-        self.config = tmp / "amibot.toml"
-        self.config.write_text(REPLICA_TOML)
-        self.marker = tmp / f"paused-{name}"
-        self.proc: subprocess.Popen | None = None
-        self.runs = 0
-        self.slack = SignedSlackClient(f"http://127.0.0.1:{self.port}/slack/events", SECRET, fake)
-
-    @property
-    def log(self) -> Path:
-        return self.tmp / f"{self.name}-{self.runs}.log"
-
-    def start(self, pause_at: str = "") -> None:
-        self.runs += 1
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("AMIBOT_", "SLACK_"))},
-            "AWS_ENDPOINT_URL": self.sandbox.endpoint_url,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": rehearsal.REGION,
-            "SLACK_API_URL": self.fake.api_url,
-            "SLACK_BOT_TOKEN": "xoxb-replica",
-            "SLACK_SIGNING_SECRET": SECRET,
-            "AMIBOT_DB": self.db,
-            "AMIBOT_PAUSE_AT": pause_at,
-            "AMIBOT_PAUSE_MARKER": str(self.marker),
-            "AMIBOT_LOG_LEVEL": "WARNING",
-            "PYTHONPATH": str(ROOT),
-        }
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "serve", "--config", str(self.config), "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=ROOT, env=env, stdout=open(self.log, "w"), stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.1)
-            assert self.proc.poll() is None, self.log.read_text()
-        raise AssertionError(f"{self.name} did not become healthy")
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def wait_paused(self, point: str, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.marker.exists() and point in self.marker.read_text():
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"{self.name} never paused at {point}: " + self.log.read_text())
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def terminate(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 @pytest.fixture
 def deployment(server_sandbox, pg_url, tmp_path):
     """The sandbox world, a local Slack and two replicas (not started) on one database."""
@@ -131,7 +43,7 @@ def deployment(server_sandbox, pg_url, tmp_path):
     world = rehearsal.seed(server_sandbox)
     fake = FakeSlack(usergroups=rehearsal.USERGROUPS)
     fake.start()
-    replicas = [Replica(name, tmp_path, server_sandbox, fake, pg_url) for name in ("a", "b")]
+    replicas = [Replica(name, tmp_path, server_sandbox, fake, pg_url, lease_seconds=LEASE_SECONDS, tick_seconds=TICK_SECONDS) for name in ("a", "b")]
     try:
         yield world, fake, replicas, pg_url
     finally:
