@@ -52,7 +52,7 @@ class Clockwork:
                 if mine:
                     getattr(self, duty)()
         self.resume_waiting()
-        self.finish_cancellations()
+        self.finish_cancellations(within_seconds=86400)  # a replica died cleaning up; start-up looks further back
         self.notifier.flush()
 
     def resume_unfinished(self) -> list[int]:
@@ -67,12 +67,14 @@ class Clockwork:
                 resumed.append(request.id)
         return resumed + self.finish_cancellations()
 
-    def finish_cancellations(self) -> list[int]:
+    def finish_cancellations(self, within_seconds: float | None = None) -> list[int]:
         """Cancelled while running, but the process died before the cleanup said so:
-        the final message is the marker that the cleanup finished."""
+        the final message is the marker that the cleanup finished. ``within_seconds``:
+        only requests changed that recently (the tick need not re-read old ones)."""
         taken = self.leases.held_by_others("request:")
         resumed = []
-        for request in self.store.find(states=(CANCELLED,), limit=10_000):
+        since = None if within_seconds is None else self.clock() - within_seconds
+        for request in self.store.find(states=(CANCELLED,), limit=10_000, updated_since=since):
             if request_lease(request.id) in taken or not any(s.state == "done" for s in request.steps):
                 continue
             if not self.runner.cancellation_said(request.id):

@@ -262,10 +262,14 @@ class Store(LeaseStore):
                 found.append((request, step))
         return found
 
-    def find(self, *, states: tuple[str, ...] | None = None, requester: str | None = None, limit: int = 50) -> list[Request]:
-        """Requests, newest first, optionally filtered by state and requester."""
+    def find(self, *, states: tuple[str, ...] | None = None, requester: str | None = None, limit: int = 50,
+             updated_since: float | None = None) -> list[Request]:
+        """Requests, newest first, optionally filtered by state, requester and last change."""
         sql = "SELECT id FROM requests WHERE 1=1"
         args: list[Any] = []
+        if updated_since is not None:
+            sql += " AND updated_at >= ?"
+            args.append(updated_since)
         if states:
             sql += f" AND state IN ({','.join('?' * len(states))})"
             args += list(states)
