@@ -107,3 +107,15 @@ def test_healthz_reports_the_store_kind_and_lease_health(harness):
     assert report["store"]["reachable"] and report["store"]["migrated"]
     assert set(report["store"]["leases"]) == {"held", "expired"}
     assert report["leases"]["holder"] == harness.bot.leases.holder and report["leases"]["renewing"] is True
+
+
+def test_the_runner_leaves_a_request_another_process_holds(harness):
+    store = harness.bot.store
+    request = running_share(harness)
+    assert store.claim_lease(f"request:{request.id}", DEAD, 30)
+    harness.bot.runner.run(request.id)  # e.g. a click or a tick that raced the holder
+    assert [s.state for s in store.get(request.id).steps] == ["pending", "pending"]
+    store.release_lease(f"request:{request.id}", DEAD)
+    harness.bot.runner.run(request.id)
+    harness.settle()
+    assert store.get(request.id).state == SUCCEEDED
