@@ -21,6 +21,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/ack_latency.py
 	$(BIN)/python bench/poll_batching.py
 	$(BIN)/python bench/option_loads.py
+	$(BIN)/python bench/store_replicas.py
 
 serve-sandbox: $(BIN)/.installed
 	$(BIN)/amibot serve --sandbox

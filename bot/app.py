@@ -25,7 +25,8 @@ from bot.directory import SlackDirectory
 from bot.notifier import Notifier
 from bot.scheduler import Clockwork, Scheduler
 from bot.services import RequestService
-from bot.store import Store
+from bot.leases import Leases
+from bot.store import open_store
 from bot.surfaces import SurfaceService
 from bot.worker import PlanRunner, Worker
 
@@ -49,24 +50,29 @@ class Amibot:
     """The whole bot in one process."""
 
     def __init__(self, config: Config, *, clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
-                 grant_wait_seconds: float = 300.0, tick_seconds: float = 5.0, notifier_poll_seconds: float = 2.0,
+                 grant_wait_seconds: float = 300.0, tick_seconds: float | None = None, notifier_poll_seconds: float = 2.0,
                  aws_max_attempts: int = DEFAULT_MAX_ATTEMPTS):
         self.config = config
-        self.store = Store(config.db_path, clock)
+        # SQLite or PostgreSQL (AMIBOT_DB); nothing below this line knows which.
+        self.store = open_store(config.db_path, clock)
+        # This process's claims on work; with several replicas the database decides who acts.
+        self.leases = Leases(self.store, seconds=config.bot.lease_seconds)
         self.client = slack_client(config)
         self.sessions = aws_sessions(config, aws_max_attempts)
-        self.notifier = Notifier(self.store, self.client, owners_of=lambda alias: list(config.account(alias).owners), poll_seconds=notifier_poll_seconds)
+        self.notifier = Notifier(self.store, self.client, owners_of=lambda alias: list(config.account(alias).owners), poll_seconds=notifier_poll_seconds,
+                                 leases=self.leases)
         self.worker = Worker()
         # Bolt's listeners get a pool of their own (not Bolt's default 5 threads), one
         # that can be drained: listeners are quick, slow work goes to self.worker.
         self.listeners = Worker(threads=8, name="amibot-listener")
-        self.runner = PlanRunner(self.store, self.sessions, self.notifier, notify_channel=config.bot.notify_channel, sleep=sleep, grant_wait_seconds=grant_wait_seconds, clock=clock)
+        self.runner = PlanRunner(self.store, self.sessions, self.notifier, notify_channel=config.bot.notify_channel, sleep=sleep, grant_wait_seconds=grant_wait_seconds, clock=clock,
+                                 leases=self.leases)
         self.service = RequestService(config, self.store, self.sessions, self.notifier, self.worker, self.runner, SlackDirectory(self.client), clock)
         self.catalog = ImageCatalog(self.sessions)
         self.surfaces = SurfaceService(self.service, self.catalog)
         self.notifier.home = self.surfaces  # App Home tabs are republished through the outbox
-        self.clockwork = Clockwork(self.store, self.notifier, self.worker, self.runner, clock)
-        self.scheduler = Scheduler(self.clockwork, tick_seconds=tick_seconds)
+        self.clockwork = Clockwork(self.store, self.notifier, self.worker, self.runner, clock, leases=self.leases)
+        self.scheduler = Scheduler(self.clockwork, tick_seconds=config.bot.tick_seconds if tick_seconds is None else tick_seconds)
         self.bolt = App(
             client=self.client,
             signing_secret=config.slack.signing_secret,
@@ -87,6 +93,10 @@ class Amibot:
 
     def start(self) -> None:
         """Start the notifier and scheduler; resume unfinished requests."""
+        if not self.store.shared:
+            # SQLite: one process owns the database, so any lease left is a dead
+            # predecessor's, and its work resumes now rather than after the expiry.
+            self.store.clear_leases()
         self.notifier.start()
         self.scheduler.start()
 
@@ -105,17 +115,27 @@ class Amibot:
         self.notifier.flush()
         self.notifier.stop()
         self.catalog.shutdown()
+        self.leases.stop()  # give the work back: another replica takes it at once
 
     def healthy(self) -> bool:
-        return self.store.healthy() and self.scheduler.running
+        return self.store.healthy() and self.scheduler.running and self.leases.healthy()
+
+    def health(self) -> dict[str, Any]:
+        """What /healthz reports: the store (kind, reachable, migrations, leases in the
+        database) and this process's lease renewals and scheduler."""
+        store = self.store.health()
+        leases = self.leases.report()
+        ok = store["reachable"] and store["migrated"] and self.scheduler.running and leases["renewing"]
+        return {"ok": ok, "store": store, "leases": leases, "scheduler": self.scheduler.running}
 
     # -- HTTP ---------------------------------------------------------------------------
 
     def wsgi(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         """The WSGI app: POST /slack/events to Bolt, GET /healthz."""
         if environ.get("PATH_INFO") == "/healthz":
-            ok = self.healthy()
-            body = json.dumps({"ok": ok, "store": self.store.healthy(), "scheduler": self.scheduler.running}).encode()
+            report = self.health()
+            ok = report["ok"]
+            body = json.dumps(report).encode()
             start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
             return [body]
         return self._slack_wsgi(environ, start_response)

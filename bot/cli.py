@@ -4,6 +4,7 @@
   amibot demo
   amibot check-config [--config PATH]
   amibot iam-policy [--config PATH]
+  amibot migrate-store --from sqlite:PATH --to postgresql://… [--overwrite]
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--config")
     iam = sub.add_parser("iam-policy", help="print the IAM policies for the bot's role and the member-account roles")
     iam.add_argument("--config", help="use the role ARNs of this config (default: a generic policy)")
+    move = sub.add_parser("migrate-store", help="copy every request, step, approval, audit entry and outbox message to another database (stop the bot first)")
+    move.add_argument("--from", dest="source", required=True, metavar="sqlite:PATH", help="the current database (sqlite:PATH, or a postgresql:// URL)")
+    move.add_argument("--to", dest="target", required=True, metavar="postgresql://…", help="the new database (migrated on the way; must be empty)")
+    move.add_argument("--overwrite", action="store_true", help="replace what the target holds instead of refusing")
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("AMIBOT_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
@@ -53,10 +58,39 @@ def main(argv: list[str] | None = None) -> int:
             config = load_config(args.config)
             print(f"config OK: {len(config.accounts)} accounts ({', '.join(config.accounts)})")
             return 0
+        if args.command == "migrate-store":
+            return _migrate_store(args)
         return _serve(args)
     except ConfigError as error:
         print(f"amibot: {error.user_message()}", file=sys.stderr)
         return 2
+
+
+def _migrate_store(args: argparse.Namespace) -> int:
+    from bot.store import open_store
+    from bot.store.copy import StoreCopyError, check_target, copy_store, open_source
+
+    try:
+        check_target(args.target)
+        source = open_source(args.source)
+        target = open_store(args.target)
+        copied = copy_store(source, target, overwrite=args.overwrite)
+    except StoreCopyError as error:
+        print(f"amibot: {error.user_message()}", file=sys.stderr)
+        return 2
+    except Exception as error:  # e.g. psycopg.OperationalError: the server cannot be reached
+        if not type(error).__module__.startswith(("psycopg", "sqlite3")):
+            raise
+        print(f"amibot: the database refused: {str(error).strip().splitlines()[0]}\nCheck the URL, that the server runs and the user may connect.", file=sys.stderr)
+        return 2
+    print(f"copied {source.backend.describe()} → {target.backend.describe()}:")
+    for table in copied:
+        print(f"  {table.table:<12} {table.source_rows:>7} → {table.target_rows:<7} {'ok' if table.verified else 'MISMATCH'}")
+    if not all(t.verified for t in copied):
+        print("amibot: the counts differ; do not start the bot on the new database.", file=sys.stderr)
+        return 1
+    print("verified: every table has the same number of rows. Point AMIBOT_DB at the new database and start the bot.")
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -81,6 +81,10 @@ class BotConfig:
     approval_ttl_hours: int = 24
     notify_channel: str | None = None
     max_share_days: int = 90
+    # Replicas (see docs/deployment.md): how long a process's claim on a piece of work
+    # lasts without renewal, and how often every process's scheduler ticks.
+    lease_seconds: int = 30
+    tick_seconds: int = 5
 
 
 @dataclass(frozen=True)
@@ -179,8 +183,21 @@ def parse_config(text: str, env: Mapping[str, str], source: str = "<config>") ->
         accounts=accounts,
         organization=organization,
         slack=_slack_settings(env),
-        db_path=env.get("AMIBOT_DB") or DEFAULT_DB_PATH,
+        db_path=_db_target(env.get("AMIBOT_DB") or DEFAULT_DB_PATH),
     )
+
+
+def _db_target(target: str) -> str:
+    """AMIBOT_DB: a SQLite file path, or a PostgreSQL URL."""
+    scheme = target.split("://", 1)[0] if "://" in target else None
+    if scheme is not None and scheme not in ("postgresql", "postgres"):
+        raise ConfigError(
+            "AMIBOT_DB",
+            f"`{scheme}://` is not a database amibot can use",
+            "set a SQLite file path (e.g. /var/lib/amibot/amibot.db) or a PostgreSQL URL "
+            "(postgresql://USER:PASSWORD@HOST:5432/DBNAME)",
+        )
+    return target
 
 
 def require_slack(config: Config, *, socket_mode: bool) -> None:
@@ -354,7 +371,15 @@ def _parse_bot(table: dict[str, Any]) -> BotConfig:
         _get(table, p, "max_share_days", int, "max_share_days = 90", d.max_share_days),
         f"{p}.max_share_days", 1, 90, "days (a share lasts at most 90 days)",
     )
-    return BotConfig(command, region, poll, ttl, channel, max_days)
+    lease = _int_range(
+        _get(table, p, "lease_seconds", int, "lease_seconds = 30", d.lease_seconds),
+        f"{p}.lease_seconds", 2, 600, "seconds (a dead replica's work is taken up after this long)",
+    )
+    tick = _int_range(
+        _get(table, p, "tick_seconds", int, "tick_seconds = 5", d.tick_seconds),
+        f"{p}.tick_seconds", 1, 60, "seconds",
+    )
+    return BotConfig(command, region, poll, ttl, channel, max_days, lease_seconds=lease, tick_seconds=tick)
 
 
 def _parse_accounts(data: Mapping[str, Any]) -> dict[str, AccountConfig]:

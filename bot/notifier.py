@@ -10,6 +10,9 @@ waits ``Retry-After`` seconds in the outbox).
 Root-message updates are rendered at send time from the request's current state and
 coalesced: only the newest pending update of a request is sent.
 
+Several replicas: each request's messages are sent by one process at a time (a
+lease per request's stream, see ``flush``), so order and dedupe hold across them.
+
 Exactly once across a crash: a posted message carries its outbox id in Slack message
 ``metadata``, and the row is marked ``sending`` before the call. A row found still
 ``sending`` (the process died between Slack's answer and our commit) is looked up in
@@ -34,6 +37,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
 from bot import crashpoints, messages
+from bot.leases import Leases
 from bot.store import Store
 
 log = logging.getLogger("amibot.notifier")
@@ -65,8 +69,10 @@ class Notifier:
 
     home: HomeTabs | None = None  # set by the wiring once the services exist
 
-    def __init__(self, store: Store, client: WebClient, owners_of: Callable[[str], list[str]], *, poll_seconds: float = 2.0):
+    def __init__(self, store: Store, client: WebClient, owners_of: Callable[[str], list[str]], *, poll_seconds: float = 2.0,
+                 leases: Leases | None = None):
         self.store = store
+        self.leases = leases or Leases(store)
         self.client = client
         self.owners_of = owners_of  # account alias -> owner ids, shown on the root message
         self.poll_seconds = poll_seconds
@@ -152,32 +158,42 @@ class Notifier:
                 log.exception("outbox flush failed")
 
     def flush(self) -> int:
-        """Send what can be sent now; returns how many rows were finished."""
+        """Send what can be sent now; returns how many rows were finished.
+
+        Each request's messages are one stream, sent in order by one process at a
+        time under the lease ``outbox:<request id>`` (``outbox:-`` for messages of no
+        request); a stream another replica is sending is left to it."""
         with self._lock:
             finished = 0
-            blocked: set[int] = set()  # requests whose earlier message is waiting: keep order
             rows = self.store.pending_outbox()
-            newest_update = {r["request_id"]: r["id"] for r in rows if r["kind"] == UPDATE}
-            homes = [r for r in rows if r["kind"] == HOME]
-            for row in rows:
-                if row["kind"] == HOME:
-                    continue  # after the messages, once per person (below)
-                request_id = row["request_id"]
-                if request_id is not None and request_id in blocked:
-                    continue
-                if row["kind"] == UPDATE and newest_update.get(request_id) != row["id"]:
-                    self.store.finish_outbox(row["id"], "superseded")
-                    finished += 1
-                    continue
-                outcome = self._send(row)
-                if outcome == "wait":
-                    if request_id is not None:
-                        blocked.add(request_id)
-                    continue
-                finished += 1
-            if homes:
-                finished += self._publish_homes(homes)
+            streams = list(dict.fromkeys(r["request_id"] for r in rows if r["kind"] != HOME))
+            for request_id in streams:
+                with self.leases.hold(f"outbox:{'-' if request_id is None else request_id}") as mine:
+                    if mine:
+                        finished += self._flush_stream(request_id)
+            if any(r["kind"] == HOME for r in rows):
+                # After the messages, once per person, by one replica at a time.
+                with self.leases.hold("outbox:homes") as mine:
+                    homes = [r for r in self.store.pending_outbox() if r["kind"] == HOME] if mine else []
+                    if homes:
+                        finished += self._publish_homes(homes)
             return finished
+
+    def _flush_stream(self, request_id: int | None) -> int:
+        finished = 0
+        rows = [r for r in self.store.pending_outbox_for(request_id) if r["kind"] != HOME]  # read after the claim: fresh
+        newest_update = max((r["id"] for r in rows if r["kind"] == UPDATE), default=None)
+        for row in rows:
+            if row["kind"] == UPDATE and row["id"] != newest_update:
+                self.store.finish_outbox(row["id"], "superseded")
+                finished += 1
+                continue
+            if self._send(row) == "wait":
+                if request_id is not None:
+                    break  # an earlier message must go first: keep the thread's order
+                continue
+            finished += 1
+        return finished
 
     def _publish_homes(self, rows: list[dict[str, Any]]) -> int:
         """Publish each concerned person's Home once for all of ``rows``."""

@@ -143,6 +143,7 @@ class Request:
     progress_shown_at: float | None = None
     revoke_attempts: int = 0  # failed removals of a time-boxed share at its expiry
     permalink: str | None = None  # the root message's link (chat.getPermalink), once known
+    updated_at: float | None = None  # last change of the row (a just-approved request is its approver's to start)
     steps: list[Step] = field(default_factory=list)
     approvals: dict[str, str] = field(default_factory=dict)  # account alias -> approver
 
@@ -178,4 +179,5 @@ class Request:
             progress_shown_at=row.get("progress_shown_at"),
             revoke_attempts=row.get("revoke_attempts") or 0,
             permalink=row.get("permalink"),
+            updated_at=row.get("updated_at"),
         )

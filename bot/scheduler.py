@@ -3,6 +3,12 @@
 One periodic *tick* job asks the store what is due (expired approvals, requests to
 resume, messages to send) instead of keeping one job per request, so nothing lives
 only in the scheduler and a restart rebuilds everything by simply ticking again.
+
+Every process ticks; the database decides who acts. Each scheduled duty runs under a
+lease (``duty:<name>``), each account-region's batched image poll under another
+(``poll:<account>:<region>``), and each request's steps under ``request:<id>``, so
+with several replicas each piece of work is done by one of them, and the work of a
+replica that died is taken up once its leases expire.
 """
 
 from __future__ import annotations
@@ -13,10 +19,11 @@ from typing import Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from bot.leases import Leases
 from bot.notifier import Notifier
-from bot.requests import ACTIVE, APPROVED, CANCELLED, EXPIRED, PENDING_APPROVAL, REVOKED, RUNNING
+from bot.requests import ACTIVE, APPROVED, CANCELLED, EXPIRED, PENDING_APPROVAL, REVOKED, RUNNING, Request
 from bot.store import Store
-from bot.worker import PlanRunner, Worker
+from bot.worker import PlanRunner, Worker, request_lease
 from bot import messages
 
 log = logging.getLogger("amibot.scheduler")
@@ -25,62 +32,99 @@ log = logging.getLogger("amibot.scheduler")
 class Clockwork:
     """What the tick does; callable directly by tests with a controllable clock."""
 
-    def __init__(self, store: Store, notifier: Notifier, worker: Worker, runner: PlanRunner, clock: Callable[[], float] = time.time):
+    # The scheduled duties, each run by one process at a time under the lease
+    # ``duty:<name>``. A new duty is one more method name here.
+    DUTIES = ("expire_pending", "remind_pending", "remind_share_ending", "revoke_due")
+
+    def __init__(self, store: Store, notifier: Notifier, worker: Worker, runner: PlanRunner, clock: Callable[[], float] = time.time,
+                 leases: Leases | None = None):
         self.store = store
         self.notifier = notifier
         self.worker = worker
         self.runner = runner
         self.clock = clock
+        self.leases = leases or runner.leases
 
     def tick(self) -> None:
         """Everything that is due now."""
-        self.expire_pending()
-        self.remind_pending()
-        self.remind_share_ending()
-        self.revoke_due()
+        for duty in self.DUTIES:
+            with self.leases.hold(f"duty:{duty}") as mine:
+                if mine:
+                    getattr(self, duty)()
         self.resume_waiting()
+        self.finish_cancellations(within_seconds=86400)  # a replica died cleaning up; start-up looks further back
         self.notifier.flush()
 
     def resume_unfinished(self) -> list[int]:
         """At start-up: continue every approved or running request from its first
-        step not done (the process that ran it may have died)."""
+        step not done (the process that ran it may have died), unless another live
+        process holds it."""
+        taken = self.leases.held_by_others("request:")
         resumed = []
         for request in self.store.find(states=(APPROVED, RUNNING), limit=10_000):
-            self.worker.submit(self.runner.run, request.id)
-            resumed.append(request.id)
-        # Cancelled while running, but the process died before the cleanup said so:
-        # the final message is the marker that the cleanup finished.
-        for request in self.store.find(states=(CANCELLED,), limit=10_000):
-            said = any(row["dedupe_key"] == f"final:{request.id}" for row in self.store.outbox(request.id))
-            if not said and any(s.state == "done" for s in request.steps):
+            if request_lease(request.id) not in taken:
+                self.worker.submit(self.runner.run, request.id)
+                resumed.append(request.id)
+        return resumed + self.finish_cancellations()
+
+    def finish_cancellations(self, within_seconds: float | None = None) -> list[int]:
+        """Cancelled while running, but the process died before the cleanup said so:
+        the final message is the marker that the cleanup finished. ``within_seconds``:
+        only requests changed that recently (the tick need not re-read old ones)."""
+        taken = self.leases.held_by_others("request:")
+        resumed = []
+        since = None if within_seconds is None else self.clock() - within_seconds
+        for request in self.store.find(states=(CANCELLED,), limit=10_000, updated_since=since):
+            if request_lease(request.id) in taken or not any(s.state == "done" for s in request.steps):
+                continue
+            if not self.runner.cancellation_said(request.id):
                 actor = next((a["actor"] for a in reversed(self.store.audit(request.id)) if a["to_state"] == CANCELLED), "amibot")
                 self.worker.submit(self.runner.cancel_running, request.id, actor)
                 resumed.append(request.id)
         return resumed
 
     def resume_waiting(self) -> list[int]:
-        """Run again the requests whose waiting step is due. Images being waited on
-        are polled first in one batch per account and region, so a hundred copies in
-        flight cost one DescribeImages per account and region, not a hundred."""
+        """Run again the requests whose waiting step is due, and take up those whose
+        process died (no live lease). Images being waited on are polled first in one
+        batch per account and region, by the one process holding that account-region's
+        poll lease, so a hundred copies in flight cost one DescribeImages per account
+        and region per tick, not a hundred, however many replicas run."""
         now = self.clock()
-        due = [r for r in self.store.find(states=(RUNNING,), limit=10_000) if r.wake_at is not None and r.wake_at <= now]
+        taken = self.leases.held_by_others("request:")
+        due = []
+        for request in self.store.find(states=(APPROVED, RUNNING), limit=10_000):
+            if request_lease(request.id) in taken:
+                continue  # another process is running it
+            if request.wake_at is not None and request.wake_at > now:
+                continue  # waiting, not yet due
+            if request.state == APPROVED and (request.updated_at or 0) > now - self.leases.seconds:
+                continue  # just approved: the approving process starts it (this is for orphans)
+            due.append(request)
         if not due:
             return []
-        image_waits = []
+        image_waits: dict[tuple[str, str], list[tuple[Request, str]]] = {}
+        others = []
         for request in due:
             step = next((s for s in request.steps if s.state == "pending"), None)
+            image_id = None
             if step is not None and step.action == "ec2.wait_image_available":
                 image_id = step.params.get("image_id") or request.steps[int(step.params["image_from_step"]) - 1].result.get("image_id")
-                if image_id:
-                    image_waits.append((step.account_id, step.region, image_id))
-        if image_waits:
+            if image_id:
+                image_waits.setdefault((step.account_id, step.region), []).append((request, image_id))
+            else:
+                others.append(request)
+        resumed = list(others)
+        for (account, region), waits in image_waits.items():
+            if not self.leases.claim(f"poll:{account}:{region}"):
+                continue  # another process polls this account-region and resumes its requests
             try:
-                self.runner.image_status.refresh(self.runner.sessions, image_waits)
+                self.runner.image_status.refresh(self.runner.sessions, [(account, region, image_id) for _, image_id in waits])
             except Exception:
                 log.exception("batched image poll failed; steps will poll on their own")
-        for request in due:
+            resumed += [request for request, _ in waits]
+        for request in resumed:
             self.worker.submit(self.runner.run, request.id)
-        return [r.id for r in due]
+        return [r.id for r in resumed]
 
     def expire_pending(self) -> list[int]:
         """Pending requests past ``approval_ttl_hours`` expire; the requester is told."""

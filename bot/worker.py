@@ -1,7 +1,8 @@
 """The worker: runs approved plans step by step, off Slack's listener threads.
 
 Each step is idempotent and recorded when done, so a restarted process resumes at the
-first step not done. On failure the worker undoes, in reverse order, what this request
+first step not done. A request's steps run under its lease (``request:<id>``), held
+and renewed by one process at a time; another replica resumes them once it expires. On failure the worker undoes, in reverse order, what this request
 added, and says exactly what it undid and what remains.
 """
 
@@ -20,6 +21,7 @@ from aws.actions.images import ImageStatusCache
 from aws.sessions import AwsSessions
 from bot import crashpoints, messages, operations
 from bot.holdings import StoreHoldings
+from bot.leases import Leases
 from bot.notifier import Notifier
 from bot.requests import (
     ACTIVE,
@@ -90,7 +92,8 @@ class PlanRunner:
     """Executes a request's plan, records each step, reports in the thread."""
 
     def __init__(self, store: Store, sessions: AwsSessions, notifier: Notifier, *, notify_channel: str | None = None,
-                 sleep: Callable[[float], None] = time.sleep, grant_wait_seconds: float = 300.0, clock: Callable[[], float] = time.time):
+                 sleep: Callable[[float], None] = time.sleep, grant_wait_seconds: float = 300.0, clock: Callable[[], float] = time.time,
+                 leases: Leases | None = None):
         self.store = store
         self.sessions = sessions
         self.notifier = notifier
@@ -101,8 +104,7 @@ class PlanRunner:
         self.image_status = ImageStatusCache()
         self.progress_edit_seconds = 60.0  # Slack: edit a root message at most once a minute
         self.stopping = threading.Event()  # SIGTERM: finish the current step, start no other
-        self._locks: dict[int, threading.Lock] = {}
-        self._lock = threading.Lock()
+        self.leases = leases or Leases(store)
 
     def context(self, request: Request, seq: int) -> StepContext:
         steps = {s.seq: s for s in request.steps}
@@ -124,25 +126,24 @@ class PlanRunner:
             holdings=StoreHoldings(self.store, request.id),
         )
 
-    def _request_lock(self, request_id: int) -> threading.Lock:
-        with self._lock:
-            return self._locks.setdefault(request_id, threading.Lock())
-
     def run(self, request_id: int) -> None:
-        """Run (or resume) an approved request. One runner per request per process:
-        a second call while one runs returns at once."""
-        lock = self._request_lock(request_id)
-        if not lock.acquire(blocking=False):
-            return
-        try:
-            self._run(request_id)
-        finally:
-            lock.release()
+        """Run (or resume) an approved request. One runner per request across every
+        process (its lease): a second call while one runs returns at once."""
+        with self.leases.hold(request_lease(request_id)) as mine:
+            if mine:
+                self._run(request_id)
+
+    def cancellation_said(self, request_id: int) -> bool:
+        """Whether a cancelled request's cleanup finished (its final message is queued)."""
+        return any(row["dedupe_key"] == f"final:{request_id}" for row in self.store.outbox(request_id))
 
     def cancel_running(self, request_id: int, actor: str) -> None:
-        """After a running request was cancelled: wait for its current step, then undo
-        what it added (an unfinished copy included) and say what remains."""
-        with self._request_lock(request_id):
+        """After a running request was cancelled: wait for its current step (on
+        whichever process runs it), then undo what it added (an unfinished copy
+        included) and say what remains."""
+        with self.leases.hold(request_lease(request_id), wait=True):
+            if self.cancellation_said(request_id):
+                return  # another process finished the cleanup
             request = self.store.get(request_id)
             report = self.undo_done_steps(request)
             undone, remains = report.undone, report.remains
@@ -176,6 +177,8 @@ class PlanRunner:
                 return  # cancelled meanwhile
             if self.stopping.is_set():
                 return  # shutting down: the next process resumes from this step
+            if self.leases.lost(request_lease(request_id)):
+                return  # this process stalled past its lease: another one has the request
             crashpoints.reached(f"before:{step.seq}")
             try:
                 result = get_action(step.action).execute(self.context(request, step.seq), step.account_id, step.region, step.params)
@@ -186,7 +189,7 @@ class PlanRunner:
             except Exception as error:  # turned into words by messages.error_text
                 self._fail(request_id, step, error)
                 return
-            self.store.mark_step(request_id, step.seq, STEP_DONE, result={**step.result, **result})
+            self.store.mark_step(request_id, step.seq, STEP_DONE, result={**step.result, **result}, by=self.leases.holder)
             crashpoints.reached(f"done:{step.seq}")
             self.notifier.reply(request_id, messages.step_done_text(request, step.description, _result_detail(result)), dedupe=f"step:{request_id}:{step.seq}")
             self.notifier.update_root(request_id)
@@ -234,7 +237,7 @@ class PlanRunner:
 
     def _fail(self, request_id: int, failed_step: Step, error: Exception) -> None:
         error_words = messages.error_text(error)
-        self.store.mark_step(request_id, failed_step.seq, STEP_FAILED, error=error_words)
+        self.store.mark_step(request_id, failed_step.seq, STEP_FAILED, error=error_words, by=self.leases.holder)
         self._finish_failure(request_id, failed_step, error_words)
 
     def _finish_failure(self, request_id: int, failed_step: Step, error_words: str) -> None:
@@ -288,6 +291,11 @@ class UndoReport:
     def remains(self) -> list[str]:
         """Everything still in place: kept on purpose, then what could not be undone."""
         return self.kept + self.failed
+
+
+def request_lease(request_id: int) -> str:
+    """The lease under which a request's steps run."""
+    return f"request:{request_id}"
 
 
 def _result_detail(result: dict[str, Any]) -> str:

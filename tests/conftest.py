@@ -15,6 +15,7 @@ from offline.sandbox import Sandbox
 from offline import rehearsal
 from bot.app import Amibot
 from offline.slack import FakeSlack, SignedSlackClient
+from tests.postgres import pg_url, postgres_cluster, store_target  # noqa: F401  (fixtures)
 
 
 @pytest.fixture(scope="session")
@@ -110,9 +111,11 @@ def clock():
 
 
 @pytest.fixture
-def harness(sandbox, fake_slack, tmp_path, clock):
+def harness(request, sandbox, fake_slack, tmp_path, clock):
     world = rehearsal.seed(sandbox)
-    config = rehearsal.sandbox_config(str(tmp_path / "amibot.db"), fake_slack.api_url, env={})
+    # AMIBOT_TEST_DB=postgresql runs every harness test on a fresh real PostgreSQL database.
+    db = request.getfixturevalue("pg_url") if os.environ.get("AMIBOT_TEST_DB") == "postgresql" else str(tmp_path / "amibot.db")
+    config = rehearsal.sandbox_config(db, fake_slack.api_url, env={})
     # The scheduler's own tick is off (tick_seconds=3600): tests call clockwork.tick().
     bot = Amibot(config, clock=clock, grant_wait_seconds=2, sleep=lambda s: time.sleep(min(s, 0.05)), tick_seconds=3600, notifier_poll_seconds=0.05, aws_max_attempts=4)
     bot.start()

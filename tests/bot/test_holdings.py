@@ -1,5 +1,5 @@
 """Holdings in the store: who relies on which AWS access, counted across requests
-(real SQLite)."""
+(real SQLite and real PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ RESOURCE = "ec2:launch:111111111111:us-east-1:ami-1:222222222222"
 
 
 @pytest.fixture
-def store(tmp_path):
-    return Store(str(tmp_path / "amibot.db"))
+def store(store_target):
+    return Store(store_target)
 
 
 def new_request(store: Store, state: str) -> int:

@@ -1,10 +1,12 @@
-"""The store: SQLite through sqlite-utils. It is the truth; the scheduler is only a clock.
+"""The store: SQLite (sqlite-utils) or PostgreSQL (psycopg). It is the truth; the
+scheduler is only a clock.
 
-- WAL mode and a busy timeout, one connection per thread: concurrent clicks and the
-  worker never see "database is locked".
+- The SQL is written once; ``bot.store.backends`` supplies the connection per thread,
+  the transaction (SQLite ``BEGIN IMMEDIATE``, PostgreSQL ``BEGIN``) and the few words
+  that differ. Nothing above the store knows which database runs.
 - Every state change is a compare-and-set (``UPDATE … WHERE id=? AND state=?``) in a
-  ``BEGIN IMMEDIATE`` transaction with its audit row, so a double click, two approvers
-  at once or a retried delivery has exactly one effect.
+  transaction with its audit row, so a double click, two approvers at once, a retried
+  delivery or two replicas at once have exactly one effect.
 - Messages to Slack go through the ``outbox`` table (see ``bot.notifier``), so none is
   lost across a crash and none is sent twice.
 """
@@ -12,15 +14,13 @@
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
-import sqlite_utils
-
 from bot.errors import RequestNotFoundError
+from bot.store.backends import backend_for
+from bot.store.leases import LeaseStore
 from bot.requests import (
     STEP_PENDING,
     PlannedStep,
@@ -31,7 +31,10 @@ from bot.requests import (
 
 Clock = Callable[[], float]
 
-# Migrations run in order; PRAGMA user_version records how many have run.
+# Migrations run in order, the same texts on both databases (portable SQL: TEXT,
+# INTEGER, REAL, BIGINT; PostgreSQL reads ``INTEGER PRIMARY KEY [AUTOINCREMENT]`` as an
+# identity column and REAL as DOUBLE PRECISION). SQLite records how many have run in
+# PRAGMA user_version, PostgreSQL in the amibot_schema table. Append; never edit.
 MIGRATIONS: list[str] = [
     """
     CREATE TABLE requests (
@@ -142,6 +145,17 @@ MIGRATIONS: list[str] = [
         opened_at REAL NOT NULL
     );
     """,
+    # Leases: which process does a piece of work (a request's steps, a poll of an
+    # account-region, a stream of outbox messages, a scheduled duty), until when; and
+    # which process recorded each step (with several replicas, for the audit).
+    """
+    CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    ALTER TABLE steps ADD COLUMN done_by TEXT;
+    """,
 ]
 
 # Requests whose holdings count: in flight, in force (time-boxed), or settled
@@ -154,67 +168,56 @@ SETTLED_HOLDER_STATES = ("active", "succeeded")
 IN_FLIGHT_HOLDER_STATES = ("approved", "running")
 
 
-class Store:
-    """All persistence of amibot. Thread-safe: one SQLite connection per thread."""
+class Store(LeaseStore):
+    """All persistence of amibot, on SQLite or PostgreSQL (``target``: a file path, or
+    nothing for ``amibot.db``; or a ``postgresql://…`` URL). Thread-safe: one
+    connection per thread."""
 
-    def __init__(self, path: str, clock: Clock = time.time):
-        self.path = path
+    def __init__(self, target: str | None = None, clock: Clock = time.time):
+        self.backend = backend_for(target)
+        self.kind = self.backend.kind
+        self.shared = self.backend.shared  # several processes may use it (PostgreSQL)
+        self.path = target
         self.clock = clock
-        self._local = threading.local()
         self._migrate()
 
     # -- connections -------------------------------------------------------------
 
     @property
-    def db(self) -> sqlite_utils.Database:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA busy_timeout = 30000")
-            conn.execute("PRAGMA foreign_keys = ON")
-            db = sqlite_utils.Database(conn)
-            self._local.db = db
-        return db
+    def db(self) -> Any:
+        """This thread's connection (``execute(sql, params)`` with ``?`` placeholders)."""
+        return self.backend.connection()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite_utils.Database]:
-        """A write transaction taken at once (``BEGIN IMMEDIATE``), so two writers
-        queue on the busy timeout instead of failing on lock upgrade."""
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+    def transaction(self) -> Iterator[Any]:
+        """A write transaction; see ``bot.store.backends`` for how each database takes it."""
+        with self.backend.transaction() as db:
             yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
 
     def _migrate(self) -> None:
-        db = self.db
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = NORMAL")
-        with self.transaction():
-            version = db.execute("PRAGMA user_version").fetchone()[0]
+        self.backend.prepare()
+        with self.transaction() as db:
+            self.backend.lock_for_migration(db)
+            version = self.backend.schema_version(db)
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in script.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                db.execute(f"PRAGMA user_version = {number}")
+                for statement in self.backend.statements(script):
+                    db.execute(statement)
+                self.backend.set_schema_version(db, number)
+
+    def schema_version(self) -> int:
+        """How many migrations this database has run."""
+        return self.backend.schema_version(self.db)
 
     def healthy(self) -> bool:
         """Whether the database answers a query."""
         try:
             self.db.execute("SELECT 1").fetchone()
             return True
-        except sqlite3.Error:
+        except Exception:
             return False
 
     def close(self) -> None:
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.conn.close()
-            self._local.db = None
+        self.backend.close()
 
     # -- requests ------------------------------------------------------------------
 
@@ -239,7 +242,7 @@ class Store:
             cursor = db.execute(
                 "INSERT INTO requests (uid, kind, state, requester, channel, command_text, params, facts,"
                 " approver_accounts, created_at, updated_at, expires_at)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
                 [
                     uid,
                     kind,
@@ -255,7 +258,7 @@ class Store:
                     now + ttl_seconds,
                 ],
             )
-            request_id = cursor.lastrowid
+            request_id = cursor.fetchone()[0]
             for seq, step in enumerate(steps, start=1):
                 db["steps"].insert(
                     {
@@ -300,16 +303,20 @@ class Store:
                 found.append((request, step))
         return found
 
-    def find(self, *, states: tuple[str, ...] | None = None, requester: str | None = None, limit: int = 50) -> list[Request]:
-        """Requests, newest first, optionally filtered by state and requester."""
-        where, args = self._where(states, requester)
+    def find(self, *, states: tuple[str, ...] | None = None, requester: str | None = None, limit: int = 50,
+             updated_since: float | None = None) -> list[Request]:
+        """Requests, newest first, optionally filtered by state, requester and last change."""
+        where, args = self._where(states, requester, updated_since)
         sql = "SELECT id FROM requests" + where + " ORDER BY id DESC LIMIT ?"
         return [self.get(r["id"]) for r in self.db.execute(sql, [*args, limit]).fetchall()]
 
     @staticmethod
-    def _where(states: tuple[str, ...] | None, requester: str | None) -> tuple[str, list[Any]]:
+    def _where(states: tuple[str, ...] | None, requester: str | None, updated_since: float | None = None) -> tuple[str, list[Any]]:
         sql = " WHERE 1=1"
         args: list[Any] = []
+        if updated_since is not None:
+            sql += " AND updated_at >= ?"
+            args.append(updated_since)
         if states:
             sql += f" AND state IN ({','.join('?' * len(states))})"
             args += list(states)
@@ -348,7 +355,7 @@ class Store:
         with self.transaction() as db:
             for alias in accounts:
                 cursor = db.execute(
-                    "INSERT OR IGNORE INTO approvals (request_id, account_alias, approver, decided_at) VALUES (?,?,?,?)",
+                    "INSERT INTO approvals (request_id, account_alias, approver, decided_at) VALUES (?,?,?,?) ON CONFLICT DO NOTHING",
                     [request_id, alias, approver, self.clock()],
                 )
                 if cursor.rowcount == 1:
@@ -359,12 +366,15 @@ class Store:
 
     # -- steps -----------------------------------------------------------------------
 
-    def mark_step(self, request_id: int, seq: int, state: str, *, result: dict[str, Any] | None = None, error: str | None = None) -> None:
-        """Record a step's outcome (with what it created, for undo and resume)."""
+    def mark_step(self, request_id: int, seq: int, state: str, *, result: dict[str, Any] | None = None, error: str | None = None,
+                  by: str | None = None) -> None:
+        """Record a step's outcome (with what it created, for undo and resume) and
+        which process (lease holder) recorded it."""
         with self.transaction() as db:
             db.execute(
-                "UPDATE steps SET state = ?, result = COALESCE(?, result), error = ?, finished_at = ? WHERE request_id = ? AND seq = ?",
-                [state, json.dumps(result) if result is not None else None, error, self.clock(), request_id, seq],
+                "UPDATE steps SET state = ?, result = COALESCE(?, result), error = ?, finished_at = ?, done_by = COALESCE(?, done_by)"
+                " WHERE request_id = ? AND seq = ?",
+                [state, json.dumps(result) if result is not None else None, error, self.clock(), by, request_id, seq],
             )
 
     def save_step_progress(self, request_id: int, seq: int, result: dict[str, Any]) -> None:
@@ -378,7 +388,7 @@ class Store:
 
     # -- audit -----------------------------------------------------------------------
 
-    def _audit(self, db: sqlite_utils.Database, request_id: int | None, from_state: str | None, to_state: str | None, actor: str, detail: str) -> None:
+    def _audit(self, db: Any, request_id: int | None, from_state: str | None, to_state: str | None, actor: str, detail: str) -> None:
         db.execute(
             "INSERT INTO audit (request_id, from_state, to_state, actor, at, detail) VALUES (?,?,?,?,?,?)",
             [request_id, from_state, to_state, actor, self.clock(), detail],
@@ -397,16 +407,27 @@ class Store:
     def enqueue(self, kind: str, payload: dict[str, Any], *, request_id: int | None = None, dedupe_key: str | None = None) -> int | None:
         """Add a message to the outbox; a repeated ``dedupe_key`` is ignored (returns None)."""
         with self.transaction() as db:
-            cursor = db.execute(
-                "INSERT OR IGNORE INTO outbox (request_id, kind, payload, dedupe_key, created_at) VALUES (?,?,?,?,?)",
+            row = db.execute(
+                "INSERT INTO outbox (request_id, kind, payload, dedupe_key, created_at) VALUES (?,?,?,?,?)"
+                " ON CONFLICT DO NOTHING RETURNING id",
                 [request_id, kind, json.dumps(payload), dedupe_key, self.clock()],
-            )
-            return cursor.lastrowid if cursor.rowcount == 1 else None
+            ).fetchone()
+            return row[0] if row else None
 
     def pending_outbox(self, limit: int = 100) -> list[dict[str, Any]]:
         rows = self.db.execute(
             "SELECT * FROM outbox WHERE state IN ('pending', 'sending') AND not_before <= ? ORDER BY id LIMIT ?",
             [self.clock(), limit],
+        ).fetchall()
+        return [{**dict(r), "payload": json.loads(r["payload"])} for r in rows]
+
+    def pending_outbox_for(self, request_id: int | None, limit: int = 100) -> list[dict[str, Any]]:
+        """One request's sendable messages (or those of no request), oldest first."""
+        where = "request_id IS NULL" if request_id is None else "request_id = ?"
+        args = [] if request_id is None else [request_id]
+        rows = self.db.execute(
+            f"SELECT * FROM outbox WHERE {where} AND state IN ('pending', 'sending') AND not_before <= ? ORDER BY id LIMIT ?",
+            [*args, self.clock(), limit],
         ).fetchall()
         return [{**dict(r), "payload": json.loads(r["payload"])} for r in rows]
 

@@ -1,0 +1,165 @@
+"""This process's leases: work is claimed, not assumed.
+
+Every piece of work several replicas could do at once — a request's steps, a poll of
+an account-region, a stream of outbox messages, a scheduled duty — is done under a
+lease in the store (``bot.store.leases``), held by one process at a time. While work
+runs, a background thread renews its leases; a process that dies stops renewing, and
+once its leases expire another process takes the work and resumes it from the first
+step not done (every step is idempotent: ClientToken, named grants, outbox dedupe).
+
+Within one process the same names are also exclusive between threads, so the lease
+is the one lock a piece of work needs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+from bot.store import Store
+
+log = logging.getLogger("amibot.leases")
+
+DEFAULT_LEASE_SECONDS = 30.0
+
+
+def make_holder() -> str:
+    """A holder id unique to this process: host, pid and a random part (pids repeat
+    across containers)."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class Leases:
+    """Claims, renews and releases this process's leases."""
+
+    def __init__(self, store: Store, *, seconds: float = DEFAULT_LEASE_SECONDS, holder: str | None = None):
+        self.store = store
+        self.seconds = float(seconds)
+        self.holder = holder or make_holder()
+        self._held: set[str] = set()
+        self._lost: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_renewal: float | None = None  # time.monotonic() of the last successful renewal
+        self.renewal_errors = 0
+
+    # -- holding work -----------------------------------------------------------------
+
+    @contextmanager
+    def hold(self, name: str, *, wait: bool = False) -> Iterator[bool]:
+        """Hold the lease ``name`` for the duration of the block, renewed in the
+        background; yields whether this process got it. ``wait``: keep trying until
+        it does (the holder finishes, or dies and its lease expires)."""
+        got = self._take(name)
+        while wait and not got:
+            time.sleep(min(0.2, self.seconds / 10))
+            got = self._take(name)
+        try:
+            yield got
+        finally:
+            if got:
+                with self._lock:
+                    self._held.discard(name)
+                    self._lost.discard(name)
+                try:
+                    self.store.release_lease(name, self.holder)
+                except Exception:  # it expires on its own
+                    log.exception("could not release lease %s", name)
+
+    def _take(self, name: str) -> bool:
+        with self._lock:
+            if name in self._held:
+                return False  # another thread of this process has it
+            self._held.add(name)
+        try:
+            got = self.store.claim_lease(name, self.holder, self.seconds)
+        except Exception:
+            log.exception("could not claim lease %s", name)
+            got = False
+        if not got:
+            with self._lock:
+                self._held.discard(name)
+            return False
+        self._ensure_renewer()
+        return True
+
+    def lost(self, name: str) -> bool:
+        """Whether a held lease could not be renewed (this process stalled past its
+        expiry and another may have taken the work): stop before the next step."""
+        with self._lock:
+            return name in self._lost
+
+    def claim(self, name: str, seconds: float | None = None) -> bool:
+        """Claim ``name`` for a while without holding it (not renewed, not released):
+        e.g. one poll of an account-region per interval across all processes."""
+        try:
+            return self.store.claim_lease(name, self.holder, self.seconds if seconds is None else seconds)
+        except Exception:
+            log.exception("could not claim lease %s", name)
+            return False
+
+    def held_by_others(self, prefix: str) -> set[str]:
+        """Names under ``prefix`` that another process holds now."""
+        return {name for name, holder in self.store.live_leases(prefix).items() if holder != self.holder}
+
+    # -- renewal --------------------------------------------------------------------------
+
+    def _ensure_renewer(self) -> None:
+        with self._lock:
+            if self._thread is not None or self._stop.is_set():
+                return
+            self._thread = threading.Thread(target=self._renew_loop, name="amibot-leases", daemon=True)
+            self._thread.start()
+
+    def _renew_loop(self) -> None:
+        while not self._stop.wait(self.seconds / 3):
+            self.renew()
+
+    def renew(self) -> None:
+        """Extend every lease this process holds; note the ones it lost."""
+        with self._lock:
+            names = sorted(self._held)
+        if not names:
+            self.last_renewal = time.monotonic()
+            return
+        try:
+            renewed = self.store.renew_leases(names, self.holder, self.seconds)
+        except Exception:
+            self.renewal_errors += 1
+            log.exception("could not renew leases")
+            return
+        self.last_renewal = time.monotonic()
+        with self._lock:
+            for name in names:
+                if name not in renewed and name in self._held:
+                    log.warning("lease %s was lost (expired and taken): stopping that work", name)
+                    self._lost.add(name)
+
+    def healthy(self) -> bool:
+        """Renewals keep up: the last one succeeded within a lease's time."""
+        return self.last_renewal is None or time.monotonic() - self.last_renewal < self.seconds
+
+    def report(self) -> dict:
+        """This process's side of lease health, for /healthz."""
+        with self._lock:
+            held = len(self._held)
+            lost = len(self._lost)
+        return {"holder": self.holder, "seconds": self.seconds, "held_here": held, "lost_here": lost, "renewing": self.healthy()}
+
+    def stop(self) -> None:
+        """Stop renewing and give back every lease (a clean shutdown): the next
+        process takes the work at once instead of after the expiry."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        try:
+            self.store.release_leases(self.holder)
+        except Exception:
+            log.exception("could not release leases at shutdown")

@@ -1,0 +1,96 @@
+"""Leases in the store: which process does a piece of work, until when.
+
+A lease is a row ``(name, holder, expires_at)``. Claiming is one conditional upsert
+(``INSERT … ON CONFLICT (name) DO UPDATE … WHERE the holder is the same or the lease
+expired``), which both databases run atomically: of two processes claiming at once,
+one gets the row back and the other nothing. A process that dies stops renewing, and
+its leases are free once they expire. ``bot.leases`` is the process's side (holder id,
+renewal while work runs, release).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class LeaseStore:
+    """The lease methods of :class:`bot.store.Store` (mixed in)."""
+
+    def claim_lease(self, name: str, holder: str, seconds: float) -> bool:
+        """Take (or extend) the lease ``name`` for ``seconds`` if it is free, expired
+        or already ``holder``'s. True when ``holder`` has it now."""
+        now = self.clock()
+        with self.transaction() as db:
+            row = db.execute(
+                "INSERT INTO leases (name, holder, expires_at) VALUES (?,?,?)"
+                " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at"
+                " WHERE leases.holder = excluded.holder OR leases.expires_at <= ?"
+                " RETURNING holder",
+                [name, holder, now + seconds, now],
+            ).fetchone()
+        return row is not None
+
+    def renew_leases(self, names: list[str], holder: str, seconds: float) -> set[str]:
+        """Extend those of ``names`` that ``holder`` still has; returns them (a lease
+        another process took after it expired is not among them)."""
+        if not names:
+            return set()
+        marks = ",".join("?" * len(names))
+        with self.transaction() as db:
+            rows = db.execute(
+                f"UPDATE leases SET expires_at = ? WHERE holder = ? AND name IN ({marks}) RETURNING name",
+                [self.clock() + seconds, holder, *names],
+            ).fetchall()
+        return {r[0] for r in rows}
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease back (only if ``holder`` still has it)."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM leases WHERE name = ? AND holder = ?", [name, holder])
+
+    def release_leases(self, holder: str) -> int:
+        """Give back every lease of ``holder`` (a clean shutdown): the next process
+        takes the work at once instead of after the expiry."""
+        with self.transaction() as db:
+            return db.execute("DELETE FROM leases WHERE holder = ?", [holder]).rowcount
+
+    def clear_leases(self) -> int:
+        """Forget every lease: a single-process database (SQLite) at start-up, where
+        any lease left is a dead predecessor's."""
+        with self.transaction() as db:
+            return db.execute("DELETE FROM leases").rowcount
+
+    def live_leases(self, prefix: str = "") -> dict[str, str]:
+        """Unexpired leases whose name starts with ``prefix``: name → holder."""
+        rows = self.db.execute(
+            "SELECT name, holder FROM leases WHERE expires_at > ? AND name LIKE ?",
+            [self.clock(), prefix.replace("%", "") + "%"],
+        ).fetchall()
+        return {r[0]: r[1] for r in rows}
+
+    def lease_counts(self) -> dict[str, int]:
+        """How many leases are held (unexpired) and how many expired unreleased (a
+        process died or stalled holding them)."""
+        row = self.db.execute(
+            "SELECT COALESCE(SUM(CASE WHEN expires_at > ? THEN 1 ELSE 0 END), 0),"
+            " COALESCE(SUM(CASE WHEN expires_at <= ? THEN 1 ELSE 0 END), 0) FROM leases",
+            [self.clock(), self.clock()],
+        ).fetchone()
+        return {"held": int(row[0]), "expired": int(row[1])}
+
+    def health(self) -> dict[str, Any]:
+        """A cheap account of the store for /healthz and ``amibot doctor``: its kind,
+        where it is (no credentials), whether it answers, the migrations run and
+        expected, and the leases held and expired."""
+        from bot.store.core import MIGRATIONS
+
+        report: dict[str, Any] = {"kind": self.kind, "database": self.backend.describe(), "reachable": False,
+                                  "version": None, "expected_version": len(MIGRATIONS), "leases": None}
+        try:
+            report["version"] = self.schema_version()
+            report["leases"] = self.lease_counts()
+            report["reachable"] = True
+        except Exception as error:  # the report says what failed; no credentials in it
+            report["error"] = type(error).__name__
+        report["migrated"] = report["version"] == report["expected_version"]
+        return report

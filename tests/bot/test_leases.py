@@ -1,0 +1,97 @@
+"""A process's leases (bot/leases.py) on both databases: one holder at a time, within
+the process and across processes; renewal while work runs; takeover after a death."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from bot.leases import Leases, make_holder
+from bot.store import Store
+
+
+def test_holder_ids_differ_per_process_object():
+    assert make_holder() != make_holder()
+
+
+def test_one_holder_across_processes_and_threads(store_target):
+    store = Store(store_target)
+    a, b = Leases(store, seconds=30), Leases(store, seconds=30)
+    with a.hold("request:1") as got_a:
+        assert got_a
+        with b.hold("request:1") as got_b:
+            assert not got_b  # another process
+        with a.hold("request:1") as again:
+            assert not again  # another thread of the same process
+    with b.hold("request:1") as got_b:
+        assert got_b  # released on exit
+    a.stop(), b.stop()
+
+
+def test_a_held_lease_is_renewed_past_its_expiry(store_target):
+    store = Store(store_target)
+    a, b = Leases(store, seconds=0.6), Leases(store, seconds=0.6)
+    with a.hold("request:2") as got:
+        assert got
+        time.sleep(1.5)  # more than two lease times: the renewer kept it
+        assert not b.claim("request:2")
+        assert not a.lost("request:2")
+        assert a.report()["held_here"] == 1 and a.healthy()
+    a.stop(), b.stop()
+
+
+def test_a_dead_holders_lease_is_taken_over_after_expiry(store_target):
+    now = [1000.0]
+    store = Store(store_target, clock=lambda: now[0])
+    dead = Leases(store, seconds=30, holder="dead-1-abc")
+    assert dead.claim("request:3")  # then the process dies: nobody renews
+    alive = Leases(store, seconds=30)
+    assert alive.held_by_others("request:") == {"request:3"}
+    with alive.hold("request:3") as got:
+        assert not got
+    now[0] += 31
+    assert alive.held_by_others("request:") == set()
+    with alive.hold("request:3") as got:
+        assert got
+    alive.stop()
+
+
+def test_a_lease_taken_while_stalled_is_reported_lost(store_target):
+    now = [1000.0]
+    store = Store(store_target, clock=lambda: now[0])
+    slow = Leases(store, seconds=30)
+    other = Leases(store, seconds=30)
+    with slow.hold("request:4"):
+        now[0] += 31  # this process stalled past its lease …
+        assert other.claim("request:4")  # … and another took the request
+        slow.renew()
+        assert slow.lost("request:4")
+    assert store.live_leases() == {"request:4": other.holder}  # releasing did not free other's lease
+    slow.stop(), other.stop()
+
+
+def test_waiting_for_a_lease_gets_it_when_the_holder_lets_go(store_target):
+    store = Store(store_target)
+    a, b = Leases(store, seconds=30), Leases(store, seconds=30)
+    order = []
+    with a.hold("request:5"):
+        def waiter():
+            with b.hold("request:5", wait=True) as got:
+                order.append(("b", got))
+
+        thread = threading.Thread(target=waiter)
+        thread.start()
+        time.sleep(0.5)
+        order.append(("a done", True))
+    thread.join(10)
+    assert order == [("a done", True), ("b", True)]
+    a.stop(), b.stop()
+
+
+def test_stop_gives_every_lease_back(store_target):
+    store = Store(store_target)
+    a = Leases(store, seconds=30)
+    a.claim("duty:expire_pending")
+    a.claim("poll:111111111111:us-east-1")
+    a.stop()
+    assert store.live_leases() == {}
