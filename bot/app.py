@@ -53,14 +53,17 @@ class Amibot:
         self.store = Store(config.db_path, clock)
         self.client = slack_client(config)
         self.sessions = aws_sessions(config, aws_max_attempts)
-        self.notifier = Notifier(self.store, self.client, owners_of=lambda alias: list(config.account(alias).owners), poll_seconds=notifier_poll_seconds)
+        self.notifier = Notifier(self.store, self.client, owners_of=lambda alias: list(config.account(alias).owners), poll_seconds=notifier_poll_seconds,
+                                 command=config.bot.command)
         self.worker = Worker()
         # Bolt's listeners get a pool of their own (not Bolt's default 5 threads), one
         # that can be drained: listeners are quick, slow work goes to self.worker.
         self.listeners = Worker(threads=8, name="amibot-listener")
         self.runner = PlanRunner(self.store, self.sessions, self.notifier, notify_channel=config.bot.notify_channel, sleep=sleep, grant_wait_seconds=grant_wait_seconds, clock=clock)
         self.service = RequestService(config, self.store, self.sessions, self.notifier, self.worker, self.runner, SlackDirectory(self.client), clock)
-        self.clockwork = Clockwork(self.store, self.notifier, self.worker, self.runner, clock)
+        self.notifier.root_refused = self.service.root_refused
+        self.clockwork = Clockwork(self.store, self.notifier, self.worker, self.runner, clock, service=self.service,
+                                   reminder_hours=config.bot.reminder_hours_before_expiry)
         self.scheduler = Scheduler(self.clockwork, tick_seconds=tick_seconds)
         self.bolt = App(
             client=self.client,

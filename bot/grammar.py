@@ -11,6 +11,8 @@ spaces become non-breaking. :func:`normalise` undoes that before tokenising.
 
 from __future__ import annotations
 
+import dataclasses
+
 import difflib
 import re
 import unicodedata
@@ -77,6 +79,7 @@ class ShareCommand:
     ou_id: str | None
     allow_copy: bool
     duration: timedelta | None
+    reason: str | None = None  # reason "…": why, shown to the approvers and in the audit
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,7 @@ class UnshareCommand:
     targets: tuple[str, ...]
     organization: bool
     ou_id: str | None
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,7 @@ class CopyCommand:
     kms: str | None
     name: str | None
     verify: bool
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,7 @@ class MigrateCommand:
     availability_zone: str
     subnet_id: str | None
     no_reboot: bool
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -182,7 +188,9 @@ def usage_for(verb: str) -> str:
 # --------------------------------------------------------------------------------------
 # Words
 
-KEYWORDS = frozenset({"from", "to", "for", "allow-copy", "kms", "name", "verify", "subnet", "no-reboot"})
+KEYWORDS = frozenset({"from", "to", "for", "allow-copy", "kms", "name", "verify", "subnet", "no-reboot", "reason"})
+REASON_LIMIT = 500
+_REASON_VERBS = frozenset({"share", "unshare", "copy", "migrate"})
 _KEYWORD_SYNONYMS = {"allowcopy": "allow-copy", "noreboot": "no-reboot"}
 _ORG_WORDS = frozenset({"org", "organization", "organisation"})
 PUBLIC_WORDS = frozenset({"all", "public", "everyone", "everybody", "*"})
@@ -688,4 +696,25 @@ def parse_command(text: str | None) -> Command:
         close = difflib.get_close_matches(verb[:30], VERBS, n=1, cutoff=0.6)
         hint = f" (did you mean `{close[0]}`?)" if close else f" (start with one of: {', '.join(VERBS)})"
         raise UsageError(f"unknown command `{_show(tokens[0].text)}`{hint}", USAGE)
-    return parse(_Parser(verb, tokens[1:]))
+    rest, reason = _take_reason(verb, tokens[1:])
+    command = parse(_Parser(verb, rest))
+    return dataclasses.replace(command, reason=reason) if reason is not None else command  # type: ignore[type-var]
+
+
+def _take_reason(verb: str, tokens: list[_Token]) -> tuple[list[_Token], str | None]:
+    """Remove ``reason "…"`` (anywhere after the verb) from the words; any request may
+    carry one. Returns the other words and the reason."""
+    at = next((i for i, t in enumerate(tokens) if _keyword(t) == "reason"), None)
+    if at is None:
+        return tokens, None
+    if verb not in _REASON_VERBS:
+        raise UsageError(f"`reason` goes with a request (share, unshare, copy, migrate), not with `{verb}`", usage_for(verb))
+    value = tokens[at + 1] if at + 1 < len(tokens) else None
+    if value is None or _keyword(value) is not None or not value.text.strip():
+        raise UsageError('`reason` needs the reason in quotes, e.g. reason "release 2.3 for the dev team"', usage_for(verb))
+    if any(_keyword(t) == "reason" for t in tokens[at + 2 :]):
+        raise UsageError("`reason` is given twice: give one reason, in quotes", usage_for(verb))
+    text = " ".join(value.text.split())
+    if len(text) > REASON_LIMIT:
+        raise UsageError(f"the reason has {len(text)} characters; at most {REASON_LIMIT}", usage_for(verb))
+    return tokens[:at] + tokens[at + 2 :], text

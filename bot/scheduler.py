@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
+from typing import Any, Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -25,12 +25,15 @@ log = logging.getLogger("amibot.scheduler")
 class Clockwork:
     """What the tick does; callable directly by tests with a controllable clock."""
 
-    def __init__(self, store: Store, notifier: Notifier, worker: Worker, runner: PlanRunner, clock: Callable[[], float] = time.time):
+    def __init__(self, store: Store, notifier: Notifier, worker: Worker, runner: PlanRunner, clock: Callable[[], float] = time.time,
+                 *, service: Any = None, reminder_hours: tuple[int, ...] = (12, 1)):
         self.store = store
         self.notifier = notifier
         self.worker = worker
         self.runner = runner
         self.clock = clock
+        self.service = service  # RequestService: who the eligible owners are, DM reminders
+        self.reminder_hours = reminder_hours
 
     def tick(self) -> None:
         """Everything that is due now."""
@@ -88,13 +91,10 @@ class Clockwork:
         now = self.clock()
         for request in self.store.find(states=(PENDING_APPROVAL,), limit=10_000):
             if request.expires_at <= now and self.store.transition(request.id, PENDING_APPROVAL, EXPIRED, "amibot", "approval window passed"):
-                self.notifier.reply(
+                self.notifier.final(
                     request.id,
                     f":zzz: {messages.mention(request.requester)} {request.display_id} expired: nobody decided in time. Nothing was changed; ask again if it is still needed.",
-                    broadcast=True,
-                    dedupe=f"final:{request.id}",
                 )
-                self.notifier.update_root(request.id)
                 expired.append(request.id)
         return expired
 
@@ -104,21 +104,16 @@ class Clockwork:
     REMINDED_SHARE_ENDING = 2
 
     def remind_pending(self) -> list[int]:
-        """Halfway through the approval window, remind the approvers once."""
+        """DM the owners who could still decide, with the buttons, at each of
+        ``bot.reminder_hours_before_expiry`` before expiry (once per owner and entry)."""
         reminded = []
         now = self.clock()
+        if self.service is None:
+            return reminded
         for request in self.store.find(states=(PENDING_APPROVAL,), limit=10_000):
-            halfway = request.created_at + (request.expires_at - request.created_at) / 2
-            if now >= halfway and not request.reminded & self.REMINDED_APPROVERS:
-                self.store.set_fields(request.id, reminded=request.reminded | self.REMINDED_APPROVERS)
-                waiting = [a for a in request.approver_accounts if a not in request.approvals]
-                owners = " ".join(messages.mention(o) for a in waiting for o in self.notifier.owners_of(a))
-                self.notifier.reply(
-                    request.id,
-                    f":bell: {owners} {request.display_id} is still waiting for approval for {', '.join(f'`{a}`' for a in waiting)}; "
-                    f"it expires at {messages.when(request.expires_at)}.",
-                    dedupe=f"remind:{request.id}",
-                )
+            due = [h for h in self.reminder_hours if request.expires_at - h * 3600 <= now < request.expires_at]
+            # Only the latest entry that is due: a late tick sends one reminder, not several.
+            if due and self.service.remind(request, min(due)):
                 reminded.append(request.id)
         return reminded
 
@@ -151,8 +146,7 @@ class Clockwork:
             text = f":lock: {messages.mention(request.requester)} {request.display_id}'s share ended and was removed: " + ("; ".join(undone) or "nothing was left to remove") + "."
             if remains:
                 text += " Still in place (could not be removed): " + "; ".join(remains)
-            self.notifier.reply(request.id, text, broadcast=True, dedupe=f"revoked:{request.id}")
-            self.notifier.update_root(request.id)
+            self.notifier.final(request.id, text, dedupe_kind="revoked")
             revoked.append(request.id)
         return revoked
 

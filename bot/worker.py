@@ -17,7 +17,7 @@ from typing import Any, Callable
 from aws.actions import Kept, StepContext, StepWaiting, get_action
 from aws.actions.images import ImageStatusCache
 from aws.sessions import AwsSessions
-from bot import crashpoints, messages, operations
+from bot import crashpoints, messages, operations, slacktext
 from bot.notifier import Notifier
 from bot.requests import (
     ACTIVE,
@@ -146,8 +146,8 @@ class PlanRunner:
             text += "\nUndone: " + ("; ".join(undone) if undone else "nothing needed undoing")
             if remains:
                 text += "\nRemains: " + "; ".join(remains)
-            self.notifier.reply(request_id, text, broadcast=True, dedupe=f"final:{request_id}")
-            self.notifier.update_root(request_id)
+            self.notifier.progress(request_id)
+            self.notifier.final(request_id, text)
 
     def _run(self, request_id: int) -> None:
         request = self.store.get(request_id)
@@ -155,6 +155,7 @@ class PlanRunner:
             if not self.store.transition(request_id, APPROVED, RUNNING, "amibot", "execution started"):
                 return
             self.notifier.update_root(request_id)
+            self.notifier.progress(request_id)  # the one progress reply, edited as steps finish
         elif request.state != RUNNING:
             return  # decided otherwise meanwhile, or already finished
         for step in request.steps:
@@ -184,7 +185,8 @@ class PlanRunner:
                 return
             self.store.mark_step(request_id, step.seq, STEP_DONE, result={**step.result, **result})
             crashpoints.reached(f"done:{step.seq}")
-            self.notifier.reply(request_id, messages.step_done_text(request, step.description, _result_detail(result)), dedupe=f"step:{request_id}:{step.seq}")
+            # The thread stays quiet: the progress reply is edited, no reply per step.
+            self.notifier.progress(request_id)
             self.notifier.update_root(request_id)
         self._succeed(request_id)
 
@@ -201,8 +203,8 @@ class PlanRunner:
         if show:
             fields["progress_shown_at"] = now
         self.store.set_fields(request.id, **fields)
-        if first_time:
-            self.notifier.reply(request.id, f":hourglass_flowing_sand: {request.display_id}: {step.description} — started ({waiting.progress}).", dedupe=f"started:{request.id}:{step.seq}")
+        if first_time or show:
+            self.notifier.progress(request.id, waiting.progress)
         if show:
             self.notifier.update_root(request.id, progress=waiting.progress)
 
@@ -219,12 +221,12 @@ class PlanRunner:
         elif not self.store.transition(request_id, RUNNING, SUCCEEDED, "amibot", "all steps done"):
             return
         request = self.store.get(request_id)
-        text = f":tada: {messages.mention(request.requester)} {request.display_id} is done: `{request.command_text}`."
+        text = f":tada: {messages.mention(request.requester)} {request.display_id} is done: {slacktext.code(request.command_text)}."
         if request.active_until:
             text += f" The share ends automatically at {messages.when(request.active_until)}."
         text += "".join(f"\n{note}" for note in settled)
-        self.notifier.reply(request_id, text, broadcast=True, dedupe=f"final:{request_id}")
-        self.notifier.update_root(request_id)
+        self.notifier.progress(request_id)
+        self.notifier.final(request_id, text)
         if self.notify_channel and request.kind == "copy":
             self.notifier.post(self.notify_channel, text, request_id, dedupe=f"notify:{request_id}")
 
@@ -240,8 +242,8 @@ class PlanRunner:
         if not self.store.transition(request_id, RUNNING, FAILED, "amibot", f"step {failed_step.seq} failed", error=error_words):
             return
         text = messages.failure_text(request, failed_step.description, error_words, undone, remains)
-        self.notifier.reply(request_id, text, broadcast=True, dedupe=f"final:{request_id}")
-        self.notifier.update_root(request_id)
+        self.notifier.progress(request_id)
+        self.notifier.final(request_id, text)
 
     def undo_done_steps(self, request: Request) -> tuple[list[str], list[str]]:
         """Undo this request's done steps, newest first. Returns (undone, remains)."""
@@ -269,13 +271,3 @@ class PlanRunner:
             if said:
                 undone.append(said)
         return undone, remains
-
-
-def _result_detail(result: dict[str, Any]) -> str:
-    if result.get("summary"):  # an action's own one-line account of what it did (copy)
-        return result["summary"]
-    if result.get("grant_id"):
-        return f"grant id `{result['grant_id']}`" + ("" if result.get("created", True) else " (already existed)")
-    if result.get("already_present"):
-        return "already in place before: " + ", ".join(str(next(iter(e.values()))) for e in result["already_present"])
-    return ""

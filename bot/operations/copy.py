@@ -34,6 +34,7 @@ from bot.config import AccountConfig
 from bot.errors import PreflightError
 from bot.operations import PlanningContext, Prepared, after_success, check_source_image, preflight_read, preparer
 from bot.operations.share import approver_accounts, facts_for_message
+from bot.cards import COPY_NAME_MARK
 from bot.requests import STEP_DONE, STEP_UNDONE, PlannedStep
 
 T = TypeVar("T")
@@ -176,7 +177,9 @@ def copy_steps(
                 + (" and its key is usable (DescribeKey, CreateGrant DryRun; retried while the new grant spreads)" if facts.keys else "")
             ),
         ))
-    shown_name = f"`{name}`" if name else f"`{default_copy_name(facts.name, '')}R-<this request's number>`"
+    # The default name holds the request's number, known once it is stored: the card
+    # shows the real name in place of COPY_NAME_MARK.
+    shown_name = f"`{name}`" if name else f"`{COPY_NAME_MARK}`"
     tag_keys = [k for k in facts.tags if not k.lower().startswith("aws:")]
     copy_seq = add(PlannedStep(
         action="ec2.copy_image",

@@ -373,7 +373,7 @@ def prepare_org_share(ctx: PlanningContext, command: grammar.ShareCommand, sourc
                         "organization_id": organization.id, "ou_id": command.ou_id},
                 description=(
                     f"PutKeyPolicy on key {_key_label(key)}: add statement `{sid}`: any principal whose {condition} may "
-                    f"{', '.join(keypolicy.ORG_KEY_POLICY_ACTIONS)}; every other statement unchanged (before and after below). "
+                    f"{', '.join(keypolicy.ORG_KEY_POLICY_ACTIONS)}; every other statement unchanged (the policy before and after is listed under the plan). "
                     "Refused if the policy changes before it runs"
                 ),
             )
