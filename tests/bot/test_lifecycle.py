@@ -6,6 +6,7 @@ from __future__ import annotations
 from botocore.exceptions import ClientError
 
 from offline import rehearsal
+from tests.conftest import has_decision_buttons
 from bot.requests import ACTIVE, CANCELLED, EXPIRED, FAILED, PENDING_APPROVAL, REVOKED, SUCCEEDED
 
 HOUR = 3600
@@ -38,7 +39,7 @@ def test_pending_request_is_reminded_halfway_then_expires(harness):
     assert harness.bot.store.get(1).state == EXPIRED
     final = harness.final_reply(root)
     assert "expired" in final["text"] and f"<@{rehearsal.REQUESTER}>" in final["text"]
-    assert not any(b["type"] == "actions" for b in harness.fake.message(harness.channel, root["ts"])["blocks"])
+    assert not has_decision_buttons(harness.fake.message(harness.channel, root["ts"]))
     harness.click(rehearsal.OWNER, root)
     assert "already expired" in harness.ephemeral_for(rehearsal.OWNER)
     assert not dev_sees(harness, image)
