@@ -52,7 +52,7 @@ def error_text(error: BaseException) -> str:
     if isinstance(error, AmibotError):
         return error.user_message()
     if isinstance(error, Exception) and is_aws_error(error):
-        return translate(error).plain()
+        return escape(translate(error).plain())  # AWS's own words may hold <, > and &
     error_id = secrets.token_hex(3)
     log.error("unexpected error %s", error_id, exc_info=error)
     return f"Something unexpected went wrong (error id `{error_id}`). It is in the bot's log; nothing further was changed."
@@ -121,7 +121,7 @@ def list_text(requests: list[Request], scope: str) -> str:
         return f"No {scope} requests."
     lines = [f"*{scope.capitalize()} requests*"]
     for r in requests:
-        lines.append(f"• *{r.display_id}* `{r.command_text}` — {STATE_LABELS.get(r.state, r.state)} ({mention(r.requester)})")
+        lines.append(f"• *{r.display_id}* {slacktext.code(r.command_text, 120)} — {STATE_LABELS.get(r.state, r.state)} ({mention(r.requester)})")
     return "\n".join(lines)
 
 

@@ -21,8 +21,9 @@ BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u206
 COMMAND_TEXT_LIMIT = 300
 _BIDI_RE = re.compile("[" + "".join(sorted(BIDI_CONTROLS)) + "]")
 # What the bot itself puts between < and >: user and group mentions, channel links,
-# special mentions it never uses are NOT here (<!channel>, <!here>, <!everyone>).
-MEANT_MARKUP_RE = re.compile(r"<(?:@[UW][A-Z0-9]+|#[CGD][A-Z0-9]+|!subteam\^S[A-Z0-9]+|!date\^\d+\^[^|<>]*\|[^<>]*|https://[^\s|<>]+\|[^<>]*)>")
+# dates and links to Slack messages (permalinks). Special mentions it never uses are
+# NOT here (<!channel>, <!here>, <!everyone>), nor links to anywhere else.
+MEANT_MARKUP_RE = re.compile(r"<(?:@[UW][A-Z0-9]+|#[CGD][A-Z0-9]+|!subteam\^S[A-Z0-9]+|!date\^\d+\^[^|<>]*\|[^<>]*|https://[a-z0-9-]+\.slack\.com/archives/[^\s|<>]+\|[^<>]*)>")
 
 
 def escape(text: object) -> str:

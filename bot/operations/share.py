@@ -10,7 +10,7 @@ from aws.actions import SHARE_GRANT_OPERATIONS, ImageFacts, account_root, grant_
 from aws.actions import keypolicy
 from aws.actions.autoscaling import AUTOSCALING_GRANT_OPERATIONS, autoscaling_grant_name, autoscaling_role
 from aws.errors import is_aws_error, translate
-from bot import grammar, messages
+from bot import grammar, messages, slacktext
 from bot.config import AccountConfig, Config, OrganizationConfig
 from bot.errors import PreflightError
 from bot.operations import PlanningContext, Prepared, check_source_image, preflight_read, preparer
@@ -178,7 +178,7 @@ def resolve_targets(config: Config, refs: tuple[str, ...], source: AccountConfig
 
 def checked_lines(facts: ImageFacts, source: AccountConfig, region: str, targets: list[AccountConfig]) -> list[str]:
     """What the preflight checked, in the words the approver reads."""
-    lines = [f"{facts.image_id} `{facts.name}` is `{facts.state}` in {region}, owned by `{source.alias}` ({facts.owner_id})"]
+    lines = [f"{facts.image_id} {slacktext.code(facts.name, 128)} is `{facts.state}` in {region}, owned by `{source.alias}` ({facts.owner_id})"]
     for key in facts.keys:
         alias = f" ({', '.join(key.aliases)})" if key.aliases else ""
         lines.append(f"Snapshots encrypted with a customer-managed key{alias}, {key.state}: {key.arn}")

@@ -281,7 +281,7 @@ def prepare_unshare(ctx: PlanningContext, command: grammar.UnshareCommand) -> Pr
         )
     planner = _Planner(ctx, source, region, facts)
     plan = planner.plan
-    plan.checked.append(f"{facts.image_id} `{facts.name}` in {region}, owned by `{source.alias}` ({facts.owner_id})")
+    plan.checked.append(f"{facts.image_id} {slacktext.code(facts.name, 128)} in {region}, owned by `{source.alias}` ({facts.owner_id})")
     if organization is not None:
         entry, who = org_entry(organization, command.ou_id)
         kind, value = next(iter(entry.items()))
