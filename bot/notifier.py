@@ -280,6 +280,8 @@ class Notifier:
         payload = row["payload"]
         if request.state != "pending_approval":
             return  # decided before this copy went out: nobody needs to be asked any more
+        if not payload["dm"] and payload["target"] == request.channel:
+            return  # the root itself was re-routed there: one card is enough
         channel = self._dm_channel(payload["target"]) if payload["dm"] else payload["target"]
         blocks = messages.root_blocks(request, self._owners(request), asked_in=request.channel, note=payload.get("note"))
         ts = self._post_once(row, channel=channel, text=messages.root_text(request), blocks=blocks)
