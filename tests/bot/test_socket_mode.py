@@ -123,7 +123,7 @@ def test_socket_mode_help_share_and_approve(socket_mode):
     assert click.status == 200 and click.body == ""  # a bare ack: {"envelope_id": ...}
     assert set(slack.acks[-1]) == {"envelope_id"}
 
-    final = fake.wait_for(lambda: next((m for m in fake.thread(channel, root["ts"]) if m.get("reply_broadcast")), None), 10)
+    final = fake.wait_for(lambda: next((m for m in fake.thread(channel, root["ts"]) if m.get("reply_broadcast")), None), 30)
     assert f"<@{rehearsal.REQUESTER}>" in final["text"], final
     bot.worker.drain()
     assert bot.store.get(1).state == SUCCEEDED
