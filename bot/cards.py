@@ -226,6 +226,8 @@ def progress_text(request: Request, progress: str | None) -> str:
     """The one progress reply of a running request, edited in place: every step with
     its number and mark, and the current step's progress (e.g. a copy's %)."""
     lines = [f":gear: {request.display_id} · {STATE_LABELS.get(request.state, request.state)}" + (f" · {escape(progress)}" if progress else "")]
+    if request.params.get("reason"):
+        lines.append(f"Why: {escape(request.params['reason'])}")
     for step in (s for s in request.steps if s.phase == "run"):
         detail = result_detail(step.result) if step.state in (STEP_DONE, STEP_UNDONE) else ""
         lines.append(step_line(request, step) + (f" — {detail}" if detail else ""))

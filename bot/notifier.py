@@ -27,7 +27,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
-from bot import cards, crashpoints, messages
+from bot import cards, crashpoints, messages, slacktext
 from bot.store import Store
 
 log = logging.getLogger("amibot.notifier")
@@ -118,6 +118,8 @@ class Notifier:
         self._enqueue(POST, {"channel": channel, "text": text}, request_id, dedupe=dedupe)
 
     def _enqueue(self, kind: str, payload: dict[str, Any], request_id: int | None, dedupe: str | None = None) -> None:
+        if "text" in payload:  # messages are written with /ami; say the configured command
+            payload = {**payload, "text": slacktext.with_command(payload["text"], self.command)}
         self.store.enqueue(kind, payload, request_id=request_id, dedupe_key=dedupe)
         self._wake.set()
 

@@ -65,7 +65,7 @@ class RequestService:
         that need AWS are handed to the worker and answered in the channel."""
         command = grammar.parse_command(text)
         if isinstance(command, (grammar.HelpCommand, grammar.EmptyCommand)):
-            return "*amibot* — AMI operations with owner approval.\n```" + slacktext.escape(commanded(grammar.USAGE, self.config.bot.command)) + "```"
+            return "*amibot* — AMI operations with owner approval.\n```" + slacktext.escape(grammar.USAGE) + "```"
         if isinstance(command, grammar.StatusCommand):
             return messages.status_text(self.store.get(self._number(command.request_id)))
         if isinstance(command, grammar.ListCommand):
@@ -383,6 +383,10 @@ class RequestService:
         return (f"The exact changes could not open (`{slacktext.escape(code)}`). Click *View exact changes* again, "
                 f"or see them with `{self.config.bot.command} status {slacktext.escape(request_id)}`.")
 
+    def words(self, text: str) -> str:
+        """Text for Slack, naming the configured slash command wherever ``/ami`` is written."""
+        return slacktext.with_command(text, self.config.bot.command)
+
     def tell(self, channel: str, user: str, text: str) -> None:
         """An ephemeral note to one person (through the outbox: not lost)."""
         self.notifier.ephemeral(channel, user, text)
@@ -409,7 +413,3 @@ class RequestService:
 def _clean(text: str) -> str:
     return " ".join(text.split())
 
-
-def commanded(text: str, command: str) -> str:
-    """Text written with ``/ami`` in it, with the configured slash command instead."""
-    return text if command == "/ami" else text.replace("/ami ", f"{command} ").replace("`/ami`", f"`{command}`")

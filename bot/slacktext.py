@@ -65,6 +65,13 @@ def channel(channel_id: str) -> str:
     return escape(channel_id)
 
 
+def with_command(text: str, command: str) -> str:
+    """Text written with ``/ami`` in it, saying the configured slash command instead."""
+    if command == "/ami":
+        return text
+    return re.sub(r"(?<![\w/])/ami(?=[\s`]|$)", command, text)
+
+
 def unmeant_markup(text: str) -> list[str]:
     """Every ``<`` in ``text`` that does not open markup the bot means (tests)."""
     stripped = MEANT_MARKUP_RE.sub("", text)

@@ -261,6 +261,12 @@ def test_the_card_is_compact_and_the_modal_holds_every_change(stack):
     assert "payments-api-2026.11-copy-R-1" in changes and "this request's number" not in changes
     assert "1. [prod]" in changes
     assert any("reason: release 2.3 for dev" in (a["detail"] or "") for a in h.bot.store.audit(1))
+    h.click(OWNER, root)
+    h.click(DEVOPS, root)
+    h.final_reply(root, timeout=60)
+    h.settle()
+    progress = next(m for m in h.fake.thread(h.channel, root["ts"]) if m["text"].startswith(":gear:"))
+    assert "Why: release 2.3 for dev" in progress["text"]  # the reason shows in the thread too
 
 
 def test_a_modal_too_long_points_to_status(stack):
@@ -318,6 +324,8 @@ def test_the_configured_command_and_bot_name_are_used(stack):
     h.settle()
     told = " ".join(r.params.get("text", "") for r in h.fake.responses_to(url))
     assert "/invite @platform-bot" in told and "@amibot" not in told
+    missing = h.slash("status R-99").json()["text"]
+    assert "`/images list all`" in missing and "/ami" not in missing
 
 
 def test_the_requester_is_not_among_the_possible_approvers(stack):
