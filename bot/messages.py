@@ -13,10 +13,10 @@ import secrets
 from datetime import datetime, timezone
 from typing import Any
 
-from aws.errors import AwsFailure, is_aws_error, translate
+from aws.errors import is_aws_error, translate
 from bot import cards, slacktext
 from bot.errors import AmibotError, UsageError
-from bot.requests import PENDING_APPROVAL, STATE_LABELS, STEP_DONE, STEP_FAILED, STEP_UNDONE, Request
+from bot.requests import STATE_LABELS, Request
 
 log = logging.getLogger("amibot")
 
@@ -27,21 +27,9 @@ DECISION_BLOCK = cards.DECISION_BLOCK
 DENY_REASON_VIEW = "amibot_deny_reason"
 REASON_BLOCK = "reason"
 SECTION_LIMIT = 3000
-MAX_BLOCKS = 50
 
-STATE_EMOJI = {
-    "pending_approval": ":hourglass_flowing_sand:",
-    "approved": ":white_check_mark:",
-    "running": ":gear:",
-    "succeeded": ":white_check_mark:",
-    "failed": ":x:",
-    "denied": ":no_entry:",
-    "expired": ":zzz:",
-    "cancelled": ":heavy_multiplication_x:",
-    "active": ":large_green_circle:",
-    "revoked": ":lock:",
-}
-STEP_MARK = {STEP_DONE: ":white_check_mark:", STEP_FAILED: ":x:", STEP_UNDONE: ":leftwards_arrow_with_hook:"}
+STATE_EMOJI = cards.STATE_EMOJI
+STEP_MARK = cards.STEP_MARK
 
 
 def error_text(error: BaseException) -> str:
@@ -71,18 +59,6 @@ def _section(text: str) -> dict[str, Any]:
     if len(text) > SECTION_LIMIT:
         text = text[: SECTION_LIMIT - 20] + "\n… (truncated)"
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
-
-
-def _chunks(lines: list[str], limit: int = SECTION_LIMIT - 100) -> list[str]:
-    chunks, current = [], ""
-    for line in lines:
-        if current and len(current) + len(line) + 1 > limit:
-            chunks.append(current)
-            current = ""
-        current = f"{current}\n{line}" if current else line
-    if current:
-        chunks.append(current)
-    return chunks
 
 
 mention = slacktext.mention
@@ -123,10 +99,6 @@ def list_text(requests: list[Request], scope: str) -> str:
     for r in requests:
         lines.append(f"• *{r.display_id}* {slacktext.code(r.command_text, 120)} — {STATE_LABELS.get(r.state, r.state)} ({mention(r.requester)})")
     return "\n".join(lines)
-
-
-def step_done_text(request: Request, description: str, detail: str = "") -> str:
-    return f":white_check_mark: {request.display_id}: {description}" + (f"\n{detail}" if detail else "")
 
 
 def failure_text(request: Request, step_description: str, why: str, undone: list[str], remains: list[str]) -> str:
