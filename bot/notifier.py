@@ -45,7 +45,9 @@ COPY_ROLE = "copy"
 PROGRESS_ROLE = "progress"
 
 # Slack errors after which trying again cannot help.
-_PERMANENT = {"not_in_channel", "channel_not_found", "is_archived", "invalid_blocks", "msg_too_long", "invalid_auth", "account_inactive", "no_text"}
+_PERMANENT = {"not_in_channel", "channel_not_found", "is_archived", "invalid_blocks", "msg_too_long", "invalid_auth", "account_inactive", "no_text",
+              # a DM that cannot be opened (no im:write scope, a deactivated user, another bot)
+              "missing_scope", "user_not_found", "user_disabled", "cannot_dm_bot", "not_allowed_token_type"}
 METADATA_EVENT = "amibot_outbox"
 _NO_CHANNEL = {"not_in_channel", "channel_not_found", "is_archived"}
 # A root message Slack refused for one of these never appears: the request is re-routed

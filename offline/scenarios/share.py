@@ -23,7 +23,7 @@ def play(stage: Stage) -> None:
     an owner approves; checked from dev's side."""
     t, fake, world, channel = stage.t, stage.fake, stage.world, stage.channel
     t.note("— sharing a CMK-encrypted AMI from prod with dev —")
-    text = f"share {world.encrypted_image} from prod to dev"
+    text = f'share {world.encrypted_image} from prod to dev reason "payments load tests in dev this week"'
     t.say("@bob", f"/ami {text}")
     started = time.perf_counter()
     result = stage.slack.slash(rehearsal.REQUESTER, channel, text)
@@ -35,7 +35,7 @@ def play(stage: Stage) -> None:
         return
     t.say("amibot", blocks_text(root))
     card = root["blocks"][0]["text"]["text"]
-    t.expect(f"the approval card is compact ({len(card.splitlines())} lines, at most 12)", len(card.splitlines()) <= 12)
+    t.expect(f"the approval card is compact ({len(card.splitlines())} lines, at most 12) and says why", len(card.splitlines()) <= 12 and "*Why:* payments load tests" in card)
     changes = stage.exact_changes(root)
     t.expect("the exact changes name the KMS grant to dev's root principal", f"arn:aws:iam::{rehearsal.DEV}:root" in changes)
 
