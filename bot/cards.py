@@ -38,6 +38,7 @@ VIEW_CHANGES_ACTION = "amibot_view_changes"
 DECISION_BLOCK = "decision"
 CHANGES_VIEW = "amibot_exact_changes"
 COPY_NAME_MARK = "{copy-name}"  # in a copy step's description: the real name, known once the request has its number
+REQUEST_LABEL_MARK = "{request-label}"  # in a step's description: `R-<n>-<uid>`, the provenance tag value, known once stored
 SECTION_LIMIT = 3000
 MODAL_BLOCKS = 100
 
@@ -83,6 +84,7 @@ def step_line(request: Request, step: Step) -> str:
     if COPY_NAME_MARK in description:
         name = step.params.get("name") or default_copy_name(step.params.get("source_name", ""), request.display_id)
         description = description.replace(COPY_NAME_MARK, name)
+    description = description.replace(REQUEST_LABEL_MARK, f"{request.display_id}-{request.uid}")
     return f"{mark + ' ' if mark else ''}{step.seq}. [{step.account_alias}] {description}"
 
 

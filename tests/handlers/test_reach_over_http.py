@@ -247,6 +247,8 @@ def test_confirm_dialogs_name_the_biggest_effect(stack):
         assert len(confirm["title"]["text"]) <= 100 and len(confirm["text"]["text"]) <= 300
         assert len(confirm["confirm"]["text"]) <= 30 and len(confirm["deny"]["text"]) <= 30
     assert "*Risk:* reboots web-1" in root["blocks"][0]["text"]["text"]
+    changes = h.exact_changes(root)
+    assert f"`amibot:request`=R-1-{h.bot.store.get(1).uid}" in changes and "this request's id" not in changes
 
 
 def test_the_card_is_compact_and_the_modal_holds_every_change(stack):
