@@ -157,7 +157,9 @@ class Notifier:
                 request_id = row["request_id"]
                 if request_id is not None and request_id in blocked:
                     continue
-                if row["kind"] in (UPDATE, PROGRESS) and newest_update.get((request_id, row["kind"])) != row["id"]:
+                # A row left "sending" by a crash may have reached Slack: it is resolved
+                # (looked up) before anything supersedes it, or a second message appears.
+                if row["kind"] in (UPDATE, PROGRESS) and row["state"] != "sending" and newest_update.get((request_id, row["kind"])) != row["id"]:
                     self.store.finish_outbox(row["id"], "superseded")
                     finished += 1
                     continue
@@ -282,11 +284,20 @@ class Notifier:
 
     def _send_copy(self, row: dict[str, Any], request: Any) -> None:
         payload = row["payload"]
-        if request.state != "pending_approval":
-            return  # decided before this copy went out: nobody needs to be asked any more
-        if not payload["dm"] and payload["target"] == request.channel:
-            return  # the root itself was re-routed there: one card is enough
+        # Not needed any more: decided before this copy went out, or the root itself was
+        # re-routed to that channel (one card is enough).
+        unneeded = request.state != "pending_approval" or (not payload["dm"] and payload["target"] == request.channel)
+        if unneeded and row["state"] != "sending":
+            return
         channel = self._dm_channel(payload["target"]) if payload["dm"] else payload["target"]
+        if unneeded:
+            # It may have reached Slack just before a crash: record it so that it is
+            # brought up to date (buttons gone) like every other copy.
+            ts = self._already_posted(row, channel, None)
+            if ts:
+                self.store.record_message(request.id, COPY_ROLE, payload["role_target"], channel, ts)
+                self.update_root(request.id)
+            return
         blocks = messages.root_blocks(request, self._owners(request), asked_in=request.channel, note=payload.get("note"))
         ts = self._post_once(row, channel=channel, text=messages.root_text(request), blocks=blocks)
         self.store.record_message(request.id, COPY_ROLE, payload["role_target"], channel, ts)
