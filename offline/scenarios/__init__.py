@@ -94,6 +94,7 @@ class Stage:
     channel: str
     sandbox: Any  # offline.sandbox.Sandbox
     bot: Any  # bot.app.Amibot
+    last_plan: str = ""  # the text of the last "View exact changes" modal a scenario opened
 
     def ask(self, text: str) -> Any:
         """Bob types ``/ami <text>``; the transcript shows it and the bot's ack."""
