@@ -60,7 +60,7 @@ class Amibot:
         self.client = slack_client(config)
         self.sessions = aws_sessions(config, aws_max_attempts)
         self.notifier = Notifier(self.store, self.client, owners_of=lambda alias: list(config.account(alias).owners), poll_seconds=notifier_poll_seconds,
-                                 leases=self.leases)
+                                 leases=self.leases, command=config.bot.command)
         self.worker = Worker()
         # Bolt's listeners get a pool of their own (not Bolt's default 5 threads), one
         # that can be drained: listeners are quick, slow work goes to self.worker.
@@ -71,7 +71,9 @@ class Amibot:
         self.catalog = ImageCatalog(self.sessions)
         self.surfaces = SurfaceService(self.service, self.catalog)
         self.notifier.home = self.surfaces  # App Home tabs are republished through the outbox
-        self.clockwork = Clockwork(self.store, self.notifier, self.worker, self.runner, clock, leases=self.leases)
+        self.notifier.root_refused = self.service.root_refused
+        self.clockwork = Clockwork(self.store, self.notifier, self.worker, self.runner, clock, leases=self.leases, service=self.service,
+                                   reminder_hours=config.bot.reminder_hours_before_expiry)
         self.scheduler = Scheduler(self.clockwork, tick_seconds=config.bot.tick_seconds if tick_seconds is None else tick_seconds)
         self.bolt = App(
             client=self.client,

@@ -59,6 +59,8 @@ class AccountConfig:
     allow_self_approval: bool = False
     accept_shares: bool = True  # may this account be a target of share/copy
     autoscaling_grant: bool = False  # grant Auto Scaling's service-linked role use of shared CMKs here
+    approval_channel: str | None = None  # approvals for this account are also posted there, with the buttons
+    approval_dm: bool | None = None  # DM each eligible owner the approval; None: bot.approval_dm
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,10 @@ class BotConfig:
     # lasts without renewal, and how often every process's scheduler ticks.
     lease_seconds: int = 30
     tick_seconds: int = 5
+    allowed_channels: tuple[str, ...] = ()  # empty: requests may be made in any channel
+    require_reason: bool = False  # every request must carry reason "…"
+    approval_dm: bool = True  # DM each eligible owner the approval (accounts.<a>.approval_dm overrides)
+    reminder_hours_before_expiry: tuple[int, ...] = (12, 1)  # DM reminders to owners, hours before expiry
 
 
 @dataclass(frozen=True)
@@ -379,7 +385,37 @@ def _parse_bot(table: dict[str, Any]) -> BotConfig:
         _get(table, p, "tick_seconds", int, "tick_seconds = 5", d.tick_seconds),
         f"{p}.tick_seconds", 1, 60, "seconds",
     )
-    return BotConfig(command, region, poll, ttl, channel, max_days, lease_seconds=lease, tick_seconds=tick)
+    allowed = _channel_list(table, p, "allowed_channels")
+    reminders_raw = _get(table, p, "reminder_hours_before_expiry", list, "reminder_hours_before_expiry = [12, 1]", list(d.reminder_hours_before_expiry))
+    reminders: list[int] = []
+    for hours in reminders_raw:
+        if not isinstance(hours, int) or isinstance(hours, bool):
+            raise ConfigError(f"{p}.reminder_hours_before_expiry", f"must hold whole numbers of hours, not {_type_name(hours)}", "write it as reminder_hours_before_expiry = [12, 1]")
+        reminders.append(_int_range(hours, f"{p}.reminder_hours_before_expiry", 1, ttl, "hours (at most approval_ttl_hours)"))
+    return BotConfig(
+        command, region, poll, ttl, channel, max_days,
+        lease_seconds=lease, tick_seconds=tick,
+        allowed_channels=allowed,
+        require_reason=_get(table, p, "require_reason", bool, "require_reason = true", d.require_reason),
+        approval_dm=_get(table, p, "approval_dm", bool, "approval_dm = true", d.approval_dm),
+        reminder_hours_before_expiry=tuple(sorted(set(reminders), reverse=True)),
+    )
+
+
+def _channel_id(value: Any, full: str, example: str) -> str:
+    if not isinstance(value, str) or not _CHANNEL_RE.fullmatch(value):
+        raise ConfigError(
+            full,
+            f"`{value}` is not a channel id",
+            f"use the channel's id (C... or G..., shown at the bottom of the channel's details), not its name: {example}",
+        )
+    return value
+
+
+def _channel_list(table: Mapping[str, Any], prefix: str, key: str) -> tuple[str, ...]:
+    example = f'{key} = ["C0123456789"]'
+    raw = _get(table, prefix, key, list, example, [])
+    return tuple(dict.fromkeys(_channel_id(c, f"{prefix}.{key}", example) for c in raw))
 
 
 def _parse_accounts(data: Mapping[str, Any]) -> dict[str, AccountConfig]:
@@ -520,7 +556,15 @@ def _parse_account(alias: str, table: dict[str, Any]) -> AccountConfig:
         allow_self_approval=_get(table, p, "allow_self_approval", bool, "allow_self_approval = false", False),
         accept_shares=_get(table, p, "accept_shares", bool, "accept_shares = true", True),
         autoscaling_grant=_get(table, p, "autoscaling_grant", bool, "autoscaling_grant = false", False),
+        approval_channel=_optional_channel(table, p, "approval_channel"),
+        approval_dm=_get(table, p, "approval_dm", bool, "approval_dm = false", None),
     )
+
+
+def _optional_channel(table: Mapping[str, Any], prefix: str, key: str) -> str | None:
+    if key not in table:
+        return None
+    return _channel_id(table[key], f"{prefix}.{key}", f'{key} = "C0123456789"')
 
 
 def _region_map(table: Mapping[str, Any], prefix: str, key: str, example: str) -> dict[str, str]:

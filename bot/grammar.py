@@ -11,6 +11,8 @@ spaces become non-breaking. :func:`normalise` undoes that before tokenising.
 
 from __future__ import annotations
 
+import dataclasses
+
 import difflib
 import re
 import unicodedata
@@ -77,7 +79,7 @@ class ShareCommand:
     ou_id: str | None
     allow_copy: bool
     duration: timedelta | None
-    reason: str | None = None
+    reason: str | None = None  # reason "…": why, shown to the approvers and in the audit
 
 
 @dataclass(frozen=True)
@@ -198,7 +200,9 @@ def _as_command(text: str, command: str) -> str:
 # Words
 
 KEYWORDS = frozenset({"from", "to", "for", "allow-copy", "kms", "name", "verify", "subnet", "no-reboot", "reason"})
-MAX_REASON_LENGTH = 500
+REASON_LIMIT = 500
+_REASON_VERBS = frozenset({"share", "unshare", "copy", "migrate"})
+MAX_REASON_LENGTH = REASON_LIMIT  # the request form's field limit (bot.forms)
 _KEYWORD_SYNONYMS = {"allowcopy": "allow-copy", "noreboot": "no-reboot"}
 _ORG_WORDS = frozenset({"org", "organization", "organisation"})
 PUBLIC_WORDS = frozenset({"all", "public", "everyone", "everybody", "*"})
@@ -512,15 +516,6 @@ class _Parser:
             )
         return name
 
-    def reason(self, kw: str) -> str:
-        tok = self.value(kw, 'a reason in quotes, e.g. reason "release 42 for the dev team"')
-        reason = " ".join(tok.text.split())
-        if not reason:
-            raise self.fail('`reason` is empty: write why, in quotes, e.g. reason "release 42 for the dev team"')
-        if len(reason) > MAX_REASON_LENGTH:
-            raise self.fail(f"the reason has {len(reason)} characters: at most {MAX_REASON_LENGTH}")
-        return reason
-
     def subnet(self, kw: str) -> str:
         tok = self.value(kw, "a subnet id, e.g. `subnet subnet-0123456789abcdef0`")
         w = tok.text.lower()
@@ -562,7 +557,7 @@ def _require(p: _Parser, got: dict[str, object], key: str, shape: str) -> None:
 
 def _share_like(p: _Parser, *, unshare: bool) -> ShareCommand | UnshareCommand:
     image_id = p.subject(AMI_ID_RE, "an AMI id", "ami-0123456789abcdef0")
-    handlers: dict[str, Callable[[str], object]] = {"from": p.source, "to": p.share_targets, "reason": p.reason}
+    handlers: dict[str, Callable[[str], object]] = {"from": p.source, "to": p.share_targets}
     if not unshare:
         handlers |= {"allow-copy": _flag, "for": p.duration}
     got = p.options(handlers)
@@ -572,16 +567,15 @@ def _share_like(p: _Parser, *, unshare: bool) -> ShareCommand | UnshareCommand:
     targets, organization, ou_id = got["to"]  # type: ignore[misc]
     if source.account in targets:
         raise p.fail(f"`{source.account}` is the source account: an AMI is always available to its owner")
-    reason: str | None = got.get("reason")  # type: ignore[assignment]
     if unshare:
-        return UnshareCommand(image_id, source, targets, organization, ou_id, reason)
+        return UnshareCommand(image_id, source, targets, organization, ou_id)
     allow_copy = bool(got.get("allow-copy", False))
     if allow_copy and not targets:
         raise p.fail(
             "`allow-copy` works only with accounts: snapshot permissions cannot name an "
             "organisation or OU (its members can launch the AMI but not copy it)"
         )
-    return ShareCommand(image_id, source, targets, organization, ou_id, allow_copy, got.get("for"), reason)  # type: ignore[arg-type]
+    return ShareCommand(image_id, source, targets, organization, ou_id, allow_copy, got.get("for"))  # type: ignore[arg-type]
 
 
 def _parse_share(p: _Parser) -> Command:
@@ -592,7 +586,7 @@ def _parse_unshare(p: _Parser) -> Command:
     return _share_like(p, unshare=True)
 
 
-_COPY_OPTIONS = ("from", "to", "kms", "name", "verify", "reason")
+_COPY_OPTIONS = ("from", "to", "kms", "name", "verify")
 
 
 def _parse_copy(p: _Parser) -> Command:
@@ -612,7 +606,7 @@ def _parse_copy(p: _Parser) -> Command:
             raise p.fail(f"`{_show(extra)}`: `copy` copies into one account at a time (one request per account)")
         return ref
 
-    got = p.options({"from": p.source, "to": target, "kms": p.kms, "name": p.name, "verify": _flag, "reason": p.reason})
+    got = p.options({"from": p.source, "to": target, "kms": p.kms, "name": p.name, "verify": _flag})
     _require(p, got, "from", "<account[:region]>")
     _require(p, got, "to", "<account[:region]>")
     dest: AccountRef = got["to"]  # type: ignore[assignment]
@@ -622,7 +616,7 @@ def _parse_copy(p: _Parser) -> Command:
             f"`{_show(kms)}` is a key in {m.group(1).lower()}, but the copy goes to {dest.region}: "
             "the key must be in the destination region"
         )
-    return CopyCommand(image_id, got["from"], dest, kms, got.get("name"), bool(got.get("verify", False)), got.get("reason"))  # type: ignore[arg-type]
+    return CopyCommand(image_id, got["from"], dest, kms, got.get("name"), bool(got.get("verify", False)))  # type: ignore[arg-type]
 
 
 def _parse_migrate(p: _Parser) -> Command:
@@ -640,7 +634,7 @@ def _parse_migrate(p: _Parser) -> Command:
             "migrate moves an instance within its account)"
         )
 
-    got = p.options({"from": p.source, "to": zone, "subnet": p.subnet, "no-reboot": _flag, "reason": p.reason})
+    got = p.options({"from": p.source, "to": zone, "subnet": p.subnet, "no-reboot": _flag})
     _require(p, got, "from", "<account[:region]>")
     _require(p, got, "to", "<availability-zone>")
     source: AccountRef = got["from"]  # type: ignore[assignment]
@@ -653,7 +647,7 @@ def _parse_migrate(p: _Parser) -> Command:
         raise p.fail(
             f"`{az}` is not in {source.region}: migrate moves an instance to another zone of the same region"
         )
-    return MigrateCommand(instance_id, source, az, got.get("subnet"), bool(got.get("no-reboot", False)), got.get("reason"))  # type: ignore[arg-type]
+    return MigrateCommand(instance_id, source, az, got.get("subnet"), bool(got.get("no-reboot", False)))  # type: ignore[arg-type]
 
 
 def _parse_status(p: _Parser) -> Command:
@@ -714,4 +708,25 @@ def parse_command(text: str | None) -> Command:
         close = difflib.get_close_matches(verb[:30], VERBS, n=1, cutoff=0.6)
         hint = f" (did you mean `{close[0]}`?)" if close else f" (start with one of: {', '.join(VERBS)})"
         raise UsageError(f"unknown command `{_show(tokens[0].text)}`{hint}", USAGE)
-    return parse(_Parser(verb, tokens[1:]))
+    rest, reason = _take_reason(verb, tokens[1:])
+    command = parse(_Parser(verb, rest))
+    return dataclasses.replace(command, reason=reason) if reason is not None else command  # type: ignore[type-var]
+
+
+def _take_reason(verb: str, tokens: list[_Token]) -> tuple[list[_Token], str | None]:
+    """Remove ``reason "…"`` (anywhere after the verb) from the words; any request may
+    carry one. Returns the other words and the reason."""
+    at = next((i for i, t in enumerate(tokens) if _keyword(t) == "reason"), None)
+    if at is None:
+        return tokens, None
+    if verb not in _REASON_VERBS:
+        raise UsageError(f"`reason` goes with a request (share, unshare, copy, migrate), not with `{verb}`", usage_for(verb))
+    value = tokens[at + 1] if at + 1 < len(tokens) else None
+    if value is None or _keyword(value) is not None or not value.text.strip():
+        raise UsageError('`reason` needs the reason in quotes, e.g. reason "release 2.3 for the dev team"', usage_for(verb))
+    if any(_keyword(t) == "reason" for t in tokens[at + 2 :]):
+        raise UsageError("`reason` is given twice: give one reason, in quotes", usage_for(verb))
+    text = " ".join(value.text.split())
+    if len(text) > REASON_LIMIT:
+        raise UsageError(f"the reason has {len(text)} characters; at most {REASON_LIMIT}", usage_for(verb))
+    return tokens[:at] + tokens[at + 2 :], text

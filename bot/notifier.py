@@ -36,7 +36,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
-from bot import crashpoints, messages
+from bot import cards, crashpoints, messages, slacktext
 from bot.leases import Leases
 from bot.store import Store
 
@@ -49,11 +49,21 @@ RESPOND = "respond"
 EPHEMERAL = "ephemeral"
 POST = "post"  # a plain message in a channel (notify_channel)
 HOME = "home"  # republish App Home tabs: of those a request concerns, or of one user
+COPY = "copy"  # a copy of the approval card in an approval channel or an owner's DM
+PROGRESS = "progress"  # the one progress reply of a running request, edited in place
+DM = "dm"  # a direct message to one person (the requester, when a request ends)
+COPY_ROLE = "copy"
+PROGRESS_ROLE = "progress"
 
 # Slack errors after which trying again cannot help.
-_PERMANENT = {"not_in_channel", "channel_not_found", "is_archived", "invalid_blocks", "msg_too_long", "invalid_auth", "account_inactive", "no_text"}
+_PERMANENT = {"not_in_channel", "channel_not_found", "is_archived", "invalid_blocks", "msg_too_long", "invalid_auth", "account_inactive", "no_text",
+              # a DM that cannot be opened (no im:write scope, a deactivated user, another bot)
+              "missing_scope", "user_not_found", "user_disabled", "cannot_dm_bot", "not_allowed_token_type"}
 METADATA_EVENT = "amibot_outbox"
 _NO_CHANNEL = {"not_in_channel", "channel_not_found", "is_archived"}
+# A root message Slack refused for one of these never appears: the request is re-routed
+# to an approval channel or ended, and the requester is told why.
+ROOT_REFUSALS = _NO_CHANNEL | {"msg_too_long", "invalid_blocks", "no_text", "restricted_action", "cannot_reply_to_message"}
 
 
 class HomeTabs(Protocol):
@@ -70,12 +80,17 @@ class Notifier:
     home: HomeTabs | None = None  # set by the wiring once the services exist
 
     def __init__(self, store: Store, client: WebClient, owners_of: Callable[[str], list[str]], *, poll_seconds: float = 2.0,
-                 leases: Leases | None = None):
+                 leases: Leases | None = None, command: str = "/ami", root_refused: Callable[[int, str], None] | None = None):
         self.store = store
         self.leases = leases or Leases(store)
         self.client = client
         self.owners_of = owners_of  # account alias -> owner ids, shown on the root message
         self.poll_seconds = poll_seconds
+        self.command = command
+        # Called (outside the send loop's lock is not needed: it only enqueues) when
+        # Slack refuses a root message for good: re-route or end the request.
+        self.root_refused = root_refused
+        self._dm_channels: dict[str, str] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -83,9 +98,10 @@ class Notifier:
 
     # -- enqueueing -------------------------------------------------------------------
 
-    def post_root(self, request_id: int) -> None:
-        """Post the request's root (approval) message."""
-        self._enqueue(ROOT, {}, request_id, dedupe=f"root:{request_id}")
+    def post_root(self, request_id: int, dedupe: str | None = None) -> None:
+        """Post the request's root (approval) message (``dedupe``: a second attempt,
+        e.g. after joining the channel or in an approval channel)."""
+        self._enqueue(ROOT, {}, request_id, dedupe=dedupe or f"root:{request_id}")
         self.refresh_homes(request_id)
 
     def update_root(self, request_id: int, progress: str | None = None) -> None:
@@ -122,6 +138,26 @@ class Notifier:
         """A reply in the request's thread (``broadcast`` also shows it in the channel)."""
         self._enqueue(REPLY, {"text": text, "broadcast": broadcast}, request_id, dedupe=dedupe)
 
+    def final(self, request_id: int, text: str, *, dedupe_kind: str = "final") -> None:
+        """The request's last word: a broadcast reply in its thread, every card brought
+        up to date, and a DM to the requester (exactly once each)."""
+        self.reply(request_id, text, broadcast=True, dedupe=f"{dedupe_kind}:{request_id}")
+        self.update_root(request_id)
+        request = self.store.get(request_id)
+        self.dm(request.requester, text, request_id, dedupe=f"ended-dm:{request_id}", about_channel=request.channel)
+
+    def copy(self, request_id: int, target: str, *, dm: bool, note: str | None = None, dedupe: str | None = None, role_target: str | None = None) -> None:
+        """Post a copy of the approval card to a channel, or to a person's DM (``dm``)."""
+        self._enqueue(COPY, {"target": target, "dm": dm, "note": note, "role_target": role_target or target}, request_id, dedupe=dedupe or f"copy:{request_id}:{target}")
+
+    def progress(self, request_id: int, progress: str | None = None) -> None:
+        """Post, or edit in place, the request's one progress reply."""
+        self._enqueue(PROGRESS, {"progress": progress}, request_id)
+
+    def dm(self, user: str, text: str, request_id: int | None = None, *, dedupe: str | None = None, about_channel: str | None = None) -> None:
+        """A direct message to one person."""
+        self._enqueue(DM, {"user": user, "text": text, "about_channel": about_channel}, request_id, dedupe=dedupe)
+
     def respond(self, response_url: str, text: str, request_id: int | None = None) -> None:
         """An ephemeral answer to a slash command, through its response_url."""
         self._enqueue(RESPOND, {"url": response_url, "text": text}, request_id)
@@ -133,6 +169,8 @@ class Notifier:
         self._enqueue(POST, {"channel": channel, "text": text}, request_id, dedupe=dedupe)
 
     def _enqueue(self, kind: str, payload: dict[str, Any], request_id: int | None, dedupe: str | None = None) -> None:
+        if "text" in payload:  # messages are written with /ami; say the configured command
+            payload = {**payload, "text": slacktext.with_command(payload["text"], self.command)}
         self.store.enqueue(kind, payload, request_id=request_id, dedupe_key=dedupe)
         self._wake.set()
 
@@ -182,9 +220,11 @@ class Notifier:
     def _flush_stream(self, request_id: int | None) -> int:
         finished = 0
         rows = [r for r in self.store.pending_outbox_for(request_id) if r["kind"] != HOME]  # read after the claim: fresh
-        newest_update = max((r["id"] for r in rows if r["kind"] == UPDATE), default=None)
+        newest = {r["kind"]: r["id"] for r in rows if r["kind"] in (UPDATE, PROGRESS)}  # rows come oldest first
         for row in rows:
-            if row["kind"] == UPDATE and row["id"] != newest_update:
+            # A row left "sending" by a crash may have reached Slack: it is resolved
+            # (looked up) before anything supersedes it, or a second message appears.
+            if row["kind"] in (UPDATE, PROGRESS) and row["state"] != "sending" and newest.get(row["kind"]) != row["id"]:
                 self.store.finish_outbox(row["id"], "superseded")
                 finished += 1
                 continue
@@ -274,6 +314,8 @@ class Notifier:
                 self.client.chat_postEphemeral(channel=payload["channel"], user=payload["user"], text=payload["text"])
             elif kind == POST:
                 self._post_once(row, channel=payload["channel"], text=payload["text"])
+            elif kind == DM:
+                self._post_once(row, channel=self._dm_channel(payload["user"]), text=payload["text"])
             else:
                 request = self.store.get(request_id)
                 if kind == ROOT:
@@ -282,12 +324,15 @@ class Notifier:
                     self.store.set_fields(request_id, root_ts=ts)
                     request.root_ts = ts
                     self.permalink(request)
+                elif kind == COPY:
+                    self._send_copy(row, request)
+                elif kind == UPDATE:
+                    self._update_cards(request, payload.get("progress"))
                 else:
                     if not request.root_ts:
                         return "wait" if self._root_pending(request_id) else self._fallback_to_channel(row, request)
-                    if kind == UPDATE:
-                        blocks = messages.root_blocks(request, self._owners(request), progress=payload.get("progress"))
-                        self.client.chat_update(channel=request.channel, ts=request.root_ts, text=messages.root_text(request), blocks=blocks)
+                    if kind == PROGRESS:
+                        self._send_progress(row, request)
                     else:
                         self._post_once(
                             row, channel=request.channel, thread_ts=request.root_ts, text=payload["text"], reply_broadcast=payload.get("broadcast", False)
@@ -299,10 +344,14 @@ class Notifier:
             if code == "ratelimited":
                 retry_after = float(error.response.headers.get("Retry-After", 5) or 5)
                 return self._later(row, retry_after, code)
+            if kind == ROOT and code in ROOT_REFUSALS:
+                self.store.finish_outbox(row["id"], "failed", code)
+                log.warning("slack refused the root message of request %s: %s", request_id, code)
+                if self.root_refused is not None:
+                    self.root_refused(request_id, code)
+                return "failed"
             if code in _PERMANENT:
                 self.store.finish_outbox(row["id"], "failed", code)
-                if kind == ROOT and code in _NO_CHANNEL:
-                    self._tell_requester_no_channel(request_id, code)
                 log.warning("slack refused %s message %s: %s", kind, row["id"], code)
                 return "failed"
             return self._later(row, 10, code or str(error))
@@ -314,7 +363,8 @@ class Notifier:
         return "wait"
 
     def _owners(self, request: Any) -> dict[str, list[str]]:
-        return {alias: self.owners_of(alias) for alias in request.approver_accounts}
+        """Who may approve each account, as configured, the requester left out."""
+        return {alias: [o for o in self.owners_of(alias) if o != request.requester] for alias in request.approver_accounts}
 
     def _root_pending(self, request_id: int) -> bool:
         return any(r["kind"] == ROOT and r["state"] in ("pending", "sending") for r in self.store.outbox(request_id))
@@ -328,16 +378,68 @@ class Notifier:
         self.store.finish_outbox(row["id"], "failed", "no root message")
         return "failed"
 
-    def _tell_requester_no_channel(self, request_id: int, code: str) -> None:
-        request = self.store.get(request_id)
-        url = request.params.get("response_url")
-        text = (
-            f"I cannot post {request.display_id}'s approval message in this channel (`{code}`): "
-            "it is private and I am not a member. Invite me with `/invite @amibot` and ask again, "
-            "or ask in a channel I am in. Nothing will change in AWS until someone approves."
-        )
-        if url:
-            self.respond(url, text, request_id)
+    # -- cards, copies, progress ------------------------------------------------------
+
+    def _dm_channel(self, user: str) -> str:
+        """The DM channel with ``user`` (conversations.open, cached)."""
+        if user not in self._dm_channels:
+            self._dm_channels[user] = self.client.conversations_open(users=user)["channel"]["id"]
+        return self._dm_channels[user]
+
+    def _send_copy(self, row: dict[str, Any], request: Any) -> None:
+        payload = row["payload"]
+        # Not needed any more: decided before this copy went out, or the root itself was
+        # re-routed to that channel (one card is enough).
+        unneeded = request.state != "pending_approval" or (not payload["dm"] and payload["target"] == request.channel)
+        if unneeded and row["state"] != "sending":
+            return
+        channel = self._dm_channel(payload["target"]) if payload["dm"] else payload["target"]
+        if unneeded:
+            # It may have reached Slack just before a crash: record it so that it is
+            # brought up to date (buttons gone) like every other copy.
+            ts = self._already_posted(row, channel, None)
+            if ts:
+                self.store.record_message(request.id, COPY_ROLE, payload["role_target"], channel, ts)
+                self.update_root(request.id)
+            return
+        blocks = messages.root_blocks(request, self._owners(request), asked_in=request.channel, note=payload.get("note"))
+        ts = self._post_once(row, channel=channel, text=messages.root_text(request), blocks=blocks)
+        self.store.record_message(request.id, COPY_ROLE, payload["role_target"], channel, ts)
+
+    def _update_cards(self, request: Any, progress: str | None) -> None:
+        """Bring the root message and every copy of the card up to date. A copy that
+        cannot be edited (deleted, archived channel) does not hold the others back."""
+        revoked_by = self._revoked_by(request)
+        text = messages.root_text(request)
+        if request.root_ts:
+            blocks = messages.root_blocks(request, self._owners(request), progress=progress, revoked_by=revoked_by)
+            self.client.chat_update(channel=request.channel, ts=request.root_ts, text=text, blocks=blocks)
+        for posted in self.store.posted_messages(request.id, COPY_ROLE):
+            blocks = messages.root_blocks(request, self._owners(request), progress=progress, asked_in=request.channel, revoked_by=revoked_by)
+            try:
+                self.client.chat_update(channel=posted["channel"], ts=posted["ts"], text=text, blocks=blocks)
+            except SlackApiError as error:
+                code = error.response.get("error", "")
+                if code not in ("message_not_found", "channel_not_found", "is_archived", "cant_update_message"):
+                    raise
+                log.warning("copy of request %s in %s could not be updated: %s", request.id, posted["channel"], code)
+
+    def _revoked_by(self, request: Any) -> str | None:
+        if request.state != "revoked":
+            return None
+        entry = next((a for a in reversed(self.store.audit(request.id)) if a["to_state"] == "revoked"), None)
+        return entry["detail"] if entry else None
+
+    def _send_progress(self, row: dict[str, Any], request: Any) -> None:
+        text = cards.progress_text(request, row["payload"].get("progress") or request.progress)
+        posted = self.store.posted_messages(request.id, PROGRESS_ROLE)
+        if posted:
+            self.client.chat_update(channel=posted[0]["channel"], ts=posted[0]["ts"], text=text)
+            return
+        # The first progress row posts the reply (once, even across a crash); later
+        # rows edit it. Rows are sent in order, so a later row finds it recorded.
+        ts = self._post_once(row, channel=request.channel, thread_ts=request.root_ts, text=text)
+        self.store.record_message(request.id, PROGRESS_ROLE, request.channel, request.channel, ts)
 
     def pending_count(self) -> int:
         return len(self.store.pending_outbox(limit=10_000))

@@ -20,12 +20,13 @@ DENIED = "denied"
 EXPIRED = "expired"
 CANCELLED = "cancelled"
 ACTIVE = "active"  # a time-boxed share in force until its expiry
-REVOKED = "revoked"  # a time-boxed share removed at expiry
+REVOKED = "revoked"  # a time-boxed share removed (at expiry, or by an unshare)
 
 # Every allowed transition. The store refuses anything else, so a bug cannot,
 # say, run a denied request.
 TRANSITIONS: dict[str, frozenset[str]] = {
-    PENDING_APPROVAL: frozenset({APPROVED, DENIED, EXPIRED, CANCELLED}),
+    # → FAILED: the approval message could not be posted anywhere (the requester is told why).
+    PENDING_APPROVAL: frozenset({APPROVED, DENIED, EXPIRED, CANCELLED, FAILED}),
     APPROVED: frozenset({RUNNING, CANCELLED}),
     RUNNING: frozenset({SUCCEEDED, FAILED, ACTIVE, CANCELLED}),
     ACTIVE: frozenset({REVOKED, FAILED}),
@@ -42,7 +43,7 @@ STATE_LABELS = {
     EXPIRED: "expired without a decision",
     CANCELLED: "cancelled",
     ACTIVE: "active",
-    REVOKED: "share removed at expiry",
+    REVOKED: "share removed",
 }
 
 # Step states.

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
+from typing import Any, Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -24,7 +24,7 @@ from bot.notifier import Notifier
 from bot.requests import ACTIVE, APPROVED, CANCELLED, EXPIRED, PENDING_APPROVAL, REVOKED, RUNNING, Request
 from bot.store import Store
 from bot.worker import PlanRunner, Worker, request_lease
-from bot import messages
+from bot import messages, slacktext
 
 log = logging.getLogger("amibot.scheduler")
 
@@ -37,13 +37,15 @@ class Clockwork:
     DUTIES = ("expire_pending", "remind_pending", "remind_share_ending", "revoke_due")
 
     def __init__(self, store: Store, notifier: Notifier, worker: Worker, runner: PlanRunner, clock: Callable[[], float] = time.time,
-                 leases: Leases | None = None):
+                 leases: Leases | None = None, *, service: Any = None, reminder_hours: tuple[int, ...] = (12, 1)):
         self.store = store
         self.notifier = notifier
         self.worker = worker
         self.runner = runner
         self.clock = clock
         self.leases = leases or runner.leases
+        self.service = service  # RequestService: who the eligible owners are, DM reminders
+        self.reminder_hours = reminder_hours
 
     def tick(self) -> None:
         """Everything that is due now."""
@@ -132,13 +134,10 @@ class Clockwork:
         now = self.clock()
         for request in self.store.find(states=(PENDING_APPROVAL,), limit=10_000):
             if request.expires_at <= now and self.store.transition(request.id, PENDING_APPROVAL, EXPIRED, "amibot", "approval window passed"):
-                self.notifier.reply(
+                self.notifier.final(
                     request.id,
                     f":zzz: {messages.mention(request.requester)} {request.display_id} expired: nobody decided in time. Nothing was changed; ask again if it is still needed.",
-                    broadcast=True,
-                    dedupe=f"final:{request.id}",
                 )
-                self.notifier.update_root(request.id)
                 expired.append(request.id)
         return expired
 
@@ -148,21 +147,16 @@ class Clockwork:
     REMINDED_SHARE_ENDING = 2
 
     def remind_pending(self) -> list[int]:
-        """Halfway through the approval window, remind the approvers once."""
+        """DM the owners who could still decide, with the buttons, at each of
+        ``bot.reminder_hours_before_expiry`` before expiry (once per owner and entry)."""
         reminded = []
         now = self.clock()
+        if self.service is None:
+            return reminded
         for request in self.store.find(states=(PENDING_APPROVAL,), limit=10_000):
-            halfway = request.created_at + (request.expires_at - request.created_at) / 2
-            if now >= halfway and not request.reminded & self.REMINDED_APPROVERS:
-                self.store.set_fields(request.id, reminded=request.reminded | self.REMINDED_APPROVERS)
-                waiting = [a for a in request.approver_accounts if a not in request.approvals]
-                owners = " ".join(messages.mention(o) for a in waiting for o in self.notifier.owners_of(a))
-                self.notifier.reply(
-                    request.id,
-                    f":bell: {owners} {request.display_id} is still waiting for approval for {', '.join(f'`{a}`' for a in waiting)}; "
-                    f"it expires at {messages.when(request.expires_at)}.",
-                    dedupe=f"remind:{request.id}",
-                )
+            due = [h for h in self.reminder_hours if request.expires_at - h * 3600 <= now < request.expires_at]
+            # Only the latest entry that is due: a late tick sends one reminder, not several.
+            if due and self.service.remind(request, min(due)):
                 reminded.append(request.id)
         return reminded
 
@@ -208,8 +202,7 @@ class Clockwork:
             text = f":lock: {messages.mention(request.requester)} {request.display_id}'s share ended and was removed: " + ("; ".join(report.undone) or "nothing was left to remove") + "."
             if report.kept:
                 text += " Kept on purpose: " + "; ".join(report.kept)
-            self.notifier.reply(request.id, text, broadcast=True, dedupe=f"revoked:{request.id}")
-            self.notifier.update_root(request.id)
+            self.notifier.final(request.id, text, dedupe_kind="revoked")
             revoked.append(request.id)
         return revoked
 
@@ -220,7 +213,7 @@ class Clockwork:
         delay = min(self.REVOKE_RETRY_FIRST_SECONDS * 2 ** (attempts - 1), self.REVOKE_RETRY_MAX_SECONDS)
         self.store.set_fields(request.id, revoke_attempts=attempts, wake_at=now + delay)
         self.store.add_audit(request.id, "amibot", f"removal at expiry failed (attempt {attempts}): " + "; ".join(failed))
-        what = "; ".join(failed)
+        what = slacktext.escape("; ".join(failed))  # AWS's words: escaped before Slack
         if attempts == 1:
             self.notifier.reply(
                 request.id,

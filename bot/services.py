@@ -13,7 +13,9 @@ import time
 from typing import Callable, Protocol
 
 from aws.sessions import AwsSessions
-from bot import grammar, listing, messages, operations
+from slack_sdk.errors import SlackApiError
+
+from bot import cards, grammar, listing, messages, operations, slacktext
 from bot.config import AccountConfig, Config
 from bot.errors import AlreadyDecidedError, AmibotError, NobodyCanApproveError, NotAnApproverError, NotAllowedError
 from bot.notifier import Notifier
@@ -22,6 +24,7 @@ from bot.requests import (
     CANCELLED,
     DENIED,
     EXPIRED,
+    FAILED,
     PENDING_APPROVAL,
     RUNNING,
     STATE_LABELS,
@@ -56,6 +59,7 @@ class RequestService:
         self.directory = directory
         self.clock = clock
         self.visibility = listing.Visibility(config, lambda alias: self._owners(config.account(alias)), directory.channel_members)
+        self._bot_name: str | None = None
 
     # -- slash commands ----------------------------------------------------------------
 
@@ -64,9 +68,9 @@ class RequestService:
         that need AWS are handed to the worker and answered in the channel."""
         command = grammar.parse_command(text)
         if isinstance(command, grammar.HelpCommand) and command.topic:
-            return f"*{self.config.bot.command} {command.topic}*\n```" + grammar.usage_for(command.topic, self.config.bot.command) + "```"
+            return f"*{slacktext.escape(self.config.bot.command)} {command.topic}*\n```" + slacktext.escape(grammar.usage_for(command.topic, self.config.bot.command)) + "```"
         if isinstance(command, (grammar.HelpCommand, grammar.EmptyCommand)):
-            return "*amibot* — AMI operations with owner approval.\n```" + grammar.usage(self.config.bot.command) + "```"
+            return "*amibot* — AMI operations with owner approval.\n```" + slacktext.escape(grammar.usage(self.config.bot.command)) + "```"
         if isinstance(command, grammar.StatusCommand):
             request = self.store.get(self._number(command.request_id))
             visible = self.visibility.may_see(request, user)
@@ -79,8 +83,20 @@ class RequestService:
             return self.cancel(self._number(command.request_id), user)
         if not operations.is_operation(command):
             operations.prepare(None, command)  # raises "not available yet"
+        self._check_channel_allowed(channel)
+        if self.config.bot.require_reason and not getattr(command, "reason", None):
+            example = slacktext.code(f'{self.config.bot.command} {_clean(text)} reason "release 2.3 for the dev team"')
+            raise AmibotError("Every request must say why (`bot.require_reason`). Nothing was changed.", fix=f'Add `reason "…"` to the command, e.g. {example}')
         self.worker.submit(self.submit, command, user=user, channel=channel, text=text, response_url=response_url)
-        return f"Checking `{_clean(text)}` … the plan and the approval request will appear in this channel."
+        return f"Checking {slacktext.code(_clean(text))} … the plan and the approval request will appear in this channel."
+
+    def _check_channel_allowed(self, channel: str) -> None:
+        allowed = self.config.bot.allowed_channels
+        if allowed and channel not in allowed:
+            raise NotAllowedError(
+                "Requests are made only in " + ", ".join(slacktext.channel(c) for c in allowed) + ". Nothing was changed.",
+                fix="Ask again in one of those channels.",
+            )
 
     def _number(self, request_id: str) -> int:
         number = parse_display_id(request_id)
@@ -116,7 +132,7 @@ class RequestService:
                 requester=user,
                 channel=channel,
                 command_text=_clean(text),
-                params={**prepared.params, "response_url": response_url},
+                params={**prepared.params, "response_url": response_url, "reason": getattr(command, "reason", None)},
                 facts={"checked": prepared.checked, "after": prepared.after, **prepared.extra_facts},
                 approver_accounts=prepared.approver_accounts,
                 steps=prepared.steps,
@@ -129,8 +145,133 @@ class RequestService:
             else:  # asked from the App Home: no response_url to answer through
                 self.tell(channel, user, ":no_entry: " + messages.error_text(error))
             return None
+        if request.params.get("reason"):
+            self.store.note(request.id, user, f"reason: {request.params['reason']}")
         self.notifier.post_root(request.id)
+        self.ask_owners_elsewhere(request)
         return request
+
+    # -- reaching the owners -------------------------------------------------------------
+
+    def eligible_owners(self, request: Request, accounts: list[str] | None = None) -> list[str]:
+        """The people who may still approve ``accounts`` (default: those still waiting):
+        groups expanded, the requester left out."""
+        people: list[str] = []
+        for alias in accounts if accounts is not None else [a for a in request.approver_accounts if a not in request.approvals]:
+            for user in sorted(self._owners(self.config.account(alias))):
+                if user != request.requester and user not in people:
+                    people.append(user)
+        return people
+
+    def ask_owners_elsewhere(self, request: Request) -> None:
+        """Copies of the approval card, with the same buttons: in each account's
+        ``approval_channel`` and in a DM to each eligible owner (``approval_dm``)."""
+        channels: list[str] = []
+        dm_accounts: list[str] = []
+        for alias in request.approver_accounts:
+            account = self.config.account(alias)
+            if account.approval_channel and account.approval_channel != request.channel and account.approval_channel not in channels:
+                channels.append(account.approval_channel)
+            if account.approval_dm if account.approval_dm is not None else self.config.bot.approval_dm:
+                dm_accounts.append(alias)
+        for channel in channels:
+            self.notifier.copy(request.id, channel, dm=False)
+        for user in self.eligible_owners(request, dm_accounts):
+            self.notifier.copy(request.id, user, dm=True)
+
+    def remind(self, request: Request, hours: int) -> int:
+        """A DM reminder, with the buttons, to each owner who could still decide; once
+        per owner and schedule entry. Returns how many were queued."""
+        queued = 0
+        for user in self.eligible_owners(request):
+            key = f"remind:{request.id}:{hours}:{user}"
+            if not self.store.has_outbox(key):
+                self.notifier.copy(request.id, user, dm=True, note=cards.reminder_note(request, hours), dedupe=key, role_target=f"{user}:reminder:{hours}")
+                queued += 1
+        return queued
+
+    def root_refused(self, request_id: int, code: str) -> None:
+        """Slack refused the request's root message for good: join the channel if it is
+        public and that is allowed, else re-route to an approval channel, else end the
+        request; the requester is told exactly why and what to do."""
+        request = self.store.get(request_id)
+        if request.state != PENDING_APPROVAL:
+            return
+        kind = self._channel_kind(request.channel)
+        if code == "not_in_channel" and kind == "public" and not request.params.get("join_tried"):
+            self._set_param(request, "join_tried", True)
+            if self._join(request.channel):
+                self.notifier.post_root(request_id, dedupe=f"root:{request_id}:joined")
+                return
+        why, what = self._why_no_root(code, kind, request.channel)
+        original = request.channel
+        for alias in request.approver_accounts:
+            target = self.config.account(alias).approval_channel
+            if target and target != original and not request.params.get("rerouted_from"):
+                self._set_param(request, "rerouted_from", original)
+                self.store.set_fields(request_id, channel=target)
+                self.notifier.post_root(request_id, dedupe=f"root:{request_id}:{target}")
+                self._tell_requester(request, f"{why} So {request.display_id}'s approval is in {slacktext.channel(target)} instead; follow it there. {what}")
+                return
+        error = f"The approval message could not be posted in {slacktext.channel(original)} (`{code}`): {why}"
+        if self.store.transition(request_id, PENDING_APPROVAL, FAILED, "amibot", f"root message refused: {code}", error=error):
+            text = f":x: {messages.mention(request.requester)} {request.display_id} was not asked: {why} {what} Nothing was changed in AWS."
+            self._tell_requester(request, text)
+            self.notifier.dm(request.requester, text, request_id, dedupe=f"ended-dm:{request_id}")
+
+    def _tell_requester(self, request: Request, text: str) -> None:
+        url = request.params.get("response_url")
+        if url:
+            self.notifier.respond(url, text, request.id)
+
+    def _set_param(self, request: Request, key: str, value: object) -> None:
+        request.params[key] = value
+        self.store.set_params(request.id, request.params)
+
+    def _channel_kind(self, channel: str) -> str:
+        """dm, private, public or unknown (conversations.info)."""
+        if channel.startswith("D"):
+            return "dm"
+        try:
+            info = self.notifier.client.conversations_info(channel=channel)["channel"]
+        except SlackApiError:
+            return "unknown"
+        if info.get("is_im") or info.get("is_mpim"):
+            return "dm"
+        if info.get("is_archived"):
+            return "archived"
+        return "private" if info.get("is_private") else "public"
+
+    def _join(self, channel: str) -> bool:
+        """conversations.join (scope channels:join); False if not allowed."""
+        try:
+            self.notifier.client.conversations_join(channel=channel)
+            return True
+        except SlackApiError as error:
+            log.warning("could not join %s: %s", channel, error.response.get("error"))
+            return False
+
+    def bot_name(self) -> str:
+        """The app's name as people type it after @ (auth.test), cached."""
+        if self._bot_name is None:
+            try:
+                self._bot_name = str(self.notifier.client.auth_test().get("user") or "amibot")
+            except SlackApiError:
+                return "amibot"
+        return self._bot_name
+
+    def _why_no_root(self, code: str, kind: str, channel: str) -> tuple[str, str]:
+        """Why the approval message could not be posted, and what the requester can do."""
+        at, cmd = f"@{self.bot_name()}", self.config.bot.command
+        if kind == "dm" or channel.startswith("D"):
+            return ("requests cannot be approved in a direct message.", f"Ask again in a channel where the owners can see it, e.g. `{cmd} …` in your team's channel.")
+        if code == "is_archived" or kind == "archived":
+            return ("the channel is archived.", "Ask again in a channel that is in use.")
+        if code in ("msg_too_long", "invalid_blocks", "no_text"):
+            return (f"Slack refused the message (`{code}`); this is a bug in amibot.", "Please report it with the request id; asking again will not help until it is fixed.")
+        if kind == "private" or code == "channel_not_found":
+            return ("it is a private channel I am not a member of.", f"Invite me with `/invite {at}` in that channel, then ask again; or ask in a channel I am in.")
+        return ("I am not a member of this channel and could not join it (the app lacks the `channels:join` scope).", f"Add me with `/invite {at}`, then ask again.")
 
     def _check_someone_can_approve(self, accounts: list[str], requester: str) -> None:
         for alias in accounts:
@@ -200,8 +341,7 @@ class RequestService:
                 text = f":no_entry: {messages.mention(request.requester)} {request.display_id} was denied by {messages.mention(user)}. Nothing was changed."
                 if reason:
                     text += f"\nReason: {messages.escape(reason)}"
-                self.notifier.reply(number, text, broadcast=True, dedupe=f"final:{number}")
-                self.notifier.update_root(number)
+                self.notifier.final(number, text)
                 return None
             raise AlreadyDecidedError(self._decided_by(self.store.get(number)))
         recorded = self.store.record_approvals(number, eligible, user)
@@ -247,6 +387,23 @@ class RequestService:
             channel = self.store.get(self._number(request_id)).channel
             self.tell(channel, user, messages.error_text(error))
 
+    def deny_form_failed(self, request: Request, code: str) -> str:
+        """What the clicker is told when the Deny form could not open: nothing was decided."""
+        return (f"The Deny form could not open (`{slacktext.escape(code)}`), so nothing was decided: "
+                f"{request.display_id} is still waiting. Click *Deny* again.")
+
+    def changes_view(self, request_id: str) -> dict:
+        """The "View exact changes" modal of a request."""
+        return cards.changes_view(self.store.get(self._number(request_id)), self.config.bot.command)
+
+    def changes_view_failed(self, request_id: str, code: str) -> str:
+        return (f"The exact changes could not open (`{slacktext.escape(code)}`). Click *View exact changes* again, "
+                f"or see them with `{self.config.bot.command} status {slacktext.escape(request_id)}`.")
+
+    def words(self, text: str) -> str:
+        """Text for Slack, naming the configured slash command wherever ``/ami`` is written."""
+        return slacktext.with_command(text, self.config.bot.command)
+
     def tell(self, channel: str, user: str, text: str) -> None:
         """An ephemeral note to one person (through the outbox: not lost)."""
         self.notifier.ephemeral(channel, user, text)
@@ -261,8 +418,7 @@ class RequestService:
             raise NotAllowedError(f"Only the requester or an owner of {', '.join(request.approver_accounts)} can cancel {request.display_id}.")
         for from_state in (PENDING_APPROVAL, APPROVED):
             if request.state == from_state and self.store.transition(number, from_state, CANCELLED, user, "cancelled"):
-                self.notifier.reply(number, f":heavy_multiplication_x: {messages.mention(request.requester)} {request.display_id} was cancelled by {messages.mention(user)}. Nothing was changed.", broadcast=True, dedupe=f"final:{number}")
-                self.notifier.update_root(number)
+                self.notifier.final(number, f":heavy_multiplication_x: {messages.mention(request.requester)} {request.display_id} was cancelled by {messages.mention(user)}. Nothing was changed.")
                 return f"{request.display_id} cancelled."
         if request.state == RUNNING and self.store.transition(number, RUNNING, CANCELLED, user, "cancelled while running"):
             # The runner stops before its next step; the cleanup waits for the current one.
@@ -273,3 +429,4 @@ class RequestService:
 
 def _clean(text: str) -> str:
     return " ".join(text.split())
+

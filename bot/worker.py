@@ -19,7 +19,7 @@ from typing import Any, Callable
 from aws.actions import Kept, StepContext, StepWaiting, get_action
 from aws.actions.images import ImageStatusCache
 from aws.sessions import AwsSessions
-from bot import crashpoints, messages, operations
+from bot import crashpoints, messages, operations, slacktext
 from bot.holdings import StoreHoldings
 from bot.leases import Leases
 from bot.notifier import Notifier
@@ -151,8 +151,8 @@ class PlanRunner:
             text += "\nUndone: " + ("; ".join(undone) if undone else "nothing needed undoing")
             if remains:
                 text += "\nRemains: " + "; ".join(remains)
-            self.notifier.reply(request_id, text, broadcast=True, dedupe=f"final:{request_id}")
-            self.notifier.update_root(request_id)
+            self.notifier.progress(request_id)
+            self.notifier.final(request_id, text)
 
     def _run(self, request_id: int) -> None:
         request = self.store.get(request_id)
@@ -160,6 +160,7 @@ class PlanRunner:
             if not self.store.transition(request_id, APPROVED, RUNNING, "amibot", "execution started"):
                 return
             self.notifier.update_root(request_id)
+            self.notifier.progress(request_id)  # the one progress reply, edited as steps finish
         elif request.state != RUNNING:
             return  # decided otherwise meanwhile, or already finished
         for step in request.steps:
@@ -191,7 +192,8 @@ class PlanRunner:
                 return
             self.store.mark_step(request_id, step.seq, STEP_DONE, result={**step.result, **result}, by=self.leases.holder)
             crashpoints.reached(f"done:{step.seq}")
-            self.notifier.reply(request_id, messages.step_done_text(request, step.description, _result_detail(result)), dedupe=f"step:{request_id}:{step.seq}")
+            # The thread stays quiet: the progress reply is edited, no reply per step.
+            self.notifier.progress(request_id)
             self.notifier.update_root(request_id)
         self._succeed(request_id)
 
@@ -208,8 +210,8 @@ class PlanRunner:
         if show:
             fields["progress_shown_at"] = now
         self.store.set_fields(request.id, **fields)
-        if first_time:
-            self.notifier.reply(request.id, f":hourglass_flowing_sand: {request.display_id}: {step.description} — started ({waiting.progress}).", dedupe=f"started:{request.id}:{step.seq}")
+        if first_time or show:
+            self.notifier.progress(request.id, waiting.progress)
         if show:
             self.notifier.update_root(request.id, progress=waiting.progress)
 
@@ -226,12 +228,12 @@ class PlanRunner:
         elif not self.store.transition(request_id, RUNNING, SUCCEEDED, "amibot", "all steps done"):
             return
         request = self.store.get(request_id)
-        text = f":tada: {messages.mention(request.requester)} {request.display_id} is done: `{request.command_text}`."
+        text = f":tada: {messages.mention(request.requester)} {request.display_id} is done: {slacktext.code(request.command_text)}."
         if request.active_until:
             text += f" The share ends automatically at {messages.when(request.active_until)}."
         text += "".join(f"\n{note}" for note in settled)
-        self.notifier.reply(request_id, text, broadcast=True, dedupe=f"final:{request_id}")
-        self.notifier.update_root(request_id)
+        self.notifier.progress(request_id)
+        self.notifier.final(request_id, text)
         if self.notify_channel and request.kind == "copy":
             self.notifier.post(self.notify_channel, text, request_id, dedupe=f"notify:{request_id}")
 
@@ -248,8 +250,8 @@ class PlanRunner:
         if not self.store.transition(request_id, RUNNING, FAILED, "amibot", f"step {failed_step.seq} failed", error=error_words):
             return
         text = messages.failure_text(request, failed_step.description, error_words, undone, remains)
-        self.notifier.reply(request_id, text, broadcast=True, dedupe=f"final:{request_id}")
-        self.notifier.update_root(request_id)
+        self.notifier.progress(request_id)
+        self.notifier.final(request_id, text)
 
     def undo_done_steps(self, request: Request) -> "UndoReport":
         """Undo this request's done steps, newest first. A step whose undo failed

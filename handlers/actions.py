@@ -1,4 +1,7 @@
-"""Approve / Deny button listeners and the Deny form."""
+"""Approve / Deny / View exact changes button listeners and the Deny form.
+
+The same buttons (same action ids) are on the root message and on every copy of the
+card (approval channels, owners' DMs, reminders): a click anywhere is one decision."""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.messages import APPROVE_ACTION, DENY_ACTION, DENY_REASON_VIEW, deny_form, deny_reason, error_text
+from bot.messages import APPROVE_ACTION, DENY_ACTION, DENY_REASON_VIEW, VIEW_CHANGES_ACTION, deny_form, deny_reason, error_text
 from bot.services import RequestService
 from bot.surfaces import SurfaceService
 
@@ -45,11 +48,24 @@ def register(app: App, service: RequestService, surfaces: SurfaceService) -> Non
             # A trigger_id works once and expires 3 s after the click: open the form
             # here, in the listener, before anything slow.
             client.views_open(trigger_id=body["trigger_id"], view=deny_form(request))
-        except SlackApiError:
-            # No form (trigger expired): the click itself was a decision; deny without a reason.
-            service.deny_from_form(request_id, user, None)
+        except SlackApiError as error:
+            # No form, no decision: a Deny without the chance to say why is not what
+            # the clicker meant to send.
+            service.tell(channel, user, service.deny_form_failed(request, error.response.get("error", "")))
 
     @app.view(DENY_REASON_VIEW)
     def on_deny_reason(ack: Ack, body: dict, view: dict) -> None:
         ack()
         service.deny_from_form(view["private_metadata"], body["user"]["id"], deny_reason(view))
+
+    @app.action(VIEW_CHANGES_ACTION)
+    def on_view_changes(ack: Ack, body: dict, client: WebClient) -> None:
+        ack()
+        user, channel = body["user"]["id"], body["channel"]["id"]
+        try:
+            view = service.changes_view(body["actions"][0]["value"])
+            client.views_open(trigger_id=body["trigger_id"], view=view)  # within the trigger's 3 s
+        except SlackApiError as error:
+            service.tell(channel, user, service.changes_view_failed(body["actions"][0]["value"], error.response.get("error", "")))
+        except Exception as error:  # one error path: messages.error_text
+            service.tell(channel, user, error_text(error))

@@ -34,4 +34,4 @@ def register(app: App, service: RequestService, command: str, surfaces: SurfaceS
             )
         except Exception as error:  # one error path: messages.error_text
             text = ":warning: " + error_text(error)
-        ack(text=text, response_type="ephemeral")
+        ack(text=service.words(text), response_type="ephemeral")

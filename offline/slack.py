@@ -111,10 +111,22 @@ class FakeSlack:
                  team_id: str = "T0SANDBOX", usergroups: dict[str, list[str]] | None = None,
                  channels_bot_cannot_post: set[str] | frozenset[str] = frozenset(),
                  users: dict[str, dict] | None = None,
-                 channel_members: dict[str, list[str]] | None = None):
+                 channel_members: dict[str, list[str]] | None = None, bot_name: str = "amibot",
+                 public_channels_not_joined: set[str] | frozenset[str] = frozenset(),
+                 archived_channels: set[str] | frozenset[str] = frozenset(),
+                 unknown_channels: set[str] | frozenset[str] = frozenset(),
+                 scopes: set[str] | frozenset[str] | None = None):
         self.bot_user_id, self.bot_id, self.team_id = bot_user_id, bot_id, team_id
+        self.bot_name = bot_name
         self.usergroups = dict(usergroups or {})
         self.channels_bot_cannot_post = set(channels_bot_cannot_post)
+        # Public channels the bot is not in: posting is not_in_channel until conversations.join
+        # (which needs the channels:join scope).
+        self.public_channels_not_joined = set(public_channels_not_joined)
+        self.archived_channels = set(archived_channels)  # posting: is_archived
+        self.unknown_channels = set(unknown_channels)  # posting, info: channel_not_found
+        self.scopes = set(scopes) if scopes is not None else {"channels:join", "im:write", "chat:write"}
+        self._dms: dict[str, str] = {}  # user id -> D... channel opened with conversations.open
         self.users = dict(users or {})  # user id -> fields overriding users.info defaults
         # channel -> member user ids (conversations.members); other channels: channel_not_found
         self.channel_members = {c: list(m) for c, m in (channel_members or {}).items()}
@@ -365,7 +377,7 @@ class FakeSlack:
         return None
 
     def _api_auth_test(self, p: dict) -> dict:
-        return {"url": "https://sandbox.slack.com/", "team": "Sandbox", "user": "amibot",
+        return {"url": "https://sandbox.slack.com/", "team": "Sandbox", "user": self.bot_name,
                 "team_id": self.team_id, "user_id": self.bot_user_id, "bot_id": self.bot_id,
                 "is_enterprise_install": False}
 
@@ -380,8 +392,12 @@ class FakeSlack:
         channel = p.get("channel")
         if not channel:
             return {"error": "channel_not_found"}
-        if channel in self.channels_bot_cannot_post:
+        if channel in self.channels_bot_cannot_post or channel in self.public_channels_not_joined:
             return {"error": "not_in_channel"}
+        if channel in self.unknown_channels or (channel.startswith("D") and channel not in self._dms.values()):
+            return {"error": "channel_not_found"}  # Slack's word for a DM the bot is not part of, too
+        if channel in self.archived_channels:
+            return {"error": "is_archived"}
         if not p.get("text") and not p.get("blocks") and not p.get("attachments"):
             return {"error": "no_text"}
         if error := self._content_error(p):
@@ -522,11 +538,55 @@ class FakeSlack:
 
     def _api_conversations_info(self, p: dict) -> dict:
         cid = p.get("channel") or ""
-        if not cid:
+        if not cid or cid in self.unknown_channels:
             return {"error": "channel_not_found"}
-        return {"channel": {"id": cid, "name": cid.lower(), "is_channel": True,
-                            "is_private": cid.startswith("G"), "is_archived": False,
-                            "is_member": cid not in self.channels_bot_cannot_post}}
+        if cid.startswith("D"):
+            if cid not in self._dms.values():
+                return {"error": "channel_not_found"}
+            user = next(u for u, d in self._dms.items() if d == cid)
+            return {"channel": {"id": cid, "is_im": True, "user": user, "is_org_shared": False}}
+        return {"channel": {"id": cid, "name": cid.lower(), "is_channel": True, "is_im": False, "is_mpim": False,
+                            "is_private": cid.startswith("G"), "is_archived": cid in self.archived_channels,
+                            "is_member": cid not in self.channels_bot_cannot_post and cid not in self.public_channels_not_joined}}
+
+    def _api_conversations_open(self, p: dict) -> dict:
+        """A DM with one person: ``{"channel": {"id": "D…"}}`` (``no_op``/``already_open``
+        when it was open already), as docs.slack.dev/reference/methods/conversations.open."""
+        users = [u for u in str(p.get("users") or "").split(",") if u]
+        if len(users) != 1:
+            return {"error": "not_enough_users" if not users else "fake_slack: only one-person DMs are played"}
+        user = users[0]
+        if "im:write" not in self.scopes:
+            return {"error": "missing_scope", "needed": "im:write", "provided": ",".join(sorted(self.scopes))}
+        if user[:1] not in ("U", "W"):
+            return {"error": "user_not_found"}
+        opened = user in self._dms
+        channel = self._dms.setdefault(user, "D" + user[1:])
+        return {"no_op": opened, "already_open": opened, "channel": {"id": channel}}
+
+    def _api_conversations_join(self, p: dict) -> dict:
+        """docs.slack.dev/reference/methods/conversations.join: public channels only,
+        with the channels:join scope."""
+        cid = p.get("channel") or ""
+        if "channels:join" not in self.scopes:
+            return {"error": "missing_scope", "needed": "channels:join", "provided": ",".join(sorted(self.scopes))}
+        if not cid or cid in self.unknown_channels:
+            return {"error": "channel_not_found"}
+        if cid in self.archived_channels:
+            return {"error": "is_archived"}
+        if cid.startswith(("G", "D")) or cid in self.channels_bot_cannot_post:
+            return {"error": "method_not_supported_for_channel_type"}
+        was_in = cid not in self.public_channels_not_joined
+        self.public_channels_not_joined.discard(cid)
+        result: dict = {"channel": {"id": cid, "name": cid.lower(), "is_channel": True, "is_member": True, "is_private": False}}
+        if was_in:
+            result.update({"warning": "already_in_channel", "response_metadata": {"warnings": ["already_in_channel"]}})
+        return result
+
+    def dm_channel(self, user: str) -> str | None:
+        """The DM channel the bot opened with ``user``, if any."""
+        with self._lock:
+            return self._dms.get(user)
 
     def _apply_response(self, target: dict, body: dict) -> None:
         """What Slack does with a POST to a response_url (lock held)."""

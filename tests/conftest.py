@@ -76,6 +76,16 @@ class Harness:
     def final_reply(self, root: dict, timeout: float = 20.0) -> dict:
         return self.fake.wait_for(lambda: next((m for m in self.fake.thread(self.channel, root["ts"]) if m.get("reply_broadcast")), None), timeout)
 
+    def exact_changes(self, root: dict, user: str = rehearsal.OWNER, channel: str | None = None) -> str:
+        """Click "View exact changes" on a card and return the text of the modal it opens."""
+        request_id = self.request_id(root)
+        seen = {v for v, view in self.fake.views.items() if view.get("callback_id") == "amibot_exact_changes"}
+        self.slack.click(user, channel or self.channel, root["ts"], "amibot_view_changes", request_id)
+        view = self.fake.wait_for(lambda: next((view for v, view in self.fake.views.items()
+                                                if v not in seen and view.get("callback_id") == "amibot_exact_changes"
+                                                and view.get("private_metadata") == request_id), None))
+        return "\n".join(b["text"]["text"] for b in view["blocks"] if b.get("type") == "section")
+
     def settle(self) -> None:
         """Wait until the listeners (clicks are acknowledged before they are handled)
         and the worker are idle and the outbox is empty."""
@@ -90,6 +100,12 @@ class Harness:
     def ephemeral_for(self, user: str, after: int = 0, timeout: float = 10.0) -> str:
         found = self.fake.wait_for(lambda: self.fake.ephemerals(user)[after:] or None, timeout)
         return found[-1].get("text", "")
+
+
+def has_decision_buttons(message: dict) -> bool:
+    """Whether a card still shows Approve or Deny (View exact changes stays)."""
+    return any(e.get("action_id") in ("amibot_approve", "amibot_deny")
+               for b in message.get("blocks") or [] if b.get("type") == "actions" for e in b.get("elements", []))
 
 
 class Clock:

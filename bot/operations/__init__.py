@@ -14,6 +14,7 @@ from typing import Any, Callable, TypeVar
 from aws.actions import ImageFacts, inspect_image
 from aws.errors import is_aws_error, translate
 from aws.sessions import AwsSessions
+from bot import slacktext
 from bot.config import AccountConfig, Config
 from bot.errors import AmibotError, PreflightError
 from bot.requests import PlannedStep, Request
@@ -71,9 +72,10 @@ def preflight_read(problem: str, read: Callable[[], T], *, fix: str | None = Non
         if not is_aws_error(error):
             raise
         failure = translate(error)
-        said = f"AWS said `{failure.code}`: {failure.aws_message}"
-        detail = f"{failure.cause} ({said})" if failure.cause else said
-        chosen = fix if (own_fix and fix) or not failure.fix else failure.fix
+        # AWS's words (and the known fixes' <placeholders>) are shown, not parsed, by Slack.
+        said = f"AWS said `{slacktext.escape(failure.code)}`: {slacktext.escape(failure.aws_message)}"
+        detail = f"{slacktext.escape(failure.cause)} ({said})" if failure.cause else said
+        chosen = fix if (own_fix and fix) or not failure.fix else slacktext.escape(failure.fix)
         raise PreflightError(f"{problem}: {detail}", fix=chosen or said) from error
 
 

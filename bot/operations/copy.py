@@ -29,11 +29,12 @@ from aws.actions.copy import (
     resolve_destination_key,
 )
 from aws.errors import is_aws_error, translate
-from bot import grammar
+from bot import grammar, slacktext
 from bot.config import AccountConfig
 from bot.errors import PreflightError
 from bot.operations import PlanningContext, Prepared, after_success, check_source_image, preflight_read, preparer
 from bot.operations.share import approver_accounts, facts_for_message
+from bot.cards import COPY_NAME_MARK
 from bot.requests import STEP_DONE, STEP_UNDONE, PlannedStep
 
 T = TypeVar("T")
@@ -176,7 +177,9 @@ def copy_steps(
                 + (" and its key is usable (DescribeKey, CreateGrant DryRun; retried while the new grant spreads)" if facts.keys else "")
             ),
         ))
-    shown_name = f"`{name}`" if name else f"`{default_copy_name(facts.name, '')}R-<this request's number>`"
+    # The default name holds the request's number, known once it is stored: the card
+    # shows the real name in place of COPY_NAME_MARK.
+    shown_name = f"`{name}`" if name else f"`{COPY_NAME_MARK}`"
     tag_keys = [k for k in facts.tags if not k.lower().startswith("aws:")]
     copy_seq = add(PlannedStep(
         action="ec2.copy_image",
@@ -196,7 +199,7 @@ def copy_steps(
             f"CopyImage as `{target.alias}` in {region}: SourceImageId={facts.image_id}, SourceRegion={source_region}, "
             f"Encrypted=true, KmsKeyId={key.arn}" + (f" ({', '.join(key.aliases)})" if key.aliases else "")
             + f", Name={shown_name}, ClientToken=`{client_token(request_uid)}`, TagSpecifications (image and snapshot): "
-            + (", ".join(f"`{k}`" for k in tag_keys) + " from the source + " if tag_keys else "")
+            + (", ".join(slacktext.code(k, 128) for k in tag_keys) + " from the source + " if tag_keys else "")
             + ", ".join(f"`{k}`" for k in PROVENANCE_TAG_KEYS)
         ),
     ))
@@ -259,7 +262,7 @@ def _key_label(key: Any) -> str:
 def checked_lines(facts: ImageFacts, source: AccountConfig, source_region: str, target: AccountConfig, region: str,
                   key: DestinationKey, in_flight: int, cross_account: bool) -> list[str]:
     """What the preflight checked, in the words the approver reads."""
-    lines = [f"{facts.image_id} `{facts.name}` is `{facts.state}` in {source_region}, owned by `{source.alias}` ({facts.owner_id})"]
+    lines = [f"{facts.image_id} {slacktext.code(facts.name, 128)} is `{facts.state}` in {source_region}, owned by `{source.alias}` ({facts.owner_id})"]
     for k in facts.keys:
         alias = f" ({', '.join(k.aliases)})" if k.aliases else ""
         kind = "the AWS-managed key" if k.manager == "AWS" else "a customer-managed key"

@@ -143,7 +143,7 @@ def migrate_steps(
             },
             description=(
                 f"CreateImage from {facts.instance_id}{label}: Name=`{name}`, {reboot}; tags on the image and its snapshots: "
-                f"{_tags_text(tags)} + `amibot:request`=(this request's id), `amibot:source-instance`={facts.instance_id}"
+                f"{_tags_text(tags)} + `amibot:request`={{request-label}}, `amibot:source-instance`={facts.instance_id}"
             ),
         ),
         PlannedStep(
@@ -177,7 +177,7 @@ def migrate_steps(
             description=(
                 f"RunInstances from that image in {subnet.subnet_id} ({zone}, {facts.vpc_id}): InstanceType={facts.instance_type}, "
                 f"SecurityGroupIds={groups or 'none'}, KeyName={facts.key_name or 'none'}, IamInstanceProfile={profile or 'none'}, "
-                f"ClientToken=`{token}`; tags {_tags_text(tags)} + `amibot:migrated-from`={facts.instance_id}, `amibot:request`=(this request's id); "
+                f"ClientToken=`{token}`; tags {_tags_text(tags)} + `amibot:migrated-from`={facts.instance_id}, `amibot:request`={{request-label}}; "
                 f"carried: {facts.settings.carried_text()}"
             ),
         ),

@@ -10,7 +10,7 @@ from aws.actions import SHARE_GRANT_OPERATIONS, ImageFacts, account_root, grant_
 from aws.actions import keypolicy
 from aws.actions.autoscaling import AUTOSCALING_GRANT_OPERATIONS, autoscaling_grant_name, autoscaling_role
 from aws.errors import is_aws_error, translate
-from bot import grammar, messages
+from bot import grammar, messages, slacktext
 from bot.config import AccountConfig, Config, OrganizationConfig
 from bot.errors import PreflightError
 from bot.operations import PlanningContext, Prepared, check_source_image, preflight_read, preparer
@@ -178,7 +178,7 @@ def resolve_targets(config: Config, refs: tuple[str, ...], source: AccountConfig
 
 def checked_lines(facts: ImageFacts, source: AccountConfig, region: str, targets: list[AccountConfig]) -> list[str]:
     """What the preflight checked, in the words the approver reads."""
-    lines = [f"{facts.image_id} `{facts.name}` is `{facts.state}` in {region}, owned by `{source.alias}` ({facts.owner_id})"]
+    lines = [f"{facts.image_id} {slacktext.code(facts.name, 128)} is `{facts.state}` in {region}, owned by `{source.alias}` ({facts.owner_id})"]
     for key in facts.keys:
         alias = f" ({', '.join(key.aliases)})" if key.aliases else ""
         lines.append(f"Snapshots encrypted with a customer-managed key{alias}, {key.state}: {key.arn}")
@@ -373,7 +373,7 @@ def prepare_org_share(ctx: PlanningContext, command: grammar.ShareCommand, sourc
                         "organization_id": organization.id, "ou_id": command.ou_id},
                 description=(
                     f"PutKeyPolicy on key {_key_label(key)}: add statement `{sid}`: any principal whose {condition} may "
-                    f"{', '.join(keypolicy.ORG_KEY_POLICY_ACTIONS)}; every other statement unchanged (before and after below). "
+                    f"{', '.join(keypolicy.ORG_KEY_POLICY_ACTIONS)}; every other statement unchanged (the policy before and after is listed under the plan). "
                     "Refused if the policy changes before it runs"
                 ),
             )

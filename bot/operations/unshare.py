@@ -25,7 +25,7 @@ from aws.actions import ImageFacts, account_root, get_action, keypolicy
 from aws.actions.autoscaling import autoscaling_role
 from aws.actions.share import _list_grants, launch_permission_entries
 from aws.errors import is_aws_error, translate
-from bot import grammar, messages
+from bot import grammar, messages, slacktext
 from bot.config import AccountConfig
 from bot.errors import PreflightError, UnknownAccountError
 from bot.operations import CHANGED_AWS_STATES, PlanningContext, Prepared, after_success, preflight_read, preparer
@@ -259,7 +259,7 @@ class _Planner:
                 "kms.remove_key_policy_statements",
                 {"key_arn": key.arn, "sids": remove, "restore_texts": restore},
                 f"PutKeyPolicy on key {_key_label(key)}: remove statement{'s' if len(remove) > 1 else ''} " + "; ".join(origins)
-                + "; every other statement unchanged (before and after below)",
+                + "; every other statement unchanged (the policy before and after is listed under the plan)",
             )
             self.plan.after += policy_change_lines(_key_label(key), key.arn, text, after_text, removed_statements, adding=False)
 
@@ -281,7 +281,7 @@ def prepare_unshare(ctx: PlanningContext, command: grammar.UnshareCommand) -> Pr
         )
     planner = _Planner(ctx, source, region, facts)
     plan = planner.plan
-    plan.checked.append(f"{facts.image_id} `{facts.name}` in {region}, owned by `{source.alias}` ({facts.owner_id})")
+    plan.checked.append(f"{facts.image_id} {slacktext.code(facts.name, 128)} in {region}, owned by `{source.alias}` ({facts.owner_id})")
     if organization is not None:
         entry, who = org_entry(organization, command.ou_id)
         kind, value = next(iter(entry.items()))
@@ -408,13 +408,12 @@ def settle_unshared(request: Request, store: Any, notifier: Any) -> list[str]:
         other = store.get(other.id)
         left = [s for s in other.steps if s.state == STEP_DONE and get_action(s.action).undoable]
         if other.state == ACTIVE and not left and store.transition(other.id, ACTIVE, REVOKED, "amibot", f"removed by {request.display_id} (unshare)"):
-            notifier.reply(
+            notifier.final(
                 other.id,
                 f":lock: {messages.mention(other.requester)} {other.display_id}'s share was removed by {request.display_id} "
-                f"(`{request.command_text}`); nothing is left for its expiry to remove.",
-                dedupe=f"revoked:{other.id}",
+                f"({slacktext.code(request.command_text)}); nothing is left for its expiry to remove.",
+                dedupe_kind="revoked",
             )
-            notifier.update_root(other.id)
             notes.append(f"{other.display_id} (time-boxed share) is marked removed.")
         else:
             notes.append(f"{other.display_id} now records these changes as removed, so nothing is removed twice"

@@ -156,6 +156,19 @@ MIGRATIONS: list[str] = [
     );
     ALTER TABLE steps ADD COLUMN done_by TEXT;
     """,
+    # Every message of a request besides its root that is later edited: the approval
+    # copies (approval channels, owners' DMs, reminders) and the one progress reply.
+    """
+    CREATE TABLE slack_messages (
+        request_id INTEGER NOT NULL,
+        role TEXT NOT NULL,
+        target TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        ts TEXT NOT NULL,
+        posted_at REAL NOT NULL,
+        PRIMARY KEY (request_id, role, target)
+    );
+    """,
 ]
 
 # Requests whose holdings count: in flight, in force (time-boxed), or settled
@@ -348,6 +361,15 @@ class Store(LeaseStore):
         with self.transaction() as db:
             db.execute(f"UPDATE requests SET {sets}, updated_at = ? WHERE id = ?", [*fields.values(), self.clock(), request_id])
 
+    def set_params(self, request_id: int, params: dict[str, Any]) -> None:
+        """Replace a request's parameters (e.g. where its root message was re-routed from)."""
+        self.set_fields(request_id, params=json.dumps(params))
+
+    def note(self, request_id: int, actor: str, detail: str) -> None:
+        """An audit row that changes no state (e.g. the request's reason)."""
+        with self.transaction() as db:
+            self._audit(db, request_id, None, None, actor, detail)
+
     def record_approvals(self, request_id: int, accounts: list[str], approver: str) -> list[str]:
         """Record ``approver`` for each account not yet approved; returns the accounts
         this call recorded (a concurrent approver may have taken some)."""
@@ -514,7 +536,7 @@ class Store(LeaseStore):
                 [resource, int(created)],
             )
 
-    def _live_holders(self, db: sqlite_utils.Database, resource: str, states: tuple[str, ...], besides: int | None) -> list[int]:
+    def _live_holders(self, db: Any, resource: str, states: tuple[str, ...], besides: int | None) -> list[int]:
         rows = db.execute(
             f"SELECT h.request_id FROM holdings h JOIN requests r ON r.id = h.request_id"
             f" WHERE h.resource = ? AND h.request_id != ? AND r.state IN ({','.join('?' * len(states))}) ORDER BY h.request_id",
@@ -549,3 +571,27 @@ class Store(LeaseStore):
     def holders(self, resource: str) -> list[int]:
         """Every request that holds ``resource`` now, whatever its state."""
         return [r[0] for r in self.db.execute("SELECT request_id FROM holdings WHERE resource = ? ORDER BY request_id", [resource]).fetchall()]
+
+    # -- messages posted besides the root ------------------------------------------------
+
+    def record_message(self, request_id: int, role: str, target: str, channel: str, ts: str) -> None:
+        """Remember a posted approval copy or progress reply (to edit it later)."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO slack_messages (request_id, role, target, channel, ts, posted_at) VALUES (?,?,?,?,?,?)"
+                " ON CONFLICT (request_id, role, target) DO NOTHING",
+                [request_id, role, target, channel, ts, self.clock()],
+            )
+
+    def posted_messages(self, request_id: int, role: str | None = None) -> list[dict[str, Any]]:
+        """The messages recorded for a request (oldest first), optionally of one role."""
+        sql = "SELECT * FROM slack_messages WHERE request_id = ?"
+        args: list[Any] = [request_id]
+        if role is not None:
+            sql += " AND role = ?"
+            args.append(role)
+        return [dict(r) for r in self.db.execute(sql + " ORDER BY posted_at, target", args).fetchall()]
+
+    def has_outbox(self, dedupe_key: str) -> bool:
+        """Whether a message with this dedupe key was ever enqueued."""
+        return self.db.execute("SELECT 1 FROM outbox WHERE dedupe_key = ?", [dedupe_key]).fetchone() is not None

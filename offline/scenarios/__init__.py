@@ -94,6 +94,7 @@ class Stage:
     channel: str
     sandbox: Any  # offline.sandbox.Sandbox
     bot: Any  # bot.app.Amibot
+    last_plan: str = ""  # the text of the last "View exact changes" modal a scenario opened
 
     def ask(self, text: str) -> Any:
         """Bob types ``/ami <text>``; the transcript shows it and the bot's ack."""
@@ -120,6 +121,29 @@ class Stage:
 
     def final_reply(self, root: dict, timeout: float = 60.0) -> dict | None:
         return wait(lambda: next((m for m in self.fake.thread(self.channel, root["ts"]) if m.get("reply_broadcast")), None), timeout)
+
+    def exact_changes(self, root: dict, user: str | None = None, who: str = "@alice") -> str:
+        """Someone clicks [ View exact changes ] on the card; the modal they see is
+        printed and its text returned."""
+        from offline import rehearsal
+
+        user = user or rehearsal.OWNER
+        request = request_id(root)
+        seen = set(self.fake.views)
+        self.t.say(who, "clicks [ View exact changes ]")
+        self.slack.click(user, self.channel, root["ts"], "amibot_view_changes", request)
+        view = wait(lambda: next((v for k, v in self.fake.views.items() if k not in seen and v.get("callback_id") == "amibot_exact_changes"), None))
+        text = blocks_text(view or {})
+        self.t.say(f"amibot (modal, only {who[1:]})", text)
+        return text
+
+    def dm_card(self, user: str, timeout: float = 20.0) -> tuple[str, dict] | None:
+        """The newest approval card the bot sent ``user`` in a DM: (DM channel, message)."""
+        def found() -> tuple[str, dict] | None:
+            channel = self.fake.dm_channel(user)
+            cards = [m for m in self.fake.messages(channel) if m.get("blocks")] if channel else []
+            return (channel, cards[-1]) if cards else None
+        return wait(found, timeout)  # type: ignore[return-value]
 
     def show_thread(self, root: dict) -> None:
         for reply in self.fake.thread(self.channel, root["ts"]):

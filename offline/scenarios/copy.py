@@ -22,7 +22,8 @@ def play(stage: Stage) -> None:
     if not t.expect("the approval message with the plan was posted in the channel", bool(root)):
         return
     t.say("amibot", blocks_text(root))
-    plan = blocks_text(root)
+    plan = stage.exact_changes(root)
+    t.expect("the plan shows the copy's real name", f"-copy-{request_id(root)}`" in plan and "this request's number" not in plan)
     t.expect("the plan names CopyImage in dev's region with dev's own key", "CopyImage as `dev` in eu-west-1" in plan and world.dev_cmk_other_region_arn in plan)
     t.expect("the plan adds launch/snapshot permission and a grant only for the copy, and removes them", "temporary" in plan and "Remove what steps" in plan)
 
@@ -39,7 +40,8 @@ def play(stage: Stage) -> None:
     finally:
         sandbox.set_copy_duration(None)
     stage.show_thread(root)
-    t.expect("the copy's progress was shown in the thread", any("started" in (m.get("text") or "") for m in fake.thread(channel, root["ts"])))
+    progress = [m for m in fake.thread(channel, root["ts"]) if (m.get("text") or "").startswith(":gear:")]
+    t.expect("the copy's progress was shown in one thread message, edited in place", len(progress) == 1 and bool(progress[0].get("edited")))
     t.expect("the last reply mentions the requester and names the new AMI", bool(final) and f"<@{rehearsal.REQUESTER}>" in final.get("text", "") and "The copy is `ami-" in final.get("text", ""))
     if not final:
         return

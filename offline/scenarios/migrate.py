@@ -37,8 +37,9 @@ def play(stage: Stage) -> None:
     root = stage.root_for(text)
     if not t.expect("the approval message with the plan was posted in the channel", bool(root)):
         return
-    plan = blocks_text(root)
-    t.say("amibot", plan)
+    t.say("amibot", blocks_text(root))
+    t.expect("the card names the main risk: a reboot of web-1", "*Risk:* reboots web-1" in blocks_text(root))
+    plan = stage.exact_changes(root)
     subnet = world.network["subnets"][TARGET]
     t.expect(f"the plan names the subnet {subnet} and why it was chosen", subnet in plan and "the only subnet" in plan)
     t.expect("the plan says the instance id and private IP change and the source is left running", "instance id and private IP change" in plan and "left running" in plan)

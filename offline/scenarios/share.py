@@ -23,7 +23,7 @@ def play(stage: Stage) -> None:
     an owner approves; checked from dev's side."""
     t, fake, world, channel = stage.t, stage.fake, stage.world, stage.channel
     t.note("— sharing a CMK-encrypted AMI from prod with dev —")
-    text = f"share {world.encrypted_image} from prod to dev"
+    text = f'share {world.encrypted_image} from prod to dev reason "payments load tests in dev this week"'
     t.say("@bob", f"/ami {text}")
     started = time.perf_counter()
     result = stage.slack.slash(rehearsal.REQUESTER, channel, text)
@@ -34,7 +34,10 @@ def play(stage: Stage) -> None:
     if not t.expect("the approval message with the plan was posted in the channel", bool(root)):
         return
     t.say("amibot", blocks_text(root))
-    t.expect("the plan names the KMS grant to dev's root principal", f"arn:aws:iam::{rehearsal.DEV}:root" in blocks_text(root))
+    card = root["blocks"][0]["text"]["text"]
+    t.expect(f"the approval card is compact ({len(card.splitlines())} lines, at most 12) and says why", len(card.splitlines()) <= 12 and "*Why:* payments load tests" in card)
+    changes = stage.exact_changes(root)
+    t.expect("the exact changes name the KMS grant to dev's root principal", f"arn:aws:iam::{rehearsal.DEV}:root" in changes)
 
     t.say("@mallory", "clicks [ Approve ]")
     before = len(fake.ephemerals(rehearsal.STRANGER))
@@ -49,7 +52,10 @@ def play(stage: Stage) -> None:
     stage.show_thread(root)
     t.expect("the last reply mentions the requester and is broadcast", bool(final) and f"<@{rehearsal.REQUESTER}>" in final.get("text", ""))
     updated = fake.message(channel, root["ts"])
-    t.expect("the root message lost its buttons once decided", not any(b.get("type") == "actions" for b in updated.get("blocks") or []))
+    t.expect("the root message lost its Approve/Deny buttons once decided", not any(
+        e.get("action_id") in ("amibot_approve", "amibot_deny") for b in updated.get("blocks") or [] if b.get("type") == "actions" for e in b["elements"]))
+    thread = fake.thread(channel, root["ts"])
+    t.expect(f"a quiet thread: approval, one progress message edited in place, final ({len(thread)} replies)", len(thread) == 3 and bool(thread[1].get("edited")))
 
     dev = stage.sandbox.session(rehearsal.DEV, rehearsal.REGION)
     visible = dev.client("ec2").describe_images(ImageIds=[world.encrypted_image])["Images"]
@@ -60,20 +66,30 @@ def play(stage: Stage) -> None:
 
 def play_unencrypted(stage: Stage) -> None:
     """Share an unencrypted AMI from prod with dev: launch permission only, no grant."""
-    t, world, channel = stage.t, stage.world, stage.channel
+    t, fake, world, channel = stage.t, stage.fake, stage.world, stage.channel
     t.note("— sharing an unencrypted AMI from prod with dev —")
     text = f"share {world.plain_image} from prod to dev"
     stage.ask(text)
     root = stage.root_for(f"share {world.plain_image}")
     if not t.expect("the approval message was posted", bool(root)):
         return
-    plan = blocks_text(root)
-    t.say("amibot", plan)
+    t.say("amibot", blocks_text(root))
+    plan = stage.exact_changes(root)
     t.expect("no key, so no grant in the plan", "CreateGrant" not in plan and "ModifyImageAttribute" in plan)
-    t.say("@carol", "clicks [ Approve ] (an owner of prod through @platform)")
-    stage.slack.click("U0CAROL", channel, root["ts"], "amibot_approve", request_id(root))
+    dm = stage.dm_card("U0CAROL")
+    if not t.expect("carol (an owner of prod through @platform, not in this channel) got the card in a DM", bool(dm)):
+        return
+    dm_channel, card = dm
+    t.say("amibot (DM to carol)", blocks_text(card))
+    t.say("@carol", "clicks [ Approve ] in her DM with amibot (and confirms)")
+    stage.slack.click("U0CAROL", dm_channel, card["ts"], "amibot_approve", request_id(root))
     final = stage.final_reply(root, timeout=30)
     stage.show_thread(root)
     t.expect("the last reply mentions the requester", bool(final) and f"<@{rehearsal.REQUESTER}>" in final.get("text", ""))
+    updated = wait(lambda: (lambda m: m if "approved by <@U0CAROL>" in blocks_text(m) else None)(fake.message(dm_channel, card["ts"]) or {}))
+    t.expect("carol's DM card was updated: who approved, no buttons", bool(updated) and not any(
+        e.get("action_id") == "amibot_approve" for b in (updated or {}).get("blocks", []) if b.get("type") == "actions" for e in b["elements"]))
+    if updated:
+        t.say("amibot (DM to carol, edited)", blocks_text(updated))
     dev = stage.sandbox.session(rehearsal.DEV, rehearsal.REGION).client("ec2")
     t.expect("from dev's side: the AMI is visible", bool(dev.describe_images(ImageIds=[world.plain_image])["Images"]))

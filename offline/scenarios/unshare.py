@@ -27,13 +27,15 @@ def _dev_access(stage: Stage, image_id: str, key_arn: str) -> tuple[bool, bool]:
 
 
 def _ask_and_approve(stage: Stage, text: str) -> dict | None:
-    """Bob asks, the plan is shown, Alice approves; returns the final reply."""
+    """Bob asks, the card and its exact changes are shown, Alice approves; returns the
+    final reply (and keeps the exact changes in ``stage.last_plan``)."""
     t = stage.t
     stage.ask(text)
     root = stage.root_for(text)
     if not t.expect(f"the plan for `{text}` was posted for approval", bool(root)):
         return None
     t.say("amibot", blocks_text(root))
+    stage.last_plan = stage.exact_changes(root)
     t.say("@alice", "clicks [ Approve ]")
     stage.slack.click(rehearsal.OWNER, stage.channel, root["ts"], "amibot_approve", root["text"].split(":")[0])
     final = stage.final_reply(root, timeout=30)
@@ -49,10 +51,9 @@ def play(stage: Stage) -> None:
     image, cmk = world.encrypted_image, world.cmk_arn
     visible, usable = _dev_access(stage, image, cmk)
     t.note(f"before: dev {'sees' if visible else 'does not see'} the AMI and {'can' if usable else 'cannot'} use prod's CMK")
-    root_count = len(stage.fake.messages(stage.channel))
     if _ask_and_approve(stage, f"unshare {image} from prod to dev") is None:
         return
-    plan = blocks_text(next((m for m in stage.fake.messages(stage.channel)[root_count:] if "unshare" in (m.get("text") or "")), {}))
+    plan = stage.last_plan
     if visible:
         t.expect("the plan revokes the grant by its recorded id and says which request made it", "RevokeGrant" in plan and "made by R-" in plan)
     visible, usable = _dev_access(stage, image, cmk)

@@ -342,3 +342,46 @@ def test_config_objects_are_frozen():
     with pytest.raises(AttributeError):
         config.accounts["prod"].id = "2"  # type: ignore[misc]
     assert isinstance(config, Config)
+
+
+REACH = """
+[bot]
+allowed_channels = ["C0PLATFORM", "G0OPS"]
+require_reason = true
+approval_dm = false
+reminder_hours_before_expiry = [1, 12, 12]
+
+[accounts.prod]
+id = "111111111111"
+owners = ["U0ALICE"]
+approval_channel = "C0APPROVE"
+approval_dm = true
+"""
+
+
+def test_reach_keys_parse():
+    config = parse_config(REACH, {}, source="<test>")
+    assert config.bot.allowed_channels == ("C0PLATFORM", "G0OPS")
+    assert config.bot.require_reason is True and config.bot.approval_dm is False
+    assert config.bot.reminder_hours_before_expiry == (12, 1)  # latest first, once each
+    assert config.account("prod").approval_channel == "C0APPROVE" and config.account("prod").approval_dm is True
+    defaults = parse_config('[accounts.prod]\nid = "111111111111"\n', {}, source="<test>")
+    assert defaults.bot.approval_dm is True and defaults.bot.reminder_hours_before_expiry == (12, 1)
+    assert defaults.account("prod").approval_channel is None and defaults.account("prod").approval_dm is None
+
+
+@pytest.mark.parametrize("bot, account, key, word", [
+    ('allowed_channels = ["#platform"]', "", "bot.allowed_channels", "channel id"),
+    ('allowed_channels = "C0PLATFORM"', "", "bot.allowed_channels", "allowed_channels = ["),
+    ("reminder_hours_before_expiry = [0]", "", "bot.reminder_hours_before_expiry", "1 to 24"),
+    ("reminder_hours_before_expiry = [48]", "", "bot.reminder_hours_before_expiry", "1 to 24"),
+    ('reminder_hours_before_expiry = ["12h"]', "", "bot.reminder_hours_before_expiry", "whole numbers"),
+    ('require_reason = "yes"', "", "bot.require_reason", "require_reason = true"),
+    ("", 'approval_channel = "platform-approvals"', "accounts.prod.approval_channel", "channel id"),
+    ("", 'approval_dm = "no"', "accounts.prod.approval_dm", "approval_dm = false"),
+])
+def test_reach_key_errors_name_the_key_and_the_fix(bot, account, key, word):
+    text = f'[bot]\napproval_ttl_hours = 24\n{bot}\n[accounts.prod]\nid = "111111111111"\n{account}\n'
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, {}, source="<test>")
+    assert key in str(info.value) and word in str(info.value)

@@ -38,7 +38,11 @@ KILL_POINTS = [
     "executed:3",  # snapshot permission added, not recorded
     "executed:4",  # verification done, not recorded
     "posted:reply",  # a thread reply reached Slack, not recorded as sent
+    "posted:copy",  # an owner's DM copy of the approval reached Slack, its ts was not recorded
+    "posted:progress",  # the one progress reply reached Slack, its ts was not recorded
+    "posted:dm",  # the requester's end-of-request DM reached Slack, not recorded as sent
 ]
+BEFORE_APPROVAL = ("posted:root", "posted:copy")
 
 
 def free_port() -> int:
@@ -132,13 +136,13 @@ def test_sigkill_at_each_boundary_then_restart(point, server_sandbox, tmp_path):
         slack = SignedSlackClient(f"http://127.0.0.1:{bot.port}/slack/events", SECRET, fake)
         image = world.encrypted_image
         assert slack.slash(rehearsal.REQUESTER, rehearsal.CHANNEL, f"share {image} from prod to dev allow-copy").status == 200
-        if point == "posted:root":
+        if point in BEFORE_APPROVAL:
             bot.wait_paused(point)
             bot.kill()
             bot.start()
         root = fake.wait_for(lambda: next((m for m in fake.messages(rehearsal.CHANNEL) if image in m.get("text", "")), None), 30)
         slack.click(rehearsal.OWNER, rehearsal.CHANNEL, root["ts"], "amibot_approve", "R-1")
-        if point != "posted:root":
+        if point not in BEFORE_APPROVAL:
             bot.wait_paused(point)
             bot.kill()
             bot.start()
@@ -149,6 +153,17 @@ def test_sigkill_at_each_boundary_then_restart(point, server_sandbox, tmp_path):
         assert len(final) == 1 and f"<@{rehearsal.REQUESTER}>" in final[0]["text"]
         texts = [m["text"] for m in fake.thread(rehearsal.CHANNEL, root["ts"])]
         assert len(texts) == len(set(texts)), texts
+        assert len([t for t in texts if t.startswith(":gear:")]) == 1  # one progress message, edited
+        # One end-of-request DM to the requester (sent after the cards' update); one
+        # approval card in each owner's DM, updated.
+        fake.wait_for(lambda: fake.dm_channel(rehearsal.REQUESTER) and fake.messages(fake.dm_channel(rehearsal.REQUESTER)), 30)
+        assert len(fake.messages(fake.dm_channel(rehearsal.REQUESTER))) == 1
+        # (A copy not yet sent when the owner approved in the channel is never sent.)
+        for owner in (rehearsal.OWNER, "U0CAROL"):
+            cards = [m for m in fake.messages(fake.dm_channel(owner) or "-") if m.get("blocks")]
+            assert len(cards) <= 1 and all("approved by" in str(c["blocks"]) for c in cards), (owner, cards)
+        if point == "posted:copy":  # the copy that reached Slack before the kill was found and updated
+            assert [m for m in fake.messages(fake.dm_channel(rehearsal.OWNER)) if m.get("blocks")]
         # The request ended, every step once.
         store = Store(str(tmp_path / "amibot.db"))
         request = store.get(1)

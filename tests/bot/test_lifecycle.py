@@ -6,6 +6,7 @@ from __future__ import annotations
 from botocore.exceptions import ClientError
 
 from offline import rehearsal
+from tests.conftest import has_decision_buttons
 from bot.requests import ACTIVE, CANCELLED, EXPIRED, FAILED, PENDING_APPROVAL, REVOKED, SUCCEEDED
 
 HOUR = 3600
@@ -18,6 +19,11 @@ def dev_sees(harness, image_id) -> bool:
         return False
 
 
+def reminder_cards(harness, user):
+    channel = harness.fake.dm_channel(user)
+    return [m for m in harness.fake.messages(channel) if "Reminder" in str(m.get("blocks"))] if channel else []
+
+
 def thread_texts(harness, root):
     return [m["text"] for m in harness.fake.thread(harness.channel, root["ts"])]
 
@@ -27,18 +33,21 @@ def test_pending_request_is_reminded_halfway_then_expires(harness):
     harness.slash(f"share {image} from prod to dev")
     root = harness.root_for(image)
     harness.tick()
-    assert not any("still waiting" in t for t in thread_texts(harness, root))
-    harness.clock.advance(12 * HOUR + 60)  # approval_ttl_hours = 24
+    assert not reminder_cards(harness, rehearsal.OWNER)
+    harness.clock.advance(12 * HOUR + 60)  # approval_ttl_hours = 24; reminders 12 h and 1 h before expiry
     harness.tick()
     harness.tick()  # the reminder is sent once
-    reminders = [t for t in thread_texts(harness, root) if "still waiting" in t]
-    assert len(reminders) == 1 and f"<@{rehearsal.OWNER}>" in reminders[0]
+    reminders = reminder_cards(harness, rehearsal.OWNER)
+    assert len(reminders) == 1 and has_decision_buttons(reminders[0])  # by DM, with the buttons
+    assert not reminder_cards(harness, rehearsal.REQUESTER)
+    assert not any("still waiting" in t for t in thread_texts(harness, root))  # the thread stays quiet
     harness.clock.advance(12 * HOUR)
     harness.tick()
     assert harness.bot.store.get(1).state == EXPIRED
     final = harness.final_reply(root)
     assert "expired" in final["text"] and f"<@{rehearsal.REQUESTER}>" in final["text"]
-    assert not any(b["type"] == "actions" for b in harness.fake.message(harness.channel, root["ts"])["blocks"])
+    assert not has_decision_buttons(harness.fake.message(harness.channel, root["ts"]))
+    assert not any(has_decision_buttons(m) for m in reminder_cards(harness, rehearsal.OWNER))  # copies updated too
     harness.click(rehearsal.OWNER, root)
     assert "already expired" in harness.ephemeral_for(rehearsal.OWNER)
     assert not dev_sees(harness, image)
@@ -48,7 +57,7 @@ def test_time_boxed_share_is_removed_at_expiry_without_second_approval(harness):
     image, cmk = harness.world.encrypted_image, harness.world.cmk_arn
     harness.slash(f"share {image} from prod to dev for 2d")
     root = harness.root_for(image)
-    assert "removed automatically" in str(root["blocks"])
+    assert "removed automatically" in harness.exact_changes(root)
     harness.click(rehearsal.OWNER, root)
     final = harness.final_reply(root)
     harness.settle()

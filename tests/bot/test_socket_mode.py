@@ -12,6 +12,7 @@ import urllib.parse
 import pytest
 
 from offline import rehearsal
+from tests.conftest import has_decision_buttons
 from bot.app import Amibot
 from offline.slack import FakeSlack, FakeSocketMode, HttpResult, SignedSlackClient
 from bot.messages import APPROVE_ACTION
@@ -116,13 +117,13 @@ def test_socket_mode_help_share_and_approve(socket_mode):
     root = fake.wait_for(lambda: next((m for m in fake.messages(channel)
                                        if image in (m.get("text") or "") and m.get("thread_ts") in (None, m["ts"])), None), 10)
     request_id = root["text"].split(":")[0]
-    assert any(b["type"] == "actions" for b in root["blocks"])
+    assert has_decision_buttons(root)
 
     click = slack.click(rehearsal.OWNER, channel, root["ts"], APPROVE_ACTION, request_id)
     assert click.status == 200 and click.body == ""  # a bare ack: {"envelope_id": ...}
     assert set(slack.acks[-1]) == {"envelope_id"}
 
-    final = fake.wait_for(lambda: next((m for m in fake.thread(channel, root["ts"]) if m.get("reply_broadcast")), None), 10)
+    final = fake.wait_for(lambda: next((m for m in fake.thread(channel, root["ts"]) if m.get("reply_broadcast")), None), 30)
     assert f"<@{rehearsal.REQUESTER}>" in final["text"], final
     bot.worker.drain()
     assert bot.store.get(1).state == SUCCEEDED

@@ -166,7 +166,7 @@ def without(monkeypatch, *actions: str) -> None:
 def test_copy_within_an_account_across_regions(harness, bot_aws_calls):
     image = harness.world.encrypted_image
     root = ask(harness, f"copy {image} from prod to prod:{DST}")
-    plan = json.dumps(root["blocks"])
+    plan = harness.exact_changes(root)
     assert "CopyImage" in plan and f"SourceRegion={SRC}" in plan and "Encrypted=true" in plan
     # Nothing is shared within one account: no temporary steps.
     assert "ModifyImageAttribute" not in plan and "CreateGrant on" not in plan
@@ -204,7 +204,7 @@ def test_copy_into_another_account_final_reply_also_in_notify_channel(notify_har
     harness = notify_harness
     image, cmk = harness.world.encrypted_image, harness.world.cmk_arn
     root = ask(harness, f"copy {image} from prod to dev")
-    plan = json.dumps(root["blocks"])
+    plan = harness.exact_changes(root)
     for call in ("ModifyImageAttribute", "ModifySnapshotAttribute", "CreateGrant", "CopyImage", "RevokeGrant"):
         assert call in plan
     assert harness.world.dev_cmk_arn in plan and "ClientToken" in plan
@@ -412,7 +412,7 @@ def assert_calls_covered_by_policy(calls: list[tuple[str, str]], *expected: str)
 
 def test_every_aws_call_of_a_copy_with_a_test_launch_is_covered_by_the_generated_policy(harness, bot_aws_calls):
     root = ask(harness, f"copy {harness.world.encrypted_image} from prod to dev:{DST} verify")
-    assert "Test launch as `dev`" in json.dumps(root["blocks"])
+    assert "Test launch as `dev`" in harness.exact_changes(root)
     approve_both(harness, root)
     assert harness.bot.store.get(1).state == SUCCEEDED
     assert_calls_covered_by_policy(bot_aws_calls, "ec2:CopyImage", "kms:CreateGrant", "kms:RevokeGrant", "ec2:RunInstances")

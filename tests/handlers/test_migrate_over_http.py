@@ -56,7 +56,7 @@ def test_migrate_happy_path(harness, aws_params):
     source = harness.world.instance_id
     subnet_b = harness.world.network["subnets"][TARGET]
     root = ask(harness, f"migrate {source} from prod to {TARGET}")
-    plan = json.dumps(root["blocks"])
+    plan = harness.exact_changes(root)
     assert subnet_b in plan and "the only subnet" in plan
     assert "CreateImage" in plan and "RunInstances" in plan and "NoReboot=false" in plan
     assert "instance id and private IP change" in plan and "left running" in plan
@@ -83,7 +83,7 @@ def test_migrate_happy_path(harness, aws_params):
 
 def test_no_reboot_passes_noreboot(harness, aws_params):
     root = ask(harness, f"migrate {harness.world.instance_id} from prod to {TARGET} no-reboot")
-    assert "NoReboot=true" in json.dumps(root["blocks"])
+    assert "NoReboot=true" in harness.exact_changes(root)
     harness.click(rehearsal.OWNER, root)
     harness.final_reply(root)
     harness.settle()
@@ -96,7 +96,7 @@ def test_plan_picks_the_subnet_with_most_free_addresses(harness):
     ec2 = prod_ec2(harness)
     small = ec2.create_subnet(VpcId=harness.world.network["vpc_id"], CidrBlock="10.20.9.0/28", AvailabilityZone=TARGET)["Subnet"]["SubnetId"]
     root = ask(harness, f"migrate {harness.world.instance_id} from prod to {TARGET}")
-    plan = json.dumps(root["blocks"])
+    plan = harness.exact_changes(root)
     assert f"RunInstances from that image in {harness.world.network['subnets'][TARGET]}" in plan
     assert "most free addresses" in plan and small in plan
 
@@ -105,7 +105,7 @@ def test_named_subnet_is_used(harness):
     ec2 = prod_ec2(harness)
     small = ec2.create_subnet(VpcId=harness.world.network["vpc_id"], CidrBlock="10.20.9.0/28", AvailabilityZone=TARGET)["Subnet"]["SubnetId"]
     root = ask(harness, f"migrate {harness.world.instance_id} from prod to {TARGET} subnet {small}")
-    plan = json.dumps(root["blocks"])
+    plan = harness.exact_changes(root)
     assert f"RunInstances from that image in {small}" in plan and "named with `subnet`" in plan
 
 

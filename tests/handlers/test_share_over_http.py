@@ -12,6 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from offline import rehearsal
+from tests.conftest import has_decision_buttons
 from bot.requests import APPROVED, DENIED, PENDING_APPROVAL, SUCCEEDED
 
 DEV, PROD = rehearsal.DEV, rehearsal.PROD
@@ -63,13 +64,13 @@ def test_share_encrypted_ami_happy_path(harness):
     assert result.status == 200
     assert "Checking" in result.json()["text"]
     root = harness.root_for(image)
-    plan = json.dumps(root["blocks"])
+    plan = harness.exact_changes(root)
     assert "ModifyImageAttribute" in plan and "CreateGrant" in plan
     assert f"arn:aws:iam::{DEV}:root" in plan
     for operation in ("DescribeKey", "CreateGrant", "Decrypt", "GenerateDataKeyWithoutPlaintext", "ReEncryptFrom"):
         assert operation in plan
     assert "ModifySnapshotAttribute" not in plan  # no allow-copy: no snapshot permission
-    assert any(b["type"] == "actions" for b in root["blocks"])
+    assert has_decision_buttons(root)
     assert harness.bot.store.get(1).state == PENDING_APPROVAL
 
     harness.click(rehearsal.OWNER, root)
@@ -80,11 +81,16 @@ def test_share_encrypted_ami_happy_path(harness):
     assert request.state == SUCCEEDED
     assert request.approvals == {"prod": rehearsal.OWNER}
     thread = harness.fake.thread(harness.channel, root["ts"])
-    assert len(thread) >= 4  # approved, each step, final
+    # A quiet thread: the approval, one progress message edited in place, the final message.
+    assert len(thread) == 3, [m["text"] for m in thread]
     assert all("R-1" in m["text"] for m in thread)
+    progress = thread[1]
+    assert progress["edited"] and not progress["reply_broadcast"]
+    assert progress["text"].count(":white_check_mark:") == len(request.steps) == 3
+    assert "1. [prod] ModifyImageAttribute" in progress["text"] and "grant id `" in progress["text"]
     # The root message is current and has lost its buttons.
     updated = harness.fake.message(harness.channel, root["ts"])
-    assert not any(b["type"] == "actions" for b in updated["blocks"])
+    assert not has_decision_buttons(updated)
     assert "done" in updated["text"]
     # From dev's side: it can see the AMI and use the key, but cannot copy the data out.
     assert dev_sees_image(harness, image)
@@ -115,14 +121,14 @@ def test_role_sessions_are_named_after_the_request(harness):
 def test_allow_copy_adds_snapshot_permission(harness):
     image = harness.world.encrypted_image
     root, final = share_and_approve(harness, f"share {image} from prod to dev allow-copy")
-    assert "ModifySnapshotAttribute" in json.dumps(root["blocks"])
+    assert "ModifySnapshotAttribute" in harness.exact_changes(root)
     assert dev_sees_snapshot(harness, image)
 
 
 def test_unencrypted_share_needs_no_grant(harness):
     image = harness.world.plain_image
     root, final = share_and_approve(harness, f"share {image} from prod to dev")
-    assert "CreateGrant" not in json.dumps(root["blocks"])
+    assert "CreateGrant" not in harness.exact_changes(root)
     assert dev_sees_image(harness, image)
 
 
@@ -246,7 +252,7 @@ def test_deny_changes_nothing_in_aws(harness):
     harness.settle()
     assert harness.bot.store.get(1).state == DENIED
     assert not dev_sees_image(harness, image)
-    assert not any(b["type"] == "actions" for b in harness.fake.message(harness.channel, root["ts"])["blocks"])
+    assert not has_decision_buttons(harness.fake.message(harness.channel, root["ts"]))
     harness.click("U0CAROL", root)  # a late approve
     assert "already denied" in harness.ephemeral_for("U0CAROL")
     assert not dev_sees_image(harness, image)

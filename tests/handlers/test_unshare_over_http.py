@@ -107,7 +107,7 @@ def test_unshare_removes_exactly_what_the_share_added(harness, never_public):
     assert dev_sees_image(harness, image) and dev_can_use_key(harness, cmk) and dev_sees_snapshot(harness, image)
 
     root, final = ask_and_approve(harness, f"unshare {image} from prod to dev")
-    plan = plan_text(root)
+    plan = harness.exact_changes(root)
     assert "remove launch permission" in plan and "added by R-1" in plan
     assert "createVolumePermission" in plan
     assert f"RevokeGrant" in plan and grant_id in plan and "made by R-1" in plan
@@ -193,7 +193,7 @@ def test_what_amibot_did_not_record_is_removed_or_kept_and_said(harness):
     lost = kms.create_grant(KeyId=cmk, GranteePrincipal=f"arn:aws:iam::{DEV}:root", Operations=SHARE_OPERATIONS, Name=f"amibot-0123456789abcdef-{DEV}")["GrantId"]
     manual = kms.create_grant(KeyId=cmk, GranteePrincipal=f"arn:aws:iam::{DEV}:root", Operations=["Decrypt"], Name="backup-restore")["GrantId"]
     root, final = ask_and_approve(harness, f"unshare {image} from prod to dev")
-    plan = plan_text(root)
+    plan = harness.exact_changes(root)
     assert "not added by amibot" in plan
     assert lost in plan and "not in its records" in plan
     assert f"Kept: grant `{manual}`" in plan and "not made by amibot" in plan
@@ -209,7 +209,7 @@ def test_a_grant_serving_another_ami_on_the_same_key_is_kept(harness):
     ask_and_approve(harness, f"share {first} from prod to dev")
     ask_and_approve(harness, f"share {second} from prod to dev")
     root, final = ask_and_approve(harness, f"unshare {first} from prod to dev")
-    assert "belongs to R-2" in plan_text(root)
+    assert "belongs to R-2" in harness.exact_changes(root)
     assert harness.bot.store.get(3).state == SUCCEEDED, final["text"]
     assert not dev_sees_image(harness, first)
     assert dev_sees_image(harness, second) and dev_can_use_key(harness, cmk)  # the second share still works
@@ -233,7 +233,7 @@ def test_unshare_org_removes_the_statement_and_restores_the_policy(harness, bot_
     ask_and_approve(harness, f"share {image} from prod to org")
     assert dev_sees_image(harness, image) and dev_can_use_key(harness, cmk)
     root, final = ask_and_approve(harness, f"unshare {image} from prod to org")
-    plan = plan_text(root)
+    plan = harness.exact_changes(root)
     assert "PutKeyPolicy" in plan and "remove statement" in plan and "added by R-1" in plan
     assert "now (before)" in plan and "after" in plan
     assert harness.bot.store.get(2).state == SUCCEEDED, final["text"]
@@ -279,7 +279,7 @@ def test_autoscaling_grant_is_made_by_the_target_and_unshare_revokes_it(dev_auto
     # Grants take a moment to spread: the target's CreateGrant must retry, not fail.
     harness.world.sandbox.set_grant_delay(0.3)
     root, final = ask_and_approve(harness, f"share {image} from prod to dev")
-    assert "Auto Scaling" in plan_text(root) and autoscaling_role(DEV) in plan_text(root)
+    assert "Auto Scaling" in harness.exact_changes(root) and autoscaling_role(DEV) in harness.exact_changes(root)
     share = harness.bot.store.get(1)
     assert share.state == SUCCEEDED, final["text"]
     by_grantee = {g["GranteePrincipal"]: g for g in grants(harness, cmk)}
@@ -292,7 +292,7 @@ def test_autoscaling_grant_is_made_by_the_target_and_unshare_revokes_it(dev_auto
     harness.world.sandbox.set_grant_delay(0)
 
     root, final = ask_and_approve(harness, f"unshare {image} from prod to dev")
-    assert "Auto Scaling role" in plan_text(root)
+    assert "Auto Scaling role" in harness.exact_changes(root)
     assert harness.bot.store.get(2).state == SUCCEEDED, final["text"]
     assert grants(harness, cmk) == []  # both the share's grant and Auto Scaling's
     assert not dev_can_use_key(harness, cmk)

@@ -323,3 +323,30 @@ def test_bolt_app_round_trip(fake):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_dms_joins_and_refusals_answer_as_slack_does():
+    """conversations.open / conversations.join shapes (docs.slack.dev reference pages),
+    and the errors a root message can meet."""
+    with FakeSlack(public_channels_not_joined={"C0PUB"}, archived_channels={"C0OLD"}, unknown_channels={"C0GONE"}) as fake:
+        client = WebClient(base_url=fake.api_url, token="xoxb-test")
+        opened = client.conversations_open(users="U0ALICE")
+        assert opened["channel"]["id"] == "D0ALICE" and opened["no_op"] is False
+        assert client.conversations_open(users="U0ALICE")["already_open"] is True
+        assert client.chat_postMessage(channel="D0ALICE", text="hi")["ok"]
+        assert client.conversations_info(channel="D0ALICE")["channel"]["is_im"] is True
+        for channel, error in (("D0NOBODY", "channel_not_found"), ("C0PUB", "not_in_channel"), ("C0OLD", "is_archived"), ("C0GONE", "channel_not_found")):
+            with pytest.raises(SlackApiError) as info:
+                client.chat_postMessage(channel=channel, text="x")
+            assert info.value.response["error"] == error
+        assert client.conversations_join(channel="C0PUB")["channel"]["is_member"] is True
+        assert client.chat_postMessage(channel="C0PUB", text="now in")["ok"]
+        assert client.conversations_join(channel="C0PUB")["warning"] == "already_in_channel"
+        with pytest.raises(SlackApiError) as info:
+            client.conversations_join(channel="G0PRIVATE")
+        assert info.value.response["error"] == "method_not_supported_for_channel_type"
+        fake.scopes.discard("channels:join")
+        with pytest.raises(SlackApiError) as info:
+            client.conversations_join(channel="C0OTHER")
+        assert info.value.response["error"] == "missing_scope" and info.value.response["needed"] == "channels:join"
+        assert client.auth_test()["user"] == "amibot"

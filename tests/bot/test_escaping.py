@@ -1,0 +1,140 @@
+"""Every message and view the bot can produce, rendered from hostile text (AWS names,
+tags and error messages, the stored command text, a reason), must contain no ``<``
+other than the mentions, channel links, dates and links the bot itself means, no
+bidirectional override, and no code span broken open by a backtick."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterator
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from aws.errors import AwsFailure
+from bot import listing, cards, messages, slacktext
+from bot.errors import UsageError
+from bot.grammar import parse_command
+from bot.operations import preflight_read
+from bot.requests import STATE_LABELS, Request, Step
+
+HOSTILE = ["<!channel>", "<!here>", "<https://evil.example|click me>", "<@U0MALLORY>", "<#C0SECRET>", "a`b`c", "```",
+           "\u202eevil\u202c", "&lt;b&gt;", "<!subteam^S0EVIL>", "<!date^1^{date}|x>", ">quote", "*bold*", "x" * 400]
+hostile_text = st.one_of(
+    st.sampled_from(HOSTILE),
+    st.text(alphabet=st.sampled_from(list("<>&|`!@#^*_~ azAZ09\n:/.") + ["\u202e", "\u2066", "\u200f"]), max_size=80),
+    st.text(max_size=40),
+)
+
+
+def mrkdwn_texts(value: Any) -> Iterator[str]:
+    """Every string Slack would parse as mrkdwn in a message, blocks or a view."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from mrkdwn_texts(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key == "text" and isinstance(item, dict) and item.get("type") == "plain_text":
+                continue  # plain_text is never parsed
+            if key in ("text", "blocks", "elements", "fields", "confirm", "title", "view") or isinstance(item, (dict, list)):
+                yield from mrkdwn_texts(item)
+
+
+def assert_clean(rendered: Any) -> None:
+    for text in mrkdwn_texts(rendered):
+        bad = slacktext.unmeant_markup(text)
+        assert not bad, f"unmeant markup {bad!r} in {text[:300]!r}"
+        assert not set(text) & slacktext.BIDI_CONTROLS, f"bidi control in {text[:200]!r}"
+
+
+def a_request(command_text: str, reason: str, aws_text: str, state: str, kind: str) -> Request:
+    failure = AwsFailure(aws_text[:40] or "Code", aws_text, cause=None, fix=None)
+    request = Request(
+        id=7, uid="0123456789abcdef", kind=kind, state=state, requester="U0BOB", channel="C0PLATFORM",
+        command_text=command_text,
+        params={"image_id": "ami-0123456789abcdef0", "source": "prod", "targets": ["dev"], "target": "dev",
+                "target_region": "us-east-1", "reason": reason, "instance_id": "i-0123456789abcdef0",
+                "availability_zone": "us-east-1b", "no_reboot": False, "allow_copy": True},
+        facts={"checked": [f"name {slacktext.code(aws_text)}"], "after": [slacktext.escape(aws_text)],
+               "instance": {"name": aws_text}},
+        approver_accounts=["prod", "dev"], root_ts="1.2", created_at=1_700_000_000.0, expires_at=1_700_086_400.0,
+        active_until=1_700_100_000.0, reminded=0, error=messages.error_text(failure), progress=aws_text,
+    )
+    request.steps = [
+        Step(7, 1, "ec2.copy_image", "dev", "222222222222", "us-east-1", {"source_name": aws_text, "name": None},
+             f"CopyImage Name=`{cards.COPY_NAME_MARK}`", "run", "done", {"grant_id": aws_text, "summary": slacktext.escape(aws_text)}, None),
+        Step(7, 2, "kms.add_key_policy_statement", "prod", "111111111111", "us-east-1", {"key_arn": "arn:aws:kms:us-east-1:111111111111:key/k"},
+             "PutKeyPolicy", "run", "pending", {}, None),
+    ]
+    request.approvals = {"prod": "U0ALICE"}
+    return request
+
+
+def every_rendering(request: Request, hostile: str) -> Iterator[Any]:
+    owners = {"prod": ["U0ALICE", "S0PLATFORM"], "dev": ["U0DEVOPS"]}
+    yield cards.card_blocks(request, owners, progress=hostile)
+    yield cards.card_blocks(request, owners, asked_in="C0PLATFORM", note=cards.reminder_note(request, 12))
+    yield cards.card_blocks(request, owners, revoked_by=hostile)
+    yield cards.changes_view(request, "/ami")
+    yield cards.progress_text(request, hostile)
+    yield cards.confirm_approve(request)
+    yield cards.confirm_deny(request)
+    yield cards.ended_dm(request, hostile and slacktext.escape(hostile))
+    yield messages.root_text(request)
+    yield messages.headline(request)
+    yield messages.status_text(request)
+    yield listing.status_text(request, True)
+    yield listing.status_text(request, False)
+    yield listing.list_text([request], "all", 1, lambda r: True)
+    yield messages.failure_text(request, request.steps[0].description, messages.error_text(AwsFailure("X", hostile)), [slacktext.escape(hostile)], [])
+    yield messages.deny_form(request)
+    yield messages.error_text(AwsFailure(hostile or "X", hostile, cause=hostile, fix=hostile))
+    try:
+        parse_command(hostile)
+    except UsageError as error:
+        yield messages.error_text(error)
+    try:
+        preflight_read("Could not read it", lambda: (_ for _ in ()).throw(_client_error(hostile)))
+    except Exception as error:  # PreflightError
+        yield messages.error_text(error)
+
+
+def _client_error(message: str) -> Exception:
+    from botocore.exceptions import ClientError
+
+    return ClientError({"Error": {"Code": "InvalidAMIID.NotFound", "Message": message}}, "DescribeImages")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(command_text=hostile_text, reason=hostile_text, aws_text=hostile_text, hostile=hostile_text,
+       state=st.sampled_from(sorted(STATE_LABELS)), kind=st.sampled_from(["share", "unshare", "copy", "migrate"]))
+def test_every_message_and_view_escapes_what_it_did_not_write(command_text, reason, aws_text, hostile, state, kind):
+    request = a_request(command_text, reason, aws_text, state, kind)
+    for rendered in every_rendering(request, hostile):
+        assert_clean(rendered)
+
+
+@given(text=hostile_text)
+def test_command_text_cannot_break_out_of_its_code_span(text):
+    span = slacktext.code(text)
+    assert span.startswith("`") and span.endswith("`") and span.count("`") == 2
+    assert "\n" not in span and len(span) <= slacktext.COMMAND_TEXT_LIMIT + 20
+    assert not slacktext.unmeant_markup(span)
+
+
+def test_the_check_catches_what_it_must():
+    # The test above is only worth what this one shows: raw AWS text is caught.
+    assert slacktext.unmeant_markup("tag <!channel> here")
+    assert slacktext.unmeant_markup("<https://evil.example|click>")  # a link the bot never makes
+    assert slacktext.unmeant_markup(slacktext.escape("<https://evil.example|click>")) == []  # escaped, it is text
+    assert not slacktext.unmeant_markup("<https://sandbox.slack.com/archives/C0PLATFORM/p1700000000000100|thread>")
+    assert not slacktext.unmeant_markup("<@U0ALICE> <#C0PLATFORM> <!subteam^S0PLATFORM> <!date^1700000000^{date}|x>")
+    try:
+        assert_clean({"blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "<!here>"}}]})
+    except AssertionError:
+        pass
+    else:
+        raise AssertionError("assert_clean let <!here> through")
+    assert json.dumps(cards.card_blocks(a_request("x", "", "y", "pending_approval", "share"), {}))  # renders
