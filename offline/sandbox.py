@@ -1530,6 +1530,11 @@ def _install() -> None:
             setattr(cls, method, handler)
         # moto has no GetEbsDefaultKmsKeyId at all (nothing to keep as the original).
         ElasticBlockStore.get_ebs_default_kms_key_id = _get_ebs_default_kms_key_id
+        # Additions kept in modules of their own: block public access, role trust.
+        from offline import sandbox_bpa, sandbox_roles
+
+        sandbox_bpa.install()
+        sandbox_roles.install()
         _INSTALLED = True
 
 
