@@ -3,7 +3,10 @@
   amibot serve [--host H] [--port P] [--socket-mode] [--sandbox] [--config PATH]
   amibot demo
   amibot check-config [--config PATH]
-  amibot iam-policy [--config PATH]
+  amibot iam-policy [--config PATH] [--format text|cloudformation] [--out DIR]
+  amibot doctor [--config PATH]
+  amibot audit [--since DATE|DURATION] [--format jsonl|csv] [--out PATH]
+  amibot backup PATH
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import sys
 import tempfile
 import threading
 
+from bot.cli_store import STORE_VERBS
+from bot.cli_store import add_store_verbs as _add_store_verbs
 from bot.errors import ConfigError
 
 
@@ -33,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--config")
     iam = sub.add_parser("iam-policy", help="print the IAM policies for the bot's role and the member-account roles")
     iam.add_argument("--config", help="use the role ARNs of this config (default: a generic policy)")
+    doctor = sub.add_parser("doctor", help="check the installation (config, Slack, AWS roles and keys, store); exit 1 if a check fails")
+    doctor.add_argument("--config", help="TOML config (default: $AMIBOT_CONFIG, else ./amibot.toml)")
+    _add_store_verbs(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("AMIBOT_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
@@ -40,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
             from offline.demo import run_demo
 
             return run_demo()
+        if args.command == "doctor":
+            return _doctor(args)
+        if args.command in STORE_VERBS:
+            return STORE_VERBS[args.command](args)
         if args.command == "iam-policy":
             from aws.iam import render
             from bot.config import load_config
@@ -57,6 +69,15 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"amibot: {error.user_message()}", file=sys.stderr)
         return 2
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from bot.app import aws_sessions, slack_client
+    from bot.doctor import failed, render_table, run_doctor
+
+    rows = run_doctor(args.config, slack_client=slack_client, sessions=lambda config: aws_sessions(config, max_attempts=2))
+    print(render_table(rows), end="")
+    return 1 if failed(rows) else 0
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -125,10 +125,10 @@ def check_account(config: Config, account: AccountConfig, sessions: AwsSessions)
         return CheckResult(name, FAIL, f"cannot act through {how}: {error.code}: {error.aws_message} (its keys and regions were not checked)", fix)
     if identity.account_id != account.id:
         return CheckResult(
-            name, FAIL, f"{how} acts as account {identity.account_id} ({identity.arn}), but the config says {account.id}",
+            name, FAIL, f"through {how} amibot is account {identity.account_id} ({identity.arn}), but the config says {account.id}",
             f"Set accounts.{account.alias}.id to the right account, or role_arn to a role in account {account.id}.",
         )
-    return CheckResult(name, OK, f"{how} acts as {identity.arn}")
+    return CheckResult(name, OK, f"through {how} amibot is {identity.arn}")
 
 
 def check_keys(account: AccountConfig, sessions: AwsSessions) -> list[CheckResult]:

@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
+from bot.slack_scopes import REQUIRED_BOT_SCOPES
+
 __all__ = ["FakeSlack", "SlackCall", "SignedSlackClient", "HttpResult", "FakeSocketMode"]
 
 JSON_FIELDS = frozenset({"blocks", "attachments", "view", "metadata"})
@@ -110,6 +112,10 @@ class FakeSlack:
         self.usergroups = dict(usergroups or {})
         self.channels_bot_cannot_post = set(channels_bot_cannot_post)
         self.users = dict(users or {})  # user id -> fields overriding users.info defaults
+        # The bot token's scopes (the x-oauth-scopes header); tests remove one to see it noticed.
+        self.scopes: set[str] = set(REQUIRED_BOT_SCOPES)
+        # None: any token works; else other tokens get invalid_auth (a revoked token).
+        self.accepted_tokens: set[str] | None = None
         self._lock = threading.RLock()
         self._calls: list[SlackCall] = []
         self._responses: list[SlackCall] = []
@@ -338,9 +344,12 @@ class FakeSlack:
             return 200, {"ok": False, "error": "unknown_method"}, {}
         if not token:
             return 200, {"ok": False, "error": "not_authed"}, {}
+        if self.accepted_tokens is not None and token not in self.accepted_tokens:
+            return 200, {"ok": False, "error": "invalid_auth"}, {}
         result = handler(p)
         result = {"ok": True, **result} if "error" not in result else {"ok": False, **result}
-        return 200, result, {}
+        # Slack reports a token's scopes on every Web API answer.
+        return 200, result, {"x-oauth-scopes": ",".join(sorted(self.scopes))}
 
     def _next_ts(self) -> str:
         micros = 100 * next(self._seq)
