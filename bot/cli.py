@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--config")
     iam = sub.add_parser("iam-policy", help="print the IAM policies for the bot's role and the member-account roles")
     iam.add_argument("--config", help="use the role ARNs of this config (default: a generic policy)")
+    iam.add_argument("--format", choices=("text", "cloudformation"), default="text",
+                     help="cloudformation: write the deployable templates (deploy/cloudformation/) instead")
+    iam.add_argument("--out", default="deploy/cloudformation", help="directory for --format cloudformation")
     doctor = sub.add_parser("doctor", help="check the installation (config, Slack, AWS roles and keys, store); exit 1 if a check fails")
     doctor.add_argument("--config", help="TOML config (default: $AMIBOT_CONFIG, else ./amibot.toml)")
     _add_store_verbs(sub)
@@ -52,6 +55,12 @@ def main(argv: list[str] | None = None) -> int:
             return _doctor(args)
         if args.command in STORE_VERBS:
             return STORE_VERBS[args.command](args)
+        if args.command == "iam-policy" and args.format == "cloudformation":
+            from aws.cloudformation import write_all
+
+            for path in write_all(args.out):
+                print(path)
+            return 0
         if args.command == "iam-policy":
             from aws.iam import render
             from bot.config import load_config

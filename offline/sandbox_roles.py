@@ -8,8 +8,8 @@ to perform: sts:AssumeRole on resource: <role>"), as AWS answers, unless
 
 - the role exists, and
 - an ``Allow`` statement of its trust policy for ``sts:AssumeRole`` names the caller
-  as principal (``"*"``, the caller's account id or ``arn:aws:iam::<id>:root``, or
-  the caller's own ARN), and
+  as principal (``"*"``, the caller's account id or ``arn:aws:iam::<id>:root``, the
+  caller's own ARN, or the role whose session the caller is), and
 - every condition of that statement holds; only ``StringEquals`` on
   ``sts:ExternalId`` is understood (any other condition fails closed).
 
@@ -37,13 +37,20 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
+def _role_of_session(caller_arn: str) -> str | None:
+    """``arn:aws:sts::<id>:assumed-role/<name>/<session>`` → ``arn:aws:iam::<id>:role/<name>``:
+    a trust policy naming a role trusts that role's sessions."""
+    head, _, resource = caller_arn.partition(":assumed-role/")
+    if not resource or ":sts::" not in head:
+        return None
+    return f"{head.replace(':sts::', ':iam::')}:role/{resource.rsplit('/', 1)[0]}"
+
+
 def _principal_allows(principal: Any, caller_account: str, caller_arn: str) -> bool:
     if principal == "*":
         return True
-    for entry in _as_list(principal.get("AWS") if isinstance(principal, dict) else None):
-        if entry in ("*", caller_account, f"arn:aws:iam::{caller_account}:root", caller_arn):
-            return True
-    return False
+    allowed = {"*", caller_account, f"arn:aws:iam::{caller_account}:root", caller_arn, _role_of_session(caller_arn)}
+    return any(entry in allowed for entry in _as_list(principal.get("AWS") if isinstance(principal, dict) else None))
 
 
 def _conditions_hold(conditions: dict[str, Any], external_id: str | None) -> bool:
