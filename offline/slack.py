@@ -116,6 +116,8 @@ class FakeSlack:
         self.scopes: set[str] = set(REQUIRED_BOT_SCOPES)
         # None: any token works; else other tokens get invalid_auth (a revoked token).
         self.accepted_tokens: set[str] | None = None
+        self._every: tuple[int, int, frozenset[str]] | None = None  # see rate_limit_every
+        self._every_count = 0
         self._lock = threading.RLock()
         self._calls: list[SlackCall] = []
         self._responses: list[SlackCall] = []
@@ -251,6 +253,14 @@ class FakeSlack:
         self.script_error(method, "ratelimited", times=times, status=429,
                           headers={"Retry-After": str(retry_after)})
 
+    def rate_limit_every(self, n: int | None, retry_after: int = 1,
+                         methods: tuple[str, ...] = ("chat.postMessage", "chat.update", "chat.postEphemeral")) -> None:
+        """From now on every ``n``-th call to ``methods`` gets HTTP 429 with
+        ``Retry-After`` (``None`` stops it): sustained rate limiting, for benchmarks."""
+        with self._lock:
+            self._every = None if n is None else (n, retry_after, frozenset(methods))
+            self._every_count = 0
+
     def script_error(self, method: str, error: str = "internal_error", *, times: int = 1,
                      status: int = 200, headers: dict | None = None) -> None:
         """The next ``times`` calls to ``method`` fail with ``{"ok": false, "error": error}``.
@@ -339,6 +349,10 @@ class FakeSlack:
     def _answer(self, method: str, p: dict, token: str | None) -> tuple[int, dict, dict]:
         if self._scripted.get(method):
             return self._scripted[method].pop(0)
+        if self._every is not None and method in self._every[2]:
+            self._every_count += 1
+            if self._every_count % self._every[0] == 0:
+                return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(self._every[1])}
         handler = getattr(self, "_api_" + method.replace(".", "_"), None)
         if handler is None:
             return 200, {"ok": False, "error": "unknown_method"}, {}
