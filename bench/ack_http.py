@@ -74,6 +74,15 @@ def run() -> dict:
                 results["bare_bolt"] = summary_ms(play_paced(bare_send, RATE, COUNT))
             finally:
                 stop()
+            # What Bolt's ack wait costs: the same bare app answering in the request thread.
+            bare_url, stop = serve_in_thread(bare_bolt_wsgi(config.slack.signing_secret, slack_client(config), process_before_response=True))
+            try:
+                bare = SignedSlackClient(bare_url + "/slack/events", config.slack.signing_secret, fake)
+                bare_send = _mix(bare, root["ts"])
+                play_paced(bare_send, RATE, 30)
+                results["bare_bolt_process_before_response"] = summary_ms(play_paced(bare_send, RATE, COUNT))
+            finally:
+                stop()
         finally:
             bot.stop()
             fake.stop()

@@ -50,14 +50,15 @@ def play_paced(send: Callable[[int], float], rate: float, count: int, workers: i
     return latencies
 
 
-def bare_bolt_wsgi(signing_secret: str, client) -> Callable:
+def bare_bolt_wsgi(signing_secret: str, client, *, process_before_response: bool = False) -> Callable:
     """The floor of the stack: a Bolt app that only acknowledges ``/ami`` and the
     two buttons, with the same options as amibot's (process_before_response=False),
-    plus ``/healthz``."""
+    plus ``/healthz``. With ``process_before_response=True`` Bolt runs the listener in
+    the request thread and answers when it returns, without its 10 ms polling loop."""
     from slack_bolt import App
     from slack_bolt.adapter.wsgi import SlackRequestHandler
 
-    app = App(client=client, signing_secret=signing_secret, token_verification_enabled=False, process_before_response=False)
+    app = App(client=client, signing_secret=signing_secret, token_verification_enabled=False, process_before_response=process_before_response)
     app.command("/ami")(lambda ack: ack())
     app.action("amibot_approve")(lambda ack: ack())
     app.action("amibot_deny")(lambda ack: ack())
