@@ -46,24 +46,26 @@ def run_one(name: str) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", help="comma-separated subset of: " + ", ".join(BENCHMARKS))
+    parser.add_argument("--results", default=RESULTS, help="results file (default bench/results.json)")
     args = parser.parse_args(argv)
+    results_path = args.results
     names = args.only.split(",") if args.only else list(BENCHMARKS)
     results = {}
-    if args.only and os.path.exists(RESULTS):
-        with open(RESULTS) as handle:
+    if args.only and os.path.exists(results_path):
+        with open(results_path) as handle:
             results = json.load(handle)
     results["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
                           "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
     for name in names:
         print(f"running {name} ...", flush=True)
         results[name] = run_one(name)
-        with open(RESULTS, "w") as handle:
+        with open(results_path, "w") as handle:
             json.dump(results, handle, indent=2)
             handle.write("\n")
     from report import write_benchmarks_md
 
     write_benchmarks_md(results, os.path.join(ROOT, "BENCHMARKS.md"))
-    print(f"wrote {RESULTS} and BENCHMARKS.md")
+    print(f"wrote {results_path} and BENCHMARKS.md")
     return 0
 
 
