@@ -89,7 +89,7 @@ def check_slack_token(config: Config, client: SlackAuth) -> list[CheckResult]:
     granted = {s.strip() for s in header.split(",") if s.strip()}
     missing = missing_scopes(granted)
     if missing:
-        why = "; ".join(f"{s} ({REQUIRED_BOT_SCOPES[s]})" for s in missing)
+        why = "; ".join(f"{s}, for {REQUIRED_BOT_SCOPES[s]}" for s in missing)
         rows.append(CheckResult("slack scopes", FAIL, f"missing: {why}",
                                 f"Add {', '.join(missing)} under OAuth & Permissions → Bot Token Scopes, then reinstall the app."))
     else:
@@ -116,7 +116,7 @@ def check_account(config: Config, account: AccountConfig, sessions: AwsSessions)
         identity = aws_doctor.caller_identity(sessions, account.id, config.bot.default_region)
     except AwsFailure as error:
         if account.role_arn:
-            fix = (f"Deploy the member-account role in {account.id} (deploy/cloudformation/member-account-role.yaml) "
+            fix = (f"Deploy the member-account role in {account.id} (deploy/cloudformation/member-account-role.json) "
                    "with a trust policy naming the bot's role"
                    + (" and this external id" if account.external_id else "")
                    + f"; check role_arn and external_id in [accounts.{account.alias}].")
