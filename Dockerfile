@@ -1,5 +1,13 @@
 # amibot: `amibot serve` on waitress, as a non-root user, with a health check.
-FROM python:3.11-slim
+#
+# The base image is pinned by digest (a tag moves when the image is rebuilt). The digest
+# below was NOT resolved from the registry by this project's tooling (no image pulls
+# where it was written): it is the python:3.11-slim digest pinned in public Dockerfiles.
+# Check and refresh it with
+#   docker buildx imagetools inspect python:3.11-slim --format '{{json .Manifest.Digest}}'
+# and override without editing: docker build --build-arg PYTHON_IMAGE=python:3.11-slim@sha256:<digest> .
+ARG PYTHON_IMAGE=python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7
+FROM ${PYTHON_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -7,11 +15,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     AMIBOT_CONFIG=/config/amibot.toml
 
 WORKDIR /app
+# Dependencies first, exactly as locked (versions and hashes: requirements.lock, made
+# with `make lock`), then the project itself without resolving anything again.
+COPY requirements.lock ./
+RUN pip install --no-cache-dir --require-hashes -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY handlers ./handlers
 COPY aws ./aws
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir --no-deps . \
  && useradd --system --uid 10001 --home /data amibot \
  && mkdir -p /data /config && chown amibot /data
 

@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: demo test bench serve-sandbox iam-policy clean
+.PHONY: demo test bench lock cloudformation serve-sandbox iam-policy clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,11 +17,21 @@ demo: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q
 
+# Every benchmark beside its baseline; writes bench/results.json and BENCHMARKS.md.
 bench: $(BIN)/.installed
-	$(BIN)/python bench/ack_latency.py
-	$(BIN)/python bench/poll_batching.py
+	$(BIN)/python bench/run_all.py
 	$(BIN)/python bench/option_loads.py
 	$(BIN)/python bench/store_replicas.py
+
+# The Docker image's dependency lock (versions and hashes), from pyproject.toml.
+lock:
+	$(PYTHON) -m venv /tmp/amibot-piptools && /tmp/amibot-piptools/bin/pip install --quiet pip-tools
+	/tmp/amibot-piptools/bin/pip-compile --quiet --allow-unsafe --generate-hashes --strip-extras \
+	  --no-emit-index-url --no-emit-find-links --output-file requirements.lock pyproject.toml
+
+# The CloudFormation templates, generated from the actions' permissions.
+cloudformation: $(BIN)/.installed
+	$(BIN)/amibot iam-policy --format cloudformation --out deploy/cloudformation/
 
 serve-sandbox: $(BIN)/.installed
 	$(BIN)/amibot serve --sandbox
@@ -30,4 +40,4 @@ iam-policy: $(BIN)/.installed
 	$(BIN)/amibot iam-policy
 
 clean:
-	rm -rf $(VENV) *.egg-info
+	rm -rf $(VENV) *.egg-info build

@@ -3,8 +3,11 @@
   amibot serve [--host H] [--port P] [--socket-mode] [--sandbox] [--config PATH]
   amibot demo
   amibot check-config [--config PATH]
-  amibot iam-policy [--config PATH]
+  amibot iam-policy [--config PATH] [--format text|cloudformation] [--out DIR]
   amibot migrate-store --from sqlite:PATH --to postgresql://… [--overwrite]
+  amibot doctor [--config PATH]
+  amibot audit [--since DATE|DURATION] [--format jsonl|csv] [--out PATH]
+  amibot backup PATH
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import sys
 import tempfile
 import threading
 
+from bot.cli_store import STORE_VERBS
+from bot.cli_store import add_store_verbs as _add_store_verbs
 from bot.errors import ConfigError
 
 
@@ -38,6 +43,12 @@ def main(argv: list[str] | None = None) -> int:
     move.add_argument("--from", dest="source", required=True, metavar="sqlite:PATH", help="the current database (sqlite:PATH, or a postgresql:// URL)")
     move.add_argument("--to", dest="target", required=True, metavar="postgresql://…", help="the new database (migrated on the way; must be empty)")
     move.add_argument("--overwrite", action="store_true", help="replace what the target holds instead of refusing")
+    iam.add_argument("--format", choices=("text", "cloudformation"), default="text",
+                     help="cloudformation: write the deployable templates (deploy/cloudformation/) instead")
+    iam.add_argument("--out", default="deploy/cloudformation", help="directory for --format cloudformation")
+    doctor = sub.add_parser("doctor", help="check the installation (config, Slack, AWS roles and keys, store); exit 1 if a check fails")
+    doctor.add_argument("--config", help="TOML config (default: $AMIBOT_CONFIG, else ./amibot.toml)")
+    _add_store_verbs(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("AMIBOT_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
@@ -45,6 +56,16 @@ def main(argv: list[str] | None = None) -> int:
             from offline.demo import run_demo
 
             return run_demo()
+        if args.command == "doctor":
+            return _doctor(args)
+        if args.command in STORE_VERBS:
+            return STORE_VERBS[args.command](args)
+        if args.command == "iam-policy" and args.format == "cloudformation":
+            from aws.cloudformation import write_all
+
+            for path in write_all(args.out):
+                print(path)
+            return 0
         if args.command == "iam-policy":
             from aws.iam import render
             from bot.config import load_config
@@ -91,6 +112,15 @@ def _migrate_store(args: argparse.Namespace) -> int:
         return 1
     print("verified: every table has the same number of rows. Point AMIBOT_DB at the new database and start the bot.")
     return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from bot.app import aws_sessions, slack_client
+    from bot.doctor import failed, render_table, run_doctor
+
+    rows = run_doctor(args.config, slack_client=slack_client, sessions=lambda config: aws_sessions(config, max_attempts=2))
+    print(render_table(rows), end="")
+    return 1 if failed(rows) else 0
 
 
 def _serve(args: argparse.Namespace) -> int:

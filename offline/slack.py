@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
+from bot.slack_scopes import OPTIONAL_BOT_SCOPES, REQUIRED_BOT_SCOPES
+
 __all__ = ["FakeSlack", "SlackCall", "SignedSlackClient", "HttpResult", "FakeSocketMode"]
 
 JSON_FIELDS = frozenset({"blocks", "attachments", "view", "metadata"})
@@ -125,11 +127,17 @@ class FakeSlack:
         self.public_channels_not_joined = set(public_channels_not_joined)
         self.archived_channels = set(archived_channels)  # posting: is_archived
         self.unknown_channels = set(unknown_channels)  # posting, info: channel_not_found
-        self.scopes = set(scopes) if scopes is not None else {"channels:join", "im:write", "chat:write"}
+        # The bot token's scopes: reported in x-oauth-scopes (amibot doctor) and checked
+        # by the methods that need one (missing_scope); tests remove one to see it noticed.
+        self.scopes: set[str] = set(scopes) if scopes is not None else set(REQUIRED_BOT_SCOPES) | set(OPTIONAL_BOT_SCOPES)
+        # None: any token works; else other tokens get invalid_auth (a revoked token).
+        self.accepted_tokens: set[str] | None = None
         self._dms: dict[str, str] = {}  # user id -> D... channel opened with conversations.open
         self.users = dict(users or {})  # user id -> fields overriding users.info defaults
         # channel -> member user ids (conversations.members); other channels: channel_not_found
         self.channel_members = {c: list(m) for c, m in (channel_members or {}).items()}
+        self._every: tuple[int, int, frozenset[str]] | None = None  # see rate_limit_every
+        self._every_count = 0
         self._lock = threading.RLock()
         self._calls: list[SlackCall] = []
         self._responses: list[SlackCall] = []
@@ -265,6 +273,14 @@ class FakeSlack:
         self.script_error(method, "ratelimited", times=times, status=429,
                           headers={"Retry-After": str(retry_after)})
 
+    def rate_limit_every(self, n: int | None, retry_after: int = 1,
+                         methods: tuple[str, ...] = ("chat.postMessage", "chat.update", "chat.postEphemeral")) -> None:
+        """From now on every ``n``-th call to ``methods`` gets HTTP 429 with
+        ``Retry-After`` (``None`` stops it): sustained rate limiting, for benchmarks."""
+        with self._lock:
+            self._every = None if n is None else (n, retry_after, frozenset(methods))
+            self._every_count = 0
+
     def script_error(self, method: str, error: str = "internal_error", *, times: int = 1,
                      status: int = 200, headers: dict | None = None) -> None:
         """The next ``times`` calls to ``method`` fail with ``{"ok": false, "error": error}``.
@@ -353,14 +369,21 @@ class FakeSlack:
     def _answer(self, method: str, p: dict, token: str | None) -> tuple[int, dict, dict]:
         if self._scripted.get(method):
             return self._scripted[method].pop(0)
+        if self._every is not None and method in self._every[2]:
+            self._every_count += 1
+            if self._every_count % self._every[0] == 0:
+                return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(self._every[1])}
         handler = getattr(self, "_api_" + method.replace(".", "_"), None)
         if handler is None:
             return 200, {"ok": False, "error": "unknown_method"}, {}
         if not token:
             return 200, {"ok": False, "error": "not_authed"}, {}
+        if self.accepted_tokens is not None and token not in self.accepted_tokens:
+            return 200, {"ok": False, "error": "invalid_auth"}, {}
         result = handler(p)
         result = {"ok": True, **result} if "error" not in result else {"ok": False, **result}
-        return 200, result, {}
+        # Slack reports a token's scopes on every Web API answer.
+        return 200, result, {"x-oauth-scopes": ",".join(sorted(self.scopes))}
 
     def _next_ts(self) -> str:
         micros = 100 * next(self._seq)

@@ -424,6 +424,18 @@ class Store(LeaseStore):
     def audit(self, request_id: int) -> list[dict[str, Any]]:
         return [dict(r) for r in self.db.execute("SELECT * FROM audit WHERE request_id = ? ORDER BY id", [request_id]).fetchall()]
 
+    def audit_trail(self, since: float | None = None) -> dict[str, list[dict[str, Any]]]:
+        """Read-only, for ``amibot audit``: the requests, decisions (approvals), state
+        changes and steps at or after ``since`` (epoch seconds), oldest first."""
+        start = since if since is not None else 0.0
+        queries = {
+            "requests": "SELECT * FROM requests WHERE created_at >= ? ORDER BY created_at, id",
+            "approvals": "SELECT * FROM approvals WHERE decided_at >= ? ORDER BY decided_at",
+            "audit": "SELECT * FROM audit WHERE at >= ? ORDER BY at, id",
+            "steps": "SELECT * FROM steps WHERE COALESCE(finished_at, started_at) >= ? ORDER BY COALESCE(finished_at, started_at), request_id, seq",
+        }
+        return {name: [dict(r) for r in self.db.execute(sql, [start]).fetchall()] for name, sql in queries.items()}
+
     # -- outbox ------------------------------------------------------------------------
 
     def enqueue(self, kind: str, payload: dict[str, Any], *, request_id: int | None = None, dedupe_key: str | None = None) -> int | None:

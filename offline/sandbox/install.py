@@ -101,4 +101,9 @@ def _install() -> None:
             setattr(cls, method, handler)
         # moto has no GetEbsDefaultKmsKeyId at all (nothing to keep as the original).
         ElasticBlockStore.get_ebs_default_kms_key_id = _get_ebs_default_kms_key_id
+        # Additions kept in modules of their own: block public access, role trust.
+        from offline.sandbox import bpa, sts_roles
+
+        bpa.install()
+        sts_roles.install()
         _INSTALLED = True

@@ -37,8 +37,11 @@ METHOD_SCOPES: dict[str, list[list[str]]] = {
     "usergroups.users.list": [["usergroups:read"]],
     # public channels, then private ones: both are needed, each for its kind
     "conversations.members": [["channels:read"], ["groups:read"]],
-    "conversations.history": [["channels:history"], ["groups:history"]],
-    "conversations.replies": [["channels:history"], ["groups:history"]],
+    "conversations.history": [["channels:history"], ["groups:history"], ["im:history"]],
+    "conversations.replies": [["channels:history"], ["groups:history"], ["im:history"]],
+    "conversations.info": [["channels:read"], ["groups:read"]],
+    "conversations.open": [["im:write"]],
+    "conversations.join": [["channels:join"]],
 }
 # Scopes that no Web API call needs but a feature does.
 FEATURE_SCOPES = {"commands": "the slash command and the global shortcut"}

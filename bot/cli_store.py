@@ -1,0 +1,77 @@
+"""The store verbs of the command line (wiring): ``amibot audit`` and ``amibot backup``.
+
+Both read AMIBOT_DB (the store the bot uses; the config file is not needed) and
+change nothing in it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import datetime, timezone
+from typing import Callable
+
+from bot.config import DEFAULT_DB_PATH
+
+
+def add_store_verbs(sub: argparse._SubParsersAction) -> None:
+    """Add ``audit`` and ``backup`` to the ``amibot`` parser."""
+    audit = sub.add_parser("audit", help="export requests, decisions, state changes and steps with actor and time (read-only)")
+    audit.add_argument("--since", help="an ISO date/time (2026-11-01, 2026-11-01T12:00Z) or a duration back from now (36h, 7d)")
+    audit.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    audit.add_argument("--out", help="write to this file instead of standard output")
+    backup = sub.add_parser("backup", help="copy the live database safely to PATH (SQLite online backup, file mode 0600)")
+    backup.add_argument("path")
+
+
+def _db() -> str:
+    return os.environ.get("AMIBOT_DB") or DEFAULT_DB_PATH
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from bot.audit_export import SinceError, events, parse_since, render
+    from bot.backup import is_postgres
+
+    db = _db()
+    if not is_postgres(db) and not os.path.exists(db):
+        print(f"amibot: the store {db} does not exist: set AMIBOT_DB to the bot's database.", file=sys.stderr)
+        return 2
+    try:
+        since = parse_since(args.since, datetime.now(timezone.utc)) if args.since else None
+    except SinceError as error:
+        print(f"amibot: {error}", file=sys.stderr)
+        return 2
+    from bot.store import Store  # PLACE FOR THE POSTGRESQL BACKEND: open the store named by AMIBOT_DB
+
+    store = Store(db)
+    try:
+        text = render(events(store.audit_trail(since)), args.format)
+    finally:
+        store.close()
+    if args.out:
+        with open(args.out, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from bot.backup import BackupError, backup_sqlite, is_postgres, pg_dump_advice
+
+    db = _db()
+    if is_postgres(db):
+        print(f"amibot: {pg_dump_advice(db, args.path)}", file=sys.stderr)
+        return 2
+    try:
+        report = backup_sqlite(db, args.path)
+    except BackupError as error:
+        print(f"amibot: {error}", file=sys.stderr)
+        return 1
+    counts = ", ".join(f"{n} {table}" for table, n in report.rows.items())
+    print(f"backup of {db} written to {report.path} (mode 0600), verified: {counts}")
+    return 0
+
+
+STORE_VERBS: dict[str, Callable[[argparse.Namespace], int]] = {"audit": _audit, "backup": _backup}
