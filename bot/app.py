@@ -21,6 +21,7 @@ import handlers
 from aws.sessions import DEFAULT_MAX_ATTEMPTS, AccountAccess, AwsSessions
 from bot.config import Config
 from bot.directory import SlackDirectory
+from bot.endpoint import SlackEndpoint
 from bot.notifier import Notifier
 from bot.scheduler import Clockwork, Scheduler
 from bot.services import RequestService
@@ -72,7 +73,10 @@ class Amibot:
             listener_executor=self.listeners,
         )
         handlers.register(self.bolt, self.service, config.bot.command)
-        self._slack_wsgi = SlackRequestHandler(self.bolt)
+        self.max_body_bytes = max_body_bytes = config.bot.max_request_kib * 1024
+        # The endpoint's guards (size, signature, replay, malformed input) run before Bolt.
+        self._slack_wsgi = SlackEndpoint(SlackRequestHandler(self.bolt), config.slack.signing_secret or "",
+                                         remember_signature=self.store.remember_signature, max_body_bytes=max_body_bytes)
         self._server: Any = None
         self._server_thread: threading.Thread | None = None
         self._socket_mode: Any = None
@@ -114,11 +118,16 @@ class Amibot:
             return [body]
         return self._slack_wsgi(environ, start_response)
 
-    def start_http(self, host: str = "127.0.0.1", port: int = 3000, threads: int = 8) -> str:
-        """Serve HTTP on waitress in a background thread; returns the base URL."""
+    def _create_server(self, host: str, port: int, threads: int) -> Any:
         from waitress.server import create_server
 
-        self._server = create_server(self.wsgi, host=host, port=port, threads=threads, ident="amibot")
+        # waitress refuses a larger Content-Length itself (413) before buffering the body.
+        return create_server(self.wsgi, host=host, port=port, threads=threads, ident="amibot",
+                             max_request_body_size=self.max_body_bytes + 1)
+
+    def start_http(self, host: str = "127.0.0.1", port: int = 3000, threads: int = 8) -> str:
+        """Serve HTTP on waitress in a background thread; returns the base URL."""
+        self._server = self._create_server(host, port, threads)
         actual_port = self._server.effective_port
         self._server_thread = threading.Thread(target=self._server.run, name="amibot-http", daemon=True)
         self._server_thread.start()
@@ -126,9 +135,7 @@ class Amibot:
 
     def serve_http(self, host: str, port: int, threads: int = 8) -> None:
         """Serve HTTP in the foreground until ``stop()`` closes the server."""
-        from waitress.server import create_server
-
-        self._server = create_server(self.wsgi, host=host, port=port, threads=threads, ident="amibot")
+        self._server = self._create_server(host, port, threads)
         log.info("amibot listening on http://%s:%s/slack/events", host, port)
         try:
             self._server.run()

@@ -81,6 +81,7 @@ class BotConfig:
     approval_ttl_hours: int = 24
     notify_channel: str | None = None
     max_share_days: int = 90
+    max_request_kib: int = 64  # larger HTTP bodies are refused (413) before they are read
 
 
 @dataclass(frozen=True)
@@ -354,7 +355,11 @@ def _parse_bot(table: dict[str, Any]) -> BotConfig:
         _get(table, p, "max_share_days", int, "max_share_days = 90", d.max_share_days),
         f"{p}.max_share_days", 1, 90, "days (a share lasts at most 90 days)",
     )
-    return BotConfig(command, region, poll, ttl, channel, max_days)
+    max_request_kib = _int_range(
+        _get(table, p, "max_request_kib", int, "max_request_kib = 64", d.max_request_kib),
+        f"{p}.max_request_kib", 4, 1024, "KiB (Slack's payloads are a few KiB)",
+    )
+    return BotConfig(command, region, poll, ttl, channel, max_days, max_request_kib=max_request_kib)
 
 
 def _parse_accounts(data: Mapping[str, Any]) -> dict[str, AccountConfig]:

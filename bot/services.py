@@ -162,6 +162,9 @@ class RequestService:
         request = self.store.get(self._number(request_id))
         if request.state != PENDING_APPROVAL:
             raise AlreadyDecidedError(self._decided_by(request))
+        if request.expires_at <= self.clock():
+            # The expiry tick may not have run yet: past the window, nobody decides.
+            raise AlreadyDecidedError(_expired_text(request))
         owned = [a for a in request.approver_accounts if self._may_approve(a, user, request)]
         if not owned:
             raise NotAnApproverError(self._why_not(request, user))
@@ -190,9 +193,9 @@ class RequestService:
         recorded = self.store.record_approvals(number, eligible, user)
         request = self.store.get(number)
         if not recorded:
-            raise AlreadyDecidedError(self._decided_by(request))
+            raise AlreadyDecidedError(_expired_text(request) if request.state == PENDING_APPROVAL and request.expires_at <= self.clock() else self._decided_by(request))
         if all(a in request.approvals for a in request.approver_accounts):
-            if self.store.transition(number, PENDING_APPROVAL, APPROVED, user, "all accounts approved"):
+            if self.store.transition(number, PENDING_APPROVAL, APPROVED, user, "all accounts approved", unexpired=True):
                 self.notifier.reply(number, f":white_check_mark: {request.display_id} approved by {messages.mention(user)} for {', '.join(f'`{a}`' for a in recorded)}. Starting.", dedupe=f"approved:{number}")
                 self.notifier.update_root(number)
                 self.worker.submit(self.runner.run, number)
@@ -256,3 +259,8 @@ class RequestService:
 
 def _clean(text: str) -> str:
     return " ".join(text.split())
+
+
+def _expired_text(request: Request) -> str:
+    return (f"{request.display_id} expired at {messages.when(request.expires_at)}: nobody decided in time. "
+            "Nothing was changed; ask again if it is still needed.")

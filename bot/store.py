@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -110,6 +111,16 @@ MIGRATIONS: list[str] = [
     ALTER TABLE requests ADD COLUMN progress TEXT;
     ALTER TABLE requests ADD COLUMN progress_shown_at REAL;
     """,
+    # Signatures of the Slack requests accepted in the last minutes: a replayed request
+    # (same signature and timestamp, inside Slack's five-minute window) is refused, in
+    # every process sharing the store. Pruned by request timestamp.
+    """
+    CREATE TABLE seen_signatures (
+        signature TEXT PRIMARY KEY,
+        request_ts BIGINT NOT NULL
+    );
+    CREATE INDEX seen_signatures_ts ON seen_signatures(request_ts);
+    """,
 ]
 
 
@@ -120,6 +131,7 @@ class Store:
         self.path = path
         self.clock = clock
         self._local = threading.local()
+        _create_private(path)
         self._migrate()
 
     # -- connections -------------------------------------------------------------
@@ -160,6 +172,22 @@ class Store:
                     if statement.strip():
                         db.execute(statement)
                 db.execute(f"PRAGMA user_version = {number}")
+
+    # -- replay protection ---------------------------------------------------------
+
+    def remember_signature(self, signature: str, request_ts: int, keep_seconds: float = 600.0) -> bool:
+        """Record a Slack request signature; False if it was recorded before (a replay).
+
+        Signatures whose request timestamp is older than ``keep_seconds`` are pruned:
+        Slack's window is five minutes either way, so they could no longer be accepted."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM seen_signatures WHERE request_ts < ?", [int(time.time() - keep_seconds)])
+            cursor = db.execute(
+                "INSERT INTO seen_signatures (signature, request_ts) SELECT ?, ? WHERE NOT EXISTS"
+                " (SELECT 1 FROM seen_signatures WHERE signature = ?)",
+                [signature, request_ts, signature],
+            )
+            return cursor.rowcount == 1
 
     def healthy(self) -> bool:
         """Whether the database answers a query."""
@@ -273,17 +301,22 @@ class Store:
         args.append(limit)
         return [self.get(r["id"]) for r in self.db.execute(sql, args).fetchall()]
 
-    def transition(self, request_id: int, from_state: str, to_state: str, actor: str, detail: str = "", **fields: Any) -> bool:
+    def transition(self, request_id: int, from_state: str, to_state: str, actor: str, detail: str = "", *,
+                   unexpired: bool = False, **fields: Any) -> bool:
         """Compare-and-set the state; True only for the caller that made the change.
 
+        With ``unexpired``, the change happens only before the request's approval
+        expiry (an approval must not land after it, even if the expiry tick is late).
         Extra ``fields`` (e.g. ``error``) are written in the same statement."""
         if not can_transition(from_state, to_state):
             raise ValueError(f"transition {from_state} → {to_state} is not allowed")
         sets = ", ".join(f"{name} = ?" for name in fields)
+        now = self.clock()
         with self.transaction() as db:
             cursor = db.execute(
-                f"UPDATE requests SET state = ?, updated_at = ?{', ' + sets if sets else ''} WHERE id = ? AND state = ?",
-                [to_state, self.clock(), *fields.values(), request_id, from_state],
+                f"UPDATE requests SET state = ?, updated_at = ?{', ' + sets if sets else ''} WHERE id = ? AND state = ?"
+                + (" AND expires_at > ?" if unexpired else ""),
+                [to_state, now, *fields.values(), request_id, from_state, *([now] if unexpired else [])],
             )
             if cursor.rowcount != 1:
                 return False
@@ -299,12 +332,20 @@ class Store:
     def record_approvals(self, request_id: int, accounts: list[str], approver: str) -> list[str]:
         """Record ``approver`` for each account not yet approved; returns the accounts
         this call recorded (a concurrent approver may have taken some)."""
-        recorded = []
+        recorded: list[str] = []
+        now = self.clock()
         with self.transaction() as db:
+            # Only while the request waits for approval and has not expired (the tick
+            # that marks it expired may not have run yet).
+            open_ = db.execute(
+                "SELECT 1 FROM requests WHERE id = ? AND state = 'pending_approval' AND expires_at > ?", [request_id, now]
+            ).fetchone()
+            if open_ is None:
+                return recorded
             for alias in accounts:
                 cursor = db.execute(
                     "INSERT OR IGNORE INTO approvals (request_id, account_alias, approver, decided_at) VALUES (?,?,?,?)",
-                    [request_id, alias, approver, self.clock()],
+                    [request_id, alias, approver, now],
                 )
                 if cursor.rowcount == 1:
                     recorded.append(alias)
@@ -387,3 +428,14 @@ class Store:
         else:
             rows = self.db.execute("SELECT * FROM outbox WHERE request_id = ? ORDER BY id", [request_id]).fetchall()
         return [{**dict(r), "payload": json.loads(r["payload"])} for r in rows]
+
+
+def _create_private(path: str) -> None:
+    """Create the database file readable by its owner only (0600) if it does not exist:
+    it holds who asked for what and the grant ids. SQLite gives its -wal and -shm files
+    the database file's permissions."""
+    if path == ":memory:" or path.startswith("file:") or os.path.exists(path):
+        return
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)  # whatever the umask
