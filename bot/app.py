@@ -18,10 +18,12 @@ from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
 import handlers
-from aws.sessions import DEFAULT_MAX_ATTEMPTS, AccountAccess, AwsSessions
+from aws.sessions import DEFAULT_MAX_ATTEMPTS, AccountAccess, AwsObserver, AwsSessions
 from bot.config import Config
 from bot.directory import SlackDirectory
 from bot.endpoint import SlackEndpoint
+from bot.logs import register_secrets
+from bot.metrics import Metrics
 from bot.notifier import Notifier
 from bot.scheduler import Clockwork, Scheduler
 from bot.services import RequestService
@@ -31,17 +33,20 @@ from bot.worker import PlanRunner, Worker
 log = logging.getLogger("amibot")
 
 
-def slack_client(config: Config) -> WebClient:
-    """A WebClient honouring SLACK_API_URL, retrying 429s after Retry-After."""
+def slack_client(config: Config, metrics: Metrics | None = None) -> WebClient:
+    """A WebClient honouring SLACK_API_URL, retrying 429s after Retry-After (and
+    counting calls and 429s when given ``metrics``)."""
+    counting = [metrics.slack_retry_counter()] if metrics else []
     return WebClient(
         base_url=config.slack.api_url,
         token=config.slack.bot_token,
-        retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2), RateLimitErrorRetryHandler(max_retry_count=3)],
+        retry_handlers=[*counting, ConnectionErrorRetryHandler(max_retry_count=2), RateLimitErrorRetryHandler(max_retry_count=3)],
     )
 
 
-def aws_sessions(config: Config, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> AwsSessions:
-    return AwsSessions({a.id: AccountAccess(a.id, a.role_arn, a.external_id) for a in config.accounts.values()}, max_attempts=max_attempts)
+def aws_sessions(config: Config, max_attempts: int = DEFAULT_MAX_ATTEMPTS, observer: AwsObserver | None = None) -> AwsSessions:
+    return AwsSessions({a.id: AccountAccess(a.id, a.role_arn, a.external_id) for a in config.accounts.values()},
+                       max_attempts=max_attempts, observer=observer)
 
 
 class Amibot:
@@ -51,15 +56,18 @@ class Amibot:
                  grant_wait_seconds: float = 300.0, tick_seconds: float = 5.0, notifier_poll_seconds: float = 2.0,
                  aws_max_attempts: int = DEFAULT_MAX_ATTEMPTS):
         self.config = config
+        register_secrets(config.slack.bot_token, config.slack.signing_secret, config.slack.app_token)
         self.store = Store(config.db_path, clock)
-        self.client = slack_client(config)
-        self.sessions = aws_sessions(config, aws_max_attempts)
+        self.metrics = Metrics(self.store)
+        self.client = slack_client(config, self.metrics)
+        self.sessions = aws_sessions(config, aws_max_attempts, self.metrics)
         self.notifier = Notifier(self.store, self.client, owners_of=lambda alias: list(config.account(alias).owners), poll_seconds=notifier_poll_seconds)
         self.worker = Worker()
         # Bolt's listeners get a pool of their own (not Bolt's default 5 threads), one
         # that can be drained: listeners are quick, slow work goes to self.worker.
         self.listeners = Worker(threads=8, name="amibot-listener")
-        self.runner = PlanRunner(self.store, self.sessions, self.notifier, notify_channel=config.bot.notify_channel, sleep=sleep, grant_wait_seconds=grant_wait_seconds, clock=clock)
+        self.runner = PlanRunner(self.store, self.sessions, self.notifier, notify_channel=config.bot.notify_channel, sleep=sleep, grant_wait_seconds=grant_wait_seconds, clock=clock,
+                                 observer=self.metrics)
         self.service = RequestService(config, self.store, self.sessions, self.notifier, self.worker, self.runner, SlackDirectory(self.client), clock)
         self.clockwork = Clockwork(self.store, self.notifier, self.worker, self.runner, clock)
         self.scheduler = Scheduler(self.clockwork, tick_seconds=tick_seconds)
@@ -76,7 +84,8 @@ class Amibot:
         self.max_body_bytes = max_body_bytes = config.bot.max_request_kib * 1024
         # The endpoint's guards (size, signature, replay, malformed input) run before Bolt.
         self._slack_wsgi = SlackEndpoint(SlackRequestHandler(self.bolt), config.slack.signing_secret or "",
-                                         remember_signature=self.store.remember_signature, max_body_bytes=max_body_bytes)
+                                         remember_signature=self.store.remember_signature, max_body_bytes=max_body_bytes,
+                                         observe=self.metrics.http_refused)
         self._server: Any = None
         self._server_thread: threading.Thread | None = None
         self._socket_mode: Any = None
@@ -110,7 +119,11 @@ class Amibot:
     # -- HTTP ---------------------------------------------------------------------------
 
     def wsgi(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        """The WSGI app: POST /slack/events to Bolt, GET /healthz."""
+        """The WSGI app: POST /slack/events (guarded, then Bolt), GET /healthz, GET /metrics."""
+        if environ.get("PATH_INFO") == "/metrics" and environ.get("REQUEST_METHOD") == "GET":
+            body = self.metrics.exposition()
+            start_response("200 OK", [("Content-Type", self.metrics.content_type), ("Content-Length", str(len(body)))])
+            return [body]
         if environ.get("PATH_INFO") == "/healthz":
             ok = self.healthy()
             body = json.dumps({"ok": ok, "store": self.store.healthy(), "scheduler": self.scheduler.running}).encode()
@@ -129,9 +142,15 @@ class Amibot:
         """Serve HTTP on waitress in a background thread; returns the base URL."""
         self._server = self._create_server(host, port, threads)
         actual_port = self._server.effective_port
-        self._server_thread = threading.Thread(target=self._server.run, name="amibot-http", daemon=True)
+        self._server_thread = threading.Thread(target=self._run_server, name="amibot-http", daemon=True)
         self._server_thread.start()
         return f"http://{host}:{actual_port}"
+
+    def _run_server(self) -> None:
+        try:
+            self._server.run()
+        except OSError:
+            pass  # the socket was closed by stop()
 
     def serve_http(self, host: str, port: int, threads: int = 8) -> None:
         """Serve HTTP in the foreground until ``stop()`` closes the server."""

@@ -36,7 +36,14 @@ def main(argv: list[str] | None = None) -> int:
     iam = sub.add_parser("iam-policy", help="print the IAM policies for the bot's role and the member-account roles")
     iam.add_argument("--config", help="use the role ARNs of this config (default: a generic policy)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("AMIBOT_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from bot import logs
+
+    try:
+        # JSON lines for the long-running server, text for the commands people read.
+        logs.configure(default_format="json" if args.command == "serve" else "text", secrets=logs.secrets_from_environment())
+    except ValueError as error:
+        print(f"amibot: {error}", file=sys.stderr)
+        return 2
     try:
         if args.command == "demo":
             from offline.demo import run_demo

@@ -15,6 +15,7 @@ from typing import Callable, Protocol
 from aws.sessions import AwsSessions
 from bot import grammar, messages, operations
 from bot.config import AccountConfig, Config
+from bot.logs import log_context
 from bot.errors import AlreadyDecidedError, AmibotError, NobodyCanApproveError, NotAnApproverError, NotAllowedError
 from bot.notifier import Notifier
 from bot.requests import (
@@ -95,33 +96,40 @@ class RequestService:
     def submit(self, command: object, *, user: str, channel: str, text: str, response_url: str | None) -> Request | None:
         """Preflight an operation and, if it passes, ask the owners. Failures go back
         to the requester (ephemeral) and create nothing."""
-        try:
-            ctx = operations.PlanningContext(
-                self.config, self.sessions, uid=secrets.token_hex(8), requester=user,
-                check_approvers=lambda accounts: self._check_someone_can_approve(accounts, user),
-                find_requests=lambda: operations.requests_that_changed_aws(self.store),
-            )
-            prepared = operations.prepare(ctx, command)
-            self._check_someone_can_approve(prepared.approver_accounts, user)
-            request = self.store.create_request(
-                kind=prepared.kind,
-                uid=ctx.uid,
-                requester=user,
-                channel=channel,
-                command_text=_clean(text),
-                params={**prepared.params, "response_url": response_url},
-                facts={"checked": prepared.checked, "after": prepared.after, **prepared.extra_facts},
-                approver_accounts=prepared.approver_accounts,
-                steps=prepared.steps,
-                ttl_seconds=self.config.bot.approval_ttl_hours * 3600,
-                state=PENDING_APPROVAL,
-            )
-        except Exception as error:  # error_text logs the unexpected ones with an id
-            if response_url:
-                self.notifier.respond(response_url, ":no_entry: " + messages.error_text(error))
-            return None
-        self.notifier.post_root(request.id)
+        uid = secrets.token_hex(8)
+        with log_context(request_id=f"new-{uid}"):  # no number before the request is stored
+            try:
+                request = self._plan_and_create(command, uid, user=user, channel=channel, text=text, response_url=response_url)
+            except Exception as error:  # error_text logs the unexpected ones with an id
+                if response_url:
+                    self.notifier.respond(response_url, ":no_entry: " + messages.error_text(error))
+                return None
+        with log_context(request_id=request.display_id):
+            self.notifier.post_root(request.id)
         return request
+
+    def _plan_and_create(self, command: object, uid: str, *, user: str, channel: str, text: str, response_url: str | None) -> Request:
+        """Preflight, then store the request waiting for approval (raises on refusal)."""
+        ctx = operations.PlanningContext(
+            self.config, self.sessions, uid=uid, requester=user,
+            check_approvers=lambda accounts: self._check_someone_can_approve(accounts, user),
+            find_requests=lambda: operations.requests_that_changed_aws(self.store),
+        )
+        prepared = operations.prepare(ctx, command)
+        self._check_someone_can_approve(prepared.approver_accounts, user)
+        return self.store.create_request(
+            kind=prepared.kind,
+            uid=ctx.uid,
+            requester=user,
+            channel=channel,
+            command_text=_clean(text),
+            params={**prepared.params, "response_url": response_url},
+            facts={"checked": prepared.checked, "after": prepared.after, **prepared.extra_facts},
+            approver_accounts=prepared.approver_accounts,
+            steps=prepared.steps,
+            ttl_seconds=self.config.bot.approval_ttl_hours * 3600,
+            state=PENDING_APPROVAL,
+        )
 
     def _check_someone_can_approve(self, accounts: list[str], requester: str) -> None:
         for alias in accounts:
@@ -177,6 +185,10 @@ class RequestService:
     def decide(self, request_id: str, user: str, approve: bool, reason: str | None = None) -> str | None:
         """An Approve click, or a Deny (with the reason from its form). Returns an
         ephemeral note for the clicker, or None."""
+        with log_context(request_id=request_id.upper() if len(request_id) < 20 else None):
+            return self._decide(request_id, user, approve, reason)
+
+    def _decide(self, request_id: str, user: str, approve: bool, reason: str | None) -> str | None:
         request, eligible = self.decidable(request_id, user)
         number = request.id
         if not approve:

@@ -383,6 +383,25 @@ class Store:
     def audit(self, request_id: int) -> list[dict[str, Any]]:
         return [dict(r) for r in self.db.execute("SELECT * FROM audit WHERE request_id = ? ORDER BY id", [request_id]).fetchall()]
 
+    # -- counts for metrics -------------------------------------------------------------
+
+    def request_counts(self) -> list[tuple[str, str, int]]:
+        """(kind, state, how many) for every kind and state present."""
+        rows = self.db.execute("SELECT kind, state, COUNT(*) AS n FROM requests GROUP BY kind, state").fetchall()
+        return [(r["kind"], r["state"], r["n"]) for r in rows]
+
+    def outbox_depth(self) -> int:
+        """Messages not yet sent to Slack."""
+        return self.db.execute("SELECT COUNT(*) FROM outbox WHERE state IN ('pending', 'sending')").fetchone()[0]
+
+    def copies_in_flight(self) -> int:
+        """Image copies started (a checkpointed result) and not finished, of running requests."""
+        return self.db.execute(
+            "SELECT COUNT(*) FROM steps JOIN requests ON requests.id = steps.request_id"
+            " WHERE steps.action = 'ec2.copy_image' AND steps.state = ? AND steps.result IS NOT NULL AND requests.state = 'running'",
+            [STEP_PENDING],
+        ).fetchone()[0]
+
     # -- outbox ------------------------------------------------------------------------
 
     def enqueue(self, kind: str, payload: dict[str, Any], *, request_id: int | None = None, dedupe_key: str | None = None) -> int | None:

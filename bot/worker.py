@@ -7,17 +7,19 @@ added, and says exactly what it undid and what remains.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import random
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from aws.actions import Kept, StepContext, StepWaiting, get_action
 from aws.actions.images import ImageStatusCache
 from aws.sessions import AwsSessions
 from bot import crashpoints, messages, operations
+from bot.logs import log_context
 from bot.notifier import Notifier
 from bot.requests import (
     ACTIVE,
@@ -55,7 +57,8 @@ class Worker:
                 log.exception("background task %s failed", getattr(fn, "__name__", fn))
                 raise
 
-        future = self._pool.submit(guarded)
+        # The submitter's log context (request id...) follows the work to the pool.
+        future = self._pool.submit(contextvars.copy_context().run, guarded)
         with self._lock:
             self._futures.add(future)
         future.add_done_callback(self._forget)
@@ -84,11 +87,23 @@ class Worker:
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
 
 
+class StepObserver(Protocol):
+    """Told how long each step took (metrics)."""
+
+    def step_finished(self, action: str, outcome: str, seconds: float) -> None: ...
+
+
+class _NoStepObserver:
+    def step_finished(self, action: str, outcome: str, seconds: float) -> None:
+        pass
+
+
 class PlanRunner:
     """Executes a request's plan, records each step, reports in the thread."""
 
     def __init__(self, store: Store, sessions: AwsSessions, notifier: Notifier, *, notify_channel: str | None = None,
-                 sleep: Callable[[float], None] = time.sleep, grant_wait_seconds: float = 300.0, clock: Callable[[], float] = time.time):
+                 sleep: Callable[[float], None] = time.sleep, grant_wait_seconds: float = 300.0, clock: Callable[[], float] = time.time,
+                 observer: StepObserver | None = None):
         self.store = store
         self.sessions = sessions
         self.notifier = notifier
@@ -96,6 +111,7 @@ class PlanRunner:
         self.sleep = sleep
         self.grant_wait_seconds = grant_wait_seconds
         self.clock = clock
+        self.observer = observer or _NoStepObserver()
         self.image_status = ImageStatusCache()
         self.progress_edit_seconds = 60.0  # Slack: edit a root message at most once a minute
         self.stopping = threading.Event()  # SIGTERM: finish the current step, start no other
@@ -132,7 +148,8 @@ class PlanRunner:
         if not lock.acquire(blocking=False):
             return
         try:
-            self._run(request_id)
+            with log_context(request_id=f"R-{request_id}"):
+                self._run(request_id)
         finally:
             lock.release()
 
@@ -173,15 +190,22 @@ class PlanRunner:
             if self.stopping.is_set():
                 return  # shutting down: the next process resumes from this step
             crashpoints.reached(f"before:{step.seq}")
+            started, outcome = time.monotonic(), "done"
             try:
-                result = get_action(step.action).execute(self.context(request, step.seq), step.account_id, step.region, step.params)
+                with log_context(step=step.seq, account=step.account_id, region=step.region):
+                    log.debug("step %s: %s", step.seq, step.action)
+                    result = get_action(step.action).execute(self.context(request, step.seq), step.account_id, step.region, step.params)
                 crashpoints.reached(f"executed:{step.seq}")
             except StepWaiting as waiting:
+                outcome = "waiting"
                 self._wait(request, step, waiting)
                 return
             except Exception as error:  # turned into words by messages.error_text
+                outcome = "failed"
                 self._fail(request_id, step, error)
                 return
+            finally:
+                self.observer.step_finished(step.action, outcome, time.monotonic() - started)
             self.store.mark_step(request_id, step.seq, STEP_DONE, result={**step.result, **result})
             crashpoints.reached(f"done:{step.seq}")
             self.notifier.reply(request_id, messages.step_done_text(request, step.description, _result_detail(result)), dedupe=f"step:{request_id}:{step.seq}")
@@ -258,7 +282,8 @@ class PlanRunner:
             if not action.undoable:
                 continue
             try:
-                said = action.undo(self.context(request, step.seq), step.account_id, step.region, step.params, step.result)
+                with log_context(request_id=request.display_id, step=step.seq, account=step.account_id, region=step.region):
+                    said = action.undo(self.context(request, step.seq), step.account_id, step.region, step.params, step.result)
             except Kept as kept:
                 remains.append(str(kept))
                 continue
