@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import re
+import sys
 import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -141,6 +142,21 @@ class TextFormatter(logging.Formatter):
         return f"{one_line} [{suffix}]" if suffix else one_line
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (tests swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self):  # noqa: D401
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def configure(*, default_format: str = "text", level: str | None = None, fmt: str | None = None,
               secrets: Iterable[str | None] = ()) -> logging.Handler:
     """Set up the root logger: one stream handler with the redaction filter and the
@@ -149,12 +165,13 @@ def configure(*, default_format: str = "text", level: str | None = None, fmt: st
     if chosen not in ("json", "text"):
         raise ValueError(f"AMIBOT_LOG_FORMAT must be json or text, not {chosen!r}")
     register_secrets(*secrets)
-    handler = logging.StreamHandler()
+    handler = _StderrHandler()
     handler.addFilter(RedactionFilter())
     handler.setFormatter(JsonFormatter() if chosen == "json" else TextFormatter())
     root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
+    for old in list(root.handlers):  # only a handler of an earlier configure(): not a test's capture
+        if isinstance(old, _StderrHandler):
+            root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel((level or os.environ.get("AMIBOT_LOG_LEVEL") or "INFO").upper())
     return handler

@@ -36,7 +36,9 @@ subnet = hex8.map(lambda h: f"subnet-{h}")
 alias = st.sampled_from(["prod", "dev", "staging", "team-a", "x_1", "111111111111", "2222-2222-2222"])
 region = st.sampled_from(["eu-west-1", "us-east-1", "ap-southeast-2", "us-gov-west-1"])
 account = st.tuples(alias, st.one_of(st.none(), region)).map(lambda t: f"{t[0]}:{t[1]}" if t[1] else t[0])
-ami_name = st.text(alphabet=string.ascii_letters + string.digits + "()[] ./'@_-", min_size=3, max_size=40)
+# An AMI name has 3 to 128 characters once the tokeniser has collapsed its spaces.
+ami_name = st.text(alphabet=string.ascii_letters + string.digits + "()[] ./'@_-", min_size=3, max_size=40).filter(
+    lambda n: len(" ".join(n.split())) >= 3)
 duration = st.one_of(st.integers(1, 2160).map(lambda h: f"{h}h"), st.integers(1, 90).map(lambda d: f"{d}d"))
 kms = st.one_of(st.sampled_from(["alias/ami-shared", "mrk-0123456789abcdef0123456789abcdef"]),
                 st.uuids().map(str))
