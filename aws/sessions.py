@@ -13,8 +13,9 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import boto3
 import botocore.session
@@ -31,8 +32,49 @@ def retry_config(max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> BotoConfig:
 
 RETRY_CONFIG = retry_config()
 
-# Credentials from AssumeRole last an hour; refresh well before.
-_CREDENTIALS_TTL = 45 * 60
+# Credentials from AssumeRole last an hour; a session is replaced this long before they
+# expire (a step started on it must not see them run out).
+_REFRESH_MARGIN = 10 * 60
+_CREDENTIALS_TTL = 60 * 60  # when STS does not say (it always does)
+# Each role session (one per request: its name carries the request id) costs about
+# 140 KiB; past this many, the least recently used is dropped.
+DEFAULT_MAX_SESSIONS = 64
+THROTTLE_CODES = frozenset({"RequestLimitExceeded", "ThrottlingException", "Throttling", "TooManyRequestsException",
+                            "RequestThrottled", "RequestThrottledException", "SlowDown", "PriorRequestNotComplete"})
+
+
+class AwsObserver(Protocol):
+    """Told about every AWS API call (metrics); aws/ knows nothing of who listens."""
+
+    def aws_call(self, service: str, operation: str) -> None: ...
+
+    def aws_throttled(self, service: str, operation: str) -> None: ...
+
+
+class _NoObserver:
+    def aws_call(self, service: str, operation: str) -> None:
+        pass
+
+    def aws_throttled(self, service: str, operation: str) -> None:
+        pass
+
+
+def _observe(events: Any, observer: AwsObserver) -> None:
+    """Hook ``observer`` into a botocore event system: one call per API call, one
+    throttle per attempt AWS answered with a throttling error."""
+
+    def after_call(model: Any = None, **_: Any) -> None:
+        if model is not None:
+            observer.aws_call(model.service_model.service_name, model.name)
+
+    def needs_retry(response: Any = None, operation: Any = None, **_: Any) -> None:
+        if response is not None and operation is not None:
+            code = (response[1] or {}).get("Error", {}).get("Code", "")
+            if code in THROTTLE_CODES:
+                observer.aws_throttled(operation.service_model.service_name, operation.name)
+
+    events.register("after-call", after_call, unique_id="amibot-observe-call")
+    events.register("needs-retry", needs_retry, unique_id="amibot-observe-throttle")
 
 
 _SHARED_LOADER = None
@@ -71,39 +113,86 @@ class AwsSessions:
     """Hands out boto3 clients acting as a configured account.
 
     ``base_session`` holds the bot's own credentials (boto3's usual chain,
-    ``AWS_ENDPOINT_URL`` included); accounts without a role use it directly.
+    ``AWS_ENDPOINT_URL`` included); accounts without a role use it directly, after a
+    check (STS GetCallerIdentity, once) that those credentials belong to that account.
+    Role sessions are cached, at most ``max_sessions`` (least recently used dropped),
+    and replaced before their credentials expire.
     """
 
-    def __init__(self, accounts: dict[str, AccountAccess], base_session: Callable[[], boto3.Session] = boto3.Session, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS):
+    def __init__(self, accounts: dict[str, AccountAccess], base_session: Callable[[], boto3.Session] = boto3.Session, *,
+                 max_attempts: int = DEFAULT_MAX_ATTEMPTS, max_sessions: int = DEFAULT_MAX_SESSIONS,
+                 observer: AwsObserver | None = None, clock: Callable[[], float] = time.time):
         self._accounts = accounts
         self._config = retry_config(max_attempts)
         self._base_session = base_session
-        self._cache: dict[tuple[str, str], tuple[float, boto3.Session]] = {}
+        self._max_sessions = max_sessions
+        self._observer = observer or _NoObserver()
+        self._clock = clock
+        self._cache: OrderedDict[tuple[str, str], tuple[float, boto3.Session]] = OrderedDict()
+        self._verified: set[str] = set()
         self._lock = threading.Lock()
+
+    def cached_sessions(self) -> int:
+        """How many role sessions are cached (bounded by ``max_sessions``)."""
+        with self._lock:
+            return len(self._cache)
 
     def session(self, account_id: str, tag: str = "bot") -> boto3.Session:
         """A session acting as ``account_id``; ``tag`` names the role session."""
         access = self._accounts.get(account_id)
         if access is None or access.role_arn is None:
-            return self._base_session()
+            return self._own_session(account_id, check=access is not None)
         key = (account_id, tag)
         with self._lock:
             cached = self._cache.get(key)
-            if cached and cached[0] > time.time():
+            if cached and cached[0] > self._clock():
+                self._cache.move_to_end(key)
                 return cached[1]
         params: dict[str, Any] = {"RoleArn": access.role_arn, "RoleSessionName": session_name(tag)}
         if access.external_id:
             params["ExternalId"] = access.external_id
         sts = self._base_session().client("sts", config=self._config)
+        _observe(sts.meta.events, self._observer)
         creds = sts.assume_role(**params)["Credentials"]
+        expiration = creds.get("Expiration")
+        expires = expiration.timestamp() if hasattr(expiration, "timestamp") else self._clock() + _CREDENTIALS_TTL
+        botocore_session = _botocore_session()
+        _observe(botocore_session.get_component("event_emitter"), self._observer)
         session = boto3.Session(
             aws_access_key_id=creds["AccessKeyId"],
             aws_secret_access_key=creds["SecretAccessKey"],
             aws_session_token=creds["SessionToken"],
-            botocore_session=_botocore_session(),
+            botocore_session=botocore_session,
         )
         with self._lock:
-            self._cache[key] = (time.time() + _CREDENTIALS_TTL, session)
+            self._cache[key] = (expires - _REFRESH_MARGIN, session)
+            self._cache.move_to_end(key)
+            while len(self._cache) > self._max_sessions:
+                self._cache.popitem(last=False)
+        return session
+
+    def _own_session(self, account_id: str, *, check: bool) -> boto3.Session:
+        """The bot's own credentials, for an account configured without a role: they
+        must belong to that account, or every change would land somewhere else."""
+        session = self._base_session()
+        _observe(session.events, self._observer)
+        if not check or account_id in self._verified:
+            return session
+        actual = session.client("sts", config=self._config).get_caller_identity()["Account"]
+        if actual != account_id:
+            from aws.errors import AwsFailure
+
+            raise AwsFailure(
+                "AccountMismatch",
+                f"the bot's own credentials belong to account {actual}, not {account_id}",
+                cause=f"Account {account_id} has no `role_arn`, so the bot uses its own credentials there, "
+                      f"but they are credentials of account {actual}.",
+                fix=f"Set `role_arn` for account {account_id} in the config (a role in that account the bot may "
+                    f"assume), or run the bot with credentials of account {account_id}.",
+                operation="GetCallerIdentity",
+            )
+        with self._lock:
+            self._verified.add(account_id)
         return session
 
     def client(self, service: str, account_id: str, region: str, tag: str = "bot") -> Any:

@@ -19,9 +19,12 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, R
 
 import handlers
 from aws.catalog import ImageCatalog
-from aws.sessions import DEFAULT_MAX_ATTEMPTS, AccountAccess, AwsSessions
+from aws.sessions import DEFAULT_MAX_ATTEMPTS, AccountAccess, AwsObserver, AwsSessions
 from bot.config import Config
 from bot.directory import SlackDirectory
+from bot.endpoint import SlackEndpoint
+from bot.logs import register_secrets
+from bot.metrics import Metrics
 from bot.notifier import Notifier
 from bot.scheduler import Clockwork, Scheduler
 from bot.services import RequestService
@@ -33,17 +36,31 @@ from bot.worker import PlanRunner, Worker
 log = logging.getLogger("amibot")
 
 
-def slack_client(config: Config) -> WebClient:
-    """A WebClient honouring SLACK_API_URL, retrying 429s after Retry-After."""
+def _url_password(target: str | None) -> tuple[str, ...]:
+    """The password in a ``postgresql://user:password@host/db`` AMIBOT_DB, so the log
+    redaction knows it; nothing for a file path."""
+    from urllib.parse import urlsplit
+
+    if not target or "://" not in target:
+        return ()
+    password = urlsplit(target).password
+    return (password,) if password else ()
+
+
+def slack_client(config: Config, metrics: Metrics | None = None) -> WebClient:
+    """A WebClient honouring SLACK_API_URL, retrying 429s after Retry-After (and
+    counting calls and 429s when given ``metrics``)."""
+    counting = [metrics.slack_retry_counter()] if metrics else []
     return WebClient(
         base_url=config.slack.api_url,
         token=config.slack.bot_token,
-        retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2), RateLimitErrorRetryHandler(max_retry_count=3)],
+        retry_handlers=[*counting, ConnectionErrorRetryHandler(max_retry_count=2), RateLimitErrorRetryHandler(max_retry_count=3)],
     )
 
 
-def aws_sessions(config: Config, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> AwsSessions:
-    return AwsSessions({a.id: AccountAccess(a.id, a.role_arn, a.external_id) for a in config.accounts.values()}, max_attempts=max_attempts)
+def aws_sessions(config: Config, max_attempts: int = DEFAULT_MAX_ATTEMPTS, observer: AwsObserver | None = None) -> AwsSessions:
+    return AwsSessions({a.id: AccountAccess(a.id, a.role_arn, a.external_id) for a in config.accounts.values()},
+                       max_attempts=max_attempts, observer=observer)
 
 
 class Amibot:
@@ -53,12 +70,14 @@ class Amibot:
                  grant_wait_seconds: float = 300.0, tick_seconds: float | None = None, notifier_poll_seconds: float = 2.0,
                  aws_max_attempts: int = DEFAULT_MAX_ATTEMPTS):
         self.config = config
+        register_secrets(config.slack.bot_token, config.slack.signing_secret, config.slack.app_token, *_url_password(config.db_path))
         # SQLite or PostgreSQL (AMIBOT_DB); nothing below this line knows which.
         self.store = open_store(config.db_path, clock)
         # This process's claims on work; with several replicas the database decides who acts.
         self.leases = Leases(self.store, seconds=config.bot.lease_seconds)
-        self.client = slack_client(config)
-        self.sessions = aws_sessions(config, aws_max_attempts)
+        self.metrics = Metrics(self.store)
+        self.client = slack_client(config, self.metrics)
+        self.sessions = aws_sessions(config, aws_max_attempts, self.metrics)
         self.notifier = Notifier(self.store, self.client, owners_of=lambda alias: list(config.account(alias).owners), poll_seconds=notifier_poll_seconds,
                                  leases=self.leases, command=config.bot.command)
         self.worker = Worker()
@@ -66,7 +85,7 @@ class Amibot:
         # that can be drained: listeners are quick, slow work goes to self.worker.
         self.listeners = Worker(threads=8, name="amibot-listener")
         self.runner = PlanRunner(self.store, self.sessions, self.notifier, notify_channel=config.bot.notify_channel, sleep=sleep, grant_wait_seconds=grant_wait_seconds, clock=clock,
-                                 leases=self.leases)
+                                 leases=self.leases, observer=self.metrics)
         self.service = RequestService(config, self.store, self.sessions, self.notifier, self.worker, self.runner, SlackDirectory(self.client), clock)
         self.catalog = ImageCatalog(self.sessions)
         self.surfaces = SurfaceService(self.service, self.catalog)
@@ -85,7 +104,11 @@ class Amibot:
             listener_executor=self.listeners,
         )
         handlers.register(self.bolt, self.service, config.bot.command, self.surfaces)
-        self._slack_wsgi = SlackRequestHandler(self.bolt)
+        self.max_body_bytes = max_body_bytes = config.bot.max_request_kib * 1024
+        # The endpoint's guards (size, signature, replay, malformed input) run before Bolt.
+        self._slack_wsgi = SlackEndpoint(SlackRequestHandler(self.bolt), config.slack.signing_secret or "",
+                                         remember_signature=self.store.remember_signature, max_body_bytes=max_body_bytes,
+                                         observe=self.metrics.http_refused)
         self._server: Any = None
         self._server_thread: threading.Thread | None = None
         self._socket_mode: Any = None
@@ -133,7 +156,11 @@ class Amibot:
     # -- HTTP ---------------------------------------------------------------------------
 
     def wsgi(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        """The WSGI app: POST /slack/events to Bolt, GET /healthz."""
+        """The WSGI app: POST /slack/events (guarded, then Bolt), GET /healthz, GET /metrics."""
+        if environ.get("PATH_INFO") == "/metrics" and environ.get("REQUEST_METHOD") == "GET":
+            body = self.metrics.exposition()
+            start_response("200 OK", [("Content-Type", self.metrics.content_type), ("Content-Length", str(len(body)))])
+            return [body]
         if environ.get("PATH_INFO") == "/healthz":
             report = self.health()
             ok = report["ok"]
@@ -142,21 +169,30 @@ class Amibot:
             return [body]
         return self._slack_wsgi(environ, start_response)
 
-    def start_http(self, host: str = "127.0.0.1", port: int = 3000, threads: int = 8) -> str:
-        """Serve HTTP on waitress in a background thread; returns the base URL."""
+    def _create_server(self, host: str, port: int, threads: int) -> Any:
         from waitress.server import create_server
 
-        self._server = create_server(self.wsgi, host=host, port=port, threads=threads, ident="amibot")
+        # waitress refuses a larger Content-Length itself (413) before buffering the body.
+        return create_server(self.wsgi, host=host, port=port, threads=threads, ident="amibot",
+                             max_request_body_size=self.max_body_bytes + 1)
+
+    def start_http(self, host: str = "127.0.0.1", port: int = 3000, threads: int = 8) -> str:
+        """Serve HTTP on waitress in a background thread; returns the base URL."""
+        self._server = self._create_server(host, port, threads)
         actual_port = self._server.effective_port
-        self._server_thread = threading.Thread(target=self._server.run, name="amibot-http", daemon=True)
+        self._server_thread = threading.Thread(target=self._run_server, name="amibot-http", daemon=True)
         self._server_thread.start()
         return f"http://{host}:{actual_port}"
 
+    def _run_server(self) -> None:
+        try:
+            self._server.run()
+        except OSError:
+            pass  # the socket was closed by stop()
+
     def serve_http(self, host: str, port: int, threads: int = 8) -> None:
         """Serve HTTP in the foreground until ``stop()`` closes the server."""
-        from waitress.server import create_server
-
-        self._server = create_server(self.wsgi, host=host, port=port, threads=threads, ident="amibot")
+        self._server = self._create_server(host, port, threads)
         log.info("amibot listening on http://%s:%s/slack/events", host, port)
         try:
             self._server.run()

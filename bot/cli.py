@@ -29,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="amibot", description="Slack ChatOps for Amazon Machine Images.")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the bot (HTTP on /slack/events, or Socket Mode)")
-    serve.add_argument("--host", default="0.0.0.0")
+    # Loopback unless told otherwise: exposing the endpoint is a decision (the Docker
+    # image says --host 0.0.0.0 explicitly).
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all interfaces)")
     serve.add_argument("--port", type=int, default=3000)
     serve.add_argument("--socket-mode", action="store_true", help="connect with Socket Mode (needs SLACK_APP_TOKEN)")
     serve.add_argument("--sandbox", action="store_true", help="use the embedded sandbox AWS (moto) instead of real AWS")
@@ -50,7 +52,14 @@ def main(argv: list[str] | None = None) -> int:
     doctor.add_argument("--config", help="TOML config (default: $AMIBOT_CONFIG, else ./amibot.toml)")
     _add_store_verbs(sub)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("AMIBOT_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from bot import logs
+
+    try:
+        # JSON lines for the long-running server, text for the commands people read.
+        logs.configure(default_format="json" if args.command == "serve" else "text", secrets=logs.secrets_from_environment())
+    except ValueError as error:
+        print(f"amibot: {error}", file=sys.stderr)
+        return 2
     try:
         if args.command == "demo":
             from offline.demo import run_demo

@@ -91,6 +91,7 @@ class BotConfig:
     require_reason: bool = False  # every request must carry reason "…"
     approval_dm: bool = True  # DM each eligible owner the approval (accounts.<a>.approval_dm overrides)
     reminder_hours_before_expiry: tuple[int, ...] = (12, 1)  # DM reminders to owners, hours before expiry
+    max_request_kib: int = 64  # larger HTTP bodies are refused (413) before they are read
 
 
 @dataclass(frozen=True)
@@ -377,6 +378,10 @@ def _parse_bot(table: dict[str, Any]) -> BotConfig:
         _get(table, p, "max_share_days", int, "max_share_days = 90", d.max_share_days),
         f"{p}.max_share_days", 1, 90, "days (a share lasts at most 90 days)",
     )
+    max_request_kib = _int_range(
+        _get(table, p, "max_request_kib", int, "max_request_kib = 64", d.max_request_kib),
+        f"{p}.max_request_kib", 4, 1024, "KiB (Slack's payloads are a few KiB)",
+    )
     lease = _int_range(
         _get(table, p, "lease_seconds", int, "lease_seconds = 30", d.lease_seconds),
         f"{p}.lease_seconds", 2, 600, "seconds (a dead replica's work is taken up after this long)",
@@ -394,7 +399,7 @@ def _parse_bot(table: dict[str, Any]) -> BotConfig:
         reminders.append(_int_range(hours, f"{p}.reminder_hours_before_expiry", 1, ttl, "hours (at most approval_ttl_hours)"))
     return BotConfig(
         command, region, poll, ttl, channel, max_days,
-        lease_seconds=lease, tick_seconds=tick,
+        lease_seconds=lease, tick_seconds=tick, max_request_kib=max_request_kib,
         allowed_channels=allowed,
         require_reason=_get(table, p, "require_reason", bool, "require_reason = true", d.require_reason),
         approval_dm=_get(table, p, "approval_dm", bool, "approval_dm = true", d.approval_dm),

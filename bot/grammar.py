@@ -69,6 +69,10 @@ class AccountRef:
     account: str  # alias or 12-digit id, lowercased, not resolved
     region: str | None = None  # None: the configured default region
 
+    def render(self) -> str:
+        """``acct`` or ``acct:region``, as typed."""
+        return f"{self.account}:{self.region}" if self.region else self.account
+
 
 @dataclass(frozen=True)
 class ShareCommand:
@@ -81,6 +85,16 @@ class ShareCommand:
     duration: timedelta | None
     reason: str | None = None  # reason "…": why, shown to the approvers and in the audit
 
+    def render(self) -> str:
+        """The canonical text of this command (parses back to an equal command)."""
+        words = ["share", self.image_id, "from", self.source.render(), "to", _render_targets(self.targets, self.organization, self.ou_id)]
+        if self.allow_copy:
+            words.append("allow-copy")
+        if self.duration is not None:
+            hours = int(self.duration.total_seconds() // 3600)
+            words += ["for", f"{hours // 24}d" if hours % 24 == 0 else f"{hours}h"]
+        return " ".join(words)
+
 
 @dataclass(frozen=True)
 class UnshareCommand:
@@ -90,6 +104,10 @@ class UnshareCommand:
     organization: bool
     ou_id: str | None
     reason: str | None = None
+
+    def render(self) -> str:
+        """The canonical text of this command (parses back to an equal command)."""
+        return " ".join(["unshare", self.image_id, "from", self.source.render(), "to", _render_targets(self.targets, self.organization, self.ou_id)])
 
 
 @dataclass(frozen=True)
@@ -102,6 +120,17 @@ class CopyCommand:
     verify: bool
     reason: str | None = None
 
+    def render(self) -> str:
+        """The canonical text of this command (parses back to an equal command)."""
+        words = ["copy", self.image_id, "from", self.source.render(), "to", self.target.render()]
+        if self.kms:
+            words += ["kms", self.kms]
+        if self.name:
+            words += ["name", f'"{self.name}"']  # AMI names cannot hold a double quote
+        if self.verify:
+            words.append("verify")
+        return " ".join(words)
+
 
 @dataclass(frozen=True)
 class MigrateCommand:
@@ -112,30 +141,58 @@ class MigrateCommand:
     no_reboot: bool
     reason: str | None = None
 
+    def render(self) -> str:
+        """The canonical text of this command (parses back to an equal command)."""
+        words = ["migrate", self.instance_id, "from", self.source.render(), "to", self.availability_zone]
+        if self.subnet_id:
+            words += ["subnet", self.subnet_id]
+        if self.no_reboot:
+            words.append("no-reboot")
+        return " ".join(words)
+
 
 @dataclass(frozen=True)
 class StatusCommand:
     request_id: str
+
+    def render(self) -> str:
+        return f"status {self.request_id}"
 
 
 @dataclass(frozen=True)
 class ListCommand:
     scope: str = "pending"  # pending | mine | active | all
 
+    def render(self) -> str:
+        return f"list {self.scope}"
+
 
 @dataclass(frozen=True)
 class CancelCommand:
     request_id: str
+
+    def render(self) -> str:
+        return f"cancel {self.request_id}"
 
 
 @dataclass(frozen=True)
 class HelpCommand:
     topic: str | None = None  # "/ami help share" -> "share"; None: the whole usage
 
+    def render(self) -> str:
+        return f"help {self.topic}" if self.topic else "help"
+
 
 @dataclass(frozen=True)
 class EmptyCommand:
     """``/ami`` with no text."""
+
+    def render(self) -> str:
+        return ""
+
+
+def _render_targets(targets: tuple[str, ...], organization: bool, ou_id: str | None) -> str:
+    return ",".join(targets) if targets else ("org" if organization else ou_id or "")
 
 
 Command = Union[

@@ -212,7 +212,7 @@ class Clockwork:
         attempts = request.revoke_attempts + 1
         delay = min(self.REVOKE_RETRY_FIRST_SECONDS * 2 ** (attempts - 1), self.REVOKE_RETRY_MAX_SECONDS)
         self.store.set_fields(request.id, revoke_attempts=attempts, wake_at=now + delay)
-        self.store.add_audit(request.id, "amibot", f"removal at expiry failed (attempt {attempts}): " + "; ".join(failed))
+        self.store.note(request.id, "amibot", f"removal at expiry failed (attempt {attempts}): " + "; ".join(failed))
         what = slacktext.escape("; ".join(failed))  # AWS's words: escaped before Slack
         if attempts == 1:
             self.notifier.reply(

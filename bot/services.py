@@ -17,6 +17,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import cards, grammar, listing, messages, operations, slacktext
 from bot.config import AccountConfig, Config
+from bot.logs import log_context
 from bot.errors import AlreadyDecidedError, AmibotError, NobodyCanApproveError, NotAnApproverError, NotAllowedError
 from bot.notifier import Notifier
 from bot.requests import (
@@ -118,38 +119,45 @@ class RequestService:
     def submit(self, command: object, *, user: str, channel: str, text: str, response_url: str | None) -> Request | None:
         """Preflight an operation and, if it passes, ask the owners. Failures go back
         to the requester (ephemeral) and create nothing."""
-        try:
-            ctx = operations.PlanningContext(
-                self.config, self.sessions, uid=secrets.token_hex(8), requester=user,
-                check_approvers=lambda accounts: self._check_someone_can_approve(accounts, user),
-                find_requests=lambda: operations.requests_that_changed_aws(self.store),
-            )
-            prepared = operations.prepare(ctx, command)
-            self._check_someone_can_approve(prepared.approver_accounts, user)
-            request = self.store.create_request(
-                kind=prepared.kind,
-                uid=ctx.uid,
-                requester=user,
-                channel=channel,
-                command_text=_clean(text),
-                params={**prepared.params, "response_url": response_url, "reason": getattr(command, "reason", None)},
-                facts={"checked": prepared.checked, "after": prepared.after, **prepared.extra_facts},
-                approver_accounts=prepared.approver_accounts,
-                steps=prepared.steps,
-                ttl_seconds=self.config.bot.approval_ttl_hours * 3600,
-                state=PENDING_APPROVAL,
-            )
-        except Exception as error:  # error_text logs the unexpected ones with an id
-            if response_url:
-                self.notifier.respond(response_url, ":no_entry: " + messages.error_text(error))
-            else:  # asked from the App Home: no response_url to answer through
-                self.tell(channel, user, ":no_entry: " + messages.error_text(error))
-            return None
-        if request.params.get("reason"):
-            self.store.note(request.id, user, f"reason: {request.params['reason']}")
-        self.notifier.post_root(request.id)
-        self.ask_owners_elsewhere(request)
+        uid = secrets.token_hex(8)
+        with log_context(request_id=f"new-{uid}"):  # no number before the request is stored
+            try:
+                request = self._plan_and_create(command, uid, user=user, channel=channel, text=text, response_url=response_url)
+            except Exception as error:  # error_text logs the unexpected ones with an id
+                if response_url:
+                    self.notifier.respond(response_url, ":no_entry: " + messages.error_text(error))
+                else:  # asked from the App Home: no response_url to answer through
+                    self.tell(channel, user, ":no_entry: " + messages.error_text(error))
+                return None
+        with log_context(request_id=request.display_id):
+            if request.params.get("reason"):
+                self.store.note(request.id, user, f"reason: {request.params['reason']}")
+            self.notifier.post_root(request.id)
+            self.ask_owners_elsewhere(request)
         return request
+
+    def _plan_and_create(self, command: object, uid: str, *, user: str, channel: str, text: str, response_url: str | None) -> Request:
+        """Preflight, then store the request waiting for approval (raises on refusal)."""
+        ctx = operations.PlanningContext(
+            self.config, self.sessions, uid=uid, requester=user,
+            check_approvers=lambda accounts: self._check_someone_can_approve(accounts, user),
+            find_requests=lambda: operations.requests_that_changed_aws(self.store),
+        )
+        prepared = operations.prepare(ctx, command)
+        self._check_someone_can_approve(prepared.approver_accounts, user)
+        return self.store.create_request(
+            kind=prepared.kind,
+            uid=ctx.uid,
+            requester=user,
+            channel=channel,
+            command_text=_clean(text),
+            params={**prepared.params, "response_url": response_url, "reason": getattr(command, "reason", None)},
+            facts={"checked": prepared.checked, "after": prepared.after, **prepared.extra_facts},
+            approver_accounts=prepared.approver_accounts,
+            steps=prepared.steps,
+            ttl_seconds=self.config.bot.approval_ttl_hours * 3600,
+            state=PENDING_APPROVAL,
+        )
 
     # -- reaching the owners -------------------------------------------------------------
 
@@ -320,6 +328,9 @@ class RequestService:
         request = self.store.get(self._number(request_id))
         if request.state != PENDING_APPROVAL:
             raise AlreadyDecidedError(self._decided_by(request))
+        if request.expires_at <= self.clock():
+            # The expiry tick may not have run yet: past the window, nobody decides.
+            raise AlreadyDecidedError(_expired_text(request))
         owned = [a for a in request.approver_accounts if self._may_approve(a, user, request)]
         if not owned:
             raise NotAnApproverError(self._why_not(request, user))
@@ -332,6 +343,10 @@ class RequestService:
     def decide(self, request_id: str, user: str, approve: bool, reason: str | None = None) -> str | None:
         """An Approve click, or a Deny (with the reason from its form). Returns an
         ephemeral note for the clicker, or None."""
+        with log_context(request_id=request_id.upper() if len(request_id) < 20 else None):
+            return self._decide(request_id, user, approve, reason)
+
+    def _decide(self, request_id: str, user: str, approve: bool, reason: str | None) -> str | None:
         request, eligible = self.decidable(request_id, user)
         number = request.id
         if not approve:
@@ -347,9 +362,9 @@ class RequestService:
         recorded = self.store.record_approvals(number, eligible, user)
         request = self.store.get(number)
         if not recorded:
-            raise AlreadyDecidedError(self._decided_by(request))
+            raise AlreadyDecidedError(_expired_text(request) if request.state == PENDING_APPROVAL and request.expires_at <= self.clock() else self._decided_by(request))
         if all(a in request.approvals for a in request.approver_accounts):
-            if self.store.transition(number, PENDING_APPROVAL, APPROVED, user, "all accounts approved"):
+            if self.store.transition(number, PENDING_APPROVAL, APPROVED, user, "all accounts approved", unexpired=True):
                 self.notifier.reply(number, f":white_check_mark: {request.display_id} approved by {messages.mention(user)} for {', '.join(f'`{a}`' for a in recorded)}. Starting.", dedupe=f"approved:{number}")
                 self.notifier.update_root(number)
                 self.worker.submit(self.runner.run, number)
@@ -430,3 +445,7 @@ class RequestService:
 def _clean(text: str) -> str:
     return " ".join(text.split())
 
+
+def _expired_text(request: Request) -> str:
+    return (f"{request.display_id} expired at {messages.when(request.expires_at)}: nobody decided in time. "
+            "Nothing was changed; ask again if it is still needed.")

@@ -8,13 +8,14 @@ added, and says exactly what it undid and what remains.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import random
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from aws.actions import Kept, StepContext, StepWaiting, get_action
 from aws.actions.images import ImageStatusCache
@@ -22,6 +23,7 @@ from aws.sessions import AwsSessions
 from bot import crashpoints, messages, operations, slacktext
 from bot.holdings import StoreHoldings
 from bot.leases import Leases
+from bot.logs import log_context
 from bot.notifier import Notifier
 from bot.requests import (
     ACTIVE,
@@ -59,7 +61,8 @@ class Worker:
                 log.exception("background task %s failed", getattr(fn, "__name__", fn))
                 raise
 
-        future = self._pool.submit(guarded)
+        # The submitter's log context (request id...) follows the work to the pool.
+        future = self._pool.submit(contextvars.copy_context().run, guarded)
         with self._lock:
             self._futures.add(future)
         future.add_done_callback(self._forget)
@@ -88,12 +91,23 @@ class Worker:
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
 
 
+class StepObserver(Protocol):
+    """Told how long each step took (metrics)."""
+
+    def step_finished(self, action: str, outcome: str, seconds: float) -> None: ...
+
+
+class _NoStepObserver:
+    def step_finished(self, action: str, outcome: str, seconds: float) -> None:
+        pass
+
+
 class PlanRunner:
     """Executes a request's plan, records each step, reports in the thread."""
 
     def __init__(self, store: Store, sessions: AwsSessions, notifier: Notifier, *, notify_channel: str | None = None,
                  sleep: Callable[[float], None] = time.sleep, grant_wait_seconds: float = 300.0, clock: Callable[[], float] = time.time,
-                 leases: Leases | None = None):
+                 leases: Leases | None = None, observer: StepObserver | None = None):
         self.store = store
         self.sessions = sessions
         self.notifier = notifier
@@ -101,6 +115,7 @@ class PlanRunner:
         self.sleep = sleep
         self.grant_wait_seconds = grant_wait_seconds
         self.clock = clock
+        self.observer = observer or _NoStepObserver()
         self.image_status = ImageStatusCache()
         self.progress_edit_seconds = 60.0  # Slack: edit a root message at most once a minute
         self.stopping = threading.Event()  # SIGTERM: finish the current step, start no other
@@ -131,7 +146,8 @@ class PlanRunner:
         process (its lease): a second call while one runs returns at once."""
         with self.leases.hold(request_lease(request_id)) as mine:
             if mine:
-                self._run(request_id)
+                with log_context(request_id=f"R-{request_id}"):
+                    self._run(request_id)
 
     def cancellation_said(self, request_id: int) -> bool:
         """Whether a cancelled request's cleanup finished (its final message is queued)."""
@@ -181,15 +197,22 @@ class PlanRunner:
             if self.leases.lost(request_lease(request_id)):
                 return  # this process stalled past its lease: another one has the request
             crashpoints.reached(f"before:{step.seq}")
+            started, outcome = time.monotonic(), "done"
             try:
-                result = get_action(step.action).execute(self.context(request, step.seq), step.account_id, step.region, step.params)
+                with log_context(step=step.seq, account=step.account_id, region=step.region):
+                    log.debug("step %s: %s", step.seq, step.action)
+                    result = get_action(step.action).execute(self.context(request, step.seq), step.account_id, step.region, step.params)
                 crashpoints.reached(f"executed:{step.seq}")
             except StepWaiting as waiting:
+                outcome = "waiting"
                 self._wait(request, step, waiting)
                 return
             except Exception as error:  # turned into words by messages.error_text
+                outcome = "failed"
                 self._fail(request_id, step, error)
                 return
+            finally:
+                self.observer.step_finished(step.action, outcome, time.monotonic() - started)
             self.store.mark_step(request_id, step.seq, STEP_DONE, result={**step.result, **result}, by=self.leases.holder)
             crashpoints.reached(f"done:{step.seq}")
             # The thread stays quiet: the progress reply is edited, no reply per step.
@@ -268,7 +291,8 @@ class PlanRunner:
             if not action.undoable:
                 continue
             try:
-                said = action.undo(self.context(request, step.seq), step.account_id, step.region, step.params, step.result)
+                with log_context(request_id=request.display_id, step=step.seq, account=step.account_id, region=step.region):
+                    said = action.undo(self.context(request, step.seq), step.account_id, step.region, step.params, step.result)
             except Kept as kept:
                 report.kept.append(str(kept))
                 continue

@@ -19,6 +19,7 @@ The store's SQL is written once, with ``?`` placeholders and portable statements
 from __future__ import annotations
 
 import re
+import os
 import sqlite3
 import threading
 from contextlib import contextmanager
@@ -68,6 +69,7 @@ class SqliteBackend:
     def __init__(self, path: str):
         self.path = path
         self._local = threading.local()
+        _create_private(path)
 
     def describe(self) -> str:
         return f"sqlite:{self.path}"
@@ -304,3 +306,14 @@ def columns(backend: "SqliteBackend | PostgresBackend", db: Any, table: str) -> 
         [table],
     ).fetchall()
     return [r[0] for r in rows]
+
+
+def _create_private(path: str) -> None:
+    """Create the database file readable by its owner only (0600) if it does not exist:
+    it holds who asked for what and the grant ids. SQLite gives its -wal and -shm files
+    the database file's permissions."""
+    if path == ":memory:" or path.startswith("file:") or os.path.exists(path):
+        return
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)  # whatever the umask

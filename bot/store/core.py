@@ -169,6 +169,16 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (request_id, role, target)
     );
     """,
+    # Signatures of the Slack requests accepted in the last minutes: a replayed request
+    # (same signature and timestamp, inside Slack's five-minute window) is refused, in
+    # every process sharing the store. Pruned by request timestamp.
+    """
+    CREATE TABLE seen_signatures (
+        signature TEXT PRIMARY KEY,
+        request_ts BIGINT NOT NULL
+    );
+    CREATE INDEX seen_signatures_ts ON seen_signatures(request_ts);
+    """,
 ]
 
 # Requests whose holdings count: in flight, in force (time-boxed), or settled
@@ -338,17 +348,22 @@ class Store(LeaseStore):
             args.append(requester)
         return sql, args
 
-    def transition(self, request_id: int, from_state: str, to_state: str, actor: str, detail: str = "", **fields: Any) -> bool:
+    def transition(self, request_id: int, from_state: str, to_state: str, actor: str, detail: str = "", *,
+                   unexpired: bool = False, **fields: Any) -> bool:
         """Compare-and-set the state; True only for the caller that made the change.
 
+        With ``unexpired``, the change happens only before the request's approval
+        expiry (an approval must not land after it, even if the expiry tick is late).
         Extra ``fields`` (e.g. ``error``) are written in the same statement."""
         if not can_transition(from_state, to_state):
             raise ValueError(f"transition {from_state} → {to_state} is not allowed")
         sets = ", ".join(f"{name} = ?" for name in fields)
+        now = self.clock()
         with self.transaction() as db:
             cursor = db.execute(
-                f"UPDATE requests SET state = ?, updated_at = ?{', ' + sets if sets else ''} WHERE id = ? AND state = ?",
-                [to_state, self.clock(), *fields.values(), request_id, from_state],
+                f"UPDATE requests SET state = ?, updated_at = ?{', ' + sets if sets else ''} WHERE id = ? AND state = ?"
+                + (" AND expires_at > ?" if unexpired else ""),
+                [to_state, now, *fields.values(), request_id, from_state, *([now] if unexpired else [])],
             )
             if cursor.rowcount != 1:
                 return False
@@ -373,12 +388,20 @@ class Store(LeaseStore):
     def record_approvals(self, request_id: int, accounts: list[str], approver: str) -> list[str]:
         """Record ``approver`` for each account not yet approved; returns the accounts
         this call recorded (a concurrent approver may have taken some)."""
-        recorded = []
+        recorded: list[str] = []
+        now = self.clock()
         with self.transaction() as db:
+            # Only while the request waits for approval and has not expired (the tick
+            # that marks it expired may not have run yet).
+            open_ = db.execute(
+                "SELECT 1 FROM requests WHERE id = ? AND state = 'pending_approval' AND expires_at > ?", [request_id, now]
+            ).fetchone()
+            if open_ is None:
+                return recorded
             for alias in accounts:
                 cursor = db.execute(
                     "INSERT INTO approvals (request_id, account_alias, approver, decided_at) VALUES (?,?,?,?) ON CONFLICT DO NOTHING",
-                    [request_id, alias, approver, self.clock()],
+                    [request_id, alias, approver, now],
                 )
                 if cursor.rowcount == 1:
                     recorded.append(alias)
@@ -416,13 +439,42 @@ class Store(LeaseStore):
             [request_id, from_state, to_state, actor, self.clock(), detail],
         )
 
-    def add_audit(self, request_id: int | None, actor: str, detail: str) -> None:
-        """An audit row that is not a state change (e.g. a failed removal at expiry)."""
-        with self.transaction() as db:
-            self._audit(db, request_id, None, None, actor, detail)
-
     def audit(self, request_id: int) -> list[dict[str, Any]]:
         return [dict(r) for r in self.db.execute("SELECT * FROM audit WHERE request_id = ? ORDER BY id", [request_id]).fetchall()]
+
+    # -- replay protection ---------------------------------------------------------
+
+    def remember_signature(self, signature: str, request_ts: int, keep_seconds: float = 600.0) -> bool:
+        """Record a Slack request signature; False if it was recorded before (a replay).
+
+        Signatures whose request timestamp is older than ``keep_seconds`` are pruned:
+        Slack's window is five minutes either way, so they could no longer be accepted."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM seen_signatures WHERE request_ts < ?", [int(time.time() - keep_seconds)])
+            cursor = db.execute(
+                "INSERT INTO seen_signatures (signature, request_ts) VALUES (?, ?) ON CONFLICT (signature) DO NOTHING",
+                [signature, request_ts],
+            )
+            return cursor.rowcount == 1
+
+    # -- counts for metrics -------------------------------------------------------------
+
+    def request_counts(self) -> list[tuple[str, str, int]]:
+        """(kind, state, how many) for every kind and state present."""
+        rows = self.db.execute("SELECT kind, state, COUNT(*) AS n FROM requests GROUP BY kind, state").fetchall()
+        return [(r["kind"], r["state"], r["n"]) for r in rows]
+
+    def outbox_depth(self) -> int:
+        """Messages not yet sent to Slack."""
+        return self.db.execute("SELECT COUNT(*) FROM outbox WHERE state IN ('pending', 'sending')").fetchone()[0]
+
+    def copies_in_flight(self) -> int:
+        """Image copies started (a checkpointed result) and not finished, of running requests."""
+        return self.db.execute(
+            "SELECT COUNT(*) FROM steps JOIN requests ON requests.id = steps.request_id"
+            " WHERE steps.action = 'ec2.copy_image' AND steps.state = ? AND steps.result IS NOT NULL AND requests.state = 'running'",
+            [STEP_PENDING],
+        ).fetchone()[0]
 
     def audit_trail(self, since: float | None = None) -> dict[str, list[dict[str, Any]]]:
         """Read-only, for ``amibot audit``: the requests, decisions (approvals), state

@@ -101,3 +101,60 @@ def test_session_name_is_valid_for_sts(tag):
     assert name == session_name(tag), "stable: the same request always gets the same name"
     if tag == TAG:
         assert TAG in name
+
+
+# -- the session cache is bounded; own credentials are checked -----------------------------
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+
+def test_session_cache_is_bounded_and_least_recently_used_goes(sandbox):
+    import gc
+
+    growth = {}
+    caches = {}
+    # Measured with 60 requests: RSS +20 MiB unbounded (about 340 KiB a request), +5 MiB
+    # with max_sessions=8. Kept small here: each new role session costs about a second of CPU.
+    for name, limit in (("unbounded", 10**6), ("bounded", 4)):
+        sessions = AwsSessions({PROD: AccountAccess(PROD, f"arn:aws:iam::{PROD}:role/amibot")}, max_sessions=limit)
+        sessions.client("ec2", PROD, REGION, "warm-up").describe_images(Owners=["self"])
+        gc.collect()
+        before = _rss_kib()
+        for number in range(12):  # one role session per request, as the worker makes them
+            sessions.client("ec2", PROD, REGION, f"R-{number}-0123456789abcdef").describe_images(Owners=["self"])
+        gc.collect()
+        growth[name] = _rss_kib() - before
+        caches[name] = sessions
+    print(f"\n12 requests: RSS +{growth['unbounded']} KiB with an unbounded session cache, "
+          f"+{growth['bounded']} KiB with max_sessions=4")
+    bounded = caches["bounded"]
+    assert bounded.cached_sessions() == 4
+    assert caches["unbounded"].cached_sessions() == 13
+    first = bounded.session(PROD, "R-11-0123456789abcdef")
+    assert bounded.session(PROD, "R-11-0123456789abcdef") is first  # recently used: still cached
+    assert bounded.session(PROD, "R-0-0123456789abcdef") is not first  # dropped long ago: assumed again
+
+
+def test_session_is_replaced_before_its_credentials_expire(sandbox):
+    now = [0.0]
+    import time as _time
+
+    sessions = AwsSessions({PROD: AccountAccess(PROD, f"arn:aws:iam::{PROD}:role/amibot")}, clock=lambda: _time.time() + now[0])
+    first = sessions.session(PROD, TAG)
+    assert sessions.session(PROD, TAG) is first
+    now[0] = 55 * 60  # STS credentials last an hour; the session is replaced 10 minutes before
+    assert sessions.session(PROD, TAG) is not first
+
+
+def test_account_without_role_must_be_the_credentials_account(sandbox):
+    from aws.errors import AwsFailure
+
+    own = "123456789012"  # the sandbox's default credentials belong to this account
+    sessions = AwsSessions({PROD: AccountAccess(PROD), own: AccountAccess(own)})
+    assert sessions.client("sts", own, REGION).get_caller_identity()["Account"] == own
+    with pytest.raises(AwsFailure) as failure:
+        sessions.client("ec2", PROD, REGION)
+    assert "role_arn" in failure.value.plain() and own in failure.value.plain() and PROD in failure.value.plain()

@@ -15,6 +15,18 @@ from offline.slack import FakeSlack, SignedSlackClient
 from tests.bot.test_crash_recovery import ROOT, SECRET, free_port
 
 
+def listening_addresses(port: int) -> set[str]:
+    """The IPv4 addresses a socket listens on at ``port`` (from /proc/net/tcp)."""
+    found = set()
+    with open("/proc/net/tcp") as table:
+        for line in list(table)[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, local_port = local.split(":")
+            if state == "0A" and int(local_port, 16) == port:
+                found.add(".".join(str(int(address[i:i + 2], 16)) for i in (6, 4, 2, 0)))
+    return found
+
+
 def test_serve_sandbox_starts_on_the_embedded_defaults(tmp_path):
     """`amibot serve --sandbox`: real HTTP endpoint, sandbox AWS, Slack from the env."""
     fake = FakeSlack(usergroups=rehearsal.USERGROUPS)
@@ -26,7 +38,8 @@ def test_serve_sandbox_starts_on_the_embedded_defaults(tmp_path):
         "AMIBOT_DB": str(tmp_path / "amibot.db"), "PYTHONPATH": str(ROOT),
     }
     log = open(tmp_path / "serve.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--sandbox", "--host", "127.0.0.1", "--port", str(port)],
+    # No --host: serve binds to loopback unless told otherwise.
+    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--sandbox", "--port", str(port)],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 40
@@ -44,6 +57,7 @@ def test_serve_sandbox_starts_on_the_embedded_defaults(tmp_path):
         answer = slack.slash(rehearsal.REQUESTER, rehearsal.CHANNEL, "help")
         assert answer.status == 200 and "share" in answer.json()["text"]
         assert "sandbox AWS" in (tmp_path / "serve.log").read_text()
+        assert listening_addresses(port) == {"127.0.0.1"}
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0

@@ -1,8 +1,8 @@
-"""The slash grammar: every verb, normalisation, each error message, and a fuzz test."""
+"""The slash grammar: every verb, normalisation, each error message (the properties,
+hypothesis-driven, are in test_grammar_properties.py)."""
 
 from __future__ import annotations
 
-import random
 from datetime import timedelta
 
 import pytest
@@ -318,23 +318,3 @@ VOCABULARY = [
     "7d", "0h", "91d", "R-17", "r-", "alias/k", "subnet-0123abcd", '"', "'", "\u201c", "\u2014",
     "\u2013", "\u00a0", "`", "<", ">", "&amp;", "<http://x|y>", "ou-", "ami-", "i-", "--", "9" * 50,
 ]  # fmt: skip
-
-
-def test_fuzz_only_usage_errors():
-    rng = random.Random(20240517)
-    alphabet = [chr(c) for c in range(32, 127)] + list("\u2014\u2013\u2212\u201c\u201d\u2018\u2019\u00a0\u200b\t\n")
-    for case in range(2000):
-        kind = case % 3
-        if kind == 0:  # printable ASCII plus the characters chat clients produce
-            text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 80)))
-        elif kind == 1:  # any code point, surrogates included
-            text = "".join(chr(rng.randrange(0x110000)) for _ in range(rng.randint(0, 40)))
-        else:  # grammar words in random order, to get past the first check
-            text = " ".join(rng.choice(VOCABULARY) for _ in range(rng.randint(1, 12)))
-        try:
-            result = parse_command(text)
-        except UsageError as err:
-            assert err.detail and err.usage
-            err.user_message().encode("utf-8")  # printable in Slack and in logs
-        else:
-            assert result is not None

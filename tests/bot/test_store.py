@@ -263,3 +263,21 @@ def test_event_deliveries_are_recorded_once_and_forgotten_later(store_target):
     store.record_home_viewer("U0ALICE")
     assert store.home_viewers(["U0BOB", "U0ALICE"]) == ["U0ALICE"]
     assert store.home_viewers([]) == []
+
+
+def test_database_file_is_private(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "private.db"
+        store = Store(str(path))
+        store.remember_signature("v0=x", 1)  # a write: the -wal and -shm files exist now
+        for name in ("private.db", "private.db-wal", "private.db-shm"):
+            file = tmp_path / name
+            if file.exists():
+                assert stat.S_IMODE(file.stat().st_mode) == 0o600, name
+        store.close()
+    finally:
+        os.umask(old)
