@@ -17,9 +17,14 @@ from bot.app import Amibot
 from offline.slack import FakeSlack, SignedSlackClient
 
 
+SUITE_CONSISTENCY_DELAY = 0.3
+
+
 @pytest.fixture(scope="session")
 def sandbox_session():
-    sandbox = Sandbox(rehearsal.REGION)
+    # Eventual consistency on, short: every new image, snapshot, instance and grant is
+    # invisible for a moment, as in AWS, without slowing the suite much.
+    sandbox = Sandbox(rehearsal.REGION, consistency_delay=SUITE_CONSISTENCY_DELAY)
     sandbox.start()
     yield sandbox
     sandbox.stop()
