@@ -15,10 +15,11 @@ import difflib
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
+from aws.partitions import partition_for
 from bot.errors import ConfigError, UnknownAccountError
 from bot.grammar import (
     ACCOUNT_ID_RE,
@@ -65,12 +66,13 @@ class AccountConfig:
 class OrganizationConfig:
     id: str  # o-xxxxxxxxxx
     management_account: str  # 12 digits
+    partition: str = "aws"  # of bot.default_region: aws, aws-cn, aws-us-gov
 
     def arn(self) -> str:
-        return f"arn:aws:organizations::{self.management_account}:organization/{self.id}"
+        return f"arn:{self.partition}:organizations::{self.management_account}:organization/{self.id}"
 
     def ou_arn(self, ou_id: str) -> str:
-        return f"arn:aws:organizations::{self.management_account}:ou/{self.id}/{ou_id}"
+        return f"arn:{self.partition}:organizations::{self.management_account}:ou/{self.id}/{ou_id}"
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,9 @@ class BotConfig:
     approval_ttl_hours: int = 24
     notify_channel: str | None = None
     max_share_days: int = 90
+    # How long "not found" on something amibot just created means "not visible yet"
+    # (AWS is eventually consistent right after a create).
+    consistency_window_seconds: int = 300
 
 
 @dataclass(frozen=True)
@@ -174,6 +179,9 @@ def parse_config(text: str, env: Mapping[str, str], source: str = "<config>") ->
     bot = _parse_bot(_table(data, "bot", "bot", required=False))
     accounts = _parse_accounts(data)
     organization = _parse_organization(data)
+    if organization is not None:
+        # Organizations ARNs are in the partition of the regions the bot works in.
+        organization = replace(organization, partition=partition_for(bot.default_region))
     return Config(
         bot=bot,
         accounts=accounts,
@@ -354,7 +362,11 @@ def _parse_bot(table: dict[str, Any]) -> BotConfig:
         _get(table, p, "max_share_days", int, "max_share_days = 90", d.max_share_days),
         f"{p}.max_share_days", 1, 90, "days (a share lasts at most 90 days)",
     )
-    return BotConfig(command, region, poll, ttl, channel, max_days)
+    window = _int_range(
+        _get(table, p, "consistency_window_seconds", int, "consistency_window_seconds = 300", d.consistency_window_seconds),
+        f"{p}.consistency_window_seconds", 10, 3600, "seconds (AWS usually shows a new resource within seconds, rarely minutes)",
+    )
+    return BotConfig(command, region, poll, ttl, channel, max_days, consistency_window_seconds=window)
 
 
 def _parse_accounts(data: Mapping[str, Any]) -> dict[str, AccountConfig]:
