@@ -23,7 +23,7 @@ from bot.config import Config
 from bot.directory import SlackDirectory
 from bot.notifier import Notifier
 from bot.scheduler import Clockwork, Scheduler
-from bot.services import RequestService
+from bot.services import PREFLIGHT_SLOW_SECONDS, RequestService
 from bot.store import Store
 from bot.worker import PlanRunner, Worker
 
@@ -48,7 +48,7 @@ class Amibot:
 
     def __init__(self, config: Config, *, clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
                  grant_wait_seconds: float = 300.0, tick_seconds: float = 5.0, notifier_poll_seconds: float = 2.0,
-                 aws_max_attempts: int = DEFAULT_MAX_ATTEMPTS):
+                 aws_max_attempts: int = DEFAULT_MAX_ATTEMPTS, preflight_slow_seconds: float = PREFLIGHT_SLOW_SECONDS):
         self.config = config
         self.store = Store(config.db_path, clock)
         self.client = slack_client(config)
@@ -58,8 +58,10 @@ class Amibot:
         # Bolt's listeners get a pool of their own (not Bolt's default 5 threads), one
         # that can be drained: listeners are quick, slow work goes to self.worker.
         self.listeners = Worker(threads=8, name="amibot-listener")
-        self.runner = PlanRunner(self.store, self.sessions, self.notifier, notify_channel=config.bot.notify_channel, sleep=sleep, grant_wait_seconds=grant_wait_seconds, clock=clock)
-        self.service = RequestService(config, self.store, self.sessions, self.notifier, self.worker, self.runner, SlackDirectory(self.client), clock)
+        self.runner = PlanRunner(self.store, self.sessions, self.notifier, notify_channel=config.bot.notify_channel, sleep=sleep, grant_wait_seconds=grant_wait_seconds, clock=clock,
+                                 consistency_window_seconds=config.bot.consistency_window_seconds)
+        self.service = RequestService(config, self.store, self.sessions, self.notifier, self.worker, self.runner, SlackDirectory(self.client), clock,
+                                      preflight_slow_seconds=preflight_slow_seconds)
         self.clockwork = Clockwork(self.store, self.notifier, self.worker, self.runner, clock)
         self.scheduler = Scheduler(self.clockwork, tick_seconds=tick_seconds)
         self.bolt = App(
