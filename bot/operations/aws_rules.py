@@ -107,3 +107,32 @@ def warnings(facts: ImageFacts, now: datetime | None = None) -> list[str]:
                 f"(it still works; describe calls hide it unless asked for by id). AWS documentation: Deprecate an AMI, {DEPRECATE_DOC}"
             )
     return out
+
+
+def check_shared_in(facts: ImageFacts, source: AccountConfig, region: str, target: AccountConfig | None) -> None:
+    """An AMI owned by another account and shared with the source: the source copies
+    it into itself; it cannot hand it on to a third account (only the owner can
+    share it)."""
+    where = f"`{source.alias}` ({source.id})"
+    if target is not None and target.id != source.id:
+        raise PreflightError(
+            f"{facts.image_id} is owned by account {facts.owner_id} and shared with {where}; only its owner can share it with "
+            f"`{target.alias}`, so amibot cannot copy it there directly.",
+            fix=(
+                f"Copy it into {source.alias} first (`/ami copy {facts.image_id} from {source.alias}:{region} to {source.alias}[:<region>]`), "
+                f"then copy that copy to `{target.alias}`."
+            ),
+        )
+    unusable = [k.arn for k in facts.keys if k.state.startswith("not usable")]
+    if unusable:
+        raise PreflightError(
+            f"{facts.image_id} is owned by account {facts.owner_id}; its snapshots are encrypted with that account's key "
+            f"{unusable[0]}, which {where} may not use: the copy would fail.",
+            fix=f"Ask the owner of {facts.owner_id} for a KMS grant to {source.id} on that key (Decrypt, ReEncryptFrom, DescribeKey, CreateGrant), then ask again.",
+        )
+    if not facts.snapshots_readable:
+        raise PreflightError(
+            f"{facts.image_id} is owned by account {facts.owner_id}, which shared it with {where} for launching only: "
+            "AWS copies an AMI of another account only with snapshot permission (createVolumePermission) on its snapshots.",
+            fix=f"Ask the owner of {facts.owner_id} to share it with `allow-copy` (snapshot permission for {source.id}), then ask again.",
+        )

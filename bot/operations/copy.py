@@ -33,7 +33,7 @@ from bot import grammar
 from bot.config import AccountConfig
 from bot.errors import PreflightError
 from bot.operations import PlanningContext, Prepared, after_success, check_source_image, preflight_read, preparer
-from bot.operations.aws_rules import check_copy_rules, warnings
+from bot.operations.aws_rules import check_copy_rules, check_shared_in, warnings
 from bot.operations.share import approver_accounts, facts_for_message
 from bot.requests import STEP_DONE, STEP_UNDONE, PlannedStep
 
@@ -56,35 +56,6 @@ def check_copyable(facts: ImageFacts, source: AccountConfig, region: str, cross_
         return
     check_source_image(facts, source, region, verb="copy", done="copied", aws_managed_ok=not cross_account)
     check_copy_rules(facts, source, region, cross_account=cross_account, adding=[target.id] if cross_account and target else [])
-
-
-def check_shared_in(facts: ImageFacts, source: AccountConfig, region: str, target: AccountConfig | None) -> None:
-    """An AMI owned by another account and shared with the source: the source copies
-    it into itself; it cannot hand it on to a third account (only the owner can
-    share it)."""
-    where = f"`{source.alias}` ({source.id})"
-    if target is not None and target.id != source.id:
-        raise PreflightError(
-            f"{facts.image_id} is owned by account {facts.owner_id} and shared with {where}; only its owner can share it with "
-            f"`{target.alias}`, so amibot cannot copy it there directly.",
-            fix=(
-                f"Copy it into {source.alias} first (`/ami copy {facts.image_id} from {source.alias}:{region} to {source.alias}[:<region>]`), "
-                f"then copy that copy to `{target.alias}`."
-            ),
-        )
-    unusable = [k.arn for k in facts.keys if k.state.startswith("not usable")]
-    if unusable:
-        raise PreflightError(
-            f"{facts.image_id} is owned by account {facts.owner_id}; its snapshots are encrypted with that account's key "
-            f"{unusable[0]}, which {where} may not use: the copy would fail.",
-            fix=f"Ask the owner of {facts.owner_id} for a KMS grant to {source.id} on that key (Decrypt, ReEncryptFrom, DescribeKey, CreateGrant), then ask again.",
-        )
-    if not facts.snapshots_readable:
-        raise PreflightError(
-            f"{facts.image_id} is owned by account {facts.owner_id}, which shared it with {where} for launching only: "
-            "AWS copies an AMI of another account only with snapshot permission (createVolumePermission) on its snapshots.",
-            fix=f"Ask the owner of {facts.owner_id} to share it with `allow-copy` (snapshot permission for {source.id}), then ask again.",
-        )
 
 
 def destination_key(ctx: PlanningContext, target: AccountConfig, region: str, requested: str | None) -> DestinationKey:

@@ -190,7 +190,7 @@ def checked_lines(facts: ImageFacts, source: AccountConfig, region: str, targets
     if targets:
         lines.append("Targets configured and accepting shares: " + ", ".join(f"`{t.alias}` ({t.id})" for t in targets))
     lines.append("Public: " + ("*the image is already public* (amibot does not change that)" if facts.public else "no, and no step makes anything public"))
-    return lines
+    return lines + warnings(facts)
 
 
 def check_duration(ctx: PlanningContext, command: grammar.ShareCommand) -> None:

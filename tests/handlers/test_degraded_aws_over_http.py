@@ -53,8 +53,9 @@ def test_a_throttled_preflight_tells_the_requester_it_is_slow_then_fails_with_aw
     said = texts(degraded)
     assert any("AWS is answering slowly, still checking" in t for t in said), said
     assert "RequestLimitExceeded" in failure and "Request limit exceeded." in failure
-    # The short budget, not the steps' full one: the requester is not kept waiting.
-    assert sandbox.calls("DescribeImages") == PREFLIGHT_MAX_ATTEMPTS
+    # The short budget, not the steps' full one: the requester is not kept waiting
+    # (botocore's max_attempts counts retries: one call plus that many).
+    assert sandbox.calls("DescribeImages") == PREFLIGHT_MAX_ATTEMPTS + 1
     assert elapsed < 60
     assert degraded.bot.store.find() == []
 
@@ -70,7 +71,7 @@ def test_steps_after_approval_keep_the_full_budget(degraded):
     final = degraded.final_reply(root, timeout=60)
     degraded.settle()
     assert degraded.bot.store.get(1).state == SUCCEEDED, final["text"]
-    assert sandbox.calls("ModifyImageAttribute") == PREFLIGHT_MAX_ATTEMPTS + 2
+    assert sandbox.calls("ModifyImageAttribute") == PREFLIGHT_MAX_ATTEMPTS + 2  # the faults, then success
 
 
 def test_the_preflight_deadline_stops_retries_and_keeps_aws_words(sandbox):
@@ -84,4 +85,5 @@ def test_the_preflight_deadline_stops_retries_and_keeps_aws_words(sandbox):
         client.describe_images(Owners=["self"])
     assert time.monotonic() - started < 5
     # A step's client (any other tag) has no deadline and the full budget.
-    assert sessions.client("ec2", rehearsal.PROD, rehearsal.REGION, "R-1-x").meta.config.retries["max_attempts"] > PREFLIGHT_MAX_ATTEMPTS
+    step_client = sessions.client("ec2", rehearsal.PROD, rehearsal.REGION, "R-1-x")
+    assert step_client.meta.config.retries["total_max_attempts"] > client.meta.config.retries["total_max_attempts"]

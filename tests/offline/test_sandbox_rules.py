@@ -118,3 +118,31 @@ def test_a_launch_needs_describe_key_and_generate_data_key_on_the_snapshot_key(s
     instance = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     state = ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0]
     assert state["State"]["Name"] != "terminated"
+
+
+def test_what_the_sandbox_refuses_reads_in_plain_words(sandbox):
+    """After approval (the AMI changed since the preflight) AWS's refusal gets a cause
+    and a fix from the error table."""
+    from aws.errors import translate
+
+    image = sandbox.create_image(PROD, SRC)
+    sandbox.mark_image(image, product_codes=["abc123"], archived=False)
+    share_for_copy(sandbox, image)
+    with pytest.raises(ClientError) as billing:
+        copy(sandbox, DEV, image)
+    assert "billing product codes" in translate(billing.value).cause
+    archived = sandbox.create_image(PROD, SRC)
+    sandbox.mark_image(archived, archived=True)
+    with pytest.raises(ClientError) as tier:
+        copy(sandbox, PROD, archived)
+    assert "restore-snapshot-tier" in translate(tier.value).fix
+    store = sandbox.create_image(PROD, SRC)
+    sandbox.mark_image(store, instance_store=True)
+    with pytest.raises(ClientError) as instance_store:
+        copy(sandbox, PROD, store, Encrypted=True)
+    assert "instance store-backed" in translate(instance_store.value).cause
+    full = sandbox.create_image(PROD, SRC)
+    sandbox.mark_image(full, shared_with=1000)
+    with pytest.raises(ClientError) as limit:
+        sandbox.client("ec2", PROD, SRC).modify_image_attribute(ImageId=full, LaunchPermission={"Add": [{"UserId": DEV}]})
+    assert "1,000" in translate(limit.value).cause
