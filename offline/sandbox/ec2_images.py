@@ -249,7 +249,7 @@ def _copy_image(self: Any, state: _State, original: Callable[..., Any]) -> Any:
         return None
 
     _register_new_image(state, image, check)
-    _note_new(state, [image.id, *(snap.id for snap in _image_snapshots(image))])
+    _note_new(state, [image.id, *(snap.id for snap in _image_snapshots(image))], self)
     if token:
         state.tokens[(caller, region, token)] = (fingerprint, image.id)
     return ActionResult({"ImageId": image.id})
@@ -291,7 +291,7 @@ def _create_image(self: Any, state: _State, original: Callable[..., Any]) -> Any
         lambda i: f"Created by CreateImage({instance.id}) for {image_id}",
     )
     _register_new_image(state, image, None)
-    _note_new(state, [image.id, *(snap.id for snap in _image_snapshots(image))])
+    _note_new(state, [image.id, *(snap.id for snap in _image_snapshots(image))], self)
     return result
 
 

@@ -63,7 +63,7 @@ def _run_instances(self: Any, state: _State, original: Callable[..., Any]) -> An
                     break
     result = original(self)
     # Eventual consistency: the new instances are not visible for a while.
-    _note_new(state, [instance.id for instance in result.result.instances])
+    _note_new(state, [instance.id for instance in result.result.instances], self)
     if token and not dry_run:
         state.tokens[(caller, self.region, f"RunInstances:{token}")] = (fingerprint, result.result.id)
     if problem:

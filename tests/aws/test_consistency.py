@@ -146,13 +146,12 @@ def test_migrate_launch_waits_through_not_found_after_run_instances(slow_sandbox
 
 
 def test_test_launch_cleanup_confirms_termination_of_an_instance_not_visible_yet(slow_sandbox, module_sessions):
-    ec2 = slow_sandbox.client("ec2", DEV, SRC)
+    ec2 = module_sessions.client("ec2", DEV, SRC)  # launched as the bot launches it
     instance_id = ec2.run_instances(ImageId="ami-0abcdef1234567890", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     result = {"instance_id": instance_id, "launched_at": time.time()}
     said = get_action("verify.test_launch").undo(make_ctx(module_sessions, sleep=passing_time(slow_sandbox)), DEV, SRC, {}, result)
     assert said == f"terminated test instance {instance_id}"
-    slow_sandbox.reveal()
-    state = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["State"]["Name"]
+    state = slow_sandbox.client("ec2", DEV, SRC).describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["State"]["Name"]
     assert state in ("shutting-down", "terminated")
 
 
