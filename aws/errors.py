@@ -70,6 +70,47 @@ _GRANT_SPREAD = "A new grant can take a few minutes to take effect: if it was ju
 
 # First match wins: the specific entries of a code come before its catch-all.
 KNOWN: tuple[Known, ...] = (
+    # AMIs AWS will not copy or share (docs/aws-rules.md): refused in the preflight,
+    # these words are for when AWS says it after approval.
+    Known(
+        ("InvalidRequest", "InvalidParameterValue", "UnsupportedOperation"),
+        r"BillingProduct|billing product|product code",
+        "The AMI carries billing product codes (AWS Marketplace, or a licensed platform such as Windows or RHEL): AWS does not copy such AMIs to another account.",
+        "Share it instead (the target launches it and keeps the billing), or launch an instance from it in the target account and create an image there "
+        "(https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/CopyingAMIs.html).",
+        "Images with EC2 BillingProduct codes cannot be copied to another AWS account.",
+    ),
+    Known(
+        ("InvalidRequest", "InvalidParameterCombination", "UnsupportedOperation"),
+        r"instance.store",
+        "The AMI is instance store-backed (S3): AWS can neither encrypt it nor copy it to another account.",
+        "Launch an instance from it, create an EBS-backed image from the instance (CreateImage), and copy that "
+        "(https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/CopyingAMIs.html).",
+        "Instance store-backed AMIs cannot be encrypted or copied to another AWS account.",
+    ),
+    Known(
+        ("IncorrectState", "InvalidSnapshot.InUse", "InvalidRequest"),
+        r"archive",
+        "A snapshot of the AMI is in the archive tier: it cannot be used (copied, launched) until it is restored.",
+        "Restore it: `aws ec2 restore-snapshot-tier --snapshot-id <snap> --temporary-restore-days 7` (or `--permanent-restore`), wait until "
+        "`RestoreStatus` is done, then ask again (https://docs.aws.amazon.com/ebs/latest/userguide/snapshot-archive.html).",
+        "Snapshot snap-0123456789abcdef0 is in the archive tier and cannot be used until it is restored.",
+    ),
+    Known(
+        ("ResourceLimitExceeded",),
+        r"launch permission|shared with at most|1,?000",
+        "The AMI is already shared with the most entities AWS allows (1,000 accounts, organizations and OUs together).",
+        "Remove shares nobody uses (`/ami unshare`), or share with an organization or OU (each counts as one) "
+        "(https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/sharingamis-explicit.html).",
+        "An AMI can be shared with at most 1000 accounts, organizations and organizational units.",
+    ),
+    Known(
+        ("InvalidAMIName.Duplicate",),
+        r"",
+        "The account already has an AMI with that name in that region: AMI names are unique per account and region.",
+        "Pick another `name`, or leave it out (amibot then names the copy after the request).",
+        "AMI name payments-api is already in use by AMI ami-0123456789abcdef0",
+    ),
     Known(
         ("InvalidRequest",),
         r"permission to access the storage",

@@ -14,14 +14,65 @@ import re
 import threading
 import time
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 import boto3
 import botocore.session
 from botocore.config import Config as BotoConfig
 
 DEFAULT_MAX_ATTEMPTS = 8
+
+# Interactive preflight (before anyone is asked) has its own short budget: a
+# requester waiting on "Checking…" hears within seconds that AWS is slow, and gets a
+# plain failure with AWS's words within PREFLIGHT_DEADLINE_SECONDS; the steps after
+# approval keep the full budget above.
+PREFLIGHT_TAG = "preflight"
+PREFLIGHT_MAX_ATTEMPTS = 3
+PREFLIGHT_DEADLINE_SECONDS = 50.0
+
+_preflight = threading.local()
+
+
+class PreflightTimeout(Exception):
+    """The preflight used up its time budget (AWS kept answering slowly)."""
+
+
+@contextmanager
+def preflight_deadline(seconds: float = PREFLIGHT_DEADLINE_SECONDS) -> Iterator[None]:
+    """While inside, preflight clients made in this thread refuse to send a request
+    (or a retry) after ``seconds``: the preflight fails then instead of hanging."""
+    previous = getattr(_preflight, "deadline", None)
+    _preflight.deadline = time.monotonic() + seconds
+    _preflight.last_answer = None
+    try:
+        yield
+    finally:
+        _preflight.deadline = previous
+
+
+def _check_deadline(**kwargs: Any) -> None:
+    deadline = getattr(_preflight, "deadline", None)
+    if deadline is not None and time.monotonic() > deadline:
+        last = getattr(_preflight, "last_answer", None)
+        said = f" AWS's last answer: `{last[0]}`: {last[1]}" if last else ""
+        raise PreflightTimeout(f"AWS kept answering slowly or with errors while amibot checked the request.{said}")
+
+
+def _remember_answer(response: Any = None, **kwargs: Any) -> None:
+    """Keep AWS's last error answer (code, message) for the words of a timeout."""
+    try:
+        error = (response[1] or {}).get("Error") if response else None
+    except (TypeError, IndexError, AttributeError):
+        error = None
+    if error and error.get("Code"):
+        _preflight.last_answer = (error.get("Code"), error.get("Message", ""))
+
+
+def preflight_config(max_attempts: int = PREFLIGHT_MAX_ATTEMPTS) -> BotoConfig:
+    """Few attempts and short timeouts: someone is waiting for the answer."""
+    return BotoConfig(retries={"mode": "standard", "max_attempts": max_attempts}, connect_timeout=3, read_timeout=10)
 
 
 def retry_config(max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> BotoConfig:
@@ -120,10 +171,11 @@ class AwsSessions:
     """
 
     def __init__(self, accounts: dict[str, AccountAccess], base_session: Callable[[], boto3.Session] = boto3.Session, *,
-                 max_attempts: int = DEFAULT_MAX_ATTEMPTS, max_sessions: int = DEFAULT_MAX_SESSIONS,
-                 observer: AwsObserver | None = None, clock: Callable[[], float] = time.time):
+                 max_attempts: int = DEFAULT_MAX_ATTEMPTS, preflight_max_attempts: int = PREFLIGHT_MAX_ATTEMPTS,
+                 max_sessions: int = DEFAULT_MAX_SESSIONS, observer: AwsObserver | None = None, clock: Callable[[], float] = time.time):
         self._accounts = accounts
         self._config = retry_config(max_attempts)
+        self._preflight_config = preflight_config(preflight_max_attempts)
         self._base_session = base_session
         self._max_sessions = max_sessions
         self._observer = observer or _NoObserver()
@@ -151,8 +203,10 @@ class AwsSessions:
         params: dict[str, Any] = {"RoleArn": access.role_arn, "RoleSessionName": session_name(tag)}
         if access.external_id:
             params["ExternalId"] = access.external_id
-        sts = self._base_session().client("sts", config=self._config)
+        sts = self._base_session().client("sts", config=self._config_for(tag))
         _observe(sts.meta.events, self._observer)
+        if tag.startswith(PREFLIGHT_TAG):
+            sts.meta.events.register("before-send", _check_deadline)
         creds = sts.assume_role(**params)["Credentials"]
         expiration = creds.get("Expiration")
         expires = expiration.timestamp() if hasattr(expiration, "timestamp") else self._clock() + _CREDENTIALS_TTL
@@ -195,6 +249,15 @@ class AwsSessions:
             self._verified.add(account_id)
         return session
 
+    def _config_for(self, tag: str) -> BotoConfig:
+        return self._preflight_config if tag.startswith(PREFLIGHT_TAG) else self._config
+
     def client(self, service: str, account_id: str, region: str, tag: str = "bot") -> Any:
-        """A boto3 client for ``service`` in ``region`` acting as ``account_id``."""
-        return self.session(account_id, tag).client(service, region_name=region, config=self._config)
+        """A boto3 client for ``service`` in ``region`` acting as ``account_id``.
+        Clients for the preflight (``tag`` starting with ``preflight``) get the short
+        budget and honour :func:`preflight_deadline`."""
+        client = self.session(account_id, tag).client(service, region_name=region, config=self._config_for(tag))
+        if tag.startswith(PREFLIGHT_TAG):
+            client.meta.events.register("before-send", _check_deadline)
+            client.meta.events.register("needs-retry", _remember_answer)
+        return client

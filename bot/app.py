@@ -27,8 +27,8 @@ from bot.logs import register_secrets
 from bot.metrics import Metrics
 from bot.notifier import Notifier
 from bot.scheduler import Clockwork, Scheduler
-from bot.services import RequestService
 from bot.leases import Leases
+from bot.services import PREFLIGHT_SLOW_SECONDS, RequestService
 from bot.store import open_store
 from bot.surfaces import SurfaceService
 from bot.worker import PlanRunner, Worker
@@ -68,7 +68,7 @@ class Amibot:
 
     def __init__(self, config: Config, *, clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
                  grant_wait_seconds: float = 300.0, tick_seconds: float | None = None, notifier_poll_seconds: float = 2.0,
-                 aws_max_attempts: int = DEFAULT_MAX_ATTEMPTS):
+                 aws_max_attempts: int = DEFAULT_MAX_ATTEMPTS, preflight_slow_seconds: float = PREFLIGHT_SLOW_SECONDS):
         self.config = config
         register_secrets(config.slack.bot_token, config.slack.signing_secret, config.slack.app_token, *_url_password(config.db_path))
         # SQLite or PostgreSQL (AMIBOT_DB); nothing below this line knows which.
@@ -85,8 +85,9 @@ class Amibot:
         # that can be drained: listeners are quick, slow work goes to self.worker.
         self.listeners = Worker(threads=8, name="amibot-listener")
         self.runner = PlanRunner(self.store, self.sessions, self.notifier, notify_channel=config.bot.notify_channel, sleep=sleep, grant_wait_seconds=grant_wait_seconds, clock=clock,
-                                 leases=self.leases, observer=self.metrics)
-        self.service = RequestService(config, self.store, self.sessions, self.notifier, self.worker, self.runner, SlackDirectory(self.client), clock)
+                                 leases=self.leases, observer=self.metrics, consistency_window_seconds=config.bot.consistency_window_seconds)
+        self.service = RequestService(config, self.store, self.sessions, self.notifier, self.worker, self.runner, SlackDirectory(self.client), clock,
+                                      preflight_slow_seconds=preflight_slow_seconds)
         self.catalog = ImageCatalog(self.sessions)
         self.surfaces = SurfaceService(self.service, self.catalog)
         self.notifier.home = self.surfaces  # App Home tabs are republished through the outbox

@@ -15,10 +15,11 @@ import difflib
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
+from aws.partitions import partition_for
 from bot.errors import ConfigError, UnknownAccountError
 from bot.grammar import (
     ACCOUNT_ID_RE,
@@ -67,12 +68,13 @@ class AccountConfig:
 class OrganizationConfig:
     id: str  # o-xxxxxxxxxx
     management_account: str  # 12 digits
+    partition: str = "aws"  # of bot.default_region: aws, aws-cn, aws-us-gov
 
     def arn(self) -> str:
-        return f"arn:aws:organizations::{self.management_account}:organization/{self.id}"
+        return f"arn:{self.partition}:organizations::{self.management_account}:organization/{self.id}"
 
     def ou_arn(self, ou_id: str) -> str:
-        return f"arn:aws:organizations::{self.management_account}:ou/{self.id}/{ou_id}"
+        return f"arn:{self.partition}:organizations::{self.management_account}:ou/{self.id}/{ou_id}"
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,9 @@ class BotConfig:
     approval_dm: bool = True  # DM each eligible owner the approval (accounts.<a>.approval_dm overrides)
     reminder_hours_before_expiry: tuple[int, ...] = (12, 1)  # DM reminders to owners, hours before expiry
     max_request_kib: int = 64  # larger HTTP bodies are refused (413) before they are read
+    # How long "not found" on something amibot just created means "not visible yet"
+    # (AWS is eventually consistent right after a create).
+    consistency_window_seconds: int = 300
 
 
 @dataclass(frozen=True)
@@ -185,6 +190,9 @@ def parse_config(text: str, env: Mapping[str, str], source: str = "<config>") ->
     bot = _parse_bot(_table(data, "bot", "bot", required=False))
     accounts = _parse_accounts(data)
     organization = _parse_organization(data)
+    if organization is not None:
+        # Organizations ARNs are in the partition of the regions the bot works in.
+        organization = replace(organization, partition=partition_for(bot.default_region))
     return Config(
         bot=bot,
         accounts=accounts,
@@ -378,6 +386,10 @@ def _parse_bot(table: dict[str, Any]) -> BotConfig:
         _get(table, p, "max_share_days", int, "max_share_days = 90", d.max_share_days),
         f"{p}.max_share_days", 1, 90, "days (a share lasts at most 90 days)",
     )
+    window = _int_range(
+        _get(table, p, "consistency_window_seconds", int, "consistency_window_seconds = 300", d.consistency_window_seconds),
+        f"{p}.consistency_window_seconds", 10, 3600, "seconds (AWS usually shows a new resource within seconds, rarely minutes)",
+    )
     max_request_kib = _int_range(
         _get(table, p, "max_request_kib", int, "max_request_kib = 64", d.max_request_kib),
         f"{p}.max_request_kib", 4, 1024, "KiB (Slack's payloads are a few KiB)",
@@ -399,7 +411,7 @@ def _parse_bot(table: dict[str, Any]) -> BotConfig:
         reminders.append(_int_range(hours, f"{p}.reminder_hours_before_expiry", 1, ttl, "hours (at most approval_ttl_hours)"))
     return BotConfig(
         command, region, poll, ttl, channel, max_days,
-        lease_seconds=lease, tick_seconds=tick, max_request_kib=max_request_kib,
+        lease_seconds=lease, tick_seconds=tick, max_request_kib=max_request_kib, consistency_window_seconds=window,
         allowed_channels=allowed,
         require_reason=_get(table, p, "require_reason", bool, "require_reason = true", d.require_reason),
         approval_dm=_get(table, p, "approval_dm", bool, "approval_dm = true", d.approval_dm),

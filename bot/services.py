@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 import time
 from typing import Callable, Protocol
 
-from aws.sessions import AwsSessions
+from aws.sessions import PREFLIGHT_DEADLINE_SECONDS, AwsSessions, PreflightTimeout, preflight_deadline
 from slack_sdk.errors import SlackApiError
 
 from bot import cards, grammar, listing, messages, operations, slacktext
 from bot.config import AccountConfig, Config
 from bot.logs import log_context
-from bot.errors import AlreadyDecidedError, AmibotError, NobodyCanApproveError, NotAnApproverError, NotAllowedError
+from bot.errors import AlreadyDecidedError, AmibotError, NobodyCanApproveError, NotAnApproverError, NotAllowedError, PreflightError
 from bot.notifier import Notifier
 from bot.requests import (
     APPROVED,
@@ -35,6 +36,10 @@ from bot.requests import (
 from bot.store import Store
 from bot.worker import PlanRunner, Worker
 
+# The requester hears "AWS is answering slowly" after this many seconds of preflight
+# (Slack shows "Checking…" until then).
+PREFLIGHT_SLOW_SECONDS = 8.0
+
 log = logging.getLogger("amibot.services")
 
 
@@ -50,7 +55,10 @@ class RequestService:
     """The bot's use cases."""
 
     def __init__(self, config: Config, store: Store, sessions: AwsSessions, notifier: Notifier, worker: Worker,
-                 runner: PlanRunner, directory: Directory, clock: Callable[[], float] = time.time):
+                 runner: PlanRunner, directory: Directory, clock: Callable[[], float] = time.time,
+                 preflight_slow_seconds: float = PREFLIGHT_SLOW_SECONDS, preflight_deadline_seconds: float = PREFLIGHT_DEADLINE_SECONDS):
+        self.preflight_slow_seconds = preflight_slow_seconds
+        self.preflight_deadline_seconds = preflight_deadline_seconds
         self.config = config
         self.store = store
         self.sessions = sessions
@@ -118,12 +126,33 @@ class RequestService:
 
     def submit(self, command: object, *, user: str, channel: str, text: str, response_url: str | None) -> Request | None:
         """Preflight an operation and, if it passes, ask the owners. Failures go back
-        to the requester (ephemeral) and create nothing."""
+        to the requester (ephemeral) and create nothing. The preflight has a short AWS
+        budget (``aws.sessions.preflight_deadline``); if it takes longer than
+        ``preflight_slow_seconds`` the requester is told AWS is slow."""
+        notice = threading.Timer(self.preflight_slow_seconds, self._tell_slow, kwargs={"user": user, "channel": channel, "text": text, "response_url": response_url})
+        notice.daemon = True
+        notice.start()
+        try:
+            with preflight_deadline(self.preflight_deadline_seconds):
+                return self._submit(command, user=user, channel=channel, text=text, response_url=response_url)
+        finally:
+            notice.cancel()
+
+    def _tell_slow(self, *, user: str, channel: str, text: str, response_url: str | None) -> None:
+        said = f":hourglass_flowing_sand: AWS is answering slowly, still checking {slacktext.code(_clean(text))}…"
+        if response_url:
+            self.notifier.respond(response_url, said)
+        else:
+            self.notifier.ephemeral(channel, user, said)
+
+    def _submit(self, command: object, *, user: str, channel: str, text: str, response_url: str | None) -> Request | None:
         uid = secrets.token_hex(8)
         with log_context(request_id=f"new-{uid}"):  # no number before the request is stored
             try:
                 request = self._plan_and_create(command, uid, user=user, channel=channel, text=text, response_url=response_url)
             except Exception as error:  # error_text logs the unexpected ones with an id
+                if isinstance(error, PreflightTimeout):
+                    error = PreflightError(str(error), fix="AWS is degraded or throttling: try again in a few minutes.")
                 if response_url:
                     self.notifier.respond(response_url, ":no_entry: " + messages.error_text(error))
                 else:  # asked from the App Home: no response_url to answer through

@@ -107,8 +107,9 @@ class PlanRunner:
 
     def __init__(self, store: Store, sessions: AwsSessions, notifier: Notifier, *, notify_channel: str | None = None,
                  sleep: Callable[[float], None] = time.sleep, grant_wait_seconds: float = 300.0, clock: Callable[[], float] = time.time,
-                 leases: Leases | None = None, observer: StepObserver | None = None):
+                 leases: Leases | None = None, observer: StepObserver | None = None, consistency_window_seconds: float = 300.0):
         self.store = store
+        self.consistency_window_seconds = consistency_window_seconds
         self.sessions = sessions
         self.notifier = notifier
         self.notify_channel = notify_channel
@@ -137,6 +138,7 @@ class PlanRunner:
             checkpoint=lambda result: self.store.save_step_progress(request.id, seq, result),
             sleep=self.sleep,
             grant_wait_seconds=self.grant_wait_seconds,
+            consistency_window_seconds=self.consistency_window_seconds,
             log=lambda text: log.info("%s step %s: %s", request.display_id, seq, text),
             holdings=StoreHoldings(self.store, request.id),
         )

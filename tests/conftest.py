@@ -18,9 +18,15 @@ from offline.slack import FakeSlack, SignedSlackClient
 from tests.postgres import pg_url, postgres_cluster, store_target  # noqa: F401  (fixtures)
 
 
+# Seconds; AMIBOT_TEST_CONSISTENCY_DELAY=0 measures what the delay costs the suite.
+SUITE_CONSISTENCY_DELAY = float(os.environ.get("AMIBOT_TEST_CONSISTENCY_DELAY", "0.3"))
+
+
 @pytest.fixture(scope="session")
 def sandbox_session():
-    sandbox = Sandbox(rehearsal.REGION)
+    # Eventual consistency on, short: every new image, snapshot, instance and grant is
+    # invisible for a moment, as in AWS, without slowing the suite much.
+    sandbox = Sandbox(rehearsal.REGION, consistency_delay=SUITE_CONSISTENCY_DELAY)
     sandbox.start()
     yield sandbox
     sandbox.stop()

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
 from aws.actions.holdings import Holdings, OwnHoldings
+from aws.partitions import partition_for
 from aws.sessions import AwsSessions
 
 # Exactly the operations the target account needs on a shared AMI's key
@@ -21,9 +22,10 @@ from aws.sessions import AwsSessions
 SHARE_GRANT_OPERATIONS = ("DescribeKey", "CreateGrant", "Decrypt", "GenerateDataKeyWithoutPlaintext", "ReEncryptFrom")
 
 
-def account_root(account_id: str) -> str:
-    """The principal that stands for a whole account in KMS grants and policies."""
-    return f"arn:aws:iam::{account_id}:root"
+def account_root(account_id: str, region: str) -> str:
+    """The principal that stands for a whole account in KMS grants and policies,
+    in the partition of ``region``."""
+    return f"arn:{partition_for(region)}:iam::{account_id}:root"
 
 
 def grant_name(request_uid: str, grantee_account: str) -> str:
@@ -63,6 +65,9 @@ class StepContext:
     checkpoint: Callable[[dict[str, Any]], None] = lambda result: None
     sleep: Callable[[float], None] = time.sleep
     grant_wait_seconds: float = 300.0  # how long a new grant may take to spread
+    # How long "not found" on something this request just created means "not visible
+    # yet" (AWS is eventually consistent), see aws.actions.visibility.
+    consistency_window_seconds: float = 300.0
     log: Callable[[str], None] = lambda text: None
     previous: dict[str, Any] = field(default_factory=dict)  # this step's result saved by an earlier attempt
     request_id: str = ""  # the display id (R-17), for tags and names people read

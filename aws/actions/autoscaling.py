@@ -20,16 +20,17 @@ import time
 
 from botocore.exceptions import ClientError
 
-from aws.actions import SHARE_GRANT_OPERATIONS, Action, register
+from aws.actions import SHARE_GRANT_OPERATIONS, Action, partition_for, register
 from aws.actions.share import _revoke
 
 # What the target can pass on: exactly what the share grant gave it.
 AUTOSCALING_GRANT_OPERATIONS = SHARE_GRANT_OPERATIONS
 
 
-def autoscaling_role(account_id: str) -> str:
-    """The ARN of Auto Scaling's service-linked role in an account."""
-    return f"arn:aws:iam::{account_id}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
+def autoscaling_role(account_id: str, region: str) -> str:
+    """The ARN of Auto Scaling's service-linked role in an account (in the partition
+    of ``region``)."""
+    return f"arn:{partition_for(region)}:iam::{account_id}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
 
 
 def autoscaling_grant_name(request_uid: str, account_id: str) -> str:

@@ -11,13 +11,15 @@ the check from the target's side.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from aws.actions import Action, Kept, StepContext, get_action, register
-from aws.actions.images import OWNER_PROOF_TAG, discard_unfinished_image, find_image, proves_ownership
+from aws.actions import Action, Kept, StepContext, account_root, get_action, register
+from aws.actions.images import OWNER_PROOF_TAG, discard_unfinished_image, find_image, look_up_image, proves_ownership
+from aws.actions.visibility import until_visible
 from aws.errors import AwsFailure
 from aws.sessions import AwsSessions
 
@@ -116,7 +118,7 @@ def check_key_usable(sessions: AwsSessions, account_id: str, region: str, key_ar
     means it would have worked."""
     kms = sessions.client("kms", account_id, region, tag)
     try:
-        kms.create_grant(KeyId=key_arn, GranteePrincipal=f"arn:aws:iam::{account_id}:root", Operations=["Decrypt"], DryRun=True)
+        kms.create_grant(KeyId=key_arn, GranteePrincipal=account_root(account_id, region), Operations=["Decrypt"], DryRun=True)
     except ClientError as error:
         if error.response["Error"]["Code"] != "DryRunOperationException":
             raise
@@ -238,15 +240,27 @@ class CopyImage(Action):
         call = ctx.previous.get("call")
         if not call:
             call = self.call(ctx, params)
-            ctx.checkpoint({"call": call})
+            # sent_at: an undo that finds no recorded image id looks for the copy by
+            # name, and keeps looking while a copy sent then may not be visible yet.
+            ctx.checkpoint({"call": call, "sent_at": time.time()})
         image_id = ctx.previous.get("image_id")
-        if not image_id or find_image(ec2, image_id) is None:
+        # A copy started moments ago may not be visible yet (eventual consistency):
+        # it is there, so wait for it rather than send CopyImage again.
+        if not image_id or not until_visible(ctx, ctx.previous.get("created_at"), lambda: look_up_image(ec2, image_id), f"copy {image_id}"):
             # Same ClientToken and parameters as any earlier attempt: one copy.
-            image_id = ec2.copy_image(**call)["ImageId"]
-            ctx.checkpoint({"call": call, "image_id": image_id})
+            created_at = time.time()
+            try:
+                image_id = ec2.copy_image(**call)["ImageId"]
+            except ClientError:
+                # AWS answered with an error: no copy was started, nothing to look for.
+                ctx.checkpoint({"call": call, "sent_at": None})
+                raise
+            ctx.checkpoint({"call": call, "image_id": image_id, "created_at": created_at})
         return {
             "call": call,
             "image_id": image_id,
+            # When CopyImage answered: for a while after, "not found" means "not visible yet".
+            "created_at": ctx.previous.get("created_at") or time.time(),
             "name": call["Name"],
             "kms_key_arn": call["KmsKeyId"],
             "summary": f"copy `{image_id}` (`{call['Name']}`) started in {account_id} {region}, encrypted with {call['KmsKeyId']}",
@@ -259,18 +273,26 @@ class CopyImage(Action):
         if not image_id and name:
             # CopyImage may have been sent without its answer being recorded (a
             # crash): find the copy by its name, unique per account and region.
-            found = ec2.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": [name]}])["Images"]
-            mine = [i for i in found if proves_ownership(i, client_token(ctx.request_uid))]
-            if found and not mine:
-                raise Kept(
-                    f"an image named `{name}` in {account_id} {region} ({found[0]['ImageId']}) was left alone: "
-                    f"it does not carry this request's {OWNER_PROOF_TAG} tag, so nothing proves it is this copy"
-                )
-            image_id = mine[0]["ImageId"] if mine else None
+            def by_name() -> str | None:
+                found = ec2.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": [name]}])["Images"]
+                mine = [i for i in found if proves_ownership(i, client_token(ctx.request_uid))]
+                if found and not mine:
+                    raise Kept(
+                        f"an image named `{name}` in {account_id} {region} ({found[0]['ImageId']}) was left alone: "
+                        f"it does not carry this request's {OWNER_PROOF_TAG} tag, so nothing proves it is this copy"
+                    )
+                return mine[0]["ImageId"] if mine else None
+
+            image_id = until_visible(ctx, result.get("sent_at"), by_name, f"copy `{name}`", wait_in_place=ctx.consistency_window_seconds)
         if not image_id:
             return None
-        image = find_image(ec2, image_id)
-        if image is None:
+        # A copy started moments ago may not be visible yet: it is still there (and
+        # running) until AWS shows it, so keep asking through the consistency window.
+        image = until_visible(
+            ctx, result.get("created_at"), lambda: look_up_image(ec2, image_id), f"copy {image_id}",
+            wait_in_place=ctx.consistency_window_seconds,
+        )
+        if not image:
             return None
         # AWS: deregistering a pending copy stops it; a finished copy is kept.
         return discard_unfinished_image(ec2, image, "copy", f"{account_id} {region}")
@@ -321,10 +343,11 @@ class VerifyCopy(Action):
     undoable = False
 
     def execute(self, ctx, account_id, region, params):
-        image_id = ctx.results[int(params["image_from_step"])]["image_id"]
+        copied = ctx.results[int(params["image_from_step"])]
+        image_id = copied["image_id"]
         key_arn = params["kms_key_arn"]
         ec2 = ctx.client("ec2", account_id, region)
-        image = find_image(ec2, image_id)
+        image = until_visible(ctx, copied.get("created_at"), lambda: look_up_image(ec2, image_id), f"copy {image_id}") or None
         where = f"account {account_id} {region}"
         if image is None:
             raise CopyCheckFailed(f"The copy {image_id} is not visible from {where}.", "Check the account's images; ask again if it is gone.")

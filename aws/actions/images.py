@@ -47,6 +47,21 @@ def find_image(ec2: Any, image_id: str) -> dict[str, Any] | None:
     return images[0] if images and images[0].get("State") != "deregistered" else None
 
 
+def look_up_image(ec2: Any, image_id: str) -> dict[str, Any] | None:
+    """For undo after a recent create: the image; ``{}`` when AWS answers that it
+    is gone (deregistered, or an empty answer); None when AWS does not know the id
+    (``InvalidAMIID.NotFound``: right after a create, "not visible yet")."""
+    try:
+        images = ec2.describe_images(ImageIds=[image_id])["Images"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] in ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"):
+            return None
+        raise
+    if not images or images[0].get("State") == "deregistered":
+        return {}
+    return images[0]
+
+
 def poll_images(client: Any, image_ids: list[str]) -> dict[str, ImageStatus]:
     """One DescribeImages and one DescribeSnapshots (by id) for many images."""
     statuses: dict[str, ImageStatus] = {}
@@ -183,11 +198,34 @@ class WaitImageAvailable(Action):
             return params["image_id"]
         return ctx.results[int(params["image_from_step"])]["image_id"]
 
+    def created_at(self, ctx: StepContext, params: dict[str, Any]) -> float | None:
+        """When the step that made the image got AWS's answer (None: not known)."""
+        if params.get("image_from_step"):
+            return (ctx.results.get(int(params["image_from_step"])) or {}).get("created_at")
+        return None
+
     def execute(self, ctx, account_id, region, params):
+        from aws.actions.visibility import until_visible, within_window
+
         image_id = self.image_id(ctx, params)
         status = ctx.image_status.get(account_id, region, image_id) if ctx.image_status else None
         if status is None:
             status = poll_images(ctx.client("ec2", account_id, region), [image_id])[image_id]
+        created_at = self.created_at(ctx, params)
+        if status.state == "missing" and within_window(ctx, created_at):
+            # Just created: AWS may not show it yet (eventual consistency), it is not gone.
+            ec2 = ctx.client("ec2", account_id, region)
+
+            def look() -> ImageStatus | None:
+                fresh = poll_images(ec2, [image_id])[image_id]
+                return None if fresh.state == "missing" else fresh
+
+            status = until_visible(
+                ctx, created_at, look, f"image {image_id}", result={"image_id": image_id, "progress": None},
+                poll_seconds=float(params.get("poll_seconds", 30)),
+            ) or status
+            if ctx.image_status:
+                ctx.image_status.forget(account_id, region, image_id)
         if status.state == "available":
             return {"image_id": image_id, "state": "available", "snapshot_ids": list(status.snapshot_ids)}
         if status.state in ("pending", "transient"):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from botocore.exceptions import ClientError
+
 from aws.errors import explain
 from aws.sessions import AwsSessions
 
@@ -30,6 +32,22 @@ class ImageFacts:
     unencrypted_snapshots: list[str]
     launch_permissions: list[dict[str, str]]
     tags: dict[str, str]
+    # What decides whether AWS will copy or share it at all (docs/aws-rules.md):
+    product_codes: list[str] = field(default_factory=list)  # "<id> (<type>)": Marketplace / billing products
+    platform_details: str = "Linux/UNIX"
+    usage_operation: str = "RunInstances"  # anything else carries a billing product code
+    root_device_type: str = "ebs"  # or "instance-store" (S3-backed)
+    deprecation_time: str | None = None  # ISO 8601, when AWS deprecates it
+    archived_snapshots: list[str] = field(default_factory=list)  # snapshots in the archive tier
+    # False for another account's AMI whose snapshots the account cannot read (no
+    # createVolumePermission): it may launch it, not copy it.
+    snapshots_readable: bool = True
+
+    def billing_coded(self) -> bool:
+        """Whether the AMI carries billing product codes (Marketplace product codes,
+        or a licensed platform such as Windows or RHEL: UsageOperation other than
+        ``RunInstances``). AWS: such images cannot be copied to another account."""
+        return bool(self.product_codes) or (self.usage_operation or "RunInstances") != "RunInstances"
 
 
 PREFLIGHT_PERMISSIONS = (
@@ -50,7 +68,16 @@ def inspect_image(sessions: AwsSessions, account_id: str, region: str, image_id:
         raise explain("InvalidAMIID.NotFound", f"The image id '[{image_id}]' does not exist", "DescribeImages")
     image = images[0]
     snapshot_ids = [m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")]
-    snapshots = ec2.describe_snapshots(SnapshotIds=snapshot_ids)["Snapshots"] if snapshot_ids else []
+    foreign = image.get("OwnerId") != account_id
+    readable = True
+    try:
+        snapshots = ec2.describe_snapshots(SnapshotIds=snapshot_ids)["Snapshots"] if snapshot_ids else []
+    except ClientError as error:
+        # Another account's snapshots are visible only with createVolumePermission.
+        if not foreign or error.response["Error"]["Code"] != "InvalidSnapshot.NotFound":
+            raise
+        snapshots, readable = [], False
+    archived = [s["SnapshotId"] for s in snapshots if s.get("StorageTier") == "archive"]
     keys: dict[str, KeyFacts] = {}
     unencrypted = []
     for snapshot in snapshots:
@@ -60,8 +87,17 @@ def inspect_image(sessions: AwsSessions, account_id: str, region: str, image_id:
         key_id = snapshot["KmsKeyId"]
         if key_id in keys:
             continue
-        meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
-        aliases = [a["AliasName"] for a in kms.list_aliases(KeyId=meta["KeyId"]).get("Aliases", [])]
+        try:
+            meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+        except ClientError as error:
+            # Another account's key: usable only through its grant or key policy.
+            if not foreign or error.response["Error"]["Code"] not in ("AccessDeniedException", "NotFoundException"):
+                raise
+            keys[key_id] = KeyFacts(arn=key_id, manager="CUSTOMER", state=f"not usable by {account_id} (no grant or key-policy statement)")
+            continue
+        aliases = []
+        if not foreign:  # ListAliases shows the caller's own aliases only
+            aliases = [a["AliasName"] for a in kms.list_aliases(KeyId=meta["KeyId"]).get("Aliases", [])]
         keys[key_id] = KeyFacts(arn=meta["Arn"], manager=meta["KeyManager"], state=meta["KeyState"], aliases=aliases)
     permissions = []
     if image.get("OwnerId") == account_id:
@@ -77,4 +113,11 @@ def inspect_image(sessions: AwsSessions, account_id: str, region: str, image_id:
         unencrypted_snapshots=unencrypted,
         launch_permissions=permissions,
         tags={t["Key"]: t["Value"] for t in image.get("Tags", [])},
+        product_codes=[f"{p.get('ProductCodeId')} ({p.get('ProductCodeType')})" for p in image.get("ProductCodes", [])],
+        platform_details=image.get("PlatformDetails") or "Linux/UNIX",
+        usage_operation=image.get("UsageOperation") or "RunInstances",
+        root_device_type=image.get("RootDeviceType") or "ebs",
+        deprecation_time=image.get("DeprecationTime"),
+        archived_snapshots=archived,
+        snapshots_readable=readable,
     )

@@ -12,13 +12,15 @@ Also the read-only preflight of a migration (``inspect_instance``, ``describe_su
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from aws.actions import Action, Kept, StepContext, StepWaiting, register
-from aws.actions.images import OWNER_PROOF_TAG, discard_unfinished_image, find_image, proves_ownership
+from aws.actions.images import OWNER_PROOF_TAG, discard_unfinished_image, find_image, look_up_image, proves_ownership
+from aws.actions.visibility import until_visible
 from aws.actions.inspect import KeyFacts
 from aws.actions.instance_settings import SETTINGS_PREFLIGHT_PERMISSIONS, InstanceSettings, read_instance_settings
 from aws.errors import AwsFailure
@@ -79,6 +81,17 @@ def _request_label(ctx: StepContext) -> str:
     return f"{ctx.request_id}-{ctx.request_uid}" if ctx.request_id else ctx.request_uid
 
 
+def describe_instance(ec2: Any, instance_id: str) -> dict[str, Any] | None:
+    """The instance, or None when AWS answers InvalidInstanceID.NotFound."""
+    try:
+        reservations = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "InvalidInstanceID.NotFound":
+            return None
+        raise
+    return next((i for r in reservations for i in r["Instances"]), None)
+
+
 def _images_named(ec2: Any, name: str) -> list[dict[str, Any]]:
     images = ec2.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": [name]}])["Images"]
     # A deregistered image can linger in DescribeImages for a while; it is not ours to reuse.
@@ -110,8 +123,8 @@ class CreateImageFromInstance(Action):
         ec2 = ctx.client("ec2", account_id, region)
         name = params["image_name"]
         recorded = ctx.previous.get("image_id")
-        if recorded and find_image(ec2, recorded):
-            return {"image_id": recorded, "image_name": name, "created": False}
+        if recorded and until_visible(ctx, ctx.previous.get("created_at"), lambda: look_up_image(ec2, recorded), f"image {recorded}"):
+            return {"image_id": recorded, "image_name": name, "created": False, "created_at": ctx.previous.get("created_at")}
         token = client_token(ctx.request_uid)
         found = _images_named(ec2, name)
         if found:
@@ -124,6 +137,7 @@ class CreateImageFromInstance(Action):
                 {"amibot:request": _request_label(ctx), "amibot:source-instance": params["instance_id"], OWNER_PROOF_TAG: token},
             )
         )
+        created_at = time.time()
         try:
             image_id = ec2.create_image(
                 InstanceId=params["instance_id"],
@@ -137,13 +151,14 @@ class CreateImageFromInstance(Action):
         except ClientError as error:
             if error.response["Error"]["Code"] != "InvalidAMIName.Duplicate":
                 raise
-            # Two attempts raced: the other one's image is this request's image.
-            found = _images_named(ec2, name)
+            # Two attempts raced: the other one's image is this request's image. AWS
+            # knows it exists; DescribeImages may not show it yet (eventual consistency).
+            found = until_visible(ctx, time.time(), lambda: _images_named(ec2, name) or None, f"image `{name}`")
             if not found:
                 raise
             return self._reuse(found, name, token, account_id, region)
-        ctx.checkpoint({"image_id": image_id, "image_name": name})
-        return {"image_id": image_id, "image_name": name, "created": True, "rebooted": not params.get("no_reboot")}
+        ctx.checkpoint({"image_id": image_id, "image_name": name, "created_at": created_at})
+        return {"image_id": image_id, "image_name": name, "created": True, "rebooted": not params.get("no_reboot"), "created_at": created_at}
 
     @staticmethod
     def _reuse(found: list[dict[str, Any]], name: str, token: str, account_id: str, region: str) -> dict[str, Any]:
@@ -160,8 +175,12 @@ class CreateImageFromInstance(Action):
     def undo(self, ctx, account_id, region, params, result):
         ec2 = ctx.client("ec2", account_id, region)
         image_id = result.get("image_id")
-        image = find_image(ec2, image_id) if image_id else None
-        if image is None:
+        # An image created moments ago may not be visible yet; it is not gone.
+        image = until_visible(
+            ctx, result.get("created_at"), lambda: look_up_image(ec2, image_id), f"image {image_id}",
+            wait_in_place=ctx.consistency_window_seconds,
+        ) if image_id else None
+        if not image:
             return None
         if not proves_ownership(image, client_token(ctx.request_uid)) and not result.get("created"):
             raise Kept(f"image {image_id} in {account_id} {region} was left alone: nothing proves it is this request's")
@@ -237,14 +256,30 @@ class LaunchMigratedInstance(Action):
     def execute(self, ctx, account_id, region, params):
         ec2 = ctx.client("ec2", account_id, region)
         instance_id = ctx.previous.get("instance_id")
+        # An instance recorded without the time (an older checkpoint) counts as new.
+        launched_at = ctx.previous.get("launched_at") or time.time()
+        private_ip = ctx.previous.get("private_ip")
         if not instance_id:
             # Same ClientToken, same parameters: AWS returns the instance of the first
             # call instead of launching another (a retry after a crash is safe).
             launched = ec2.run_instances(**self.run_parameters(ctx, params))["Instances"][0]
-            instance_id = launched["InstanceId"]
-            ctx.checkpoint({"instance_id": instance_id, "private_ip": launched.get("PrivateIpAddress")})
-        reservations = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
-        instance = reservations[0]["Instances"][0]
+            instance_id, private_ip = launched["InstanceId"], launched.get("PrivateIpAddress")
+            ctx.checkpoint({"instance_id": instance_id, "private_ip": private_ip, "launched_at": launched_at})
+        # Right after RunInstances AWS may answer InvalidInstanceID.NotFound for a
+        # while (eventual consistency): the instance exists, it is not visible yet.
+        instance = until_visible(
+            ctx, launched_at, lambda: describe_instance(ec2, instance_id), f"instance {instance_id}",
+            result={"instance_id": instance_id, "private_ip": private_ip, "launched_at": launched_at},
+            poll_seconds=float(params.get("poll_seconds", 30)),
+        )
+        if instance is None:
+            raise AwsFailure(
+                "InvalidInstanceID.NotFound",
+                f"The instance ID '{instance_id}' does not exist",
+                cause=f"The new instance {instance_id} is not visible in {account_id} {region}, long after RunInstances answered.",
+                fix="Look for it in the EC2 console (tag amibot:migrated-from); ask again if it is not there.",
+                operation="DescribeInstances",
+            )
         state = instance["State"]["Name"]
         found = {
             "instance_id": instance_id,
@@ -254,6 +289,7 @@ class LaunchMigratedInstance(Action):
             "image_id": instance.get("ImageId"),
             "state": state,
             "migrated_from": params["source_instance_id"],
+            "launched_at": launched_at,
         }
         if state == "running":
             # Instance id and IP change with a migration: the thread reply says them

@@ -216,19 +216,25 @@ class CreateKmsGrant(Action):
         for grant in _list_grants(kms, params["key_arn"]):
             if grant.get("Name") == name:
                 return {"grant_id": grant["GrantId"], "created": False}
+        created_at = time.time()
         grant = kms.create_grant(
             KeyId=params["key_arn"],
             GranteePrincipal=params["grantee_principal"],
             Operations=list(params["operations"]),
             Name=name,
         )
-        return {"grant_id": grant["GrantId"], "created": True}
+        # For a while after, ListGrants may not list the new grant (eventual
+        # consistency): a retry then sends the same named CreateGrant, which KMS
+        # answers with this grant instead of a second one.
+        return {"grant_id": grant["GrantId"], "created": True, "created_at": created_at}
 
     def undo(self, ctx, account_id, region, params, result):
         grant_id = result.get("grant_id")
         if not grant_id:
             return None
         kms = ctx.client("kms", account_id, region)
+        # By id, which CreateGrant returned: works at once, even while ListGrants does
+        # not list the new grant yet.
         _revoke(kms, params["key_arn"], grant_id)
         return f"revoked KMS grant {grant_id} on {params['key_arn']}"
 
@@ -273,7 +279,7 @@ class VerifyTargetAccess(Action):
                 for key_arn in params.get("key_arns", []):
                     kms.describe_key(KeyId=key_arn)
                     try:
-                        kms.create_grant(KeyId=key_arn, GranteePrincipal=account_root(account_id), Operations=["Decrypt"], DryRun=True)
+                        kms.create_grant(KeyId=key_arn, GranteePrincipal=account_root(account_id, region), Operations=["Decrypt"], DryRun=True)
                     except ClientError as error:
                         if error.response["Error"]["Code"] != "DryRunOperationException":
                             raise

@@ -22,6 +22,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from aws.actions import Action, StepContext, StepWaiting, register
+from aws.actions.visibility import until_visible, within_window
 from aws.errors import AwsFailure, explain
 
 PURPOSE_TAG = "amibot:purpose"
@@ -105,7 +106,7 @@ class VerifyByTestLaunch(Action):
         done = dict(ctx.previous)
         if done.get("verified"):
             # A restart after the check passed: make sure the instance is gone.
-            _terminate(ec2, done.get("instance_id"))
+            _terminate(ctx, ec2, done.get("instance_id"), done.get("launched_at"))
             return done
         if not done.get("instance_id"):
             done = self._launch(ctx, ec2, account_id, region, image_id, params)
@@ -117,7 +118,7 @@ class VerifyByTestLaunch(Action):
             # A failed step is not undone by the worker: never leave a test
             # instance running behind a failure.
             try:
-                _terminate(ec2, done["instance_id"])
+                _terminate(ctx, ec2, done["instance_id"], done.get("launched_at"))
             except Exception as error:  # the original failure is the one to report
                 ctx.log(f"could not terminate test instance {done['instance_id']}: {error}")
             raise
@@ -127,7 +128,7 @@ class VerifyByTestLaunch(Action):
         if not instance_id:
             return None
         ec2 = ctx.client("ec2", account_id, region)
-        if _terminate(ec2, instance_id):
+        if _terminate(ctx, ec2, instance_id, result.get("launched_at")):
             return f"terminated test instance {instance_id}"
         return None
 
@@ -194,7 +195,8 @@ class VerifyByTestLaunch(Action):
         poll = float(params.get("poll_seconds", 15))
         timeout = float(params.get("status_timeout_seconds", 900))
         timed_out = time.time() - float(done.get("launched_at", time.time())) > timeout
-        instance = _describe(ec2, instance_id)
+        # Right after RunInstances the instance may not be visible yet: look again briefly.
+        instance = until_visible(ctx, done.get("launched_at"), lambda: _describe(ec2, instance_id), f"test instance {instance_id}", result=done, poll_seconds=poll)
         state = (instance or {}).get("State", {}).get("Name", "pending")
         if state == "pending" and timed_out:
             raise AwsFailure(
@@ -233,7 +235,7 @@ class VerifyByTestLaunch(Action):
         if system == "ok" and own == "ok":
             done = {**done, "verified": True, "status_checks": "ok"}
             ctx.checkpoint(done)  # before terminating: a restart then only makes sure it is gone
-            _terminate(ec2, instance_id)
+            _terminate(ctx, ec2, instance_id, done.get("launched_at"))
             done["terminated"] = True
             return done
         if "impaired" in (system, own):
@@ -298,12 +300,40 @@ def _describe(ec2: Any, instance_id: str) -> dict[str, Any] | None:
     return None
 
 
-def _terminate(ec2: Any, instance_id: str | None) -> bool:
-    """Terminate the test instance if it is still there; True if this call did."""
+def _terminate(ctx: StepContext, ec2: Any, instance_id: str | None, launched_at: float | None) -> bool:
+    """Terminate the test instance and confirm it (``shutting-down`` or
+    ``terminated``); True once confirmed. Right after RunInstances AWS may answer
+    InvalidInstanceID.NotFound (eventual consistency): for an instance launched within
+    the consistency window that means "not visible yet", never "already gone", so
+    this keeps trying until AWS confirms the termination. Raises if it cannot.
+    False when it was already terminated before this call."""
     if not instance_id:
         return False
-    instance = _describe(ec2, instance_id)
-    if instance is None or instance["State"]["Name"] in ("shutting-down", "terminated"):
-        return False
-    ec2.terminate_instances(InstanceIds=[instance_id])
-    return True
+    sent = []
+
+    def attempt() -> dict[str, Any] | None:
+        instance = _describe(ec2, instance_id)
+        if instance is not None and instance["State"]["Name"] in ("shutting-down", "terminated"):
+            return instance
+        try:
+            ec2.terminate_instances(InstanceIds=[instance_id])
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "InvalidInstanceID.NotFound":
+                return None  # not visible yet, if launched moments ago
+            raise
+        sent.append(True)
+        instance = _describe(ec2, instance_id)
+        if instance is not None and instance["State"]["Name"] in ("shutting-down", "terminated"):
+            return instance
+        return None
+
+    confirmed = until_visible(ctx, launched_at, attempt, f"test instance {instance_id}", wait_in_place=ctx.consistency_window_seconds)
+    if confirmed is None and within_window(ctx, launched_at):
+        raise AwsFailure(
+            "TestInstanceNotTerminated",
+            f"could not confirm the termination of test instance {instance_id}",
+            cause=f"amibot launched test instance {instance_id} and could not confirm its termination.",
+            fix=f"Terminate {instance_id} by hand in the EC2 console (tag amibot:purpose = verification).",
+            operation="TerminateInstances",
+        )
+    return confirmed is not None and bool(sent)

@@ -13,7 +13,7 @@ from typing import Any, Callable, TypeVar
 
 from aws.actions import ImageFacts, inspect_image
 from aws.errors import is_aws_error, translate
-from aws.sessions import AwsSessions
+from aws.sessions import AwsSessions, PreflightTimeout
 from bot import slacktext
 from bot.config import AccountConfig, Config
 from bot.errors import AmibotError, PreflightError
@@ -68,6 +68,8 @@ def preflight_read(problem: str, read: Callable[[], T], *, fix: str | None = Non
     known for the error, else ``fix`` (``own_fix``: always ``fix``)."""
     try:
         return read()
+    except PreflightTimeout as error:
+        raise PreflightError(f"{problem}: {error}", fix="AWS is degraded or throttling: try again in a few minutes (the AWS Health Dashboard shows incidents).") from error
     except Exception as error:
         if not is_aws_error(error):
             raise

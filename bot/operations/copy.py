@@ -33,6 +33,7 @@ from bot import grammar, slacktext
 from bot.config import AccountConfig
 from bot.errors import PreflightError
 from bot.operations import PlanningContext, Prepared, after_success, check_source_image, preflight_read, preparer
+from bot.operations.aws_rules import check_copy_rules, check_shared_in, warnings
 from bot.operations.share import approver_accounts, facts_for_message
 from bot.cards import COPY_NAME_MARK
 from bot.requests import STEP_DONE, STEP_UNDONE, PlannedStep
@@ -41,10 +42,21 @@ T = TypeVar("T")
 KMS_ARN = re.compile(r"arn:aws[\w-]*:kms:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):(?:key|alias)/.+")
 
 
-def check_copyable(facts: ImageFacts, source: AccountConfig, region: str, cross_account: bool) -> None:
+def check_copyable(facts: ImageFacts, source: AccountConfig, region: str, cross_account: bool, target: AccountConfig | None = None) -> None:
     """Refuse, before anyone is asked, what AWS would refuse or fail later. Within
-    the account an ``aws/ebs`` image may be copied: that is the documented way out."""
+    the account an ``aws/ebs`` image may be copied: that is the documented way out.
+    An AMI another account shared with the source may be copied into the source
+    itself (a normal CopyImage: the source account is the copier); AWS then treats
+    it as a copy from another account (billing codes, snapshot permission, key)."""
+    shared_in = facts.owner_id != source.id
+    if shared_in:
+        check_shared_in(facts, source, region, target)
+        checked = ImageFacts(**{**facts.__dict__, "owner_id": source.id})
+        check_source_image(checked, source, region, verb="copy", done="copied", aws_managed_ok=False)
+        check_copy_rules(facts, source, region, cross_account=True, adding=[])
+        return
     check_source_image(facts, source, region, verb="copy", done="copied", aws_managed_ok=not cross_account)
+    check_copy_rules(facts, source, region, cross_account=cross_account, adding=[target.id] if cross_account and target else [])
 
 
 def destination_key(ctx: PlanningContext, target: AccountConfig, region: str, requested: str | None) -> DestinationKey:
@@ -157,12 +169,12 @@ def copy_steps(
                 region=source_region,
                 params={
                     "key_arn": source_key.arn,
-                    "grantee_principal": account_root(target.id),
+                    "grantee_principal": account_root(target.id, source_region),
                     "operations": list(SHARE_GRANT_OPERATIONS),
                     "grant_name": gname,
                 },
                 description=(
-                    f"CreateGrant on key {_key_label(source_key)}: {account_root(target.id)} may "
+                    f"CreateGrant on key {_key_label(source_key)}: {account_root(target.id, source_region)} may "
                     f"{', '.join(SHARE_GRANT_OPERATIONS)} (grant name `{gname}`) — temporary: the copy decrypts with it"
                 ),
             )))
@@ -262,7 +274,13 @@ def _key_label(key: Any) -> str:
 def checked_lines(facts: ImageFacts, source: AccountConfig, source_region: str, target: AccountConfig, region: str,
                   key: DestinationKey, in_flight: int, cross_account: bool) -> list[str]:
     """What the preflight checked, in the words the approver reads."""
-    lines = [f"{facts.image_id} {slacktext.code(facts.name, 128)} is `{facts.state}` in {source_region}, owned by `{source.alias}` ({facts.owner_id})"]
+    if facts.owner_id != source.id:
+        lines = [
+            f"{facts.image_id} {slacktext.code(facts.name, 128)} is `{facts.state}` in {source_region}, owned by account {facts.owner_id} (not configured here) "
+            f"and shared with `{source.alias}` ({source.id}), which makes the copy; the original stays {facts.owner_id}'s"
+        ]
+    else:
+        lines = [f"{facts.image_id} {slacktext.code(facts.name, 128)} is `{facts.state}` in {source_region}, owned by `{source.alias}` ({facts.owner_id})"]
     for k in facts.keys:
         alias = f" ({', '.join(k.aliases)})" if k.aliases else ""
         kind = "the AWS-managed key" if k.manager == "AWS" else "a customer-managed key"
@@ -277,7 +295,7 @@ def checked_lines(facts: ImageFacts, source: AccountConfig, source_region: str, 
         lines.append(f"Note: a copy encrypted with `aws/ebs` cannot be shared with other accounts; name a CMK with `kms <key>` if it must be")
     lines.append(f"Copies in flight in `{target.alias}` {region}: {in_flight} of AWS's {MAX_COPIES_IN_FLIGHT}")
     lines.append("Public: " + ("the source is public (the copy will not be)" if facts.public else "no") + "; no step makes anything public")
-    return lines
+    return lines + warnings(facts)
 
 
 @preparer(grammar.CopyCommand)
@@ -296,7 +314,7 @@ def prepare_copy(ctx: PlanningContext, command: grammar.CopyCommand) -> Prepared
     approvers = approver_accounts("copy", source, target)
     ctx.check_approvers(approvers)
     facts = ctx.preflight_image(source, source_region, command.image_id)
-    check_copyable(facts, source, source_region, cross_account)
+    check_copyable(facts, source, source_region, cross_account, target)
     key = destination_key(ctx, target, region, command.kms)
     in_flight = preflight_read(
         f"Could not count the copies in flight in `{target.alias}` {region}",

@@ -14,12 +14,15 @@ from bot import grammar, messages, slacktext
 from bot.config import AccountConfig, Config, OrganizationConfig
 from bot.errors import PreflightError
 from bot.operations import PlanningContext, Prepared, check_source_image, preflight_read, preparer
+from bot.operations.aws_rules import check_share_rules, warnings
 from bot.requests import PlannedStep
 
 
-def check_shareable(facts: ImageFacts, source: AccountConfig, region: str) -> None:
-    """Refuse, before anyone is asked, what AWS would refuse or what must never happen."""
+def check_shareable(facts: ImageFacts, source: AccountConfig, region: str, adding: list[str] | tuple[str, ...] = ()) -> None:
+    """Refuse, before anyone is asked, what AWS would refuse or what must never happen
+    (``adding``: the account ids / organization or OU ARNs the share adds)."""
     check_source_image(facts, source, region, verb="share", done="shared")
+    check_share_rules(facts, adding=list(adding))
 
 
 def share_steps(
@@ -65,12 +68,12 @@ def share_steps(
                     region=region,
                     params={
                         "key_arn": key.arn,
-                        "grantee_principal": account_root(target.id),
+                        "grantee_principal": account_root(target.id, region),
                         "operations": list(SHARE_GRANT_OPERATIONS),
                         "grant_name": grant_name(request_uid, target.id),
                     },
                     description=(
-                        f"CreateGrant on key {_key_label(key)}: {account_root(target.id)} may "
+                        f"CreateGrant on key {_key_label(key)}: {account_root(target.id, region)} may "
                         f"{', '.join(SHARE_GRANT_OPERATIONS)} (grant name `{grant_name(request_uid, target.id)}`)"
                     ),
                 )
@@ -115,7 +118,7 @@ def autoscaling_steps(*, request_uid: str, facts: ImageFacts, source: AccountCon
         if not target.autoscaling_grant:
             continue
         for key in facts.keys:
-            role = autoscaling_role(target.id)
+            role = autoscaling_role(target.id, region)
             name = autoscaling_grant_name(request_uid, target.id)
             steps.append(
                 PlannedStep(
@@ -187,7 +190,7 @@ def checked_lines(facts: ImageFacts, source: AccountConfig, region: str, targets
     if targets:
         lines.append("Targets configured and accepting shares: " + ", ".join(f"`{t.alias}` ({t.id})" for t in targets))
     lines.append("Public: " + ("*the image is already public* (amibot does not change that)" if facts.public else "no, and no step makes anything public"))
-    return lines
+    return lines + warnings(facts)
 
 
 def check_duration(ctx: PlanningContext, command: grammar.ShareCommand) -> None:
@@ -212,7 +215,7 @@ def prepare_share(ctx: PlanningContext, command: grammar.ShareCommand) -> Prepar
     approvers = approver_accounts("share", source)
     ctx.check_approvers(approvers)
     facts = ctx.preflight_image(source, region, command.image_id)
-    check_shareable(facts, source, region)
+    check_shareable(facts, source, region, [t.id for t in targets])
     steps = share_steps(request_uid=ctx.uid, facts=facts, source=source, region=region, targets=targets, allow_copy=command.allow_copy, autoscaling=True)
     after = []
     if command.duration:
@@ -336,8 +339,8 @@ def prepare_org_share(ctx: PlanningContext, command: grammar.ShareCommand, sourc
     approvers = approver_accounts("share", source)
     ctx.check_approvers(approvers)
     facts = ctx.preflight_image(source, region, command.image_id)
-    check_shareable(facts, source, region)
     entry, who = org_entry(organization, command.ou_id)
+    check_shareable(facts, source, region, list(entry.values()))
     steps = share_steps(
         request_uid=ctx.uid, facts=facts, source=source, region=region, targets=[], allow_copy=False,
         organization_arn=entry.get("OrganizationArn"), ou_arn=entry.get("OrganizationalUnitArn"),

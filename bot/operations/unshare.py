@@ -167,8 +167,8 @@ class _Planner:
         and their Auto Scaling role) by id; keep and list the others."""
         principals = {}
         for target in targets:
-            principals[account_root(target.account_id)] = f"the root of {target.label}"
-            principals[autoscaling_role(target.account_id)] = f"the Auto Scaling role of {target.label}"
+            principals[account_root(target.account_id, self.region)] = f"the root of {target.label}"
+            principals[autoscaling_role(target.account_id, self.region)] = f"the Auto Scaling role of {target.label}"
         for key in self.facts.keys:
             live = preflight_read(f"Could not read the grants of {key.arn}", lambda key=key: _list_grants(self.kms, key.arn))
             live_ids = {g["GrantId"] for g in live}

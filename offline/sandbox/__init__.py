@@ -95,6 +95,10 @@ Semantics the sandbox adds (moto gap it papers over in brackets):
     same token and parameters give the first call's reservation again, different
     parameters ``IdempotentParameterMismatch``. [moto: ignores ``ClientToken``, a retry
     launches a second instance.]
+12. Eventual consistency (``consistency``): new images, snapshots, instances and
+    grants are invisible to describes (``*.NotFound`` by id), TerminateInstances and
+    ListGrants for ``consistency_delay`` seconds (to the bot; the sandbox's own
+    sessions see everything). [moto: everything is visible at once.]
 11. Sessions: :meth:`Sandbox.session` acts as an account through
     ``sts.assume_role`` into ``arn:aws:iam::<id>:role/amibot``; the credentials keep
     mapping to that account after :meth:`Sandbox.reset`. [moto forgets them on reset
@@ -140,6 +144,10 @@ from offline.sandbox.world import SandboxWorld
 
 __all__ = ["BOT_ACCOUNT", "DEFAULT_BASE_IMAGE_ID", "GRANT_OPERATIONS", "ROLE_NAME", "Sandbox"]
 
+DEFAULT_CONSISTENCY_DELAY = 2.0
+"""Seconds a new image, snapshot, instance or grant stays invisible (AWS's eventual
+consistency usually lasts seconds; tests use a shorter value to stay fast)."""
+
 _ENV_KEYS = (
     "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
     "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ENDPOINT_URL", "MOTO_EC2_LOAD_DEFAULT_AMIS",
@@ -158,6 +166,9 @@ class Sandbox(SandboxWorld, SandboxControls):
     ``organization_id`` (managed from ``management_account``). ``copy_duration``
     makes new images progress from pending to done over that many seconds of wall
     time (for the demo and ``serve --sandbox``); by default they finish at once.
+    ``consistency_delay``: for that many seconds after creation, new images,
+    snapshots, instances and KMS grants are invisible (AWS's eventual consistency,
+    see ``consistency``); 0 turns it off.
     """
 
     def __init__(
@@ -170,13 +181,15 @@ class Sandbox(SandboxWorld, SandboxControls):
         management_account: str = BOT_ACCOUNT,
         org_root_id: str = "r-sbx1",
         copy_duration: float | None = None,
+        consistency_delay: float = DEFAULT_CONSISTENCY_DELAY,
     ):
         self.region = region
         self.server = server
         self.endpoint_url: str | None = None
         self._org = _OrgConfig(organization_id, dict(org_members or {}), management_account, org_root_id)
         self._copy_duration = copy_duration
-        self._state = _State(org=copy.deepcopy(self._org), copy_duration=copy_duration)
+        self._consistency_delay = float(consistency_delay)
+        self._state = _State(org=copy.deepcopy(self._org), copy_duration=copy_duration, consistency_delay=self._consistency_delay)
         self._saved_env: dict[str, str | None] = {}
         self._mock: Any = None
         self._server: Any = None
@@ -277,6 +290,7 @@ class Sandbox(SandboxWorld, SandboxControls):
             self._state.clear()
             self._state.org = copy.deepcopy(self._org)
             self._state.copy_duration = self._copy_duration
+            self._state.consistency_delay = self._consistency_delay
 
     # -- identities ----------------------------------------------------------------
     def session(self, account_id: str, region: str | None = None) -> boto3.Session:

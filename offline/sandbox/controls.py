@@ -108,6 +108,30 @@ class SandboxControls:
         with _LOCK:
             self._state.grant_delay = float(seconds)
 
+    def set_consistency_delay(self, seconds: float) -> None:
+        """New images, snapshots, instances and grants stay invisible for ``seconds``
+        after creation (0: visible at once) until the next :meth:`reset`."""
+        with _LOCK:
+            self._state.consistency_delay = float(seconds)
+            if seconds <= 0:
+                self._state.born.clear()
+
+    def reveal(self, *resource_ids: str) -> None:
+        """End the invisibility window of these resources (none given: of all), as
+        if the delay had passed."""
+        with _LOCK:
+            if not resource_ids:
+                self._state.born.clear()
+            for resource_id in resource_ids:
+                self._state.born.pop(resource_id, None)
+
+    def hidden(self, resource_id: str) -> bool:
+        """Whether a resource is still invisible (eventual consistency)."""
+        from offline.sandbox.consistency import _hidden
+
+        with _LOCK:
+            return _hidden(self._state, resource_id)
+
     def inject_fault(
         self,
         operation: str,
@@ -117,15 +141,17 @@ class SandboxControls:
         status: int = 503,
         message: str = "Request limit exceeded.",
         account: str | None = None,
+        delay: float = 0.0,
     ) -> None:
         """Make the next ``times`` requests of ``operation`` (the API name, e.g.
         "CopyImage", "ModifyImageAttribute", "CreateGrant"), from any account (or only
         ``account``), answer ``code``/``message`` with HTTP ``status``, in the
         service's wire format, so botocore's retry logic handles them as it would
-        AWS's."""
+        AWS's; ``delay`` makes each of those answers take that many seconds (a slow
+        AWS)."""
         with _LOCK:
             self._state.faults.setdefault(operation, deque()).append(
-                _Fault(code=code, status=status, message=message, remaining=times, account=account)
+                _Fault(code=code, status=status, message=message, remaining=times, account=account, delay=delay)
             )
 
     def clear_faults(self) -> None:

@@ -12,6 +12,8 @@ import json
 import time
 from typing import Any, Callable
 
+from offline.sandbox.consistency import _hidden_from, _note_new
+from offline.sandbox.copy_rules import COPY_DESTINATION_KEY_OPERATIONS, COPY_SOURCE_KEY_OPERATIONS, refuse_copy, refuse_duplicate_name
 from offline.sandbox.ec2_lifecycle import (
     _default_ebs_key_arn,
     _make_snapshots,
@@ -80,6 +82,9 @@ def _describe_images(self: Any, state: _State, original: Callable[..., Any]) -> 
             if ami.id not in seen and _can_launch(state, ami, caller):
                 images.append(_foreign_view(ami))
                 seen.add(ami.id)
+    if state.born:
+        # Eventual consistency: a new image is not visible for a while.
+        images = [ami for ami in images if not _hidden_from(self, state, ami.id)]
     if ami_ids:
         malformed = [i for i in ami_ids if not i.startswith("ami-")]
         if malformed:
@@ -167,6 +172,7 @@ def _copy_image(self: Any, state: _State, original: Callable[..., Any]) -> Any:
     if found is None or not _can_launch(state, found[2], caller):
         raise InvalidAMIIdError(source_id)
     source_owner, _, source = found
+    refuse_copy(state, _ec2_backends()[caller][region], caller, source_owner, source, encrypted=encrypted, name=name)
     source_snaps = _image_snapshots(source)
     if source_owner != caller:
         for snap in source_snaps:
@@ -224,10 +230,11 @@ def _copy_image(self: Any, state: _State, original: Callable[..., Any]) -> Any:
             key = hit[1]
             if key.key_state != "Enabled":
                 return "Client.InvalidKMSKey.InvalidState", f"The KMS key {key.arn} that encrypts snapshot {snap_id} of {source_id} is {key.key_state.lower()}."
-            if not _kms_allows(state, key, caller, "Decrypt", via_service_region=source_region):
+            denied = [op for op in COPY_SOURCE_KEY_OPERATIONS if not _kms_allows(state, key, caller, op, via_service_region=source_region)]
+            if denied:
                 return (
                     "Client.InvalidKMSKey.AccessDenied",
-                    f"Account {caller} is not allowed to use the KMS key {key.arn} (kms:Decrypt) that encrypts snapshot {snap_id} of {source_id}.",
+                    f"Account {caller} is not allowed to use the KMS key {key.arn} (kms:{', kms:'.join(denied)}) that encrypts snapshot {snap_id} of {source_id}.",
                 )
         if dest_encrypted:
             hit = _lookup_key(key_ref, caller, region)
@@ -236,11 +243,13 @@ def _copy_image(self: Any, state: _State, original: Callable[..., Any]) -> Any:
             key = hit[1]
             if key.key_state != "Enabled":
                 return "Client.InvalidKMSKey.InvalidState", f"The KMS key {key.arn} is {key.key_state.lower()}."
-            if not _kms_allows(state, key, caller, "GenerateDataKeyWithoutPlaintext", via_service_region=region):
-                return "Client.InvalidKMSKey.AccessDenied", f"Account {caller} is not allowed to use the KMS key {key.arn}."
+            denied = [op for op in COPY_DESTINATION_KEY_OPERATIONS if not _kms_allows(state, key, caller, op, via_service_region=region)]
+            if denied:
+                return "Client.InvalidKMSKey.AccessDenied", f"Account {caller} is not allowed to use the KMS key {key.arn} (kms:{', kms:'.join(denied)})."
         return None
 
     _register_new_image(state, image, check)
+    _note_new(state, [image.id, *(snap.id for snap in _image_snapshots(image))], self)
     if token:
         state.tokens[(caller, region, token)] = (fingerprint, image.id)
     return ActionResult({"ImageId": image.id})
@@ -250,6 +259,7 @@ def _copy_image(self: Any, state: _State, original: Callable[..., Any]) -> Any:
 def _create_image(self: Any, state: _State, original: Callable[..., Any]) -> Any:
     specs = self._get_param("TagSpecifications", []) or []
     tags = _tags_from_specs(specs, {"image", "snapshot"})
+    refuse_duplicate_name(self.ec2_backend, self.current_account, self._get_param("Name"))
     # moto raises NotImplementedError for snapshot tag specifications: hand it only
     # the image ones and tag the snapshots here.
     self.params["TagSpecifications"] = [s for s in specs if s.get("ResourceType") == "image"]
@@ -281,6 +291,7 @@ def _create_image(self: Any, state: _State, original: Callable[..., Any]) -> Any
         lambda i: f"Created by CreateImage({instance.id}) for {image_id}",
     )
     _register_new_image(state, image, None)
+    _note_new(state, [image.id, *(snap.id for snap in _image_snapshots(image))], self)
     return result
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
+from offline.sandbox.consistency import _note_new
+from offline.sandbox.copy_rules import LAUNCH_KEY_OPERATIONS, refuse_archived
 from offline.sandbox.ec2_lifecycle import _default_ebs_key_arn
 from offline.sandbox.policy import _kms_allows, _lookup_key
 from offline.sandbox.state import _State, _find_image, _image_snapshots
@@ -46,6 +48,7 @@ def _run_instances(self: Any, state: _State, original: Callable[..., Any]) -> An
         owner, _, image = found
         if not _can_launch(state, image, caller):
             raise InvalidAMIIdError(image_id)
+        refuse_archived(image)
         if not self._get_param("DryRun", False):
             # AWS: RunInstances with DryRun checks IAM only. A real launch whose
             # volumes the caller cannot decrypt terminates at once with
@@ -56,12 +59,14 @@ def _run_instances(self: Any, state: _State, original: Callable[..., Any]) -> An
                 hit = _lookup_key(snap.kms_key_id or _default_ebs_key_arn(owner, self.region), owner, self.region)
                 key = hit[1] if hit else None
                 if key is None or key.key_state != "Enabled" or not all(
-                    _kms_allows(state, key, caller, op, via_service_region=self.region) for op in ("Decrypt", "CreateGrant")
+                    _kms_allows(state, key, caller, op, via_service_region=self.region) for op in LAUNCH_KEY_OPERATIONS
                 ):
                     problem = True
                     break
     result = original(self)
     _keep_launch_settings(self, result.result.instances)
+    # Eventual consistency: the new instances are not visible for a while.
+    _note_new(state, [instance.id for instance in result.result.instances], self)
     if token and not dry_run:
         state.tokens[(caller, self.region, f"RunInstances:{token}")] = (fingerprint, result.result.id)
     if problem:

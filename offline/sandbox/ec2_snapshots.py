@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
+from offline.sandbox.consistency import _hidden_from
 from offline.sandbox.ec2_lifecycle import _tick
 from offline.sandbox.policy import _lookup_key
 from offline.sandbox.state import _ORIGINALS, _State, _active, _ec2_backends, _region_backends
@@ -43,6 +44,9 @@ def _describe_snapshots(self: Any, state: _State, original: Callable[..., Any]) 
             if snap.id not in seen and _can_restore(snap, caller):
                 snaps.append(_foreign_view(snap))
                 seen.add(snap.id)
+    if state.born:
+        # Eventual consistency: a new snapshot is not visible for a while.
+        snaps = [s for s in snaps if not _hidden_from(self, state, s.id)]
     if snapshot_ids:
         snaps = [s for s in snaps if s.id in snapshot_ids]
         missing = sorted(set(snapshot_ids) - {s.id for s in snaps})

@@ -8,6 +8,14 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from offline.sandbox.consistency import (
+    _create_grant as _consistent_create_grant,
+    _describe_instance_status,
+    _describe_instances,
+    _list_grants,
+    _terminate_instances,
+)
+from offline.sandbox.copy_rules import _modify_image_attribute
 from offline.sandbox.ec2_images import (
     _copy_image,
     _create_image,
@@ -78,6 +86,10 @@ def _install() -> None:
             "ElasticBlockStore.modify_snapshot_attribute": _modify_snapshot_attribute,
             "InstanceResponse.run_instances": _run_instances,
             "InstanceResponse.describe_instance_credit_specifications": _describe_instance_credit_specifications,
+            "AmisResponse.modify_image_attribute": _modify_image_attribute,
+            "InstanceResponse.describe_instances": _describe_instances,
+            "InstanceResponse.describe_instance_status": _describe_instance_status,
+            "InstanceResponse.terminate_instances": _terminate_instances,
         }
         kms_handlers: dict[str, Callable[..., Any]] = {
             "KmsResponse.describe_key": _kms_patch("KmsResponse.describe_key", "DescribeKey", check_state=False, dry_run=False),
@@ -99,6 +111,11 @@ def _install() -> None:
             cls = classes[cls_name]
             _ORIGINALS[qualified] = getattr(cls, method)
             setattr(cls, method, handler)
+        # Eventual consistency wraps the KMS handlers above (new grants hidden for a while).
+        for method, wrap in (("list_grants", _list_grants), ("create_grant", _consistent_create_grant)):
+            key = f"KmsResponse.{method}.consistency"
+            _ORIGINALS[key] = getattr(KmsResponse, method)
+            setattr(KmsResponse, method, wrap(key))
         # moto has no GetEbsDefaultKmsKeyId at all (nothing to keep as the original).
         ElasticBlockStore.get_ebs_default_kms_key_id = _get_ebs_default_kms_key_id
         # Additions kept in modules of their own: block public access, role trust.

@@ -50,6 +50,7 @@ class _Fault:
     message: str
     remaining: int
     account: str | None = None
+    delay: float = 0.0  # seconds to wait before answering (a slow AWS)
 
 
 @dataclass
@@ -83,6 +84,10 @@ class _State:
     faults: dict[str, deque] = field(default_factory=dict)
     calls: Counter = field(default_factory=Counter)
     grant_created: dict[str, float] = field(default_factory=dict)
+    # Eventual consistency: resources made by the bot are invisible to describes for
+    # this many seconds after creation (resource id -> monotonic creation time).
+    consistency_delay: float = 0.0
+    born: dict[str, float] = field(default_factory=dict)
 
     def clear(self) -> None:
         self.hold_all = False
@@ -93,6 +98,7 @@ class _State:
         self.faults.clear()
         self.calls.clear()
         self.grant_created.clear()
+        self.born.clear()
 
     # -- organisation membership -------------------------------------------------
     def org_of(self, account: str) -> str | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 from xml.sax.saxutils import escape as _xml_escape
@@ -112,6 +113,8 @@ def _patched_call_action(self: Any) -> Any:
             state.calls[(operation, self.current_account)] += 1
             fault = state.take_fault(operation, self.current_account)
         if fault is not None:
+            if fault.delay:
+                time.sleep(fault.delay)  # outside the lock: a slow AWS, not a stuck sandbox
             return _error_response(self, fault.code, fault.message, fault.status)
     try:
         return original(self)

@@ -82,6 +82,43 @@ class SandboxWorld:
                 image.add_tags(tags)
             return image.id
 
+    def mark_image(
+        self,
+        image_id: str,
+        *,
+        product_codes: list[str] | None = None,
+        usage_operation: str | None = None,
+        platform_details: str | None = None,
+        instance_store: bool = False,
+        deprecated_at: str | None = None,
+        archived: bool = False,
+        shared_with: int = 0,
+    ) -> None:
+        """Give an image what makes AWS refuse to copy or share it: Marketplace
+        ``product_codes`` (ids), a licensed ``usage_operation`` (e.g.
+        ``RunInstances:0010`` for RHEL) and ``platform_details``, an instance store
+        (S3) root device, a ``DeprecationTime`` (ISO 8601), its snapshots in the archive
+        tier, or launch permissions for ``shared_with`` made-up accounts."""
+        from offline.sandbox.state import _image_snapshots, _locate_image
+
+        with _LOCK:
+            _, _, _, image = _locate_image(image_id)
+            if product_codes:
+                image.product_codes = [{"ProductCodeId": c, "ProductCodeType": "marketplace"} for c in product_codes]
+            if usage_operation:
+                image.usage_operation = usage_operation
+            if platform_details:
+                image.platform_details = platform_details
+            if instance_store:
+                image.root_device_type = "instance-store"
+            if deprecated_at:
+                image.deprecation_time = deprecated_at
+            if archived:
+                for snap in _image_snapshots(image):
+                    snap.storage_tier = "archive"
+            for n in range(shared_with):
+                image.launch_permissions.append({"UserId": f"{900000000000 + n}"})
+
     def network(self, account_id: str, region: str | None = None) -> dict[str, Any]:
         """The account's sandbox VPC with a subnet in each of two AZs (created on first
         use): ``{"vpc_id": ..., "subnets": {az: subnet_id}, "security_group_id": ...}``."""
@@ -164,4 +201,7 @@ class SandboxWorld:
             params["BlockDeviceMappings"] = [
                 {"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8, "Encrypted": True, "KmsKeyId": kms_key_arn}}
             ]
-        return ec2.run_instances(**params, **launch_settings)["Instances"][0]["InstanceId"]
+        instance_id = ec2.run_instances(**params, **launch_settings)["Instances"][0]["InstanceId"]
+        # A seeded instance exists "from before": visible at once.
+        self.reveal(instance_id)  # type: ignore[attr-defined]
+        return instance_id

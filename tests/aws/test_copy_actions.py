@@ -86,7 +86,7 @@ def share_for_copy(sandbox, image_id: str, key_arn: str | None, *, snapshot: boo
         for snap in snapshots_of(sandbox, PROD, SRC, image_id):
             ec2.modify_snapshot_attribute(SnapshotId=snap, Attribute="createVolumePermission", CreateVolumePermission={"Add": [{"UserId": DEV}]})
     if key_arn and grant:
-        sandbox.client("kms", PROD, SRC).create_grant(KeyId=key_arn, GranteePrincipal=account_root(DEV), Operations=list(SHARE_GRANT_OPERATIONS), Name=f"amibot-{UID}-{DEV}")
+        sandbox.client("kms", PROD, SRC).create_grant(KeyId=key_arn, GranteePrincipal=account_root(DEV, "us-east-1"), Operations=list(SHARE_GRANT_OPERATIONS), Name=f"amibot-{UID}-{DEV}")
 
 
 def snapshots_of(sandbox, account: str, region: str, image_id: str) -> list[str]:
@@ -133,7 +133,7 @@ def test_a_restart_continues_the_checkpointed_copy_without_calling_copyimage(san
     ctx = make_ctx(sessions)
     first = copy_action().execute(ctx, DEV, DST, copy_params(world))
     # The call was checkpointed before it was sent, then the image id after it.
-    assert ctx.saved[0] == {"call": first["call"]}
+    assert ctx.saved[0] == {"call": first["call"], "sent_at": ctx.saved[0]["sent_at"]}
     assert ctx.saved[-1]["image_id"] == first["image_id"]
     calls = sandbox.calls("CopyImage")
     resumed = copy_action().execute(make_ctx(sessions, previous=ctx.saved[-1]), DEV, DST, copy_params(world))
@@ -229,7 +229,7 @@ def test_undo_finds_a_copy_whose_id_was_never_recorded(sandbox, sessions, world)
     sandbox.hold_pending(True)
     ctx = make_ctx(sessions)
     copy_action().execute(ctx, DEV, DST, copy_params(world))
-    said = copy_action().undo(make_ctx(sessions), DEV, DST, copy_params(world), {"call": ctx.saved[0]["call"]})
+    said = copy_action().undo(make_ctx(sessions), DEV, DST, copy_params(world), ctx.saved[0])
     assert "deregistered" in said and dev_images(sandbox) == []
 
 
@@ -246,7 +246,7 @@ def test_remove_temporary_undoes_exactly_the_done_temporary_steps(sandbox, sessi
     specs = {
         1: ("ec2.add_launch_permission", {"image_id": image, "account_ids": [DEV, "333333333333"]}),
         2: ("ec2.add_snapshot_permission", {"snapshot_ids": snaps, "account_ids": [DEV]}),
-        3: ("kms.create_grant", {"key_arn": cmk, "grantee_principal": account_root(DEV), "operations": list(SHARE_GRANT_OPERATIONS), "grant_name": f"amibot-{UID}-{DEV}"}),
+        3: ("kms.create_grant", {"key_arn": cmk, "grantee_principal": account_root(DEV, "us-east-1"), "operations": list(SHARE_GRANT_OPERATIONS), "grant_name": f"amibot-{UID}-{DEV}"}),
     }
     steps = {}
     for seq, (action, params) in specs.items():
@@ -308,7 +308,8 @@ def test_copies_in_flight_counts_the_targets_pending_images(sandbox, sessions, w
     assert copies_in_flight(sessions, DEV, DST, "t") == 0
     sandbox.hold_pending(True)
     copy_action().execute(make_ctx(sessions), DEV, DST, copy_params(world))
-    copy_action().execute(make_ctx(sessions, uid="fedcba9876543210"), DEV, DST, copy_params(world))
+    copy_action().execute(make_ctx(sessions, uid="fedcba9876543210"), DEV, DST, copy_params(world, name="second-copy"))
+    sandbox.reveal()  # time passes: new copies become visible (eventual consistency)
     assert copies_in_flight(sessions, DEV, DST, "t") == 2
     assert copies_in_flight(sessions, DEV, SRC, "t") == 0
 

@@ -133,15 +133,15 @@ def test_other_accounts_key_without_grant_access_denied(sandbox):
 def test_disabled_and_deleted_keys(sandbox):
     key = sandbox.create_key(PROD, REGION)
     kms = sandbox.client("kms", PROD, REGION)
-    kms.create_grant(KeyId=key, GranteePrincipal=account_root(DEV), Operations=list(SHARE_GRANT_OPERATIONS), Name="g")
+    kms.create_grant(KeyId=key, GranteePrincipal=account_root(DEV, "us-east-1"), Operations=list(SHARE_GRANT_OPERATIONS), Name="g")
     kms.disable_key(KeyId=key)
     dev_kms = sandbox.client("kms", DEV, REGION)
 
-    failure = raised(dev_kms.create_grant, KeyId=key, GranteePrincipal=account_root(DEV), Operations=["Decrypt"], DryRun=True)
+    failure = raised(dev_kms.create_grant, KeyId=key, GranteePrincipal=account_root(DEV, "us-east-1"), Operations=["Decrypt"], DryRun=True)
     assert_explained(failure, code="DisabledException", cause="disabled", fix="enable the key")
 
     kms.schedule_key_deletion(KeyId=key, PendingWindowInDays=7)
-    failure = raised(dev_kms.create_grant, KeyId=key, GranteePrincipal=account_root(DEV), Operations=["Decrypt"], DryRun=True)
+    failure = raised(dev_kms.create_grant, KeyId=key, GranteePrincipal=account_root(DEV, "us-east-1"), Operations=["Decrypt"], DryRun=True)
     assert_explained(failure, code="KMSInvalidStateException", cause="pending deletion", fix="cancel its deletion")
 
 

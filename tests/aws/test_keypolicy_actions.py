@@ -61,7 +61,7 @@ def policy_text(sandbox, key):
 def usable_by(sandbox, account, key) -> bool:
     try:
         sandbox.client("kms", account, REGION).describe_key(KeyId=key)
-        sandbox.client("kms", account, REGION).create_grant(KeyId=key, GranteePrincipal=account_root(account), Operations=["Decrypt"], DryRun=True)
+        sandbox.client("kms", account, REGION).create_grant(KeyId=key, GranteePrincipal=account_root(account, "us-east-1"), Operations=["Decrypt"], DryRun=True)
     except ClientError as error:
         return error.response["Error"]["Code"] == "DryRunOperationException"
     return True
@@ -159,28 +159,28 @@ def test_remove_statements_removes_only_the_named_sids_and_restores_the_recorded
 def test_autoscaling_grant_retries_while_the_share_grant_spreads_and_undo_revokes_it(world):
     sandbox, key, _ = world
     prod_kms = sandbox.client("kms", PROD, REGION)
-    prod_kms.create_grant(KeyId=key, GranteePrincipal=account_root(DEV), Operations=list(SHARE_GRANT_OPERATIONS), Name=grant_name("0123456789abcdef", DEV))
+    prod_kms.create_grant(KeyId=key, GranteePrincipal=account_root(DEV, "us-east-1"), Operations=list(SHARE_GRANT_OPERATIONS), Name=grant_name("0123456789abcdef", DEV))
     sandbox.set_grant_delay(0.2)
     action = get_action("kms.create_autoscaling_grant")
     params = {
-        "key_arn": key, "key_owner_account": PROD, "grantee_principal": autoscaling_role(DEV),
+        "key_arn": key, "key_owner_account": PROD, "grantee_principal": autoscaling_role(DEV, "us-east-1"),
         "operations": list(SHARE_GRANT_OPERATIONS), "grant_name": autoscaling_grant_name("0123456789abcdef", DEV),
     }
     calls = sandbox.calls("CreateGrant", DEV)
     result = action.execute(context(sandbox), DEV, REGION, params)
     assert sandbox.calls("CreateGrant", DEV) - calls > 1  # refused at first, retried
     grant = next(g for g in prod_kms.list_grants(KeyId=key)["Grants"] if g["GrantId"] == result["grant_id"])
-    assert grant["GranteePrincipal"] == autoscaling_role(DEV) and sorted(grant["Operations"]) == sorted(SHARE_GRANT_OPERATIONS)
+    assert grant["GranteePrincipal"] == autoscaling_role(DEV, "us-east-1") and sorted(grant["Operations"]) == sorted(SHARE_GRANT_OPERATIONS)
     # Idempotent by name: a retry after a crash gets the same grant back.
     assert action.execute(context(sandbox), DEV, REGION, params)["grant_id"] == result["grant_id"]
     assert "revoked" in action.undo(context(sandbox), DEV, REGION, params, result)
-    assert [g["GranteePrincipal"] for g in prod_kms.list_grants(KeyId=key)["Grants"]] == [account_root(DEV)]
+    assert [g["GranteePrincipal"] for g in prod_kms.list_grants(KeyId=key)["Grants"]] == [account_root(DEV, "us-east-1")]
 
 
 def test_autoscaling_grant_gives_up_when_the_target_has_no_grant(world):
     sandbox, key, _ = world
     params = {
-        "key_arn": key, "key_owner_account": PROD, "grantee_principal": autoscaling_role(DEV),
+        "key_arn": key, "key_owner_account": PROD, "grantee_principal": autoscaling_role(DEV, "us-east-1"),
         "operations": list(SHARE_GRANT_OPERATIONS), "grant_name": autoscaling_grant_name("0123456789abcdef", DEV),
     }
     with pytest.raises(ClientError) as raised:

@@ -58,7 +58,7 @@ def share(sandbox, image_id: str, key_arn: str | None = None, *, grant: bool = T
     sandbox.client("ec2", PROD, REGION).modify_image_attribute(ImageId=image_id, LaunchPermission={"Add": [{"UserId": DEV}]})
     if key_arn and grant:
         sandbox.client("kms", PROD, REGION).create_grant(
-            KeyId=key_arn, GranteePrincipal=account_root(DEV), Operations=list(SHARE_GRANT_OPERATIONS), Name=f"amibot-test-{DEV}"
+            KeyId=key_arn, GranteePrincipal=account_root(DEV, "us-east-1"), Operations=list(SHARE_GRANT_OPERATIONS), Name=f"amibot-test-{DEV}"
         )
 
 

@@ -279,11 +279,11 @@ def test_autoscaling_grant_is_made_by_the_target_and_unshare_revokes_it(dev_auto
     # Grants take a moment to spread: the target's CreateGrant must retry, not fail.
     harness.world.sandbox.set_grant_delay(0.3)
     root, final = ask_and_approve(harness, f"share {image} from prod to dev")
-    assert "Auto Scaling" in harness.exact_changes(root) and autoscaling_role(DEV) in harness.exact_changes(root)
+    assert "Auto Scaling" in harness.exact_changes(root) and autoscaling_role(DEV, "us-east-1") in harness.exact_changes(root)
     share = harness.bot.store.get(1)
     assert share.state == SUCCEEDED, final["text"]
     by_grantee = {g["GranteePrincipal"]: g for g in grants(harness, cmk)}
-    asg = by_grantee[autoscaling_role(DEV)]
+    asg = by_grantee[autoscaling_role(DEV, "us-east-1")]
     assert sorted(asg["Operations"]) == sorted(SHARE_OPERATIONS)
     assert asg["Name"] == f"amibot-{share.uid}-{DEV}-autoscaling"
     step = next(s for s in share.steps if s.action == "kms.create_autoscaling_grant")

@@ -390,8 +390,9 @@ def test_copy_with_a_bad_destination_key_fails_later(sandbox):
     sandbox.client("kms", B, R2).disable_key(KeyId=disabled)
     wrong_region = sandbox.create_key(B, R1)
     foreign = sandbox.create_key(C, R2)
-    for key in ("alias/does-not-exist", disabled, wrong_region, foreign):
-        copied = target.copy_image(SourceImageId=image, SourceRegion=R1, Name="bad-key", Encrypted=True, KmsKeyId=key)["ImageId"]
+    for n, key in enumerate(("alias/does-not-exist", disabled, wrong_region, foreign)):
+        # AMI names are unique per account and region, failed images included.
+        copied = target.copy_image(SourceImageId=image, SourceRegion=R1, Name=f"bad-key-{n}", Encrypted=True, KmsKeyId=key)["ImageId"]
         result = target.describe_images(ImageIds=[copied])["Images"][0]
         assert result["State"] == "failed", key
         assert "KMS key" in result["StateReason"]["Message"]

@@ -25,6 +25,10 @@ Off by default: they run only with ``-m real_aws`` *and* the environment below, 
     AMIBOT_REAL_INSTANCE          an instance of the source account to migrate (with
                                   no-reboot; the instance itself is never changed)
     AMIBOT_REAL_TIMEOUT_MINUTES   per plan; default 60 (cross-region copies are slow)
+    AMIBOT_REAL_BILLING_AMI       optional: an AMI of the source account carrying a billing
+                                  product code (an image of a Windows or RHEL instance):
+                                  its copy to the target must be refused before anyone
+                                  is asked (docs/aws-rules.md; else that scenario skips)
 
 The runner's own credentials (boto3's usual chain) must be allowed to assume both
 roles; the roles need the member-account policy of ``amibot iam-policy``.
@@ -58,6 +62,7 @@ from botocore.exceptions import ClientError
 from aws.actions import StepContext, StepWaiting, get_action
 from aws.actions.inspect import inspect_image
 from aws.sessions import AccountAccess, AwsSessions
+from bot.errors import PreflightError
 
 REQUESTER = "U0REALAWS"
 REQUIRED = ("AMIBOT_REAL_SOURCE_ROLE_ARN", "AMIBOT_REAL_TARGET_ROLE_ARN", "AMIBOT_REAL_AMI")
@@ -83,6 +88,7 @@ class RealSettings:
     source_kms: str | None = None
     target_subnet: str | None = None
     instance: str | None = None
+    billing_ami: str | None = None
     timeout_seconds: float = 3600.0
     step_sleep: Callable[[float], None] = time.sleep
 
@@ -109,6 +115,7 @@ class RealSettings:
             source_kms=env.get("AMIBOT_REAL_SOURCE_KMS") or None,
             target_subnet=env.get("AMIBOT_REAL_TARGET_SUBNET") or None,
             instance=env.get("AMIBOT_REAL_INSTANCE") or None,
+            billing_ami=env.get("AMIBOT_REAL_BILLING_AMI") or None,
             timeout_seconds=float(env.get("AMIBOT_REAL_TIMEOUT_MINUTES") or 60) * 60,
         )
 
@@ -479,6 +486,18 @@ def scenario_copy(world: World, *, cross_region: bool) -> None:
             assert tested["verified"] and tested["terminated"]
 
 
+def scenario_refused_before_asking(world: World) -> None:
+    """A billing-coded AMI is not copied to another account: refused in the
+    preflight, with AWS's words and the fix (docs/aws-rules.md), nothing created."""
+    s = world.settings
+    if not s.billing_ami:
+        pytest.skip("set AMIBOT_REAL_BILLING_AMI to check the billing-code refusal")
+    with pytest.raises(PreflightError) as refused:
+        PlanRun(world, f"copy {s.billing_ami} from src:{s.region} to dst:{s.region}")
+    assert "Images with EC2 BillingProduct codes cannot be copied to another AWS account" in str(refused.value)
+    assert "CopyingAMIs.html" in str(refused.value)
+
+
 def scenario_migrate(world: World) -> None:
     """1 (migrate). Image of the instance (no reboot), a new instance in another AZ of
     the same VPC with the same type, security groups and key pair; the source is
@@ -551,6 +570,11 @@ def test_real_migrate(real):
     scenario_migrate(real)
 
 
+@pytest.mark.real_aws
+def test_real_billing_coded_copy_refused(real):
+    scenario_refused_before_asking(real)
+
+
 # --------------------------------------------------------------------------- the harness, on the sandbox
 
 
@@ -561,6 +585,8 @@ def rehearsal_settings(sandbox: Any) -> RealSettings:
     sandbox.reset()
     source_kms = sandbox.create_key(source, region, alias="alias/real-source")
     instance = sandbox.create_instance(source, region, availability_zone=f"{region}a", tags={"Name": "web-1"})
+    billing_ami = sandbox.create_image(source, region, name="rhel-base")
+    sandbox.mark_image(billing_ami, usage_operation="RunInstances:0010", platform_details="Red Hat Enterprise Linux")
     return RealSettings(
         source_role=f"arn:aws:iam::{source}:role/amibot",
         target_role=f"arn:aws:iam::{target}:role/amibot",
@@ -571,6 +597,7 @@ def rehearsal_settings(sandbox: Any) -> RealSettings:
         target_kms_other=sandbox.create_key(target, other, alias="alias/real-target"),
         source_kms=source_kms,
         instance=instance,
+        billing_ami=billing_ami,
         timeout_seconds=30,
         step_sleep=lambda seconds: None,
     )
@@ -608,6 +635,7 @@ def test_harness_rehearsed_on_the_sandbox(sandbox, shared_service_models):
     scenario_copy(world, cross_region=False)
     scenario_copy(world, cross_region=True)
     scenario_migrate(world)
+    scenario_refused_before_asking(world)
 
     # Cleaned up: the target sees nothing of the source, owns no image, runs nothing;
     # the source owns only its AMI and runs only its instance.
@@ -616,7 +644,7 @@ def test_harness_rehearsed_on_the_sandbox(sandbox, shared_service_models):
         ec2 = world.client("ec2", account, region)
         images = {i["ImageId"] for i in ec2.describe_images(Owners=["self"])["Images"] if i["State"] != "deregistered"}
         running = {i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"] if i["State"]["Name"] not in ("shutting-down", "terminated")}
-        assert images <= {s.ami}, (account, region, images)
+        assert images <= {s.ami, s.billing_ami}, (account, region, images)
         assert running <= {s.instance}, (account, region, running)
     key_grants = world.client("kms", s.source_id).list_grants(KeyId=s.source_kms)["Grants"]
     assert not [g for g in key_grants if g.get("GranteePrincipal", "").startswith(f"arn:aws:iam::{s.target_id}:")]
