@@ -32,7 +32,7 @@ from offline.sandbox.state import (
     _region_backends,
 )
 from offline.sandbox.visibility import _can_launch, _can_restore, _foreign_view, _shared_with
-from offline.sandbox.wire import _ec2_patch
+from offline.sandbox.wire import _caller_arn, _ec2_patch
 
 
 def _patched_bdm_property(self: Any) -> list[dict[str, Any]]:
@@ -211,6 +211,7 @@ def _copy_image(self: Any, state: _State, original: Callable[..., Any]) -> Any:
     if image_tags:
         image.add_tags(image_tags)
 
+    principal = _caller_arn(self)
     source_keys = []
     for snap in source_snaps:
         if snap.encrypted:
@@ -224,7 +225,7 @@ def _copy_image(self: Any, state: _State, original: Callable[..., Any]) -> Any:
             key = hit[1]
             if key.key_state != "Enabled":
                 return "Client.InvalidKMSKey.InvalidState", f"The KMS key {key.arn} that encrypts snapshot {snap_id} of {source_id} is {key.key_state.lower()}."
-            if not _kms_allows(state, key, caller, "Decrypt", via_service_region=source_region):
+            if not _kms_allows(state, key, caller, "Decrypt", principal_arn=principal, via_service_region=source_region):
                 return (
                     "Client.InvalidKMSKey.AccessDenied",
                     f"Account {caller} is not allowed to use the KMS key {key.arn} (kms:Decrypt) that encrypts snapshot {snap_id} of {source_id}.",
@@ -236,7 +237,7 @@ def _copy_image(self: Any, state: _State, original: Callable[..., Any]) -> Any:
             key = hit[1]
             if key.key_state != "Enabled":
                 return "Client.InvalidKMSKey.InvalidState", f"The KMS key {key.arn} is {key.key_state.lower()}."
-            if not _kms_allows(state, key, caller, "GenerateDataKeyWithoutPlaintext", via_service_region=region):
+            if not _kms_allows(state, key, caller, "GenerateDataKeyWithoutPlaintext", principal_arn=principal, via_service_region=region):
                 return "Client.InvalidKMSKey.AccessDenied", f"Account {caller} is not allowed to use the KMS key {key.arn}."
         return None
 
