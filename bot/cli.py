@@ -3,7 +3,7 @@
   amibot serve [--host H] [--port P] [--socket-mode] [--sandbox] [--config PATH]
   amibot demo
   amibot check-config [--config PATH]
-  amibot iam-policy [--config PATH]
+  amibot iam-policy [--config PATH] [--without-migrate]
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--config")
     iam = sub.add_parser("iam-policy", help="print the IAM policies for the bot's role and the member-account roles")
     iam.add_argument("--config", help="use the role ARNs of this config (default: a generic policy)")
+    iam.add_argument("--without-migrate", action="store_true", help="leave out what only migrate needs (CreateImage, iam:PassRole)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("AMIBOT_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
             from bot.config import load_config
 
             roles = [a.role_arn for a in load_config(args.config).accounts.values() if a.role_arn] if args.config else []
-            print(render(roles), end="")
+            print(render(roles, migrate=not args.without_migrate), end="")
             return 0
         if args.command == "check-config":
             from bot.config import load_config
@@ -73,6 +74,7 @@ def _serve(args: argparse.Namespace) -> int:
         db = os.environ.get("AMIBOT_DB") or os.path.join(tempfile.mkdtemp(prefix="amibot-"), "amibot.db")
         config = load_config(args.config) if args.config else rehearsal.sandbox_config(db)
         world = rehearsal.seed(sandbox)
+        rehearsal.enforce_generated_policies(sandbox, config)
         logging.getLogger("amibot").info(
             "sandbox AWS: prod=%s dev=%s; AMIs: %s (CMK), %s (aws/ebs), %s (unencrypted)",
             rehearsal.PROD, rehearsal.DEV, world.encrypted_image, world.aws_managed_image, world.plain_image,

@@ -113,6 +113,8 @@ def clock():
 def harness(sandbox, fake_slack, tmp_path, clock):
     world = rehearsal.seed(sandbox)
     config = rehearsal.sandbox_config(str(tmp_path / "amibot.db"), fake_slack.api_url, env={})
+    # IAM enforcement: amibot's roles hold exactly what `amibot iam-policy` prints.
+    rehearsal.enforce_generated_policies(sandbox, config)
     # The scheduler's own tick is off (tick_seconds=3600): tests call clockwork.tick().
     bot = Amibot(config, clock=clock, grant_wait_seconds=2, sleep=lambda s: time.sleep(min(s, 0.05)), tick_seconds=3600, notifier_poll_seconds=0.05, aws_max_attempts=4)
     bot.start()

@@ -307,13 +307,15 @@ class Sandbox(SandboxWorld, SandboxControls):
         else:
             creds = self._creds.get(account_id)
             if creds is None:
-                sts = boto3.client(
-                    "sts", region_name=region, aws_access_key_id="testing", aws_secret_access_key="testing",
-                    endpoint_url=self.endpoint_url,
+                from moto.sts.models import sts_backends
+
+                # Straight to moto's STS, not over the wire: the administrator's
+                # session is the sandbox's own, not a call the bot's policy governs.
+                role = sts_backends[BOT_ACCOUNT]["global"].assume_role(
+                    region_name=region, role_session_name="amibot-sandbox",
+                    role_arn=f"arn:aws:iam::{account_id}:role/{ADMIN_ROLE_NAME}", policy="", duration=3600, external_id="",
                 )
-                creds = sts.assume_role(
-                    RoleArn=f"arn:aws:iam::{account_id}:role/{ADMIN_ROLE_NAME}", RoleSessionName="amibot-sandbox"
-                )["Credentials"]
+                creds = {"AccessKeyId": role.access_key_id, "SecretAccessKey": role.secret_access_key, "SessionToken": role.session_token}
                 self._creds[account_id] = creds
             session = boto3.Session(
                 aws_access_key_id=creds["AccessKeyId"],
@@ -323,6 +325,20 @@ class Sandbox(SandboxWorld, SandboxControls):
             )
         self._sessions[(account_id, region)] = session
         return session
+
+    def role_session(self, account_id: str, role_name: str = ROLE_NAME, region: str | None = None) -> boto3.Session:
+        """A boto3 Session as ``role_name`` in ``account_id`` (by default amibot's own
+        role, held to its policy once one is attached)."""
+        from moto.sts.models import sts_backends
+
+        role = sts_backends[BOT_ACCOUNT]["global"].assume_role(
+            region_name=region or self.region, role_session_name="amibot-sandbox-test",
+            role_arn=f"arn:aws:iam::{account_id}:role/{role_name}", policy="", duration=3600, external_id="",
+        )
+        return boto3.Session(
+            aws_access_key_id=role.access_key_id, aws_secret_access_key=role.secret_access_key,
+            aws_session_token=role.session_token, region_name=region or self.region,
+        )
 
     def client(self, service: str, account_id: str, region: str | None = None, **kwargs: Any) -> Any:
         """Shorthand for ``session(account_id, region).client(service, **kwargs)``."""

@@ -54,7 +54,7 @@ def _ec2_arn(region: str, account: str, kind: str, resource_id: str) -> str:
 
 
 def _ids(resp: Any, name: str) -> list[str]:
-    value = resp._get_param(name) or resp._get_multi_param(f"{name}.member") or resp._get_multi_param(name)
+    value = resp._get_param(name)
     return [value] if isinstance(value, str) else list(value or [])
 
 
@@ -62,7 +62,7 @@ def _ec2_authorisations(resp: Any, operation: str) -> list[tuple[str, str, dict[
     account, region = resp.current_account, resp.region
     action = f"ec2:{operation}"
     out: list[tuple[str, str, dict[str, Any]]] = []
-    resource_kinds = {"TerminateInstances": ("InstanceId", "instance"), "DeregisterImage": ("ImageId", "image"),
+    resource_kinds = {"TerminateInstances": ("InstanceIds", "instance"), "DeregisterImage": ("ImageId", "image"),
                       "DeleteSnapshot": ("SnapshotId", "snapshot")}
     if operation in resource_kinds:
         param, kind = resource_kinds[operation]
@@ -71,7 +71,7 @@ def _ec2_authorisations(resp: Any, operation: str) -> list[tuple[str, str, dict[
         return out
     if operation == "CreateTags":
         requested = {t.get("Key"): t.get("Value") for t in resp._get_param("Tags", []) or [] if isinstance(t, dict)}
-        for resource_id in _ids(resp, "ResourceId"):
+        for resource_id in _ids(resp, "Resources"):
             out.append((action, f"arn:aws:ec2:{region}:{account}:*/{resource_id}", _tag_context(requested, "aws:RequestTag")))
         return out or [(action, "*", {})]
     out.append((action, "*", {}))
