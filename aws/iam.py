@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 from aws.actions import ACTIONS, PREFLIGHT_PERMISSIONS, SHARE_GRANT_OPERATIONS
+from aws.actions.keypolicy import ORG_SHARE_TAG  # noqa: F401 (re-exported: part of the policy's contract)
 
 
 MIGRATE_MODULE = "aws.actions.migrate"
@@ -17,8 +18,6 @@ MIGRATE_MODULE = "aws.actions.migrate"
 # The tag amibot puts on everything it creates (at creation, in TagSpecifications);
 # what it may delete or terminate must carry it.
 REQUEST_TAG = "amibot:request"
-# The tag an operator puts on a key to let amibot change its key policy (org shares).
-ORG_SHARE_TAG = "amibot:org-share"
 
 # The API calls whose TagSpecifications amibot uses: ec2:CreateTags is allowed only
 # inside them (ec2:CreateAction), never on its own.

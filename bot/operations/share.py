@@ -323,6 +323,27 @@ def policy_change_lines(key_label: str, key_arn: str, before_text: str, after_te
     return lines
 
 
+def check_marked_for_org_sharing(ctx: PlanningContext, source: AccountConfig, region: str, key: Any) -> None:
+    """amibot's role may change only the key policies of keys tagged
+    ``amibot:org-share = true`` (the generated IAM policy says so): refuse before
+    approval, with the fix, instead of failing at PutKeyPolicy."""
+    kms = ctx.sessions.client("kms", source.id, region, f"preflight-{ctx.uid}")
+    tags = preflight_read(
+        f"Could not read the tags of {key.arn} in `{source.alias}`",
+        lambda: {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=key.arn).get("Tags", [])},
+    )
+    if tags.get(keypolicy.ORG_SHARE_TAG) != "true":
+        raise PreflightError(
+            f"The key {_key_label(key)} is not marked for organisation sharing: amibot may change only the key policies "
+            f"of keys tagged `{keypolicy.ORG_SHARE_TAG}` = `true`.",
+            fix=(
+                f"If this key's owners agree that amibot may add org-share statements to its policy, tag it: "
+                f"`aws kms tag-resource --key-id {key.arn} --tags TagKey={keypolicy.ORG_SHARE_TAG},TagValue=true`; "
+                "or share with accounts by name (grants, no key-policy change)."
+            ),
+        )
+
+
 def prepare_org_share(ctx: PlanningContext, command: grammar.ShareCommand, source: AccountConfig, region: str) -> Prepared:
     """Preflight and plan a share with the organisation or one OU: launch permission
     by ARN and, for an encrypted AMI, a key-policy statement per key (a grant cannot
@@ -347,38 +368,55 @@ def prepare_org_share(ctx: PlanningContext, command: grammar.ShareCommand, sourc
     if entry in facts.launch_permissions:
         checked.append(f"{facts.image_id} is already shared with {who}: the launch permission is left as it is")
     sid = keypolicy.statement_sid(ctx.uid, organization.id, command.ou_id)
-    statement = keypolicy.org_statement(sid, organization.id, command.ou_id)
+    grant_sid = keypolicy.grant_statement_sid(ctx.uid, organization.id, command.ou_id)
+    statement = keypolicy.org_statement(sid, organization.id, command.ou_id, region=region)
+    grant_statement = keypolicy.org_grant_statement(grant_sid, organization.id, command.ou_id)
     condition = f"aws:PrincipalOrgID is `{organization.id}`"
     if command.ou_id:
         condition += f" and aws:PrincipalOrgPaths is under `{keypolicy.org_paths_pattern(organization.id, command.ou_id)}`"
     after: list[str] = []
     policies: dict[str, dict[str, str]] = {}
     for key in facts.keys:
+        check_marked_for_org_sharing(ctx, source, region, key)
         before_text = read_key_policy(ctx, source, region, key.arn)
         before = json.loads(before_text)
-        after_text = keypolicy.render(keypolicy.with_statement(before, statement))
+        after_policy = keypolicy.with_statement(keypolicy.with_statement(before, statement), grant_statement)
+        after_text = keypolicy.render(after_policy)
+        size = keypolicy.policy_size(after_policy)
+        if size > keypolicy.KEY_POLICY_MAX_BYTES:
+            raise PreflightError(
+                f"The key policy of {_key_label(key)} would be {size:,} bytes with amibot's two statements; "
+                f"KMS refuses a key policy over {keypolicy.KEY_POLICY_MAX_BYTES:,} bytes (32 KiB).",
+                fix=keypolicy.KeyPolicyTooLarge(key.arn, size).fix,
+            )
         policies[key.arn] = {"before": before_text, "after": after_text}
         earlier = [s for s in keypolicy.sids(before) if s.startswith("amibot-") and s.endswith(f"-{command.ou_id or organization.id}")]
         checked.append(
-            f"Key policy of {_key_label(key)} read: {len(keypolicy.statements(before))} statement(s)"
+            f"Key policy of {_key_label(key)} read: {len(keypolicy.statements(before))} statement(s), {size:,} of "
+            f"{keypolicy.KEY_POLICY_MAX_BYTES:,} bytes after this share"
             + (f"; amibot's statements for this target already there: {', '.join(f'`{s}`' for s in earlier)}" if earlier else "")
         )
-        steps.append(
-            PlannedStep(
-                action="kms.add_key_policy_statement",
-                account_alias=source.alias,
-                account_id=source.id,
-                region=region,
-                params={"image_id": facts.image_id, "key_arn": key.arn, "statement": statement, "expected_policy": before_text,
-                        "organization_id": organization.id, "ou_id": command.ou_id},
-                description=(
-                    f"PutKeyPolicy on key {_key_label(key)}: add statement `{sid}`: any principal whose {condition} may "
-                    f"{', '.join(keypolicy.ORG_KEY_POLICY_ACTIONS)}; every other statement unchanged (before and after below). "
-                    "Refused if the policy changes before it runs"
-                ),
+        for added, said in (
+            (statement, f"any principal whose {condition} may have EC2 ({statement['Condition']['StringEquals']['kms:ViaService']}) "
+                        f"use the key: {', '.join(keypolicy.ORG_CRYPTO_ACTIONS)}"),
+            (grant_statement, f"the same principals may {', '.join(keypolicy.ORG_GRANT_ACTIONS)} only when an AWS service "
+                              "creates the grant for a resource (kms:GrantIsForAWSResource = true)"),
+        ):
+            steps.append(
+                PlannedStep(
+                    action="kms.add_key_policy_statement",
+                    account_alias=source.alias,
+                    account_id=source.id,
+                    region=region,
+                    params={"image_id": facts.image_id, "key_arn": key.arn, "statement": added, "expected_policy": before_text,
+                            "organization_id": organization.id, "ou_id": command.ou_id},
+                    description=(
+                        f"PutKeyPolicy on key {_key_label(key)}: add statement `{added['Sid']}`: {said}; every other statement "
+                        "unchanged (before and after below). Refused if people change the policy before it runs"
+                    ),
+                )
             )
-        )
-        after += policy_change_lines(_key_label(key), key.arn, before_text, after_text, [statement], adding=True)
+        after += policy_change_lines(_key_label(key), key.arn, before_text, after_text, [statement, grant_statement], adding=True)
     after.append("Organisation members can launch the AMI but not copy it: snapshot permissions take account ids only.")
     if not facts.keys:
         after.append("The AMI is not encrypted: no key policy changes.")

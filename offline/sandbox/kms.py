@@ -220,3 +220,25 @@ def _aws_managed_refusal(name: str, action: str) -> Callable[..., Any]:
 
     handler.__name__ = name.split(".")[-1]
     return handler
+
+
+# "The policy size limit is 32 KiB (32768 bytes)" (KMS API Reference, PutKeyPolicy).
+KEY_POLICY_MAX_BYTES = 32768
+
+
+def _put_key_policy(self: Any) -> Any:
+    """PutKeyPolicy: refused on AWS-managed keys, and over KMS's 32 KiB size limit
+    (moto stores any size)."""
+    original = _ORIGINALS["KmsResponse.put_key_policy"]
+    state = _active()
+    if state is None:
+        return original(self)
+    target = _kms_key_for(self, self._get_param("KeyId"))
+    if target is not None:
+        owner, key, foreign = target
+        if key.key_manager == "AWS" and not foreign:
+            raise _access_denied(self, "PutKeyPolicy", key)
+    size = len((self._get_param("Policy") or "").encode())
+    if size > KEY_POLICY_MAX_BYTES:
+        raise _kms_error("LimitExceededException", f"Policy document is {size} bytes; the limit is {KEY_POLICY_MAX_BYTES} bytes.")
+    return original(self)

@@ -39,6 +39,17 @@ def dev_can_use_key(harness, key_arn) -> bool:
         return False
 
 
+def dev_launch_runs(harness, image_id) -> bool:
+    """A launch from ``image_id`` in dev keeps running: EC2 could use its key for dev
+    (org-share statements allow the key only through EC2)."""
+    ec2 = client(harness, DEV, "ec2")
+    try:
+        instance = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    except ClientError:
+        return False
+    return ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0]["State"]["Name"] == "running"
+
+
 def snapshot_of(harness, image_id) -> str:
     return client(harness, PROD, "ec2").describe_images(ImageIds=[image_id])["Images"][0]["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
 
@@ -231,18 +242,19 @@ def test_unshare_org_removes_the_statement_and_restores_the_policy(harness, bot_
     image, cmk = harness.world.encrypted_image, harness.world.cmk_arn
     original = key_policy(harness, cmk)
     ask_and_approve(harness, f"share {image} from prod to org")
-    assert dev_sees_image(harness, image) and dev_can_use_key(harness, cmk)
+    assert dev_sees_image(harness, image) and dev_launch_runs(harness, image)
     root, final = ask_and_approve(harness, f"unshare {image} from prod to org")
     plan = plan_text(root)
     assert "PutKeyPolicy" in plan and "remove statement" in plan and "added by R-1" in plan
     assert "now (before)" in plan and "after" in plan
     assert harness.bot.store.get(2).state == SUCCEEDED, final["text"]
-    assert not dev_sees_image(harness, image) and not dev_can_use_key(harness, cmk)
+    assert not dev_sees_image(harness, image) and not dev_launch_runs(harness, image)
     assert launch_permissions(harness, image) == []
     # Semantically, and here even byte for byte: the policy is what it was.
     assert json.loads(key_policy(harness, cmk)) == json.loads(original)
     assert key_policy(harness, cmk) == original
     assert harness.bot.store.get(1).steps[1].state == STEP_UNDONE
+    assert harness.bot.store.get(1).steps[2].state == STEP_UNDONE  # the CreateGrant statement
     made = {f"{service}:{operation}" for service, operation in bot_aws_calls}
     assert {"kms:GetKeyPolicy", "kms:PutKeyPolicy"} <= made
     assert made <= set(member_account_actions()) | {"sts:AssumeRole"}, sorted(made - set(member_account_actions()))
