@@ -33,7 +33,7 @@ from bot import grammar
 from bot.config import AccountConfig
 from bot.errors import PreflightError
 from bot.operations import PlanningContext, Prepared, after_success, check_source_image, preflight_read, preparer
-from bot.operations.share import approver_accounts, facts_for_message
+from bot.operations.share import approver_accounts, check_grants_possible, facts_for_message
 from bot.requests import STEP_DONE, STEP_UNDONE, PlannedStep
 
 T = TypeVar("T")
@@ -294,6 +294,8 @@ def prepare_copy(ctx: PlanningContext, command: grammar.CopyCommand) -> Prepared
     ctx.check_approvers(approvers)
     facts = ctx.preflight_image(source, source_region, command.image_id)
     check_copyable(facts, source, source_region, cross_account)
+    if cross_account:
+        check_grants_possible(ctx, facts, source, source_region, [target])
     key = destination_key(ctx, target, region, command.kms)
     in_flight = preflight_read(
         f"Could not count the copies in flight in `{target.alias}` {region}",

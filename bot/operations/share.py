@@ -9,6 +9,7 @@ from typing import Any
 from aws.actions import SHARE_GRANT_OPERATIONS, ImageFacts, account_root, grant_name
 from aws.actions import keypolicy
 from aws.actions.autoscaling import AUTOSCALING_GRANT_OPERATIONS, autoscaling_grant_name, autoscaling_role
+from aws.actions.share import check_source_key_grantable
 from aws.errors import is_aws_error, translate
 from bot import grammar, messages
 from bot.config import AccountConfig, Config, OrganizationConfig
@@ -190,6 +191,28 @@ def checked_lines(facts: ImageFacts, source: AccountConfig, region: str, targets
     return lines
 
 
+def check_grants_possible(ctx: PlanningContext, facts: ImageFacts, source: AccountConfig, region: str, targets: list[AccountConfig]) -> None:
+    """Before anyone is asked: amibot's role in the source can create the grants the
+    plan makes (a CreateGrant DryRun per key). A key whose policy lacks the usual
+    statement for its account's root (delegating to IAM) refuses even its own
+    account's roles, and the share would fail after approval."""
+    for key in facts.keys:
+        for target in targets[:1]:  # the same policy answers for every grantee
+            preflight_read(
+                f"amibot's role in `{source.alias}` may not create grants on the key {_key_label(key)}",
+                lambda: check_source_key_grantable(
+                    ctx.sessions, source.id, region, key.arn, account_root(target.id), list(SHARE_GRANT_OPERATIONS), f"preflight-{ctx.uid}"
+                ),
+                fix=(
+                    f"The key policy must let amibot's role create grants: the usual statement "
+                    f"`{{\"Principal\": {{\"AWS\": \"{account_root(source.id)}\"}}, \"Action\": \"kms:*\"}}` (IAM decides), or a "
+                    f"statement naming {source.role_arn or 'amibot’s role'} with kms:CreateGrant. Ask the key's administrators; "
+                    "`amibot iam-policy` shows the role's side."
+                ),
+                own_fix=True,
+            )
+
+
 def check_duration(ctx: PlanningContext, command: grammar.ShareCommand) -> None:
     """A time-boxed share may not outlast ``bot.max_share_days``."""
     limit = ctx.config.bot.max_share_days
@@ -213,6 +236,7 @@ def prepare_share(ctx: PlanningContext, command: grammar.ShareCommand) -> Prepar
     ctx.check_approvers(approvers)
     facts = ctx.preflight_image(source, region, command.image_id)
     check_shareable(facts, source, region)
+    check_grants_possible(ctx, facts, source, region, targets)
     steps = share_steps(request_uid=ctx.uid, facts=facts, source=source, region=region, targets=targets, allow_copy=command.allow_copy, autoscaling=True)
     after = []
     if command.duration:
