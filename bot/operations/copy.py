@@ -33,6 +33,7 @@ from bot import grammar
 from bot.config import AccountConfig
 from bot.errors import PreflightError
 from bot.operations import PlanningContext, Prepared, after_success, check_source_image, preflight_read, preparer
+from bot.operations import launchroles
 from bot.operations.share import approver_accounts, check_grants_possible, facts_for_message
 from bot.requests import STEP_DONE, STEP_UNDONE, PlannedStep
 
@@ -335,7 +336,8 @@ def prepare_copy(ctx: PlanningContext, command: grammar.CopyCommand) -> Prepared
             "image_id": command.image_id, "source": source.alias, "source_region": source_region, "region": region,
             "target": target.alias, "target_region": region, "kms_key_arn": key.arn, "name": command.name, "verify": command.verify,
         },
-        checked=checked_lines(facts, source, source_region, target, region, key, in_flight, cross_account),
+        checked=checked_lines(facts, source, source_region, target, region, key, in_flight, cross_account)
+        + launchroles.plan_lines(ctx, target, region, [key.arn], facts.image_id),
         approver_accounts=approvers,
         steps=steps,
         after=after,

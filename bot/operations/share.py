@@ -15,6 +15,7 @@ from bot import grammar, messages
 from bot.config import AccountConfig, Config, OrganizationConfig
 from bot.errors import PreflightError
 from bot.operations import PlanningContext, Prepared, check_source_image, preflight_read, preparer
+from bot.operations import launchroles
 from bot.requests import PlannedStep
 
 
@@ -103,6 +104,7 @@ def share_steps(
                 description=f"Check from `{target.alias}`: the AMI is visible" + (" and its key is usable" if facts.keys else ""),
             )
         )
+        steps += launchroles.check_steps(target, region, [k.arn for k in facts.keys], facts.image_id)
     return steps
 
 
@@ -237,6 +239,7 @@ def prepare_share(ctx: PlanningContext, command: grammar.ShareCommand) -> Prepar
     facts = ctx.preflight_image(source, region, command.image_id)
     check_shareable(facts, source, region)
     check_grants_possible(ctx, facts, source, region, targets)
+    role_lines = [line for t in targets for line in launchroles.plan_lines(ctx, t, region, [k.arn for k in facts.keys], facts.image_id)]
     steps = share_steps(request_uid=ctx.uid, facts=facts, source=source, region=region, targets=targets, allow_copy=command.allow_copy, autoscaling=True)
     after = []
     if command.duration:
@@ -247,7 +250,7 @@ def prepare_share(ctx: PlanningContext, command: grammar.ShareCommand) -> Prepar
         kind="share",
         params={"image_id": command.image_id, "source": source.alias, "region": region, "targets": [t.alias for t in targets],
                 "allow_copy": command.allow_copy, "duration_seconds": command.duration.total_seconds() if command.duration else None},
-        checked=checked_lines(facts, source, region, targets),
+        checked=checked_lines(facts, source, region, targets) + role_lines,
         approver_accounts=approvers,
         steps=steps,
         after=after,
