@@ -169,6 +169,7 @@ def harness_with_qa(sandbox, fake_slack, tmp_path, clock):
     env = {"AMIBOT_DB": str(tmp_path / "amibot.db"), "SLACK_API_URL": fake_slack.api_url, "SLACK_BOT_TOKEN": "xoxb-sandbox", "SLACK_SIGNING_SECRET": "s3cret"}
     qa = '\n[accounts.qa]\nid = "333333333333"\nrole_arn = "arn:aws:iam::333333333333:role/amibot"\nowners = ["U0QA"]\n'
     config = parse_config(rehearsal.SANDBOX_TOML + qa, env, source="<test>")
+    rehearsal.enforce_generated_policies(sandbox, config)
     bot = Amibot(config, clock=clock, grant_wait_seconds=2, sleep=lambda s: time.sleep(min(s, 0.05)), tick_seconds=3600, notifier_poll_seconds=0.05)
     bot.start()
     url = bot.start_http(port=0)
