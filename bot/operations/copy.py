@@ -34,7 +34,8 @@ from bot.config import AccountConfig
 from bot.errors import PreflightError
 from bot.operations import PlanningContext, Prepared, after_success, check_source_image, preflight_read, preparer
 from bot.operations import launchroles
-from bot.operations.share import approver_accounts, check_grants_possible, facts_for_message
+from bot.operations.key_checks import check_grants_possible
+from bot.operations.share import approver_accounts, facts_for_message
 from bot.requests import STEP_DONE, STEP_UNDONE, PlannedStep
 
 T = TypeVar("T")
