@@ -9,15 +9,37 @@ from __future__ import annotations
 
 import json
 
-from aws.actions import ACTIONS, PREFLIGHT_PERMISSIONS
+from aws.actions import ACTIONS, PREFLIGHT_PERMISSIONS, SHARE_GRANT_OPERATIONS
 from aws.doctor import DOCTOR_PERMISSIONS
+from aws.actions.keypolicy import ORG_SHARE_TAG  # noqa: F401 (re-exported: part of the policy's contract)
 
 
-def member_account_actions() -> list[str]:
-    """Every IAM action the bot uses inside a member account, sorted."""
+MIGRATE_MODULE = "aws.actions.migrate"
+
+# The tag amibot puts on everything it creates (at creation, in TagSpecifications);
+# what it may delete or terminate must carry it.
+REQUEST_TAG = "amibot:request"
+
+# The API calls whose TagSpecifications amibot uses: ec2:CreateTags is allowed only
+# inside them (ec2:CreateAction), never on its own.
+CREATE_ACTIONS_THAT_TAG = ("CopyImage", "CreateImage", "RunInstances")
+# Deleting is allowed only on resources tagged by amibot.
+DELETE_ACTIONS = frozenset({"ec2:TerminateInstances", "ec2:DeregisterImage", "ec2:DeleteSnapshot"})
+
+
+def _uses_migrate(action: object) -> bool:
+    return type(action).__module__ == MIGRATE_MODULE
+
+
+def member_account_actions(*, migrate: bool = True) -> list[str]:
+    """Every IAM action the bot uses inside a member account, sorted (without the
+    migrate actions' own when ``migrate`` is False)."""
     needed = set(PREFLIGHT_PERMISSIONS) | set(DOCTOR_PERMISSIONS)
     for action in ACTIONS.values():
-        needed.update(action.permissions)
+        if migrate or not _uses_migrate(action):
+            needed.update(action.permissions)
+    if not migrate:
+        needed.discard("iam:PassRole")
     return sorted(needed)
 
 
@@ -30,29 +52,63 @@ KMS_USED_THROUGH_EC2 = frozenset(
 )
 
 
-def member_account_policy() -> dict:
-    """The policy for the ``amibot`` role in each member account."""
-    actions = member_account_actions()
-    ec2 = [a for a in actions if a.startswith("ec2:")]
-    kms = [a for a in actions if a.startswith("kms:") and a not in KMS_USED_THROUGH_EC2]
+def granted_operations() -> list[str]:
+    """The KMS operations amibot ever puts in a grant (to a target account, to Auto
+    Scaling's role, the verification's DryRun): CreateGrant may name no others."""
+    from aws.actions.autoscaling import AUTOSCALING_GRANT_OPERATIONS
+
+    return sorted(set(SHARE_GRANT_OPERATIONS) | set(AUTOSCALING_GRANT_OPERATIONS))
+
+
+def member_account_policy(*, migrate: bool = True) -> dict:
+    """The policy for the ``amibot`` role in each member account: least privilege,
+    with every condition evaluated by the sandbox (docs/least-privilege.md)."""
+    actions = member_account_actions(migrate=migrate)
+    special = DELETE_ACTIONS | {"ec2:CreateTags", "iam:PassRole", "kms:CreateGrant", "kms:PutKeyPolicy"}
+    ec2 = [a for a in actions if a.startswith("ec2:") and a not in special]
+    kms = [a for a in actions if a.startswith("kms:") and a not in KMS_USED_THROUGH_EC2 and a not in special]
     kms_via_ec2 = [a for a in actions if a in KMS_USED_THROUGH_EC2]
-    other = [a for a in actions if not a.startswith(("ec2:", "kms:"))]
-    statements = [
-        {"Sid": "AmiOperations", "Effect": "Allow", "Action": ec2, "Resource": "*"},
-        # Key ARNs are only known per request; the key policies decide which keys
-        # the role may touch. Grants and metadata only here.
-        {"Sid": "KeysOfSharedImages", "Effect": "Allow", "Action": kms, "Resource": "*"},
-    ]
+    other = [a for a in actions if not a.startswith(("ec2:", "kms:")) and a not in special]
+    statements: list[dict] = [{"Sid": "AmiOperations", "Effect": "Allow", "Action": ec2, "Resource": "*"}]
+    if "ec2:CreateTags" in actions:
+        statements.append({
+            "Sid": "TagOnlyWhenCreating", "Effect": "Allow", "Action": ["ec2:CreateTags"], "Resource": "*",
+            "Condition": {"StringEquals": {"ec2:CreateAction": list(CREATE_ACTIONS_THAT_TAG)}},
+        })
+    deletes = sorted(DELETE_ACTIONS & set(actions))
+    if deletes:
+        statements.append({
+            "Sid": "DeleteOnlyWhatAmibotMade", "Effect": "Allow", "Action": deletes, "Resource": "*",
+            "Condition": {"Null": {f"aws:ResourceTag/{REQUEST_TAG}": "false"}},
+        })
+    if "iam:PassRole" in actions:
+        statements.append({
+            "Sid": "PassInstanceRolesToEc2Only", "Effect": "Allow", "Action": ["iam:PassRole"], "Resource": "*",
+            "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
+        })
+    # Key ARNs are only known per request; the key policies decide which keys the
+    # role may touch. Metadata and grant bookkeeping only here.
+    statements.append({"Sid": "KeysOfSharedImages", "Effect": "Allow", "Action": kms, "Resource": "*"})
+    if "kms:CreateGrant" in actions:
+        statements.append({
+            "Sid": "GrantOnlyLaunchOperations", "Effect": "Allow", "Action": ["kms:CreateGrant"], "Resource": "*",
+            "Condition": {"ForAllValues:StringEquals": {"kms:GrantOperations": granted_operations()}},
+        })
     if kms_via_ec2:
-        statements.append(
-            {
-                "Sid": "KeysUsedByEc2ForTheRole",
-                "Effect": "Allow",
-                "Action": kms_via_ec2,
-                "Resource": "*",
-                "Condition": {"StringLike": {"kms:ViaService": "ec2.*.amazonaws.com"}},
-            }
-        )
+        statements.append({
+            "Sid": "KeysUsedByEc2ForTheRole", "Effect": "Allow", "Action": kms_via_ec2, "Resource": "*",
+            "Condition": {"StringLike": {"kms:ViaService": "ec2.*.amazonaws.com"}},
+        })
+        # EBS creates grants for the volumes it makes from encrypted snapshots.
+        statements.append({
+            "Sid": "GrantsEc2MakesForTheRole", "Effect": "Allow", "Action": ["kms:CreateGrant"], "Resource": "*",
+            "Condition": {"StringLike": {"kms:ViaService": "ec2.*.amazonaws.com"}, "Bool": {"kms:GrantIsForAWSResource": "true"}},
+        })
+    if "kms:PutKeyPolicy" in actions:
+        statements.append({
+            "Sid": "KeyPoliciesOfKeysMarkedForOrgSharing", "Effect": "Allow", "Action": ["kms:PutKeyPolicy"], "Resource": "*",
+            "Condition": {"StringEquals": {f"aws:ResourceTag/{ORG_SHARE_TAG}": "true"}},
+        })
     if other:
         statements.append({"Sid": "Other", "Effect": "Allow", "Action": other, "Resource": "*"})
     return {"Version": "2012-10-17", "Statement": statements}
@@ -66,12 +122,12 @@ def bot_role_policy(role_arns: list[str]) -> dict:
     }
 
 
-def render(role_arns: list[str]) -> str:
+def render(role_arns: list[str], *, migrate: bool = True) -> str:
     """Both policies as readable JSON, for ``amibot iam-policy``."""
     return (
         "# Bot role (where amibot runs)\n"
         + json.dumps(bot_role_policy(role_arns), indent=2)
         + "\n\n# Member-account role (in every account in the config)\n"
-        + json.dumps(member_account_policy(), indent=2)
+        + json.dumps(member_account_policy(migrate=migrate), indent=2)
         + "\n"
     )

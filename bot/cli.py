@@ -3,7 +3,7 @@
   amibot serve [--host H] [--port P] [--socket-mode] [--sandbox] [--config PATH]
   amibot demo
   amibot check-config [--config PATH]
-  amibot iam-policy [--config PATH] [--format text|cloudformation] [--out DIR]
+  amibot iam-policy [--config PATH] [--without-migrate] [--format text|cloudformation] [--out DIR]
   amibot migrate-store --from sqlite:PATH --to postgresql://… [--overwrite]
   amibot doctor [--config PATH]
   amibot audit [--since DATE|DURATION] [--format jsonl|csv] [--out PATH]
@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     doctor = sub.add_parser("doctor", help="check the installation (config, Slack, AWS roles and keys, store); exit 1 if a check fails")
     doctor.add_argument("--config", help="TOML config (default: $AMIBOT_CONFIG, else ./amibot.toml)")
     _add_store_verbs(sub)
+    iam.add_argument("--without-migrate", action="store_true", help="leave out what only migrate needs (CreateImage, iam:PassRole)")
     args = parser.parse_args(argv)
     from bot import logs
 
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             from bot.config import load_config
 
             roles = [a.role_arn for a in load_config(args.config).accounts.values() if a.role_arn] if args.config else []
-            print(render(roles), end="")
+            print(render(roles, migrate=not args.without_migrate), end="")
             return 0
         if args.command == "check-config":
             from bot.config import load_config
@@ -146,6 +147,7 @@ def _serve(args: argparse.Namespace) -> int:
         db = os.environ.get("AMIBOT_DB") or os.path.join(tempfile.mkdtemp(prefix="amibot-"), "amibot.db")
         config = load_config(args.config) if args.config else rehearsal.sandbox_config(db)
         world = rehearsal.seed(sandbox)
+        rehearsal.enforce_generated_policies(sandbox, config)
         logging.getLogger("amibot").info(
             "sandbox AWS: prod=%s dev=%s; AMIs: %s (CMK), %s (aws/ebs), %s (unencrypted)",
             rehearsal.PROD, rehearsal.DEV, world.encrypted_image, world.aws_managed_image, world.plain_image,

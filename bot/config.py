@@ -62,6 +62,7 @@ class AccountConfig:
     autoscaling_grant: bool = False  # grant Auto Scaling's service-linked role use of shared CMKs here
     approval_channel: str | None = None  # approvals for this account are also posted there, with the buttons
     approval_dm: bool | None = None  # DM each eligible owner the approval; None: bot.approval_dm
+    launch_roles: tuple[str, ...] = ()  # role ARNs here whose use of shared keys amibot checks (SimulatePrincipalPolicy)
 
 
 @dataclass(frozen=True)
@@ -523,6 +524,8 @@ def _parse_account(alias: str, table: dict[str, Any]) -> AccountConfig:
                 f"use a role in account {account_id} (arn:aws:iam::{account_id}:role/<name>), or correct the id",
             )
 
+    launch_roles = _parse_launch_roles(table, p, account_id)
+
     external_id = _get(table, p, "external_id", str, 'external_id = "amibot-prod"', None)
     if external_id is not None:
         if role_arn is None:
@@ -575,6 +578,7 @@ def _parse_account(alias: str, table: dict[str, Any]) -> AccountConfig:
         autoscaling_grant=_get(table, p, "autoscaling_grant", bool, "autoscaling_grant = false", False),
         approval_channel=_optional_channel(table, p, "approval_channel"),
         approval_dm=_get(table, p, "approval_dm", bool, "approval_dm = false", None),
+        launch_roles=launch_roles,
     )
 
 
@@ -582,6 +586,29 @@ def _optional_channel(table: Mapping[str, Any], prefix: str, key: str) -> str | 
     if key not in table:
         return None
     return _channel_id(table[key], f"{prefix}.{key}", f'{key} = "C0123456789"')
+
+
+def _parse_launch_roles(table: Mapping[str, Any], p: str, account_id: str) -> tuple[str, ...]:
+    """``launch_roles``: IAM role ARNs of this account (the roles that launch
+    instances from what is shared or copied here)."""
+    example = f'launch_roles = ["arn:aws:iam::{account_id}:role/app-deployer"]'
+    roles = _get(table, p, "launch_roles", list, example, [])
+    found: list[str] = []
+    for role in roles:
+        if not isinstance(role, str):
+            raise ConfigError(f"{p}.launch_roles", f"must hold strings, not {_type_name(role)}", f"write it as {example}")
+        m = _ROLE_ARN_RE.fullmatch(role)
+        if not m:
+            raise ConfigError(f"{p}.launch_roles", f"`{role}` is not an IAM role ARN", f"use arn:aws:iam::{account_id}:role/<name>, e.g. {example}")
+        if m.group(1) != account_id:
+            raise ConfigError(
+                f"{p}.launch_roles",
+                f"`{role}` is in account {m.group(1)}, but {p}.id is {account_id}",
+                f"list only roles of account {account_id}: amibot asks that account's IAM about them",
+            )
+        if role not in found:
+            found.append(role)
+    return tuple(found)
 
 
 def _region_map(table: Mapping[str, Any], prefix: str, key: str, example: str) -> dict[str, str]:

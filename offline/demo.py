@@ -50,6 +50,7 @@ def offline_stack(**bot_options: Any) -> Iterator[Rehearsal]:
         with tempfile.TemporaryDirectory() as tmp:
             config = rehearsal.sandbox_config(os.path.join(tmp, "amibot.db"), fake.api_url, env={})
             world = rehearsal.seed(sandbox)
+            rehearsal.enforce_generated_policies(sandbox, config)
             bot = Amibot(config, **bot_options)
             bot.start()
             try:

@@ -2,7 +2,8 @@
 embedded configuration that ``amibot demo`` and ``amibot serve --sandbox`` use.
 
 Accounts (moto-backed, see ``offline.sandbox``), all in one Organization:
-  prod 111111111111 — owns a CMK ``alias/ami-shared`` and three AMIs: one encrypted
+  prod 111111111111 — owns a CMK ``alias/ami-shared`` (tagged ``amibot:org-share=true``:
+                      amibot may change its key policy for org shares) and three AMIs: one encrypted
                       with that CMK, one with the AWS-managed ``aws/ebs`` key, one
                       unencrypted; and a running instance ``web-1`` in us-east-1a.
   dev  222222222222 — a member account that receives shares and copies; its own CMK
@@ -16,6 +17,7 @@ import secrets
 from dataclasses import dataclass
 
 from offline.sandbox import Sandbox
+from aws.iam import ORG_SHARE_TAG
 from bot.config import Config, parse_config
 
 PROD = "111111111111"
@@ -75,7 +77,7 @@ class SandboxWorld:
 def seed(sandbox: Sandbox) -> SandboxWorld:
     """Create the rehearsal's organisation, keys, images and instance in the sandbox."""
     sandbox.configure_organization(ORG_ID, members={PROD: "ou-sbx1-platform", DEV: DEV_OU})
-    cmk = sandbox.create_key(PROD, REGION, alias="alias/ami-shared")
+    cmk = sandbox.create_key(PROD, REGION, alias="alias/ami-shared", tags={ORG_SHARE_TAG: "true"})
     ebs = sandbox.aws_managed_ebs_key(PROD, REGION)
     network = sandbox.network(PROD, REGION)
     return SandboxWorld(
@@ -89,6 +91,20 @@ def seed(sandbox: Sandbox) -> SandboxWorld:
         instance_id=sandbox.create_instance(PROD, REGION, availability_zone=f"{REGION}a", tags={"Name": "web-1", "app": "web"}, instance_profile="web-role", kms_key_arn=cmk),
         network=network,
     )
+
+
+def enforce_generated_policies(sandbox: Sandbox, config: Config) -> None:
+    """Hold amibot to the policies ``amibot iam-policy`` prints: the member policy on
+    each configured member role, the bot policy on the bot's own credentials. From
+    then on a call outside the policy, or outside one of its conditions, fails."""
+    from aws.iam import bot_role_policy, member_account_policy
+
+    member = member_account_policy()
+    roles = [a.role_arn for a in config.accounts.values() if a.role_arn]
+    for role_arn in roles:
+        account, name = role_arn.split(":")[4], role_arn.rsplit("/", 1)[-1]
+        sandbox.attach_role_policy(account, name, member, policy_name="amibot-member")
+    sandbox.attach_bot_policy(bot_role_policy(roles))
 
 
 def sandbox_config(db_path: str, slack_api_url: str | None = None, env: dict[str, str] | None = None) -> Config:

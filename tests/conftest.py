@@ -138,6 +138,8 @@ def harness(request, sandbox, fake_slack, tmp_path, clock):
     # AMIBOT_TEST_DB=postgresql runs every harness test on a fresh real PostgreSQL database.
     db = request.getfixturevalue("pg_url") if os.environ.get("AMIBOT_TEST_DB") == "postgresql" else str(tmp_path / "amibot.db")
     config = rehearsal.sandbox_config(db, fake_slack.api_url, env={})
+    # IAM enforcement: amibot's roles hold exactly what `amibot iam-policy` prints.
+    rehearsal.enforce_generated_policies(sandbox, config)
     # The scheduler's own tick is off (tick_seconds=3600): tests call clockwork.tick().
     bot = Amibot(config, clock=clock, grant_wait_seconds=2, sleep=lambda s: time.sleep(min(s, 0.05)), tick_seconds=3600, notifier_poll_seconds=0.05, aws_max_attempts=4)
     bot.start()

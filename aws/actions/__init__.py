@@ -127,3 +127,4 @@ from aws.actions import migrate as _migrate  # noqa: E402,F401
 from aws.actions import verify as _verify  # noqa: E402,F401
 from aws.actions import copy as _copy  # noqa: E402,F401
 from aws.actions.inspect import PREFLIGHT_PERMISSIONS, ImageFacts, KeyFacts, inspect_image  # noqa: E402,F401
+from aws.actions import launchroles as _launchroles  # noqa: E402,F401

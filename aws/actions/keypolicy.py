@@ -9,14 +9,19 @@ principal is ``"*"`` narrowed by ``aws:PrincipalOrgID`` (and, for an OU,
 these actions never touch any statement but their own (found by ``Sid``, which
 carries the request's uid), never set ``BypassPolicyLockoutSafetyCheck`` (so KMS
 itself refuses a policy that would lock the caller out), and refuse to write when
-the policy changed since the approver saw it.
+people changed the policy since the approver saw it. Writes to one key are
+serialised (:class:`KeyPolicyLock`) and merged into the policy re-read right before
+``PutKeyPolicy``, so concurrent org shares of one key all keep their statements; a
+policy over KMS's 32 KiB limit is refused before it is sent.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+import threading
+from contextlib import contextmanager
+from typing import Any, ContextManager, Iterator, Protocol
 
 from aws.actions import Action, register
 from aws.actions.holdings import key_statement_resource, kept_sentence
@@ -24,9 +29,72 @@ from aws.errors import AwsFailure
 
 POLICY_NAME = "default"  # KMS keys have exactly one policy, named "default"
 
+# The tag an operator puts on a key to let amibot add org-share statements to its
+# policy; the generated IAM policy allows PutKeyPolicy only on keys tagged so.
+ORG_SHARE_TAG = "amibot:org-share"
+
+# "The policy size limit is 32 KiB (32768 bytes)" (KMS API Reference, PutKeyPolicy).
+KEY_POLICY_MAX_BYTES = 32768
+
 # Exactly the operations a member account needs to launch from the AMI
 # (design.md §1.3, the same as the grant to an account), as IAM action names.
 ORG_KEY_POLICY_ACTIONS = ("kms:DescribeKey", "kms:CreateGrant", "kms:Decrypt", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom")
+# Split in two statements: the crypto operations only when EC2 makes the request for
+# the member (kms:ViaService), and CreateGrant only for an AWS resource
+# (kms:GrantIsForAWSResource), so no member can mint a grant for itself or anyone else.
+ORG_CRYPTO_ACTIONS = ("kms:DescribeKey", "kms:Decrypt", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom")
+ORG_GRANT_ACTIONS = ("kms:CreateGrant",)
+
+
+class KeyPolicyLock(Protocol):
+    """Serialises the read-modify-write of one key's policy across requests.
+
+    ``hold(key_arn)`` is a context manager held from GetKeyPolicy to PutKeyPolicy.
+    The default is in-process; a deployment with several processes backs it with the
+    store (a lease per key) through :func:`use_key_policy_lock`."""
+
+    def hold(self, key_arn: str) -> ContextManager[None]: ...
+
+
+class InProcessKeyPolicyLock:
+    """One lock per key ARN, within this process."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+
+    @contextmanager
+    def hold(self, key_arn: str) -> Iterator[None]:
+        with self._guard:
+            lock = self._locks.setdefault(key_arn, threading.Lock())
+        with lock:
+            yield
+
+
+_LOCK: KeyPolicyLock = InProcessKeyPolicyLock()
+
+
+def use_key_policy_lock(lock: KeyPolicyLock) -> None:
+    """Replace the key-policy lock (e.g. with one backed by the store)."""
+    global _LOCK
+    _LOCK = lock
+
+
+def key_policy_lock() -> KeyPolicyLock:
+    """The lock every key-policy write holds."""
+    return _LOCK
+
+
+class KeyPolicyTooLarge(AwsFailure):
+    """The policy with amibot's statement would exceed KMS's 32 KiB limit; nothing was written."""
+
+    def __init__(self, key_arn: str, size: int):
+        super().__init__(
+            "AmibotKeyPolicyTooLarge",
+            f"the key policy of {key_arn} would be {size:,} bytes with amibot's statements; KMS allows {KEY_POLICY_MAX_BYTES:,}",
+            cause="A KMS key policy may not exceed 32 KiB (32,768 bytes), and PutKeyPolicy would refuse it.",
+            fix="Remove statements nobody needs from the key policy (old amibot org shares: `/ami unshare … to org`), or share with accounts by name (grants do not grow the policy).",
+        )
 
 
 class KeyPolicyChanged(AwsFailure):
@@ -53,21 +121,66 @@ def org_paths_pattern(organization_id: str, ou_id: str) -> str:
     return f"{organization_id}/r-*/{ou_id}/*"
 
 
-def org_statement(sid: str, organization_id: str, ou_id: str | None = None) -> dict[str, Any]:
-    """The statement that lets principals of the organisation (or OU) use the key
-    for launching: nothing broader than a grant to an account would give."""
+def grant_statement_sid(request_uid: str, organization_id: str, ou_id: str | None = None) -> str:
+    """The Sid of the request's CreateGrant statement: ``amibot-<uid>-grant-<org or OU id>``
+    (it ends like :func:`statement_sid`, so unshare finds it the same way)."""
+    return f"amibot-{request_uid}-grant-{ou_id or organization_id}"
+
+
+def _org_condition(organization_id: str, ou_id: str | None) -> dict[str, Any]:
     condition: dict[str, Any] = {"StringEquals": {"aws:PrincipalOrgID": organization_id}}
     if ou_id:
         # aws:PrincipalOrgPaths is multi-valued: it needs a ForAnyValue operator.
         condition["ForAnyValue:StringLike"] = {"aws:PrincipalOrgPaths": [org_paths_pattern(organization_id, ou_id)]}
+    return condition
+
+
+def org_statement(sid: str, organization_id: str, ou_id: str | None = None, *, region: str) -> dict[str, Any]:
+    """The statement that lets principals of the organisation (or OU) have EC2 use
+    the key for them (launching in ``region``): the crypto operations, only through
+    EC2 (``kms:ViaService``). Never CreateGrant: see :func:`org_grant_statement`."""
+    condition = _org_condition(organization_id, ou_id)
+    condition["StringEquals"]["kms:ViaService"] = f"ec2.{region}.amazonaws.com"
     return {
         "Sid": sid,
         "Effect": "Allow",
         "Principal": {"AWS": "*"},
-        "Action": list(ORG_KEY_POLICY_ACTIONS),
+        "Action": list(ORG_CRYPTO_ACTIONS),
         "Resource": "*",
         "Condition": condition,
     }
+
+
+def org_grant_statement(sid: str, organization_id: str, ou_id: str | None = None) -> dict[str, Any]:
+    """CreateGrant for principals of the organisation (or OU) only when an AWS
+    service creates the grant for a resource (``kms:GrantIsForAWSResource``): EC2
+    does when it attaches the volumes of a launch; a member calling CreateGrant
+    itself, for any grantee and any operations, is refused."""
+    condition = _org_condition(organization_id, ou_id)
+    condition["Bool"] = {"kms:GrantIsForAWSResource": "true"}
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Principal": {"AWS": "*"},
+        "Action": list(ORG_GRANT_ACTIONS),
+        "Resource": "*",
+        "Condition": condition,
+    }
+
+
+def policy_size(policy: dict[str, Any]) -> int:
+    """The size KMS counts: the bytes of the policy text amibot writes."""
+    return len(render(policy).encode())
+
+
+def amibot_sids(policy: dict[str, Any]) -> list[str]:
+    """Sids of statements amibot added (prefix ``amibot-``)."""
+    return [sid for sid in sids(policy) if sid.startswith("amibot-")]
+
+
+def without_amibot(policy: dict[str, Any]) -> dict[str, Any]:
+    """The policy as people wrote it: without amibot's statements."""
+    return without_sids(policy, amibot_sids(policy))
 
 
 def statements(policy: dict[str, Any]) -> list[dict[str, Any]]:
@@ -140,30 +253,40 @@ class AddKeyPolicyStatement(Action):
     read), ``added``."""
 
     name = "kms.add_key_policy_statement"
-    permissions = ("kms:GetKeyPolicy", "kms:PutKeyPolicy")
+    # ListResourceTags: the preflight checks the key is tagged amibot:org-share=true.
+    permissions = ("kms:GetKeyPolicy", "kms:PutKeyPolicy", "kms:ListResourceTags")
 
     def execute(self, ctx, account_id, region, params):
         kms = ctx.client("kms", account_id, region)
         key_arn, statement = params["key_arn"], params["statement"]
         sid = statement["Sid"]
-        text = _get(kms, key_arn)
-        policy = json.loads(text)
-        current = next((s for s in statements(policy) if isinstance(s, dict) and s.get("Sid") == sid), None)
-        # The text before this request: recorded by an earlier attempt that crashed
-        # after PutKeyPolicy, else what is there now.
-        before = ctx.previous.get("policy_before") or (text if current is None else _restore_text(without_sids(policy, [sid]), []))
-        expected = params.get("expected_policy")
-        if expected is not None and not same_policy(without_sids(policy, [sid]), json.loads(expected)):
-            raise KeyPolicyChanged(key_arn)
-        # Held before the write: another request's undo or unshare keeps the
-        # statement while this request relies on it (aws.actions.holdings).
-        # created: this request wrote it (now, or before a crash that checkpointed).
-        created = current is None or bool(ctx.previous.get("policy_before"))
-        ctx.holdings.hold(key_statement_resource(key_arn, sid), created=created)
-        if current == statement:
-            return {"sid": sid, "policy_before": before, "added": False, "created": created}
-        ctx.checkpoint({"sid": sid, "policy_before": before})
-        _put(kms, key_arn, render(with_statement(policy, statement)))
+        # Serialised per key: two requests adding statements to one key must not
+        # each write the policy they read, or one statement is lost.
+        with key_policy_lock().hold(key_arn):
+            text = _get(kms, key_arn)
+            policy = json.loads(text)
+            current = next((s for s in statements(policy) if isinstance(s, dict) and s.get("Sid") == sid), None)
+            # The text before this request: recorded by an earlier attempt that crashed
+            # after PutKeyPolicy, else what is there now.
+            before = ctx.previous.get("policy_before") or (text if current is None else _restore_text(without_sids(policy, [sid]), []))
+            _check_expected(params, policy, key_arn)
+            # Held before the write: another request's undo or unshare keeps the
+            # statement while this request relies on it (aws.actions.holdings).
+            # created: this request wrote it (now, or before a crash that checkpointed).
+            created = current is None or bool(ctx.previous.get("policy_before"))
+            ctx.holdings.hold(key_statement_resource(key_arn, sid), created=created)
+            if current == statement:
+                return {"sid": sid, "policy_before": before, "added": False, "created": created}
+            ctx.checkpoint({"sid": sid, "policy_before": before})
+            # Re-read right before writing and merge into what is there now (another
+            # process may have written since: its statements are kept).
+            latest = json.loads(_get(kms, key_arn))
+            _check_expected(params, latest, key_arn)
+            updated = with_statement(latest, statement)
+            size = policy_size(updated)
+            if size > KEY_POLICY_MAX_BYTES:
+                raise KeyPolicyTooLarge(key_arn, size)
+            _put(kms, key_arn, render(updated))
         return {"sid": sid, "policy_before": before, "added": True, "created": True}
 
     def undo(self, ctx, account_id, region, params, result):
@@ -172,11 +295,20 @@ class AddKeyPolicyStatement(Action):
         if not release.remove:
             return kept_sentence(f"key-policy statement `{sid}`", [(params["key_arn"], release)]) if release.kept_for else None
         kms = ctx.client("kms", account_id, region)
-        policy = json.loads(_get(kms, params["key_arn"]))
-        if sid not in sids(policy):
-            return None
-        _put(kms, params["key_arn"], _restore_text(without_sids(policy, [sid]), [result.get("policy_before", "")]))
+        with key_policy_lock().hold(params["key_arn"]):
+            policy = json.loads(_get(kms, params["key_arn"]))
+            if sid not in sids(policy):
+                return None
+            _put(kms, params["key_arn"], _restore_text(without_sids(policy, [sid]), [result.get("policy_before", "")]))
         return f"removed key-policy statement `{sid}` from {params['key_arn']} (the rest of the policy is as before)"
+
+
+def _check_expected(params: dict[str, Any], policy: dict[str, Any], key_arn: str) -> None:
+    """Refuse when people changed the policy since the approver saw it. amibot's own
+    statements (other requests') are not such a change: they are merged, not refused."""
+    expected = params.get("expected_policy")
+    if expected is not None and not same_policy(without_amibot(policy), without_amibot(json.loads(expected))):
+        raise KeyPolicyChanged(key_arn)
 
 
 @register
@@ -193,19 +325,20 @@ class RemoveKeyPolicyStatements(Action):
 
     def execute(self, ctx, account_id, region, params):
         kms = ctx.client("kms", account_id, region)
-        text = _get(kms, params["key_arn"])
-        policy = json.loads(text)
-        kept, kept_sids = [], []
-        present = []
-        for sid in params["sids"]:
-            release = ctx.holdings.end(key_statement_resource(params["key_arn"], sid))
-            if not release.remove:
-                kept.append((f"`{sid}`", release))
-                kept_sids.append(sid)
-            elif sid in sids(policy):
-                present.append(sid)
-        if present:
-            _put(kms, params["key_arn"], _restore_text(without_sids(policy, present), list(params.get("restore_texts") or [])))
+        with key_policy_lock().hold(params["key_arn"]):
+            text = _get(kms, params["key_arn"])
+            policy = json.loads(text)
+            kept, kept_sids = [], []
+            present = []
+            for sid in params["sids"]:
+                release = ctx.holdings.end(key_statement_resource(params["key_arn"], sid))
+                if not release.remove:
+                    kept.append((f"`{sid}`", release))
+                    kept_sids.append(sid)
+                elif sid in sids(policy):
+                    present.append(sid)
+            if present:
+                _put(kms, params["key_arn"], _restore_text(without_sids(policy, present), list(params.get("restore_texts") or [])))
         result = {"removed": present, "policy_before": text}
         if kept:
             result["kept_sids"] = kept_sids

@@ -293,6 +293,19 @@ class VerifyTargetAccess(Action):
                 delay = min(delay * 2, 60)
 
 
+def check_source_key_grantable(sessions: Any, account_id: str, region: str, key_arn: str, grantee: str, operations: list[str], tag: str) -> None:
+    """``CreateGrant`` with ``DryRun`` on the source key, as the share will make it:
+    the key's own policy (every key obeys it, the account's own role included) and
+    the role's IAM policy must allow it. Raises the AWS error when they do not;
+    DryRunOperationException means the grant would be made."""
+    kms = sessions.client("kms", account_id, region, tag)
+    try:
+        kms.create_grant(KeyId=key_arn, GranteePrincipal=grantee, Operations=list(operations), DryRun=True)
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "DryRunOperationException":
+            raise
+
+
 def _list_grants(kms: Any, key_arn: str) -> list[dict[str, Any]]:
     grants: list[dict[str, Any]] = []
     kwargs: dict[str, Any] = {"KeyId": key_arn}

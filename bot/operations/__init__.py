@@ -158,33 +158,34 @@ def requests_that_changed_aws(store: Any) -> list[Request]:
 # marks the earlier shares' steps it removed). Called by the worker with
 # (request, store, notifier); returns lines for the final reply.
 AfterSuccess = Callable[[Request, Any, Any], list[str]]
-_AFTER_SUCCESS: dict[str, AfterSuccess] = {}
+_AFTER_SUCCESS: dict[str, list[AfterSuccess]] = {}
 
 
 def after_success(kind: str) -> Callable[[AfterSuccess], AfterSuccess]:
-    """Register what to settle in the store when a request of ``kind`` succeeds."""
+    """Register what to settle in the store when a request of ``kind`` succeeds
+    (several hooks per kind run in registration order)."""
 
     def decorate(fn: AfterSuccess) -> AfterSuccess:
-        _AFTER_SUCCESS[kind] = fn
+        _AFTER_SUCCESS.setdefault(kind, []).append(fn)
         return fn
 
     return decorate
 
 
 def settle_after_success(request: Request, store: Any, notifier: Any) -> list[str]:
-    """Run the after-success hook of the request's kind, if any. Its failure is
+    """Run the after-success hooks of the request's kind, if any. A hook's failure is
     logged, never turns a finished request into a failed one."""
-    fn = _AFTER_SUCCESS.get(request.kind)
-    if fn is None:
-        return []
-    try:
-        return fn(request, store, notifier)
-    except Exception:
-        logging.getLogger("amibot.operations").exception("after-success hook of %s failed", request.display_id)
-        return []
+    lines: list[str] = []
+    for fn in _AFTER_SUCCESS.get(request.kind, []):
+        try:
+            lines += fn(request, store, notifier)
+        except Exception:
+            logging.getLogger("amibot.operations").exception("after-success hook of %s failed", request.display_id)
+    return lines
 
 
 from bot.operations import share as _share  # noqa: E402,F401  (registers)
 from bot.operations import unshare as _unshare  # noqa: E402,F401  (registers)
 from bot.operations import migrate as _migrate  # noqa: E402,F401  (registers)
 from bot.operations import copy as _copy  # noqa: E402,F401  (registers)
+from bot.operations import launchroles as _launchroles  # noqa: E402,F401  (registers)

@@ -34,6 +34,8 @@ from bot.config import AccountConfig
 from bot.errors import PreflightError
 from bot.operations import PlanningContext, Prepared, after_success, check_source_image, preflight_read, preparer
 from bot.operations.aws_rules import check_copy_rules, check_shared_in, warnings
+from bot.operations import launchroles
+from bot.operations.key_checks import check_grants_possible
 from bot.operations.share import approver_accounts, facts_for_message
 from bot.cards import COPY_NAME_MARK
 from bot.requests import STEP_DONE, STEP_UNDONE, PlannedStep
@@ -315,6 +317,8 @@ def prepare_copy(ctx: PlanningContext, command: grammar.CopyCommand) -> Prepared
     ctx.check_approvers(approvers)
     facts = ctx.preflight_image(source, source_region, command.image_id)
     check_copyable(facts, source, source_region, cross_account, target)
+    if cross_account:
+        check_grants_possible(ctx, facts, source, source_region, [target])
     key = destination_key(ctx, target, region, command.kms)
     in_flight = preflight_read(
         f"Could not count the copies in flight in `{target.alias}` {region}",
@@ -354,7 +358,8 @@ def prepare_copy(ctx: PlanningContext, command: grammar.CopyCommand) -> Prepared
             "image_id": command.image_id, "source": source.alias, "source_region": source_region, "region": region,
             "target": target.alias, "target_region": region, "kms_key_arn": key.arn, "name": command.name, "verify": command.verify,
         },
-        checked=checked_lines(facts, source, source_region, target, region, key, in_flight, cross_account),
+        checked=checked_lines(facts, source, source_region, target, region, key, in_flight, cross_account)
+        + launchroles.plan_lines(ctx, target, region, [key.arn], facts.image_id),
         approver_accounts=approvers,
         steps=steps,
         after=after,

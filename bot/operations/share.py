@@ -15,6 +15,8 @@ from bot.config import AccountConfig, Config, OrganizationConfig
 from bot.errors import PreflightError
 from bot.operations import PlanningContext, Prepared, check_source_image, preflight_read, preparer
 from bot.operations.aws_rules import check_share_rules, warnings
+from bot.operations import launchroles
+from bot.operations.key_checks import check_grants_possible, check_marked_for_org_sharing
 from bot.requests import PlannedStep
 
 
@@ -105,6 +107,7 @@ def share_steps(
                 description=f"Check from `{target.alias}`: the AMI is visible" + (" and its key is usable" if facts.keys else ""),
             )
         )
+        steps += launchroles.check_steps(target, region, [k.arn for k in facts.keys], facts.image_id)
     return steps
 
 
@@ -216,6 +219,8 @@ def prepare_share(ctx: PlanningContext, command: grammar.ShareCommand) -> Prepar
     ctx.check_approvers(approvers)
     facts = ctx.preflight_image(source, region, command.image_id)
     check_shareable(facts, source, region, [t.id for t in targets])
+    check_grants_possible(ctx, facts, source, region, targets)
+    role_lines = [line for t in targets for line in launchroles.plan_lines(ctx, t, region, [k.arn for k in facts.keys], facts.image_id)]
     steps = share_steps(request_uid=ctx.uid, facts=facts, source=source, region=region, targets=targets, allow_copy=command.allow_copy, autoscaling=True)
     after = []
     if command.duration:
@@ -226,7 +231,7 @@ def prepare_share(ctx: PlanningContext, command: grammar.ShareCommand) -> Prepar
         kind="share",
         params={"image_id": command.image_id, "source": source.alias, "region": region, "targets": [t.alias for t in targets],
                 "allow_copy": command.allow_copy, "duration_seconds": command.duration.total_seconds() if command.duration else None},
-        checked=checked_lines(facts, source, region, targets),
+        checked=checked_lines(facts, source, region, targets) + role_lines,
         approver_accounts=approvers,
         steps=steps,
         after=after,
@@ -350,38 +355,55 @@ def prepare_org_share(ctx: PlanningContext, command: grammar.ShareCommand, sourc
     if entry in facts.launch_permissions:
         checked.append(f"{facts.image_id} is already shared with {who}: the launch permission is left as it is")
     sid = keypolicy.statement_sid(ctx.uid, organization.id, command.ou_id)
-    statement = keypolicy.org_statement(sid, organization.id, command.ou_id)
+    grant_sid = keypolicy.grant_statement_sid(ctx.uid, organization.id, command.ou_id)
+    statement = keypolicy.org_statement(sid, organization.id, command.ou_id, region=region)
+    grant_statement = keypolicy.org_grant_statement(grant_sid, organization.id, command.ou_id)
     condition = f"aws:PrincipalOrgID is `{organization.id}`"
     if command.ou_id:
         condition += f" and aws:PrincipalOrgPaths is under `{keypolicy.org_paths_pattern(organization.id, command.ou_id)}`"
     after: list[str] = []
     policies: dict[str, dict[str, str]] = {}
     for key in facts.keys:
+        check_marked_for_org_sharing(ctx, source, region, key)
         before_text = read_key_policy(ctx, source, region, key.arn)
         before = json.loads(before_text)
-        after_text = keypolicy.render(keypolicy.with_statement(before, statement))
+        after_policy = keypolicy.with_statement(keypolicy.with_statement(before, statement), grant_statement)
+        after_text = keypolicy.render(after_policy)
+        size = keypolicy.policy_size(after_policy)
+        if size > keypolicy.KEY_POLICY_MAX_BYTES:
+            raise PreflightError(
+                f"The key policy of {_key_label(key)} would be {size:,} bytes with amibot's two statements; "
+                f"KMS refuses a key policy over {keypolicy.KEY_POLICY_MAX_BYTES:,} bytes (32 KiB).",
+                fix=keypolicy.KeyPolicyTooLarge(key.arn, size).fix,
+            )
         policies[key.arn] = {"before": before_text, "after": after_text}
         earlier = [s for s in keypolicy.sids(before) if s.startswith("amibot-") and s.endswith(f"-{command.ou_id or organization.id}")]
         checked.append(
-            f"Key policy of {_key_label(key)} read: {len(keypolicy.statements(before))} statement(s)"
+            f"Key policy of {_key_label(key)} read: {len(keypolicy.statements(before))} statement(s), {size:,} of "
+            f"{keypolicy.KEY_POLICY_MAX_BYTES:,} bytes after this share"
             + (f"; amibot's statements for this target already there: {', '.join(f'`{s}`' for s in earlier)}" if earlier else "")
         )
-        steps.append(
-            PlannedStep(
-                action="kms.add_key_policy_statement",
-                account_alias=source.alias,
-                account_id=source.id,
-                region=region,
-                params={"image_id": facts.image_id, "key_arn": key.arn, "statement": statement, "expected_policy": before_text,
-                        "organization_id": organization.id, "ou_id": command.ou_id},
-                description=(
-                    f"PutKeyPolicy on key {_key_label(key)}: add statement `{sid}`: any principal whose {condition} may "
-                    f"{', '.join(keypolicy.ORG_KEY_POLICY_ACTIONS)}; every other statement unchanged (the policy before and after is listed under the plan). "
-                    "Refused if the policy changes before it runs"
-                ),
+        for added, said in (
+            (statement, f"any principal whose {condition} may have EC2 ({statement['Condition']['StringEquals']['kms:ViaService']}) "
+                        f"use the key: {', '.join(keypolicy.ORG_CRYPTO_ACTIONS)}"),
+            (grant_statement, f"the same principals may {', '.join(keypolicy.ORG_GRANT_ACTIONS)} only when an AWS service "
+                              "creates the grant for a resource (kms:GrantIsForAWSResource = true)"),
+        ):
+            steps.append(
+                PlannedStep(
+                    action="kms.add_key_policy_statement",
+                    account_alias=source.alias,
+                    account_id=source.id,
+                    region=region,
+                    params={"image_id": facts.image_id, "key_arn": key.arn, "statement": added, "expected_policy": before_text,
+                            "organization_id": organization.id, "ou_id": command.ou_id},
+                    description=(
+                        f"PutKeyPolicy on key {_key_label(key)}: add statement `{added['Sid']}`: {said}; every other statement "
+                        "unchanged (the policy before and after is listed under the plan). Refused if people change the policy before it runs"
+                    ),
+                )
             )
-        )
-        after += policy_change_lines(_key_label(key), key.arn, before_text, after_text, [statement], adding=True)
+        after += policy_change_lines(_key_label(key), key.arn, before_text, after_text, [statement, grant_statement], adding=True)
     after.append("Organisation members can launch the AMI but not copy it: snapshot permissions take account ids only.")
     if not facts.keys:
         after.append("The AMI is not encrypted: no key policy changes.")

@@ -105,16 +105,30 @@ Semantics the sandbox adds (moto gap it papers over in brackets):
     and silently falls back to the default account.]
 
 Layout: ``state`` (the sandbox's state, moto backend lookups), ``visibility``
-(who sees an AMI or snapshot), ``policy`` (KMS key policies and grants), ``wire``
+(who sees an AMI or snapshot), ``policy`` (KMS key policies and grants), ``iam_eval``
+(the policy evaluator), ``identity`` (callers and their IAM policies), ``iam_enforce``
+and ``iam_simulate`` (IAM on the wire), ``wire``
 (error responses, caller identity, request dispatch), ``ec2_lifecycle`` (pending /
 available / failed), ``ec2_images``, ``ec2_snapshots``, ``ec2_instances``, ``kms``
 (the patches, by service), ``install`` (patching moto), and the :class:`Sandbox`
 methods in this module plus ``world`` (seeding) and ``controls`` (steering).
 
-Simplifications (documented so nobody mistakes them for AWS facts): IAM is not
-evaluated (any principal of an account with a grant or policy statement may use it);
-an account's own customer-managed keys are always usable by that account (its key
-policy is evaluated only for AWS-managed keys); OU nesting is modelled by giving a
+12. IAM. Every KMS use obeys the key policy, the account's own keys included (a key
+    without the usual statement for the account's root refuses its own account), with
+    ``NotPrincipal`` / ``NotAction`` honoured and Deny winning; a grant to a role is
+    not a grant to its account. While enforcement is on
+    (:meth:`Sandbox.attach_role_policy`, :meth:`Sandbox.attach_bot_policy`) every
+    request is held to the caller's identity policy with the conditions amibot's
+    generated policy uses (``iam_enforce``), and KMS used by EC2 on the caller's
+    behalf needs the caller's IAM too (key policy and IAM policy, across accounts).
+    ``iam:SimulatePrincipalPolicy`` evaluates a role's policies (``iam_simulate``).
+    [moto: IAM only with ``set_initial_no_auth_action_count``, most conditions
+    ignored; no SimulatePrincipalPolicy.]
+
+Simplifications (documented so nobody mistakes them for AWS facts): the condition
+operators evaluated are ``String*``, ``Arn*``, ``Bool`` and ``Null`` (others fail
+closed); service control policies and permission boundaries are not modelled;
+OU nesting is modelled by giving a
 member a ``"ou-parent/ou-child"`` path; the copy failure ``StateReason`` codes
 (``Client.InvalidKMSKey.*``) are the sandbox's own wording.
 """
@@ -133,6 +147,7 @@ from offline.sandbox.policy import GRANT_OPERATIONS
 from offline.sandbox.state import (
     _KEY_ACCOUNTS,
     _LOCK,
+    ADMIN_ROLE_NAME,
     _STACK,
     BOT_ACCOUNT,
     DEFAULT_BASE_IMAGE_ID,
@@ -142,7 +157,7 @@ from offline.sandbox.state import (
 )
 from offline.sandbox.world import SandboxWorld
 
-__all__ = ["BOT_ACCOUNT", "DEFAULT_BASE_IMAGE_ID", "GRANT_OPERATIONS", "ROLE_NAME", "Sandbox"]
+__all__ = ["ADMIN_ROLE_NAME", "BOT_ACCOUNT", "DEFAULT_BASE_IMAGE_ID", "GRANT_OPERATIONS", "ROLE_NAME", "Sandbox"]
 
 DEFAULT_CONSISTENCY_DELAY = 2.0
 """Seconds a new image, snapshot, instance or grant stays invisible (AWS's eventual
@@ -294,8 +309,9 @@ class Sandbox(SandboxWorld, SandboxControls):
 
     # -- identities ----------------------------------------------------------------
     def session(self, account_id: str, region: str | None = None) -> boto3.Session:
-        """A boto3 Session acting as ``account_id`` (AssumeRole into its ``amibot``
-        role from the bot account; the bot account itself gets a plain session)."""
+        """A boto3 Session acting as ``account_id`` (AssumeRole into its
+        ``sandbox-admin`` role, the account's administrator, whom no identity policy
+        restricts; the bot account itself gets a plain session)."""
         region = region or self.region
         cached = self._sessions.get((account_id, region))
         if cached is not None:
@@ -305,13 +321,15 @@ class Sandbox(SandboxWorld, SandboxControls):
         else:
             creds = self._creds.get(account_id)
             if creds is None:
-                sts = boto3.client(
-                    "sts", region_name=region, aws_access_key_id="testing", aws_secret_access_key="testing",
-                    endpoint_url=self.endpoint_url,
+                from moto.sts.models import sts_backends
+
+                # Straight to moto's STS, not over the wire: the administrator's
+                # session is the sandbox's own, not a call the bot's policy governs.
+                role = sts_backends[BOT_ACCOUNT]["global"].assume_role(
+                    region_name=region, role_session_name="amibot-sandbox",
+                    role_arn=f"arn:aws:iam::{account_id}:role/{ADMIN_ROLE_NAME}", policy="", duration=3600, external_id="",
                 )
-                creds = sts.assume_role(
-                    RoleArn=f"arn:aws:iam::{account_id}:role/{ROLE_NAME}", RoleSessionName="amibot-sandbox"
-                )["Credentials"]
+                creds = {"AccessKeyId": role.access_key_id, "SecretAccessKey": role.secret_access_key, "SessionToken": role.session_token}
                 self._creds[account_id] = creds
             session = boto3.Session(
                 aws_access_key_id=creds["AccessKeyId"],
@@ -321,6 +339,20 @@ class Sandbox(SandboxWorld, SandboxControls):
             )
         self._sessions[(account_id, region)] = session
         return session
+
+    def role_session(self, account_id: str, role_name: str = ROLE_NAME, region: str | None = None) -> boto3.Session:
+        """A boto3 Session as ``role_name`` in ``account_id`` (by default amibot's own
+        role, held to its policy once one is attached)."""
+        from moto.sts.models import sts_backends
+
+        role = sts_backends[BOT_ACCOUNT]["global"].assume_role(
+            region_name=region or self.region, role_session_name="amibot-sandbox-test",
+            role_arn=f"arn:aws:iam::{account_id}:role/{role_name}", policy="", duration=3600, external_id="",
+        )
+        return boto3.Session(
+            aws_access_key_id=role.access_key_id, aws_secret_access_key=role.secret_access_key,
+            aws_session_token=role.session_token, region_name=region or self.region,
+        )
 
     def client(self, service: str, account_id: str, region: str | None = None, **kwargs: Any) -> Any:
         """Shorthand for ``session(account_id, region).client(service, **kwargs)``."""

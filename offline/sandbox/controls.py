@@ -166,3 +166,37 @@ class SandboxControls:
             if account is None:
                 return self._state.calls[operation]
             return self._state.calls[(operation, account)]
+
+    # -- IAM -----------------------------------------------------------------------
+    def attach_role_policy(self, account_id: str, role_name: str, policy: dict | str, *, policy_name: str = "policy") -> str:
+        """Create the role (if missing) with ``policy`` as an inline policy, and turn
+        identity enforcement on: from now on every call the role makes is held to its
+        policies (see ``offline.sandbox.identity``). Returns the role ARN."""
+        import json
+
+        from moto.iam.models import iam_backends
+
+        document = policy if isinstance(policy, str) else json.dumps(policy)
+        with _LOCK:
+            backend = iam_backends[account_id]["global"]
+            role = next((r for r in backend.roles.values() if r.name == role_name), None)
+            if role is None:
+                trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]})
+                role = backend.create_role(role_name, trust, "/", None, "", [], None)
+            backend.put_role_policy(role_name, policy_name, document)
+            self._state.identity_enforced = True
+            return role.arn
+
+    def attach_bot_policy(self, policy: dict) -> None:
+        """Hold the bot's own base credentials to ``policy`` (enforcement on)."""
+        from offline.sandbox.iam_eval import statements_of
+
+        with _LOCK:
+            self._state.bot_policy_statements = statements_of(policy)
+            self._state.identity_enforced = True
+
+    def iam_denials(self) -> list[tuple[str, str, str, str]]:
+        """Calls refused by an identity policy since the last reset:
+        (operation, principal, IAM action, resource)."""
+        with _LOCK:
+            return list(self._state.iam_denials)

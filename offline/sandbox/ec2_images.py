@@ -34,7 +34,7 @@ from offline.sandbox.state import (
     _region_backends,
 )
 from offline.sandbox.visibility import _can_launch, _can_restore, _foreign_view, _shared_with
-from offline.sandbox.wire import _ec2_patch
+from offline.sandbox.wire import _caller_arn, _ec2_patch
 
 
 def _patched_bdm_property(self: Any) -> list[dict[str, Any]]:
@@ -217,6 +217,7 @@ def _copy_image(self: Any, state: _State, original: Callable[..., Any]) -> Any:
     if image_tags:
         image.add_tags(image_tags)
 
+    principal = _caller_arn(self)
     source_keys = []
     for snap in source_snaps:
         if snap.encrypted:
@@ -230,7 +231,7 @@ def _copy_image(self: Any, state: _State, original: Callable[..., Any]) -> Any:
             key = hit[1]
             if key.key_state != "Enabled":
                 return "Client.InvalidKMSKey.InvalidState", f"The KMS key {key.arn} that encrypts snapshot {snap_id} of {source_id} is {key.key_state.lower()}."
-            denied = [op for op in COPY_SOURCE_KEY_OPERATIONS if not _kms_allows(state, key, caller, op, via_service_region=source_region)]
+            denied = [op for op in COPY_SOURCE_KEY_OPERATIONS if not _kms_allows(state, key, caller, op, principal_arn=principal, via_service_region=source_region)]
             if denied:
                 return (
                     "Client.InvalidKMSKey.AccessDenied",
@@ -243,7 +244,7 @@ def _copy_image(self: Any, state: _State, original: Callable[..., Any]) -> Any:
             key = hit[1]
             if key.key_state != "Enabled":
                 return "Client.InvalidKMSKey.InvalidState", f"The KMS key {key.arn} is {key.key_state.lower()}."
-            denied = [op for op in COPY_DESTINATION_KEY_OPERATIONS if not _kms_allows(state, key, caller, op, via_service_region=region)]
+            denied = [op for op in COPY_DESTINATION_KEY_OPERATIONS if not _kms_allows(state, key, caller, op, principal_arn=principal, via_service_region=region)]
             if denied:
                 return "Client.InvalidKMSKey.AccessDenied", f"Account {caller} is not allowed to use the KMS key {key.arn} (kms:{', kms:'.join(denied)})."
         return None

@@ -15,7 +15,7 @@ from offline.sandbox.ec2_lifecycle import _default_ebs_key_arn
 from offline.sandbox.policy import _kms_allows, _lookup_key
 from offline.sandbox.state import _State, _find_image, _image_snapshots
 from offline.sandbox.visibility import _can_launch
-from offline.sandbox.wire import _ec2_patch
+from offline.sandbox.wire import _caller_arn, _ec2_patch
 
 
 @_ec2_patch("InstanceResponse.run_instances")
@@ -59,7 +59,7 @@ def _run_instances(self: Any, state: _State, original: Callable[..., Any]) -> An
                 hit = _lookup_key(snap.kms_key_id or _default_ebs_key_arn(owner, self.region), owner, self.region)
                 key = hit[1] if hit else None
                 if key is None or key.key_state != "Enabled" or not all(
-                    _kms_allows(state, key, caller, op, via_service_region=self.region) for op in LAUNCH_KEY_OPERATIONS
+                    _kms_allows(state, key, caller, op, principal_arn=_caller_arn(self), via_service_region=self.region) for op in LAUNCH_KEY_OPERATIONS
                 ):
                     problem = True
                     break

@@ -27,7 +27,14 @@ from offline.sandbox.ec2_images import (
 )
 from offline.sandbox.ec2_instances import _describe_instance_credit_specifications, _run_instances
 from offline.sandbox.ec2_snapshots import _describe_snapshots, _modify_snapshot_attribute, _patched_progress_property
-from offline.sandbox.kms import _aws_managed_refusal, _create_grant, _key_arn_tolerant, _kms_patch, _patched_create_alias
+from offline.sandbox.kms import (
+    _aws_managed_refusal,
+    _create_grant,
+    _key_arn_tolerant,
+    _kms_patch,
+    _patched_create_alias,
+    _put_key_policy,
+)
 from offline.sandbox.state import _LOCK, _ORIGINALS
 from offline.sandbox.wire import _patched_assume_role, _patched_call_action, _patched_get_account_id_from
 
@@ -102,7 +109,7 @@ def _install() -> None:
                 "KmsResponse.generate_data_key_without_plaintext", "GenerateDataKeyWithoutPlaintext"
             ),
             "KmsResponse.create_grant": _create_grant,
-            "KmsResponse.put_key_policy": _aws_managed_refusal("KmsResponse.put_key_policy", "PutKeyPolicy"),
+            "KmsResponse.put_key_policy": _put_key_policy,
             "KmsResponse.disable_key": _aws_managed_refusal("KmsResponse.disable_key", "DisableKey"),
             "KmsResponse.schedule_key_deletion": _aws_managed_refusal("KmsResponse.schedule_key_deletion", "ScheduleKeyDeletion"),
         }

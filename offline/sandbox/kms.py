@@ -91,6 +91,7 @@ def _kms_guard(
     grants_count: bool = True,
     dry_run: bool = True,
     extra: Callable[[str, Any, bool], Any] | None = None,
+    context: dict[str, Any] | None = None,
 ) -> tuple[str | None, Any]:
     """Authorise a KMS call; returns (owner account to replay as, key) or (None, None)."""
     target = _kms_key_for(resp, resp._get_param(key_param))
@@ -98,8 +99,10 @@ def _kms_guard(
         return None, None
     owner, key, foreign = target
     caller = resp.current_account
-    if (foreign or key.key_manager == "AWS") and not _kms_allows(
-        state, key, caller, action, principal_arn=_caller_arn(resp), grants_count=grants_count
+    # Every key obeys its key policy, the account's own keys included: a key
+    # without the usual statement for the account's root refuses its own account.
+    if not _kms_allows(
+        state, key, caller, action, principal_arn=_caller_arn(resp), grants_count=grants_count, extra_context=context
     ):
         raise _access_denied(resp, action, key)
     if check_state:
@@ -151,15 +154,18 @@ def _create_grant(self: Any) -> Any:
     constraints = self._get_param("Constraints")
     retiring = self._get_param("RetiringPrincipal")
 
+    grant_context = {"kms:grantoperations": list(operations), "kms:granteeprincipal": grantee}
+
     def extra(owner: str, key: Any, foreign: bool) -> Any:
         caller = self.current_account
         if foreign:
             ctx = _caller_context(state, caller, _caller_arn(self), None)
+            ctx.update(grant_context)
             if _policy_decision(key, caller, "CreateGrant", ctx) != "allow":
                 # The right to create grants came from a grant: AWS lets a grantee
                 # pass on at most the operations its own grants hold.
                 held = set()
-                for grant in _effective_grants(state, key, caller):
+                for grant in _effective_grants(state, key, caller, _caller_arn(self)):
                     if "CreateGrant" in (grant.operations or []):
                         held.update(grant.operations or [])
                 if not set(operations) <= held:
@@ -181,7 +187,7 @@ def _create_grant(self: Any) -> Any:
         return None
 
     with _LOCK:
-        owner, result = _kms_guard(self, state, "CreateGrant", extra=extra)
+        owner, result = _kms_guard(self, state, "CreateGrant", extra=extra, context=grant_context)
         if isinstance(result, str):
             return result
         if owner is not None and owner != self.current_account:
@@ -214,3 +220,25 @@ def _aws_managed_refusal(name: str, action: str) -> Callable[..., Any]:
 
     handler.__name__ = name.split(".")[-1]
     return handler
+
+
+# "The policy size limit is 32 KiB (32768 bytes)" (KMS API Reference, PutKeyPolicy).
+KEY_POLICY_MAX_BYTES = 32768
+
+
+def _put_key_policy(self: Any) -> Any:
+    """PutKeyPolicy: refused on AWS-managed keys, and over KMS's 32 KiB size limit
+    (moto stores any size)."""
+    original = _ORIGINALS["KmsResponse.put_key_policy"]
+    state = _active()
+    if state is None:
+        return original(self)
+    target = _kms_key_for(self, self._get_param("KeyId"))
+    if target is not None:
+        owner, key, foreign = target
+        if key.key_manager == "AWS" and not foreign:
+            raise _access_denied(self, "PutKeyPolicy", key)
+    size = len((self._get_param("Policy") or "").encode())
+    if size > KEY_POLICY_MAX_BYTES:
+        raise _kms_error("LimitExceededException", f"Policy document is {size} bytes; the limit is {KEY_POLICY_MAX_BYTES} bytes.")
+    return original(self)

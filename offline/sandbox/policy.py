@@ -1,20 +1,26 @@
 """KMS authorisation as AWS evaluates it: key policies and grants.
 
 Key lookup by id / ARN / alias (AWS-managed ``alias/aws/*`` keys made on first use),
-principal matching, policy conditions (``aws:PrincipalOrgID``, ``kms:CallerAccount``,
-``kms:ViaService``, ...; unknown operators fail closed), the caller's context, grants in
-effect (with the optional grant delay), key state problems, and the policy AWS puts on
-its managed keys.
+principal matching (a role, its account's root, ``*``; ``NotPrincipal``), the caller's
+context (``aws:PrincipalOrgID``, ``kms:CallerAccount``, ``kms:ViaService``,
+``kms:GrantIsForAWSResource``, ...), the key policy and the caller's IAM policy evaluated
+together (conditions by :mod:`offline.sandbox.iam_eval`; unknown operators fail
+closed), grants in effect (with the optional grant delay; a grant to a role is not a
+grant to its account), key state problems, and the policy AWS puts on its managed keys.
+
+Follows "Key policies in AWS KMS", "Allowing users in other accounts to use a KMS key"
+and "Grants in AWS KMS" (AWS KMS Developer Guide).
 """
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import re
 import time
-from typing import Any, Callable
+from typing import Any
 
+from offline.sandbox.iam_eval import ALLOW, DENY, as_list, statement_applies, statements_of
+from offline.sandbox.identity import identity_arn, identity_decision, is_account_root
 from offline.sandbox.state import _State, _kms_backends
 
 
@@ -78,99 +84,61 @@ def _principal_account(principal: str) -> str | None:
     return m.group("account") if m else None
 
 
-def _principal_matches(principal: Any, caller: str) -> bool:
-    if principal == "*":
-        return True
-    if not isinstance(principal, dict):
-        return False
-    values = principal.get("AWS", [])
-    if isinstance(values, str):
-        values = [values]
-    return any(v == "*" or _principal_account(v) == caller for v in values)
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
+def _listed_principals(value: Any) -> list[str]:
+    if value == "*":
+        return ["*"]
+    if not isinstance(value, dict):
         return []
-    return list(value) if isinstance(value, (list, tuple)) else [value]
+    return [str(v) for v in as_list(value.get("AWS"))]
 
 
-_NEGATED_OPERATORS = {"StringNotEquals", "StringNotLike", "StringNotEqualsIgnoreCase", "ArnNotEquals", "ArnNotLike"}
+def _principal_match(listed: list[str], caller: str, principal_arn: str | None) -> str | None:
+    """How a list of policy principals names the caller: "direct" (``*`` or the
+    caller's own role/user ARN), "account" (its account, i.e. delegated to IAM), or None."""
+    arn = identity_arn(principal_arn)
+    found = None
+    for value in listed:
+        if value == "*" or (arn is not None and value == arn) or (principal_arn is not None and value == principal_arn):
+            return "direct"
+        if is_account_root(value) and _principal_account(value) == caller:
+            found = "account"
+    return found
 
 
-def _condition_holds(operator: str, key: str, expected: Any, context: dict[str, Any]) -> bool:
-    op = operator.split(":", 1)[1] if operator.startswith(("ForAnyValue:", "ForAllValues:")) else operator
-    if_exists = op.endswith("IfExists")
-    if if_exists:
-        op = op[: -len("IfExists")]
-    actual = context.get(key.lower())
-    if actual is None:
-        return if_exists or op in _NEGATED_OPERATORS
-    actual_values = [str(a) for a in _as_list(actual)]
-    expected_values = [str(e) for e in _as_list(expected)]
-
-    def any_match(match: Callable[[str, str], bool]) -> bool:
-        return any(match(a, e) for a in actual_values for e in expected_values)
-
-    if op == "StringEquals":
-        return any_match(lambda a, e: a == e)
-    if op == "StringEqualsIgnoreCase":
-        return any_match(lambda a, e: a.lower() == e.lower())
-    if op in ("StringLike", "ArnLike", "ArnEquals"):
-        return any_match(fnmatch.fnmatchcase)
-    if op == "StringNotEquals":
-        return not any_match(lambda a, e: a == e)
-    if op == "StringNotEqualsIgnoreCase":
-        return not any_match(lambda a, e: a.lower() == e.lower())
-    if op in ("StringNotLike", "ArnNotLike", "ArnNotEquals"):
-        return not any_match(fnmatch.fnmatchcase)
-    if op == "Bool":
-        return any_match(lambda a, e: a.lower() == e.lower())
-    # An operator the sandbox does not know fails closed, so a policy is never
-    # treated as more permissive than AWS would treat it.
-    return False
+def _key_policy_decision(key: Any, caller: str, principal_arn: str | None, action: str, context: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(decision, how) for ``kms:<action>`` by the caller under the key policy:
+    decision DENY / ALLOW / None; how the allowing statement named the caller
+    ("direct" or "account"). ``NotPrincipal`` and ``NotAction`` are honoured: a Deny
+    with ``NotPrincipal`` applies to every principal it does not list."""
+    decision, how = None, None
+    resource = key.arn
+    for statement in statements_of(key.policy or "{}"):
+        if "NotPrincipal" in statement:
+            listed = _principal_match(_listed_principals(statement["NotPrincipal"]), caller, principal_arn)
+            named = None if listed else "direct"
+        else:
+            named = _principal_match(_listed_principals(statement.get("Principal")), caller, principal_arn)
+        if named is None or not statement_applies(statement, f"kms:{action}", resource, context):
+            continue
+        effect = str(statement.get("Effect", "")).lower()
+        if effect == DENY:
+            return DENY, None
+        if effect == ALLOW and how != "direct":
+            decision, how = ALLOW, named
+    return decision, how
 
 
 def _policy_decision(key: Any, caller: str, action: str, context: dict[str, Any]) -> str | None:
-    """'deny', 'allow' or None (no statement applies) for ``kms:<action>`` by ``caller``."""
-    try:
-        policy = json.loads(key.policy or "{}")
-    except (TypeError, ValueError):
-        return None
-    statements = policy.get("Statement", []) if isinstance(policy, dict) else []
-    if isinstance(statements, dict):
-        statements = [statements]
-    decision = None
-    full_action = f"kms:{action}".lower()
-    for stmt in statements:
-        if not isinstance(stmt, dict) or "NotPrincipal" in stmt or "NotAction" in stmt:
-            continue
-        if not _principal_matches(stmt.get("Principal"), caller):
-            continue
-        if not any(fnmatch.fnmatchcase(full_action, str(a).lower()) for a in _as_list(stmt.get("Action"))):
-            continue
-        resources = _as_list(stmt.get("Resource", "*"))
-        if not any(fnmatch.fnmatchcase(key.arn, str(r)) for r in resources):
-            continue
-        conditions = stmt.get("Condition") or {}
-        if not all(
-            _condition_holds(op, k, v, context)
-            for op, pairs in conditions.items()
-            for k, v in (pairs or {}).items()
-        ):
-            continue
-        if str(stmt.get("Effect", "")).lower() == "deny":
-            return "deny"
-        if str(stmt.get("Effect", "")).lower() == "allow":
-            decision = "allow"
-    return decision
+    """The key policy's decision for ``kms:<action>`` by the caller (see
+    :func:`_key_policy_decision`)."""
+    return _key_policy_decision(key, caller, context.get("aws:principalarn"), action, context)[0]
 
 
 def _caller_context(state: _State, caller: str, principal_arn: str | None, via_service_region: str | None) -> dict[str, Any]:
     ctx: dict[str, Any] = {
         "aws:principalaccount": caller,
         "kms:calleraccount": caller,
-        "aws:principalarn": principal_arn or f"arn:aws:iam::{caller}:root",
+        "aws:principalarn": identity_arn(principal_arn) or f"arn:aws:iam::{caller}:root",
     }
     org = state.org_of(caller)
     if org:
@@ -180,14 +148,30 @@ def _caller_context(state: _State, caller: str, principal_arn: str | None, via_s
         # The call is made by EC2 on the caller's behalf (copy, launch).
         ctx["kms:viaservice"] = f"ec2.{via_service_region}.amazonaws.com"
         ctx["kms:grantisforawsresource"] = "true"
+    else:
+        # A direct call: no AWS service makes the request for the principal.
+        ctx["kms:grantisforawsresource"] = "false"
     return ctx
 
 
-def _effective_grants(state: _State, key: Any, caller: str) -> list[Any]:
+def _grantee_matches(grantee: str, caller: str, principal_arn: str | None) -> str | None:
+    """"direct" for a grant to the caller's own role, "account" for a grant to its
+    account; a grant to another role of the account is no grant to the caller."""
+    if is_account_root(grantee) and _principal_account(grantee) == caller:
+        return "account"
+    arn = identity_arn(principal_arn)
+    if arn is not None and grantee in (arn, principal_arn):
+        return "direct"
+    return None
+
+
+def _effective_grants(state: _State, key: Any, caller: str, principal_arn: str | None = None) -> list[Any]:
+    """Grants in effect (past the grant delay) whose grantee is the caller's account
+    or the caller's own role."""
     now = time.monotonic()
     out = []
     for grant in list(key.grants.values()):
-        if _principal_account(grant.grantee_principal) != caller:
+        if _grantee_matches(grant.grantee_principal, caller, principal_arn) is None:
             continue
         created = state.grant_created.get(grant.id)
         if created is not None and now - created < state.grant_delay:
@@ -205,18 +189,37 @@ def _kms_allows(
     principal_arn: str | None = None,
     via_service_region: str | None = None,
     grants_count: bool = True,
+    extra_context: dict[str, Any] | None = None,
 ) -> bool:
-    """Whether ``caller`` may perform ``action`` (e.g. "Decrypt") with ``key``."""
-    if caller == key.account_id and key.key_manager != "AWS":
-        return True  # Simplification: an account's own CMKs are usable by it.
+    """Whether the caller may perform ``action`` (e.g. "Decrypt") with ``key``.
+
+    As KMS decides it: an explicit Deny in the key policy or the caller's IAM policy
+    wins; the key policy must allow the caller (the account's own keys too), and where
+    it allows only the caller's *account* (``:root``, i.e. delegation to IAM) or the key
+    is in another account, the caller's IAM policy must allow it as well ("neither the
+    key policy nor the IAM policy alone is sufficient" across accounts). A grant to the
+    caller's role is enough on its own; a grant to its account needs IAM as well."""
     ctx = _caller_context(state, caller, principal_arn, via_service_region)
-    decision = _policy_decision(key, caller, action, ctx)
-    if decision == "deny":
+    ctx.update(extra_context or {})
+    full_action = f"kms:{action}"
+    identity = identity_decision(state, principal_arn, full_action, key.arn, ctx)
+    if identity == DENY:
         return False
-    if decision == "allow":
-        return True
+    decision, how = _key_policy_decision(key, caller, principal_arn, action, ctx)
+    if decision == DENY:
+        return False
+    same_account = caller == key.account_id
+    if decision == ALLOW:
+        if how == "direct" and same_account:
+            return True
+        if identity == ALLOW:
+            return True
     if grants_count and action in GRANT_OPERATIONS:
-        return any(action in (g.operations or []) for g in _effective_grants(state, key, caller))
+        for grant in _effective_grants(state, key, caller, principal_arn):
+            if action not in (grant.operations or []):
+                continue
+            if _grantee_matches(grant.grantee_principal, caller, principal_arn) == "direct" or identity == ALLOW:
+                return True
     return False
 
 

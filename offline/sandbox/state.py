@@ -21,7 +21,12 @@ BOT_ACCOUNT = "123456789012"
 """moto's default account: the bot's own credentials act as this account."""
 
 ROLE_NAME = "amibot"
-"""The role :meth:`Sandbox.session` assumes in member accounts."""
+"""The role amibot's configuration assumes in member accounts (held to the generated
+member policy when one is attached with :meth:`Sandbox.attach_role_policy`)."""
+
+ADMIN_ROLE_NAME = "sandbox-admin"
+"""The role :meth:`Sandbox.session` assumes: the account's administrator, whom no
+identity policy restricts (tests look and set up through it)."""
 
 DEFAULT_BASE_IMAGE_ID = "ami-0abcdef1234567890"
 """The (unregistered) image id :meth:`Sandbox.create_instance` launches by default."""
@@ -88,6 +93,11 @@ class _State:
     # this many seconds after creation (resource id -> monotonic creation time).
     consistency_delay: float = 0.0
     born: dict[str, float] = field(default_factory=dict)
+    # IAM identity policies are evaluated only while this is on (see ``identity``).
+    identity_enforced: bool = False
+    bot_policy_statements: list | None = None
+    # Calls refused by an identity policy: (operation, principal, IAM action, resource).
+    iam_denials: list = field(default_factory=list)
 
     def clear(self) -> None:
         self.hold_all = False
@@ -99,6 +109,9 @@ class _State:
         self.calls.clear()
         self.grant_created.clear()
         self.born.clear()
+        self.identity_enforced = False
+        self.bot_policy_statements = None
+        self.iam_denials.clear()
 
     # -- organisation membership -------------------------------------------------
     def org_of(self, account: str) -> str | None:

@@ -1,7 +1,9 @@
 """The sandbox on the wire: AWS error responses, caller identity and moto's dispatch.
 
 Every request passes :func:`_patched_call_action`, which counts it, delivers injected
-faults and turns moto's raw ``KeyError`` into the service's NotFound error. Credentials
+faults, holds it to the caller's IAM policy while enforcement is on
+(:mod:`offline.sandbox.iam_enforce`), answers ``SimulatePrincipalPolicy``
+(:mod:`offline.sandbox.iam_simulate`, which moto lacks) and turns moto's raw ``KeyError`` into the service's NotFound error. Credentials
 made by ``sts.assume_role`` keep mapping to their account. :func:`_ec2_patch` wraps an
 EC2 response method so that it runs the sandbox rule only while a sandbox is started.
 """
@@ -116,6 +118,18 @@ def _patched_call_action(self: Any) -> Any:
             if fault.delay:
                 time.sleep(fault.delay)  # outside the lock: a slow AWS, not a stuck sandbox
             return _error_response(self, fault.code, fault.message, fault.status)
+        if state.identity_enforced:
+            from offline.sandbox.iam_enforce import identity_refusal
+
+            with _LOCK:
+                refusal = identity_refusal(self, state, operation, _caller_arn(self))
+            if refusal is not None:
+                return _error_response(self, *refusal)
+        if operation == "SimulatePrincipalPolicy" and getattr(self, "service_name", "") == "iam":
+            from offline.sandbox.iam_simulate import simulate_principal_policy
+
+            with _LOCK:
+                return simulate_principal_policy(self, state)
     try:
         return original(self)
     except KeyError as exc:

@@ -21,14 +21,18 @@ class SandboxWorld:
     # -- seeding -------------------------------------------------------------------
     def create_key(
         self, account_id: str, region: str | None = None, *, alias: str | None = None, policy: str | None = None,
-        description: str = "amibot sandbox key",
+        description: str = "amibot sandbox key", tags: dict[str, str] | None = None,
     ) -> str:
         """A customer-managed KMS key in that account; returns its ARN. ``policy``
-        defaults to KMS's default policy (the owning account's root may do all)."""
+        defaults to KMS's default policy (the owning account's root may do all);
+        ``tags`` go on the key."""
         region = region or self.region
         with _LOCK:
             backend = _kms_backends()[account_id][region]
-            key = backend.create_key(policy, "ENCRYPT_DECRYPT", "SYMMETRIC_DEFAULT", description, None)
+            key = backend.create_key(
+                policy, "ENCRYPT_DECRYPT", "SYMMETRIC_DEFAULT", description,
+                [{"TagKey": k, "TagValue": v} for k, v in (tags or {}).items()] or None,
+            )
             if alias:
                 backend.create_alias(key.id, alias if alias.startswith("alias/") else f"alias/{alias}")
             return key.arn

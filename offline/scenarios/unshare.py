@@ -18,9 +18,14 @@ def _dev_access(stage: Stage, image_id: str, key_arn: str) -> tuple[bool, bool]:
         visible = bool(dev.client("ec2").describe_images(ImageIds=[image_id])["Images"])
     except ClientError:
         visible = False
+    # Usable = EC2 can use the key for dev's launch (org statements allow the key only
+    # through EC2, so a direct KMS call is no evidence): the instance keeps running.
+    ec2 = dev.client("ec2")
     try:
-        dev.client("kms").describe_key(KeyId=key_arn)
-        usable = True
+        instance = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+        state = ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0]["State"]["Name"]
+        usable = state == "running"
+        ec2.terminate_instances(InstanceIds=[instance])
     except ClientError:
         usable = False
     return visible, usable
@@ -76,7 +81,8 @@ def org_share(stage: Stage) -> None:
     visible, usable = _dev_access(stage, image, cmk)
     t.expect(f"from dev's side (in {rehearsal.DEV_OU}): the AMI is visible and prod's CMK usable through the key policy", visible and usable)
     statements = json.loads(prod_kms.get_key_policy(KeyId=cmk, PolicyName="default")["Policy"])["Statement"]
-    t.expect("the key policy gained exactly one amibot statement", sum(s.get("Sid", "").startswith("amibot-") for s in statements) == 1)
+    t.expect("the key policy gained exactly two amibot statements (crypto through EC2; CreateGrant only for AWS resources)",
+             sum(s.get("Sid", "").startswith("amibot-") for s in statements) == 2)
 
     t.note(f"— unsharing the OU {rehearsal.DEV_OU} —")
     if _ask_and_approve(stage, f"unshare {image} from prod to {rehearsal.DEV_OU}") is None:

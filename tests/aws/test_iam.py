@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from aws.actions import ACTIONS, PREFLIGHT_PERMISSIONS
+from aws.actions import ACTIONS, PREFLIGHT_PERMISSIONS, SHARE_GRANT_OPERATIONS
 from aws.iam import KMS_USED_THROUGH_EC2, member_account_actions
 from offline import rehearsal
 from bot.cli import main
@@ -107,3 +107,36 @@ def test_bot_role_policy_names_the_configured_roles(capsys, tmp_path, monkeypatc
 def test_every_declared_permission_is_an_iam_action_name(action):
     for permission in ACTIONS[action].permissions:
         assert IAM_ACTION.match(permission), f"{action}: {permission}"
+
+
+def _statements_with(policy: dict, action: str) -> list[dict]:
+    return [s for s in policy["Statement"] if action in s["Action"]]
+
+
+def test_every_risky_action_is_allowed_only_under_its_condition(capsys):
+    """Least privilege that holds when evaluated (tests/offline/test_iam_enforcement.py
+    shows the sandbox refusing each call outside its condition)."""
+    member = next(p for h, p in printed_policies(capsys, ["iam-policy"]).items() if h.startswith("Member-account role"))
+    expected = {
+        "ec2:TerminateInstances": {"Null": {"aws:ResourceTag/amibot:request": "false"}},
+        "ec2:DeregisterImage": {"Null": {"aws:ResourceTag/amibot:request": "false"}},
+        "ec2:DeleteSnapshot": {"Null": {"aws:ResourceTag/amibot:request": "false"}},
+        "ec2:CreateTags": {"StringEquals": {"ec2:CreateAction": ["CopyImage", "CreateImage", "RunInstances"]}},
+        "iam:PassRole": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
+        "kms:PutKeyPolicy": {"StringEquals": {"aws:ResourceTag/amibot:org-share": "true"}},
+    }
+    for action, condition in expected.items():
+        found = _statements_with(member, action)
+        assert [s["Condition"] for s in found] == [condition], action
+    grants = _statements_with(member, "kms:CreateGrant")
+    assert all(s.get("Condition") for s in grants) and len(grants) == 2
+    direct = next(s for s in grants if "ForAllValues:StringEquals" in s["Condition"])
+    assert set(direct["Condition"]["ForAllValues:StringEquals"]["kms:GrantOperations"]) == set(SHARE_GRANT_OPERATIONS)
+
+
+def test_without_migrate_the_policy_has_no_pass_role_and_no_create_image(capsys):
+    member = next(p for h, p in printed_policies(capsys, ["iam-policy", "--without-migrate"]).items() if h.startswith("Member-account role"))
+    allowed = {a for s in member["Statement"] for a in s["Action"]}
+    assert "iam:PassRole" not in allowed and "ec2:CreateImage" not in allowed
+    assert {"ec2:CopyImage", "ec2:RunInstances", "iam:SimulatePrincipalPolicy"} <= allowed
+    check_policy_document(member)

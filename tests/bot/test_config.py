@@ -91,6 +91,12 @@ def test_valid_file_parses():
     assert config.db_path == "amibot.db"
 
 
+def test_launch_roles_parse_in_order_without_duplicates():
+    roles = ["arn:aws:iam::111111111111:role/app", "arn:aws:iam::111111111111:role/team/batch", "arn:aws:iam::111111111111:role/app"]
+    config = parse_config(_account(f"launch_roles = {roles!r}".replace("'", '"')), {}, source="amibot.toml")
+    assert config.accounts["prod"].launch_roles == (roles[0], roles[1])
+
+
 def test_defaults():
     config = parse_config(MINIMAL, {})
     assert config.bot == BotConfig()
@@ -151,6 +157,11 @@ ERRORS = [
     (_account("accept_shares = 1"), "accounts.prod.accept_shares", "true/false"),
     (_account("autoscaling_grant = 'no'"), "accounts.prod.autoscaling_grant", "true/false"),
     (_account("kms_keys = 'alias/x'"), "accounts.prod.kms_keys", "table"),
+    (_account("launch_roles = 'arn:aws:iam::111111111111:role/app'"), "accounts.prod.launch_roles", "array"),
+    (_account("launch_roles = [1]"), "accounts.prod.launch_roles", "string"),
+    (_account("launch_roles = ['app-deployer']"), "accounts.prod.launch_roles", "not an IAM role ARN"),
+    (_account("launch_roles = ['arn:aws:iam::111111111111:user/alice']"), "accounts.prod.launch_roles", "arn:aws:iam::111111111111:role/"),
+    (_account("launch_roles = ['arn:aws:iam::222222222222:role/app']"), "accounts.prod.launch_roles", "account 222222222222"),
     (_account("kms_keys = { 'eu-west-1' = 1 }"), "accounts.prod.kms_keys.eu-west-1", "string"),
     ("accounts = ['prod']\n", "accounts", "[accounts.<alias>]"),
     ("[accounts]\nprod = '111111111111'\n", "accounts.prod", "table"),

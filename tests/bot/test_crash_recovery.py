@@ -128,6 +128,7 @@ class BotProcess:
 def test_sigkill_at_each_boundary_then_restart(point, server_sandbox, tmp_path):
     server_sandbox.reset()
     world = rehearsal.seed(server_sandbox)
+    rehearsal.enforce_generated_policies(server_sandbox, rehearsal.sandbox_config(str(tmp_path / "policy.db"), env={}))
     fake = FakeSlack(usergroups=rehearsal.USERGROUPS)
     fake.start()
     bot = BotProcess(tmp_path, server_sandbox, fake, free_port())
@@ -184,6 +185,7 @@ def test_sigkill_at_each_boundary_then_restart(point, server_sandbox, tmp_path):
 def test_sigterm_exits_cleanly_and_the_next_process_resumes(server_sandbox, tmp_path):
     server_sandbox.reset()
     world = rehearsal.seed(server_sandbox)
+    rehearsal.enforce_generated_policies(server_sandbox, rehearsal.sandbox_config(str(tmp_path / "policy.db"), env={}))
     fake = FakeSlack(usergroups=rehearsal.USERGROUPS)
     fake.start()
     bot = BotProcess(tmp_path, server_sandbox, fake, free_port())
@@ -218,6 +220,7 @@ COPY_KILL_POINTS = ["executed:5", "before:6", "done:7", "executed:8"]
 def test_sigkill_during_a_copy_makes_one_copy(point, server_sandbox, tmp_path):
     server_sandbox.reset()
     world = rehearsal.seed(server_sandbox)
+    rehearsal.enforce_generated_policies(server_sandbox, rehearsal.sandbox_config(str(tmp_path / "policy.db"), env={}))
     server_sandbox.hold_pending(True)  # the copy stays in flight until we complete it
     fake = FakeSlack(usergroups=rehearsal.USERGROUPS)
     fake.start()

@@ -111,9 +111,11 @@ def test_throttled_steps_wait_and_resume_without_the_user_seeing_it(harness):
 
 def test_throttling_past_retries_fails_in_plain_words_and_undoes(harness):
     image, cmk = harness.world.encrypted_image, harness.world.cmk_arn
-    harness.world.sandbox.inject_fault("CreateGrant", "RequestLimitExceeded", times=100)
     harness.slash(f"share {image} from prod to dev")
     root = harness.root_for(image)
+    # After the plan (whose CreateGrant DryRun on the source key must pass): the
+    # grant step itself is throttled past its retries.
+    harness.world.sandbox.inject_fault("CreateGrant", "RequestLimitExceeded", times=100)
     harness.click(rehearsal.OWNER, root)
     final = harness.final_reply(root)
     harness.settle()

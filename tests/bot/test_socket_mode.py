@@ -57,6 +57,7 @@ def socket_mode(sandbox, fake_slack, tmp_path):
     config = rehearsal.sandbox_config(str(tmp_path / "amibot.db"), fake_slack.api_url,
                                       env={"SLACK_APP_TOKEN": APP_TOKEN})
     assert config.slack.app_token == APP_TOKEN
+    rehearsal.enforce_generated_policies(sandbox, config)
     bot = Amibot(config, grant_wait_seconds=2, sleep=lambda s: time.sleep(min(s, 0.05)), tick_seconds=3600,
                  notifier_poll_seconds=0.05, aws_max_attempts=4)
     bot.start()

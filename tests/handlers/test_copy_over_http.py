@@ -57,6 +57,7 @@ class CopyHarness(Harness):
 def start(sandbox, fake_slack, tmp_path, notify_channel: str | None = None) -> CopyHarness:
     world = rehearsal.seed(sandbox)
     config = rehearsal.sandbox_config(str(tmp_path / "amibot.db"), fake_slack.api_url, env={})
+    rehearsal.enforce_generated_policies(sandbox, config)  # IAM evaluated, not listed
     if notify_channel:
         config = dataclasses.replace(config, bot=dataclasses.replace(config.bot, notify_channel=notify_channel))
     clock = Clock()

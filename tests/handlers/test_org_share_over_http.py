@@ -17,7 +17,7 @@ from bot.requests import FAILED, SUCCEEDED
 DEV, PROD = rehearsal.DEV, rehearsal.PROD
 OUTSIDER_OU = "333333333333"  # in the organization, in another OU
 STRANGER_ACCOUNT = "444444444444"  # not in the organization
-ORG_ACTIONS = ["kms:DescribeKey", "kms:CreateGrant", "kms:Decrypt", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom"]
+CRYPTO_ACTIONS = ["kms:DescribeKey", "kms:Decrypt", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom"]
 
 
 def client(harness, account, service):
@@ -32,8 +32,23 @@ def sees_image(harness, account, image_id) -> bool:
 
 
 def can_use_key(harness, account, key_arn) -> bool:
+    """EC2 can use the key for the account: a launch from the rehearsal's AMI encrypted
+    with it keeps running (the org statements allow the key only through EC2, so a
+    direct KMS call is no evidence either way)."""
+    assert key_arn == harness.world.cmk_arn
     try:
-        client(harness, account, "kms").describe_key(KeyId=key_arn)
+        return launch_state(harness, account, harness.world.encrypted_image) == "running"
+    except ClientError:
+        return False
+
+
+def mints_grant(harness, account, key_arn) -> bool:
+    """The member calls CreateGrant itself, for an outside account, with operations
+    a launch never needs."""
+    try:
+        client(harness, account, "kms").create_grant(
+            KeyId=key_arn, GranteePrincipal=f"arn:aws:iam::{STRANGER_ACCOUNT}:root", Operations=["Encrypt", "ReEncryptTo", "CreateGrant"]
+        )
         return True
     except ClientError:
         return False
@@ -101,10 +116,15 @@ def test_org_share_of_an_encrypted_ami_end_to_end(harness, org):
     # The statement is exactly what design.md asks for; the rest of the policy is untouched.
     after = json.loads(key_policy(harness, cmk))
     added = [s for s in after["Statement"] if s.get("Sid") == f"amibot-{request.uid}-{rehearsal.ORG_ID}"]
-    assert len(added) == 1
-    assert added[0]["Principal"] == {"AWS": "*"} and sorted(added[0]["Action"]) == sorted(ORG_ACTIONS)
-    assert added[0]["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": rehearsal.ORG_ID}}
-    assert [s for s in after["Statement"] if s is not added[0]] == json.loads(policy_before)["Statement"]
+    grants = [s for s in after["Statement"] if s.get("Sid") == f"amibot-{request.uid}-grant-{rehearsal.ORG_ID}"]
+    assert len(added) == 1 and len(grants) == 1
+    assert added[0]["Principal"] == {"AWS": "*"} and sorted(added[0]["Action"]) == sorted(CRYPTO_ACTIONS)
+    assert added[0]["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": rehearsal.ORG_ID, "kms:ViaService": f"ec2.{rehearsal.REGION}.amazonaws.com"}}
+    assert grants[0]["Action"] == ["kms:CreateGrant"]
+    assert grants[0]["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": rehearsal.ORG_ID}, "Bool": {"kms:GrantIsForAWSResource": "true"}}
+    assert [s for s in after["Statement"] if s is not added[0] and s is not grants[0]] == json.loads(policy_before)["Statement"]
+    # A member can launch, but not mint grants of its own (for anyone, with anything).
+    assert not mints_grant(harness, DEV, cmk)
     # No grant can name an organisation, none was made; nothing can be copied.
     assert client(harness, PROD, "kms").list_grants(KeyId=cmk)["Grants"] == []
     snapshot = request.facts["image"]["snapshot_ids"][0]
@@ -192,6 +212,34 @@ def test_a_long_key_policy_is_summarised_within_slack_limits(harness, org):
     plan = harness.exact_changes(root)  # opened only if within Block Kit's limits (the fake checks)
     assert "too long for a Slack section" in plan and "sha256" in plan
     assert "`Team0`" in plan  # the statements are listed
-    assert "aws:PrincipalOrgID" in plan and "plus this statement" in plan  # the added statement in full
+    assert "aws:PrincipalOrgID" in plan and "plus these statements" in plan  # the added statements in full
+    assert "kms:GrantIsForAWSResource" in plan and "kms:ViaService" in plan
     # The full texts are kept with the request.
     assert json.loads(harness.bot.store.get(1).facts["key_policies"][cmk]["before"]) == policy
+
+
+def test_a_key_not_marked_for_org_sharing_is_refused_before_approval(harness, org):
+    """amibot's role may PutKeyPolicy only on keys tagged amibot:org-share=true: the
+    preflight says so (and how to tag it) instead of failing after approval."""
+    cmk = harness.world.cmk_arn
+    client(harness, PROD, "kms").untag_resource(KeyId=cmk, TagKeys=["amibot:org-share"])
+    before = key_policy(harness, cmk)
+    assert harness.slash(f"share {harness.world.encrypted_image} from prod to org").status == 200
+    answer = harness.ephemeral_for(rehearsal.REQUESTER)
+    assert "not marked for organisation sharing" in answer and "aws kms tag-resource" in answer and "amibot:org-share" in answer
+    harness.settle()
+    assert harness.bot.store.find() == [] and key_policy(harness, cmk) == before
+
+
+def test_a_key_policy_that_would_exceed_32_kib_is_refused_before_approval(harness, org):
+    cmk = harness.world.cmk_arn
+    policy = json.loads(key_policy(harness, cmk))
+    policy["Statement"].append({"Sid": "Padding", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{PROD}:root"},
+                                "Action": "kms:DescribeKey", "Resource": "*",
+                                "Condition": {"StringEquals": {"aws:PrincipalTag/team": "x" * 31500}}})
+    client(harness, PROD, "kms").put_key_policy(KeyId=cmk, PolicyName="default", Policy=json.dumps(policy))
+    assert harness.slash(f"share {harness.world.encrypted_image} from prod to org").status == 200
+    answer = harness.ephemeral_for(rehearsal.REQUESTER)
+    assert "32,768 bytes" in answer and "Remove statements" in answer
+    harness.settle()
+    assert harness.bot.store.find() == []

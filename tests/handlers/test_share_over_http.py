@@ -144,6 +144,25 @@ def test_aws_managed_key_is_refused_before_anyone_is_asked(harness):
     assert not dev_sees_image(harness, image)
 
 
+def test_a_source_key_without_the_root_statement_is_refused_before_anyone_is_asked(harness):
+    """Every key obeys its own policy: a key whose policy names only its
+    administrators (no statement for the account's root, so IAM cannot delegate)
+    refuses amibot's own role too. A CreateGrant DryRun before approval says so,
+    instead of a share that fails after the owners approved it."""
+    prod = harness.world.sandbox
+    policy = {"Version": "2012-10-17", "Statement": [
+        {"Sid": "KeyAdministrators", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{PROD}:role/kms-admin"}, "Action": "kms:*", "Resource": "*"},
+        {"Sid": "ReadForEveryone", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{PROD}:root"}, "Action": ["kms:Describe*", "kms:List*", "kms:Get*"], "Resource": "*"},
+    ]}
+    cmk = prod.create_key(PROD, rehearsal.REGION, policy=json.dumps(policy))
+    image = prod.create_image(PROD, rehearsal.REGION, name="locked-key", kms_key_arn=cmk)
+    assert harness.slash(f"share {image} from prod to dev").status == 200
+    answer = harness.ephemeral_for(rehearsal.REQUESTER)
+    assert "may not create grants" in answer and "AccessDeniedException" in answer and f"arn:aws:iam::{PROD}:root" in answer
+    harness.settle()
+    assert harness.fake.messages(harness.channel) == [] and harness.bot.store.find() == []
+
+
 @pytest.mark.parametrize(
     "body_change, header_change",
     [

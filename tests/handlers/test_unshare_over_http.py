@@ -39,6 +39,17 @@ def dev_can_use_key(harness, key_arn) -> bool:
         return False
 
 
+def dev_launch_runs(harness, image_id) -> bool:
+    """A launch from ``image_id`` in dev keeps running: EC2 could use its key for dev
+    (org-share statements allow the key only through EC2)."""
+    ec2 = client(harness, DEV, "ec2")
+    try:
+        instance = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    except ClientError:
+        return False
+    return ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0]["State"]["Name"] == "running"
+
+
 def snapshot_of(harness, image_id) -> str:
     return client(harness, PROD, "ec2").describe_images(ImageIds=[image_id])["Images"][0]["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
 
@@ -158,6 +169,7 @@ def harness_with_qa(sandbox, fake_slack, tmp_path, clock):
     env = {"AMIBOT_DB": str(tmp_path / "amibot.db"), "SLACK_API_URL": fake_slack.api_url, "SLACK_BOT_TOKEN": "xoxb-sandbox", "SLACK_SIGNING_SECRET": "s3cret"}
     qa = '\n[accounts.qa]\nid = "333333333333"\nrole_arn = "arn:aws:iam::333333333333:role/amibot"\nowners = ["U0QA"]\n'
     config = parse_config(rehearsal.SANDBOX_TOML + qa, env, source="<test>")
+    rehearsal.enforce_generated_policies(sandbox, config)
     bot = Amibot(config, clock=clock, grant_wait_seconds=2, sleep=lambda s: time.sleep(min(s, 0.05)), tick_seconds=3600, notifier_poll_seconds=0.05)
     bot.start()
     url = bot.start_http(port=0)
@@ -231,18 +243,19 @@ def test_unshare_org_removes_the_statement_and_restores_the_policy(harness, bot_
     image, cmk = harness.world.encrypted_image, harness.world.cmk_arn
     original = key_policy(harness, cmk)
     ask_and_approve(harness, f"share {image} from prod to org")
-    assert dev_sees_image(harness, image) and dev_can_use_key(harness, cmk)
+    assert dev_sees_image(harness, image) and dev_launch_runs(harness, image)
     root, final = ask_and_approve(harness, f"unshare {image} from prod to org")
     plan = harness.exact_changes(root)
     assert "PutKeyPolicy" in plan and "remove statement" in plan and "added by R-1" in plan
     assert "now (before)" in plan and "after" in plan
     assert harness.bot.store.get(2).state == SUCCEEDED, final["text"]
-    assert not dev_sees_image(harness, image) and not dev_can_use_key(harness, cmk)
+    assert not dev_sees_image(harness, image) and not dev_launch_runs(harness, image)
     assert launch_permissions(harness, image) == []
     # Semantically, and here even byte for byte: the policy is what it was.
     assert json.loads(key_policy(harness, cmk)) == json.loads(original)
     assert key_policy(harness, cmk) == original
     assert harness.bot.store.get(1).steps[1].state == STEP_UNDONE
+    assert harness.bot.store.get(1).steps[2].state == STEP_UNDONE  # the CreateGrant statement
     made = {f"{service}:{operation}" for service, operation in bot_aws_calls}
     assert {"kms:GetKeyPolicy", "kms:PutKeyPolicy"} <= made
     assert made <= set(member_account_actions()) | {"sts:AssumeRole"}, sorted(made - set(member_account_actions()))

@@ -15,7 +15,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from offline.sandbox import BOT_ACCOUNT, Sandbox
+from offline.sandbox import ADMIN_ROLE_NAME, BOT_ACCOUNT, Sandbox
 
 A = "111111111111"  # owns the AMIs and keys
 B = "222222222222"  # receives shares
@@ -180,6 +180,15 @@ def test_key_manager_aws_for_aws_managed_keys_and_customer_for_cmks(sandbox):
         assert error_code(excinfo) == "AccessDeniedException"
 
 
+def test_a_grant_to_a_role_is_not_a_grant_to_its_account(sandbox):
+    """KMS: the grantee principal is the role; another role of its account gets nothing."""
+    cmk = sandbox.create_key(A)
+    sandbox.client("kms", A).create_grant(KeyId=cmk, GranteePrincipal=f"arn:aws:iam::{B}:role/amibot", Operations=["DescribeKey"])
+    with pytest.raises(ClientError) as excinfo:
+        sandbox.client("kms", B).describe_key(KeyId=cmk)  # the sandbox-admin role of B
+    assert error_code(excinfo) == "AccessDeniedException"
+
+
 def test_cross_account_describe_key_needs_a_grant(sandbox):
     cmk = sandbox.create_key(A)
     owner, target = sandbox.client("kms", A), sandbox.client("kms", B)
@@ -191,7 +200,7 @@ def test_cross_account_describe_key_needs_a_grant(sandbox):
     with pytest.raises(ClientError):
         target.describe_key(KeyId=cmk)  # a grant without DescribeKey does not allow it
     owner.revoke_grant(KeyId=cmk, GrantId=grant["GrantId"])
-    owner.create_grant(KeyId=cmk, GranteePrincipal=f"arn:aws:iam::{B}:role/amibot", Operations=["DescribeKey"])
+    owner.create_grant(KeyId=cmk, GranteePrincipal=f"arn:aws:iam::{B}:role/{ADMIN_ROLE_NAME}", Operations=["DescribeKey"])
     meta = target.describe_key(KeyId=cmk)["KeyMetadata"]
     assert meta["AWSAccountId"] == A and meta["KeyManager"] == "CUSTOMER"
     with pytest.raises(ClientError) as excinfo:

@@ -29,6 +29,9 @@ Off by default: they run only with ``-m real_aws`` *and* the environment below, 
                                   product code (an image of a Windows or RHEL instance):
                                   its copy to the target must be refused before anyone
                                   is asked (docs/aws-rules.md; else that scenario skips)
+    AMIBOT_REAL_LAUNCH_ROLES      comma-separated role ARNs of the target account that
+                                  launch instances (config ``launch_roles``): the encrypted
+                                  share asks IAM about them (SimulatePrincipalPolicy)
 
 The runner's own credentials (boto3's usual chain) must be allowed to assume both
 roles; the roles need the member-account policy of ``amibot iam-policy``.
@@ -91,6 +94,7 @@ class RealSettings:
     billing_ami: str | None = None
     timeout_seconds: float = 3600.0
     step_sleep: Callable[[float], None] = time.sleep
+    launch_roles: tuple[str, ...] = ()
 
     @property
     def source_id(self) -> str:
@@ -117,12 +121,15 @@ class RealSettings:
             instance=env.get("AMIBOT_REAL_INSTANCE") or None,
             billing_ami=env.get("AMIBOT_REAL_BILLING_AMI") or None,
             timeout_seconds=float(env.get("AMIBOT_REAL_TIMEOUT_MINUTES") or 60) * 60,
+            launch_roles=tuple(r.strip() for r in (env.get("AMIBOT_REAL_LAUNCH_ROLES") or "").split(",") if r.strip()),
         )
 
 
 def config_toml(settings: RealSettings) -> str:
     """A bot config for the two accounts (aliases ``src`` and ``dst``)."""
     subnet = f'verify_subnets = {{ "{settings.region}" = "{settings.target_subnet}" }}\n' if settings.target_subnet else ""
+    if settings.launch_roles:
+        subnet += "launch_roles = [" + ", ".join(f'"{r}"' for r in settings.launch_roles) + "]\n"
     return f"""
 [bot]
 default_region = "{settings.region}"
@@ -404,6 +411,8 @@ def assert_copy_belongs_to_target(world: World, run: PlanRun, region: str) -> st
     for snapshot in ec2.describe_snapshots(SnapshotIds=snapshot_ids)["Snapshots"]:
         assert snapshot["Encrypted"] and snapshot["KmsKeyId"] == checked["kms_key_arn"], "encrypted with the target's own key"
         assert snapshot["OwnerId"] == world.settings.target_id
+        # Tagged at creation: the member policy lets amibot delete only what carries it.
+        assert {t["Key"]: t["Value"] for t in snapshot.get("Tags", [])}.get("amibot:request") == run.request_id
     # The temporary share is gone (unless the target could see the AMI before).
     shares = [step for step in run.steps.values() if step["action"] == "ec2.add_launch_permission"]
     if shares and shares[0]["result"].get("added"):
@@ -460,6 +469,11 @@ def scenario_share_encrypted(world: World) -> None:
             )
             share_run.run()
             assert share_run.result_of("kms.create_grant")["grant_id"]
+            if s.launch_roles:
+                # IAM answered for each launch role (the answer itself is the target's business).
+                answers = share_run.result_of("verify.launch_roles")["roles"]
+                assert [a["role_arn"] for a in answers] == list(s.launch_roles)
+                assert not [a for a in answers if a["error"]], answers
             for key in facts.keys:
                 assert grant in grant_names(world, key.arn)
             tested = share_run.steps[launch]["result"]
@@ -581,12 +595,20 @@ def test_real_billing_coded_copy_refused(real):
 def rehearsal_settings(sandbox: Any) -> RealSettings:
     """A sandbox world shaped like the real one: an unencrypted AMI and a CMK in the
     source account, CMKs in both regions in the target, an instance to migrate."""
+    from aws.actions.launchroles import required_statement
+    from aws.iam import member_account_policy
+
     source, target, region, other = "111111111111", "222222222222", "us-east-1", "eu-west-1"
     sandbox.reset()
     source_kms = sandbox.create_key(source, region, alias="alias/real-source")
     instance = sandbox.create_instance(source, region, availability_zone=f"{region}a", tags={"Name": "web-1"})
     billing_ami = sandbox.create_image(source, region, name="rhel-base")
     sandbox.mark_image(billing_ami, usage_operation="RunInstances:0010", platform_details="Red Hat Enterprise Linux")
+    # As a real run requires: the roles hold the policy `amibot iam-policy` prints
+    # (the sandbox enforces it), and the target has a launching role to ask IAM about.
+    for account in (source, target):
+        sandbox.attach_role_policy(account, "amibot", member_account_policy())
+    launcher = sandbox.attach_role_policy(target, "app-deployer", required_statement(["*"], region))
     return RealSettings(
         source_role=f"arn:aws:iam::{source}:role/amibot",
         target_role=f"arn:aws:iam::{target}:role/amibot",
@@ -600,6 +622,7 @@ def rehearsal_settings(sandbox: Any) -> RealSettings:
         billing_ami=billing_ami,
         timeout_seconds=30,
         step_sleep=lambda seconds: None,
+        launch_roles=(launcher,),
     )
 
 

@@ -1,0 +1,62 @@
+"""Preflight checks on the source key, before anyone is asked: can amibot's role in
+the source make the grants of the plan, and may it change the key's policy (org
+shares)? Each refusal names the fix, instead of a request failing after approval."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws.actions import SHARE_GRANT_OPERATIONS, ImageFacts, account_root
+from aws.actions import keypolicy
+from aws.actions.share import check_source_key_grantable
+from bot.config import AccountConfig
+from bot.errors import PreflightError
+from bot.operations import PlanningContext, preflight_read
+
+
+def _key_label(key: Any) -> str:
+    alias = next((a for a in key.aliases), None)
+    return f"{alias} ({key.arn})" if alias else key.arn
+
+
+def check_grants_possible(ctx: PlanningContext, facts: ImageFacts, source: AccountConfig, region: str, targets: list[AccountConfig]) -> None:
+    """Before anyone is asked: amibot's role in the source can create the grants the
+    plan makes (a CreateGrant DryRun per key). A key whose policy lacks the usual
+    statement for its account's root (delegating to IAM) refuses even its own
+    account's roles, and the share would fail after approval."""
+    for key in facts.keys:
+        for target in targets[:1]:  # the same policy answers for every grantee
+            preflight_read(
+                f"amibot's role in `{source.alias}` may not create grants on the key {_key_label(key)}",
+                lambda: check_source_key_grantable(
+                    ctx.sessions, source.id, region, key.arn, account_root(target.id), list(SHARE_GRANT_OPERATIONS), f"preflight-{ctx.uid}"
+                ),
+                fix=(
+                    f"The key policy must let amibot's role create grants: the usual statement "
+                    f"`{{\"Principal\": {{\"AWS\": \"{account_root(source.id)}\"}}, \"Action\": \"kms:*\"}}` (IAM decides), or a "
+                    f"statement naming {source.role_arn or 'amibot’s role'} with kms:CreateGrant. Ask the key's administrators; "
+                    "`amibot iam-policy` shows the role's side."
+                ),
+                own_fix=True,
+            )
+
+
+def check_marked_for_org_sharing(ctx: PlanningContext, source: AccountConfig, region: str, key: Any) -> None:
+    """amibot's role may change only the key policies of keys tagged
+    ``amibot:org-share = true`` (the generated IAM policy says so): refuse before
+    approval, with the fix, instead of failing at PutKeyPolicy."""
+    kms = ctx.sessions.client("kms", source.id, region, f"preflight-{ctx.uid}")
+    tags = preflight_read(
+        f"Could not read the tags of {key.arn} in `{source.alias}`",
+        lambda: {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=key.arn).get("Tags", [])},
+    )
+    if tags.get(keypolicy.ORG_SHARE_TAG) != "true":
+        raise PreflightError(
+            f"The key {_key_label(key)} is not marked for organisation sharing: amibot may change only the key policies "
+            f"of keys tagged `{keypolicy.ORG_SHARE_TAG}` = `true`.",
+            fix=(
+                f"If this key's owners agree that amibot may add org-share statements to its policy, tag it: "
+                f"`aws kms tag-resource --key-id {key.arn} --tags TagKey={keypolicy.ORG_SHARE_TAG},TagValue=true`; "
+                "or share with accounts by name (grants, no key-policy change)."
+            ),
+        )
