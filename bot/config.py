@@ -81,6 +81,10 @@ class BotConfig:
     approval_ttl_hours: int = 24
     notify_channel: str | None = None
     max_share_days: int = 90
+    # Tags an AMI must carry before it is shared, copied or distributed (docs/best-practices.md).
+    required_tags: tuple[str, ...] = ()
+    # How often the drift check compares amibot's record with AWS (hours).
+    drift_check_hours: int = 24
 
 
 @dataclass(frozen=True)
@@ -354,7 +358,28 @@ def _parse_bot(table: dict[str, Any]) -> BotConfig:
         _get(table, p, "max_share_days", int, "max_share_days = 90", d.max_share_days),
         f"{p}.max_share_days", 1, 90, "days (a share lasts at most 90 days)",
     )
-    return BotConfig(command, region, poll, ttl, channel, max_days)
+    return BotConfig(command, region, poll, ttl, channel, max_days, required_tags=_required_tags(table, p), drift_check_hours=_int_range(
+        _get(table, p, "drift_check_hours", int, "drift_check_hours = 24", d.drift_check_hours),
+        f"{p}.drift_check_hours", 1, 720, "hours (the drift check runs that often; 24 = daily)",
+    ))
+
+
+_TAG_KEY_RE = re.compile(r"[^\x00-\x1f]{1,128}")
+
+
+def _required_tags(table: Mapping[str, Any], prefix: str) -> tuple[str, ...]:
+    """``required_tags = ["owner", "app", "version"]``: a list of distinct tag keys
+    (1-128 characters, not starting with ``aws:``, which AWS reserves)."""
+    value = _get(table, prefix, "required_tags", list, 'required_tags = ["owner", "app", "version"]', [])
+    full = f"{prefix}.required_tags"
+    keys: list[str] = []
+    for key in value:
+        if not isinstance(key, str) or not _TAG_KEY_RE.fullmatch(key) or key.lower().startswith("aws:"):
+            raise ConfigError(full, f"`{key}` is not a tag key amibot can require", 'use tag keys of 1 to 128 characters not starting with "aws:", e.g. required_tags = ["owner", "app", "version"]')
+        if key in keys:
+            raise ConfigError(full, f"`{key}` is listed twice", "list each tag key once")
+        keys.append(key)
+    return tuple(keys)
 
 
 def _parse_accounts(data: Mapping[str, Any]) -> dict[str, AccountConfig]:

@@ -21,16 +21,17 @@ EXPIRED = "expired"
 CANCELLED = "cancelled"
 ACTIVE = "active"  # a time-boxed share in force until its expiry
 REVOKED = "revoked"  # a time-boxed share removed at expiry
+PARTIAL = "partial"  # a distribution some of whose targets failed (the others are done)
 
 # Every allowed transition. The store refuses anything else, so a bug cannot,
 # say, run a denied request.
 TRANSITIONS: dict[str, frozenset[str]] = {
     PENDING_APPROVAL: frozenset({APPROVED, DENIED, EXPIRED, CANCELLED}),
     APPROVED: frozenset({RUNNING, CANCELLED}),
-    RUNNING: frozenset({SUCCEEDED, FAILED, ACTIVE, CANCELLED}),
+    RUNNING: frozenset({SUCCEEDED, FAILED, ACTIVE, CANCELLED, PARTIAL}),
     ACTIVE: frozenset({REVOKED, FAILED}),
 }
-FINAL_STATES = frozenset({SUCCEEDED, FAILED, DENIED, EXPIRED, CANCELLED, REVOKED})
+FINAL_STATES = frozenset({SUCCEEDED, FAILED, DENIED, EXPIRED, CANCELLED, REVOKED, PARTIAL})
 
 STATE_LABELS = {
     PENDING_APPROVAL: "waiting for approval",
@@ -43,6 +44,7 @@ STATE_LABELS = {
     CANCELLED: "cancelled",
     ACTIVE: "active",
     REVOKED: "share removed at expiry",
+    PARTIAL: "partly done",
 }
 
 # Step states.

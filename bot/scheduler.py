@@ -68,8 +68,10 @@ class Clockwork:
             return []
         image_waits = []
         for request in due:
-            step = next((s for s in request.steps if s.state == "pending"), None)
-            if step is not None and step.action == "ec2.wait_image_available":
+            # Every image the request waits on (a distribution waits on one per target).
+            for step in request.steps:
+                if step.state != "pending" or step.action != "ec2.wait_image_available":
+                    continue
                 image_id = step.params.get("image_id") or request.steps[int(step.params["image_from_step"]) - 1].result.get("image_id")
                 if image_id:
                     image_waits.append((step.account_id, step.region, image_id))

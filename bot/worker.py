@@ -17,7 +17,7 @@ from typing import Any, Callable
 from aws.actions import Kept, StepContext, StepWaiting, get_action
 from aws.actions.images import ImageStatusCache
 from aws.sessions import AwsSessions
-from bot import crashpoints, messages, operations
+from bot import crashpoints, messages, operations, units
 from bot.notifier import Notifier
 from bot.requests import (
     ACTIVE,
@@ -157,6 +157,9 @@ class PlanRunner:
             self.notifier.update_root(request_id)
         elif request.state != RUNNING:
             return  # decided otherwise meanwhile, or already finished
+        if units.has_units(request):
+            units.UnitRunner(self).run(request_id)  # a distribution: targets run independently
+            return
         for step in request.steps:
             if step.state == STEP_DONE:
                 continue

@@ -33,7 +33,7 @@ from bot import grammar
 from bot.config import AccountConfig
 from bot.errors import PreflightError
 from bot.operations import PlanningContext, Prepared, after_success, check_source_image, preflight_read, preparer
-from bot.operations.share import approver_accounts, facts_for_message
+from bot.operations.share import approver_accounts, check_required_tags, facts_for_message
 from bot.requests import STEP_DONE, STEP_UNDONE, PlannedStep
 
 T = TypeVar("T")
@@ -191,13 +191,14 @@ def copy_steps(
             "source_tags": facts.tags,
             "kms_key_arn": key.arn,
             "name": name,
+            "region_tag": region,
         },
         description=(
             f"CopyImage as `{target.alias}` in {region}: SourceImageId={facts.image_id}, SourceRegion={source_region}, "
             f"Encrypted=true, KmsKeyId={key.arn}" + (f" ({', '.join(key.aliases)})" if key.aliases else "")
             + f", Name={shown_name}, ClientToken=`{client_token(request_uid)}`, TagSpecifications (image and snapshot): "
             + (", ".join(f"`{k}`" for k in tag_keys) + " from the source + " if tag_keys else "")
-            + ", ".join(f"`{k}`" for k in PROVENANCE_TAG_KEYS)
+            + ", ".join(f"`{k}`" for k in PROVENANCE_TAG_KEYS) + f", `region={region}`"
         ),
     ))
     add(PlannedStep(
@@ -294,6 +295,7 @@ def prepare_copy(ctx: PlanningContext, command: grammar.CopyCommand) -> Prepared
     ctx.check_approvers(approvers)
     facts = ctx.preflight_image(source, source_region, command.image_id)
     check_copyable(facts, source, source_region, cross_account)
+    check_required_tags(ctx, facts, source, source_region, "copied")
     key = destination_key(ctx, target, region, command.kms)
     in_flight = preflight_read(
         f"Could not count the copies in flight in `{target.alias}` {region}",

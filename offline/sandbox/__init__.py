@@ -277,6 +277,9 @@ class Sandbox(SandboxWorld, SandboxControls):
             self._state.clear()
             self._state.org = copy.deepcopy(self._org)
             self._state.copy_duration = self._copy_duration
+        from offline.sandbox.ec2_block_public_access import reset_block_public_access
+
+        reset_block_public_access()
 
     # -- identities ----------------------------------------------------------------
     def session(self, account_id: str, region: str | None = None) -> boto3.Session:

@@ -100,4 +100,7 @@ def _install() -> None:
             setattr(cls, method, handler)
         # moto has no GetEbsDefaultKmsKeyId at all (nothing to keep as the original).
         ElasticBlockStore.get_ebs_default_kms_key_id = _get_ebs_default_kms_key_id
+        from offline.sandbox.ec2_block_public_access import install as install_block_public_access
+
+        install_block_public_access()
         _INSTALLED = True
