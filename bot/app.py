@@ -22,6 +22,8 @@ from aws.sessions import DEFAULT_MAX_ATTEMPTS, AccountAccess, AwsSessions
 from bot.config import Config
 from bot.directory import SlackDirectory
 from bot.notifier import Notifier
+from bot import operations
+from bot.audit import DriftChecker
 from bot.scheduler import Clockwork, Scheduler
 from bot.services import RequestService
 from bot.store import Store
@@ -61,6 +63,8 @@ class Amibot:
         self.runner = PlanRunner(self.store, self.sessions, self.notifier, notify_channel=config.bot.notify_channel, sleep=sleep, grant_wait_seconds=grant_wait_seconds, clock=clock)
         self.service = RequestService(config, self.store, self.sessions, self.notifier, self.worker, self.runner, SlackDirectory(self.client), clock)
         self.clockwork = Clockwork(self.store, self.notifier, self.worker, self.runner, clock)
+        # The drift check is one of the clockwork's duties (daily by default).
+        self.clockwork.drift = DriftChecker(config, self.store, self.sessions, self.notifier, lambda: operations.requests_that_changed_aws(self.store), clock)
         self.scheduler = Scheduler(self.clockwork, tick_seconds=tick_seconds)
         self.bolt = App(
             client=self.client,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
+from typing import Any, Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -31,6 +31,7 @@ class Clockwork:
         self.worker = worker
         self.runner = runner
         self.clock = clock
+        self.drift: Any = None  # bot.audit.DriftChecker, set by the wiring
 
     def tick(self) -> None:
         """Everything that is due now."""
@@ -39,6 +40,7 @@ class Clockwork:
         self.remind_share_ending()
         self.revoke_due()
         self.resume_waiting()
+        self.check_drift()
         self.notifier.flush()
 
     def resume_unfinished(self) -> list[int]:
@@ -83,6 +85,16 @@ class Clockwork:
         for request in due:
             self.worker.submit(self.runner.run, request.id)
         return [r.id for r in due]
+
+    def check_drift(self) -> int:
+        """When due (``bot.drift_check_hours``, daily by default): compare what
+        amibot granted with AWS and report new findings once. Runs on the worker, so
+        a slow read does not hold up the tick. Returns the number of checks started."""
+        if self.drift is None or not self.drift.due():
+            return 0
+        self.store.set_drift_checked(self.clock())  # claimed now: the next tick does not start a second one
+        self.worker.submit(self.drift.check)
+        return 1
 
     def expire_pending(self) -> list[int]:
         """Pending requests past ``approval_ttl_hours`` expire; the requester is told."""

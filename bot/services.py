@@ -13,7 +13,8 @@ import time
 from typing import Callable, Protocol
 
 from aws.sessions import AwsSessions
-from bot import grammar, messages, operations
+from aws.audit import read_image_access
+from bot import audit, grammar, messages, operations
 from bot.config import AccountConfig, Config
 from bot.errors import AlreadyDecidedError, AmibotError, NobodyCanApproveError, NotAnApproverError, NotAllowedError
 from bot.notifier import Notifier
@@ -68,10 +69,38 @@ class RequestService:
             return self._list(command.scope, user)
         if isinstance(command, grammar.CancelCommand):
             return self.cancel(self._number(command.request_id), user)
+        if isinstance(command, grammar.AuditCommand):
+            if command.image_id is None:
+                return audit.drift_list_text(self.config, self.store.drift_findings())
+            self.worker.submit(self.audit, command, response_url=response_url, channel=channel, user=user)
+            return f"Auditing {command.image_id} … (read-only) the answer follows here."
         if not operations.is_operation(command):
             operations.prepare(None, command)  # raises "not available yet"
         self.worker.submit(self.submit, command, user=user, channel=channel, text=text, response_url=response_url)
         return f"Checking `{_clean(text)}` … the plan and the approval request will appear in this channel."
+
+    def audit(self, command: grammar.AuditCommand, *, response_url: str | None, channel: str, user: str) -> str:
+        """``/ami audit <ami> from <acct[:region]>``: read who can use the AMI (a bounded
+        number of read-only calls) and mark what amibot made; with ``--drift``, the
+        open drift findings of that AMI follow."""
+        try:
+            account = self.config.account(command.source.account)  # type: ignore[union-attr]
+            region = command.source.region or self.config.bot.default_region  # type: ignore[union-attr]
+            access = operations.preflight_read(
+                f"Could not audit {command.image_id} in `{account.alias}` ({account.id}) {region}",
+                lambda: read_image_access(self.sessions, account.id, region, command.image_id, f"audit-{secrets.token_hex(4)}"),  # type: ignore[arg-type]
+            )
+            text = audit.audit_text(self.config, access, audit.build_ledger(operations.requests_that_changed_aws(self.store)), account.alias)
+            if command.drift:
+                rows = [r for r in self.store.drift_findings() if r["image_id"] == command.image_id]
+                text += "\n" + audit.drift_list_text(self.config, rows)
+        except Exception as error:  # one error path: messages.error_text
+            text = ":no_entry: " + messages.error_text(error)
+        if response_url:
+            self.notifier.respond(response_url, text)
+        else:
+            self.tell(channel, user, text)
+        return text
 
     def _number(self, request_id: str) -> int:
         number = parse_display_id(request_id)
