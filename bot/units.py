@@ -249,7 +249,7 @@ def final_text(request: Request) -> str:
             extras.append("test launch passed")
         lines.append(f"• `{name}`: `{image}`" + (f" ({'; '.join(extras)})" if extras else ""))
     for skipped in request.params.get("skipped", []):
-        lines.append(f"• `{skipped}`: already had its copy (see the plan); nothing done")
+        lines.append(f"• `{skipped['unit']}`: `{skipped['image_id']}` (copied by {skipped['by']}; not copied again)")
     cleanup = [s for s in request.steps if not unit_of(s) and s.action == "plan.remove_temporary"]
     for step in cleanup:
         if step.state == STEP_FAILED:

@@ -189,7 +189,7 @@ def prepare_distribute(ctx: PlanningContext, command: grammar.DistributeCommand)
             ))
             lines.append(f"launch template {lt.template_id}: new version" + (" (default)" if lt.make_default else ""))
         if not steps:
-            skipped.append(key_name)
+            skipped.append({"unit": key_name, "image_id": earlier[0] if earlier else None, "by": earlier[1] if earlier else None})
         units.append((key_name, steps, lines))
 
     prelude = merged_temporary_steps(facts, source, source_region, copy_targets, ctx.uid)
@@ -206,7 +206,7 @@ def prepare_distribute(ctx: PlanningContext, command: grammar.DistributeCommand)
             description=(f"Remove what steps 1-{len(prelude)} added for the copies (launch permission, createVolumePermission"
                          + (", grants" if facts.keys else "") + ") once every target is finished, failed or not — only what this request added"),
         ))
-    if len(skipped) == len(units):
+    if len(skipped) == len(units):  # nothing left to do
         raise PreflightError(
             "Every target already has its copy: " + "; ".join(f"{u}: {', '.join(lines)}" for u, _, lines in units) + ".",
             fix="Nothing to do. `/ami audit` shows who can use each copy.",

@@ -1,0 +1,104 @@
+"""`/ami distribute` end to end over the real HTTP endpoint against the sandbox: four
+account-regions in one request, one approval per account, every copy in flight at
+once with its progress in the one root message, one target failing without
+stopping the others, and the same distribution asked again copying only what is
+missing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from offline import rehearsal
+from bot.requests import PARTIAL, SUCCEEDED
+from tests.handlers.test_copy_over_http import copies, ec2, nothing_left_shared, start, thread_text
+
+PROD, DEV = rehearsal.PROD, rehearsal.DEV
+SRC = rehearsal.REGION
+TARGETS = ["dev:us-east-1", "dev:eu-west-1", "prod:eu-west-1", "dev:us-west-2"]
+
+
+@pytest.fixture
+def harness(sandbox, fake_slack, tmp_path):
+    h = start(sandbox, fake_slack, tmp_path)
+    yield h
+    h.bot.stop()
+
+
+def ask_and_approve(harness, text: str, number: int) -> dict:
+    harness.slash(text)
+    root = harness.fake.wait_for(lambda: next((m for m in harness.fake.messages(harness.channel) if m.get("text", "").startswith(f"R-{number}:")), None))
+    harness.click(rehearsal.OWNER, root)
+    harness.fake.wait_for(lambda: harness.bot.store.get(number).approvals or None)
+    harness.click(rehearsal.DEV_OWNER, root)
+    harness.fake.wait_for(lambda: harness.bot.store.get(number).state != "pending_approval" or None)
+    harness.settle()
+    return root
+
+
+def root_text(harness, root: dict) -> str:
+    return harness.fake.message(harness.channel, root["ts"])["blocks"][0]["text"]["text"]
+
+
+def test_distribution_to_four_account_regions_one_fails_then_retry_copies_only_it(harness):
+    image, cmk = harness.world.encrypted_image, harness.world.cmk_arn
+    sandbox = harness.world.sandbox
+    sandbox.hold_pending(True)
+    text = f"distribute {image} from prod to {','.join(TARGETS)}"
+    root = ask_and_approve(harness, text, 1)
+    request = harness.bot.store.get(1)
+    # One request, one approval per account touched; the plan names every target's key.
+    assert request.kind == "distribute" and request.approver_accounts == ["prod", "dev"]
+    plan = json.dumps(root["blocks"])
+    for target in TARGETS:
+        assert f"Target `{target}`" in plan
+    assert harness.world.dev_cmk_other_region_arn in plan and "region=eu-west-1" in plan
+
+    # Every copy is in flight at once (not one after the other).
+    pending = {t: copies(harness, *(lambda a, r: ({"dev": DEV, "prod": PROD}[a], r))(*t.split(":"))) for t in TARGETS}
+    assert all(len(found) == 1 and found[0]["State"] == "pending" for found in pending.values()), pending
+    ids = {t: found[0]["ImageId"] for t, found in pending.items()}
+
+    sandbox.set_copy_progress(ids["dev:eu-west-1"], 42)
+    sandbox.complete(ids["dev:us-east-1"])
+    harness.poll()
+    progress = root_text(harness, root)
+    assert "1 of 4 available" in progress and "dev:eu-west-1 42%" in progress
+
+    sandbox.fail(ids["dev:eu-west-1"], reason="Copy failed: an internal error occurred.")
+    sandbox.complete(ids["prod:eu-west-1"])
+    sandbox.complete(ids["dev:us-west-2"])
+    harness.poll()
+    harness.poll()
+    final = harness.final_reply(root)["text"]
+    request = harness.bot.store.get(1)
+    assert request.state == PARTIAL, final
+    for target in ("dev:us-east-1", "prod:eu-west-1", "dev:us-west-2"):
+        assert f"`{target}`: `{ids[target]}`" in final
+    assert "`dev:eu-west-1`: failed" in final and "internal error" in final
+    assert "partly done" in final and "3 of 4 targets" in final
+    # The failed target's unfinished copy is gone; the others stand, tagged with their region.
+    assert copies(harness, DEV, "eu-west-1") == []
+    tags = {t["Key"]: t["Value"] for t in copies(harness, DEV, "us-west-2")[0]["Tags"]}
+    assert tags["region"] == "us-west-2" and tags["app"] == "payments" and tags["amibot:request"] == "R-1"
+    # The temporary share is removed once every target finished.
+    nothing_left_shared(harness, image, cmk)
+
+    # The same distribution again: only the missing target is copied.
+    sandbox.hold_pending(False)
+    root2 = ask_and_approve(harness, text, 2)
+    plan2 = json.dumps(root2["blocks"])
+    assert "already copied by R-1" in plan2
+    copy_steps = [s for s in harness.bot.store.get(2).steps if s.action == "ec2.copy_image"]
+    assert [(s.account_id, s.region) for s in copy_steps] == [(DEV, "eu-west-1")]
+    harness.poll()
+    final2 = harness.final_reply(root2)["text"]
+    assert harness.bot.store.get(2).state == SUCCEEDED, final2
+    [retried] = copies(harness, DEV, "eu-west-1")
+    assert retried["State"] == "available" and f"`dev:eu-west-1`: `{retried['ImageId']}`" in final2
+    for target in ("dev:us-east-1", "prod:eu-west-1", "dev:us-west-2"):
+        account, region = target.split(":")
+        assert len(copies(harness, {"dev": DEV, "prod": PROD}[account], region)) == 1  # not copied twice
+    nothing_left_shared(harness, image, cmk)
+    print("\nFINAL R-1:\n" + final + "\nFINAL R-2:\n" + final2)
