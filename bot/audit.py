@@ -148,13 +148,13 @@ def compare(config: Config, access: ImageAccess, ledger: Ledger, alias: str) -> 
     in_aws = {_who(e) for e in access.launch_permissions}
     for who in sorted(in_aws):
         if (a, r, img, who) not in ledger.launch:
-            target = config.account_by_id(who).alias if who.isdigit() and config.account_by_id(who) else who
+            target = _alias_of(config, who)
             found.append(_finding("added_outside", a, r, img, f"launch:{who}",
                                   f"launch permission on {img} for {who}, not granted by amibot",
                                   f"/ami unshare {img} from {src} to {target}"))
     for (acct, region, image, who), rid in ledger.launch.items():
         if (acct, region, image) == (a, r, img) and who not in in_aws:
-            target = config.account_by_id(who).alias if who.isdigit() and config.account_by_id(who) else who
+            target = _alias_of(config, who)
             found.append(_finding("removed_outside", a, r, img, f"launch:{who}",
                                   f"launch permission on {img} for {who}, granted by {rid}, was removed outside amibot",
                                   f"/ami share {img} from {src} to {target}", rid))
@@ -176,8 +176,13 @@ def compare(config: Config, access: ImageAccess, ledger: Ledger, alias: str) -> 
             if key_arn == key.arn and (acct, region) == (a, r) and grant_id not in present:
                 found.append(_finding("removed_outside", a, r, img, f"grant:{grant_id}",
                                       f"KMS grant {grant_id} on {key.arn} to {grantee}, made by {rid}, was revoked outside amibot",
-                                      f"/ami share {img} from {src} to {grantee.split(':')[4] if grantee.count(':') >= 4 else grantee}", rid))
+                                      f"/ami share {img} from {src} to {_alias_of(config, grantee.split(':')[4] if grantee.count(':') >= 4 else grantee)}", rid))
     return found
+
+
+def _alias_of(config: Config, account: str) -> str:
+    found = config.account_by_id(account) if account.isdigit() else None
+    return found.alias if found else account
 
 
 def finding_text(finding: Finding, alias: str) -> str:
