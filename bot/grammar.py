@@ -514,8 +514,11 @@ class _Parser:
 
     def copy_targets(self, kw: str) -> tuple[AccountRef, ...]:
         words: list[str] = []
-        while self.at_value():
-            words.extend(x for x in self.take().text.split(",") if x.strip())
+        previous = ","
+        # Comma-separated: "a:r1,b:r2" or "a:r1, b:r2"; a word after a target without a comma is not a target.
+        while self.at_value() and (previous.endswith(",") or self.peek().text.startswith(",")):  # type: ignore[union-attr]
+            previous = self.take().text
+            words.extend(x for x in previous.split(",") if x.strip())
         if not words:
             raise self.fail("`to` needs an account, e.g. `to dev` or `to dev:us-east-2,dev:eu-west-1`")
         refs: list[AccountRef] = []

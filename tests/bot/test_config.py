@@ -205,6 +205,10 @@ ERRORS = [
     ("[organization]\nid = 'o-a1b2c3d4e5'\nmanagement_account = '9999'\n" + MINIMAL, "organization.management_account", "12-digit"),
     ("[organization]\nid = 'o-a1b2c3d4e5'\nmanagement_account = 999999999999\n" + MINIMAL, "organization.management_account", "quote"),
     ("organization = 'o-a1b2c3d4e5'\n" + MINIMAL, "organization", "table"),
+    ("[bot]\nrequired_tags = 'owner'\n" + MINIMAL, "bot.required_tags", "required_tags = ["),
+    ("[bot]\nrequired_tags = ['owner', 'owner']\n" + MINIMAL, "bot.required_tags", "twice"),
+    ("[bot]\nrequired_tags = ['aws:owner']\n" + MINIMAL, "bot.required_tags", "aws:"),
+    ("[bot]\ndrift_check_hours = 0\n" + MINIMAL, "bot.drift_check_hours", "1 to 720"),
 ]
 
 
@@ -342,3 +346,10 @@ def test_config_objects_are_frozen():
     with pytest.raises(AttributeError):
         config.accounts["prod"].id = "2"  # type: ignore[misc]
     assert isinstance(config, Config)
+
+
+def test_required_tags_and_drift_interval():
+    config = parse_config("[bot]\nrequired_tags = ['owner', 'app', 'version']\ndrift_check_hours = 6\n" + MINIMAL, {}, source="amibot.toml")
+    assert config.bot.required_tags == ("owner", "app", "version") and config.bot.drift_check_hours == 6
+    defaults = parse_config(MINIMAL, {}, source="amibot.toml")
+    assert defaults.bot.required_tags == () and defaults.bot.drift_check_hours == 24
