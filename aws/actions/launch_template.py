@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from aws.actions import Action, StepContext, register
+from aws.errors import AwsFailure
 
 
 def image_of(ctx: StepContext, params: dict[str, Any]) -> str:
@@ -55,6 +54,7 @@ class CreateLaunchTemplateVersion(Action):
             else:
                 made = ec2.create_launch_template_version(
                     LaunchTemplateId=template, SourceVersion="$Latest", VersionDescription=marker,
+                    ClientToken=f"amibot-lt-{ctx.request_uid}-{image_id}"[:128],
                     LaunchTemplateData={"ImageId": image_id},
                 )
                 version = made["LaunchTemplateVersion"]["VersionNumber"]
@@ -72,9 +72,11 @@ class CreateLaunchTemplateVersion(Action):
         template = params["template_id"]
         if params.get("make_default") and result.get("default_before") is not None:
             ec2.modify_launch_template(LaunchTemplateId=template, DefaultVersion=str(result["default_before"]))
-        try:
-            ec2.delete_launch_template_versions(LaunchTemplateId=template, Versions=[str(version)])
-        except ClientError as error:
-            if "NotFound" not in error.response["Error"]["Code"]:
-                raise
+        answer = ec2.delete_launch_template_versions(LaunchTemplateId=template, Versions=[str(version)])
+        refused = [e for e in answer.get("UnsuccessfullyDeletedLaunchTemplateVersions", [])
+                   if (e.get("ResponseError") or {}).get("Code") != "launchTemplateVersionDoesNotExist"]
+        if refused:
+            error = refused[0].get("ResponseError") or {}
+            raise AwsFailure(error.get("Code", "Unknown"), error.get("Message", ""), cause=f"AWS kept version {version} of {template}.",
+                             fix=f"Delete it by hand: `aws ec2 delete-launch-template-versions --launch-template-id {template} --versions {version}`.")
         return f"deleted version {version} of launch template {template}"

@@ -280,6 +280,9 @@ class Sandbox(SandboxWorld, SandboxControls):
         from offline.sandbox.ec2_block_public_access import reset_block_public_access
 
         reset_block_public_access()
+        from offline.sandbox.ec2_launch_templates import reset_launch_templates
+
+        reset_launch_templates()
 
     # -- identities ----------------------------------------------------------------
     def session(self, account_id: str, region: str | None = None) -> boto3.Session:

@@ -103,4 +103,7 @@ def _install() -> None:
         from offline.sandbox.ec2_block_public_access import install as install_block_public_access
 
         install_block_public_access()
+        from offline.sandbox.ec2_launch_templates import install as install_launch_templates
+
+        install_launch_templates()
         _INSTALLED = True

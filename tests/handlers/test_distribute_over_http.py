@@ -102,3 +102,36 @@ def test_distribution_to_four_account_regions_one_fails_then_retry_copies_only_i
         assert len(copies(harness, {"dev": DEV, "prod": PROD}[account], region)) == 1  # not copied twice
     nothing_left_shared(harness, image, cmk)
     print("\nFINAL R-1:\n" + final + "\nFINAL R-2:\n" + final2)
+
+
+def test_distribution_shares_each_copy_updates_a_launch_template_and_test_launches(harness):
+    image = harness.world.encrypted_image
+    dev_eu = ec2(harness, DEV, "eu-west-1")
+    template = dev_eu.create_launch_template(
+        LaunchTemplateName="payments-web", LaunchTemplateData={"ImageId": "ami-00000000000000000", "InstanceType": "t3.small"},
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    text = f"distribute {image} from prod to dev:us-east-1,dev:eu-west-1 share-with prod update-lt {template}@dev:eu-west-1 default verify"
+    root = ask_and_approve(harness, text, 1)
+    plan = json.dumps(root["blocks"])
+    assert "CreateLaunchTemplateVersion" in plan and "share-with" in plan and "Test launch" in plan
+    for _ in range(6):
+        if harness.bot.store.get(1).is_final:
+            break
+        harness.poll()
+    final = harness.final_reply(root)["text"]
+    assert harness.bot.store.get(1).state == SUCCEEDED, final
+    [copy_eu] = copies(harness, DEV, "eu-west-1")
+    [copy_us] = copies(harness, DEV, "us-east-1")
+    # Each copy is shared from dev with prod (launch permission and a grant on dev's key).
+    for client, copy, key in ((dev_eu, copy_eu, harness.world.dev_cmk_other_region_arn), (ec2(harness, DEV, SRC), copy_us, harness.world.dev_cmk_arn)):
+        assert client.describe_image_attribute(ImageId=copy["ImageId"], Attribute="launchPermission")["LaunchPermissions"] == [{"UserId": PROD}]
+        region = "eu-west-1" if client is dev_eu else SRC
+        grants = harness.world.sandbox.session(DEV, region).client("kms").list_grants(KeyId=key)["Grants"]
+        assert any(g["GranteePrincipal"] == f"arn:aws:iam::{PROD}:root" for g in grants)
+    # A new launch-template version with the new AMI, made the default; the rest inherited.
+    versions = dev_eu.describe_launch_template_versions(LaunchTemplateId=template)["LaunchTemplateVersions"]
+    latest = max(versions, key=lambda v: v["VersionNumber"])
+    assert latest["VersionNumber"] == 2 and latest["DefaultVersion"]
+    assert latest["LaunchTemplateData"]["ImageId"] == copy_eu["ImageId"] and latest["LaunchTemplateData"]["InstanceType"] == "t3.small"
+    assert f"launch template {template} version 2 uses {copy_eu['ImageId']}" in final and "test launch passed" in final
+    assert "shared with 111111111111" in final
