@@ -41,14 +41,15 @@ def build_ledger(requests: list[Request]) -> Ledger:
     for request in requests:
         rid = request.display_id
         for step in request.steps:
-            if step.state != STEP_DONE:
-                continue
             result, params = step.result, step.params
             where = (step.account_id, step.region)
+            image = params.get("image_id") or result.get("image_id")
+            if step.action in ("ec2.add_launch_permission", "ec2.share_copy") and image:
+                ledger.images[(*where, image)] = step.account_alias  # touched, even if since undone
+            if step.state != STEP_DONE:
+                continue
             if step.action in ("ec2.add_launch_permission", "ec2.share_copy"):
-                image = params.get("image_id") or result.get("image_id")
                 if image:
-                    ledger.images[(*where, image)] = step.account_alias
                     for entry in result.get("added", []):
                         ledger.launch[(*where, image, _who(entry))] = rid
             elif step.action == "ec2.add_snapshot_permission":
