@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 
 from aws.actions import ACTIONS, PREFLIGHT_PERMISSIONS
+from aws.audit import AUDIT_PERMISSIONS
 
 
 def member_account_actions() -> list[str]:
     """Every IAM action the bot uses inside a member account, sorted."""
-    needed = set(PREFLIGHT_PERMISSIONS)
+    needed = set(PREFLIGHT_PERMISSIONS) | set(AUDIT_PERMISSIONS)  # the audit and drift check read too
     for action in ACTIONS.values():
         needed.update(action.permissions)
     return sorted(needed)

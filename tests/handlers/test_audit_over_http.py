@@ -9,7 +9,7 @@ import pytest
 
 from offline import rehearsal
 from offline.sandbox.ec2_block_public_access import set_image_block_public_access
-from tests.handlers.test_copy_over_http import ec2, start
+from tests.handlers.test_copy_over_http import assert_calls_covered_by_policy, ec2, start
 
 PROD, DEV = rehearsal.PROD, rehearsal.DEV
 SRC = rehearsal.REGION
@@ -55,7 +55,7 @@ def line_with(text: str, needle: str) -> str:
     return next(line for line in text.splitlines() if needle in line)
 
 
-def test_audit_marks_what_amibot_made_and_flags_what_it_did_not(harness):
+def test_audit_marks_what_amibot_made_and_flags_what_it_did_not(harness, bot_aws_calls):
     image = harness.world.encrypted_image
     share_with_dev(harness)
     snapshot, stranger_grant = share_by_hand(harness)
@@ -73,6 +73,7 @@ def test_audit_marks_what_amibot_made_and_flags_what_it_did_not(harness):
     assert "*Public*: no" in text and "AMI block public access: block-new-sharing" in text
     # 5 + 1 snapshot + 4 for the one key.
     assert "10 AWS calls" in text
+    assert_calls_covered_by_policy(bot_aws_calls, "ec2:GetImageBlockPublicAccessState", "kms:GetKeyPolicy", "ec2:DescribeSnapshotAttribute")
 
 
 def test_drift_granted_and_removed_outside_amibot_is_reported_once(harness):

@@ -12,7 +12,7 @@ import pytest
 
 from offline import rehearsal
 from bot.requests import PARTIAL, SUCCEEDED
-from tests.handlers.test_copy_over_http import copies, ec2, nothing_left_shared, start, thread_text
+from tests.handlers.test_copy_over_http import assert_calls_covered_by_policy, copies, ec2, nothing_left_shared, start
 
 PROD, DEV = rehearsal.PROD, rehearsal.DEV
 SRC = rehearsal.REGION
@@ -104,7 +104,7 @@ def test_distribution_to_four_account_regions_one_fails_then_retry_copies_only_i
     print("\nFINAL R-1:\n" + final + "\nFINAL R-2:\n" + final2)
 
 
-def test_distribution_shares_each_copy_updates_a_launch_template_and_test_launches(harness):
+def test_distribution_shares_each_copy_updates_a_launch_template_and_test_launches(harness, bot_aws_calls):
     image = harness.world.encrypted_image
     dev_eu = ec2(harness, DEV, "eu-west-1")
     template = dev_eu.create_launch_template(
@@ -135,3 +135,4 @@ def test_distribution_shares_each_copy_updates_a_launch_template_and_test_launch
     assert latest["LaunchTemplateData"]["ImageId"] == copy_eu["ImageId"] and latest["LaunchTemplateData"]["InstanceType"] == "t3.small"
     assert f"launch template {template} version 2 uses {copy_eu['ImageId']}" in final and "test launch passed" in final
     assert "shared with 111111111111" in final
+    assert_calls_covered_by_policy(bot_aws_calls, "ec2:CreateLaunchTemplateVersion", "ec2:ModifyLaunchTemplate", "ec2:RunInstances", "kms:CreateGrant")
