@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws.actions import SHARE_GRANT_OPERATIONS, ImageFacts, account_root, grant_name
-from aws.actions.copy import unit_client_token
+from aws.actions.copy import resolve_destination_key, unit_client_token
 from aws.actions.images import find_image
 from bot import grammar
 from bot.config import AccountConfig
@@ -37,16 +37,16 @@ def unit_key(alias: str, region: str) -> str:
     return f"{alias}:{region}"
 
 
-def earlier_copies(ctx: PlanningContext, image_id: str) -> dict[tuple[str, str], tuple[str, str]]:
-    """(account id, region) → (image id, request display id) of copies of ``image_id``
-    that earlier requests made and checked (their ``verify.copy`` step is done)."""
-    found: dict[tuple[str, str], tuple[str, str]] = {}
+def earlier_copies(ctx: PlanningContext, image_id: str) -> dict[tuple[str, str], tuple[str, str, str | None]]:
+    """(account id, region) → (image id, request display id, key ARN) of copies of
+    ``image_id`` that earlier requests made and checked (``verify.copy`` done)."""
+    found: dict[tuple[str, str], tuple[str, str, str | None]] = {}
     for request in ctx.find_requests():
         if request.kind not in ("copy", "distribute") or request.params.get("image_id") != image_id:
             continue
         for step in request.steps:
             if step.action == "verify.copy" and step.state == STEP_DONE and step.result.get("image_id"):
-                found.setdefault((step.account_id, step.region), (step.result["image_id"], request.display_id))
+                found.setdefault((step.account_id, step.region), (step.result["image_id"], request.display_id, step.result.get("kms_key_arn")))
     return found
 
 
@@ -138,6 +138,12 @@ def prepare_distribute(ctx: PlanningContext, command: grammar.DistributeCommand)
             steps: list[PlannedStep] = []
             image_ref = {"image_id": earlier[0]}
             lines = [f"already copied by {earlier[1]}: `{earlier[0]}` — not copied again"]
+            if command.share_with and earlier[2]:
+                # share-with needs the copy's key (a grant on it for a customer-managed key).
+                dest_key = preflight_read(
+                    f"Could not read the key {earlier[2]} of {earlier[0]} in `{target.alias}` {region}",
+                    lambda: resolve_destination_key(ctx.sessions, target.id, region, earlier[2], f"preflight-{ctx.uid}"),
+                )
         else:
             key = dest_key = destination_key(ctx, target, region, command.kms)
             full = copy_steps(

@@ -136,3 +136,32 @@ def test_distribution_shares_each_copy_updates_a_launch_template_and_test_launch
     assert f"launch template {template} version 2 uses {copy_eu['ImageId']}" in final and "test launch passed" in final
     assert "shared with 111111111111" in final
     assert_calls_covered_by_policy(bot_aws_calls, "ec2:CreateLaunchTemplateVersion", "ec2:ModifyLaunchTemplate", "ec2:RunInstances", "kms:CreateGrant")
+
+
+def test_a_restart_continues_every_target_copy_without_starting_another(sandbox, fake_slack, tmp_path):
+    import dataclasses
+
+    from bot.app import Amibot
+
+    h = start(sandbox, fake_slack, tmp_path)
+    try:
+        sandbox.hold_pending(True)
+        root = ask_and_approve(h, f"distribute {h.world.encrypted_image} from prod to dev:us-east-1,dev:eu-west-1", 1)
+        assert len(sandbox.pending_images()) == 2
+    finally:
+        h.bot.stop()
+    calls = sandbox.calls("CopyImage")
+    again = Amibot(h.bot.config, clock=h.clock, grant_wait_seconds=2, sleep=lambda s: None, tick_seconds=3600, notifier_poll_seconds=0.05)
+    again.start()  # resumes the running distribution
+    try:
+        h2 = dataclasses.replace(h, bot=again)
+        h2.settle()
+        for image_id in sandbox.pending_images():
+            sandbox.complete(image_id)
+        h2.poll()
+        final = h2.final_reply(root)["text"]
+        assert again.store.get(1).state == SUCCEEDED, final
+        assert sandbox.calls("CopyImage") == calls  # continued, never started again
+        assert len(copies(h2, DEV, "us-east-1")) == 1 and len(copies(h2, DEV, "eu-west-1")) == 1
+    finally:
+        again.stop()
