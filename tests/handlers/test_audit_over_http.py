@@ -89,6 +89,8 @@ def test_drift_granted_and_removed_outside_amibot_is_reported_once(harness):
     assert {(r["kind"], r["subject"]) for r in rows} == {("added_outside", f"launch:{STRANGER_ACCOUNT}"), ("removed_outside", f"grant:{dev_grant}")}
     dms = harness.fake.wait_for(lambda: harness.fake.messages(rehearsal.OWNER) or None)
     assert len(dms) == 2
+    # Recorded as told (the outbox's dedupe keys are the second guard against telling twice).
+    assert harness.bot.store.drift_findings(unreported_only=True) == []
     added = next(m["text"] for m in dms if STRANGER_ACCOUNT in m["text"])
     assert f"/ami unshare {image} from prod:{SRC} to {STRANGER_ACCOUNT}" in added
     removed = next(m["text"] for m in dms if dev_grant in m["text"])
