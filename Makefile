@@ -20,6 +20,7 @@ test: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python bench/ack_latency.py
 	$(BIN)/python bench/poll_batching.py
+	$(BIN)/python bench/poll_distribution.py
 
 serve-sandbox: $(BIN)/.installed
 	$(BIN)/amibot serve --sandbox
