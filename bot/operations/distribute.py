@@ -108,6 +108,10 @@ def prepare_distribute(ctx: PlanningContext, command: grammar.DistributeCommand)
             raise PreflightError(f"Account `{target.alias}` is configured not to receive shares or copies (accept_shares = false).",
                                  fix="Ask its owners to change the setting, or leave it out.")
     share_with = [ctx.config.account(a) for a in command.share_with]
+    for account in share_with:
+        if not account.accept_shares:
+            raise PreflightError(f"Account `{account.alias}` is configured not to receive shares (accept_shares = false).",
+                                 fix="Leave it out of `share-with`, or ask its owners to change the setting.")
     lt_target = None
     if command.update_lt:
         lt_target = (ctx.config.account(command.update_lt.target.account).id, ctx.region_of(command.update_lt.target.region))

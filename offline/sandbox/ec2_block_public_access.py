@@ -7,8 +7,8 @@ https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/block-public-access-to-amis.
 the AMI state is ``block-new-sharing`` or ``unblocked``; "Block public access for
 snapshots" (EBS User Guide, https://docs.aws.amazon.com/ebs/latest/userguide/block-public-access-snapshots.html):
 ``block-all-sharing``, ``block-new-sharing`` or ``unblocked``; both per account and
-region. While AMI block public access is on, AWS refuses a new public launch
-permission (``Group: all``) with an error, and so does the sandbox.
+region. (amibot never sends ``Group: all``, so the sandbox does not yet refuse a public
+launch permission while the block is on, as AWS does: left for whoever needs it.)
 
 One small module (the doctor's checks may read the same states): the sandbox starts
 every account-region ``unblocked``, as an account made before AWS turned the AMI
