@@ -55,7 +55,16 @@ def audit(stage: Stage) -> None:
     and `/ami audit --drift` lists it."""
     t, fake, world, channel, sandbox = stage.t, stage.fake, stage.world, stage.channel, stage.sandbox
     image = world.encrypted_image
-    t.note(f"— auditing {image}: someone shared it by hand in the console —")
+    t.note(f"— auditing {image}: shared with dev through amibot, and by hand in the console —")
+    known = {m["ts"] for m in fake.messages(channel)}
+    stage.ask(f"share {image} from prod to dev")
+    root = wait(lambda: next((m for m in fake.messages(channel) if m["ts"] not in known and f"share {image}" in (m.get("text") or "")), None), 30)
+    if root:
+        t.say("@alice", "clicks [ Approve ]")
+        stage.slack.click(rehearsal.OWNER, channel, root["ts"], "amibot_approve", request_id(root))
+    shared = stage.final_reply(root, timeout=60) if root else None
+    t.expect("the share through amibot is done", bool(shared))
+    share_id = request_id(root) if root else "?"
     prod = sandbox.session(rehearsal.PROD, rehearsal.REGION).client("ec2")
     prod.modify_image_attribute(ImageId=image, LaunchPermission={"Add": [{"UserId": OUTSIDER}]})
     t.say("console", f"ModifyImageAttribute {image}: launch permission for {OUTSIDER} (outside amibot)")
@@ -65,6 +74,8 @@ def audit(stage: Stage) -> None:
     t.say("amibot (only bob)", str(answer))
     if not t.expect("the audit flags the launch permission amibot did not make", bool(answer) and "not made by amibot" in next((x for x in str(answer).splitlines() if OUTSIDER in x), "")):
         return
+    t.expect(f"the audit marks dev's launch permission and grant with {share_id}", f"amibot {share_id}" in next((x for x in str(answer).splitlines() if f"({rehearsal.DEV})" in x), "")
+             and f"amibot {share_id}" in next((x for x in str(answer).splitlines() if "grant `" in x and rehearsal.DEV in x), ""))
     t.expect("the audit states its cost in AWS calls and the block-public-access state", "AWS calls" in str(answer) and "block public access" in str(answer))
     stage.closing.append("Audit:\n" + str(answer))
     stage.bot.clockwork.drift.check()  # the daily drift check, run now
@@ -73,5 +84,6 @@ def audit(stage: Stage) -> None:
     t.expect("the drift check told prod's owner, with the unshare that reconciles it", bool(dm) and f"/ami unshare {image} from prod:{rehearsal.REGION} to {OUTSIDER}" in dm.get("text", ""))
     stage.bot.clockwork.drift.check()
     t.expect("a second check tells nobody again", len([m for m in fake.messages(rehearsal.OWNER) if OUTSIDER in (m.get("text") or "")]) == 1)
+    t.expect("what amibot granted (and later removed) raises no drift", all(OUTSIDER in r["detail"] for r in stage.bot.store.drift_findings()))
     result = stage.ask("audit --drift")
     t.expect("`/ami audit --drift` lists the finding", OUTSIDER in result.body)
