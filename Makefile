@@ -22,6 +22,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/run_all.py
 	$(BIN)/python bench/option_loads.py
 	$(BIN)/python bench/store_replicas.py
+	$(BIN)/python bench/poll_distribution.py
 
 # The Docker image's dependency lock (versions and hashes), from pyproject.toml.
 lock:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 from aws.actions import ACTIONS, PREFLIGHT_PERMISSIONS, SHARE_GRANT_OPERATIONS
+from aws.audit import AUDIT_PERMISSIONS
 from aws.doctor import DOCTOR_PERMISSIONS
 from aws.actions.keypolicy import ORG_SHARE_TAG  # noqa: F401 (re-exported: part of the policy's contract)
 
@@ -34,7 +35,8 @@ def _uses_migrate(action: object) -> bool:
 def member_account_actions(*, migrate: bool = True) -> list[str]:
     """Every IAM action the bot uses inside a member account, sorted (without the
     migrate actions' own when ``migrate`` is False)."""
-    needed = set(PREFLIGHT_PERMISSIONS) | set(DOCTOR_PERMISSIONS)
+    # The doctor, the audit and the drift check read too.
+    needed = set(PREFLIGHT_PERMISSIONS) | set(DOCTOR_PERMISSIONS) | set(AUDIT_PERMISSIONS)
     for action in ACTIONS.values():
         if migrate or not _uses_migrate(action):
             needed.update(action.permissions)

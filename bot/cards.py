@@ -53,6 +53,7 @@ STATE_EMOJI = {
     "cancelled": ":heavy_multiplication_x:",
     "active": ":large_green_circle:",
     "revoked": ":lock:",
+    "partial": ":warning:",
 }
 STEP_MARK = {STEP_DONE: ":white_check_mark:", STEP_FAILED: ":x:", STEP_UNDONE: ":leftwards_arrow_with_hook:"}
 

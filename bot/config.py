@@ -98,6 +98,10 @@ class BotConfig:
     # How long "not found" on something amibot just created means "not visible yet"
     # (AWS is eventually consistent right after a create).
     consistency_window_seconds: int = 300
+    # Tags an AMI must carry before it is shared, copied or distributed (docs/best-practices.md).
+    required_tags: tuple[str, ...] = ()
+    # How often the drift check compares amibot's record with AWS (hours).
+    drift_check_hours: int = 24
 
 
 @dataclass(frozen=True)
@@ -417,6 +421,11 @@ def _parse_bot(table: dict[str, Any]) -> BotConfig:
         require_reason=_get(table, p, "require_reason", bool, "require_reason = true", d.require_reason),
         approval_dm=_get(table, p, "approval_dm", bool, "approval_dm = true", d.approval_dm),
         reminder_hours_before_expiry=tuple(sorted(set(reminders), reverse=True)),
+        required_tags=_required_tags(table, p),
+        drift_check_hours=_int_range(
+            _get(table, p, "drift_check_hours", int, "drift_check_hours = 24", d.drift_check_hours),
+            f"{p}.drift_check_hours", 1, 720, "hours (the drift check runs that often; 24 = daily)",
+        ),
     )
 
 
@@ -434,6 +443,24 @@ def _channel_list(table: Mapping[str, Any], prefix: str, key: str) -> tuple[str,
     example = f'{key} = ["C0123456789"]'
     raw = _get(table, prefix, key, list, example, [])
     return tuple(dict.fromkeys(_channel_id(c, f"{prefix}.{key}", example) for c in raw))
+
+
+_TAG_KEY_RE = re.compile(r"[^\x00-\x1f]{1,128}")
+
+
+def _required_tags(table: Mapping[str, Any], prefix: str) -> tuple[str, ...]:
+    """``required_tags = ["owner", "app", "version"]``: a list of distinct tag keys
+    (1-128 characters, not starting with ``aws:``, which AWS reserves)."""
+    value = _get(table, prefix, "required_tags", list, 'required_tags = ["owner", "app", "version"]', [])
+    full = f"{prefix}.required_tags"
+    keys: list[str] = []
+    for key in value:
+        if not isinstance(key, str) or not _TAG_KEY_RE.fullmatch(key) or key.lower().startswith("aws:"):
+            raise ConfigError(full, f"`{key}` is not a tag key amibot can require", 'use tag keys of 1 to 128 characters not starting with "aws:", e.g. required_tags = ["owner", "app", "version"]')
+        if key in keys:
+            raise ConfigError(full, f"`{key}` is listed twice", "list each tag key once")
+        keys.append(key)
+    return tuple(keys)
 
 
 def _parse_accounts(data: Mapping[str, Any]) -> dict[str, AccountConfig]:

@@ -32,6 +32,8 @@ AZ_RE = re.compile(rf"({REGION_PATTERN})([a-z])", _A)
 AMI_ID_RE = re.compile(r"ami-(?:[0-9a-f]{8}|[0-9a-f]{17})", _A)
 INSTANCE_ID_RE = re.compile(r"i-(?:[0-9a-f]{8}|[0-9a-f]{17})", _A)
 SUBNET_ID_RE = re.compile(r"subnet-(?:[0-9a-f]{8}|[0-9a-f]{17})", _A)
+LAUNCH_TEMPLATE_ID_RE = re.compile(r"lt-(?:[0-9a-f]{8}|[0-9a-f]{17})", _A)
+TAG_KEY_RE = re.compile(r"[^=\s][^=]{0,127}", _A)
 OU_ID_RE = re.compile(r"ou-[0-9a-z]{4,32}-[0-9a-z]{8,32}", _A)
 ACCOUNT_ID_RE = re.compile(r"[0-9]{12}", _A)
 ALIAS_RE = re.compile(r"[a-z0-9][a-z0-9_-]*", _A)
@@ -83,6 +85,7 @@ class ShareCommand:
     ou_id: str | None
     allow_copy: bool
     duration: timedelta | None
+    verify: bool = False  # test launch from each target after the share
     reason: str | None = None  # reason "…": why, shown to the approvers and in the audit
 
     def render(self) -> str:
@@ -93,6 +96,8 @@ class ShareCommand:
         if self.duration is not None:
             hours = int(self.duration.total_seconds() // 3600)
             words += ["for", f"{hours // 24}d" if hours % 24 == 0 else f"{hours}h"]
+        if self.verify:
+            words.append("verify")
         return " ".join(words)
 
 
@@ -130,6 +135,50 @@ class CopyCommand:
         if self.verify:
             words.append("verify")
         return " ".join(words)
+
+
+@dataclass(frozen=True)
+class LaunchTemplateRef:
+    """``update-lt lt-…@acct[:region] [default]``: the launch template that gets a new
+    version with the new AMI id (made its default version only with ``default``)."""
+
+    template_id: str
+    target: AccountRef
+    make_default: bool = False
+
+
+@dataclass(frozen=True)
+class DistributeCommand:
+    """``distribute`` (and ``copy`` to several targets): one copy per account-region."""
+
+    image_id: str
+    source: AccountRef
+    targets: tuple[AccountRef, ...]
+    kms: str | None = None
+    share_with: tuple[str, ...] = ()
+    update_lt: LaunchTemplateRef | None = None
+    verify: bool = False
+    name: str | None = None
+    reason: str | None = None  # reason "…"
+
+
+@dataclass(frozen=True)
+class AuditCommand:
+    """``audit <ami> from <acct[:region]> [--drift]``, or ``audit --drift`` alone (the stored findings)."""
+
+    image_id: str | None
+    source: AccountRef | None
+    drift: bool = False
+
+
+@dataclass(frozen=True)
+class TagCommand:
+    """``tag <ami> from <acct[:region]> key=value …``: an approved change of the AMI's (and its snapshots') tags."""
+
+    image_id: str
+    source: AccountRef
+    tags: tuple[tuple[str, str], ...]
+    reason: str | None = None  # reason "…"
 
 
 @dataclass(frozen=True)
@@ -200,6 +249,9 @@ Command = Union[
     UnshareCommand,
     CopyCommand,
     MigrateCommand,
+    DistributeCommand,
+    AuditCommand,
+    TagCommand,
     StatusCommand,
     ListCommand,
     CancelCommand,
@@ -211,9 +263,12 @@ Command = Union[
 # Usage text
 
 _USAGE_LINES = {
-    "share": "/ami share   <ami-id> from <acct[:region]> to <acct>[,<acct>...]|org|<ou-id> [allow-copy] [for <N>h|<N>d]",
+    "share": "/ami share   <ami-id> from <acct[:region]> to <acct>[,<acct>...]|org|<ou-id> [allow-copy] [for <N>h|<N>d] [verify]",
     "unshare": "/ami unshare <ami-id> from <acct[:region]> to <acct>[,<acct>...]|org|<ou-id>",
-    "copy": "/ami copy    <ami-id> from <acct[:region]> to <acct[:region]> [kms <key>] [name <name>] [verify]",
+    "copy": "/ami copy    <ami-id> from <acct[:region]> to <acct[:region]>[,<acct[:region]>...] [kms <key>] [name <name>] [verify]",
+    "distribute": "/ami distribute <ami-id> from <acct[:region]> to <acct[:region]>[,<acct[:region]>...] [kms <key>] [share-with <acct>[,<acct>...]] [update-lt <lt-id>@<acct[:region]> [default]] [verify]",
+    "audit": "/ami audit   <ami-id> from <acct[:region]> [--drift]  |  /ami audit --drift",
+    "tag": "/ami tag     <ami-id> from <acct[:region]> <key>=<value> [<key>=<value>...]",
     "migrate": "/ami migrate <instance-id> from <acct[:region]> to <availability-zone> [subnet <id>] [no-reboot]",
     "status": "/ami status  <request-id>",
     "list": "/ami list    [pending|mine|active|all]",
@@ -225,6 +280,9 @@ _EXAMPLES = {
     "unshare": "/ami unshare ami-0123456789abcdef0 from prod:eu-west-1 to dev",
     "copy": '/ami copy ami-0123456789abcdef0 from prod:eu-west-1 to dev:us-east-2 name "web server v2" verify',
     "migrate": "/ami migrate i-0123456789abcdef0 from prod:eu-west-1 to eu-west-1b no-reboot",
+    "distribute": "/ami distribute ami-0123456789abcdef0 from prod to dev:us-east-1,dev:eu-west-1 share-with staging verify",
+    "audit": "/ami audit ami-0123456789abcdef0 from prod:eu-west-1",
+    "tag": "/ami tag ami-0123456789abcdef0 from prod app=payments version=2.4.1 owner=platform",
     "status": "/ami status R-17",
     "list": "/ami list mine",
     "cancel": "/ami cancel R-17",
@@ -256,16 +314,18 @@ def _as_command(text: str, command: str) -> str:
 # --------------------------------------------------------------------------------------
 # Words
 
-KEYWORDS = frozenset({"from", "to", "for", "allow-copy", "kms", "name", "verify", "subnet", "no-reboot", "reason"})
+KEYWORDS = frozenset({"from", "to", "for", "allow-copy", "kms", "name", "verify", "subnet", "no-reboot", "reason", "share-with", "update-lt", "drift"})
 REASON_LIMIT = 500
-_REASON_VERBS = frozenset({"share", "unshare", "copy", "migrate"})
+_REASON_VERBS = frozenset({"share", "unshare", "copy", "migrate", "distribute", "tag"})
 MAX_REASON_LENGTH = REASON_LIMIT  # the request form's field limit (bot.forms)
-_KEYWORD_SYNONYMS = {"allowcopy": "allow-copy", "noreboot": "no-reboot"}
+_KEYWORD_SYNONYMS = {"allowcopy": "allow-copy", "noreboot": "no-reboot", "sharewith": "share-with", "updatelt": "update-lt"}
 _ORG_WORDS = frozenset({"org", "organization", "organisation"})
 PUBLIC_WORDS = frozenset({"all", "public", "everyone", "everybody", "*"})
 LIST_SCOPES = ("pending", "mine", "active", "all")
 _VERB_OPTIONS = {
-    "share": "allow-copy, for <N>h|<N>d",
+    "share": "allow-copy, for <N>h|<N>d, verify",
+    "distribute": "kms <key>, share-with <accounts>, update-lt <lt-id>@<acct[:region]>, name <name>, verify",
+    "audit": "--drift",
     "unshare": "",
     "copy": "kms <key>, name <name>, verify",
     "migrate": "subnet <id>, no-reboot",
@@ -533,6 +593,60 @@ class _Parser:
             raise self.fail(f"`{_show(ous[1])}`: one OU per request")
         return tuple(accounts), organization, (ous[0] if ous else None)
 
+    def copy_targets(self, kw: str) -> tuple[AccountRef, ...]:
+        words: list[str] = []
+        previous = ","
+        # Comma-separated: "a:r1,b:r2" or "a:r1, b:r2"; a word after a target without a comma is not a target.
+        while self.at_value() and (previous.endswith(",") or self.peek().text.startswith(",")):  # type: ignore[union-attr]
+            previous = self.take().text
+            words.extend(x for x in previous.split(",") if x.strip())
+        if not words:
+            raise self.fail("`to` needs an account, e.g. `to dev` or `to dev:us-east-2,dev:eu-west-1`")
+        refs: list[AccountRef] = []
+        for word in words:
+            w = word.strip().lower()
+            if w in PUBLIC_WORDS:
+                raise self.fail(f"`{_show(word)}`: public sharing is never done by this bot; a copy goes into named accounts")
+            if w in _ORG_WORDS or w.startswith("ou-"):
+                raise self.fail(f"`{_show(word)}`: a copy goes into named accounts (`acct[:region]`), not an organisation or OU")
+            ref = self.account(word.strip(), region_allowed=True, role="a copy target")
+            if ref in refs:
+                raise self.fail(f"`{_show(word)}` is named twice in `to`")
+            refs.append(ref)
+        return tuple(refs)
+
+    def share_with(self, kw: str) -> tuple[str, ...]:
+        words: list[str] = []
+        while self.at_value():
+            words.extend(x for x in self.take().text.split(",") if x.strip())
+        if not words:
+            raise self.fail("`share-with` needs accounts, e.g. `share-with staging,qa`")
+        accounts: list[str] = []
+        for word in words:
+            if word.strip().lower() in PUBLIC_WORDS:
+                raise self.fail(f"`{_show(word)}`: public sharing is never done by this bot")
+            acct = self.account(word.strip(), region_allowed=False, role="a share-with account").account
+            if acct in accounts:
+                raise self.fail(f"`{_show(word)}` is named twice in `share-with`")
+            accounts.append(acct)
+        return tuple(accounts)
+
+    def update_lt(self, kw: str) -> LaunchTemplateRef:
+        tok = self.value(kw, "a launch template and where it is, e.g. `update-lt lt-0123456789abcdef0@dev:eu-west-1`")
+        template, at, where = tok.text.partition("@")
+        template = template.lower()
+        if not LAUNCH_TEMPLATE_ID_RE.fullmatch(template):
+            raise self.fail(f"`{_show(tok.text)}` is not a launch template id (expected lt- followed by 8 or 17 hex digits, then @<account[:region]>)")
+        if not at or not where:
+            raise self.fail(f"`{_show(tok.text)}`: say where the launch template is, e.g. `{template}@dev:eu-west-1`")
+        ref = self.account(where, region_allowed=True, role="the launch template's account")
+        make_default = False
+        nxt = self.peek()
+        if nxt is not None and not nxt.quoted and nxt.text.lower() == "default":
+            self.take()
+            make_default = True
+        return LaunchTemplateRef(template, ref, make_default)
+
     def duration(self, kw: str) -> timedelta:
         tok = self.value(kw, "a duration, e.g. `for 12h` or `for 7d`")
         shown = tok.text
@@ -616,7 +730,7 @@ def _share_like(p: _Parser, *, unshare: bool) -> ShareCommand | UnshareCommand:
     image_id = p.subject(AMI_ID_RE, "an AMI id", "ami-0123456789abcdef0")
     handlers: dict[str, Callable[[str], object]] = {"from": p.source, "to": p.share_targets}
     if not unshare:
-        handlers |= {"allow-copy": _flag, "for": p.duration}
+        handlers |= {"allow-copy": _flag, "for": p.duration, "verify": _flag}
     got = p.options(handlers)
     _require(p, got, "from", "<account[:region]>")
     _require(p, got, "to", "<account>")
@@ -632,7 +746,10 @@ def _share_like(p: _Parser, *, unshare: bool) -> ShareCommand | UnshareCommand:
             "`allow-copy` works only with accounts: snapshot permissions cannot name an "
             "organisation or OU (its members can launch the AMI but not copy it)"
         )
-    return ShareCommand(image_id, source, targets, organization, ou_id, allow_copy, got.get("for"))  # type: ignore[arg-type]
+    verify = bool(got.get("verify", False))
+    if verify and not targets:
+        raise p.fail("`verify` needs accounts after `to`: a test launch runs in each target account (amibot does not know an organisation's members)")
+    return ShareCommand(image_id, source, targets, organization, ou_id, allow_copy, got.get("for"), verify)  # type: ignore[arg-type]
 
 
 def _parse_share(p: _Parser) -> Command:
@@ -649,31 +766,90 @@ _COPY_OPTIONS = ("from", "to", "kms", "name", "verify")
 def _parse_copy(p: _Parser) -> Command:
     image_id = p.subject(AMI_ID_RE, "an AMI id", "ami-0123456789abcdef0")
 
-    def target(kw: str) -> AccountRef:
-        tok = p.value(kw, "an account, e.g. `to dev` or `to dev:us-east-2`")
-        w = tok.text.lower()
-        if w in PUBLIC_WORDS:
-            raise p.fail(f"`{_show(tok.text)}`: public sharing is never done by this bot; `copy` goes into one account")
-        if "," in w or w in _ORG_WORDS or w.startswith("ou-"):
-            raise p.fail(f"`{_show(tok.text)}`: `copy` copies into one account at a time")
-        ref = p.account(tok.text, region_allowed=True, role="the copy target")
-        extra = p.peek().text if p.at_value() else ""  # type: ignore[union-attr]
-        typo = difflib.get_close_matches(_keyword_form(extra)[:30], _COPY_OPTIONS, n=1, cutoff=0.75)
-        if extra and not typo and _looks_like_account(extra.lower()):
-            raise p.fail(f"`{_show(extra)}`: `copy` copies into one account at a time (one request per account)")
-        return ref
-
-    got = p.options({"from": p.source, "to": target, "kms": p.kms, "name": p.name, "verify": _flag})
+    got = p.options({"from": p.source, "to": p.copy_targets, "kms": p.kms, "name": p.name, "verify": _flag})
     _require(p, got, "from", "<account[:region]>")
     _require(p, got, "to", "<account[:region]>")
-    dest: AccountRef = got["to"]  # type: ignore[assignment]
+    targets: tuple[AccountRef, ...] = got["to"]  # type: ignore[assignment]
     kms = got.get("kms")
-    if isinstance(kms, str) and dest.region and (m := KMS_ARN_RE.fullmatch(kms)) and m.group(1).lower() != dest.region:
+    _check_kms_region(p, kms, targets)  # type: ignore[arg-type]
+    if len(targets) > 1:
+        # Several targets: one request, one copy per account-region (a distribution).
+        return DistributeCommand(image_id, got["from"], targets, kms, verify=bool(got.get("verify", False)), name=got.get("name"))  # type: ignore[arg-type]
+    return CopyCommand(image_id, got["from"], targets[0], kms, got.get("name"), bool(got.get("verify", False)))  # type: ignore[arg-type]
+
+
+def _check_kms_region(p: _Parser, kms: str | None, targets: tuple[AccountRef, ...]) -> None:
+    for dest in targets:
+        if isinstance(kms, str) and dest.region and (m := KMS_ARN_RE.fullmatch(kms)) and m.group(1).lower() != dest.region:
+            raise p.fail(
+                f"`{_show(kms)}` is a key in {m.group(1).lower()}, but the copy goes to {dest.region}: "
+                "the key must be in the destination region"
+            )
+
+
+def _parse_distribute(p: _Parser) -> Command:
+    image_id = p.subject(AMI_ID_RE, "an AMI id", "ami-0123456789abcdef0")
+    got = p.options({
+        "from": p.source, "to": p.copy_targets, "kms": p.kms, "name": p.name, "verify": _flag,
+        "share-with": p.share_with, "update-lt": p.update_lt,
+    })
+    _require(p, got, "from", "<account[:region]>")
+    _require(p, got, "to", "<account[:region]>[,<account[:region]>...]")
+    targets: tuple[AccountRef, ...] = got["to"]  # type: ignore[assignment]
+    kms = got.get("kms")
+    _check_kms_region(p, kms, targets)  # type: ignore[arg-type]
+    update_lt: LaunchTemplateRef | None = got.get("update-lt")  # type: ignore[assignment]
+    if update_lt is not None and not any(t.account == update_lt.target.account and t.region == update_lt.target.region for t in targets):
         raise p.fail(
-            f"`{_show(kms)}` is a key in {m.group(1).lower()}, but the copy goes to {dest.region}: "
-            "the key must be in the destination region"
+            f"`update-lt {update_lt.template_id}@{update_lt.target.account}"
+            + (f":{update_lt.target.region}" if update_lt.target.region else "")
+            + "` names an account-region that is not a target: the new version needs the copy made there"
         )
-    return CopyCommand(image_id, got["from"], dest, kms, got.get("name"), bool(got.get("verify", False)))  # type: ignore[arg-type]
+    return DistributeCommand(
+        image_id, got["from"], targets, kms, tuple(got.get("share-with", ())), update_lt,  # type: ignore[arg-type]
+        bool(got.get("verify", False)), got.get("name"),  # type: ignore[arg-type]
+    )
+
+
+def _parse_audit(p: _Parser) -> Command:
+    tok = p.peek()
+    if tok is not None and _keyword(tok) == "drift":
+        p.take()
+        p.end()
+        return AuditCommand(None, None, drift=True)
+    image_id = p.subject(AMI_ID_RE, "an AMI id (or `--drift` alone for the drift findings)", "ami-0123456789abcdef0")
+    got = p.options({"from": p.source, "drift": _flag})
+    _require(p, got, "from", "<account[:region]>")
+    return AuditCommand(image_id, got["from"], bool(got.get("drift", False)))  # type: ignore[arg-type]
+
+
+def _parse_tag(p: _Parser) -> Command:
+    image_id = p.subject(AMI_ID_RE, "an AMI id", "ami-0123456789abcdef0")
+    source: AccountRef | None = None
+    tags: dict[str, str] = {}
+    while (tok := p.peek()) is not None:
+        if _keyword(tok) == "from" and source is None:
+            p.take()
+            p.last_keyword = "from"
+            source = p.source("from")
+            continue
+        key, equals, value = tok.text.partition("=")
+        if not equals or _keyword(tok) is not None:
+            raise p.fail(f"`{_show(tok.text)}` is not a tag: write key=value (in quotes if the value has spaces: \"app=web server\")")
+        p.take()
+        key = key.strip()
+        if not TAG_KEY_RE.fullmatch(key) or key.lower().startswith("aws:"):
+            raise p.fail(f"`{_show(key)}` is not a tag key amibot may set (1 to 128 characters; `aws:` keys are AWS's own)")
+        if len(value) > 256:
+            raise p.fail(f"the value of `{_show(key)}` has {len(value)} characters: a tag value has at most 256")
+        if key in tags:
+            raise p.fail(f"`{_show(key)}` is given twice")
+        tags[key] = value
+    if source is None:
+        raise p.fail("`tag` needs `from <account[:region]>`")
+    if not tags:
+        raise p.fail("`tag` needs at least one key=value, e.g. `app=payments`")
+    return TagCommand(image_id, source, tuple(tags.items()))
 
 
 def _parse_migrate(p: _Parser) -> Command:
@@ -742,6 +918,9 @@ _PARSERS: dict[str, Callable[[_Parser], Command]] = {
     "unshare": _parse_unshare,
     "copy": _parse_copy,
     "migrate": _parse_migrate,
+    "distribute": _parse_distribute,
+    "audit": _parse_audit,
+    "tag": _parse_tag,
     "status": _parse_status,
     "list": _parse_list,
     "cancel": _parse_cancel,

@@ -21,6 +21,7 @@ EXPIRED = "expired"
 CANCELLED = "cancelled"
 ACTIVE = "active"  # a time-boxed share in force until its expiry
 REVOKED = "revoked"  # a time-boxed share removed (at expiry, or by an unshare)
+PARTIAL = "partial"  # a distribution some of whose targets failed (the others are done)
 
 # Every allowed transition. The store refuses anything else, so a bug cannot,
 # say, run a denied request.
@@ -28,10 +29,10 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     # → FAILED: the approval message could not be posted anywhere (the requester is told why).
     PENDING_APPROVAL: frozenset({APPROVED, DENIED, EXPIRED, CANCELLED, FAILED}),
     APPROVED: frozenset({RUNNING, CANCELLED}),
-    RUNNING: frozenset({SUCCEEDED, FAILED, ACTIVE, CANCELLED}),
+    RUNNING: frozenset({SUCCEEDED, FAILED, ACTIVE, CANCELLED, PARTIAL}),
     ACTIVE: frozenset({REVOKED, FAILED}),
 }
-FINAL_STATES = frozenset({SUCCEEDED, FAILED, DENIED, EXPIRED, CANCELLED, REVOKED})
+FINAL_STATES = frozenset({SUCCEEDED, FAILED, DENIED, EXPIRED, CANCELLED, REVOKED, PARTIAL})
 
 STATE_LABELS = {
     PENDING_APPROVAL: "waiting for approval",
@@ -44,6 +45,7 @@ STATE_LABELS = {
     CANCELLED: "cancelled",
     ACTIVE: "active",
     REVOKED: "share removed",
+    PARTIAL: "partly done",
 }
 
 # Step states.

@@ -34,7 +34,7 @@ class Clockwork:
 
     # The scheduled duties, each run by one process at a time under the lease
     # ``duty:<name>``. A new duty is one more method name here.
-    DUTIES = ("expire_pending", "remind_pending", "remind_share_ending", "revoke_due")
+    DUTIES = ("expire_pending", "remind_pending", "remind_share_ending", "revoke_due", "check_drift")
 
     def __init__(self, store: Store, notifier: Notifier, worker: Worker, runner: PlanRunner, clock: Callable[[], float] = time.time,
                  leases: Leases | None = None, *, service: Any = None, reminder_hours: tuple[int, ...] = (12, 1)):
@@ -46,6 +46,7 @@ class Clockwork:
         self.leases = leases or runner.leases
         self.service = service  # RequestService: who the eligible owners are, DM reminders
         self.reminder_hours = reminder_hours
+        self.drift: Any = None  # bot.audit.DriftChecker, set by the wiring
 
     def tick(self) -> None:
         """Everything that is due now."""
@@ -107,14 +108,18 @@ class Clockwork:
         image_waits: dict[tuple[str, str], list[tuple[Request, str]]] = {}
         others = []
         for request in due:
-            step = next((s for s in request.steps if s.state == "pending"), None)
-            image_id = None
-            if step is not None and step.action == "ec2.wait_image_available":
+            waits = []
+            # Every image the request waits on (a distribution waits on one per target).
+            for step in request.steps:
+                if step.state != "pending" or step.action != "ec2.wait_image_available":
+                    continue
                 image_id = step.params.get("image_id") or request.steps[int(step.params["image_from_step"]) - 1].result.get("image_id")
-            if image_id:
-                image_waits.setdefault((step.account_id, step.region), []).append((request, image_id))
-            else:
+                if image_id:
+                    waits.append((step.account_id, step.region, image_id))
+            if not waits:
                 others.append(request)
+            for account, region, image_id in waits:
+                image_waits.setdefault((account, region), []).append((request, image_id))
         resumed = list(others)
         for (account, region), waits in image_waits.items():
             if not self.leases.claim(f"poll:{account}:{region}"):
@@ -123,10 +128,20 @@ class Clockwork:
                 self.runner.image_status.refresh(self.runner.sessions, [(account, region, image_id) for _, image_id in waits])
             except Exception:
                 log.exception("batched image poll failed; steps will poll on their own")
-            resumed += [request for request, _ in waits]
+            resumed += [request for request, _ in waits if request.id not in {r.id for r in resumed}]
         for request in resumed:
             self.worker.submit(self.runner.run, request.id)
         return [r.id for r in resumed]
+
+    def check_drift(self) -> int:
+        """When due (``bot.drift_check_hours``, daily by default): compare what
+        amibot granted with AWS and report new findings once. Runs on the worker, so
+        a slow read does not hold up the tick. Returns the number of checks started."""
+        if self.drift is None or not self.drift.due():
+            return 0
+        self.store.set_drift_checked(self.clock())  # claimed now: the next tick does not start a second one
+        self.worker.submit(self.drift.check)
+        return 1
 
     def expire_pending(self) -> list[int]:
         """Pending requests past ``approval_ttl_hours`` expire; the requester is told."""

@@ -13,10 +13,11 @@ import threading
 import time
 from typing import Callable, Protocol
 
+from aws.audit import read_image_access
 from aws.sessions import PREFLIGHT_DEADLINE_SECONDS, AwsSessions, PreflightTimeout, preflight_deadline
 from slack_sdk.errors import SlackApiError
 
-from bot import cards, grammar, listing, messages, operations, slacktext
+from bot import audit, cards, grammar, listing, messages, operations, slacktext
 from bot.config import AccountConfig, Config
 from bot.logs import log_context
 from bot.errors import AlreadyDecidedError, AmibotError, NobodyCanApproveError, NotAnApproverError, NotAllowedError, PreflightError
@@ -90,6 +91,11 @@ class RequestService:
             return self._list(command.scope, user)
         if isinstance(command, grammar.CancelCommand):
             return self.cancel(self._number(command.request_id), user)
+        if isinstance(command, grammar.AuditCommand):
+            if command.image_id is None:
+                return audit.drift_list_text(self.config, self.store.drift_findings())
+            self.worker.submit(self.audit, command, response_url=response_url, channel=channel, user=user)
+            return f"Auditing {command.image_id} … (read-only) the answer follows here."
         if not operations.is_operation(command):
             operations.prepare(None, command)  # raises "not available yet"
         self._check_channel_allowed(channel)
@@ -106,6 +112,29 @@ class RequestService:
                 "Requests are made only in " + ", ".join(slacktext.channel(c) for c in allowed) + ". Nothing was changed.",
                 fix="Ask again in one of those channels.",
             )
+
+    def audit(self, command: grammar.AuditCommand, *, response_url: str | None, channel: str, user: str) -> str:
+        """``/ami audit <ami> from <acct[:region]>``: read who can use the AMI (a bounded
+        number of read-only calls) and mark what amibot made; with ``--drift``, the
+        open drift findings of that AMI follow."""
+        try:
+            account = self.config.account(command.source.account)  # type: ignore[union-attr]
+            region = command.source.region or self.config.bot.default_region  # type: ignore[union-attr]
+            access = operations.preflight_read(
+                f"Could not audit {command.image_id} in `{account.alias}` ({account.id}) {region}",
+                lambda: read_image_access(self.sessions, account.id, region, command.image_id, f"audit-{secrets.token_hex(4)}"),  # type: ignore[arg-type]
+            )
+            text = audit.audit_text(self.config, access, audit.build_ledger(operations.requests_that_changed_aws(self.store)), account.alias)
+            if command.drift:
+                rows = [r for r in self.store.drift_findings() if r["image_id"] == command.image_id]
+                text += "\n" + audit.drift_list_text(self.config, rows)
+        except Exception as error:  # one error path: messages.error_text
+            text = ":no_entry: " + messages.error_text(error)
+        if response_url:
+            self.notifier.respond(response_url, text)
+        else:
+            self.tell(channel, user, text)
+        return text
 
     def _number(self, request_id: str) -> int:
         number = parse_display_id(request_id)

@@ -20,7 +20,7 @@ from typing import Any, Callable, Protocol
 from aws.actions import Kept, StepContext, StepWaiting, get_action
 from aws.actions.images import ImageStatusCache
 from aws.sessions import AwsSessions
-from bot import crashpoints, messages, operations, slacktext
+from bot import crashpoints, messages, operations, slacktext, units
 from bot.holdings import StoreHoldings
 from bot.leases import Leases
 from bot.logs import log_context
@@ -181,6 +181,9 @@ class PlanRunner:
             self.notifier.progress(request_id)  # the one progress reply, edited as steps finish
         elif request.state != RUNNING:
             return  # decided otherwise meanwhile, or already finished
+        if units.has_units(request):
+            units.UnitRunner(self).run(request_id)  # a distribution: targets run independently
+            return
         for step in request.steps:
             if step.state == STEP_DONE:
                 continue

@@ -64,6 +64,28 @@ def offline_stack(**bot_options: Any) -> Iterator[Rehearsal]:
         sandbox.stop()
 
 
+def closing_note(t: Transcript, stage: Stage, out: Any) -> None:
+    """What the rehearsal showed, quoted: the messages scenarios kept, and the
+    polling figures of a distribution (bench/poll_distribution.py)."""
+    if not stage.closing:
+        return
+    print("\n── closing note " + "─" * 60, file=out)
+    for quoted in stage.closing:
+        print(quoted, file=out)
+        print("", file=out)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the checkout: bench/ is beside offline/
+    if root not in sys.path:
+        sys.path.append(root)
+    try:
+        from bench.poll_distribution import main as poll_figures
+    except ImportError:  # an install without the checkout's bench/
+        return
+    print("Polling, copies in flight over 4 account-regions — describe calls per tick (batched / naive one-waiter-per-image):", file=out)
+    for row in poll_figures()["poll_distribution"]:
+        print(f"  {row['copies']:>4} copies: {row['batched_calls']:>3} (at most {row['batched_max_per_account_region']} per account-region)"
+              f" / {row['naive_calls']:>5} (up to {row['naive_max_per_account_region']} per account-region)", file=out)
+
+
 def run_demo(out=sys.stdout) -> int:
     """Play the rehearsal; 0 if every expectation held."""
     logging.getLogger().setLevel(logging.WARNING)  # the transcript is the output
@@ -77,6 +99,7 @@ def run_demo(out=sys.stdout) -> int:
         stage = Stage(t=t, slack=stack.slack, fake=stack.fake, world=stack.world, channel=rehearsal.CHANNEL, sandbox=stack.sandbox, bot=stack.bot)
         for scenario in SCENARIOS:
             scenario(stage)
+        closing_note(t, stage, out)
     print("", file=out)
     if t.failures:
         print(f"DEMO FAILED: {len(t.failures)} of {t.checks} expectations did not hold:", file=out)

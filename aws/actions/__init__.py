@@ -128,3 +128,6 @@ from aws.actions import verify as _verify  # noqa: E402,F401
 from aws.actions import copy as _copy  # noqa: E402,F401
 from aws.actions.inspect import PREFLIGHT_PERMISSIONS, ImageFacts, KeyFacts, inspect_image  # noqa: E402,F401
 from aws.actions import launchroles as _launchroles  # noqa: E402,F401
+from aws.actions import tags as _tags  # noqa: E402,F401
+from aws.actions import launch_template as _launch_template  # noqa: E402,F401
+from aws.actions import distribute as _distribute  # noqa: E402,F401

@@ -77,6 +77,11 @@ def client_token(request_uid: str) -> str:
     return f"amibot-copy-{request_uid}"[:64]
 
 
+def unit_client_token(request_uid: str, account_id: str, region: str) -> str:
+    """The CopyImage ClientToken of one target of a distribution (at most 64 characters)."""
+    return f"amibot-copy-{request_uid}-{account_id}-{region}"[:64]
+
+
 def default_copy_name(source_name: str, request_id: str) -> str:
     """``<source name>-copy-<request id>`` within AMI name rules (3-128 characters of
     letters, digits, spaces and ( ) [ ] . / ' @ _ -)."""
@@ -212,7 +217,11 @@ class CopyImage(Action):
     def call(self, ctx: StepContext, params: dict[str, Any]) -> dict[str, Any]:
         """The exact CopyImage parameters for this request."""
         name = params.get("name") or default_copy_name(params.get("source_name", ""), ctx.request_id or ctx.request_uid[:8])
-        tags = copy_tags(params.get("source_tags") or {}, provenance_tags(ctx, params))
+        provenance = provenance_tags(ctx, params)
+        if params.get("region_tag"):
+            # The owner, region, app, version convention: the copy says where it lives.
+            provenance["region"] = params["region_tag"]
+        tags = copy_tags(params.get("source_tags") or {}, provenance)
         description = (
             f"Copy of {params['source_image_id']} ({params['source_account_id']} {params['source_region']}) "
             f"made by amibot {ctx.request_id}"
@@ -226,7 +235,9 @@ class CopyImage(Action):
             # every copy, with the target's key, so the copy does not depend on the source key.
             "Encrypted": True,
             "KmsKeyId": params["kms_key_arn"],
-            "ClientToken": client_token(ctx.request_uid),
+            # One token per target in a distribution (params["client_token"]): each
+            # target's copy is idempotent on its own.
+            "ClientToken": params.get("client_token") or client_token(ctx.request_uid),
             # AWS does not carry tags across accounts (CopyImageTags works only
             # within one): set them atomically on the image and its snapshots.
             "TagSpecifications": [

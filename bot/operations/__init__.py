@@ -145,7 +145,7 @@ def is_operation(command: Any) -> bool:
 
 # States in which a request may have done steps still in force in AWS (a failed or
 # cancelled request whose undo failed, too); the done steps themselves tell.
-CHANGED_AWS_STATES = ("running", "succeeded", "failed", "active", "cancelled", "revoked")
+CHANGED_AWS_STATES = ("running", "succeeded", "failed", "active", "cancelled", "revoked", "partial")
 
 
 def requests_that_changed_aws(store: Any) -> list[Request]:
@@ -189,3 +189,5 @@ from bot.operations import unshare as _unshare  # noqa: E402,F401  (registers)
 from bot.operations import migrate as _migrate  # noqa: E402,F401  (registers)
 from bot.operations import copy as _copy  # noqa: E402,F401  (registers)
 from bot.operations import launchroles as _launchroles  # noqa: E402,F401  (registers)
+from bot.operations import tags as _tags  # noqa: E402,F401  (registers)
+from bot.operations import distribute as _distribute  # noqa: E402,F401  (registers)

@@ -36,7 +36,7 @@ from bot.operations import PlanningContext, Prepared, after_success, check_sourc
 from bot.operations.aws_rules import check_copy_rules, check_shared_in, warnings
 from bot.operations import launchroles
 from bot.operations.key_checks import check_grants_possible
-from bot.operations.share import approver_accounts, facts_for_message
+from bot.operations.share import approver_accounts, check_required_tags, facts_for_message
 from bot.cards import COPY_NAME_MARK
 from bot.requests import STEP_DONE, STEP_UNDONE, PlannedStep
 
@@ -208,13 +208,14 @@ def copy_steps(
             "source_tags": facts.tags,
             "kms_key_arn": key.arn,
             "name": name,
+            "region_tag": region,
         },
         description=(
             f"CopyImage as `{target.alias}` in {region}: SourceImageId={facts.image_id}, SourceRegion={source_region}, "
             f"Encrypted=true, KmsKeyId={key.arn}" + (f" ({', '.join(key.aliases)})" if key.aliases else "")
             + f", Name={shown_name}, ClientToken=`{client_token(request_uid)}`, TagSpecifications (image and snapshot): "
             + (", ".join(slacktext.code(k, 128) for k in tag_keys) + " from the source + " if tag_keys else "")
-            + ", ".join(f"`{k}`" for k in PROVENANCE_TAG_KEYS)
+            + ", ".join(f"`{k}`" for k in PROVENANCE_TAG_KEYS) + f", `region={region}`"
         ),
     ))
     add(PlannedStep(
@@ -317,6 +318,7 @@ def prepare_copy(ctx: PlanningContext, command: grammar.CopyCommand) -> Prepared
     ctx.check_approvers(approvers)
     facts = ctx.preflight_image(source, source_region, command.image_id)
     check_copyable(facts, source, source_region, cross_account, target)
+    check_required_tags(ctx, facts, source, source_region, "copied")
     if cross_account:
         check_grants_possible(ctx, facts, source, source_region, [target])
     key = destination_key(ctx, target, region, command.kms)

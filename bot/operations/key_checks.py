@@ -29,11 +29,11 @@ def check_grants_possible(ctx: PlanningContext, facts: ImageFacts, source: Accou
             preflight_read(
                 f"amibot's role in `{source.alias}` may not create grants on the key {_key_label(key)}",
                 lambda: check_source_key_grantable(
-                    ctx.sessions, source.id, region, key.arn, account_root(target.id), list(SHARE_GRANT_OPERATIONS), f"preflight-{ctx.uid}"
+                    ctx.sessions, source.id, region, key.arn, account_root(target.id, region), list(SHARE_GRANT_OPERATIONS), f"preflight-{ctx.uid}"
                 ),
                 fix=(
                     f"The key policy must let amibot's role create grants: the usual statement "
-                    f"`{{\"Principal\": {{\"AWS\": \"{account_root(source.id)}\"}}, \"Action\": \"kms:*\"}}` (IAM decides), or a "
+                    f"`{{\"Principal\": {{\"AWS\": \"{account_root(source.id, region)}\"}}, \"Action\": \"kms:*\"}}` (IAM decides), or a "
                     f"statement naming {source.role_arn or 'amibot’s role'} with kms:CreateGrant. Ask the key's administrators; "
                     "`amibot iam-policy` shows the role's side."
                 ),

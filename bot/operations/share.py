@@ -20,6 +20,13 @@ from bot.operations.key_checks import check_grants_possible, check_marked_for_or
 from bot.requests import PlannedStep
 
 
+def check_required_tags(ctx: PlanningContext, facts: ImageFacts, source: AccountConfig, region: str, verb: str) -> None:
+    """``bot.required_tags``, checked in bot.operations.tags (imported late: that module uses this one)."""
+    from bot.operations.tags import check_required_tags as check
+
+    check(ctx, facts, source, region, verb)
+
+
 def check_shareable(facts: ImageFacts, source: AccountConfig, region: str, adding: list[str] | tuple[str, ...] = ()) -> None:
     """Refuse, before anyone is asked, what AWS would refuse or what must never happen
     (``adding``: the account ids / organization or OU ARNs the share adds)."""
@@ -108,6 +115,32 @@ def share_steps(
             )
         )
         steps += launchroles.check_steps(target, region, [k.arn for k in facts.keys], facts.image_id)
+    return steps
+
+
+def test_launch_steps(facts: ImageFacts, region: str, targets: list[AccountConfig], poll_seconds: int) -> list[PlannedStep]:
+    """``verify`` on a share: each target launches the shared AMI (the smallest
+    instance type for its architecture) in its ``verify_subnets`` entry or the
+    default VPC, waits for the status checks, and terminates it. The check that
+    catches a key the target cannot use: such an instance ends at once with
+    ``Client.InternalError``, which no DryRun can foresee."""
+    steps = []
+    for target in targets:
+        subnet = target.verify_subnets.get(region)
+        steps.append(
+            PlannedStep(
+                action="verify.test_launch",
+                account_alias=target.alias,
+                account_id=target.id,
+                region=region,
+                params={"image_id": facts.image_id, "subnet_id": subnet, "key_arns": [k.arn for k in facts.keys], "poll_seconds": poll_seconds},
+                description=(
+                    f"Test launch as `{target.alias}` in {region}: RunInstances of {facts.image_id} (smallest instance type for it) in "
+                    + (f"subnet {subnet} (`verify_subnets`)" if subnet else "a default subnet of the default VPC")
+                    + ", wait for its status checks, then TerminateInstances"
+                ),
+            )
+        )
     return steps
 
 
@@ -219,9 +252,12 @@ def prepare_share(ctx: PlanningContext, command: grammar.ShareCommand) -> Prepar
     ctx.check_approvers(approvers)
     facts = ctx.preflight_image(source, region, command.image_id)
     check_shareable(facts, source, region, [t.id for t in targets])
+    check_required_tags(ctx, facts, source, region, "shared")
     check_grants_possible(ctx, facts, source, region, targets)
     role_lines = [line for t in targets for line in launchroles.plan_lines(ctx, t, region, [k.arn for k in facts.keys], facts.image_id)]
     steps = share_steps(request_uid=ctx.uid, facts=facts, source=source, region=region, targets=targets, allow_copy=command.allow_copy, autoscaling=True)
+    if getattr(command, "verify", False):
+        steps += test_launch_steps(facts, region, targets, ctx.config.bot.poll_interval_seconds)
     after = []
     if command.duration:
         after.append(f"At expiry ({_duration(command.duration.total_seconds())} after completion) all of the above is removed automatically; no second approval.")
@@ -344,6 +380,7 @@ def prepare_org_share(ctx: PlanningContext, command: grammar.ShareCommand, sourc
     approvers = approver_accounts("share", source)
     ctx.check_approvers(approvers)
     facts = ctx.preflight_image(source, region, command.image_id)
+    check_required_tags(ctx, facts, source, region, "shared")
     entry, who = org_entry(organization, command.ou_id)
     check_shareable(facts, source, region, list(entry.values()))
     steps = share_steps(

@@ -179,6 +179,29 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX seen_signatures_ts ON seen_signatures(request_ts);
     """,
+    # Drift: differences between what amibot granted and AWS, reported once each
+    # (reported_at), listed by `/ami audit --drift` while open (resolved_at NULL);
+    # drift_checks records when the scheduled check last ran.
+    """
+    CREATE TABLE drift_findings (
+        id TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL,
+        region TEXT NOT NULL,
+        image_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        fix TEXT NOT NULL,
+        request TEXT,
+        found_at REAL NOT NULL,
+        reported_at REAL,
+        resolved_at REAL
+    );
+    CREATE TABLE drift_checks (
+        name TEXT PRIMARY KEY,
+        checked_at REAL NOT NULL
+    );
+    """,
 ]
 
 # Requests whose holdings count: in flight, in force (time-boxed), or settled
@@ -475,6 +498,51 @@ class Store(LeaseStore):
             " WHERE steps.action = 'ec2.copy_image' AND steps.state = ? AND steps.result IS NOT NULL AND requests.state = 'running'",
             [STEP_PENDING],
         ).fetchone()[0]
+
+    # -- drift -------------------------------------------------------------------------
+
+    def last_drift_check(self) -> float | None:
+        """When the drift check last ran (None: never)."""
+        row = self.db.execute("SELECT checked_at FROM drift_checks WHERE name = 'drift'").fetchone()
+        return row["checked_at"] if row else None
+
+    def set_drift_checked(self, at: float) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM drift_checks WHERE name = 'drift'")
+            db.execute("INSERT INTO drift_checks (name, checked_at) VALUES ('drift', ?)", [at])
+
+    def record_drift(self, findings: list[Any], at: float) -> None:
+        """Store this check's findings: new ones open (unreported); a finding seen
+        again stays as it is (reported once); open ones not seen any more are resolved.
+        A resolved finding that comes back is open and unreported again."""
+        with self.transaction() as db:
+            seen = []
+            for f in findings:
+                seen.append(f.id)
+                row = db.execute("SELECT resolved_at FROM drift_findings WHERE id = ?", [f.id]).fetchone()
+                if row is None:
+                    db.execute(
+                        "INSERT INTO drift_findings (id, account_id, region, image_id, kind, subject, detail, fix, request, found_at)"
+                        " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                        [f.id, f.account_id, f.region, f.image_id, f.kind, f.subject, f.detail, f.fix, f.request, at],
+                    )
+                elif row["resolved_at"] is not None:
+                    db.execute("UPDATE drift_findings SET resolved_at = NULL, reported_at = NULL, found_at = ? WHERE id = ?", [at, f.id])
+            open_ids = [r["id"] for r in db.execute("SELECT id FROM drift_findings WHERE resolved_at IS NULL").fetchall()]
+            for finding_id in open_ids:
+                if finding_id not in seen:
+                    db.execute("UPDATE drift_findings SET resolved_at = ? WHERE id = ?", [at, finding_id])
+
+    def drift_findings(self, *, unreported_only: bool = False) -> list[dict[str, Any]]:
+        """Open drift findings, oldest first."""
+        sql = "SELECT * FROM drift_findings WHERE resolved_at IS NULL"
+        if unreported_only:
+            sql += " AND reported_at IS NULL"
+        return [dict(r) for r in self.db.execute(sql + " ORDER BY found_at, id").fetchall()]
+
+    def mark_drift_reported(self, finding_id: str, at: float) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE drift_findings SET reported_at = ? WHERE id = ?", [at, finding_id])
 
     def audit_trail(self, since: float | None = None) -> dict[str, list[dict[str, Any]]]:
         """Read-only, for ``amibot audit``: the requests, decisions (approvals), state

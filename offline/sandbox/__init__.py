@@ -306,6 +306,9 @@ class Sandbox(SandboxWorld, SandboxControls):
             self._state.org = copy.deepcopy(self._org)
             self._state.copy_duration = self._copy_duration
             self._state.consistency_delay = self._consistency_delay
+        from offline.sandbox.ec2_launch_templates import reset_launch_templates
+
+        reset_launch_templates()
 
     # -- identities ----------------------------------------------------------------
     def session(self, account_id: str, region: str | None = None) -> boto3.Session:

@@ -125,9 +125,11 @@ def _install() -> None:
             setattr(KmsResponse, method, wrap(key))
         # moto has no GetEbsDefaultKmsKeyId at all (nothing to keep as the original).
         ElasticBlockStore.get_ebs_default_kms_key_id = _get_ebs_default_kms_key_id
-        # Additions kept in modules of their own: block public access, role trust.
-        from offline.sandbox import bpa, sts_roles
+        # Additions kept in modules of their own: block public access, role trust,
+        # launch-template versions.
+        from offline.sandbox import ec2_block_public_access, ec2_launch_templates, sts_roles
 
-        bpa.install()
+        ec2_block_public_access.install()
         sts_roles.install()
+        ec2_launch_templates.install()
         _INSTALLED = True

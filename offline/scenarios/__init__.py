@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 
@@ -95,6 +95,7 @@ class Stage:
     sandbox: Any  # offline.sandbox.Sandbox
     bot: Any  # bot.app.Amibot
     last_plan: str = ""  # the text of the last "View exact changes" modal a scenario opened
+    closing: list[str] = field(default_factory=list)  # messages the closing note quotes
 
     def ask(self, text: str) -> Any:
         """Bob types ``/ami <text>``; the transcript shows it and the bot's ack."""
@@ -157,10 +158,11 @@ def _load() -> list[Callable[[Stage], None]]:
 
     from offline.scenarios import copy  # it leaves only a copy in dev behind
     from offline.scenarios import surfaces  # its own AMI; it ends its share
+    from offline.scenarios import distribute  # after copy: its dev:eu-west-1 copy is not made again
 
     return [
         share.refused_aws_managed, share.play_unencrypted, share.play, migrate.refused_wrong_subnet, migrate.play,
-        unshare.play, unshare.org_share, copy.play_same_region, copy.play, surfaces.play,
+        unshare.play, unshare.org_share, copy.play_same_region, copy.play, distribute.play, distribute.audit, surfaces.play,
     ]
 
 

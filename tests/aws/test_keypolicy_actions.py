@@ -116,7 +116,7 @@ def mint_grant(sandbox, member, key) -> str:
     account with operations a launch never needs."""
     try:
         sandbox.client("kms", member, REGION).create_grant(
-            KeyId=key, GranteePrincipal=account_root(OUTSIDER), Operations=["Encrypt", "ReEncryptTo", "CreateGrant", "Decrypt"]
+            KeyId=key, GranteePrincipal=account_root(OUTSIDER, REGION), Operations=["Encrypt", "ReEncryptTo", "CreateGrant", "Decrypt"]
         )
         return "granted"
     except ClientError as error:
@@ -365,7 +365,7 @@ def test_an_own_key_without_the_root_statement_refuses_its_own_account(sandbox):
     key = sandbox.create_key(PROD, REGION, policy=json.dumps(only_admin))
     with pytest.raises(ClientError) as raised:
         sandbox.client("kms", PROD, REGION).create_grant(
-            KeyId=key, GranteePrincipal=account_root(DEV), Operations=["Decrypt"], DryRun=True)
+            KeyId=key, GranteePrincipal=account_root(DEV, REGION), Operations=["Decrypt"], DryRun=True)
     assert raised.value.response["Error"]["Code"] == "AccessDeniedException"
 
 
@@ -379,5 +379,5 @@ def test_deny_with_not_principal_is_honoured(sandbox):
     kms = sandbox.client("kms", PROD, REGION)
     kms.describe_key(KeyId=key)  # not in the Deny's NotAction scope
     with pytest.raises(ClientError) as raised:
-        kms.create_grant(KeyId=key, GranteePrincipal=account_root(DEV), Operations=["Decrypt"], DryRun=True)
+        kms.create_grant(KeyId=key, GranteePrincipal=account_root(DEV, REGION), Operations=["Decrypt"], DryRun=True)
     assert raised.value.response["Error"]["Code"] == "AccessDeniedException"

@@ -216,6 +216,10 @@ ERRORS = [
     ("[organization]\nid = 'o-a1b2c3d4e5'\nmanagement_account = '9999'\n" + MINIMAL, "organization.management_account", "12-digit"),
     ("[organization]\nid = 'o-a1b2c3d4e5'\nmanagement_account = 999999999999\n" + MINIMAL, "organization.management_account", "quote"),
     ("organization = 'o-a1b2c3d4e5'\n" + MINIMAL, "organization", "table"),
+    ("[bot]\nrequired_tags = 'owner'\n" + MINIMAL, "bot.required_tags", "required_tags = ["),
+    ("[bot]\nrequired_tags = ['owner', 'owner']\n" + MINIMAL, "bot.required_tags", "twice"),
+    ("[bot]\nrequired_tags = ['aws:owner']\n" + MINIMAL, "bot.required_tags", "aws:"),
+    ("[bot]\ndrift_check_hours = 0\n" + MINIMAL, "bot.drift_check_hours", "1 to 720"),
 ]
 
 
@@ -396,3 +400,10 @@ def test_reach_key_errors_name_the_key_and_the_fix(bot, account, key, word):
     with pytest.raises(ConfigError) as info:
         parse_config(text, {}, source="<test>")
     assert key in str(info.value) and word in str(info.value)
+
+
+def test_required_tags_and_drift_interval():
+    config = parse_config("[bot]\nrequired_tags = ['owner', 'app', 'version']\ndrift_check_hours = 6\n" + MINIMAL, {}, source="amibot.toml")
+    assert config.bot.required_tags == ("owner", "app", "version") and config.bot.drift_check_hours == 6
+    defaults = parse_config(MINIMAL, {}, source="amibot.toml")
+    assert defaults.bot.required_tags == () and defaults.bot.drift_check_hours == 24

@@ -208,7 +208,8 @@ ERRORS = [
     (f"share {AMI} prod to dev", ["unknown word `prod`", "`from <account>`"], "share"),
     (f"share {AMI} from prod eu-west-1 to dev", ["unknown word `eu-west-1`", "prod:eu-west-1"], "share"),
     (f"copy {AMI} from prod to dev name web server", ["unknown word `server`", "quotes"], "copy"),
-    (f"share {AMI} from prod to dev verify", ["`verify` does not go with `share`", "allow-copy"], "share"),
+    (f"share {AMI} from prod to dev name abc", ["`name` does not go with `share`", "allow-copy"], "share"),
+    (f"share {AMI} from prod to org verify", ["`verify` needs accounts"], "share"),
     (f"unshare {AMI} from prod to dev allow-copy", ["`allow-copy` does not go with `unshare`", "no options"], "unshare"),
     (f"unshare {AMI} from prod to dev for 7d", ["`for` does not go with `unshare`"], "unshare"),
     (f"migrate {INST} from prod to eu-west-1b verify", ["`verify` does not go with `migrate`"], "migrate"),
@@ -240,9 +241,14 @@ ERRORS = [
     (f"share {AMI} from prod to dev org", ["mixes kinds of target"], "share"),
     (f"share {AMI} from prod to {OU} ou-zz12-zz345678", ["`ou-zz12-zz345678`", "one OU per request"], "share"),
     (f"share {AMI} from prod to org allow-copy", ["`allow-copy` works only with accounts"], "share"),
-    (f"copy {AMI} from prod to dev,qa", ["`dev,qa`", "one account at a time"], "copy"),
-    (f"copy {AMI} from prod to dev qa", ["`qa`", "one account at a time"], "copy"),
-    (f"copy {AMI} from prod to org", ["`org`", "one account at a time"], "copy"),
+    (f"copy {AMI} from prod to dev,dev", ["`dev` is named twice"], "copy"),
+    (f"copy {AMI} from prod to dev qa", ["unknown word `qa`"], "copy"),
+    (f"copy {AMI} from prod to org", ["`org`", "not an organisation or OU"], "copy"),
+    (f"distribute {AMI} from prod to dev:eu-west-1 update-lt lt-0123456789abcdef0@dev:us-east-1", ["not a target"], "distribute"),
+    (f"distribute {AMI} from prod to dev share-with all", ["public sharing is never done"], "distribute"),
+    (f"tag {AMI} from prod app", ["`app` is not a tag"], "tag"),
+    (f"tag {AMI} from prod aws:x=1", ["`aws:x`"], "tag"),
+    (f"audit {AMI}", ["`audit` needs `from"], "audit"),
     # durations
     (f"share {AMI} from prod to dev for 0d", ["`for 0d`: duration must be 1h to 90d"], "share"),
     (f"share {AMI} from prod to dev for 91d", ["`for 91d`: duration must be 1h to 90d"], "share"),
@@ -295,7 +301,7 @@ def test_errors_name_the_offending_word(text, words, verb):
 def test_usage_lists_every_verb_once_per_line():
     lines = USAGE.splitlines()
     assert [line.split()[1] for line in lines] == list(VERBS)
-    assert set(VERBS) == {"share", "unshare", "copy", "migrate", "status", "list", "cancel", "help"}
+    assert set(VERBS) == {"share", "unshare", "copy", "distribute", "audit", "tag", "migrate", "status", "list", "cancel", "help"}
     assert "[allow-copy] [for <N>h|<N>d]" in USAGE
     for verb in VERBS:
         assert usage_for(verb).splitlines()[0] == lines[VERBS.index(verb)]
@@ -318,3 +324,16 @@ VOCABULARY = [
     "7d", "0h", "91d", "R-17", "r-", "alias/k", "subnet-0123abcd", '"', "'", "\u201c", "\u2014",
     "\u2013", "\u00a0", "`", "<", ">", "&amp;", "<http://x|y>", "ou-", "ami-", "i-", "--", "9" * 50,
 ]  # fmt: skip
+
+
+def test_the_words_issue_10_added():
+    from bot.grammar import AccountRef, AuditCommand, DistributeCommand, LaunchTemplateRef, ShareCommand, TagCommand
+
+    several = parse_command(f"copy {AMI} from prod to dev:us-east-1, prod:eu-west-1 verify")
+    assert several == DistributeCommand(AMI, AccountRef("prod"), (AccountRef("dev", "us-east-1"), AccountRef("prod", "eu-west-1")), verify=True)
+    full = parse_command(f"distribute {AMI} from prod to dev:eu-west-1,qa share-with staging update-lt lt-0123456789abcdef0@dev:eu-west-1 default verify")
+    assert full.share_with == ("staging",) and full.update_lt == LaunchTemplateRef("lt-0123456789abcdef0", AccountRef("dev", "eu-west-1"), True)
+    assert parse_command(f"share {AMI} from prod to dev verify") == ShareCommand(AMI, AccountRef("prod"), ("dev",), False, None, False, None, True)
+    assert parse_command("audit \u2014drift") == AuditCommand(None, None, True)
+    assert parse_command(f"audit {AMI} from prod:eu-west-1 --drift") == AuditCommand(AMI, AccountRef("prod", "eu-west-1"), True)
+    assert parse_command(f'tag {AMI} from prod app=web "version=2 beta"') == TagCommand(AMI, AccountRef("prod"), (("app", "web"), ("version", "2 beta")))

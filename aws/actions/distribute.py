@@ -1,0 +1,60 @@
+"""``share-with`` in a distribution: the new copy, owned by the target account, is
+shared from there with more accounts (launch permission and, for its CMK, a named
+grant per account). Undo removes exactly what was added."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws.actions import SHARE_GRANT_OPERATIONS, Action, account_root, grant_name, register
+from aws.actions.launch_template import image_of
+from aws.actions.share import _list_grants, _refuse_public, _revoke
+
+
+@register
+class ShareCopy(Action):
+    """From the account that owns the copy: launch permission for ``account_ids`` and,
+    when the copy is encrypted with a customer-managed key, a grant per account.
+
+    params: ``image_id`` or ``image_from_step``, ``account_ids``, ``kms_key_arn``,
+    ``key_is_customer_managed``."""
+
+    name = "ec2.share_copy"
+    permissions = ("ec2:DescribeImageAttribute", "ec2:ModifyImageAttribute", "kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant")
+
+    def execute(self, ctx, account_id, region, params):
+        ec2 = ctx.client("ec2", account_id, region)
+        image_id = image_of(ctx, params)
+        wanted = [{"UserId": a} for a in params["account_ids"] if a != account_id]
+        _refuse_public(wanted)
+        existing = ec2.describe_image_attribute(ImageId=image_id, Attribute="launchPermission")["LaunchPermissions"]
+        added = [e for e in wanted if e not in existing]
+        if added:
+            ec2.modify_image_attribute(ImageId=image_id, LaunchPermission={"Add": added})
+        grants: dict[str, str] = {}
+        if params.get("key_is_customer_managed") and params.get("kms_key_arn"):
+            kms = ctx.client("kms", account_id, region)
+            present = {g.get("Name"): g["GrantId"] for g in _list_grants(kms, params["kms_key_arn"])}
+            for entry in wanted:
+                name = grant_name(ctx.request_uid, f"{entry['UserId']}-{account_id}-{region}")
+                grants[entry["UserId"]] = present.get(name) or kms.create_grant(
+                    KeyId=params["kms_key_arn"], GranteePrincipal=account_root(entry["UserId"], region),
+                    Operations=list(SHARE_GRANT_OPERATIONS), Name=name,
+                )["GrantId"]
+        who = ", ".join(e["UserId"] for e in wanted)
+        return {
+            "image_id": image_id, "added": added, "grant_ids": grants, "kms_key_arn": params.get("kms_key_arn"),
+            "summary": f"{image_id} shared with {who}" + (f" (grants {', '.join(grants.values())})" if grants else ""),
+            "outcome": f"shared with {who}",
+        }
+
+    def undo(self, ctx, account_id, region, params, result):
+        ec2 = ctx.client("ec2", account_id, region)
+        image_id = result.get("image_id")
+        if result.get("added") and image_id:
+            ec2.modify_image_attribute(ImageId=image_id, LaunchPermission={"Remove": result["added"]})
+        if result.get("grant_ids"):
+            kms = ctx.client("kms", account_id, region)
+            for grant_id in result["grant_ids"].values():
+                _revoke(kms, result["kms_key_arn"], grant_id)
+        return f"removed the share of {image_id} with {', '.join(e['UserId'] for e in result.get('added', []))}" if image_id else None

@@ -1,0 +1,82 @@
+"""``update-lt``: a new launch-template version that uses the new AMI, as EC2 Image
+Builder's distribution settings do (AWS: "Launch template versions", EC2 User Guide:
+a new version is created from a source version with only the changed data, and it
+becomes the default only when ``ModifyLaunchTemplate`` says so)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws.actions import Action, StepContext, register
+from aws.errors import AwsFailure
+
+
+def image_of(ctx: StepContext, params: dict[str, Any]) -> str:
+    """The AMI named in params, or made by an earlier step (the copy)."""
+    if params.get("image_id"):
+        return params["image_id"]
+    return ctx.results[int(params["image_from_step"])]["image_id"]
+
+
+@register
+class CreateLaunchTemplateVersion(Action):
+    """``CreateLaunchTemplateVersion`` with ``SourceVersion=$Latest`` and only the new
+    ``ImageId``; with ``make_default``, ``ModifyLaunchTemplate`` makes it the default.
+
+    params: ``template_id``, ``image_id`` or ``image_from_step``, ``make_default``,
+    ``request_label`` (goes in the version description, so a retry finds its version)."""
+
+    name = "ec2.launch_template_version"
+    permissions = (
+        "ec2:CreateLaunchTemplateVersion",
+        "ec2:DescribeLaunchTemplateVersions",
+        "ec2:DescribeLaunchTemplates",
+        "ec2:ModifyLaunchTemplate",
+        "ec2:DeleteLaunchTemplateVersions",  # undo
+    )
+
+    def execute(self, ctx, account_id, region, params):
+        ec2 = ctx.client("ec2", account_id, region)
+        image_id = image_of(ctx, params)
+        template = params["template_id"]
+        marker = f"amibot {ctx.request_uid} {image_id}"
+        before = ctx.previous.get("default_before")
+        if before is None:
+            before = ec2.describe_launch_templates(LaunchTemplateIds=[template])["LaunchTemplates"][0]["DefaultVersionNumber"]
+            ctx.checkpoint({"default_before": before})
+        version = ctx.previous.get("version")
+        if version is None:
+            # After a crash between the call and the checkpoint: find the version by its description.
+            found = [v for v in ec2.describe_launch_template_versions(LaunchTemplateId=template).get("LaunchTemplateVersions", [])
+                     if v.get("VersionDescription") == marker]
+            if found:
+                version = found[0]["VersionNumber"]
+            else:
+                made = ec2.create_launch_template_version(
+                    LaunchTemplateId=template, SourceVersion="$Latest", VersionDescription=marker,
+                    ClientToken=f"amibot-lt-{ctx.request_uid}-{image_id}"[:128],
+                    LaunchTemplateData={"ImageId": image_id},
+                )
+                version = made["LaunchTemplateVersion"]["VersionNumber"]
+            ctx.checkpoint({"default_before": before, "version": version})
+        if params.get("make_default"):
+            ec2.modify_launch_template(LaunchTemplateId=template, DefaultVersion=str(version))
+        said = f"launch template {template} version {version} uses {image_id}" + (" (now its default version)" if params.get("make_default") else " (default version unchanged)")
+        return {"version": version, "default_before": before, "image_id": image_id, "summary": said, "outcome": said}
+
+    def undo(self, ctx, account_id, region, params, result):
+        version = result.get("version")
+        if version is None:
+            return None
+        ec2 = ctx.client("ec2", account_id, region)
+        template = params["template_id"]
+        if params.get("make_default") and result.get("default_before") is not None:
+            ec2.modify_launch_template(LaunchTemplateId=template, DefaultVersion=str(result["default_before"]))
+        answer = ec2.delete_launch_template_versions(LaunchTemplateId=template, Versions=[str(version)])
+        refused = [e for e in answer.get("UnsuccessfullyDeletedLaunchTemplateVersions", [])
+                   if (e.get("ResponseError") or {}).get("Code") != "launchTemplateVersionDoesNotExist"]
+        if refused:
+            error = refused[0].get("ResponseError") or {}
+            raise AwsFailure(error.get("Code", "Unknown"), error.get("Message", ""), cause=f"AWS kept version {version} of {template}.",
+                             fix=f"Delete it by hand: `aws ec2 delete-launch-template-versions --launch-template-id {template} --versions {version}`.")
+        return f"deleted version {version} of launch template {template}"

@@ -1,0 +1,44 @@
+"""Tagging an AMI and its snapshots (``/ami tag``): the owner, region, app, version
+convention. ``CreateTags`` overwrites a key's value, so the step records what each key
+was before: the undo puts back exactly that (and removes the keys that were new)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws.actions import Action, register
+
+
+@register
+class TagImage(Action):
+    """Set tags on the AMI and each of its snapshots, in one ``CreateTags`` call.
+
+    params: ``image_id``, ``snapshot_ids``, ``tags`` ({key: value})."""
+
+    name = "ec2.tag_image"
+    permissions = ("ec2:CreateTags", "ec2:DeleteTags", "ec2:DescribeImages")
+
+    def execute(self, ctx, account_id, region, params):
+        ec2 = ctx.client("ec2", account_id, region)
+        before = ctx.previous.get("before")
+        if before is None:
+            image = ec2.describe_images(ImageIds=[params["image_id"]])["Images"][0]
+            current = {t["Key"]: t["Value"] for t in image.get("Tags", [])}
+            before = {key: current.get(key) for key in params["tags"]}
+            ctx.checkpoint({"before": before})
+        resources = [params["image_id"], *params.get("snapshot_ids", [])]
+        ec2.create_tags(Resources=resources, Tags=[{"Key": k, "Value": v} for k, v in params["tags"].items()])
+        changed = [f"{k}={v}" for k, v in params["tags"].items() if before.get(k) != v]
+        return {"before": before, "summary": f"tagged {', '.join(resources)}: " + (", ".join(changed) or "already so")}
+
+    def undo(self, ctx, account_id, region, params, result):
+        ec2 = ctx.client("ec2", account_id, region)
+        before = result.get("before") or {}
+        resources = [params["image_id"], *params.get("snapshot_ids", [])]
+        restore = [{"Key": k, "Value": v} for k, v in before.items() if v is not None]
+        remove = [{"Key": k} for k, v in before.items() if v is None]
+        if restore:
+            ec2.create_tags(Resources=resources, Tags=restore)
+        if remove:
+            ec2.delete_tags(Resources=resources, Tags=remove)
+        return f"put back the earlier tags of {params['image_id']} ({', '.join(t['Key'] for t in restore + remove)})"
