@@ -51,7 +51,7 @@ def register(app: App, service: RequestService, surfaces: SurfaceService) -> Non
         except SlackApiError as error:
             # No form, no decision: a Deny without the chance to say why is not what
             # the clicker meant to send.
-            service.tell(channel, user, service.deny_form_failed(request, error.response.get("error", "")))
+            tell(body, user, service.deny_form_failed(request, error.response.get("error", "")))
 
     @app.view(DENY_REASON_VIEW)
     def on_deny_reason(ack: Ack, body: dict, view: dict) -> None:
