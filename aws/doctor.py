@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from aws.actions import account_root
 from aws.errors import AwsFailure, translate
 from aws.sessions import AwsSessions
 
@@ -74,6 +75,11 @@ def caller_identity(sessions: AwsSessions, account_id: str, region: str) -> Call
     who the credentials belong to."""
     try:
         found = sessions.client("sts", account_id, region, DOCTOR_SESSION_TAG).get_caller_identity()
+    except AwsFailure as error:
+        if error.code != "AccountMismatch":
+            raise
+        # No role and the bot's own credentials are another account's: say whose.
+        found = sessions.own_identity(region)
     except (ClientError, BotoCoreError) as error:
         raise _aws(error) from error
     return CallerIdentity(found["Account"], found["Arn"])
@@ -91,7 +97,7 @@ def key_health(sessions: AwsSessions, account_id: str, region: str, key_ref: str
     try:
         kms.create_grant(
             KeyId=meta["Arn"],
-            GranteePrincipal=f"arn:aws:iam::{account_id}:root",
+            GranteePrincipal=account_root(account_id, region),
             Operations=["DescribeKey"],
             DryRun=True,
         )

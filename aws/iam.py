@@ -26,6 +26,9 @@ REQUEST_TAG = "amibot:request"
 CREATE_ACTIONS_THAT_TAG = ("CopyImage", "CreateImage", "RunInstances")
 # Deleting is allowed only on resources tagged by amibot.
 DELETE_ACTIONS = frozenset({"ec2:TerminateInstances", "ec2:DeregisterImage", "ec2:DeleteSnapshot"})
+# The tag operation's own actions (aws.actions.tags): their presence adds the statement
+# that lets amibot tag outside a create call, without amibot:* keys.
+TAG_OPERATION_ACTIONS = frozenset({"ec2:CreateTags", "ec2:DeleteTags"})
 
 
 def _uses_migrate(action: object) -> bool:
@@ -76,6 +79,13 @@ def member_account_policy(*, migrate: bool = True) -> dict:
         statements.append({
             "Sid": "TagOnlyWhenCreating", "Effect": "Allow", "Action": ["ec2:CreateTags"], "Resource": "*",
             "Condition": {"StringEquals": {"ec2:CreateAction": list(CREATE_ACTIONS_THAT_TAG)}},
+        })
+    if "ec2:CreateTags" in actions and TAG_OPERATION_ACTIONS <= set(actions):
+        # `/ami tag` (an approved operation) tags an existing AMI and its snapshots,
+        # but never with amibot's own keys: amibot:request is what allows deleting.
+        statements.append({
+            "Sid": "TagWithoutAmibotKeys", "Effect": "Allow", "Action": ["ec2:CreateTags"], "Resource": "*",
+            "Condition": {"ForAllValues:StringNotLike": {"aws:TagKeys": ["amibot:*"]}},
         })
     deletes = sorted(DELETE_ACTIONS & set(actions))
     if deletes:

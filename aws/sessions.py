@@ -249,6 +249,11 @@ class AwsSessions:
             self._verified.add(account_id)
         return session
 
+    def own_identity(self, region: str) -> dict[str, str]:
+        """Who the bot's own credentials are (STS GetCallerIdentity), unchecked: for
+        ``amibot doctor`` to name the account when it is not the configured one."""
+        return self._base_session().client("sts", region_name=region, config=self._config).get_caller_identity()
+
     def _config_for(self, tag: str) -> BotoConfig:
         return self._preflight_config if tag.startswith(PREFLIGHT_TAG) else self._config
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from aws.partitions import partition_for
 from aws.actions import Action, register
 
 # What EC2 does with the snapshots' key when a role launches from the AMI.
@@ -51,7 +52,7 @@ class RoleAnswer:
 
 def image_arn(region: str, image_id: str) -> str:
     """The ARN IAM evaluates ``ec2:RunInstances`` on for an image (images have no account in it)."""
-    return f"arn:aws:ec2:{region}::image/{image_id}"
+    return f"arn:{partition_for(region)}:ec2:{region}::image/{image_id}"
 
 
 def launch_context(region: str) -> list[dict[str, Any]]:

@@ -72,7 +72,9 @@ def _ec2_authorisations(resp: Any, operation: str) -> list[tuple[str, str, dict[
     if operation == "CreateTags":
         requested = {t.get("Key"): t.get("Value") for t in resp._get_param("Tags", []) or [] if isinstance(t, dict)}
         for resource_id in _ids(resp, "Resources"):
-            out.append((action, f"arn:aws:ec2:{region}:{account}:*/{resource_id}", _tag_context(requested, "aws:RequestTag")))
+            # aws:TagKeys: the keys in the request ("Tag keys in requests", IAM User Guide).
+            out.append((action, f"arn:aws:ec2:{region}:{account}:*/{resource_id}",
+                        {**_tag_context(requested, "aws:RequestTag"), "aws:tagkeys": list(requested)}))
         return out or [(action, "*", {})]
     out.append((action, "*", {}))
     if operation in CREATE_ACTIONS:

@@ -121,13 +121,17 @@ def test_every_risky_action_is_allowed_only_under_its_condition(capsys):
         "ec2:TerminateInstances": {"Null": {"aws:ResourceTag/amibot:request": "false"}},
         "ec2:DeregisterImage": {"Null": {"aws:ResourceTag/amibot:request": "false"}},
         "ec2:DeleteSnapshot": {"Null": {"aws:ResourceTag/amibot:request": "false"}},
-        "ec2:CreateTags": {"StringEquals": {"ec2:CreateAction": ["CopyImage", "CreateImage", "RunInstances"]}},
         "iam:PassRole": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
         "kms:PutKeyPolicy": {"StringEquals": {"aws:ResourceTag/amibot:org-share": "true"}},
     }
     for action, condition in expected.items():
         found = _statements_with(member, action)
         assert [s["Condition"] for s in found] == [condition], action
+    # Tags: inside the create calls, or (`/ami tag`) never with amibot's own keys.
+    assert [s["Condition"] for s in _statements_with(member, "ec2:CreateTags")] == [
+        {"StringEquals": {"ec2:CreateAction": ["CopyImage", "CreateImage", "RunInstances"]}},
+        {"ForAllValues:StringNotLike": {"aws:TagKeys": ["amibot:*"]}},
+    ]
     grants = _statements_with(member, "kms:CreateGrant")
     assert all(s.get("Condition") for s in grants) and len(grants) == 2
     direct = next(s for s in grants if "ForAllValues:StringEquals" in s["Condition"])

@@ -31,7 +31,8 @@ def planned(harness, text: str) -> str:
     root = harness.root_for(" ".join(text.split()[:2]))
     harness.settle()
     assert harness.bot.store.get(1).state == PENDING_APPROVAL
-    return root["text"] + "\n" + "\n".join(str(b) for b in root.get("blocks", []))
+    # The card is compact; the plan (checks, warnings, every call) is in its modal.
+    return root["text"] + "\n" + "\n".join(str(b) for b in root.get("blocks", [])) + "\n" + harness.exact_changes(root)
 
 
 def test_a_billing_coded_ami_is_not_copied_to_another_account(harness):

@@ -50,7 +50,7 @@ def test_distribution_to_four_account_regions_one_fails_then_retry_copies_only_i
     request = harness.bot.store.get(1)
     # One request, one approval per account touched; the plan names every target's key.
     assert request.kind == "distribute" and request.approver_accounts == ["prod", "dev"]
-    plan = json.dumps(root["blocks"])
+    plan = harness.exact_changes(root)
     for target in TARGETS:
         assert f"Target `{target}`" in plan
     assert harness.world.dev_cmk_other_region_arn in plan and "region=eu-west-1" in plan
@@ -88,7 +88,7 @@ def test_distribution_to_four_account_regions_one_fails_then_retry_copies_only_i
     # The same distribution again: only the missing target is copied.
     sandbox.hold_pending(False)
     root2 = ask_and_approve(harness, text, 2)
-    plan2 = json.dumps(root2["blocks"])
+    plan2 = harness.exact_changes(root2)
     assert "already copied by R-1" in plan2
     copy_steps = [s for s in harness.bot.store.get(2).steps if s.action == "ec2.copy_image"]
     assert [(s.account_id, s.region) for s in copy_steps] == [(DEV, "eu-west-1")]
@@ -112,7 +112,7 @@ def test_distribution_shares_each_copy_updates_a_launch_template_and_test_launch
     )["LaunchTemplate"]["LaunchTemplateId"]
     text = f"distribute {image} from prod to dev:us-east-1,dev:eu-west-1 share-with prod update-lt {template}@dev:eu-west-1 default verify"
     root = ask_and_approve(harness, text, 1)
-    plan = json.dumps(root["blocks"])
+    plan = harness.exact_changes(root)
     assert "CreateLaunchTemplateVersion" in plan and "share-with" in plan and "Test launch" in plan
     for _ in range(6):
         if harness.bot.store.get(1).is_final:

@@ -28,6 +28,7 @@ def with_launch_roles(harness, roles):
 def launch_as(harness, role_name, image_id) -> str:
     ec2 = harness.world.sandbox.role_session(DEV, role_name).client("ec2")
     instance = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    harness.world.sandbox.reveal(instance)  # about IAM, not eventual consistency (tests/aws/test_consistency.py)
     return ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0]["State"]["Name"]
 
 
@@ -48,7 +49,7 @@ def test_launch_roles_are_asked_of_iam_and_the_final_message_says_what_they_need
 
     assert harness.slash(f"share {image} from prod to dev").status == 200
     root = harness.root_for(image)
-    plan = "\n".join(b["text"]["text"] for b in root["blocks"] if b["type"] == "section")
+    plan = harness.exact_changes(root)
     assert f"`{READY}`: can launch it" in plan
     assert f"`{LEGACY}`: *cannot launch it yet*" in plan and f"kms:Decrypt on {cmk}" in plan
     assert "verify.launch_roles" not in plan and "SimulatePrincipalPolicy" in plan

@@ -60,7 +60,7 @@ def test_verified_share_whose_key_the_target_cannot_use_fails_in_plain_words(har
     ec2(harness, PROD, SRC).create_tags(Resources=[image], Tags=[{"Key": "version", "Value": "1"}])
     harness.slash(f"share {image} from prod to dev verify")
     root = harness.root_for(f"share {image}")
-    assert "Test launch as `dev`" in str(root["blocks"])
+    assert "Test launch as `dev`" in harness.exact_changes(root)
     harness.click(rehearsal.OWNER, root)
     for _ in range(5):
         if harness.bot.store.get(1).state == FAILED:

@@ -26,7 +26,10 @@ def code(excinfo: pytest.ExceptionInfo) -> str:
 
 @pytest.fixture
 def amibot(sandbox):
-    """The amibot role in A held to the generated member policy; returns a client factory."""
+    """The amibot role in A held to the generated member policy; returns a client factory.
+    These tests are about IAM: what the role creates is visible at once (eventual
+    consistency has tests of its own, tests/aws/test_consistency.py)."""
+    sandbox.set_consistency_delay(0)
     sandbox.attach_role_policy(A, ROLE_NAME, member_account_policy())
     session = sandbox.role_session(A)
     return lambda service: session.client(service, region_name=R1)
@@ -106,6 +109,11 @@ def test_tags_only_inside_the_create_call(sandbox, amibot):
     with pytest.raises(ClientError) as excinfo:
         # Tagging someone's instance as amibot's would make it deletable: refused.
         ec2.create_tags(Resources=[theirs], Tags=TAGS)
+    assert code(excinfo) == "UnauthorizedOperation"
+    # `/ami tag` may set other keys on an existing resource, never amibot:* ones.
+    ec2.create_tags(Resources=[theirs], Tags=[{"Key": "version", "Value": "2026.11"}])
+    with pytest.raises(ClientError) as excinfo:
+        ec2.create_tags(Resources=[theirs], Tags=[{"Key": "version", "Value": "2"}, {"Key": "amibot:request", "Value": "R-9"}])
     assert code(excinfo) == "UnauthorizedOperation"
     launched = ec2.run_instances(
         ImageId="ami-0abcdef1234567890", MinCount=1, MaxCount=1, SubnetId=net["subnets"][f"{R1}a"],
