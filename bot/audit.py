@@ -29,17 +29,22 @@ class Ledger:
     grants: dict[str, tuple[str, str, str, str, str]] = field(default_factory=dict)  # grant id -> (R-n, account, region, key, grantee)
     sids: dict[str, str] = field(default_factory=dict)  # key-policy Sid -> R-n
     images: dict[tuple[str, str, str], str] = field(default_factory=dict)  # (account, region, image) -> source alias hint
+    # Grants made within the consistency window: AWS may not list them yet ("not
+    # visible yet", not "revoked outside amibot"), as for every resource amibot creates.
+    recent: set[str] = field(default_factory=set)
 
 
 def _who(entry: dict[str, str]) -> str:
     return entry.get("UserId") or entry.get("OrganizationArn") or entry.get("OrganizationalUnitArn") or entry.get("Group") or "?"
 
 
-def build_ledger(requests: list[Request]) -> Ledger:
-    """What the done steps of ``requests`` added."""
+def build_ledger(requests: list[Request], recent_since: float | None = None) -> Ledger:
+    """What the done steps of ``requests`` added (``recent_since``: requests changed
+    since then made grants AWS may not list yet)."""
     ledger = Ledger()
     for request in requests:
         rid = request.display_id
+        recent = recent_since is not None and (request.updated_at or 0) >= recent_since
         for step in request.steps:
             result, params = step.result, step.params
             where = (step.account_id, step.region)
@@ -58,6 +63,8 @@ def build_ledger(requests: list[Request]) -> Ledger:
                         ledger.snapshot[(*where, snapshot, account)] = rid
             elif step.action in ("kms.create_grant", "kms.create_autoscaling_grant") and result.get("grant_id"):
                 ledger.grants[result["grant_id"]] = (rid, *where, params["key_arn"], params.get("grantee_principal", ""))
+                if recent:
+                    ledger.recent.add(result["grant_id"])
             elif step.action == "kms.add_key_policy_statement" and result.get("sid"):
                 ledger.sids[result["sid"]] = rid
             if step.action == "ec2.share_copy":
@@ -97,7 +104,7 @@ def audit_text(config: Config, access: ImageAccess, ledger: Ledger, alias: str) 
     for key in access.keys:
         label = f"{key.aliases[0]} ({key.arn})" if key.aliases else key.arn
         lines.append(f"*Key {messages.escape(label)}* ({'AWS-managed' if key.manager == 'AWS' else 'customer-managed'})")
-        if not key.grants and not key.outside_statements:
+        if not key.grants and not key.outside_statements and not (ledger.recent & set(ledger.grants)):
             lines.append("• no grants, no policy statement for other accounts")
         for grant in key.grants:
             made = ledger.grants.get(grant.get("GrantId") or "")
@@ -105,6 +112,10 @@ def audit_text(config: Config, access: ImageAccess, ledger: Ledger, alias: str) 
                 f"• grant `{grant.get('GrantId')}` to {messages.escape(str(grant.get('GranteePrincipal')))} "
                 f"({', '.join(grant.get('Operations') or [])}) — {_mark(made[0] if made else None)}"
             )
+        listed = {g.get("GrantId") for g in key.grants}
+        for grant_id, (rid, acct, region, key_arn, grantee) in ledger.grants.items():
+            if grant_id in ledger.recent and grant_id not in listed and key_arn == key.arn and (acct, region) == (a, r):
+                lines.append(f"• grant `{grant_id}` to {messages.escape(grantee)} — {_mark(rid)} (just made: AWS does not list it yet)")
         for statement in key.outside_statements:
             sid = statement.get("Sid") or "(no Sid)"
             principal = statement.get("Principal")
@@ -174,7 +185,7 @@ def compare(config: Config, access: ImageAccess, ledger: Ledger, alias: str) -> 
                                       f"KMS grant {grant.get('GrantId')} on {key.arn} to {principal}, not made by amibot",
                                       f"aws kms revoke-grant --key-id {key.arn} --grant-id {grant.get('GrantId')} (if it is not wanted)"))
         for grant_id, (rid, acct, region, key_arn, grantee) in ledger.grants.items():
-            if key_arn == key.arn and (acct, region) == (a, r) and grant_id not in present:
+            if key_arn == key.arn and (acct, region) == (a, r) and grant_id not in present and grant_id not in ledger.recent:
                 found.append(_finding("removed_outside", a, r, img, f"grant:{grant_id}",
                                       f"KMS grant {grant_id} on {key.arn} to {grantee}, made by {rid}, was revoked outside amibot",
                                       f"/ami share {img} from {src} to {_alias_of(config, grantee.split(':')[4] if grantee.count(':') >= 4 else grantee)}", rid))
@@ -212,7 +223,7 @@ class DriftChecker:
         """Compare every AMI amibot touched with AWS; store new findings, resolve the
         ones gone, report each new one once to the owners of its account."""
         self.store.set_drift_checked(self.clock())
-        ledger = build_ledger(self.find_requests())
+        ledger = build_ledger(self.find_requests(), recent_since=self.clock() - self.config.bot.consistency_window_seconds)
         findings: list[Finding] = []
         for (account, region, image), _ in sorted(ledger.images.items()):
             owner = self.config.account_by_id(account)

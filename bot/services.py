@@ -124,7 +124,7 @@ class RequestService:
                 f"Could not audit {command.image_id} in `{account.alias}` ({account.id}) {region}",
                 lambda: read_image_access(self.sessions, account.id, region, command.image_id, f"audit-{secrets.token_hex(4)}"),  # type: ignore[arg-type]
             )
-            text = audit.audit_text(self.config, access, audit.build_ledger(operations.requests_that_changed_aws(self.store)), account.alias)
+            text = audit.audit_text(self.config, access, audit.build_ledger(operations.requests_that_changed_aws(self.store), recent_since=self.clock() - self.config.bot.consistency_window_seconds), account.alias)
             if command.drift:
                 rows = [r for r in self.store.drift_findings() if r["image_id"] == command.image_id]
                 text += "\n" + audit.drift_list_text(self.config, rows)

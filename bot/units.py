@@ -191,8 +191,9 @@ class UnitRunner:
         if show:
             fields["progress_shown_at"] = now
         self.store.set_fields(request_id, **fields)
-        self.notifier.reply(request_id, f":hourglass_flowing_sand: {request.display_id}: the copies are under way ({progress}); this message's root shows the progress.", dedupe=f"started:{request_id}:units")
         if show:
+            # The thread stays quiet: the one progress reply and the card, edited in place.
+            self.notifier.progress(request_id, progress)
             self.notifier.update_root(request_id, progress=progress)
 
     # -- the end ----------------------------------------------------------------------

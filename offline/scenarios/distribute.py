@@ -22,23 +22,25 @@ def play(stage: Stage) -> None:
     root = stage.root_for(f"distribute {image}")
     if not t.expect("one approval message with one plan for every target", bool(root)):
         return
-    plan = blocks_text(root)
-    t.say("amibot", plan)
+    t.say("amibot", blocks_text(root))
+    plan = stage.exact_changes(root)  # the compact card; the plan is in its modal
     t.expect("the plan lists each target with its key, name and tags", all(f"Target `{x}`" in plan for x in ("dev:eu-west-1", "prod:eu-west-1", "dev:us-west-2")) and "region=us-west-2" in plan)
     t.expect("dev:eu-west-1 already has its copy (the copy scenario): not copied again", "already copied by" in plan)
-    sandbox.set_copy_duration(3)
+    sandbox.set_copy_duration(10)  # longer than the sandbox's visibility delay: the copies are seen pending
     try:
         t.say("@alice", "clicks [ Approve ] (prod)")
         stage.slack.click(rehearsal.OWNER, channel, root["ts"], "amibot_approve", request_id(root))
         t.say("@devops", "clicks [ Approve ] (dev)")
         stage.slack.click(rehearsal.DEV_OWNER, channel, root["ts"], "amibot_approve", request_id(root))
-        progress = wait(lambda: next((m for m in [fake.message(channel, root["ts"])] if m and "of 2 available" in blocks_text(m)), None), 30)
+        # Shown on the card and in the one progress reply, both edited in place.
+        progress = wait(lambda: next((m for m in [fake.message(channel, root["ts"]), *fake.thread(channel, root["ts"])]
+                                      if m and "of 2 available" in (m.get("text") or "") + blocks_text(m)), None), 30)
         if progress:
-            t.say("amibot (root, edited)", "\n".join(blocks_text(progress).splitlines()[:2]))
+            t.say("amibot (edited in place)", "\n".join(((progress.get("text") or "") + "\n" + blocks_text(progress)).strip().splitlines()[:3]))
         final = stage.final_reply(root, timeout=90)
     finally:
         sandbox.set_copy_duration(None)
-    t.expect("the root message showed the copies' progress (\"n of 2 available, …\")", bool(progress))
+    t.expect("the progress message showed the copies' progress (\"n of 2 available, …\")", bool(progress))
     if not t.expect("the final message names every target's AMI", bool(final) and final.get("text", "").count("`ami-") >= 3):
         return
     t.say("amibot (thread)", final["text"])
