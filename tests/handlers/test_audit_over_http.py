@@ -83,6 +83,8 @@ def test_drift_granted_and_removed_outside_amibot_is_reported_once(harness):
     ec2(harness, PROD, SRC).modify_image_attribute(ImageId=image, LaunchPermission={"Add": [{"UserId": STRANGER_ACCOUNT}]})
     harness.world.sandbox.session(PROD, SRC).client("kms").revoke_grant(KeyId=harness.world.cmk_arn, GrantId=dev_grant)
 
+    # Past the window in which AWS may not list a grant amibot just made yet.
+    harness.clock.advance(harness.bot.config.bot.consistency_window_seconds + 1)
     harness.tick()  # the first check runs at once (never ran before)
     rows = harness.bot.store.drift_findings()
     assert {(r["kind"], r["subject"]) for r in rows} == {("added_outside", f"launch:{STRANGER_ACCOUNT}"), ("removed_outside", f"grant:{dev_grant}")}
@@ -110,3 +112,12 @@ def test_drift_granted_and_removed_outside_amibot_is_reported_once(harness):
     harness.tick()
     harness.settle()
     assert [r["subject"] for r in harness.bot.store.drift_findings()] == [f"grant:{dev_grant}"]
+
+
+def test_a_grant_amibot_just_made_is_not_reported_revoked_while_aws_may_not_list_it_yet(harness):
+    share_with_dev(harness)
+    dev_grant = harness.bot.store.get(1).steps[1].result["grant_id"]
+    # As if ListGrants did not show it yet (eventual consistency): gone from AWS's list.
+    harness.world.sandbox.session(PROD, SRC).client("kms").revoke_grant(KeyId=harness.world.cmk_arn, GrantId=dev_grant)
+    harness.tick()
+    assert ("removed_outside", f"grant:{dev_grant}") not in {(r["kind"], r["subject"]) for r in harness.bot.store.drift_findings()}
