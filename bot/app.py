@@ -178,8 +178,10 @@ class Amibot:
         from waitress.server import create_server
 
         # waitress refuses a larger Content-Length itself (413) before buffering the body.
+        # poll() rather than select(): select() fails on descriptors above 1024, which a
+        # long-running process with many connections (or a test run) can reach.
         return create_server(self.wsgi, host=host, port=port, threads=threads, ident="amibot",
-                             max_request_body_size=self.max_body_bytes + 1)
+                             max_request_body_size=self.max_body_bytes + 1, asyncore_use_poll=True)
 
     def start_http(self, host: str = "127.0.0.1", port: int = 3000, threads: int = 8) -> str:
         """Serve HTTP on waitress in a background thread; returns the base URL."""
