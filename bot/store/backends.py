@@ -69,7 +69,6 @@ class SqliteBackend:
     def __init__(self, path: str):
         self.path = path
         self._local = threading.local()
-        _create_private(path)
 
     def describe(self) -> str:
         return f"sqlite:{self.path}"
@@ -77,6 +76,7 @@ class SqliteBackend:
     def connection(self) -> sqlite_utils.Database:
         db = getattr(self._local, "db", None)
         if db is None:
+            _create_private(self.path)  # on first use, not when merely named (migrate-store checks existence)
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA busy_timeout = 30000")

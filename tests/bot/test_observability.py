@@ -114,7 +114,8 @@ def test_metrics_after_a_share(harness):
 
     assert value("amibot_requests", kind="share", state="succeeded") == 1
     assert value("amibot_aws_calls_total", service="ec2", operation="ModifyImageAttribute") >= 1
-    assert value("amibot_aws_calls_total", service="kms", operation="CreateGrant") == 2  # DryRun preflight, then the grant
+    # DryRun on the source key before approval, the grant, then the target's DryRun check
+    assert value("amibot_aws_calls_total", service="kms", operation="CreateGrant") == 3
     assert value("amibot_aws_calls_total", service="sts", operation="AssumeRole") >= 1
     assert value("amibot_aws_throttles_total", service="ec2", operation="ModifyImageAttribute") == 1
     assert value("amibot_slack_calls_total", method="chat.postMessage") >= 3
