@@ -89,7 +89,8 @@ def test_list_says_showing_50_of_n(harness):
 
 def test_help_of_one_verb(harness):
     share = _answer(harness, "help share", rehearsal.REQUESTER)
-    assert "/ami share   <ami-id>" in share and "e.g. /ami share ami-" in share
+    # Escaped on the wire (Slack shows `<ami-id>`; a raw `<` would be read as a link or mention).
+    assert "/ami share   &lt;ami-id&gt;" in share and "e.g. /ami share ami-" in share
     assert "migrate" not in share and "copy " not in share
     everything = _answer(harness, "help", rehearsal.REQUESTER)
     for verb in ("share", "unshare", "copy", "migrate", "status", "list", "cancel"):
