@@ -135,6 +135,7 @@ class Amibot:
         (the rest resumes in the next process), send what is in the outbox, stop."""
         if self._server is not None:
             self._server.close()
+            self._drain_http()
         if self._socket_mode is not None:
             self._socket_mode.close()
         self._stopped.set()
@@ -146,6 +147,15 @@ class Amibot:
         self.notifier.stop()
         self.catalog.shutdown()
         self.leases.stop()  # give the work back: another replica takes it at once
+
+    def _drain_http(self, timeout: float = 5.0) -> None:
+        """Let the requests waitress already accepted be answered before the listener
+        pool stops (a rolling restart must leave no command unanswered)."""
+        dispatcher = getattr(self._server, "task_dispatcher", None)
+        deadline = time.monotonic() + timeout
+        while dispatcher is not None and (dispatcher.queue or dispatcher.active_count) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.listeners.drain(timeout)
 
     def healthy(self) -> bool:
         return self.store.healthy() and self.scheduler.running and self.leases.healthy()
