@@ -18,10 +18,11 @@ The store's SQL is written once, with ``?`` placeholders and portable statements
 
 from __future__ import annotations
 
-import re
 import os
+import re
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any, Iterator
@@ -31,6 +32,8 @@ import sqlite_utils
 SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
 DEFAULT_SQLITE_PATH = "amibot.db"
+# Seconds a SQLite connection waits for another process's lock before failing.
+BUSY_TIMEOUT = 30.0
 _PG_SCHEMES = ("postgresql://", "postgres://")
 
 
@@ -62,6 +65,9 @@ class SqliteBackend:
     """SQLite through sqlite-utils: WAL, a busy timeout, one connection per thread."""
 
     kind = SQLITE
+    # How long to wait between two tries of the WAL switch (see ``prepare``); a test
+    # replaces it to release the lock it holds instead of sleeping.
+    pause = staticmethod(time.sleep)
     # One process owns a SQLite database (the documented single-process deployment):
     # a starting process takes over every lease a dead predecessor left.
     shared = False
@@ -77,9 +83,9 @@ class SqliteBackend:
         db = getattr(self._local, "db", None)
         if db is None:
             _create_private(self.path)  # on first use, not when merely named (migrate-store checks existence)
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            # The busy timeout is set by connect, before the first statement.
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
             conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA busy_timeout = 30000")
             conn.execute("PRAGMA foreign_keys = ON")
             db = sqlite_utils.Database(conn)
             self._local.db = db
@@ -99,8 +105,28 @@ class SqliteBackend:
         db.execute("COMMIT")
 
     def prepare(self) -> None:
+        """Switch the database to WAL (once per file: the mode is persistent), waiting
+        for other starting processes instead of failing.
+
+        The switch reads the file header under a shared lock, then upgrades to a write
+        lock to rewrite it. While another connection holds the write lock (a second
+        process switching or migrating the same new file), SQLite refuses that upgrade
+        at once with "database is locked" — without the busy timeout, since two readers
+        waiting to upgrade would wait for each other for ever. The refused statement
+        has let its shared lock go, so trying again (the header may already say WAL)
+        is safe; it is retried for as long as the busy timeout would have waited."""
         db = self.connection()
-        db.execute("PRAGMA journal_mode = WAL")
+        deadline = time.monotonic() + BUSY_TIMEOUT
+        delay = 0.001
+        while True:
+            try:
+                db.execute("PRAGMA journal_mode = WAL")
+                break
+            except sqlite3.OperationalError as error:
+                if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                    raise
+            self.pause(delay)
+            delay = min(delay * 2, 0.1)
         db.execute("PRAGMA synchronous = NORMAL")
 
     def lock_for_migration(self, db: Any) -> None:
