@@ -7,7 +7,8 @@ SQLite (the default, one process) or PostgreSQL (any number of processes).
   method goes in the module of its concern; a new concern is a new module and one more
   base of ``Store``.
 - ``schema.py``: ``SCHEMA_CHANGES``, one list run on both databases; append to it.
-- ``backends.py``: what differs per database; ``transfer.py``: ``amibot migrate-store``.
+- ``backends.py``: which database (``sqlite_backend.py``, ``postgres_backend.py``) and
+  what differs between them; ``transfer.py``: ``amibot migrate-store``.
 """
 
 from __future__ import annotations

@@ -7,6 +7,12 @@ yet, under a lock, when a store opens.
 
 from __future__ import annotations
 
+
+def split_statements(script: str) -> list[str]:
+    """A schema change's statements (they hold no ``;`` inside literals)."""
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
 # Schema changes run in order, the same texts on both databases (portable SQL: TEXT,
 # INTEGER, REAL, BIGINT; PostgreSQL reads ``INTEGER PRIMARY KEY [AUTOINCREMENT]`` as an
 # identity column and REAL as DOUBLE PRECISION). SQLite records how many have run in

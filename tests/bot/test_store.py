@@ -10,7 +10,8 @@ import pytest
 from bot.errors import RequestNotFoundError
 from bot.requests import APPROVED, DENIED, PENDING_APPROVAL, RUNNING, PlannedStep, STEP_DONE
 from bot.store import SCHEMA_CHANGES, Store, open_store
-from bot.store.backends import SqliteBackend, postgres_statements
+from bot.store.postgres_backend import postgres_statements
+from bot.store.sqlite_backend import SqliteBackend
 
 
 def make_request(store: Store, **overrides):
