@@ -129,7 +129,7 @@ SCHEMA_CHANGES: list[str] = [
     """,
     # Leases: which process does a piece of work (a request's steps, a poll of an
     # account-region, a stream of outbox messages, a scheduled duty), until when; and
-    # which process recorded each step (with several replicas, for the audit).
+    # which process recorded each step (with several replicas, for the request log).
     """
     CREATE TABLE leases (
         name TEXT PRIMARY KEY,
