@@ -3,7 +3,8 @@
 The store alone holds the grant ids and permissions unsharing needs, so it must be
 backed up. SQLite: the online backup API (``sqlite3.Connection.backup``) copies a
 database that other processes keep writing to, page by page, into a file created
-``0600``; the copy is then opened and its rows counted. PostgreSQL: ``pg_dump`` is
+``0600`` (sqlite-utils has no backup; the standard library's is the one). The copy is
+then opened, checked and the rows of each of its tables counted. PostgreSQL: ``pg_dump`` is
 the tool; the command is printed instead.
 """
 
@@ -13,7 +14,7 @@ import os
 import sqlite3
 from dataclasses import dataclass
 
-TABLES = ("requests", "steps", "approvals", "audit", "outbox")
+import sqlite_utils
 
 
 class BackupError(Exception):
@@ -76,12 +77,13 @@ def backup_sqlite(source: str, destination: str) -> BackupReport:
 
 
 def verify(path: str) -> dict[str, int]:
-    """Open a backup read-only, check its integrity and count the rows of each table."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    """Open a backup read-only, check its integrity and count the rows of every table
+    it holds (sqlite-utils lists them, in the order they were created)."""
+    db = sqlite_utils.Database(sqlite3.connect(f"file:{path}?mode=ro", uri=True))
     try:
-        check = conn.execute("PRAGMA integrity_check").fetchone()[0]
+        check = db.execute("PRAGMA integrity_check").fetchone()[0]
         if check != "ok":
             raise BackupError(f"{path} failed SQLite's integrity check: {check}")
-        return {table: conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] for table in TABLES}
+        return {table: db[table].count for table in db.table_names() if not table.startswith("sqlite_")}
     finally:
-        conn.close()
+        db.close()

@@ -99,14 +99,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _migrate_store(args: argparse.Namespace) -> int:
     from bot.store import open_store
-    from bot.store.copy import StoreCopyError, check_target, copy_store, open_source
+    from bot.store.transfer import StoreTransferError, check_target, open_source, transfer_store
 
     try:
         check_target(args.target)
         source = open_source(args.source)
         target = open_store(args.target)
-        copied = copy_store(source, target, overwrite=args.overwrite)
-    except StoreCopyError as error:
+        copied = transfer_store(source, target, overwrite=args.overwrite)
+    except StoreTransferError as error:
         print(f"amibot: {error.user_message()}", file=sys.stderr)
         return 2
     except Exception as error:  # e.g. psycopg.OperationalError: the server cannot be reached

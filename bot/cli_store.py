@@ -29,8 +29,9 @@ def _db() -> str:
     return os.environ.get("AMIBOT_DB") or DEFAULT_DB_PATH
 
 
-def _audit(args: argparse.Namespace) -> int:
-    from bot.audit_export import SinceError, events, parse_since, render
+def _export_request_log(args: argparse.Namespace) -> int:
+    """``amibot audit``: the request log since ``--since``, as JSON lines or CSV."""
+    from bot.request_log import SinceError, events, parse_since, render
     from bot.backup import is_postgres
 
     db = _db()
@@ -42,11 +43,11 @@ def _audit(args: argparse.Namespace) -> int:
     except SinceError as error:
         print(f"amibot: {error}", file=sys.stderr)
         return 2
-    from bot.store import Store  # PLACE FOR THE POSTGRESQL BACKEND: open the store named by AMIBOT_DB
+    from bot.store import open_store
 
-    store = Store(db)
+    store = open_store(db)  # SQLite or PostgreSQL, as AMIBOT_DB says
     try:
-        text = render(events(store.audit_trail(since)), args.format)
+        text = render(events(store.request_log(since)), args.format)
     finally:
         store.close()
     if args.out:
@@ -58,6 +59,7 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 def _backup(args: argparse.Namespace) -> int:
+    """``amibot backup PATH``: a verified copy of a SQLite store; advice for PostgreSQL."""
     from bot.backup import BackupError, backup_sqlite, is_postgres, pg_dump_advice
 
     db = _db()
@@ -74,4 +76,4 @@ def _backup(args: argparse.Namespace) -> int:
     return 0
 
 
-STORE_VERBS: dict[str, Callable[[argparse.Namespace], int]] = {"audit": _audit, "backup": _backup}
+STORE_VERBS: dict[str, Callable[[argparse.Namespace], int]] = {"audit": _export_request_log, "backup": _backup}

@@ -66,6 +66,3 @@ class PreflightError(AmibotError):
 class NotAllowedError(AmibotError):
     """You are not allowed to do that."""
 
-
-class ChannelUnavailableError(AmibotError):
-    """I cannot post in this channel."""

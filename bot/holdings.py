@@ -16,12 +16,15 @@ class StoreHoldings:
         self.request_id = request_id
 
     def hold(self, resource: str, *, created: bool) -> None:
+        """This request relies on ``resource`` (``created``: it added it)."""
         self.store.hold(resource, self.request_id, created)
 
     def release(self, resource: str, *, created: bool) -> Release:
+        """This request lets ``resource`` go: remove it only if nobody else holds it."""
         remove, others = self.store.release(resource, self.request_id, created)
         return Release(remove=remove, kept_for=[display_id(n) for n in others])
 
     def end(self, resource: str) -> Release:
+        """This request (an unshare) ends ``resource`` for the requests holding it."""
         others = self.store.end_holding(resource, self.request_id)
         return Release(remove=not others, kept_for=[display_id(n) for n in others])

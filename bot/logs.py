@@ -80,10 +80,6 @@ def log_context(**fields: Any) -> Iterator[None]:
         _context.reset(token)
 
 
-def current_context() -> dict[str, Any]:
-    return dict(_context.get())
-
-
 class RedactionFilter(logging.Filter):
     """Rewrites each record's message and traceback without secrets; attach it to the
     root handler so every logger (botocore, urllib3, slack_bolt) goes through it."""

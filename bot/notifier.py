@@ -427,7 +427,7 @@ class Notifier:
     def _revoked_by(self, request: Any) -> str | None:
         if request.state != "revoked":
             return None
-        entry = next((a for a in reversed(self.store.audit(request.id)) if a["to_state"] == "revoked"), None)
+        entry = next((a for a in reversed(self.store.events(request.id)) if a["to_state"] == "revoked"), None)
         return entry["detail"] if entry else None
 
     def _send_progress(self, row: dict[str, Any], request: Any) -> None:

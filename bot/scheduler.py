@@ -81,7 +81,7 @@ class Clockwork:
             if request_lease(request.id) in taken or not any(s.state == "done" for s in request.steps):
                 continue
             if not self.runner.cancellation_said(request.id):
-                actor = next((a["actor"] for a in reversed(self.store.audit(request.id)) if a["to_state"] == CANCELLED), "amibot")
+                actor = next((a["actor"] for a in reversed(self.store.events(request.id)) if a["to_state"] == CANCELLED), "amibot")
                 self.worker.submit(self.runner.cancel_running, request.id, actor)
                 resumed.append(request.id)
         return resumed

@@ -446,7 +446,7 @@ class RequestService:
         return f"Only an owner of {need} can decide {request.display_id}. Nothing was changed."
 
     def _decided_by(self, request: Request) -> str:
-        for entry in reversed(self.store.audit(request.id)):
+        for entry in reversed(self.store.events(request.id)):
             if entry["to_state"] in (APPROVED, DENIED, CANCELLED, EXPIRED):
                 by = "the bot" if entry["actor"] == "amibot" else messages.mention(entry["actor"])
                 return f"{request.display_id} was already {STATE_LABELS[entry['to_state']]} by {by}. Nothing was changed."

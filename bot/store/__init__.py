@@ -1,10 +1,14 @@
-"""The store: requests, steps, approvals, audit, outbox and leases, on SQLite (the
-default, one process) or PostgreSQL (any number of processes).
+"""The store: requests, steps, approvals, events, outbox, leases and the rest, on
+SQLite (the default, one process) or PostgreSQL (any number of processes).
 
-- ``core.py``: the ``Store`` (all shared SQL) and ``MIGRATIONS`` (one list, run on
-  both databases). New migrations are appended there; new store methods go there too.
-- ``leases.py``: the lease methods; ``backends.py``: what differs per database;
-  ``copy.py``: ``amibot migrate-store``.
+- ``core.py``: the ``Store``, composed of one part per concern (``requests``,
+  ``events``, ``outbox``, ``slack_messages``, ``replays``, ``home``, ``leases``,
+  ``holdings``, ``drift``, ``counts``) over one connection (``connection.py``). A new
+  method goes in the module of its concern; a new concern is a new module and one more
+  base of ``Store``.
+- ``schema.py``: ``SCHEMA_CHANGES``, one list run on both databases; append to it.
+- ``backends.py``: which database (``sqlite_backend.py``, ``postgres_backend.py``) and
+  what differs between them; ``transfer.py``: ``amibot migrate-store``.
 """
 
 from __future__ import annotations
@@ -12,9 +16,11 @@ from __future__ import annotations
 import time
 
 from bot.store.backends import is_postgres_url
-from bot.store.core import MIGRATIONS, Clock, Store
+from bot.store.connection import Clock
+from bot.store.core import Store
+from bot.store.schema import SCHEMA_CHANGES
 
-__all__ = ["MIGRATIONS", "Store", "open_store", "is_postgres_url"]
+__all__ = ["SCHEMA_CHANGES", "Clock", "Store", "open_store", "is_postgres_url"]
 
 
 def open_store(target: str | None, clock: Clock = time.time) -> Store:

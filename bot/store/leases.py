@@ -10,10 +10,10 @@ renewal while work runs, release).
 
 from __future__ import annotations
 
-from typing import Any
+from bot.store.connection import StoreConnection
 
 
-class LeaseStore:
+class LeaseStore(StoreConnection):
     """The lease methods of :class:`bot.store.Store` (mixed in)."""
 
     def claim_lease(self, name: str, holder: str, seconds: float) -> bool:
@@ -77,20 +77,3 @@ class LeaseStore:
             [self.clock(), self.clock()],
         ).fetchone()
         return {"held": int(row[0]), "expired": int(row[1])}
-
-    def health(self) -> dict[str, Any]:
-        """A cheap account of the store for /healthz and ``amibot doctor``: its kind,
-        where it is (no credentials), whether it answers, the migrations run and
-        expected, and the leases held and expired."""
-        from bot.store.core import MIGRATIONS
-
-        report: dict[str, Any] = {"kind": self.kind, "database": self.backend.describe(), "reachable": False,
-                                  "version": None, "expected_version": len(MIGRATIONS), "leases": None}
-        try:
-            report["version"] = self.schema_version()
-            report["leases"] = self.lease_counts()
-            report["reachable"] = True
-        except Exception as error:  # the report says what failed; no credentials in it
-            report["error"] = type(error).__name__
-        report["migrated"] = report["version"] == report["expected_version"]
-        return report

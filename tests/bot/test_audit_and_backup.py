@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from bot.audit_export import COLUMNS, SinceError, parse_since
+from bot.request_log import COLUMNS, SinceError, parse_since
 from bot.cli import main
 from offline import rehearsal
 

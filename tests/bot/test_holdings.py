@@ -78,7 +78,7 @@ def test_an_unshare_ends_shares_in_force_but_keeps_what_work_in_flight_needs(sto
     unshare = StoreHoldings(store, new_request(store, "running"))
     assert unshare.end(RESOURCE).remove  # both shares in force end with the unshare
     assert store.holders(RESOURCE) == []
-    assert all(any("ended by" in (a["detail"] or "") for a in store.audit(r)) for r in (permanent, timeboxed))
+    assert all(any("ended by" in (a["detail"] or "") for a in store.events(r)) for r in (permanent, timeboxed))
 
     copy = new_request(store, "running")  # a copy reading through its temporary share
     StoreHoldings(store, copy).hold(RESOURCE, created=False)  # a person had made it

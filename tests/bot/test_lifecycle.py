@@ -76,8 +76,8 @@ def test_time_boxed_share_is_removed_at_expiry_without_second_approval(harness):
     assert grants == []
     assert any("share ended and was removed" in t for t in thread_texts(harness, root))
     # Exactly one approval in the audit trail: the removal needed none.
-    assert [a["actor"] for a in harness.bot.store.audit(1) if (a["detail"] or "").startswith("approved for")] == [rehearsal.OWNER]
-    assert [a["actor"] for a in harness.bot.store.audit(1) if a["to_state"] == REVOKED] == ["amibot"]
+    assert [a["actor"] for a in harness.bot.store.events(1) if (a["detail"] or "").startswith("approved for")] == [rehearsal.OWNER]
+    assert [a["actor"] for a in harness.bot.store.events(1) if a["to_state"] == REVOKED] == ["amibot"]
 
 
 def test_cancel_before_execution(harness):

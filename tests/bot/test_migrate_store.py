@@ -41,7 +41,7 @@ def test_everything_moves_with_its_ids_and_the_sequences_continue(tmp_path, pg_u
     assert new.kind == "postgresql"
     for number in (1, 2, 3):
         assert vars(new.get(number)) == vars(old.get(number))
-        assert new.audit(number) == old.audit(number)
+        assert new.events(number) == old.events(number)
     assert new.outbox() == old.outbox()
     assert new.live_leases() == {}  # leases belong to the old processes
     # New rows continue after the copied ids.
@@ -49,7 +49,7 @@ def test_everything_moves_with_its_ids_and_the_sequences_continue(tmp_path, pg_u
                                  approver_accounts=["prod"], steps=STEPS, ttl_seconds=60, state=PENDING_APPROVAL)
     assert created.display_id == "R-4"
     assert new.enqueue("reply", {"text": "x"}) == max(r["id"] for r in old.outbox()) + 1
-    assert new.audit(4)[0]["id"] == max(a["id"] for n in (1, 2, 3) for a in old.audit(n)) + 1
+    assert new.events(4)[0]["id"] == max(a["id"] for n in (1, 2, 3) for a in old.events(n)) + 1
 
 
 def test_a_target_holding_data_is_refused_unless_overwrite(tmp_path, pg_url, capsys):
@@ -80,3 +80,18 @@ def test_an_unreachable_server_is_a_message_not_a_traceback(tmp_path, capsys):
     populated_sqlite(path)
     assert main(["migrate-store", "--from", path, "--to", "postgresql://nobody@127.0.0.1:1/none"]) == 2
     assert "the database refused" in capsys.readouterr().err
+
+
+def test_a_postgresql_store_moves_back_to_sqlite(tmp_path, pg_url, capsys):
+    # Both ways: rows are inserted by sqlite-utils on a SQLite target, by psycopg on PostgreSQL.
+    first = str(tmp_path / "first.db")
+    old = populated_sqlite(first)
+    assert main(["migrate-store", "--from", f"sqlite:{first}", "--to", pg_url]) == 0
+    back = str(tmp_path / "back.db")
+    assert main(["migrate-store", "--from", pg_url, "--to", f"sqlite:{back}"]) == 0
+    assert "MISMATCH" not in capsys.readouterr().out
+    new = Store(back)
+    for number in (1, 2, 3):
+        assert vars(new.get(number)) == vars(old.get(number))
+        assert new.events(number) == old.events(number)
+    assert new.outbox() == old.outbox()

@@ -62,7 +62,7 @@ def finals(fake: FakeSlack, root: dict) -> list[dict]:
 
 
 def transitions(store: Store, number: int, to_state: str) -> int:
-    return len([a for a in store.audit(number) if a["to_state"] == to_state])
+    return len([a for a in store.events(number) if a["to_state"] == to_state])
 
 
 def test_requests_and_clicks_alternate_between_replicas_and_each_ends_once(deployment):

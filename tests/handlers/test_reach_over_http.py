@@ -262,7 +262,7 @@ def test_the_card_is_compact_and_the_modal_holds_every_change(stack):
     assert "CopyImage" in changes and "Checked before asking you" in changes
     assert "payments-api-2026.11-copy-R-1" in changes and "this request's number" not in changes
     assert "1. [prod]" in changes
-    assert any("reason: release 2.3 for dev" in (a["detail"] or "") for a in h.bot.store.audit(1))
+    assert any("reason: release 2.3 for dev" in (a["detail"] or "") for a in h.bot.store.events(1))
     h.click(OWNER, root)
     h.click(DEVOPS, root)
     h.final_reply(root, timeout=60)

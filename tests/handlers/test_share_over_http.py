@@ -246,7 +246,7 @@ def test_double_click_executes_once(harness):
     harness.settle()
     request = harness.bot.store.get(1)
     assert request.state == SUCCEEDED
-    assert len([a for a in harness.bot.store.audit(1) if a["to_state"] == APPROVED]) == 1
+    assert len([a for a in harness.bot.store.events(1) if a["to_state"] == APPROVED]) == 1
     grants = harness.world.sandbox.session(PROD, rehearsal.REGION).client("kms").list_grants(KeyId=cmk)["Grants"]
     assert len(grants) == 1
     finals = [m for m in harness.fake.thread(harness.channel, root["ts"]) if m.get("reply_broadcast")]

@@ -146,7 +146,7 @@ def test_unshare_of_an_active_time_boxed_share_ends_it_as_revoked(harness):
     assert harness.bot.store.get(2).state == SUCCEEDED, final["text"]
     share = harness.bot.store.get(1)
     assert share.state == REVOKED
-    assert "removed by R-2" in harness.bot.store.audit(1)[-1]["detail"]
+    assert "removed by R-2" in harness.bot.store.events(1)[-1]["detail"]
     assert any("removed by R-2" in m["text"] for m in harness.fake.thread(harness.channel, harness.bot.store.get(1).root_ts))
     assert not dev_sees_image(harness, image) and not dev_can_use_key(harness, cmk)
     # The share's expiry comes and goes: nothing is revoked a second time.

@@ -1,5 +1,5 @@
-"""``amibot audit``: every request, decision, state change and step (the AWS changes)
-with its actor and time, as JSON lines or CSV. Read-only.
+"""The request log, exported by ``amibot audit``: every request, decision, state change
+and step (the AWS changes) with its actor and time, as JSON lines or CSV. Read-only.
 
 One event per line, oldest first, each with the same columns:
 ``at`` (ISO 8601, UTC), ``request`` (``R-17``), ``request_uid``, ``event``
@@ -63,7 +63,7 @@ def _event(at: float, request_id: int, uids: dict[int, str], event: str, actor: 
 
 
 def events(trail: dict[str, list[dict[str, Any]]], uids: dict[int, str] | None = None) -> list[dict[str, Any]]:
-    """Flatten :meth:`bot.store.Store.audit_trail` into events, oldest first."""
+    """Flatten :meth:`bot.store.Store.request_log` into events, oldest first."""
     uids = dict(uids or {})
     uids.update({r["id"]: r["uid"] for r in trail["requests"]})
     out = [
@@ -74,7 +74,7 @@ def events(trail: dict[str, list[dict[str, Any]]], uids: dict[int, str] | None =
     out += [_event(a["decided_at"], a["request_id"], uids, "approved", a["approver"], account=a["account_alias"]) for a in trail["approvals"]]
     out += [
         _event(a["at"], a["request_id"], uids, "state", a["actor"], state=f"{a['from_state'] or ''}→{a['to_state'] or ''}", detail=a["detail"])
-        for a in trail["audit"]
+        for a in trail["events"]
     ]
     out += [
         _event(s["finished_at"] or s["started_at"], s["request_id"], uids, "step", "amibot", account=s["account_id"], region=s["region"],

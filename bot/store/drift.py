@@ -1,0 +1,58 @@
+"""Drift: differences between what amibot granted and AWS, each reported once, listed
+by ``/ami audit --drift`` while open; and when the scheduled check last ran.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.store.connection import StoreConnection
+
+
+class DriftStore(StoreConnection):
+    """The drift findings of :class:`bot.store.Store` (mixed in)."""
+
+    def last_drift_check(self) -> float | None:
+        """When the drift check last ran (None: never)."""
+        row = self.db.execute("SELECT checked_at FROM drift_checks WHERE name = 'drift'").fetchone()
+        return row["checked_at"] if row else None
+
+    def set_drift_checked(self, at: float) -> None:
+        """Record that the drift check ran at ``at``."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM drift_checks WHERE name = 'drift'")
+            db.execute("INSERT INTO drift_checks (name, checked_at) VALUES ('drift', ?)", [at])
+
+    def record_drift(self, findings: list[Any], at: float) -> None:
+        """Store this check's findings: new ones open (unreported); a finding seen
+        again stays as it is (reported once); open ones not seen any more are resolved.
+        A resolved finding that comes back is open and unreported again."""
+        with self.transaction() as db:
+            seen = []
+            for f in findings:
+                seen.append(f.id)
+                row = db.execute("SELECT resolved_at FROM drift_findings WHERE id = ?", [f.id]).fetchone()
+                if row is None:
+                    db.execute(
+                        "INSERT INTO drift_findings (id, account_id, region, image_id, kind, subject, detail, fix, request, found_at)"
+                        " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                        [f.id, f.account_id, f.region, f.image_id, f.kind, f.subject, f.detail, f.fix, f.request, at],
+                    )
+                elif row["resolved_at"] is not None:
+                    db.execute("UPDATE drift_findings SET resolved_at = NULL, reported_at = NULL, found_at = ? WHERE id = ?", [at, f.id])
+            open_ids = [r["id"] for r in db.execute("SELECT id FROM drift_findings WHERE resolved_at IS NULL").fetchall()]
+            for finding_id in open_ids:
+                if finding_id not in seen:
+                    db.execute("UPDATE drift_findings SET resolved_at = ? WHERE id = ?", [at, finding_id])
+
+    def drift_findings(self, *, unreported_only: bool = False) -> list[dict[str, Any]]:
+        """Open drift findings, oldest first."""
+        sql = "SELECT * FROM drift_findings WHERE resolved_at IS NULL"
+        if unreported_only:
+            sql += " AND reported_at IS NULL"
+        return [dict(r) for r in self.db.execute(sql + " ORDER BY found_at, id").fetchall()]
+
+    def mark_drift_reported(self, finding_id: str, at: float) -> None:
+        """Record that a finding was reported (it is not reported again)."""
+        with self.transaction() as db:
+            db.execute("UPDATE drift_findings SET reported_at = ? WHERE id = ?", [at, finding_id])
