@@ -7,16 +7,9 @@ from dataclasses import asdict
 from typing import Any, Callable, TypeVar
 
 from aws.actions.inspect import KeyFacts
-from aws.actions.migrate import (
-    InstanceFacts,
-    SubnetFacts,
-    client_token,
-    describe_subnet,
-    image_name,
-    inspect_instance,
-    subnets_in_zone,
-    user_tags,
-)
+from aws.actions.instance_facts import InstanceFacts, SubnetFacts, describe_subnet, inspect_instance, subnets_in_zone
+from aws.actions.migrate import CreateImageFromInstance, LaunchMigratedInstance, client_token, image_name, user_tags
+from aws.actions.images import WaitImageAvailable
 from aws.errors import is_aws_error, translate
 from bot import grammar
 from bot.config import AccountConfig
