@@ -142,11 +142,15 @@ class Action:
 
     def execute(self, ctx: StepContext, account_id: str, region: str, params: dict[str, Any]) -> dict[str, Any]:
         """Run the step with the params dict stored in the plan."""
-        return self.run(ctx, account_id, region, self.Params.from_dict(params))
+        return self.run(ctx, account_id, region, self.typed(params))
 
     def undo(self, ctx: StepContext, account_id: str, region: str, params: dict[str, Any], result: dict[str, Any]) -> str | None:
         """Take back what ``execute`` did; returns a sentence saying what was undone."""
-        return self.revert(ctx, account_id, region, self.Params.from_dict(params), result)
+        return self.revert(ctx, account_id, region, self.typed(params), result)
+
+    def typed(self, params: Mapping[str, Any] | ActionParams) -> Any:
+        """This action's typed params, from a stored params dict (or already typed)."""
+        return params if isinstance(params, self.Params) else self.Params.from_dict(params)
 
     def run(self, ctx: StepContext, account_id: str, region: str, params: Any) -> dict[str, Any]:
         """``execute`` with the typed params."""

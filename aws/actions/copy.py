@@ -241,8 +241,9 @@ class CopyImage(Action):
             + ", ".join(f"`{k}`" for k in PROVENANCE_TAG_KEYS) + f", `region={region}`"
         )
 
-    def call(self, ctx: StepContext, params: "CopyImage.Params") -> dict[str, Any]:
+    def call(self, ctx: StepContext, params: "CopyImage.Params | dict[str, Any]") -> dict[str, Any]:
         """The exact CopyImage parameters for this request."""
+        params = self.typed(params)
         name = params.name or default_copy_name(params.source_name, ctx.request_id or ctx.request_uid[:8])
         provenance = provenance_tags(ctx, params)
         if params.region_tag:

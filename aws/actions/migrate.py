@@ -268,8 +268,9 @@ class LaunchMigratedInstance(Action):
             f"carried: {carried}"
         )
 
-    def run_parameters(self, ctx: StepContext, params: "LaunchMigratedInstance.Params") -> dict[str, Any]:
+    def run_parameters(self, ctx: StepContext, params: "LaunchMigratedInstance.Params | dict[str, Any]") -> dict[str, Any]:
         """The exact RunInstances parameters (also what the plan shows)."""
+        params = self.typed(params)
         tags = with_provenance(
             params.tags,
             {"amibot:migrated-from": params.source_instance_id, "amibot:request": _request_label(ctx)},
