@@ -12,9 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # A plan's step before it is stored: built by the actions (``Action.plan``).
-from aws.actions.plan import PlannedStep
-
-__all__ = ["PlannedStep"]
+from aws.actions.plan import PlannedStep  # noqa: F401
 
 PENDING_APPROVAL = "pending_approval"
 APPROVED = "approved"

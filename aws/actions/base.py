@@ -160,6 +160,12 @@ class Action:
         """``undo`` with the typed params."""
         return None
 
+    def holdings(self, account_id: str, region: str, params: Any) -> list[str]:
+        """The access this step holds for its request (``aws.actions.holdings`` names):
+        another request's removal keeps it while this request relies on it. None
+        for most actions."""
+        return []
+
     @classmethod
     def plan(cls, account: Account, region: str, params: ActionParams, **context: Any) -> PlannedStep:
         """The planned step of this action in ``account`` and ``region``; ``context``

@@ -20,7 +20,6 @@ from botocore.exceptions import ClientError
 from aws.actions.base import Action, ActionParams, Kept, StepContext, account_root, get_action, register
 from aws.actions.images import OWNER_PROOF_TAG, discard_unfinished_image, find_image, look_up_image, proves_ownership
 from aws.actions.visibility import until_visible
-from aws.errors import AwsFailure
 from aws.sessions import AwsSessions
 
 # AWS: at most 300 AMI copies in flight per destination region (and account).

@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError
 
 from aws.actions.inspect import KeyFacts
 from aws.actions.instance_settings import InstanceSettings, read_instance_settings
+from aws.errors import AwsFailure
 from aws.sessions import AwsSessions
 
 

@@ -276,6 +276,10 @@ class AddKeyPolicyStatement(Action):
             "unchanged (the policy before and after is listed under the plan). Refused if people change the policy before it runs"
         )
 
+    def holdings(self, account_id, region, params):
+        """The statement, by its Sid."""
+        return [key_statement_resource(params.key_arn, params.statement["Sid"])]
+
     def run(self, ctx, account_id, region, params):
         kms = ctx.client("kms", account_id, region)
         key_arn, statement = params.key_arn, params.statement
@@ -294,7 +298,8 @@ class AddKeyPolicyStatement(Action):
             # statement while this request relies on it (aws.actions.holdings).
             # created: this request wrote it (now, or before a crash that checkpointed).
             created = current is None or bool(ctx.previous.get("policy_before"))
-            ctx.holdings.hold(key_statement_resource(key_arn, sid), created=created)
+            for holding in self.holdings(account_id, region, params):
+                ctx.holdings.hold(holding, created=created)
             if current == statement:
                 return {"sid": sid, "policy_before": before, "added": False, "created": created}
             ctx.checkpoint({"sid": sid, "policy_before": before})

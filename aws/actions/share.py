@@ -9,7 +9,7 @@ from typing import Any, Mapping
 
 from botocore.exceptions import ClientError
 
-from aws.actions.base import Action, ActionParams, account_root, register
+from aws.actions.base import Action, ActionParams, register
 from aws.actions.holdings import kept_sentence, launch_permission_resource, snapshot_permission_resource
 from aws.errors import AwsFailure
 
@@ -102,6 +102,10 @@ class AddLaunchPermission(Action):
         """``grantees``: the target accounts (alias, id); ``note``: why it is temporary."""
         return f"ModifyImageAttribute on {params.image_id}: add launch permission for {who_text(params, grantees)}" + _temporary(note)
 
+    def holdings(self, account_id, region, params):
+        """One holding per launch-permission entry."""
+        return [launch_permission_resource(account_id, region, params.image_id, entry) for entry in params.entries()]
+
     def run(self, ctx, account_id, region, params):
         ec2 = ctx.client("ec2", account_id, region)
         wanted = params.entries()
@@ -110,8 +114,8 @@ class AddLaunchPermission(Action):
         # Only what was not there before is ours to remove later.
         added = [entry for entry in wanted if entry not in existing]
         # Held before the change, so a concurrent removal by another request sees us.
-        for entry in wanted:
-            ctx.holdings.hold(launch_permission_resource(account_id, region, params.image_id, entry), created=entry in added)
+        for entry, holding in zip(wanted, self.holdings(account_id, region, params)):
+            ctx.holdings.hold(holding, created=entry in added)
         if added:
             ec2.modify_image_attribute(ImageId=params.image_id, LaunchPermission={"Add": added})
         return {"added": added, "already_present": [e for e in wanted if e in existing], "held": wanted}
@@ -201,6 +205,10 @@ class AddSnapshotPermission(Action):
             f"ModifySnapshotAttribute on {', '.join(params.snapshot_ids)}: add createVolumePermission for {', '.join(params.account_ids)}"
             + (_temporary(note) if note else " (allow-copy: the targets can copy the data out)")
         )
+
+    def holdings(self, account_id, region, params):
+        """One holding per snapshot and account."""
+        return [snapshot_permission_resource(account_id, region, s, a) for s in params.snapshot_ids for a in params.account_ids]
 
     def run(self, ctx, account_id, region, params):
         ec2 = ctx.client("ec2", account_id, region)

@@ -105,7 +105,7 @@ class VerifyByTestLaunch(Action):
         instance_type: str | None = None
         key_arns: list[str] = field(default_factory=list)
         poll_seconds: float = 15
-        status_timeout_seconds: float = 900
+        status_timeout_seconds: float | None = None  # None: 900 s (plans leave it out)
 
     @classmethod
     def describe(cls, params, *, account, region, of: str = "image"):
@@ -209,7 +209,7 @@ class VerifyByTestLaunch(Action):
     def _follow(self, ctx: StepContext, ec2: Any, account_id: str, region: str, image_id: str, params: "VerifyByTestLaunch.Params", done: dict[str, Any]) -> dict[str, Any]:
         instance_id = done["instance_id"]
         poll = float(params.poll_seconds)
-        timeout = float(params.status_timeout_seconds)
+        timeout = float(params.status_timeout_seconds or 900)
         timed_out = time.time() - float(done.get("launched_at", time.time())) > timeout
         # Right after RunInstances the instance may not be visible yet: look again briefly.
         instance = until_visible(ctx, done.get("launched_at"), lambda: _describe(ec2, instance_id), f"test instance {instance_id}", result=done, poll_seconds=poll)
