@@ -10,6 +10,7 @@ stored in the plan; the base class turns that dict into the action's frozen
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, ClassVar, Mapping
@@ -122,13 +123,14 @@ class ActionParams:
         return cls(**{key: value for key, value in data.items() if key in known})
 
     def to_dict(self) -> dict[str, Any]:
-        """The dict stored in the plan; an optional value left unset (None) is left out."""
+        """The dict stored in the plan (a copy: changing it leaves the params as they
+        are); an optional value left unset (None) is left out."""
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
             if value is None and f.default is None:
                 continue
-            out[f.name] = value
+            out[f.name] = copy.deepcopy(value)
         return out
 
 

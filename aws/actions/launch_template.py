@@ -16,8 +16,8 @@ class CreateLaunchTemplateVersion(Action):
     """``CreateLaunchTemplateVersion`` with ``SourceVersion=$Latest`` and only the new
     ``ImageId``; with ``make_default``, ``ModifyLaunchTemplate`` makes it the default.
 
-    params: ``template_id``, ``image_id`` or ``image_from_step``, ``make_default``,
-    ``request_label`` (goes in the version description, so a retry finds its version)."""
+    params: ``template_id``, ``image_id`` or ``image_from_step``, ``make_default``. The
+    version description names the request and the image, so a retry finds its version."""
 
     name = "ec2.launch_template_version"
     permissions = (
