@@ -40,15 +40,6 @@ class AwsFailure(Exception):
         return "\n".join(parts)
 
 
-class PreflightFailure(Exception):
-    """A check before approval found a reason not to go ahead."""
-
-    def __init__(self, problem: str, fix: str):
-        self.problem = problem
-        self.fix = fix
-        super().__init__(f"{problem} Fix: {fix}")
-
-
 @dataclass(frozen=True)
 class Known:
     """Plain words for one AWS failure: matched on the error code (any of

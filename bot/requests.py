@@ -11,6 +11,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+# A plan's step before it is stored: built by the actions (``Action.plan``).
+from aws.actions.plan import PlannedStep  # noqa: F401
+
 PENDING_APPROVAL = "pending_approval"
 APPROVED = "approved"
 RUNNING = "running"
@@ -71,19 +74,6 @@ def parse_display_id(text: str) -> int | None:
     if text.startswith("R-") and text[2:].isdigit():
         return int(text[2:])
     return None
-
-
-@dataclass
-class PlannedStep:
-    """One AWS change (or check) of a plan, before it is stored."""
-
-    action: str
-    account_alias: str
-    account_id: str
-    region: str
-    params: dict[str, Any]
-    description: str
-    phase: str = "run"  # run: on execution; revoke: at a time-boxed share's expiry
 
 
 @dataclass

@@ -19,6 +19,8 @@ from typing import Any, Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from aws.actions import image_of
+
 from bot.leases import Leases
 from bot.notifier import Notifier
 from bot.requests import ACTIVE, APPROVED, CANCELLED, EXPIRED, PENDING_APPROVAL, REVOKED, RUNNING, Request
@@ -113,7 +115,7 @@ class Clockwork:
             for step in request.steps:
                 if step.state != "pending" or step.action != "ec2.wait_image_available":
                     continue
-                image_id = step.params.get("image_id") or request.steps[int(step.params["image_from_step"]) - 1].result.get("image_id")
+                image_id = image_of(step.params, {s.seq: s.result for s in request.steps})
                 if image_id:
                     waits.append((step.account_id, step.region, image_id))
             if not waits:

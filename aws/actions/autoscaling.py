@@ -17,11 +17,13 @@ on unshare.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
-from aws.actions import SHARE_GRANT_OPERATIONS, Action, partition_for, register
-from aws.actions.share import _revoke
+from aws.actions.base import SHARE_GRANT_OPERATIONS, Action, register
+from aws.actions.share import GrantParams, _revoke
+from aws.partitions import partition_for
 
 # What the target can pass on: exactly what the share grant gave it.
 AUTOSCALING_GRANT_OPERATIONS = SHARE_GRANT_OPERATIONS
@@ -51,19 +53,35 @@ class CreateAutoScalingGrant(Action):
     name = "kms.create_autoscaling_grant"
     permissions = ("kms:CreateGrant", "kms:RevokeGrant")
 
-    def execute(self, ctx, account_id, region, params):
+    @dataclass(frozen=True, kw_only=True)
+    class Params(GrantParams):
+        """A share grant's fields, the AMI it serves, and who owns the key."""
+
+        image_id: str | None = None
+        key_owner_account: str
+
+    @classmethod
+    def describe(cls, params, *, account, region, key_label: str):
+        """``key_label``: the key as the plan names it."""
+        return (
+            f"CreateGrant from `{account.alias}` on key {key_label}: Auto Scaling's role {params.grantee_principal} may "
+            f"{', '.join(params.operations)} (grant name `{params.grant_name}`; autoscaling_grant = true; "
+            "retried while the grant above spreads)"
+        )
+
+    def run(self, ctx, account_id, region, params):
         kms = ctx.client("kms", account_id, region)
         deadline = time.monotonic() + ctx.grant_wait_seconds
         delay = 2.0
         while True:
             try:
                 grant = kms.create_grant(
-                    KeyId=params["key_arn"],
-                    GranteePrincipal=params["grantee_principal"],
-                    Operations=list(params["operations"]),
-                    Name=params["grant_name"],
+                    KeyId=params.key_arn,
+                    GranteePrincipal=params.grantee_principal,
+                    Operations=list(params.operations),
+                    Name=params.grant_name,
                 )
-                return {"grant_id": grant["GrantId"], "key_owner_account": params["key_owner_account"]}
+                return {"grant_id": grant["GrantId"], "key_owner_account": params.key_owner_account}
             except ClientError as error:
                 code = error.response["Error"]["Code"]
                 # Measured against the clock, not the nominal delays: a shortened
@@ -74,11 +92,11 @@ class CreateAutoScalingGrant(Action):
                 ctx.sleep(delay)
                 delay = min(delay * 2, 60)
 
-    def undo(self, ctx, account_id, region, params, result):
+    def revert(self, ctx, account_id, region, params, result):
         grant_id = result.get("grant_id")
         if not grant_id:
             return None
         # The key owner revokes: the target has no RevokeGrant on another account's key.
-        kms = ctx.client("kms", params["key_owner_account"], region)
-        _revoke(kms, params["key_arn"], grant_id)
-        return f"revoked Auto Scaling grant {grant_id} on {params['key_arn']}"
+        kms = ctx.client("kms", params.key_owner_account, region)
+        _revoke(kms, params.key_arn, grant_id)
+        return f"revoked Auto Scaling grant {grant_id} on {params.key_arn}"

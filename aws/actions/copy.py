@@ -17,10 +17,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from aws.actions import Action, Kept, StepContext, account_root, get_action, register
+from aws.actions.base import Action, ActionParams, Kept, StepContext, account_root, get_action, register
 from aws.actions.images import OWNER_PROOF_TAG, discard_unfinished_image, find_image, look_up_image, proves_ownership
 from aws.actions.visibility import until_visible
-from aws.errors import AwsFailure
 from aws.sessions import AwsSessions
 
 # AWS: at most 300 AMI copies in flight per destination region (and account).
@@ -168,12 +167,12 @@ def copy_tags(source_tags: dict[str, str], provenance: dict[str, str]) -> list[d
     return [{"Key": k, "Value": v} for k, v in tags.items()]
 
 
-def provenance_tags(ctx: StepContext, params: dict[str, Any]) -> dict[str, str]:
+def provenance_tags(ctx: StepContext, params: "CopyImage.Params") -> dict[str, str]:
     """Where the copy came from and who asked and approved (tag values ≤ 256)."""
     return {
-        "amibot:source-ami": params["source_image_id"],
-        "amibot:source-account": params["source_account_id"],
-        "amibot:source-region": params["source_region"],
+        "amibot:source-ami": params.source_image_id,
+        "amibot:source-account": params.source_account_id,
+        "amibot:source-region": params.source_region,
         "amibot:request": ctx.request_id or ctx.request_uid,
         "amibot:requester": ctx.requester,
         "amibot:approvers": ",".join(ctx.approvers)[:256],
@@ -214,30 +213,58 @@ class CopyImage(Action):
         *COPY_PREFLIGHT_PERMISSIONS,
     )
 
-    def call(self, ctx: StepContext, params: dict[str, Any]) -> dict[str, Any]:
+    @dataclass(frozen=True, kw_only=True)
+    class Params(ActionParams):
+        """The source AMI (and what the preflight saw of it), the key and name of the copy."""
+
+        source_image_id: str
+        source_region: str
+        source_account_id: str
+        source_name: str = ""
+        source_tags: dict[str, str] = field(default_factory=dict)
+        kms_key_arn: str
+        name: str | None = None
+        region_tag: str | None = None
+        client_token: str | None = None  # one per target in a distribution; else the request's
+
+    @classmethod
+    def describe(cls, params, *, account, region, request_uid: str, key_aliases: list[str], shown_name: str, source_tag_keys: list[str]):
+        """``key_aliases``: the destination key's aliases; ``shown_name``: the copy's
+        name as shown; ``source_tag_keys``: the source's tag keys as shown (escaped by the caller)."""
+        token = params.client_token or client_token(request_uid)
+        return (
+            f"CopyImage as `{account.alias}` in {region}: SourceImageId={params.source_image_id}, SourceRegion={params.source_region}, "
+            f"Encrypted=true, KmsKeyId={params.kms_key_arn}" + (f" ({', '.join(key_aliases)})" if key_aliases else "")
+            + f", Name={shown_name}, ClientToken=`{token}`, TagSpecifications (image and snapshot): "
+            + (", ".join(source_tag_keys) + " from the source + " if source_tag_keys else "")
+            + ", ".join(f"`{k}`" for k in PROVENANCE_TAG_KEYS) + f", `region={region}`"
+        )
+
+    def call(self, ctx: StepContext, params: "CopyImage.Params | dict[str, Any]") -> dict[str, Any]:
         """The exact CopyImage parameters for this request."""
-        name = params.get("name") or default_copy_name(params.get("source_name", ""), ctx.request_id or ctx.request_uid[:8])
+        params = self.typed(params)
+        name = params.name or default_copy_name(params.source_name, ctx.request_id or ctx.request_uid[:8])
         provenance = provenance_tags(ctx, params)
-        if params.get("region_tag"):
+        if params.region_tag:
             # The owner, region, app, version convention: the copy says where it lives.
-            provenance["region"] = params["region_tag"]
-        tags = copy_tags(params.get("source_tags") or {}, provenance)
+            provenance["region"] = params.region_tag
+        tags = copy_tags(params.source_tags or {}, provenance)
         description = (
-            f"Copy of {params['source_image_id']} ({params['source_account_id']} {params['source_region']}) "
+            f"Copy of {params.source_image_id} ({params.source_account_id} {params.source_region}) "
             f"made by amibot {ctx.request_id}"
         )[:MAX_DESCRIPTION]
         return {
-            "SourceImageId": params["source_image_id"],
-            "SourceRegion": params["source_region"],
+            "SourceImageId": params.source_image_id,
+            "SourceRegion": params.source_region,
             "Name": name,
             "Description": description,
             # AWS: an encrypted source is never copied unencrypted; amibot encrypts
             # every copy, with the target's key, so the copy does not depend on the source key.
             "Encrypted": True,
-            "KmsKeyId": params["kms_key_arn"],
-            # One token per target in a distribution (params["client_token"]): each
+            "KmsKeyId": params.kms_key_arn,
+            # One token per target in a distribution (params.client_token): each
             # target's copy is idempotent on its own.
-            "ClientToken": params.get("client_token") or client_token(ctx.request_uid),
+            "ClientToken": params.client_token or client_token(ctx.request_uid),
             # AWS does not carry tags across accounts (CopyImageTags works only
             # within one): set them atomically on the image and its snapshots.
             "TagSpecifications": [
@@ -246,7 +273,7 @@ class CopyImage(Action):
             ],
         }
 
-    def execute(self, ctx, account_id, region, params):
+    def run(self, ctx, account_id, region, params):
         ec2 = ctx.client("ec2", account_id, region)
         call = ctx.previous.get("call")
         if not call:
@@ -277,7 +304,7 @@ class CopyImage(Action):
             "summary": f"copy `{image_id}` (`{call['Name']}`) started in {account_id} {region}, encrypted with {call['KmsKeyId']}",
         }
 
-    def undo(self, ctx, account_id, region, params, result):
+    def revert(self, ctx, account_id, region, params, result):
         ec2 = ctx.client("ec2", account_id, region)
         image_id = result.get("image_id")
         name = (result.get("call") or {}).get("Name")
@@ -322,9 +349,31 @@ class RemoveTemporary(Action):
     permissions = ("ec2:ModifyImageAttribute", "ec2:ModifySnapshotAttribute", "kms:RevokeGrant")
     undoable = False
 
-    def execute(self, ctx, account_id, region, params):
+    @dataclass(frozen=True, kw_only=True)
+    class Params(ActionParams):
+        """The seqs of the steps whose additions to remove."""
+
+        steps: list[int]
+
+    @classmethod
+    def describe(cls, params, *, account, region, grants: bool, kept_by: Any = None):
+        """``grants``: KMS grants are among the additions; ``kept_by``: the one target
+        of a copy (its copy is its own), or None for a distribution's targets."""
+        if kept_by is not None:
+            return (
+                f"Remove what steps {', '.join(map(str, params.steps))} added for the copy: ModifyImageAttribute (remove launch "
+                f"permission), ModifySnapshotAttribute (remove createVolumePermission)"
+                + (", RevokeGrant" if grants else "")
+                + f" — only what this request added; `{kept_by.alias}` keeps its own copy"
+            )
+        return (
+            f"Remove what steps {params.steps[0]}-{params.steps[-1]} added for the copies (launch permission, createVolumePermission"
+            + (", grants" if grants else "") + ") once every target is finished, failed or not — only what this request added"
+        )
+
+    def run(self, ctx, account_id, region, params):
         removed: list[str] = []
-        for seq in params["steps"]:
+        for seq in params.steps:
             step = ctx.steps.get(int(seq))
             if not step or step.get("state") != "done":
                 continue
@@ -332,61 +381,3 @@ class RemoveTemporary(Action):
             if said:
                 removed.append(said)
         return {"removed": removed, "summary": "; ".join(removed) if removed else "nothing temporary was left in place"}
-
-
-class CopyCheckFailed(AwsFailure):
-    """The copy is not what the request asked for."""
-
-    def __init__(self, problem: str, fix: str):
-        super().__init__("AmibotCopyCheckFailed", problem, cause=problem, fix=fix)
-
-
-@register
-class VerifyCopy(Action):
-    """From the target account: the copy is visible, ``available``, owned by the
-    target, not public, and every snapshot is encrypted with the target's key, which
-    the target can describe (DescribeKey).
-
-    params: ``image_from_step`` (the CopyImage step), ``kms_key_arn``, ``source_image_id``."""
-
-    name = "verify.copy"
-    permissions = ("ec2:DescribeImages", "ec2:DescribeSnapshots", "kms:DescribeKey")
-    undoable = False
-
-    def execute(self, ctx, account_id, region, params):
-        copied = ctx.results[int(params["image_from_step"])]
-        image_id = copied["image_id"]
-        key_arn = params["kms_key_arn"]
-        ec2 = ctx.client("ec2", account_id, region)
-        image = until_visible(ctx, copied.get("created_at"), lambda: look_up_image(ec2, image_id), f"copy {image_id}") or None
-        where = f"account {account_id} {region}"
-        if image is None:
-            raise CopyCheckFailed(f"The copy {image_id} is not visible from {where}.", "Check the account's images; ask again if it is gone.")
-        if image.get("OwnerId") != account_id:
-            raise CopyCheckFailed(f"The copy {image_id} is owned by {image.get('OwnerId')}, not by {account_id}.", "This should not happen; report it.")
-        if image.get("State") != "available":
-            raise CopyCheckFailed(f"The copy {image_id} is `{image.get('State')}`, not `available`.", "Check the image in the console.")
-        if image.get("Public"):
-            raise CopyCheckFailed(f"The copy {image_id} is public.", "Remove its public launch permission now.")
-        snapshot_ids = [m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")]
-        snapshots = ec2.describe_snapshots(SnapshotIds=snapshot_ids)["Snapshots"] if snapshot_ids else []
-        wrong = [s["SnapshotId"] for s in snapshots if not s.get("Encrypted") or s.get("KmsKeyId") != key_arn or s.get("OwnerId") != account_id]
-        if wrong or len(snapshots) != len(snapshot_ids):
-            raise CopyCheckFailed(
-                f"Snapshots {', '.join(wrong or snapshot_ids)} of the copy {image_id} are not encrypted with {key_arn} or not owned by {account_id}.",
-                "Check the snapshots' KmsKeyId; the copy may depend on another account's key.",
-            )
-        meta = ctx.client("kms", account_id, region).describe_key(KeyId=key_arn)["KeyMetadata"]
-        tags = {t["Key"]: t["Value"] for t in image.get("Tags", [])}
-        source = params.get("source_image_id")
-        if source and tags.get("amibot:source-ami") != source:
-            raise CopyCheckFailed(f"The copy {image_id} does not carry its provenance tags.", "Tag it by hand (amibot:source-ami and the others).")
-        return {
-            "image_id": image_id,
-            "owner": account_id,
-            "snapshot_ids": snapshot_ids,
-            "kms_key_arn": key_arn,
-            "key_state": meta.get("KeyState"),
-            "summary": f"`{image_id}` is available in {where}, owned by it, snapshots encrypted with {key_arn} ({meta.get('KeyState')}), {len(tags)} tags",
-            "outcome": f"The copy is `{image_id}` (`{image.get('Name')}`) in account {account_id} {region}, encrypted with its own key {key_arn}.",
-        }

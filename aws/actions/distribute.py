@@ -4,10 +4,10 @@ grant per account). Undo removes exactly what was added."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from aws.actions import SHARE_GRANT_OPERATIONS, Action, account_root, grant_name, register
-from aws.actions.launch_template import image_of
+from aws.actions.base import SHARE_GRANT_OPERATIONS, Action, ActionParams, account_root, grant_name, image_of, register
 from aws.actions.share import _list_grants, _refuse_public, _revoke
 
 
@@ -22,33 +22,52 @@ class ShareCopy(Action):
     name = "ec2.share_copy"
     permissions = ("ec2:DescribeImageAttribute", "ec2:ModifyImageAttribute", "kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant")
 
-    def execute(self, ctx, account_id, region, params):
+    @dataclass(frozen=True, kw_only=True)
+    class Params(ActionParams):
+        """The copy (``image_id``, or made by step ``image_from_step``) and whom to share it with."""
+
+        image_id: str | None = None
+        image_from_step: int | None = None
+        account_ids: list[str]
+        kms_key_arn: str | None = None
+        key_is_customer_managed: bool = False
+
+    @classmethod
+    def describe(cls, params, *, account, region, recipients: list[Any]):
+        """``recipients``: the accounts (alias, id) it is shared with."""
+        return (
+            f"ModifyImageAttribute on the copy as `{account.alias}` in {region}: launch permission for "
+            + ", ".join(f"`{a.alias}` ({a.id})" for a in recipients)
+            + (" and a CreateGrant on its key for each (share-with)" if params.key_is_customer_managed else " (share-with)")
+        )
+
+    def run(self, ctx, account_id, region, params):
         ec2 = ctx.client("ec2", account_id, region)
-        image_id = image_of(ctx, params)
-        wanted = [{"UserId": a} for a in params["account_ids"] if a != account_id]
+        image_id = image_of(params, ctx.results)
+        wanted = [{"UserId": a} for a in params.account_ids if a != account_id]
         _refuse_public(wanted)
         existing = ec2.describe_image_attribute(ImageId=image_id, Attribute="launchPermission")["LaunchPermissions"]
         added = [e for e in wanted if e not in existing]
         if added:
             ec2.modify_image_attribute(ImageId=image_id, LaunchPermission={"Add": added})
         grants: dict[str, str] = {}
-        if params.get("key_is_customer_managed") and params.get("kms_key_arn"):
+        if params.key_is_customer_managed and params.kms_key_arn:
             kms = ctx.client("kms", account_id, region)
-            present = {g.get("Name"): g["GrantId"] for g in _list_grants(kms, params["kms_key_arn"])}
+            present = {g.get("Name"): g["GrantId"] for g in _list_grants(kms, params.kms_key_arn)}
             for entry in wanted:
                 name = grant_name(ctx.request_uid, f"{entry['UserId']}-{account_id}-{region}")
                 grants[entry["UserId"]] = present.get(name) or kms.create_grant(
-                    KeyId=params["kms_key_arn"], GranteePrincipal=account_root(entry["UserId"], region),
+                    KeyId=params.kms_key_arn, GranteePrincipal=account_root(entry["UserId"], region),
                     Operations=list(SHARE_GRANT_OPERATIONS), Name=name,
                 )["GrantId"]
         who = ", ".join(e["UserId"] for e in wanted)
         return {
-            "image_id": image_id, "added": added, "grant_ids": grants, "kms_key_arn": params.get("kms_key_arn"),
+            "image_id": image_id, "added": added, "grant_ids": grants, "kms_key_arn": params.kms_key_arn,
             "summary": f"{image_id} shared with {who}" + (f" (grants {', '.join(grants.values())})" if grants else ""),
             "outcome": f"shared with {who}",
         }
 
-    def undo(self, ctx, account_id, region, params, result):
+    def revert(self, ctx, account_id, region, params, result):
         ec2 = ctx.client("ec2", account_id, region)
         image_id = result.get("image_id")
         if result.get("added") and image_id:

@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 from botocore.exceptions import ClientError
 
-from aws.actions import Action, Kept, StepContext, StepWaiting, register
+from aws.actions.base import Action, ActionParams, Kept, StepContext, StepWaiting, image_of, register
 from aws.errors import AwsFailure, explain
 from aws.sessions import AwsSessions
 
@@ -193,21 +193,33 @@ class WaitImageAvailable(Action):
     permissions = POLL_PERMISSIONS
     undoable = False
 
-    def image_id(self, ctx: StepContext, params: dict[str, Any]) -> str:
-        if params.get("image_id"):
-            return params["image_id"]
-        return ctx.results[int(params["image_from_step"])]["image_id"]
+    @dataclass(frozen=True, kw_only=True)
+    class Params(ActionParams):
+        """The image (``image_id``, or made by step ``image_from_step``), how often to
+        look, and the source keys a failure may name."""
 
-    def created_at(self, ctx: StepContext, params: dict[str, Any]) -> float | None:
+        image_id: str | None = None
+        image_from_step: int | None = None
+        poll_seconds: float = 30
+        source_key_arns: list[str] | None = None
+
+    @classmethod
+    def describe(cls, params, *, account, region, copy: bool = False):
+        """``copy``: the image is a copy (its snapshots' progress is shown too)."""
+        if copy:
+            return f"Wait until the copy is `available` (DescribeImages and DescribeSnapshots progress every {params.poll_seconds} s)"
+        return f"Wait until that image is `available` (DescribeImages every {params.poll_seconds} s)"
+
+    def created_at(self, ctx: StepContext, params: "WaitImageAvailable.Params") -> float | None:
         """When the step that made the image got AWS's answer (None: not known)."""
-        if params.get("image_from_step"):
-            return (ctx.results.get(int(params["image_from_step"])) or {}).get("created_at")
+        if params.image_from_step:
+            return (ctx.results.get(int(params.image_from_step)) or {}).get("created_at")
         return None
 
-    def execute(self, ctx, account_id, region, params):
+    def run(self, ctx, account_id, region, params):
         from aws.actions.visibility import until_visible, within_window
 
-        image_id = self.image_id(ctx, params)
+        image_id = image_of(params, ctx.results)
         status = ctx.image_status.get(account_id, region, image_id) if ctx.image_status else None
         if status is None:
             status = poll_images(ctx.client("ec2", account_id, region), [image_id])[image_id]
@@ -222,7 +234,7 @@ class WaitImageAvailable(Action):
 
             status = until_visible(
                 ctx, created_at, look, f"image {image_id}", result={"image_id": image_id, "progress": None},
-                poll_seconds=float(params.get("poll_seconds", 30)),
+                poll_seconds=float(params.poll_seconds),
             ) or status
             if ctx.image_status:
                 ctx.image_status.forget(account_id, region, image_id)
@@ -230,13 +242,13 @@ class WaitImageAvailable(Action):
             return {"image_id": image_id, "state": "available", "snapshot_ids": list(status.snapshot_ids)}
         if status.state in ("pending", "transient"):
             percent = f"{status.progress}%" if status.progress is not None else "starting"
-            raise StepWaiting(f"{image_id} {percent}", retry_after=float(params.get("poll_seconds", 30)), result={"image_id": image_id, "progress": status.progress})
+            raise StepWaiting(f"{image_id} {percent}", retry_after=float(params.poll_seconds), result={"image_id": image_id, "progress": status.progress})
         if status.state == "missing":
             raise AwsFailure("InvalidAMIID.NotFound", f"{image_id} no longer exists in {account_id} {region}", cause="The image disappeared while amibot was waiting for it (deregistered?).", fix="Check the account's images; start a new request if needed.")
         failure = explain("ImageFailed", status.reason or f"image is {status.state}")
         reason = (status.reason or "").lower()
         # Optional params name the keys involved, so the words can say which one failed.
-        source_keys = [k for k in params.get("source_key_arns", []) if k.lower() in reason]
+        source_keys = [k for k in params.source_key_arns or [] if k.lower() in reason]
         if source_keys:
             failure.cause = (
                 f"The account could not use the source AMI's KMS key {source_keys[0]} to read its snapshots "

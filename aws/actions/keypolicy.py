@@ -21,9 +21,10 @@ import hashlib
 import json
 import threading
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any, ContextManager, Iterator, Protocol
 
-from aws.actions import Action, register
+from aws.actions.base import Action, ActionParams, register
 from aws.actions.holdings import key_statement_resource, kept_sentence
 from aws.errors import AwsFailure
 
@@ -256,9 +257,32 @@ class AddKeyPolicyStatement(Action):
     # ListResourceTags: the preflight checks the key is tagged amibot:org-share=true.
     permissions = ("kms:GetKeyPolicy", "kms:PutKeyPolicy", "kms:ListResourceTags")
 
-    def execute(self, ctx, account_id, region, params):
+    @dataclass(frozen=True, kw_only=True)
+    class Params(ActionParams):
+        """The statement to add to ``key_arn``'s policy, and the policy the approver saw."""
+
+        image_id: str | None = None
+        key_arn: str
+        statement: dict[str, Any]
+        expected_policy: str | None = None
+        organization_id: str | None = None
+        ou_id: str | None = None
+
+    @classmethod
+    def describe(cls, params, *, account, region, key_label: str, allows: str):
+        """``key_label``: the key as the plan names it; ``allows``: what the statement lets whom do."""
+        return (
+            f"PutKeyPolicy on key {key_label}: add statement `{params.statement['Sid']}`: {allows}; every other statement "
+            "unchanged (the policy before and after is listed under the plan). Refused if people change the policy before it runs"
+        )
+
+    def holdings(self, account_id, region, params):
+        """The statement, by its Sid."""
+        return [key_statement_resource(params.key_arn, params.statement["Sid"])]
+
+    def run(self, ctx, account_id, region, params):
         kms = ctx.client("kms", account_id, region)
-        key_arn, statement = params["key_arn"], params["statement"]
+        key_arn, statement = params.key_arn, params.statement
         sid = statement["Sid"]
         # Serialised per key: two requests adding statements to one key must not
         # each write the policy they read, or one statement is lost.
@@ -274,7 +298,8 @@ class AddKeyPolicyStatement(Action):
             # statement while this request relies on it (aws.actions.holdings).
             # created: this request wrote it (now, or before a crash that checkpointed).
             created = current is None or bool(ctx.previous.get("policy_before"))
-            ctx.holdings.hold(key_statement_resource(key_arn, sid), created=created)
+            for holding in self.holdings(account_id, region, params):
+                ctx.holdings.hold(holding, created=created)
             if current == statement:
                 return {"sid": sid, "policy_before": before, "added": False, "created": created}
             ctx.checkpoint({"sid": sid, "policy_before": before})
@@ -289,24 +314,24 @@ class AddKeyPolicyStatement(Action):
             _put(kms, key_arn, render(updated))
         return {"sid": sid, "policy_before": before, "added": True, "created": True}
 
-    def undo(self, ctx, account_id, region, params, result):
-        sid = result.get("sid") or params["statement"]["Sid"]
-        release = ctx.holdings.release(key_statement_resource(params["key_arn"], sid), created=bool(result.get("created", True)))
+    def revert(self, ctx, account_id, region, params, result):
+        sid = result.get("sid") or params.statement["Sid"]
+        release = ctx.holdings.release(key_statement_resource(params.key_arn, sid), created=bool(result.get("created", True)))
         if not release.remove:
-            return kept_sentence(f"key-policy statement `{sid}`", [(params["key_arn"], release)]) if release.kept_for else None
+            return kept_sentence(f"key-policy statement `{sid}`", [(params.key_arn, release)]) if release.kept_for else None
         kms = ctx.client("kms", account_id, region)
-        with key_policy_lock().hold(params["key_arn"]):
-            policy = json.loads(_get(kms, params["key_arn"]))
+        with key_policy_lock().hold(params.key_arn):
+            policy = json.loads(_get(kms, params.key_arn))
             if sid not in sids(policy):
                 return None
-            _put(kms, params["key_arn"], _restore_text(without_sids(policy, [sid]), [result.get("policy_before", "")]))
-        return f"removed key-policy statement `{sid}` from {params['key_arn']} (the rest of the policy is as before)"
+            _put(kms, params.key_arn, _restore_text(without_sids(policy, [sid]), [result.get("policy_before", "")]))
+        return f"removed key-policy statement `{sid}` from {params.key_arn} (the rest of the policy is as before)"
 
 
-def _check_expected(params: dict[str, Any], policy: dict[str, Any], key_arn: str) -> None:
+def _check_expected(params: AddKeyPolicyStatement.Params, policy: dict[str, Any], key_arn: str) -> None:
     """Refuse when people changed the policy since the approver saw it. amibot's own
     statements (other requests') are not such a change: they are merged, not refused."""
-    expected = params.get("expected_policy")
+    expected = params.expected_policy
     if expected is not None and not same_policy(without_amibot(policy), without_amibot(json.loads(expected))):
         raise KeyPolicyChanged(key_arn)
 
@@ -323,24 +348,40 @@ class RemoveKeyPolicyStatements(Action):
     permissions = ("kms:GetKeyPolicy", "kms:PutKeyPolicy")
     undoable = False  # an unshare that fails half way must not give access back
 
-    def execute(self, ctx, account_id, region, params):
+    @dataclass(frozen=True, kw_only=True)
+    class Params(ActionParams):
+        """The statements to remove from ``key_arn``'s policy, and texts to restore."""
+
+        key_arn: str
+        sids: list[str]
+        restore_texts: list[str] = field(default_factory=list)
+
+    @classmethod
+    def describe(cls, params, *, account, region, key_label: str, origins: list[str]):
+        """``origins``: per statement, who added it."""
+        return (
+            f"PutKeyPolicy on key {key_label}: remove statement{'s' if len(params.sids) > 1 else ''} " + "; ".join(origins)
+            + "; every other statement unchanged (the policy before and after is listed under the plan)"
+        )
+
+    def run(self, ctx, account_id, region, params):
         kms = ctx.client("kms", account_id, region)
-        with key_policy_lock().hold(params["key_arn"]):
-            text = _get(kms, params["key_arn"])
+        with key_policy_lock().hold(params.key_arn):
+            text = _get(kms, params.key_arn)
             policy = json.loads(text)
             kept, kept_sids = [], []
             present = []
-            for sid in params["sids"]:
-                release = ctx.holdings.end(key_statement_resource(params["key_arn"], sid))
+            for sid in params.sids:
+                release = ctx.holdings.end(key_statement_resource(params.key_arn, sid))
                 if not release.remove:
                     kept.append((f"`{sid}`", release))
                     kept_sids.append(sid)
                 elif sid in sids(policy):
                     present.append(sid)
             if present:
-                _put(kms, params["key_arn"], _restore_text(without_sids(policy, present), list(params.get("restore_texts") or [])))
+                _put(kms, params.key_arn, _restore_text(without_sids(policy, present), list(params.restore_texts or [])))
         result = {"removed": present, "policy_before": text}
         if kept:
             result["kept_sids"] = kept_sids
-            result["summary"] = kept_sentence(f"key-policy statement on {params['key_arn']}", kept)
+            result["summary"] = kept_sentence(f"key-policy statement on {params.key_arn}", kept)
         return result

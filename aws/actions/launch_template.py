@@ -5,17 +5,10 @@ becomes the default only when ``ModifyLaunchTemplate`` says so)."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
-from aws.actions import Action, StepContext, register
+from aws.actions.base import Action, ActionParams, image_of, register
 from aws.errors import AwsFailure
-
-
-def image_of(ctx: StepContext, params: dict[str, Any]) -> str:
-    """The AMI named in params, or made by an earlier step (the copy)."""
-    if params.get("image_id"):
-        return params["image_id"]
-    return ctx.results[int(params["image_from_step"])]["image_id"]
 
 
 @register
@@ -23,8 +16,8 @@ class CreateLaunchTemplateVersion(Action):
     """``CreateLaunchTemplateVersion`` with ``SourceVersion=$Latest`` and only the new
     ``ImageId``; with ``make_default``, ``ModifyLaunchTemplate`` makes it the default.
 
-    params: ``template_id``, ``image_id`` or ``image_from_step``, ``make_default``,
-    ``request_label`` (goes in the version description, so a retry finds its version)."""
+    params: ``template_id``, ``image_id`` or ``image_from_step``, ``make_default``. The
+    version description names the request and the image, so a retry finds its version."""
 
     name = "ec2.launch_template_version"
     permissions = (
@@ -35,10 +28,26 @@ class CreateLaunchTemplateVersion(Action):
         "ec2:DeleteLaunchTemplateVersions",  # undo
     )
 
-    def execute(self, ctx, account_id, region, params):
+    @dataclass(frozen=True, kw_only=True)
+    class Params(ActionParams):
+        """The template, and the AMI (``image_id``, or made by step ``image_from_step``) its new version uses."""
+
+        image_id: str | None = None
+        image_from_step: int | None = None
+        template_id: str
+        make_default: bool = False
+
+    @classmethod
+    def describe(cls, params, *, account, region):
+        return (
+            f"CreateLaunchTemplateVersion on {params.template_id} as `{account.alias}` in {region}: SourceVersion=$Latest, ImageId=<the copy>"
+            + ("; ModifyLaunchTemplate: make it the default version" if params.make_default else "; the default version is left as it is")
+        )
+
+    def run(self, ctx, account_id, region, params):
         ec2 = ctx.client("ec2", account_id, region)
-        image_id = image_of(ctx, params)
-        template = params["template_id"]
+        image_id = image_of(params, ctx.results)
+        template = params.template_id
         marker = f"amibot {ctx.request_uid} {image_id}"
         before = ctx.previous.get("default_before")
         if before is None:
@@ -59,18 +68,18 @@ class CreateLaunchTemplateVersion(Action):
                 )
                 version = made["LaunchTemplateVersion"]["VersionNumber"]
             ctx.checkpoint({"default_before": before, "version": version})
-        if params.get("make_default"):
+        if params.make_default:
             ec2.modify_launch_template(LaunchTemplateId=template, DefaultVersion=str(version))
-        said = f"launch template {template} version {version} uses {image_id}" + (" (now its default version)" if params.get("make_default") else " (default version unchanged)")
+        said = f"launch template {template} version {version} uses {image_id}" + (" (now its default version)" if params.make_default else " (default version unchanged)")
         return {"version": version, "default_before": before, "image_id": image_id, "summary": said, "outcome": said}
 
-    def undo(self, ctx, account_id, region, params, result):
+    def revert(self, ctx, account_id, region, params, result):
         version = result.get("version")
         if version is None:
             return None
         ec2 = ctx.client("ec2", account_id, region)
-        template = params["template_id"]
-        if params.get("make_default") and result.get("default_before") is not None:
+        template = params.template_id
+        if params.make_default and result.get("default_before") is not None:
             ec2.modify_launch_template(LaunchTemplateId=template, DefaultVersion=str(result["default_before"]))
         answer = ec2.delete_launch_template_versions(LaunchTemplateId=template, Versions=[str(version)])
         refused = [e for e in answer.get("UnsuccessfullyDeletedLaunchTemplateVersions", [])

@@ -20,7 +20,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from aws.partitions import partition_for
-from aws.actions import Action, register
+from aws.actions.base import Action, ActionParams, register
 
 # What EC2 does with the snapshots' key when a role launches from the AMI.
 LAUNCH_KEY_ACTIONS = ("kms:Decrypt", "kms:DescribeKey", "kms:CreateGrant", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom")
@@ -134,8 +134,23 @@ class CheckLaunchRoles(Action):
     permissions = SIMULATE_PERMISSIONS
     undoable = False
 
-    def execute(self, ctx, account_id, region, params):
+    @dataclass(frozen=True, kw_only=True)
+    class Params(ActionParams):
+        """The AMI, its keys, and the target's launch roles to ask IAM about."""
+
+        image_id: str
+        key_arns: list[str] = field(default_factory=list)
+        roles: list[str]
+
+    @classmethod
+    def describe(cls, params, *, account, region):
+        return (
+            f"Check from `{account.alias}`: can {', '.join(f'`{r}`' for r in params.roles)} launch it? "
+            "(SimulatePrincipalPolicy: the key operations through EC2 and RunInstances)"
+        )
+
+    def run(self, ctx, account_id, region, params):
         iam = ctx.client("iam", account_id, region)
-        answers = simulate_launch_roles(iam, list(params["roles"]), list(params.get("key_arns") or []), region, params["image_id"])
+        answers = simulate_launch_roles(iam, list(params.roles), list(params.key_arns or []), region, params.image_id)
         lines = [f"Launch roles in {account_id}, asked of IAM:"] + [f"• {a.line()}" for a in answers]
         return {"roles": [asdict(a) for a in answers], "final_note": "\n".join(lines), "all_can_launch": all(a.can_launch for a in answers)}

@@ -6,8 +6,8 @@ The source instance is never stopped or terminated by amibot. On failure, an ima
 that is still unfinished is deregistered (with its snapshots); a finished image and a
 launched instance are kept, because a person may need them (design.md §3).
 
-Also the read-only preflight of a migration (``inspect_instance``, ``describe_subnet``,
-``subnets_in_zone``): every AWS call lives under ``aws/``.
+The read-only preflight of a migration (``inspect_instance``, ``describe_subnet``,
+``subnets_in_zone``) is in ``aws.actions.instance_facts``.
 """
 
 from __future__ import annotations
@@ -18,13 +18,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from aws.actions import Action, Kept, StepContext, StepWaiting, register
+from aws.actions.base import Action, ActionParams, Kept, StepContext, StepWaiting, image_of, register
 from aws.actions.images import OWNER_PROOF_TAG, discard_unfinished_image, find_image, look_up_image, proves_ownership
 from aws.actions.visibility import until_visible
-from aws.actions.inspect import KeyFacts
-from aws.actions.instance_settings import SETTINGS_PREFLIGHT_PERMISSIONS, InstanceSettings, read_instance_settings
+from aws.actions.instance_settings import SETTINGS_PREFLIGHT_PERMISSIONS, InstanceSettings
 from aws.errors import AwsFailure
-from aws.sessions import AwsSessions
 
 # AWS allows 50 user tags per resource; keys starting with "aws:" are AWS's own
 # (e.g. aws:autoscaling:groupName) and are refused by CreateTags/TagSpecifications.
@@ -119,9 +117,28 @@ class CreateImageFromInstance(Action):
         *MIGRATE_PREFLIGHT_PERMISSIONS,
     )
 
-    def execute(self, ctx, account_id, region, params):
+    @dataclass(frozen=True, kw_only=True)
+    class Params(ActionParams):
+        """The instance, the image's name and description, whether to reboot, and its tags."""
+
+        instance_id: str
+        image_name: str
+        description: str = ""
+        no_reboot: bool = False
+        tags: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def describe(cls, params, *, account, region, instance_label: str, reboot: str, tags_text: str):
+        """``instance_label``, ``tags_text``: the instance's name and tags as shown
+        (escaped by the caller); ``reboot``: what NoReboot means for this instance."""
+        return (
+            f"CreateImage from {params.instance_id}{instance_label}: Name=`{params.image_name}`, {reboot}; tags on the image and its snapshots: "
+            f"{tags_text} + `amibot:request`={{request-label}}, `amibot:source-instance`={params.instance_id}"
+        )
+
+    def run(self, ctx, account_id, region, params):
         ec2 = ctx.client("ec2", account_id, region)
-        name = params["image_name"]
+        name = params.image_name
         recorded = ctx.previous.get("image_id")
         if recorded and until_visible(ctx, ctx.previous.get("created_at"), lambda: look_up_image(ec2, recorded), f"image {recorded}"):
             return {"image_id": recorded, "image_name": name, "created": False, "created_at": ctx.previous.get("created_at")}
@@ -133,19 +150,19 @@ class CreateImageFromInstance(Action):
             return self._reuse(found, name, token, account_id, region)
         tags = _tag_list(
             with_provenance(
-                params.get("tags", {}),
-                {"amibot:request": _request_label(ctx), "amibot:source-instance": params["instance_id"], OWNER_PROOF_TAG: token},
+                params.tags,
+                {"amibot:request": _request_label(ctx), "amibot:source-instance": params.instance_id, OWNER_PROOF_TAG: token},
             )
         )
         created_at = time.time()
         try:
             image_id = ec2.create_image(
-                InstanceId=params["instance_id"],
+                InstanceId=params.instance_id,
                 Name=name,
-                Description=params.get("description", "")[:255],
+                Description=params.description[:255],
                 # AWS reboots the instance by default so the file systems are consistent;
                 # NoReboot keeps it up at the risk of an inconsistent image.
-                NoReboot=bool(params.get("no_reboot")),
+                NoReboot=bool(params.no_reboot),
                 TagSpecifications=[{"ResourceType": "image", "Tags": tags}, {"ResourceType": "snapshot", "Tags": tags}],
             )["ImageId"]
         except ClientError as error:
@@ -158,7 +175,7 @@ class CreateImageFromInstance(Action):
                 raise
             return self._reuse(found, name, token, account_id, region)
         ctx.checkpoint({"image_id": image_id, "image_name": name, "created_at": created_at})
-        return {"image_id": image_id, "image_name": name, "created": True, "rebooted": not params.get("no_reboot"), "created_at": created_at}
+        return {"image_id": image_id, "image_name": name, "created": True, "rebooted": not params.no_reboot, "created_at": created_at}
 
     @staticmethod
     def _reuse(found: list[dict[str, Any]], name: str, token: str, account_id: str, region: str) -> dict[str, Any]:
@@ -172,7 +189,7 @@ class CreateImageFromInstance(Action):
             )
         return {"image_id": mine[0]["ImageId"], "image_name": name, "created": False}
 
-    def undo(self, ctx, account_id, region, params, result):
+    def revert(self, ctx, account_id, region, params, result):
         ec2 = ctx.client("ec2", account_id, region)
         image_id = result.get("image_id")
         # An image created moments ago may not be visible yet; it is not gone.
@@ -221,39 +238,65 @@ class LaunchMigratedInstance(Action):
         *MIGRATE_PREFLIGHT_PERMISSIONS,
     )
 
-    def image_id(self, ctx: StepContext, params: dict[str, Any]) -> str:
-        if params.get("image_id"):
-            return params["image_id"]
-        return ctx.results[int(params["image_from_step"])]["image_id"]
+    @dataclass(frozen=True, kw_only=True)
+    class Params(ActionParams):
+        """The image (``image_id``, or made by step ``image_from_step``) and the new instance's settings."""
 
-    def run_parameters(self, ctx: StepContext, params: dict[str, Any]) -> dict[str, Any]:
+        image_id: str | None = None
+        image_from_step: int | None = None
+        subnet_id: str
+        availability_zone: str | None = None
+        vpc_id: str | None = None
+        instance_type: str
+        security_group_ids: list[str]
+        key_name: str | None = None
+        iam_instance_profile_arn: str | None = None
+        tags: dict[str, str] = field(default_factory=dict)
+        source_instance_id: str
+        client_token: str
+        poll_seconds: float = 30
+        settings: dict[str, Any] | None = None
+
+    @classmethod
+    def describe(cls, params, *, account, region, groups: str, tags_text: str, carried: str):
+        """``groups``, ``tags_text``: the security groups and tags as shown (escaped by
+        the caller); ``carried``: the instance settings carried over."""
+        return (
+            f"RunInstances from that image in {params.subnet_id} ({params.availability_zone}, {params.vpc_id}): InstanceType={params.instance_type}, "
+            f"SecurityGroupIds={groups or 'none'}, KeyName={params.key_name or 'none'}, IamInstanceProfile={params.iam_instance_profile_arn or 'none'}, "
+            f"ClientToken=`{params.client_token}`; tags {tags_text} + `amibot:migrated-from`={params.source_instance_id}, `amibot:request`={{request-label}}; "
+            f"carried: {carried}"
+        )
+
+    def run_parameters(self, ctx: StepContext, params: "LaunchMigratedInstance.Params | dict[str, Any]") -> dict[str, Any]:
         """The exact RunInstances parameters (also what the plan shows)."""
+        params = self.typed(params)
         tags = with_provenance(
-            params.get("tags", {}),
-            {"amibot:migrated-from": params["source_instance_id"], "amibot:request": _request_label(ctx)},
+            params.tags,
+            {"amibot:migrated-from": params.source_instance_id, "amibot:request": _request_label(ctx)},
         )
         call: dict[str, Any] = {
-            "ImageId": self.image_id(ctx, params),
+            "ImageId": image_of(params, ctx.results),
             "MinCount": 1,
             "MaxCount": 1,
-            "InstanceType": params["instance_type"],
+            "InstanceType": params.instance_type,
             # A subnet fixes the zone and the VPC; the security groups must be of that VPC.
-            "SubnetId": params["subnet_id"],
-            "SecurityGroupIds": list(params["security_group_ids"]),
-            "ClientToken": params["client_token"],
+            "SubnetId": params.subnet_id,
+            "SecurityGroupIds": list(params.security_group_ids),
+            "ClientToken": params.client_token,
             "TagSpecifications": [{"ResourceType": "instance", "Tags": _tag_list(tags)}],
         }
-        settings = InstanceSettings.from_params(params.get("settings"))
+        settings = InstanceSettings.from_params(params.settings)
         call.update(settings.run_parameters())
         if settings.volume_tags:
             call["TagSpecifications"].append({"ResourceType": "volume", "Tags": _tag_list(settings.volume_tags)})
-        if params.get("key_name"):
-            call["KeyName"] = params["key_name"]
-        if params.get("iam_instance_profile_arn"):
-            call["IamInstanceProfile"] = {"Arn": params["iam_instance_profile_arn"]}
+        if params.key_name:
+            call["KeyName"] = params.key_name
+        if params.iam_instance_profile_arn:
+            call["IamInstanceProfile"] = {"Arn": params.iam_instance_profile_arn}
         return call
 
-    def execute(self, ctx, account_id, region, params):
+    def run(self, ctx, account_id, region, params):
         ec2 = ctx.client("ec2", account_id, region)
         instance_id = ctx.previous.get("instance_id")
         # An instance recorded without the time (an older checkpoint) counts as new.
@@ -270,7 +313,7 @@ class LaunchMigratedInstance(Action):
         instance = until_visible(
             ctx, launched_at, lambda: describe_instance(ec2, instance_id), f"instance {instance_id}",
             result={"instance_id": instance_id, "private_ip": private_ip, "launched_at": launched_at},
-            poll_seconds=float(params.get("poll_seconds", 30)),
+            poll_seconds=float(params.poll_seconds),
         )
         if instance is None:
             raise AwsFailure(
@@ -288,7 +331,7 @@ class LaunchMigratedInstance(Action):
             "subnet_id": instance.get("SubnetId"),
             "image_id": instance.get("ImageId"),
             "state": state,
-            "migrated_from": params["source_instance_id"],
+            "migrated_from": params.source_instance_id,
             "launched_at": launched_at,
         }
         if state == "running":
@@ -296,11 +339,11 @@ class LaunchMigratedInstance(Action):
             # (the final reply too, see bot.operations.migrate).
             said = (
                 f"New instance `{instance_id}`, private IP `{found['private_ip']}` in {found['availability_zone']}, "
-                f"from image `{found['image_id']}` (kept); the source `{params['source_instance_id']}` is left as it was."
+                f"from image `{found['image_id']}` (kept); the source `{params.source_instance_id}` is left as it was."
             )
             return {**found, "summary": said}
         if state == "pending":
-            raise StepWaiting(f"{instance_id} pending", retry_after=float(params.get("poll_seconds", 30)), result=found)
+            raise StepWaiting(f"{instance_id} pending", retry_after=float(params.poll_seconds), result=found)
         reason = instance.get("StateReason") or {}
         code = reason.get("Code") or "InstanceNotRunning"
         if "InternalError" in code or "InternalError" in (reason.get("Message") or ""):
@@ -322,7 +365,7 @@ class LaunchMigratedInstance(Action):
             operation="RunInstances",
         )
 
-    def undo(self, ctx, account_id, region, params, result):
+    def revert(self, ctx, account_id, region, params, result):
         instance_id = result.get("instance_id")
         if not instance_id:
             return None
@@ -333,132 +376,3 @@ class LaunchMigratedInstance(Action):
             f"the new instance {instance_id}{where} in {result.get('availability_zone') or params.get('availability_zone')} "
             "(kept: amibot never terminates an instance; terminate it yourself if it is not wanted)"
         )
-
-
-# --------------------------------------------------------------------------- preflight
-
-
-@dataclass
-class VolumeFacts:
-    """One EBS volume of the instance and its encryption."""
-
-    device: str
-    volume_id: str
-    size: int
-    encrypted: bool
-    kms_key_arn: str | None
-
-
-@dataclass
-class SubnetFacts:
-    """A subnet a migrated instance could be launched in."""
-
-    subnet_id: str
-    availability_zone: str
-    vpc_id: str
-    cidr: str
-    free_addresses: int
-    name: str = ""
-
-
-@dataclass
-class InstanceFacts:
-    """What the migrate preflight saw of an instance, shown to the approver."""
-
-    instance_id: str
-    name: str
-    state: str
-    instance_type: str
-    availability_zone: str
-    vpc_id: str | None
-    vpc_cidr: str | None
-    subnet_id: str | None
-    private_ip: str | None
-    security_groups: list[dict[str, str]]  # [{"GroupId", "GroupName"}]
-    key_name: str | None
-    iam_instance_profile_arn: str | None
-    tags: dict[str, str]
-    root_device_type: str
-    volumes: list[VolumeFacts] = field(default_factory=list)
-    keys: list[KeyFacts] = field(default_factory=list)  # one per distinct volume key
-    settings: InstanceSettings = field(default_factory=InstanceSettings)  # carried by RunInstances
-
-
-def inspect_instance(sessions: AwsSessions, account_id: str, region: str, instance_id: str, tag: str) -> InstanceFacts:
-    """Read the instance, its volumes and their keys, and its VPC, as its account sees them."""
-    ec2 = sessions.client("ec2", account_id, region, tag)
-    kms = sessions.client("kms", account_id, region, tag)
-    reservations = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
-    instances = [i for r in reservations for i in r.get("Instances", [])]
-    if not instances:
-        raise AwsFailure("InvalidInstanceID.NotFound", f"The instance ID '{instance_id}' does not exist", operation="DescribeInstances")
-    instance = instances[0]
-    tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
-    volume_ids = [m["Ebs"]["VolumeId"] for m in instance.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("VolumeId")]
-    volumes: list[VolumeFacts] = []
-    keys: dict[str, KeyFacts] = {}
-    described = ec2.describe_volumes(VolumeIds=volume_ids)["Volumes"] if volume_ids else []
-    if volume_ids:
-        for volume in described:
-            device = next((a["Device"] for a in volume.get("Attachments", []) if a.get("InstanceId") == instance_id), "")
-            key_id = volume.get("KmsKeyId") if volume.get("Encrypted") else None
-            if key_id and key_id not in keys:
-                meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
-                aliases = [a["AliasName"] for a in kms.list_aliases(KeyId=meta["KeyId"]).get("Aliases", [])]
-                keys[key_id] = KeyFacts(arn=meta["Arn"], manager=meta["KeyManager"], state=meta["KeyState"], aliases=aliases)
-            volumes.append(VolumeFacts(device, volume["VolumeId"], int(volume.get("Size", 0)), bool(volume.get("Encrypted")), keys[key_id].arn if key_id else None))
-    vpc_id = instance.get("VpcId")
-    vpc_cidr = None
-    if vpc_id:
-        vpcs = ec2.describe_vpcs(VpcIds=[vpc_id])["Vpcs"]
-        vpc_cidr = vpcs[0].get("CidrBlock") if vpcs else None
-    profile = instance.get("IamInstanceProfile") or {}
-    return InstanceFacts(
-        instance_id=instance_id,
-        name=tags.get("Name", ""),
-        state=instance["State"]["Name"],
-        instance_type=instance["InstanceType"],
-        availability_zone=instance.get("Placement", {}).get("AvailabilityZone", ""),
-        vpc_id=vpc_id,
-        vpc_cidr=vpc_cidr,
-        subnet_id=instance.get("SubnetId"),
-        private_ip=instance.get("PrivateIpAddress"),
-        security_groups=[{"GroupId": g["GroupId"], "GroupName": g.get("GroupName", "")} for g in instance.get("SecurityGroups", [])],
-        key_name=instance.get("KeyName"),
-        iam_instance_profile_arn=profile.get("Arn"),
-        tags=tags,
-        root_device_type=instance.get("RootDeviceType", "ebs"),
-        volumes=volumes,
-        keys=list(keys.values()),
-        settings=read_instance_settings(ec2, instance, described),
-    )
-
-
-def _subnet_facts(subnet: dict[str, Any]) -> SubnetFacts:
-    return SubnetFacts(
-        subnet_id=subnet["SubnetId"],
-        availability_zone=subnet["AvailabilityZone"],
-        vpc_id=subnet["VpcId"],
-        cidr=subnet.get("CidrBlock", ""),
-        free_addresses=int(subnet.get("AvailableIpAddressCount", 0)),
-        name=next((t["Value"] for t in subnet.get("Tags", []) if t["Key"] == "Name"), ""),
-    )
-
-
-def subnets_in_zone(sessions: AwsSessions, account_id: str, region: str, vpc_id: str, zone: str, tag: str) -> list[SubnetFacts]:
-    """The VPC's subnets in one Availability Zone."""
-    ec2 = sessions.client("ec2", account_id, region, tag)
-    subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "availability-zone", "Values": [zone]}])["Subnets"]
-    return [_subnet_facts(s) for s in subnets]
-
-
-def describe_subnet(sessions: AwsSessions, account_id: str, region: str, subnet_id: str, tag: str) -> SubnetFacts | None:
-    """One subnet by id, or None when the account has no such subnet in that region."""
-    ec2 = sessions.client("ec2", account_id, region, tag)
-    try:
-        subnets = ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"]
-    except ClientError as error:
-        if error.response["Error"]["Code"] in ("InvalidSubnetID.NotFound", "InvalidSubnetID.Malformed"):
-            return None
-        raise
-    return _subnet_facts(subnets[0]) if subnets else None

@@ -4,11 +4,12 @@ check from the target account's side."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 from botocore.exceptions import ClientError
 
-from aws.actions import SHARE_GRANT_OPERATIONS, Action, account_root, register  # noqa: F401
+from aws.actions.base import Action, ActionParams, register
 from aws.actions.holdings import kept_sentence, launch_permission_resource, snapshot_permission_resource
 from aws.errors import AwsFailure
 
@@ -28,14 +29,60 @@ def _refuse_public(permissions: list[dict[str, str]]) -> None:
             raise PublicShareRefused(f"launch permission {permission}")
 
 
-def launch_permission_entries(params: dict[str, Any]) -> list[dict[str, str]]:
-    """Launch-permission entries for a share's targets: accounts, an org or an OU."""
-    entries = [{"UserId": account} for account in params.get("account_ids", [])]
-    if params.get("organization_arn"):
-        entries.append({"OrganizationArn": params["organization_arn"]})
-    if params.get("ou_arn"):
-        entries.append({"OrganizationalUnitArn": params["ou_arn"]})
-    return entries
+@dataclass(frozen=True, kw_only=True)
+class LaunchPermissionParams(ActionParams):
+    """Who may launch ``image_id``: accounts, an organization, an OU."""
+
+    image_id: str
+    account_ids: list[str] = field(default_factory=list)
+    organization_arn: str | None = None
+    ou_arn: str | None = None
+
+    def entries(self) -> list[dict[str, str]]:
+        """Launch-permission entries for a share's targets: accounts, an org or an OU."""
+        entries = [{"UserId": account} for account in self.account_ids]
+        if self.organization_arn:
+            entries.append({"OrganizationArn": self.organization_arn})
+        if self.ou_arn:
+            entries.append({"OrganizationalUnitArn": self.ou_arn})
+        return entries
+
+
+def launch_permission_entries(params: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Launch-permission entries of a stored launch-permission step's params."""
+    return LaunchPermissionParams.from_dict(params).entries()
+
+
+@dataclass(frozen=True, kw_only=True)
+class SnapshotPermissionParams(ActionParams):
+    """createVolumePermission on ``snapshot_ids`` for ``account_ids``."""
+
+    snapshot_ids: list[str]
+    account_ids: list[str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class GrantParams(ActionParams):
+    """A named KMS grant on ``key_arn`` to ``grantee_principal``."""
+
+    key_arn: str
+    grantee_principal: str
+    operations: list[str]
+    grant_name: str
+
+
+def _temporary(note: str | None) -> str:
+    return f" — {note}" if note else ""
+
+
+def who_text(params: LaunchPermissionParams, grantees: list[Any]) -> str:
+    """Who a launch permission is for, as the plan says it."""
+    who = ", ".join(f"`{a.alias}` ({a.id})" for a in grantees)
+    if params.organization_arn:
+        who = f"the organization {params.organization_arn}"
+    if params.ou_arn:
+        who = f"the OU {params.ou_arn}"
+    return who
 
 
 @register
@@ -48,27 +95,37 @@ class AddLaunchPermission(Action):
 
     name = "ec2.add_launch_permission"
     permissions = ("ec2:DescribeImageAttribute", "ec2:ModifyImageAttribute")
+    Params = LaunchPermissionParams
 
-    def execute(self, ctx, account_id, region, params):
+    @classmethod
+    def describe(cls, params, *, account, region, grantees: list[Any], note: str | None = None):
+        """``grantees``: the target accounts (alias, id); ``note``: why it is temporary."""
+        return f"ModifyImageAttribute on {params.image_id}: add launch permission for {who_text(params, grantees)}" + _temporary(note)
+
+    def holdings(self, account_id, region, params):
+        """One holding per launch-permission entry."""
+        return [launch_permission_resource(account_id, region, params.image_id, entry) for entry in params.entries()]
+
+    def run(self, ctx, account_id, region, params):
         ec2 = ctx.client("ec2", account_id, region)
-        wanted = launch_permission_entries(params)
+        wanted = params.entries()
         _refuse_public(wanted)
-        existing = ec2.describe_image_attribute(ImageId=params["image_id"], Attribute="launchPermission")["LaunchPermissions"]
+        existing = ec2.describe_image_attribute(ImageId=params.image_id, Attribute="launchPermission")["LaunchPermissions"]
         # Only what was not there before is ours to remove later.
         added = [entry for entry in wanted if entry not in existing]
         # Held before the change, so a concurrent removal by another request sees us.
-        for entry in wanted:
-            ctx.holdings.hold(launch_permission_resource(account_id, region, params["image_id"], entry), created=entry in added)
+        for entry, holding in zip(wanted, self.holdings(account_id, region, params)):
+            ctx.holdings.hold(holding, created=entry in added)
         if added:
-            ec2.modify_image_attribute(ImageId=params["image_id"], LaunchPermission={"Add": added})
+            ec2.modify_image_attribute(ImageId=params.image_id, LaunchPermission={"Add": added})
         return {"added": added, "already_present": [e for e in wanted if e in existing], "held": wanted}
 
-    def undo(self, ctx, account_id, region, params, result):
+    def revert(self, ctx, account_id, region, params, result):
         added = result.get("added", [])
         held = result.get("held") or added  # results recorded before holdings existed
         remove, kept = [], []
         for entry in held:
-            release = ctx.holdings.release(launch_permission_resource(account_id, region, params["image_id"], entry), created=entry in added)
+            release = ctx.holdings.release(launch_permission_resource(account_id, region, params.image_id, entry), created=entry in added)
             if release.remove:
                 remove.append(entry)
             elif release.kept_for:
@@ -76,10 +133,10 @@ class AddLaunchPermission(Action):
         said = []
         if remove:
             ec2 = ctx.client("ec2", account_id, region)
-            ec2.modify_image_attribute(ImageId=params["image_id"], LaunchPermission={"Remove": remove})
-            said.append(f"removed launch permission on {params['image_id']} for {_describe_entries(remove)}")
+            ec2.modify_image_attribute(ImageId=params.image_id, LaunchPermission={"Remove": remove})
+            said.append(f"removed launch permission on {params.image_id} for {_describe_entries(remove)}")
         if kept:
-            said.append(kept_sentence(f"launch permission on {params['image_id']}", kept))
+            said.append(kept_sentence(f"launch permission on {params.image_id}", kept))
         return "; ".join(said) or None
 
 
@@ -93,24 +150,30 @@ class RemoveLaunchPermission(Action):
     name = "ec2.remove_launch_permission"
     permissions = ("ec2:DescribeImageAttribute", "ec2:ModifyImageAttribute")
     undoable = False
+    Params = LaunchPermissionParams
 
-    def execute(self, ctx, account_id, region, params):
+    @classmethod
+    def describe(cls, params, *, account, region, origins: list[str]):
+        """``origins``: per entry, who added it."""
+        return f"ModifyImageAttribute on {params.image_id}: remove launch permission for " + "; ".join(origins)
+
+    def run(self, ctx, account_id, region, params):
         ec2 = ctx.client("ec2", account_id, region)
-        entries = launch_permission_entries(params)
-        existing = ec2.describe_image_attribute(ImageId=params["image_id"], Attribute="launchPermission")["LaunchPermissions"]
+        entries = params.entries()
+        existing = ec2.describe_image_attribute(ImageId=params.image_id, Attribute="launchPermission")["LaunchPermissions"]
         removed, kept = [], []
         for entry in entries:
-            release = ctx.holdings.end(launch_permission_resource(account_id, region, params["image_id"], entry))
+            release = ctx.holdings.end(launch_permission_resource(account_id, region, params.image_id, entry))
             if not release.remove:
                 kept.append((_describe_entries([entry]), release))
             elif entry in existing:
                 removed.append(entry)
         if removed:
-            ec2.modify_image_attribute(ImageId=params["image_id"], LaunchPermission={"Remove": removed})
+            ec2.modify_image_attribute(ImageId=params.image_id, LaunchPermission={"Remove": removed})
         result: dict[str, Any] = {"removed": removed}
         if kept:
             result["kept_entries"] = [e for e in entries if _describe_entries([e]) in {name for name, _ in kept}]
-            result["summary"] = kept_sentence(f"launch permission on {params['image_id']}", kept)
+            result["summary"] = kept_sentence(f"launch permission on {params.image_id}", kept)
         return result
 
 
@@ -133,24 +196,37 @@ class AddSnapshotPermission(Action):
 
     name = "ec2.add_snapshot_permission"
     permissions = ("ec2:DescribeSnapshotAttribute", "ec2:ModifySnapshotAttribute")
+    Params = SnapshotPermissionParams
 
-    def execute(self, ctx, account_id, region, params):
+    @classmethod
+    def describe(cls, params, *, account, region, note: str | None = None):
+        """Without ``note`` (why it is temporary), it is a share's allow-copy."""
+        return (
+            f"ModifySnapshotAttribute on {', '.join(params.snapshot_ids)}: add createVolumePermission for {', '.join(params.account_ids)}"
+            + (_temporary(note) if note else " (allow-copy: the targets can copy the data out)")
+        )
+
+    def holdings(self, account_id, region, params):
+        """One holding per snapshot and account."""
+        return [snapshot_permission_resource(account_id, region, s, a) for s in params.snapshot_ids for a in params.account_ids]
+
+    def run(self, ctx, account_id, region, params):
         ec2 = ctx.client("ec2", account_id, region)
         added: dict[str, list[str]] = {}
-        for snapshot_id in params["snapshot_ids"]:
+        for snapshot_id in params.snapshot_ids:
             existing = {
                 p.get("UserId")
                 for p in ec2.describe_snapshot_attribute(SnapshotId=snapshot_id, Attribute="createVolumePermission")["CreateVolumePermissions"]
             }
-            new = [a for a in params["account_ids"] if a not in existing]
-            for grantee in params["account_ids"]:
+            new = [a for a in params.account_ids if a not in existing]
+            for grantee in params.account_ids:
                 ctx.holdings.hold(snapshot_permission_resource(account_id, region, snapshot_id, grantee), created=grantee in new)
             if new:
                 change_snapshot_permission(ec2, snapshot_id, "Add", new)
             added[snapshot_id] = new
-        return {"added": added, "held": {s: list(params["account_ids"]) for s in params["snapshot_ids"]}}
+        return {"added": added, "held": {s: list(params.account_ids) for s in params.snapshot_ids}}
 
-    def undo(self, ctx, account_id, region, params, result):
+    def revert(self, ctx, account_id, region, params, result):
         ec2 = ctx.client("ec2", account_id, region)
         added = result.get("added", {})
         undone, kept = [], []
@@ -179,14 +255,20 @@ class RemoveSnapshotPermission(Action):
     name = "ec2.remove_snapshot_permission"
     permissions = ("ec2:ModifySnapshotAttribute",)
     undoable = False
+    Params = SnapshotPermissionParams
 
-    def execute(self, ctx, account_id, region, params):
+    @classmethod
+    def describe(cls, params, *, account, region, origins: list[str]):
+        """``origins``: per account, who added its permission."""
+        return f"ModifySnapshotAttribute on {', '.join(params.snapshot_ids)}: remove createVolumePermission for {'; '.join(origins)}"
+
+    def run(self, ctx, account_id, region, params):
         ec2 = ctx.client("ec2", account_id, region)
         removed, kept = [], []
         kept_accounts: dict[str, list[str]] = {}
-        for snapshot_id in params["snapshot_ids"]:
+        for snapshot_id in params.snapshot_ids:
             remove = []
-            for grantee in params["account_ids"]:
+            for grantee in params.account_ids:
                 release = ctx.holdings.end(snapshot_permission_resource(account_id, region, snapshot_id, grantee))
                 if release.remove:
                     remove.append(grantee)
@@ -209,18 +291,27 @@ class CreateKmsGrant(Action):
 
     name = "kms.create_grant"
     permissions = ("kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant")
+    Params = GrantParams
 
-    def execute(self, ctx, account_id, region, params):
+    @classmethod
+    def describe(cls, params, *, account, region, key_label: str, note: str | None = None):
+        """``key_label``: the key as the plan names it; ``note``: why it is temporary."""
+        return (
+            f"CreateGrant on key {key_label}: {params.grantee_principal} may "
+            f"{', '.join(params.operations)} (grant name `{params.grant_name}`)" + _temporary(note)
+        )
+
+    def run(self, ctx, account_id, region, params):
         kms = ctx.client("kms", account_id, region)
-        name = params["grant_name"]
-        for grant in _list_grants(kms, params["key_arn"]):
+        name = params.grant_name
+        for grant in _list_grants(kms, params.key_arn):
             if grant.get("Name") == name:
                 return {"grant_id": grant["GrantId"], "created": False}
         created_at = time.time()
         grant = kms.create_grant(
-            KeyId=params["key_arn"],
-            GranteePrincipal=params["grantee_principal"],
-            Operations=list(params["operations"]),
+            KeyId=params.key_arn,
+            GranteePrincipal=params.grantee_principal,
+            Operations=list(params.operations),
             Name=name,
         )
         # For a while after, ListGrants may not list the new grant (eventual
@@ -228,15 +319,15 @@ class CreateKmsGrant(Action):
         # answers with this grant instead of a second one.
         return {"grant_id": grant["GrantId"], "created": True, "created_at": created_at}
 
-    def undo(self, ctx, account_id, region, params, result):
+    def revert(self, ctx, account_id, region, params, result):
         grant_id = result.get("grant_id")
         if not grant_id:
             return None
         kms = ctx.client("kms", account_id, region)
         # By id, which CreateGrant returned: works at once, even while ListGrants does
         # not list the new grant yet.
-        _revoke(kms, params["key_arn"], grant_id)
-        return f"revoked KMS grant {grant_id} on {params['key_arn']}"
+        _revoke(kms, params.key_arn, grant_id)
+        return f"revoked KMS grant {grant_id} on {params.key_arn}"
 
 
 @register
@@ -247,50 +338,23 @@ class RevokeKmsGrants(Action):
     permissions = ("kms:RevokeGrant",)
     undoable = False
 
-    def execute(self, ctx, account_id, region, params):
+    @dataclass(frozen=True, kw_only=True)
+    class Params(ActionParams):
+        """The grants on ``key_arn`` to revoke, by id."""
+
+        key_arn: str
+        grant_ids: list[str]
+
+    @classmethod
+    def describe(cls, params, *, account, region, key_label: str, origins: list[str]):
+        """``origins``: per grant, whom it was to and who made it."""
+        return f"RevokeGrant on key {key_label}: " + "; ".join(origins)
+
+    def run(self, ctx, account_id, region, params):
         kms = ctx.client("kms", account_id, region)
-        for grant_id in params["grant_ids"]:
-            _revoke(kms, params["key_arn"], grant_id)
-        return {"revoked": params["grant_ids"]}
-
-
-@register
-class VerifyTargetAccess(Action):
-    """From the target account: the AMI is visible and its keys are usable.
-
-    ``RunInstances`` with ``DryRun`` checks IAM only, never KMS, so it is no
-    evidence; ``DescribeKey`` and ``CreateGrant`` with ``DryRun`` from the target are.
-    A new grant takes minutes to spread, so this retries with backoff."""
-
-    name = "verify.target_access"
-    permissions = ("ec2:DescribeImages", "kms:DescribeKey", "kms:CreateGrant")
-    undoable = False
-
-    def execute(self, ctx, account_id, region, params):
-        ec2 = ctx.client("ec2", account_id, region)
-        kms = ctx.client("kms", account_id, region)
-        deadline = time.monotonic() + ctx.grant_wait_seconds
-        delay = 2.0
-        while True:
-            try:
-                images = ec2.describe_images(ImageIds=[params["image_id"]])["Images"]
-                if not images:
-                    raise AwsFailure("InvalidAMIID.NotFound", f"{params['image_id']} is not visible from {account_id}")
-                for key_arn in params.get("key_arns", []):
-                    kms.describe_key(KeyId=key_arn)
-                    try:
-                        kms.create_grant(KeyId=key_arn, GranteePrincipal=account_root(account_id, region), Operations=["Decrypt"], DryRun=True)
-                    except ClientError as error:
-                        if error.response["Error"]["Code"] != "DryRunOperationException":
-                            raise
-                return {"visible": True, "keys_usable": list(params.get("key_arns", []))}
-            except (ClientError, AwsFailure) as error:
-                code = error.response["Error"]["Code"] if isinstance(error, ClientError) else error.code
-                if code not in ("AccessDeniedException", "InvalidAMIID.NotFound", "NotFoundException") or time.monotonic() + delay > deadline:
-                    raise
-                ctx.log(f"target cannot see or use it yet ({code}); a new grant can take minutes to spread, retrying")
-                ctx.sleep(delay)
-                delay = min(delay * 2, 60)
+        for grant_id in params.grant_ids:
+            _revoke(kms, params.key_arn, grant_id)
+        return {"revoked": params.grant_ids}
 
 
 def check_source_key_grantable(sessions: Any, account_id: str, region: str, key_arn: str, grantee: str, operations: list[str], tag: str) -> None:

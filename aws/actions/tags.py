@@ -4,9 +4,9 @@ was before: the undo puts back exactly that (and removes the keys that were new)
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
 
-from aws.actions import Action, register
+from aws.actions.base import Action, ActionParams, register
 
 
 @register
@@ -18,27 +18,44 @@ class TagImage(Action):
     name = "ec2.tag_image"
     permissions = ("ec2:CreateTags", "ec2:DeleteTags", "ec2:DescribeImages")
 
-    def execute(self, ctx, account_id, region, params):
+    @dataclass(frozen=True, kw_only=True)
+    class Params(ActionParams):
+        """The AMI, its snapshots, and the tags to set on all of them."""
+
+        image_id: str
+        snapshot_ids: list[str] = field(default_factory=list)
+        tags: dict[str, str]
+
+    @classmethod
+    def describe(cls, params, *, account, region, current_tags: dict[str, str]):
+        """``current_tags``: the AMI's tags now, to say what each key changes from."""
+        changes = [
+            f"`{k}`: " + (f"`{current_tags[k]}` → `{v}`" if k in current_tags and current_tags[k] != v else ("unchanged" if current_tags.get(k) == v else f"(none) → `{v}`"))
+            for k, v in params.tags.items()
+        ]
+        return f"CreateTags on {', '.join([params.image_id, *params.snapshot_ids])}: " + "; ".join(changes)
+
+    def run(self, ctx, account_id, region, params):
         ec2 = ctx.client("ec2", account_id, region)
         before = ctx.previous.get("before")
         if before is None:
-            image = ec2.describe_images(ImageIds=[params["image_id"]])["Images"][0]
+            image = ec2.describe_images(ImageIds=[params.image_id])["Images"][0]
             current = {t["Key"]: t["Value"] for t in image.get("Tags", [])}
-            before = {key: current.get(key) for key in params["tags"]}
+            before = {key: current.get(key) for key in params.tags}
             ctx.checkpoint({"before": before})
-        resources = [params["image_id"], *params.get("snapshot_ids", [])]
-        ec2.create_tags(Resources=resources, Tags=[{"Key": k, "Value": v} for k, v in params["tags"].items()])
-        changed = [f"{k}={v}" for k, v in params["tags"].items() if before.get(k) != v]
+        resources = [params.image_id, *params.snapshot_ids]
+        ec2.create_tags(Resources=resources, Tags=[{"Key": k, "Value": v} for k, v in params.tags.items()])
+        changed = [f"{k}={v}" for k, v in params.tags.items() if before.get(k) != v]
         return {"before": before, "summary": f"tagged {', '.join(resources)}: " + (", ".join(changed) or "already so")}
 
-    def undo(self, ctx, account_id, region, params, result):
+    def revert(self, ctx, account_id, region, params, result):
         ec2 = ctx.client("ec2", account_id, region)
         before = result.get("before") or {}
-        resources = [params["image_id"], *params.get("snapshot_ids", [])]
+        resources = [params.image_id, *params.snapshot_ids]
         restore = [{"Key": k, "Value": v} for k, v in before.items() if v is not None]
         remove = [{"Key": k} for k, v in before.items() if v is None]
         if restore:
             ec2.create_tags(Resources=resources, Tags=restore)
         if remove:
             ec2.delete_tags(Resources=resources, Tags=remove)
-        return f"put back the earlier tags of {params['image_id']} ({', '.join(t['Key'] for t in restore + remove)})"
+        return f"put back the earlier tags of {params.image_id} ({', '.join(t['Key'] for t in restore + remove)})"

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from aws.actions import Action, StepContext, StepWaiting, register
+from aws.actions.base import Action, ActionParams, StepContext, StepWaiting, image_of, register
 from aws.actions.visibility import until_visible, within_window
 from aws.errors import AwsFailure, explain
 
@@ -94,15 +95,30 @@ class VerifyByTestLaunch(Action):
         "kms:GenerateDataKeyWithoutPlaintext",
     )
 
-    def image_id(self, ctx: StepContext, params: dict[str, Any]) -> str:
-        """The image to launch: named in params, or made by an earlier step."""
-        if params.get("image_id"):
-            return params["image_id"]
-        return ctx.results[int(params["image_from_step"])]["image_id"]
+    @dataclass(frozen=True, kw_only=True)
+    class Params(ActionParams):
+        """The image (``image_id``, or made by step ``image_from_step``), where to launch it, how to wait."""
 
-    def execute(self, ctx, account_id, region, params):
+        image_id: str | None = None
+        image_from_step: int | None = None
+        subnet_id: str | None = None
+        instance_type: str | None = None
+        key_arns: list[str] = field(default_factory=list)
+        poll_seconds: float = 15
+        status_timeout_seconds: float | None = None  # None: 900 s (plans leave it out)
+
+    @classmethod
+    def describe(cls, params, *, account, region, of: str = "image"):
+        """``of``: ``image`` (named), ``copy`` (made by this plan) or ``earlier copy``."""
+        where = f"subnet {params.subnet_id} (`verify_subnets`)" if params.subnet_id else "a default subnet of the default VPC"
+        if of == "earlier copy":
+            return f"Test launch as `{account.alias}` in {region} of the copy, wait for its status checks, then TerminateInstances"
+        launched = f"of {params.image_id} (smallest instance type for it)" if of == "image" else "(smallest instance type for the copy)"
+        return f"Test launch as `{account.alias}` in {region}: RunInstances {launched} in {where}, wait for its status checks, then TerminateInstances"
+
+    def run(self, ctx, account_id, region, params):
         ec2 = ctx.client("ec2", account_id, region)
-        image_id = self.image_id(ctx, params)
+        image_id = image_of(params, ctx.results)
         done = dict(ctx.previous)
         if done.get("verified"):
             # A restart after the check passed: make sure the instance is gone.
@@ -123,7 +139,7 @@ class VerifyByTestLaunch(Action):
                 ctx.log(f"could not terminate test instance {done['instance_id']}: {error}")
             raise
 
-    def undo(self, ctx, account_id, region, params, result):
+    def revert(self, ctx, account_id, region, params, result):
         instance_id = result.get("instance_id")
         if not instance_id:
             return None
@@ -133,19 +149,19 @@ class VerifyByTestLaunch(Action):
         return None
 
     # -- launching ---------------------------------------------------------------
-    def _launch(self, ctx: StepContext, ec2: Any, account_id: str, region: str, image_id: str, params: dict[str, Any]) -> dict[str, Any]:
+    def _launch(self, ctx: StepContext, ec2: Any, account_id: str, region: str, image_id: str, params: "VerifyByTestLaunch.Params") -> dict[str, Any]:
         images = ec2.describe_images(ImageIds=[image_id])["Images"]
         if not images:
             raise explain("InvalidAMIID.NotFound", f"{image_id} is not visible from {account_id} in {region}", "DescribeImages")
         image = images[0]
-        instance_type = params.get("instance_type") or instance_type_for(image)
-        subnet_id = params.get("subnet_id") or _default_subnet(ec2, account_id, region, instance_type)
+        instance_type = params.instance_type or instance_type_for(image)
+        subnet_id = params.subnet_id or _default_subnet(ec2, account_id, region, instance_type)
         try:
             instance = self._run(ctx, ec2, account_id, region, image_id, instance_type, subnet_id)
         except ClientError as error:
             err = error.response["Error"]
             # Nitro types (t3) need ENA; an older x86_64 image without it boots on t2.
-            if params.get("instance_type") or err.get("Code") != "InvalidParameterCombination" or "ENA" not in err.get("Message", "") and "Elastic Network Adapter" not in err.get("Message", ""):
+            if params.instance_type or err.get("Code") != "InvalidParameterCombination" or "ENA" not in err.get("Message", "") and "Elastic Network Adapter" not in err.get("Message", ""):
                 raise
             instance_type = NON_ENA_X86_TYPE
             instance = self._run(ctx, ec2, account_id, region, image_id, instance_type, subnet_id)
@@ -190,10 +206,10 @@ class VerifyByTestLaunch(Action):
         )["Instances"][0]
 
     # -- following it ------------------------------------------------------------
-    def _follow(self, ctx: StepContext, ec2: Any, account_id: str, region: str, image_id: str, params: dict[str, Any], done: dict[str, Any]) -> dict[str, Any]:
+    def _follow(self, ctx: StepContext, ec2: Any, account_id: str, region: str, image_id: str, params: "VerifyByTestLaunch.Params", done: dict[str, Any]) -> dict[str, Any]:
         instance_id = done["instance_id"]
-        poll = float(params.get("poll_seconds", 15))
-        timeout = float(params.get("status_timeout_seconds", 900))
+        poll = float(params.poll_seconds)
+        timeout = float(params.status_timeout_seconds or 900)
         timed_out = time.time() - float(done.get("launched_at", time.time())) > timeout
         # Right after RunInstances the instance may not be visible yet: look again briefly.
         instance = until_visible(ctx, done.get("launched_at"), lambda: _describe(ec2, instance_id), f"test instance {instance_id}", result=done, poll_seconds=poll)
@@ -216,7 +232,7 @@ class VerifyByTestLaunch(Action):
             message = reason.get("Message") or f"test instance {instance_id} is {state}"
             if code == KEY_PROBLEM_REASON:
                 failure = explain(code, message, "RunInstances")
-                keys = params.get("key_arns") or []
+                keys = params.key_arns or []
                 if keys:
                     failure.fix = f"{failure.fix} Key(s): {', '.join(keys)}."
                 failure.cause = f"Test instance {instance_id} from {image_id} in {account_id} terminated at once. {failure.cause}"

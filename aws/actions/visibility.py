@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, TypeVar
 
-from aws.actions import StepContext, StepWaiting
+from aws.actions.base import StepContext, StepWaiting
 
 T = TypeVar("T")
 

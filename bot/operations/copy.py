@@ -19,15 +19,19 @@ from typing import Any, Callable, TypeVar
 from aws.actions import SHARE_GRANT_OPERATIONS, ImageFacts, account_root, grant_name
 from aws.actions.copy import (
     MAX_COPIES_IN_FLIGHT,
-    PROVENANCE_TAG_KEYS,
+    CopyImage,
     DestinationKey,
+    RemoveTemporary,
     check_key_usable,
-    client_token,
     copies_in_flight,
     default_copy_name,
     image_named,
     resolve_destination_key,
 )
+from aws.actions.images import WaitImageAvailable
+from aws.actions.share import AddLaunchPermission, AddSnapshotPermission, CreateKmsGrant
+from aws.actions.target_checks import VerifyCopy, VerifyTargetAccess
+from aws.actions.verify import VerifyByTestLaunch
 from aws.errors import is_aws_error, translate
 from bot import grammar, slacktext
 from bot.config import AccountConfig
@@ -140,132 +144,42 @@ def copy_steps(
         return len(steps)
 
     if cross_account:
-        temporary.append(add(PlannedStep(
-            action="ec2.add_launch_permission",
-            account_alias=source.alias,
-            account_id=source.id,
-            region=source_region,
-            params={"image_id": facts.image_id, "account_ids": [target.id]},
-            description=(
-                f"ModifyImageAttribute on {facts.image_id}: add launch permission for `{target.alias}` ({target.id}) "
-                "— temporary, removed after the copy"
-            ),
-        )))
-        temporary.append(add(PlannedStep(
-            action="ec2.add_snapshot_permission",
-            account_alias=source.alias,
-            account_id=source.id,
-            region=source_region,
-            params={"snapshot_ids": facts.snapshot_ids, "account_ids": [target.id]},
-            description=(
-                f"ModifySnapshotAttribute on {', '.join(facts.snapshot_ids)}: add createVolumePermission for {target.id} "
-                "— temporary: CopyImage from another account needs it"
-            ),
-        )))
+        launch = AddLaunchPermission.Params(image_id=facts.image_id, account_ids=[target.id])
+        temporary.append(add(AddLaunchPermission.plan(source, source_region, launch, grantees=[target], note="temporary, removed after the copy")))
+        snapshots = AddSnapshotPermission.Params(snapshot_ids=facts.snapshot_ids, account_ids=[target.id])
+        temporary.append(add(AddSnapshotPermission.plan(source, source_region, snapshots, note="temporary: CopyImage from another account needs it")))
         for source_key in facts.keys:
-            gname = grant_name(request_uid, target.id)
-            temporary.append(add(PlannedStep(
-                action="kms.create_grant",
-                account_alias=source.alias,
-                account_id=source.id,
-                region=source_region,
-                params={
-                    "key_arn": source_key.arn,
-                    "grantee_principal": account_root(target.id, source_region),
-                    "operations": list(SHARE_GRANT_OPERATIONS),
-                    "grant_name": gname,
-                },
-                description=(
-                    f"CreateGrant on key {_key_label(source_key)}: {account_root(target.id, source_region)} may "
-                    f"{', '.join(SHARE_GRANT_OPERATIONS)} (grant name `{gname}`) — temporary: the copy decrypts with it"
-                ),
-            )))
-        add(PlannedStep(
-            action="verify.target_access",
-            account_alias=target.alias,
-            account_id=target.id,
-            region=source_region,
-            params={"image_id": facts.image_id, "key_arns": [k.arn for k in facts.keys]},
-            description=(
-                f"Check from `{target.alias}` in {source_region}: the AMI is visible"
-                + (" and its key is usable (DescribeKey, CreateGrant DryRun; retried while the new grant spreads)" if facts.keys else "")
-            ),
-        ))
+            grant = CreateKmsGrant.Params(
+                key_arn=source_key.arn, grantee_principal=account_root(target.id, source_region), operations=list(SHARE_GRANT_OPERATIONS),
+                grant_name=grant_name(request_uid, target.id),
+            )
+            temporary.append(add(CreateKmsGrant.plan(source, source_region, grant, key_label=_key_label(source_key), note="temporary: the copy decrypts with it")))
+        check = VerifyTargetAccess.Params(image_id=facts.image_id, key_arns=[k.arn for k in facts.keys])
+        add(VerifyTargetAccess.plan(target, source_region, check, for_copy=True))
     # The default name holds the request's number, known once it is stored: the card
     # shows the real name in place of COPY_NAME_MARK.
     shown_name = f"`{name}`" if name else f"`{COPY_NAME_MARK}`"
     tag_keys = [k for k in facts.tags if not k.lower().startswith("aws:")]
-    copy_seq = add(PlannedStep(
-        action="ec2.copy_image",
-        account_alias=target.alias,
-        account_id=target.id,
-        region=region,
-        params={
-            "source_image_id": facts.image_id,
-            "source_region": source_region,
-            "source_account_id": source.id,
-            "source_name": facts.name,
-            "source_tags": facts.tags,
-            "kms_key_arn": key.arn,
-            "name": name,
-            "region_tag": region,
-        },
-        description=(
-            f"CopyImage as `{target.alias}` in {region}: SourceImageId={facts.image_id}, SourceRegion={source_region}, "
-            f"Encrypted=true, KmsKeyId={key.arn}" + (f" ({', '.join(key.aliases)})" if key.aliases else "")
-            + f", Name={shown_name}, ClientToken=`{client_token(request_uid)}`, TagSpecifications (image and snapshot): "
-            + (", ".join(slacktext.code(k, 128) for k in tag_keys) + " from the source + " if tag_keys else "")
-            + ", ".join(f"`{k}`" for k in PROVENANCE_TAG_KEYS) + f", `region={region}`"
-        ),
+    copy = CopyImage.Params(
+        source_image_id=facts.image_id, source_region=source_region, source_account_id=source.id, source_name=facts.name,
+        source_tags=facts.tags, kms_key_arn=key.arn, name=name, region_tag=region,
+    )
+    copy_seq = add(CopyImage.plan(
+        target, region, copy, request_uid=request_uid, key_aliases=key.aliases, shown_name=shown_name,
+        source_tag_keys=[slacktext.code(k, 128) for k in tag_keys],
     ))
-    add(PlannedStep(
-        action="ec2.wait_image_available",
-        account_alias=target.alias,
-        account_id=target.id,
-        region=region,
-        params={"image_from_step": copy_seq, "poll_seconds": poll_seconds, "source_key_arns": [k.arn for k in facts.keys]},
-        description=f"Wait until the copy is `available` (DescribeImages and DescribeSnapshots progress every {poll_seconds} s)",
-    ))
-    add(PlannedStep(
-        action="verify.copy",
-        account_alias=target.alias,
-        account_id=target.id,
-        region=region,
-        params={"image_from_step": copy_seq, "kms_key_arn": key.arn, "source_image_id": facts.image_id},
-        description=(
-            f"Check from `{target.alias}` in {region}: the copy is available, owned by {target.id}, not public, "
-            f"and every snapshot is encrypted with {key.arn} (DescribeImages, DescribeSnapshots, DescribeKey)"
-        ),
-    ))
+    wait = WaitImageAvailable.Params(image_from_step=copy_seq, poll_seconds=poll_seconds, source_key_arns=[k.arn for k in facts.keys])
+    add(WaitImageAvailable.plan(target, region, wait, copy=True))
+    add(VerifyCopy.plan(target, region, VerifyCopy.Params(image_from_step=copy_seq, kms_key_arn=key.arn, source_image_id=facts.image_id)))
     if verify:
-        subnet = target.verify_subnets.get(region)
-        add(PlannedStep(
-            action="verify.test_launch",
-            account_alias=target.alias,
-            account_id=target.id,
-            region=region,
-            params={"image_from_step": copy_seq, "subnet_id": subnet, "key_arns": [key.arn], "poll_seconds": poll_seconds},
-            description=(
-                f"Test launch as `{target.alias}` in {region}: RunInstances (smallest instance type for the copy) in "
-                + (f"subnet {subnet} (`verify_subnets`)" if subnet else "a default subnet of the default VPC")
-                + ", wait for its status checks, then TerminateInstances"
-            ),
-        ))
+        launch_check = VerifyByTestLaunch.Params(
+            image_from_step=copy_seq, subnet_id=target.verify_subnets.get(region), key_arns=[key.arn], poll_seconds=poll_seconds,
+        )
+        add(VerifyByTestLaunch.plan(target, region, launch_check, of="copy"))
     if temporary:
         # Last, so that nothing after it can fail and make the runner undo them twice.
-        add(PlannedStep(
-            action="plan.remove_temporary",
-            account_alias=source.alias,
-            account_id=source.id,
-            region=source_region,
-            params={"steps": temporary},
-            description=(
-                f"Remove what steps {', '.join(map(str, temporary))} added for the copy: ModifyImageAttribute (remove launch "
-                f"permission), ModifySnapshotAttribute (remove createVolumePermission)"
-                + (", RevokeGrant" if facts.keys else "")
-                + f" — only what this request added; `{target.alias}` keeps its own copy"
-            ),
-        ))
+        remove = RemoveTemporary.Params(steps=temporary)
+        add(RemoveTemporary.plan(source, source_region, remove, grants=bool(facts.keys), kept_by=target))
     return steps
 
 

@@ -19,7 +19,11 @@ from __future__ import annotations
 from typing import Any
 
 from aws.actions import SHARE_GRANT_OPERATIONS, ImageFacts, account_root, grant_name
-from aws.actions.copy import resolve_destination_key, unit_client_token
+from aws.actions.copy import RemoveTemporary, resolve_destination_key, unit_client_token
+from aws.actions.distribute import ShareCopy
+from aws.actions.launch_template import CreateLaunchTemplateVersion
+from aws.actions.share import AddLaunchPermission, AddSnapshotPermission, CreateKmsGrant
+from aws.actions.verify import VerifyByTestLaunch
 from aws.actions.images import find_image
 from bot import grammar
 from bot.config import AccountConfig
@@ -62,29 +66,20 @@ def merged_temporary_steps(facts: ImageFacts, source: AccountConfig, region: str
     ids = sorted({t.id for t in targets})
     if not ids:
         return []
-    who = ", ".join(f"`{t.alias}` ({t.id})" for t in {t.id: t for t in targets}.values())
+    grantees = list({t.id: t for t in targets}.values())
     steps = [
-        PlannedStep(
-            action="ec2.add_launch_permission", account_alias=source.alias, account_id=source.id, region=region,
-            params={"image_id": facts.image_id, "account_ids": ids},
-            description=f"ModifyImageAttribute on {facts.image_id}: add launch permission for {who} — temporary, removed after the copies",
-        ),
-        PlannedStep(
-            action="ec2.add_snapshot_permission", account_alias=source.alias, account_id=source.id, region=region,
-            params={"snapshot_ids": facts.snapshot_ids, "account_ids": ids},
-            description=(f"ModifySnapshotAttribute on {', '.join(facts.snapshot_ids)}: add createVolumePermission for {', '.join(ids)} "
-                         "— temporary: CopyImage from another account needs it"),
-        ),
+        AddLaunchPermission.plan(source, region, AddLaunchPermission.Params(image_id=facts.image_id, account_ids=ids), grantees=grantees,
+                                 note="temporary, removed after the copies"),
+        AddSnapshotPermission.plan(source, region, AddSnapshotPermission.Params(snapshot_ids=facts.snapshot_ids, account_ids=ids),
+                                   note="temporary: CopyImage from another account needs it"),
     ]
     for key in facts.keys:
         for account in ids:
-            name = grant_name(request_uid, account)
-            steps.append(PlannedStep(
-                action="kms.create_grant", account_alias=source.alias, account_id=source.id, region=region,
-                params={"key_arn": key.arn, "grantee_principal": account_root(account, region), "operations": list(SHARE_GRANT_OPERATIONS), "grant_name": name},
-                description=(f"CreateGrant on key {key.arn}: {account_root(account, region)} may {', '.join(SHARE_GRANT_OPERATIONS)} "
-                             f"(grant name `{name}`) — temporary: the copies decrypt with it"),
-            ))
+            grant = CreateKmsGrant.Params(
+                key_arn=key.arn, grantee_principal=account_root(account, region), operations=list(SHARE_GRANT_OPERATIONS),
+                grant_name=grant_name(request_uid, account),
+            )
+            steps.append(CreateKmsGrant.plan(source, region, grant, key_label=key.arn, note="temporary: the copies decrypt with it"))
     return steps
 
 
@@ -171,32 +166,19 @@ def prepare_distribute(ctx: PlanningContext, command: grammar.DistributeCommand)
                 "tags " + ", ".join(f"`{k}`" for k in tag_keys) + (" + " if tag_keys else "") + f"provenance + `region={region}`",
             ]
         if command.verify and not any(s.action == "verify.test_launch" for s in steps):
-            subnet = target.verify_subnets.get(region)
-            steps.append(PlannedStep(
-                action="verify.test_launch", account_alias=target.alias, account_id=target.id, region=region,
-                params={**image_ref, "subnet_id": subnet, "key_arns": [], "poll_seconds": poll},
-                description=f"Test launch as `{target.alias}` in {region} of the copy, wait for its status checks, then TerminateInstances",
-            ))
+            launch = VerifyByTestLaunch.Params(**image_ref, subnet_id=target.verify_subnets.get(region), key_arns=[], poll_seconds=poll)
+            steps.append(VerifyByTestLaunch.plan(target, region, launch, of="earlier copy"))
         recipients = [a for a in share_with if a.id != target.id]
         if recipients:
             kms_arn = dest_key.arn if dest_key else None
             customer_key = bool(dest_key) and dest_key.manager != "AWS"
-            steps.append(PlannedStep(
-                action="ec2.share_copy", account_alias=target.alias, account_id=target.id, region=region,
-                params={**image_ref, "account_ids": [a.id for a in recipients], "kms_key_arn": kms_arn, "key_is_customer_managed": customer_key},
-                description=(f"ModifyImageAttribute on the copy as `{target.alias}` in {region}: launch permission for "
-                             + ", ".join(f"`{a.alias}` ({a.id})" for a in recipients)
-                             + (" and a CreateGrant on its key for each (share-with)" if customer_key else " (share-with)")),
-            ))
+            share = ShareCopy.Params(**image_ref, account_ids=[a.id for a in recipients], kms_key_arn=kms_arn, key_is_customer_managed=customer_key)
+            steps.append(ShareCopy.plan(target, region, share, recipients=recipients))
             lines.append("shared with " + ", ".join(f"`{a.alias}`" for a in recipients))
         if command.update_lt and lt_target == (target.id, region):
             lt = command.update_lt
-            steps.append(PlannedStep(
-                action="ec2.launch_template_version", account_alias=target.alias, account_id=target.id, region=region,
-                params={**image_ref, "template_id": lt.template_id, "make_default": lt.make_default},
-                description=(f"CreateLaunchTemplateVersion on {lt.template_id} as `{target.alias}` in {region}: SourceVersion=$Latest, ImageId=<the copy>"
-                             + ("; ModifyLaunchTemplate: make it the default version" if lt.make_default else "; the default version is left as it is")),
-            ))
+            version = CreateLaunchTemplateVersion.Params(**image_ref, template_id=lt.template_id, make_default=lt.make_default)
+            steps.append(CreateLaunchTemplateVersion.plan(target, region, version))
             lines.append(f"launch template {lt.template_id}: new version" + (" (default)" if lt.make_default else ""))
         if not steps:
             skipped.append({"unit": key_name, "image_id": earlier[0] if earlier else None, "by": earlier[1] if earlier else None})
@@ -210,12 +192,8 @@ def prepare_distribute(ctx: PlanningContext, command: grammar.DistributeCommand)
             step.params["unit"] = key_name
             plan.append(step)
     if prelude:
-        plan.append(PlannedStep(
-            action="plan.remove_temporary", account_alias=source.alias, account_id=source.id, region=source_region,
-            params={"steps": list(range(1, len(prelude) + 1))},
-            description=(f"Remove what steps 1-{len(prelude)} added for the copies (launch permission, createVolumePermission"
-                         + (", grants" if facts.keys else "") + ") once every target is finished, failed or not — only what this request added"),
-        ))
+        remove = RemoveTemporary.Params(steps=list(range(1, len(prelude) + 1)))
+        plan.append(RemoveTemporary.plan(source, source_region, remove, grants=bool(facts.keys)))
     if len(skipped) == len(units):  # nothing left to do
         raise PreflightError(
             "Every target already has its copy: " + "; ".join(f"{u}: {', '.join(lines)}" for u, _, lines in units) + ".",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws.actions.launchroles import render_required_statement, simulate_launch_roles
+from aws.actions.launchroles import CheckLaunchRoles, render_required_statement, simulate_launch_roles
 from aws.errors import is_aws_error, translate
 from bot import messages
 from bot.config import AccountConfig
@@ -42,19 +42,8 @@ def check_steps(target: AccountConfig, region: str, key_arns: list[str], image_i
     """The verification step asking IAM again once the share is in place."""
     if not target.launch_roles or not key_arns:
         return []
-    return [
-        PlannedStep(
-            action="verify.launch_roles",
-            account_alias=target.alias,
-            account_id=target.id,
-            region=region,
-            params={"image_id": image_id, "key_arns": list(key_arns), "roles": list(target.launch_roles)},
-            description=(
-                f"Check from `{target.alias}`: can {', '.join(f'`{r}`' for r in target.launch_roles)} launch it? "
-                "(SimulatePrincipalPolicy: the key operations through EC2 and RunInstances)"
-            ),
-        )
-    ]
+    check = CheckLaunchRoles.Params(image_id=image_id, key_arns=list(key_arns), roles=list(target.launch_roles))
+    return [CheckLaunchRoles.plan(target, region, check)]
 
 
 def statement_note(key_arns: list[str], region: str, who: str) -> str:

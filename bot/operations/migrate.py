@@ -7,16 +7,9 @@ from dataclasses import asdict
 from typing import Any, Callable, TypeVar
 
 from aws.actions.inspect import KeyFacts
-from aws.actions.migrate import (
-    InstanceFacts,
-    SubnetFacts,
-    client_token,
-    describe_subnet,
-    image_name,
-    inspect_instance,
-    subnets_in_zone,
-    user_tags,
-)
+from aws.actions.instance_facts import InstanceFacts, SubnetFacts, describe_subnet, inspect_instance, subnets_in_zone
+from aws.actions.migrate import CreateImageFromInstance, LaunchMigratedInstance, client_token, image_name, user_tags
+from aws.actions.images import WaitImageAvailable
 from aws.errors import is_aws_error, translate
 from bot import grammar
 from bot.config import AccountConfig
@@ -128,59 +121,19 @@ def migrate_steps(
         reboot = "NoReboot=false (*AWS reboots the instance* so its file systems are consistent: a short outage)"
     groups = ", ".join(f"{g['GroupId']} ({escape(g['GroupName'])})" if g.get("GroupName") else g["GroupId"] for g in facts.security_groups)
     profile = facts.iam_instance_profile_arn
+    image = CreateImageFromInstance.Params(
+        instance_id=facts.instance_id, image_name=name, description=f"amibot migrate {facts.instance_id} from {facts.availability_zone} to {zone}",
+        no_reboot=no_reboot, tags=tags,
+    )
+    launch = LaunchMigratedInstance.Params(
+        image_from_step=1, subnet_id=subnet.subnet_id, availability_zone=zone, vpc_id=facts.vpc_id, instance_type=facts.instance_type,
+        security_group_ids=[g["GroupId"] for g in facts.security_groups], key_name=facts.key_name, iam_instance_profile_arn=profile,
+        tags=tags, source_instance_id=facts.instance_id, client_token=token, poll_seconds=poll_seconds, settings=facts.settings.to_params(),
+    )
     return [
-        PlannedStep(
-            action="ec2.create_image_from_instance",
-            account_alias=source.alias,
-            account_id=source.id,
-            region=region,
-            params={
-                "instance_id": facts.instance_id,
-                "image_name": name,
-                "description": f"amibot migrate {facts.instance_id} from {facts.availability_zone} to {zone}",
-                "no_reboot": no_reboot,
-                "tags": tags,
-            },
-            description=(
-                f"CreateImage from {facts.instance_id}{label}: Name=`{name}`, {reboot}; tags on the image and its snapshots: "
-                f"{_tags_text(tags)} + `amibot:request`={{request-label}}, `amibot:source-instance`={facts.instance_id}"
-            ),
-        ),
-        PlannedStep(
-            action="ec2.wait_image_available",
-            account_alias=source.alias,
-            account_id=source.id,
-            region=region,
-            params={"image_from_step": 1, "poll_seconds": poll_seconds},
-            description=f"Wait until that image is `available` (DescribeImages every {poll_seconds} s)",
-        ),
-        PlannedStep(
-            action="ec2.launch_migrated_instance",
-            account_alias=source.alias,
-            account_id=source.id,
-            region=region,
-            params={
-                "image_from_step": 1,
-                "subnet_id": subnet.subnet_id,
-                "availability_zone": zone,
-                "vpc_id": facts.vpc_id,
-                "instance_type": facts.instance_type,
-                "security_group_ids": [g["GroupId"] for g in facts.security_groups],
-                "key_name": facts.key_name,
-                "iam_instance_profile_arn": profile,
-                "tags": tags,
-                "source_instance_id": facts.instance_id,
-                "client_token": token,
-                "poll_seconds": poll_seconds,
-                "settings": facts.settings.to_params(),
-            },
-            description=(
-                f"RunInstances from that image in {subnet.subnet_id} ({zone}, {facts.vpc_id}): InstanceType={facts.instance_type}, "
-                f"SecurityGroupIds={groups or 'none'}, KeyName={facts.key_name or 'none'}, IamInstanceProfile={profile or 'none'}, "
-                f"ClientToken=`{token}`; tags {_tags_text(tags)} + `amibot:migrated-from`={facts.instance_id}, `amibot:request`={{request-label}}; "
-                f"carried: {facts.settings.carried_text()}"
-            ),
-        ),
+        CreateImageFromInstance.plan(source, region, image, instance_label=label, reboot=reboot, tags_text=_tags_text(tags)),
+        WaitImageAvailable.plan(source, region, WaitImageAvailable.Params(image_from_step=1, poll_seconds=poll_seconds)),
+        LaunchMigratedInstance.plan(source, region, launch, groups=groups, tags_text=_tags_text(tags), carried=facts.settings.carried_text()),
     ]
 
 

@@ -8,7 +8,11 @@ from typing import Any
 
 from aws.actions import SHARE_GRANT_OPERATIONS, ImageFacts, account_root, grant_name
 from aws.actions import keypolicy
-from aws.actions.autoscaling import AUTOSCALING_GRANT_OPERATIONS, autoscaling_grant_name, autoscaling_role
+from aws.actions.autoscaling import AUTOSCALING_GRANT_OPERATIONS, CreateAutoScalingGrant, autoscaling_grant_name, autoscaling_role
+from aws.actions.keypolicy import AddKeyPolicyStatement
+from aws.actions.share import AddLaunchPermission, AddSnapshotPermission, CreateKmsGrant
+from aws.actions.target_checks import VerifyTargetAccess
+from aws.actions.verify import VerifyByTestLaunch
 from aws.errors import is_aws_error, translate
 from bot import grammar, messages, slacktext
 from bot.config import AccountConfig, Config, OrganizationConfig
@@ -52,68 +56,23 @@ def share_steps(
     then a check from each target's side."""
     target_ids = [t.id for t in targets]
     steps: list[PlannedStep] = []
-    who = ", ".join(f"`{t.alias}` ({t.id})" for t in targets)
-    if organization_arn:
-        who = f"the organization {organization_arn}"
-    if ou_arn:
-        who = f"the OU {ou_arn}"
-    steps.append(
-        PlannedStep(
-            action="ec2.add_launch_permission",
-            account_alias=source.alias,
-            account_id=source.id,
-            region=region,
-            params={"image_id": facts.image_id, "account_ids": target_ids, "organization_arn": organization_arn, "ou_arn": ou_arn},
-            description=f"ModifyImageAttribute on {facts.image_id}: add launch permission for {who}",
-        )
-    )
+    launch = AddLaunchPermission.Params(image_id=facts.image_id, account_ids=target_ids, organization_arn=organization_arn, ou_arn=ou_arn)
+    steps.append(AddLaunchPermission.plan(source, region, launch, grantees=targets))
     for key in facts.keys:
         for target in targets:
-            steps.append(
-                PlannedStep(
-                    action="kms.create_grant",
-                    account_alias=source.alias,
-                    account_id=source.id,
-                    region=region,
-                    params={
-                        "key_arn": key.arn,
-                        "grantee_principal": account_root(target.id, region),
-                        "operations": list(SHARE_GRANT_OPERATIONS),
-                        "grant_name": grant_name(request_uid, target.id),
-                    },
-                    description=(
-                        f"CreateGrant on key {_key_label(key)}: {account_root(target.id, region)} may "
-                        f"{', '.join(SHARE_GRANT_OPERATIONS)} (grant name `{grant_name(request_uid, target.id)}`)"
-                    ),
-                )
+            grant = CreateKmsGrant.Params(
+                key_arn=key.arn, grantee_principal=account_root(target.id, region), operations=list(SHARE_GRANT_OPERATIONS),
+                grant_name=grant_name(request_uid, target.id),
             )
+            steps.append(CreateKmsGrant.plan(source, region, grant, key_label=_key_label(key)))
     if autoscaling:
         steps += autoscaling_steps(request_uid=request_uid, facts=facts, source=source, region=region, targets=targets)
     if allow_copy and target_ids:
-        steps.append(
-            PlannedStep(
-                action="ec2.add_snapshot_permission",
-                account_alias=source.alias,
-                account_id=source.id,
-                region=region,
-                params={"snapshot_ids": facts.snapshot_ids, "account_ids": target_ids},
-                description=(
-                    f"ModifySnapshotAttribute on {', '.join(facts.snapshot_ids)}: add createVolumePermission for "
-                    f"{', '.join(target_ids)} (allow-copy: the targets can copy the data out)"
-                ),
-            )
-        )
+        snapshots = AddSnapshotPermission.Params(snapshot_ids=facts.snapshot_ids, account_ids=target_ids)
+        steps.append(AddSnapshotPermission.plan(source, region, snapshots))
     for target in targets:
-        steps.append(
-            PlannedStep(
-                action="verify.target_access",
-                account_alias=target.alias,
-                account_id=target.id,
-                region=region,
-                params={"image_id": facts.image_id, "key_arns": [k.arn for k in facts.keys]},
-                description=f"Check from `{target.alias}`: the AMI is visible" + (" and its key is usable" if facts.keys else ""),
-            )
-        )
+        check = VerifyTargetAccess.Params(image_id=facts.image_id, key_arns=[k.arn for k in facts.keys])
+        steps.append(VerifyTargetAccess.plan(target, region, check))
         steps += launchroles.check_steps(target, region, [k.arn for k in facts.keys], facts.image_id)
     return steps
 
@@ -127,20 +86,8 @@ def test_launch_steps(facts: ImageFacts, region: str, targets: list[AccountConfi
     steps = []
     for target in targets:
         subnet = target.verify_subnets.get(region)
-        steps.append(
-            PlannedStep(
-                action="verify.test_launch",
-                account_alias=target.alias,
-                account_id=target.id,
-                region=region,
-                params={"image_id": facts.image_id, "subnet_id": subnet, "key_arns": [k.arn for k in facts.keys], "poll_seconds": poll_seconds},
-                description=(
-                    f"Test launch as `{target.alias}` in {region}: RunInstances of {facts.image_id} (smallest instance type for it) in "
-                    + (f"subnet {subnet} (`verify_subnets`)" if subnet else "a default subnet of the default VPC")
-                    + ", wait for its status checks, then TerminateInstances"
-                ),
-            )
-        )
+        launch = VerifyByTestLaunch.Params(image_id=facts.image_id, subnet_id=subnet, key_arns=[k.arn for k in facts.keys], poll_seconds=poll_seconds)
+        steps.append(VerifyByTestLaunch.plan(target, region, launch))
     return steps
 
 
@@ -156,27 +103,11 @@ def autoscaling_steps(*, request_uid: str, facts: ImageFacts, source: AccountCon
         for key in facts.keys:
             role = autoscaling_role(target.id, region)
             name = autoscaling_grant_name(request_uid, target.id)
-            steps.append(
-                PlannedStep(
-                    action="kms.create_autoscaling_grant",
-                    account_alias=target.alias,
-                    account_id=target.id,
-                    region=region,
-                    params={
-                        "image_id": facts.image_id,
-                        "key_arn": key.arn,
-                        "key_owner_account": source.id,
-                        "grantee_principal": role,
-                        "operations": list(AUTOSCALING_GRANT_OPERATIONS),
-                        "grant_name": name,
-                    },
-                    description=(
-                        f"CreateGrant from `{target.alias}` on key {_key_label(key)}: Auto Scaling's role {role} may "
-                        f"{', '.join(AUTOSCALING_GRANT_OPERATIONS)} (grant name `{name}`; autoscaling_grant = true; "
-                        "retried while the grant above spreads)"
-                    ),
-                )
+            grant = CreateAutoScalingGrant.Params(
+                image_id=facts.image_id, key_arn=key.arn, key_owner_account=source.id, grantee_principal=role,
+                operations=list(AUTOSCALING_GRANT_OPERATIONS), grant_name=name,
             )
+            steps.append(CreateAutoScalingGrant.plan(target, region, grant, key_label=_key_label(key)))
     return steps
 
 
@@ -426,20 +357,11 @@ def prepare_org_share(ctx: PlanningContext, command: grammar.ShareCommand, sourc
             (grant_statement, f"the same principals may {', '.join(keypolicy.ORG_GRANT_ACTIONS)} only when an AWS service "
                               "creates the grant for a resource (kms:GrantIsForAWSResource = true)"),
         ):
-            steps.append(
-                PlannedStep(
-                    action="kms.add_key_policy_statement",
-                    account_alias=source.alias,
-                    account_id=source.id,
-                    region=region,
-                    params={"image_id": facts.image_id, "key_arn": key.arn, "statement": added, "expected_policy": before_text,
-                            "organization_id": organization.id, "ou_id": command.ou_id},
-                    description=(
-                        f"PutKeyPolicy on key {_key_label(key)}: add statement `{added['Sid']}`: {said}; every other statement "
-                        "unchanged (the policy before and after is listed under the plan). Refused if people change the policy before it runs"
-                    ),
-                )
+            change = AddKeyPolicyStatement.Params(
+                image_id=facts.image_id, key_arn=key.arn, statement=added, expected_policy=before_text,
+                organization_id=organization.id, ou_id=command.ou_id,
             )
+            steps.append(AddKeyPolicyStatement.plan(source, region, change, key_label=_key_label(key), allows=said))
         after += policy_change_lines(_key_label(key), key.arn, before_text, after_text, [statement, grant_statement], adding=True)
     after.append("Organisation members can launch the AMI but not copy it: snapshot permissions take account ids only.")
     if not facts.keys:

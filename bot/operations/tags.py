@@ -11,12 +11,12 @@ from __future__ import annotations
 import shlex
 
 from aws.actions import ImageFacts
+from aws.actions.tags import TagImage
 from bot import grammar
 from bot.config import AccountConfig
 from bot.errors import PreflightError
 from bot.operations import PlanningContext, Prepared, preparer
 from bot.operations.share import facts_for_message
-from bot.requests import PlannedStep
 
 
 def check_required_tags(ctx: PlanningContext, facts: ImageFacts, source: AccountConfig, region: str, verb: str) -> None:
@@ -53,18 +53,7 @@ def prepare_tag(ctx: PlanningContext, command: grammar.TagCommand) -> Prepared:
             fix="Name the owning account after `from`.",
         )
     tags = dict(command.tags)
-    changes = [
-        f"`{k}`: " + (f"`{facts.tags[k]}` → `{v}`" if k in facts.tags and facts.tags[k] != v else ("unchanged" if facts.tags.get(k) == v else f"(none) → `{v}`"))
-        for k, v in tags.items()
-    ]
-    step = PlannedStep(
-        action="ec2.tag_image",
-        account_alias=source.alias,
-        account_id=source.id,
-        region=region,
-        params={"image_id": facts.image_id, "snapshot_ids": facts.snapshot_ids, "tags": tags},
-        description=f"CreateTags on {', '.join([facts.image_id, *facts.snapshot_ids])}: " + "; ".join(changes),
-    )
+    step = TagImage.plan(source, region, TagImage.Params(image_id=facts.image_id, snapshot_ids=facts.snapshot_ids, tags=tags), current_tags=facts.tags)
     missing = [k for k in ctx.config.bot.required_tags if not (tags.get(k) or facts.tags.get(k))]
     checked = [
         f"{facts.image_id} `{facts.name}` in {region}, owned by `{source.alias}` ({facts.owner_id})",

@@ -21,9 +21,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from aws.actions import ImageFacts, account_root, get_action, keypolicy
+from aws.actions import Action, ActionParams, ImageFacts, account_root, get_action, keypolicy
 from aws.actions.autoscaling import autoscaling_role
-from aws.actions.share import _list_grants, launch_permission_entries
+from aws.actions.keypolicy import RemoveKeyPolicyStatements
+from aws.actions.share import RemoveLaunchPermission, RemoveSnapshotPermission, RevokeKmsGrants, _list_grants, launch_permission_entries
 from aws.errors import is_aws_error, translate
 from bot import grammar, messages, slacktext
 from bot.config import AccountConfig
@@ -100,8 +101,8 @@ class _Planner:
         self.ec2 = ctx.sessions.client("ec2", source.id, region, f"preflight-{ctx.uid}")
         self.kms = ctx.sessions.client("kms", source.id, region, f"preflight-{ctx.uid}")
 
-    def step(self, action: str, params: dict[str, Any], description: str) -> None:
-        self.plan.steps.append(PlannedStep(action=action, account_alias=self.source.alias, account_id=self.source.id, region=self.region, params=params, description=description))
+    def step(self, action: type[Action], params: ActionParams, **context: Any) -> None:
+        self.plan.steps.append(action.plan(self.source, self.region, params, **context))
 
     def added_by(self, action: str, match: Any) -> list[Request]:
         """Earlier shares of this image whose done ``action`` step added ``match``."""
@@ -132,7 +133,7 @@ class _Planner:
                 params["organization_arn"] = entry["OrganizationArn"]
             if "OrganizationalUnitArn" in entry:
                 params["ou_arn"] = entry["OrganizationalUnitArn"]
-        self.step("ec2.remove_launch_permission", params, f"ModifyImageAttribute on {self.facts.image_id}: remove launch permission for " + "; ".join(origins))
+        self.step(RemoveLaunchPermission, RemoveLaunchPermission.Params.from_dict(params), origins=origins)
 
     # -- snapshot permission --------------------------------------------------------------
 
@@ -154,11 +155,7 @@ class _Planner:
                 by = self.added_by("ec2.add_snapshot_permission", lambda result, a=account: any(a in added for added in result.get("added", {}).values()))
                 self.plan.settles.update(r.display_id for r in by)
                 origins.append(f"{account} (" + (f"added by {', '.join(r.display_id for r in by)}" if by else "*not added by amibot*: removed because you ask") + ")")
-            self.step(
-                "ec2.remove_snapshot_permission",
-                {"snapshot_ids": snapshot_ids, "account_ids": list(accounts)},
-                f"ModifySnapshotAttribute on {', '.join(snapshot_ids)}: remove createVolumePermission for {'; '.join(origins)}",
-            )
+            self.step(RemoveSnapshotPermission, RemoveSnapshotPermission.Params(snapshot_ids=snapshot_ids, account_ids=list(accounts)), origins=origins)
 
     # -- grants -----------------------------------------------------------------------------
 
@@ -210,11 +207,7 @@ class _Planner:
                 if grant_id not in live_ids:
                     self.plan.checked.append(f"Grant `{grant_id}` made by {request.display_id} on {_key_label(key)} is already gone")
             if revoke:
-                self.step(
-                    "kms.revoke_grants",
-                    {"key_arn": key.arn, "grant_ids": revoke},
-                    f"RevokeGrant on key {_key_label(key)}: " + "; ".join(origins),
-                )
+                self.step(RevokeKmsGrants, RevokeKmsGrants.Params(key_arn=key.arn, grant_ids=revoke), key_label=_key_label(key), origins=origins)
 
     # -- key policy (organisation / OU) ---------------------------------------------------
 
@@ -255,12 +248,8 @@ class _Planner:
             restore = [before for sid, (_, before) in mine.items() if sid in remove and before]
             after_text = next((t for t in restore if keypolicy.same_policy(json.loads(t), after)), keypolicy.render(after))
             self.plan.policies[key.arn] = {"before": text, "after": after_text}
-            self.step(
-                "kms.remove_key_policy_statements",
-                {"key_arn": key.arn, "sids": remove, "restore_texts": restore},
-                f"PutKeyPolicy on key {_key_label(key)}: remove statement{'s' if len(remove) > 1 else ''} " + "; ".join(origins)
-                + "; every other statement unchanged (the policy before and after is listed under the plan)",
-            )
+            statements = RemoveKeyPolicyStatements.Params(key_arn=key.arn, sids=remove, restore_texts=restore)
+            self.step(RemoveKeyPolicyStatements, statements, key_label=_key_label(key), origins=origins)
             self.plan.after += policy_change_lines(_key_label(key), key.arn, text, after_text, removed_statements, adding=False)
 
 
