@@ -81,7 +81,6 @@ def every_rendering(request: Request, hostile: str) -> Iterator[Any]:
     yield cards.progress_text(request, hostile)
     yield cards.confirm_approve(request)
     yield cards.confirm_deny(request)
-    yield cards.ended_dm(request, hostile and slacktext.escape(hostile))
     yield messages.root_text(request)
     yield messages.headline(request)
     yield messages.status_text(request)
