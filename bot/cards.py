@@ -36,6 +36,7 @@ MODAL_BLOCKS = 100
 
 
 def section(text: str) -> dict[str, Any]:
+    """A mrkdwn section, cut to Block Kit's 3,000 characters."""
     if len(text) > SECTION_LIMIT:
         text = text[: SECTION_LIMIT - 20] + "\n… (truncated)"
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
@@ -74,6 +75,7 @@ def confirm_approve(request: Request) -> dict[str, Any]:
 
 
 def confirm_deny(request: Request) -> dict[str, Any]:
+    """The confirm dialog of the Deny button."""
     return {
         "title": {"type": "plain_text", "text": f"Deny {request.display_id}?"},
         "text": {"type": "mrkdwn", "text": f"Nothing changes in AWS; {mention(request.requester)} is told, with your reason if you give one."},
@@ -88,6 +90,7 @@ def _cap(text: str, limit: int) -> str:
 
 
 def state_words(request: Request, revoked_by: str | None = None) -> str:
+    """The request's state in words (a removed share names who removed it)."""
     if request.state == REVOKED and revoked_by:
         return f"share removed ({escape(revoked_by)})"
     return STATE_LABELS.get(request.state, request.state)
@@ -194,4 +197,5 @@ def result_detail(result: dict[str, Any]) -> str:
 
 
 def reminder_note(request: Request, hours: int) -> str:
+    """The line a reminder adds on top of the card."""
     return f":bell: Reminder: {request.display_id} still needs your decision; it expires in about {hours} h ({when(request.expires_at)})."

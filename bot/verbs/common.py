@@ -51,6 +51,7 @@ class PlanningContext:
     find_requests: Callable[[], list[Request]] = lambda: []
 
     def region_of(self, region: str | None) -> str:
+        """The region typed, else the configured default."""
         return region or self.config.bot.default_region
 
     def preflight_image(self, source: AccountConfig, region: str, image_id: str) -> ImageFacts:
@@ -93,7 +94,7 @@ def check_source_image(facts: ImageFacts, source: AccountConfig, region: str, *,
     if facts.owner_id != source.id:
         raise PreflightError(
             f"{facts.image_id} is owned by account {facts.owner_id}, not by {where}; only the owner can {verb} it.",
-            fix=f"Name the owning account after `from` (its owners approve), or copy the AMI into this account first.",
+            fix="Name the owning account after `from` (its owners approve), or copy the AMI into this account first.",
         )
     if facts.state != "available":
         raise PreflightError(

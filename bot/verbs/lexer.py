@@ -68,13 +68,14 @@ def is_kms_key(value: str) -> bool:
 
 @dataclass(frozen=True)
 class AccountRef:
+    """An account as typed (alias or id) with an optional region, not resolved."""
+
     account: str  # alias or 12-digit id, lowercased, not resolved
     region: str | None = None  # None: the configured default region
 
     def render(self) -> str:
         """``acct`` or ``acct:region``, as typed."""
         return f"{self.account}:{self.region}" if self.region else self.account
-
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,8 @@ class LaunchTemplateRef:
     make_default: bool = False
 
 
-
 def render_targets(targets: tuple[str, ...], organization: bool, ou_id: str | None) -> str:
+    """Share targets as typed: accounts, ``org`` or the OU id."""
     return ",".join(targets) if targets else ("org" if organization else ou_id or "")
 
 
@@ -105,6 +106,7 @@ LIST_SCOPES = ("pending", "mine", "active", "all")
 
 
 def keyword_form(word: str) -> str:
+    """A word as the grammar compares it: lowercase, no leading dashes, ``_`` as ``-``, synonyms resolved."""
     w = word.lower().lstrip("-").replace("_", "-")
     return _KEYWORD_SYNONYMS.get(w, w)
 
@@ -164,6 +166,8 @@ def _invisible(c: str) -> bool:
 
 @dataclass(frozen=True)
 class Token:
+    """One word of the command; ``quoted``: it was in quotes (never a keyword)."""
+
     text: str
     quoted: bool = False
 
@@ -205,6 +209,7 @@ def tokenise(text: str, usage: str) -> list[Token]:
 
 
 def keyword(token: Token) -> str | None:
+    """The grammar keyword a word is, if any (a quoted word never is)."""
     if token.quoted:
         return None
     w = keyword_form(token.text)
@@ -235,32 +240,39 @@ class Parser:
 
     # -- basics
     def fail(self, problem: str) -> UsageError:
+        """The error naming ``problem``, with the verb's usage."""
         return UsageError(problem, self.usage)
 
     def peek(self) -> Token | None:
+        """The next word, not taken."""
         return self.tokens[self.i] if self.i < len(self.tokens) else None
 
     def at_value(self) -> bool:
+        """Whether a word that is not a keyword comes next."""
         tok = self.peek()
         return tok is not None and keyword(tok) is None
 
     def take(self) -> Token:
+        """The next word, taken."""
         tok = self.tokens[self.i]
         self.i += 1
         return tok
 
     def value(self, keyword: str, what: str) -> Token:
+        """The value after ``keyword``; refuses a missing one, naming ``what`` it should be."""
         if not self.at_value():
             raise self.fail(f"`{keyword}` needs {what}")
         return self.take()
 
     def end(self) -> None:
+        """Refuse any word left."""
         tok = self.peek()
         if tok is not None:
             raise self.fail(f"unknown word `{show(tok.text)}`")
 
     # -- the word after the verb
     def subject(self, pattern: re.Pattern[str], what: str, example: str) -> str:
+        """The word after the verb (an AMI or instance id), lowercased, matching ``pattern``."""
         if not self.at_value():
             raise self.fail(f"`{self.verb}` needs {what} first, e.g. `{self.verb} {example} from ...`")
         word = self.take().text
@@ -271,6 +283,9 @@ class Parser:
 
     # -- options after the subject, in any order, each at most once
     def options(self, handlers: dict[str, Callable[[str], object]]) -> dict[str, object]:
+        """The options after the subject, in any order, each at most once: ``handlers``
+        reads each keyword's value; a keyword not among them is refused, naming the
+        verb's options."""
         seen: dict[str, object] = {}
         while (tok := self.peek()) is not None:
             kw = keyword(tok)
@@ -288,6 +303,7 @@ class Parser:
         return seen
 
     def unknown(self, tok: Token, handlers: dict[str, Callable[[str], object]]) -> UsageError:
+        """The error for a word that is no keyword, with the likeliest fix."""
         word = show(tok.text)
         w = tok.text.lower()
         close = difflib.get_close_matches(keyword_form(w)[:30], sorted(handlers), n=1, cutoff=0.75)
@@ -304,6 +320,7 @@ class Parser:
 
     # -- values
     def account(self, word: str, *, region_allowed: bool, role: str) -> AccountRef:
+        """An account (alias, 12-digit or dashed id) with an optional ``:region``."""
         w = word.lower()
         acct, colon, region = w.partition(":")
         if m := _DASHED_ACCOUNT_ID_RE.fullmatch(acct):
@@ -328,10 +345,12 @@ class Parser:
         return AccountRef(acct, region)
 
     def source(self, kw: str) -> AccountRef:
+        """``from``: the source account, with an optional region."""
         tok = self.value(kw, "an account, e.g. `from prod` or `from prod:eu-west-1`")
         return self.account(tok.text, region_allowed=True, role="the source")
 
     def request_id(self) -> str:
+        """A request id (``R-17``, ``r17``, ``#17``, ``17``) and nothing after it."""
         if not self.at_value():
             raise self.fail(f"`{self.verb}` needs a request id, e.g. `{self.verb} R-17`")
         word = self.take().text
@@ -342,20 +361,20 @@ class Parser:
         return f"R-{int(m.group(1))}"
 
 
-
 def _looks_like_account(w: str) -> bool:
     acct = w.partition(":")[0]
     return bool(ALIAS_RE.fullmatch(acct) or _DASHED_ACCOUNT_ID_RE.fullmatch(acct))
 
 
 def flag(kw: str) -> bool:
+    """The value of an option that is a bare word (``verify``, ``allow-copy``)."""
     return True
 
 
 def require(p: Parser, got: dict[str, object], key: str, shape: str) -> None:
+    """Refuse a command that lacks the option ``key`` (e.g. ``from``)."""
     if key not in got:
         raise p.fail(f"`{p.verb}` needs `{key} {shape}`")
-
 
 
 def take_reason(verb: str, tokens: list[Token], *, takes_reason: bool, reason_verbs: tuple[str, ...], usage: str) -> tuple[list[Token], str | None]:
