@@ -9,6 +9,8 @@ import dataclasses
 import importlib
 import logging
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -159,3 +161,17 @@ def test_the_launch_role_notes_and_the_settling_hooks_belong_to_their_verbs():
     assert registry.verb("copy").after_success == (copy_text.launch_notes, settle_copy)
     assert registry.verb("unshare").after_success == (settle_unshared,)
     assert registry.verb("migrate").after_success == (report_new_instance,)
+
+
+def test_every_verb_module_imports_first_in_a_fresh_interpreter():
+    """Python runs a package's ``__init__`` before its modules, an edge the import-cycle
+    count does not see: a verb's folder imports its planning module, whose package
+    must not need the registry while the registry is being built. So each module a
+    caller may import first (a verb's command, a planning module) must import alone."""
+    modules = sorted(
+        {f"bot.verbs.{name}.command" for name in registry.names() if (VERBS_DIR / name / "command.py").exists()}
+        | {f"bot.operations.{p.stem}" for p in (VERBS_DIR.parent / "operations").glob("*.py") if p.stem != "__init__"}
+    )
+    runs = {m: subprocess.Popen([sys.executable, "-c", f"import {m}; import bot.grammar"], stderr=subprocess.PIPE, text=True) for m in modules}
+    failed = {m: run.communicate()[1].strip().splitlines()[-1:] for m, run in runs.items() if run.wait() != 0}
+    assert not failed
