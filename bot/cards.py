@@ -17,48 +17,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws.actions.copy import default_copy_name
-from bot.requests import (
-    ACTIVE,
-    PENDING_APPROVAL,
-    REVOKED,
-    STATE_LABELS,
-    STEP_DONE,
-    STEP_FAILED,
-    STEP_UNDONE,
-    Request,
-    Step,
-)
+from bot.plantext import COPY_NAME_MARK, REQUEST_LABEL_MARK, STATE_EMOJI, STEP_MARK, step_line, when
+from bot.requests import ACTIVE, PENDING_APPROVAL, REVOKED, STATE_LABELS, STEP_DONE, STEP_UNDONE, Request
 from bot.slacktext import channel as channel_link
 from bot.slacktext import code, escape, mention, plain
+from bot.verbs import registry
+
+__all__ = ["COPY_NAME_MARK", "REQUEST_LABEL_MARK", "STATE_EMOJI", "STEP_MARK", "step_line"]  # shown here, defined in bot.plantext
 
 APPROVE_ACTION = "amibot_approve"
 DENY_ACTION = "amibot_deny"
 VIEW_CHANGES_ACTION = "amibot_view_changes"
 DECISION_BLOCK = "decision"
 CHANGES_VIEW = "amibot_exact_changes"
-COPY_NAME_MARK = "{copy-name}"  # in a copy step's description: the real name, known once the request has its number
-REQUEST_LABEL_MARK = "{request-label}"  # in a step's description: `R-<n>-<uid>`, the provenance tag value, known once stored
 SECTION_LIMIT = 3000
 MODAL_BLOCKS = 100
 
-STATE_EMOJI = {
-    "pending_approval": ":hourglass_flowing_sand:",
-    "approved": ":white_check_mark:",
-    "running": ":gear:",
-    "succeeded": ":white_check_mark:",
-    "failed": ":x:",
-    "denied": ":no_entry:",
-    "expired": ":zzz:",
-    "cancelled": ":heavy_multiplication_x:",
-    "active": ":large_green_circle:",
-    "revoked": ":lock:",
-    "partial": ":warning:",
-}
-STEP_MARK = {STEP_DONE: ":white_check_mark:", STEP_FAILED: ":x:", STEP_UNDONE: ":leftwards_arrow_with_hook:"}
 
 
 def section(text: str) -> dict[str, Any]:
+    """A mrkdwn section, cut to Block Kit's 3,000 characters."""
     if len(text) > SECTION_LIMIT:
         text = text[: SECTION_LIMIT - 20] + "\n… (truncated)"
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
@@ -77,38 +55,12 @@ def chunks(lines: list[str], limit: int = SECTION_LIMIT - 100) -> list[str]:
     return out
 
 
-def step_line(request: Request, step: Step) -> str:
-    """One step of the plan: its number is kept whatever its state (later steps refer
-    to earlier ones by number), and a copy shows the name it will really have."""
-    mark = STEP_MARK.get(step.state, "")
-    description = step.description
-    if COPY_NAME_MARK in description:
-        name = step.params.get("name") or default_copy_name(step.params.get("source_name", ""), request.display_id)
-        description = description.replace(COPY_NAME_MARK, name)
-    description = description.replace(REQUEST_LABEL_MARK, f"{request.display_id}-{request.uid}")
-    return f"{mark + ' ' if mark else ''}{step.seq}. [{step.account_alias}] {description}"
 
 
 def risk(request: Request) -> str:
-    """The main risk in one line: a reboot, a key policy change, or the accounts that gain access."""
-    params = request.params
-    if request.kind == "migrate":
-        instance = request.facts.get("instance") or {}
-        who = f"{escape(instance['name'])} ({params.get('instance_id')})" if instance.get("name") else str(params.get("instance_id"))
-        if params.get("no_reboot"):
-            return f"creates an image of {who} in `{params.get('source')}` *without* a reboot (the image may not be consistent), then launches a copy"
-        return f"reboots {who} in `{params.get('source')}` to image it, then launches a copy in {params.get('availability_zone')}"
-    policy_steps = [s for s in request.steps if "key_policy" in s.action]
-    targets = ", ".join(f"`{t}`" for t in params.get("targets") or [])
-    if request.kind == "copy":
-        return f"cross-account: a copy of {params.get('image_id')} from `{params.get('source')}` into `{params.get('target')}` ({params.get('target_region')})"
-    if policy_steps:
-        keys = ", ".join(sorted({str(s.params.get("key_arn", "")).rsplit("/", 1)[-1] for s in policy_steps}))
-        return f"changes the key policy of {keys} in `{params.get('source')}`" + (f"; cross-account to {targets}" if targets else "")
-    verb = "removes access" if request.kind == "unshare" else "cross-account access"
-    scope = targets or ("the organisation" + (f" OU {params['ou_id']}" if params.get("ou_id") else ""))
-    extra = " with `allow-copy` (the data can be copied out)" if params.get("allow_copy") else ""
-    return f"{verb}: {params.get('image_id')} in `{params.get('source')}` for {scope}{extra}"
+    """The main risk in one line, in the words of the request's verb (its ``text.risk``):
+    a reboot, a key policy change, the accounts that gain or lose access, the tags set."""
+    return registry.risk(request)
 
 
 def confirm_approve(request: Request) -> dict[str, Any]:
@@ -123,6 +75,7 @@ def confirm_approve(request: Request) -> dict[str, Any]:
 
 
 def confirm_deny(request: Request) -> dict[str, Any]:
+    """The confirm dialog of the Deny button."""
     return {
         "title": {"type": "plain_text", "text": f"Deny {request.display_id}?"},
         "text": {"type": "mrkdwn", "text": f"Nothing changes in AWS; {mention(request.requester)} is told, with your reason if you give one."},
@@ -137,6 +90,7 @@ def _cap(text: str, limit: int) -> str:
 
 
 def state_words(request: Request, revoked_by: str | None = None) -> str:
+    """The request's state in words (a removed share names who removed it)."""
     if request.state == REVOKED and revoked_by:
         return f"share removed ({escape(revoked_by)})"
     return STATE_LABELS.get(request.state, request.state)
@@ -181,19 +135,13 @@ def card_blocks(request: Request, owners: dict[str, list[str]], *, progress: str
     buttons.append({"type": "button", "action_id": VIEW_CHANGES_ACTION, "value": request.display_id,
                     "text": {"type": "plain_text", "text": "View exact changes"}})
     blocks.append({"type": "actions", "block_id": DECISION_BLOCK, "elements": buttons})
-    footer = f"{request.display_id} · created {_when(request.created_at)}"
+    footer = f"{request.display_id} · created {when(request.created_at)}"
     if request.state == PENDING_APPROVAL:
-        footer += f" · expires {_when(request.expires_at)}"
+        footer += f" · expires {when(request.expires_at)}"
     if request.active_until and request.state == ACTIVE:
-        footer += f" · share ends {_when(request.active_until)}"
+        footer += f" · share ends {when(request.active_until)}"
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": footer}]})
     return blocks
-
-
-def _when(timestamp: float | None) -> str:
-    from bot.messages import when  # one clock format for every message
-
-    return when(timestamp)
 
 
 def changes_view(request: Request, command: str = "/ami") -> dict[str, Any]:
@@ -249,10 +197,5 @@ def result_detail(result: dict[str, Any]) -> str:
 
 
 def reminder_note(request: Request, hours: int) -> str:
-    return f":bell: Reminder: {request.display_id} still needs your decision; it expires in about {hours} h ({_when(request.expires_at)})."
-
-
-def ended_dm(request: Request, final_text: str) -> str:
-    """The requester's DM when their request ends (any final state)."""
-    where = channel_link(request.channel)
-    return f"{final_text}\n(Your request {request.display_id} in {where}.)"
+    """The line a reminder adds on top of the card."""
+    return f":bell: Reminder: {request.display_id} still needs your decision; it expires in about {hours} h ({when(request.expires_at)})."

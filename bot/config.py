@@ -21,7 +21,7 @@ from typing import Any, Mapping
 
 from aws.partitions import partition_for
 from bot.errors import ConfigError, UnknownAccountError
-from bot.grammar import (
+from bot.verbs.lexer import (
     ACCOUNT_ID_RE,
     ALIAS_RE,
     KMS_ARN_RE,

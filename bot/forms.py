@@ -21,6 +21,7 @@ from bot.config import Config
 from bot.errors import UsageError
 from bot.messages import APPROVE_ACTION, DENY_ACTION, escape
 from bot.requests import STATE_LABELS, Request
+from bot.verbs import registry
 
 REQUEST_FORM_VIEW = "amibot_request_form"
 REQUEST_SHORTCUT = "amibot_request"  # the global shortcut's callback id (slack/manifest*.yml)
@@ -31,12 +32,7 @@ OPERATION, SOURCE, REGION, AMI, INSTANCE = "operation", "source", "region", "ami
 TARGETS, TARGET_OTHER, TARGET_REGION, ZONE = "targets", "target_other", "target_region", "zone"
 KMS, NAME, OPTIONS, DURATION, REASON, CHANNEL = "kms", "name", "options", "duration", "reason", "channel"
 
-OPERATIONS = {
-    "share": "Share an AMI with accounts",
-    "unshare": "Stop sharing an AMI",
-    "copy": "Copy an AMI into an account",
-    "migrate": "Move an instance to another zone",
-}
+OPERATIONS = registry.form_verbs()  # the verbs the form offers, with their summaries (bot/verbs/<verb>)
 FLAGS = {"allow-copy": "allow-copy (share: targets may copy it)", "verify": "verify (copy: test from the target)", "no-reboot": "no-reboot (migrate)"}
 MAX_OPTIONS = 100
 OPTION_TEXT_LIMIT = 75

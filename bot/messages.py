@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 import secrets
-from datetime import datetime, timezone
 from typing import Any
 
 from aws.errors import is_aws_error, translate
 from bot import cards, slacktext
 from bot.errors import AmibotError, UsageError
+from bot.plantext import step_line, when  # noqa: F401  (when: messages.when for its callers)
 from bot.requests import STATE_LABELS, Request
 
 log = logging.getLogger("amibot")
@@ -49,12 +49,6 @@ def error_text(error: BaseException) -> str:
 escape = slacktext.escape  # the one escaping module (bot/slacktext.py)
 
 
-def when(timestamp: float | None) -> str:
-    if not timestamp:
-        return "-"
-    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-
-
 def _section(text: str) -> dict[str, Any]:
     if len(text) > SECTION_LIMIT:
         text = text[: SECTION_LIMIT - 20] + "\n… (truncated)"
@@ -83,7 +77,7 @@ def status_text(request: Request) -> str:
     """``/ami status`` answer."""
     lines = [headline(request), f"State: *{STATE_LABELS.get(request.state, request.state)}* · requested by {mention(request.requester)}"]
     for step in request.steps:
-        lines.append(cards.step_line(request, step) + (f" — {step.error}" if step.error else ""))
+        lines.append(step_line(request, step) + (f" — {step.error}" if step.error else ""))
     for alias, approver in request.approvals.items():
         lines.append(f"Approved for `{alias}` by {mention(approver)}")
     if request.error:

@@ -14,7 +14,7 @@ Three shapes, one plan builder:
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from aws.actions import SHARE_GRANT_OPERATIONS, ImageFacts, account_root, grant_name
 from aws.actions.copy import (
@@ -33,16 +33,27 @@ from aws.actions.share import AddLaunchPermission, AddSnapshotPermission, Create
 from aws.actions.target_checks import VerifyCopy, VerifyTargetAccess
 from aws.actions.verify import VerifyByTestLaunch
 from aws.errors import is_aws_error, translate
-from bot import grammar, slacktext
+from bot import slacktext
 from bot.config import AccountConfig
 from bot.errors import PreflightError
-from bot.operations import PlanningContext, Prepared, after_success, check_source_image, preflight_read, preparer
+from bot.verbs.common import (
+    PlanningContext,
+    Prepared,
+    approver_accounts,
+    check_required_tags,
+    check_source_image,
+    facts_for_message,
+    preflight_read,
+)
+from bot.verbs.common import key_label as _key_label
 from bot.operations.aws_rules import check_copy_rules, check_shared_in, warnings
 from bot.operations import launchroles
 from bot.operations.key_checks import check_grants_possible
-from bot.operations.share import approver_accounts, check_required_tags, facts_for_message
-from bot.cards import COPY_NAME_MARK
+from bot.plantext import COPY_NAME_MARK
 from bot.requests import STEP_DONE, STEP_UNDONE, PlannedStep
+
+if TYPE_CHECKING:  # the command types are only annotations here: the verb's folder imports this module
+    from bot.verbs.copy.command import CopyCommand
 
 T = TypeVar("T")
 KMS_ARN = re.compile(r"arn:aws[\w-]*:kms:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):(?:key|alias)/.+")
@@ -183,11 +194,6 @@ def copy_steps(
     return steps
 
 
-def _key_label(key: Any) -> str:
-    alias = next((a for a in key.aliases), None)
-    return f"{alias} ({key.arn})" if alias else key.arn
-
-
 def checked_lines(facts: ImageFacts, source: AccountConfig, source_region: str, target: AccountConfig, region: str,
                   key: DestinationKey, in_flight: int, cross_account: bool) -> list[str]:
     """What the preflight checked, in the words the approver reads."""
@@ -215,8 +221,7 @@ def checked_lines(facts: ImageFacts, source: AccountConfig, source_region: str, 
     return lines + warnings(facts)
 
 
-@preparer(grammar.CopyCommand)
-def prepare_copy(ctx: PlanningContext, command: grammar.CopyCommand) -> Prepared:
+def prepare_copy(ctx: PlanningContext, command: CopyCommand) -> Prepared:
     """Preflight a copy and plan it."""
     source = ctx.config.account(command.source.account)
     source_region = ctx.region_of(command.source.region)
@@ -283,7 +288,6 @@ def prepare_copy(ctx: PlanningContext, command: grammar.CopyCommand) -> Prepared
     )
 
 
-@after_success("copy")
 def settle_copy(request: Any, store: Any, notifier: Any) -> list[str]:
     """Once the copy succeeded: the temporary steps (launch permission, snapshot
     permission, grant) were removed by its last step, so record them as undone (the

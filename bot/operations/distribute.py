@@ -16,7 +16,7 @@ copied again (see ``docs/best-practices.md``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws.actions import SHARE_GRANT_OPERATIONS, ImageFacts, account_root, grant_name
 from aws.actions.copy import RemoveTemporary, resolve_destination_key, unit_client_token
@@ -25,13 +25,14 @@ from aws.actions.launch_template import CreateLaunchTemplateVersion
 from aws.actions.share import AddLaunchPermission, AddSnapshotPermission, CreateKmsGrant
 from aws.actions.verify import VerifyByTestLaunch
 from aws.actions.images import find_image
-from bot import grammar
 from bot.config import AccountConfig
 from bot.errors import PreflightError
-from bot.operations import PlanningContext, Prepared, preflight_read, preparer
+from bot.verbs.common import PlanningContext, Prepared, check_required_tags, facts_for_message, preflight_read
 from bot.operations.copy import check_copyable, copy_steps, destination_key
-from bot.operations.share import check_required_tags, facts_for_message
 from bot.requests import STEP_DONE, PlannedStep
+
+if TYPE_CHECKING:  # the command types are only annotations here: the verb's folder imports this module
+    from bot.verbs.distribute.command import DistributeCommand
 
 TEMPORARY_ACTIONS = ("ec2.add_launch_permission", "ec2.add_snapshot_permission", "kms.create_grant")
 
@@ -83,8 +84,7 @@ def merged_temporary_steps(facts: ImageFacts, source: AccountConfig, region: str
     return steps
 
 
-@preparer(grammar.DistributeCommand)
-def prepare_distribute(ctx: PlanningContext, command: grammar.DistributeCommand) -> Prepared:
+def prepare_distribute(ctx: PlanningContext, command: DistributeCommand) -> Prepared:
     """Preflight a distribution and plan it: per target its key, name and tags."""
     source = ctx.config.account(command.source.account)
     source_region = ctx.region_of(command.source.region)

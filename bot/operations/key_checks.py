@@ -11,12 +11,8 @@ from aws.actions import keypolicy
 from aws.actions.share import check_source_key_grantable
 from bot.config import AccountConfig
 from bot.errors import PreflightError
-from bot.operations import PlanningContext, preflight_read
-
-
-def _key_label(key: Any) -> str:
-    alias = next((a for a in key.aliases), None)
-    return f"{alias} ({key.arn})" if alias else key.arn
+from bot.verbs.common import PlanningContext, preflight_read
+from bot.verbs.common import key_label as _key_label
 
 
 def check_grants_possible(ctx: PlanningContext, facts: ImageFacts, source: AccountConfig, region: str, targets: list[AccountConfig]) -> None:

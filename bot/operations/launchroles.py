@@ -9,14 +9,12 @@ roles need, ready to paste.
 
 from __future__ import annotations
 
-from typing import Any
-
-from aws.actions.launchroles import CheckLaunchRoles, render_required_statement, simulate_launch_roles
+from aws.actions.launchroles import CheckLaunchRoles, simulate_launch_roles
 from aws.errors import is_aws_error, translate
-from bot import messages
+from bot import slacktext
 from bot.config import AccountConfig
-from bot.operations import PlanningContext, after_success
-from bot.requests import STEP_DONE, PlannedStep
+from bot.requests import PlannedStep
+from bot.verbs.common import PlanningContext
 
 
 def plan_lines(ctx: PlanningContext, target: AccountConfig, region: str, key_arns: list[str], image_id: str) -> list[str]:
@@ -31,8 +29,8 @@ def plan_lines(ctx: PlanningContext, target: AccountConfig, region: str, key_arn
         if not is_aws_error(error):
             raise
         failure = translate(error)
-        return [messages.escape(f"Launch roles of `{target.alias}`: could not ask IAM ({failure.code}: {failure.aws_message})")]
-    lines = [messages.escape(f"Launch roles of `{target.alias}` (config `launch_roles`), asked of IAM: {a.line()}") for a in answers]
+        return [slacktext.escape(f"Launch roles of `{target.alias}`: could not ask IAM ({failure.code}: {failure.aws_message})")]
+    lines = [slacktext.escape(f"Launch roles of `{target.alias}` (config `launch_roles`), asked of IAM: {a.line()}") for a in answers]
     if not all(a.can_launch for a in answers):
         lines.append(f"Roles that cannot launch yet need the IAM policy shown in the final message (for {', '.join(key_arns)}).")
     return lines
@@ -44,41 +42,3 @@ def check_steps(target: AccountConfig, region: str, key_arns: list[str], image_i
         return []
     check = CheckLaunchRoles.Params(image_id=image_id, key_arns=list(key_arns), roles=list(target.launch_roles))
     return [CheckLaunchRoles.plan(target, region, check)]
-
-
-def statement_note(key_arns: list[str], region: str, who: str) -> str:
-    """The final-message lines: the IAM policy ``who`` needs, in a code block."""
-    return (
-        f"Roles in {who} that launch it need IAM allowing the key too (the grant or key-policy statement is only "
-        "the key's side). Attach this policy to them:\n"
-        f"```{messages.escape(render_required_statement(key_arns, region))}```"
-    )
-
-
-def _verified_notes(request: Any) -> list[str]:
-    return [
-        messages.escape(step.result["final_note"])
-        for step in request.steps
-        if step.action == "verify.launch_roles" and step.state == STEP_DONE and step.result.get("final_note")
-    ]
-
-
-@after_success("share")
-def share_launch_notes(request: Any, store: Any, notifier: Any) -> list[str]:
-    """An encrypted share's final message: IAM's answers for the launch roles, and
-    the statement every target's roles need."""
-    keys = [k["arn"] for k in (request.facts.get("image") or {}).get("keys", [])]
-    if not keys:
-        return []
-    who = ", ".join(f"`{t}`" for t in request.params.get("targets") or []) or "the organisation's accounts"
-    return _verified_notes(request) + [statement_note(keys, request.params["region"], who)]
-
-
-@after_success("copy")
-def copy_launch_notes(request: Any, store: Any, notifier: Any) -> list[str]:
-    """An encrypted copy's final message: the statement the target's roles need for
-    the copy's key (the target's own key, used through EC2 like any other)."""
-    key = request.params.get("kms_key_arn")
-    if not key:
-        return []
-    return _verified_notes(request) + [statement_note([key], request.params["region"], f"`{request.params['target']}`")]

@@ -4,20 +4,21 @@ choice and the exact plan (CreateImage → wait until available → RunInstances
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
-from aws.actions.inspect import KeyFacts
 from aws.actions.instance_facts import InstanceFacts, SubnetFacts, describe_subnet, inspect_instance, subnets_in_zone
 from aws.actions.migrate import CreateImageFromInstance, LaunchMigratedInstance, client_token, image_name, user_tags
 from aws.actions.images import WaitImageAvailable
 from aws.errors import is_aws_error, translate
-from bot import grammar
 from bot.config import AccountConfig
 from bot.errors import PreflightError
-from bot.messages import escape
-from bot.operations import preflight_read, PlanningContext, Prepared, after_success, preparer
-from bot.operations.share import approver_accounts
+from bot.slacktext import escape
+from bot.verbs.common import PlanningContext, Prepared, approver_accounts, preflight_read
+from bot.verbs.common import key_label as _key_label
 from bot.requests import PlannedStep, Request
+
+if TYPE_CHECKING:  # the command types are only annotations here: the verb's folder imports this module
+    from bot.verbs.migrate.command import MigrateCommand
 
 MIGRATABLE_STATES = ("running", "stopped")
 T = TypeVar("T")
@@ -190,8 +191,7 @@ def after_lines(facts: InstanceFacts, zone: str, subnet: SubnetFacts) -> list[st
     ]
 
 
-@preparer(grammar.MigrateCommand)
-def prepare_migrate(ctx: PlanningContext, command: grammar.MigrateCommand) -> Prepared:
+def prepare_migrate(ctx: PlanningContext, command: MigrateCommand) -> Prepared:
     """Preflight a migration and plan it."""
     source = ctx.config.account(command.source.account)
     region = ctx.region_of(command.source.region)
@@ -227,7 +227,6 @@ def prepare_migrate(ctx: PlanningContext, command: grammar.MigrateCommand) -> Pr
     )
 
 
-@after_success("migrate")
 def report_new_instance(request: Request, store: Any, notifier: Any) -> list[str]:
     """Lines for the final reply: the new instance id and private IP (both change
     with a migration, so the requester must see them without opening the thread)."""
@@ -246,11 +245,6 @@ def _read(call: Callable[[], T], what: str, where: str) -> T:
                 fix="Check the instance id, the account and the region (`from prod:eu-west-1`).",
             ) from error.__cause__
         raise
-
-
-def _key_label(key: KeyFacts) -> str:
-    alias = next(iter(key.aliases), None)
-    return f"{alias} ({key.arn})" if alias else key.arn
 
 
 def _tags_text(tags: dict[str, str], limit: int = 1200) -> str:

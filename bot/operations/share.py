@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws.actions import SHARE_GRANT_OPERATIONS, ImageFacts, account_root, grant_name
 from aws.actions import keypolicy
@@ -14,21 +13,27 @@ from aws.actions.share import AddLaunchPermission, AddSnapshotPermission, Create
 from aws.actions.target_checks import VerifyTargetAccess
 from aws.actions.verify import VerifyByTestLaunch
 from aws.errors import is_aws_error, translate
-from bot import grammar, messages, slacktext
+from bot import slacktext
 from bot.config import AccountConfig, Config, OrganizationConfig
 from bot.errors import PreflightError
-from bot.operations import PlanningContext, Prepared, check_source_image, preflight_read, preparer
+from bot.verbs.common import (
+    PlanningContext,
+    Prepared,
+    approver_accounts,
+    check_required_tags,
+    check_source_image,
+    facts_for_message,
+    preflight_read,
+    resolve_targets,
+)
+from bot.verbs.common import key_label as _key_label
 from bot.operations.aws_rules import check_share_rules, warnings
 from bot.operations import launchroles
 from bot.operations.key_checks import check_grants_possible, check_marked_for_org_sharing
 from bot.requests import PlannedStep
 
-
-def check_required_tags(ctx: PlanningContext, facts: ImageFacts, source: AccountConfig, region: str, verb: str) -> None:
-    """``bot.required_tags``, checked in bot.operations.tags (imported late: that module uses this one)."""
-    from bot.operations.tags import check_required_tags as check
-
-    check(ctx, facts, source, region, verb)
+if TYPE_CHECKING:  # the command types are only annotations here: the verb's folder imports this module
+    from bot.verbs.share.command import ShareCommand
 
 
 def check_shareable(facts: ImageFacts, source: AccountConfig, region: str, adding: list[str] | tuple[str, ...] = ()) -> None:
@@ -111,41 +116,6 @@ def autoscaling_steps(*, request_uid: str, facts: ImageFacts, source: AccountCon
     return steps
 
 
-def _key_label(key: Any) -> str:
-    alias = next((a for a in key.aliases), None)
-    return f"{alias} ({key.arn})" if alias else key.arn
-
-
-def facts_for_message(facts: ImageFacts) -> dict[str, Any]:
-    """The preflight facts in a JSON-friendly form, stored with the request."""
-    return asdict(facts)
-
-
-def approver_accounts(kind: str, source: AccountConfig, target: AccountConfig | None = None) -> list[str]:
-    """Aliases of the accounts whose owners must approve (design.md §2)."""
-    accounts = [source.alias]
-    if kind == "copy" and target is not None and target.alias != source.alias:
-        accounts.append(target.alias)
-    return accounts
-
-
-def resolve_targets(config: Config, refs: tuple[str, ...], source: AccountConfig) -> list[AccountConfig]:
-    """Configured accounts for the target refs; refuses the source itself and
-    accounts that do not accept shares."""
-    targets = []
-    for ref in refs:
-        target = config.account(ref)
-        if target.id == source.id:
-            raise PreflightError(f"`{ref}` is the source account itself.", fix="Name other accounts after `to`.")
-        if not target.accept_shares:
-            raise PreflightError(
-                f"Account `{target.alias}` is configured not to receive shares (accept_shares = false).",
-                fix="Ask its owners to change the setting, or pick another account.",
-            )
-        targets.append(target)
-    return targets
-
-
 def checked_lines(facts: ImageFacts, source: AccountConfig, region: str, targets: list[AccountConfig]) -> list[str]:
     """What the preflight checked, in the words the approver reads."""
     lines = [f"{facts.image_id} {slacktext.code(facts.name, 128)} is `{facts.state}` in {region}, owned by `{source.alias}` ({facts.owner_id})"]
@@ -160,7 +130,7 @@ def checked_lines(facts: ImageFacts, source: AccountConfig, region: str, targets
     return lines + warnings(facts)
 
 
-def check_duration(ctx: PlanningContext, command: grammar.ShareCommand) -> None:
+def check_duration(ctx: PlanningContext, command: ShareCommand) -> None:
     """A time-boxed share may not outlast ``bot.max_share_days``."""
     limit = ctx.config.bot.max_share_days
     if command.duration and command.duration.total_seconds() > limit * 86400:
@@ -170,8 +140,7 @@ def check_duration(ctx: PlanningContext, command: grammar.ShareCommand) -> None:
         )
 
 
-@preparer(grammar.ShareCommand)
-def prepare_share(ctx: PlanningContext, command: grammar.ShareCommand) -> Prepared:
+def prepare_share(ctx: PlanningContext, command: ShareCommand) -> Prepared:
     """Preflight a share and plan it."""
     source = ctx.config.account(command.source.account)
     region = ctx.region_of(command.source.region)
@@ -266,14 +235,14 @@ def _policy_block(title: str, text: str, key_arn: str) -> str:
     with a fingerprint and the command that shows it in full."""
     pretty = keypolicy.render(json.loads(text))
     if len(title) + len(pretty) + 10 <= POLICY_SHOWN_LIMIT:
-        return f"{title}\n```{messages.escape(pretty)}```"
+        return f"{title}\n```{slacktext.escape(pretty)}```"
     lines = [
         f"{title} — {len(pretty):,} characters, too long for a Slack section: its statements "
         f"(sha256 `{keypolicy.policy_digest(text)}`; `aws kms get-key-policy --key-id {key_arn} --policy-name default` shows it whole):"
     ]
     statements = keypolicy.statements(json.loads(text))
     for index, statement in enumerate(statements):
-        line = messages.escape(statement_summary(statement))
+        line = slacktext.escape(statement_summary(statement))
         if sum(len(x) + 1 for x in lines) + len(line) > POLICY_SHOWN_LIMIT:
             lines.append(f"… and {len(statements) - index} more statements")
             break
@@ -294,11 +263,11 @@ def policy_change_lines(key_label: str, key_arn: str, before_text: str, after_te
         lines.append(f"{after_title} the policy above, every other statement unchanged, {verb} "
                      + ("this statement:" if len(changed) == 1 else "these statements:"))
         for statement in changed:
-            lines.append(f"```{messages.escape(json.dumps(statement, indent=2))}```")
+            lines.append(f"```{slacktext.escape(json.dumps(statement, indent=2))}```")
     return lines
 
 
-def prepare_org_share(ctx: PlanningContext, command: grammar.ShareCommand, source: AccountConfig, region: str) -> Prepared:
+def prepare_org_share(ctx: PlanningContext, command: ShareCommand, source: AccountConfig, region: str) -> Prepared:
     """Preflight and plan a share with the organisation or one OU: launch permission
     by ARN and, for an encrypted AMI, a key-policy statement per key (a grant cannot
     name an organisation). The approver sees each key policy before and after."""

@@ -8,39 +8,17 @@ anyone is asked, naming the missing keys and the two ways to add them (the AWS C
 
 from __future__ import annotations
 
-import shlex
+from typing import TYPE_CHECKING
 
-from aws.actions import ImageFacts
 from aws.actions.tags import TagImage
-from bot import grammar
-from bot.config import AccountConfig
 from bot.errors import PreflightError
-from bot.operations import PlanningContext, Prepared, preparer
-from bot.operations.share import facts_for_message
+from bot.verbs.common import PlanningContext, Prepared, facts_for_message
+
+if TYPE_CHECKING:  # the command types are only annotations here: the verb's folder imports this module
+    from bot.verbs.tag.command import TagCommand
 
 
-def check_required_tags(ctx: PlanningContext, facts: ImageFacts, source: AccountConfig, region: str, verb: str) -> None:
-    """Refuse an AMI that lacks a tag of ``bot.required_tags`` (empty values count as
-    missing), with the exact commands that add them."""
-    required = ctx.config.bot.required_tags
-    missing = [key for key in required if not (facts.tags.get(key) or "").strip()]
-    if not missing:
-        return
-    resources = " ".join([facts.image_id, *facts.snapshot_ids])
-    cli_tags = " ".join(f"Key={shlex.quote(key)},Value=…" for key in missing)
-    slash = " ".join(f"{key}=…" for key in missing)
-    raise PreflightError(
-        f"{facts.image_id} lacks the tag{'s' if len(missing) > 1 else ''} {', '.join(f'`{k}`' for k in missing)} "
-        f"that this workspace requires before an AMI is {verb} (`bot.required_tags` = {', '.join(required)}).",
-        fix=(
-            f"Tag it, then ask again: `aws ec2 create-tags --region {region} --resources {resources} --tags {cli_tags}` "
-            f"(as `{source.alias}`), or `/ami tag {facts.image_id} from {source.alias}:{region} {slash}` (approved by `{source.alias}`'s owners)."
-        ),
-    )
-
-
-@preparer(grammar.TagCommand)
-def prepare_tag(ctx: PlanningContext, command: grammar.TagCommand) -> Prepared:
+def prepare_tag(ctx: PlanningContext, command: TagCommand) -> Prepared:
     """Plan ``/ami tag``: one CreateTags on the AMI and its snapshots, approved by the
     owners of the AMI's account; the undo restores the earlier values."""
     source = ctx.config.account(command.source.account)

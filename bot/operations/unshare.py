@@ -19,28 +19,29 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from aws.actions import Action, ActionParams, ImageFacts, account_root, get_action, keypolicy
 from aws.actions.autoscaling import autoscaling_role
 from aws.actions.keypolicy import RemoveKeyPolicyStatements
 from aws.actions.share import RemoveLaunchPermission, RemoveSnapshotPermission, RevokeKmsGrants, _list_grants, launch_permission_entries
 from aws.errors import is_aws_error, translate
-from bot import grammar, messages, slacktext
+from bot import slacktext
 from bot.config import AccountConfig
 from bot.errors import PreflightError, UnknownAccountError
-from bot.operations import CHANGED_AWS_STATES, PlanningContext, Prepared, after_success, preflight_read, preparer
+from bot.verbs.common import CHANGED_AWS_STATES, PlanningContext, Prepared, approver_accounts, facts_for_message, preflight_read
+from bot.verbs.common import key_label as _key_label
 from bot.operations.share import (
-    _key_label,
-    approver_accounts,
-    facts_for_message,
     org_entry,
     policy_change_lines,
     read_key_policy,
     require_organization,
 )
 from bot.requests import ACTIVE, REVOKED, STEP_DONE, STEP_UNDONE, PlannedStep, Request, Step
-from bot.grammar import ACCOUNT_ID_RE
+from bot.verbs.lexer import ACCOUNT_ID_RE
+
+if TYPE_CHECKING:  # the command types are only annotations here: the verb's folder imports this module
+    from bot.verbs.unshare.command import UnshareCommand
 
 GRANT_ACTIONS = ("kms.create_grant", "kms.create_autoscaling_grant")
 
@@ -253,8 +254,7 @@ class _Planner:
             self.plan.after += policy_change_lines(_key_label(key), key.arn, text, after_text, removed_statements, adding=False)
 
 
-@preparer(grammar.UnshareCommand)
-def prepare_unshare(ctx: PlanningContext, command: grammar.UnshareCommand) -> Prepared:
+def prepare_unshare(ctx: PlanningContext, command: UnshareCommand) -> Prepared:
     """Preflight an unshare and plan exactly the removals."""
     source = ctx.config.account(command.source.account)
     region = ctx.region_of(command.source.region)
@@ -369,7 +369,6 @@ def _settled_result(step: Step, image_id: str, removed: tuple) -> dict[str, Any]
     return None
 
 
-@after_success("unshare")
 def settle_unshared(request: Request, store: Any, notifier: Any) -> list[str]:
     """Record in the earlier requests what this unshare removed: their steps are
     marked undone (or their results trimmed), so nothing is removed twice; an
@@ -399,7 +398,7 @@ def settle_unshared(request: Request, store: Any, notifier: Any) -> list[str]:
         if other.state == ACTIVE and not left and store.transition(other.id, ACTIVE, REVOKED, "amibot", f"removed by {request.display_id} (unshare)"):
             notifier.final(
                 other.id,
-                f":lock: {messages.mention(other.requester)} {other.display_id}'s share was removed by {request.display_id} "
+                f":lock: {slacktext.mention(other.requester)} {other.display_id}'s share was removed by {request.display_id} "
                 f"({slacktext.code(request.command_text)}); nothing is left for its expiry to remove.",
                 dedupe_kind="revoked",
             )

@@ -56,7 +56,7 @@ def a_request(command_text: str, reason: str, aws_text: str, state: str, kind: s
         command_text=command_text,
         params={"image_id": "ami-0123456789abcdef0", "source": "prod", "targets": ["dev"], "target": "dev",
                 "target_region": "us-east-1", "reason": reason, "instance_id": "i-0123456789abcdef0",
-                "availability_zone": "us-east-1b", "no_reboot": False, "allow_copy": True},
+                "availability_zone": "us-east-1b", "no_reboot": False, "allow_copy": True, "tags": {"app": aws_text}},
         facts={"checked": [f"name {slacktext.code(aws_text)}"], "after": [slacktext.escape(aws_text)],
                "instance": {"name": aws_text}},
         approver_accounts=["prod", "dev"], root_ts="1.2", created_at=1_700_000_000.0, expires_at=1_700_086_400.0,
@@ -81,7 +81,6 @@ def every_rendering(request: Request, hostile: str) -> Iterator[Any]:
     yield cards.progress_text(request, hostile)
     yield cards.confirm_approve(request)
     yield cards.confirm_deny(request)
-    yield cards.ended_dm(request, hostile and slacktext.escape(hostile))
     yield messages.root_text(request)
     yield messages.headline(request)
     yield messages.status_text(request)
@@ -109,7 +108,7 @@ def _client_error(message: str) -> Exception:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(command_text=hostile_text, reason=hostile_text, aws_text=hostile_text, hostile=hostile_text,
-       state=st.sampled_from(sorted(STATE_LABELS)), kind=st.sampled_from(["share", "unshare", "copy", "migrate"]))
+       state=st.sampled_from(sorted(STATE_LABELS)), kind=st.sampled_from(["share", "unshare", "copy", "migrate", "distribute", "tag"]))
 def test_every_message_and_view_escapes_what_it_did_not_write(command_text, reason, aws_text, hostile, state, kind):
     request = a_request(command_text, reason, aws_text, state, kind)
     for rendered in every_rendering(request, hostile):

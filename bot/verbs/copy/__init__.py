@@ -1,0 +1,10 @@
+"""``/ami copy``: a copy of an AMI owned by another account (or in another region).
+Several targets make a distribution (``bot.verbs.distribute``)."""
+
+from bot.operations.copy import prepare_copy, settle_copy
+from bot.verbs.copy import text
+from bot.verbs.copy.command import SYNTAX, CopyCommand
+from bot.verbs.verb import Verb
+
+# The launch notes come first in the final reply, then the new AMI (as always).
+VERB = Verb(SYNTAX, command=CopyCommand, prepare=prepare_copy, risk=text.risk, after_success=(text.launch_notes, settle_copy), in_form=True)

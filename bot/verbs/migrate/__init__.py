@@ -1,0 +1,8 @@
+"""``/ami migrate``: an instance imaged and launched again in another zone of its region."""
+
+from bot.operations.migrate import prepare_migrate, report_new_instance
+from bot.verbs.migrate import text
+from bot.verbs.migrate.command import SYNTAX, MigrateCommand
+from bot.verbs.verb import Verb
+
+VERB = Verb(SYNTAX, command=MigrateCommand, prepare=prepare_migrate, risk=text.risk, after_success=(report_new_instance,), in_form=True)

@@ -1,0 +1,8 @@
+"""``/ami share``: launch access to an AMI for accounts, the organisation or an OU."""
+
+from bot.operations.share import prepare_share
+from bot.verbs.share import text
+from bot.verbs.share.command import SYNTAX, ShareCommand
+from bot.verbs.verb import Verb
+
+VERB = Verb(SYNTAX, command=ShareCommand, prepare=prepare_share, risk=text.risk, after_success=(text.launch_notes,), in_form=True)

@@ -1,0 +1,8 @@
+"""``/ami tag``: an approved change of an AMI's (and its snapshots') tags."""
+
+from bot.operations.tags import prepare_tag
+from bot.verbs.tag import text
+from bot.verbs.tag.command import SYNTAX, TagCommand
+from bot.verbs.verb import Verb
+
+VERB = Verb(SYNTAX, command=TagCommand, prepare=prepare_tag, risk=text.risk)

@@ -1,0 +1,14 @@
+"""What a tag request says: its risk line on the card and in the Approve confirm."""
+
+from __future__ import annotations
+
+from bot.requests import Request
+from bot.slacktext import code
+
+
+def risk(request: Request) -> str:
+    """A tag request's main risk: the tags it sets on the AMI and its snapshots (the
+    values others may rely on, e.g. in IAM conditions or cost reports)."""
+    params = request.params
+    tags = ", ".join(code(f"{k}={v}", 80) for k, v in (params.get("tags") or {}).items())
+    return f"changes the tags of {params.get('image_id')} and its snapshots in `{params.get('source')}`: {tags}"
