@@ -146,7 +146,8 @@ class Notifier:
         request = self.store.get(request_id)
         self.dm(request.requester, text, request_id, dedupe=f"ended-dm:{request_id}", about_channel=request.channel)
 
-    def copy(self, request_id: int, target: str, *, dm: bool, note: str | None = None, dedupe: str | None = None, role_target: str | None = None) -> None:
+    def post_card_elsewhere(self, request_id: int, target: str, *, dm: bool, note: str | None = None, dedupe: str | None = None,
+                            role_target: str | None = None) -> None:
         """Post a copy of the approval card to a channel, or to a person's DM (``dm``)."""
         self._enqueue(COPY, {"target": target, "dm": dm, "note": note, "role_target": role_target or target}, request_id, dedupe=dedupe or f"copy:{request_id}:{target}")
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
 from aws.actions.holdings import Holdings, OwnHoldings
+from aws.actions.retry import RetryPolicy
 from aws.partitions import partition_for
 from aws.sessions import AwsSessions
 
@@ -92,6 +93,7 @@ class Action:
     name: ClassVar[str]
     permissions: ClassVar[tuple[str, ...]]  # IAM actions used by execute and undo
     undoable: ClassVar[bool] = True
+    retry: ClassVar[RetryPolicy] = RetryPolicy()  # waits spread by its jitter; a failed removal backs off
 
     def execute(self, ctx: StepContext, account_id: str, region: str, params: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError

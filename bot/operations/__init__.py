@@ -172,13 +172,13 @@ def after_success(kind: str) -> Callable[[AfterSuccess], AfterSuccess]:
     return decorate
 
 
-def settle_after_success(request: Request, store: Any, notifier: Any) -> list[str]:
+def settle_after_success(request: Request, store: Any, lifecycle: Any) -> list[str]:
     """Run the after-success hooks of the request's kind, if any. A hook's failure is
     logged, never turns a finished request into a failed one."""
     lines: list[str] = []
     for fn in _AFTER_SUCCESS.get(request.kind, []):
         try:
-            lines += fn(request, store, notifier)
+            lines += fn(request, store, lifecycle)
         except Exception:
             logging.getLogger("amibot.operations").exception("after-success hook of %s failed", request.display_id)
     return lines
