@@ -25,7 +25,7 @@ from bot.engine import PlanRunner, request_lease
 from bot.leases import Leases
 from bot.lifecycle import Lifecycle
 from bot.notifier import Notifier
-from bot.requests import ACTIVE, APPROVED, CANCELLED, PENDING_APPROVAL, STEP_DONE, Request
+from bot.requests import ACTIVE, APPROVED, CANCELLED, PENDING_APPROVAL, RUNNING, STEP_DONE, Request
 from bot.store import Store
 from bot.worker import Worker
 from bot import messages, slacktext
