@@ -109,7 +109,7 @@ class Lifecycle:
         """A running request cancelled: ``cancelled`` now (its runner stops before the
         next step); the ending is announced by :meth:`cancelled_while_running` once
         what it did is undone."""
-        return self.store.transition(request_id, RUNNING, CANCELLED, actor, "cancelled while running")
+        return self.store.transition(request_id, RUNNING, CANCELLED, actor, "cancelled while running", progress=None)
 
     # -- endings, with their words ----------------------------------------------------------
 
