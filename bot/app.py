@@ -30,10 +30,12 @@ from bot import operations
 from bot.audit import DriftChecker
 from bot.scheduler import Clockwork, Scheduler
 from bot.leases import Leases
+from bot.engine import PlanRunner
+from bot.lifecycle import Lifecycle
 from bot.services import PREFLIGHT_SLOW_SECONDS, RequestService
 from bot.store import open_store
 from bot.surfaces import SurfaceService
-from bot.worker import PlanRunner, Worker
+from bot.worker import Worker
 
 log = logging.getLogger("amibot")
 
@@ -86,15 +88,17 @@ class Amibot:
         # Bolt's listeners get a pool of their own (not Bolt's default 5 threads), one
         # that can be drained: listeners are quick, slow work goes to self.worker.
         self.listeners = Worker(threads=8, name="amibot-listener")
-        self.runner = PlanRunner(self.store, self.sessions, self.notifier, notify_channel=config.bot.notify_channel, sleep=sleep, grant_wait_seconds=grant_wait_seconds, clock=clock,
+        # Every change of a request's state and every ending, with its messages.
+        self.lifecycle = Lifecycle(self.store, self.notifier, notify_channel=config.bot.notify_channel, clock=clock)
+        self.runner = PlanRunner(self.store, self.sessions, self.notifier, lifecycle=self.lifecycle, sleep=sleep, grant_wait_seconds=grant_wait_seconds, clock=clock,
                                  leases=self.leases, observer=self.metrics, consistency_window_seconds=config.bot.consistency_window_seconds)
         self.service = RequestService(config, self.store, self.sessions, self.notifier, self.worker, self.runner, SlackDirectory(self.client), clock,
-                                      preflight_slow_seconds=preflight_slow_seconds)
+                                      preflight_slow_seconds=preflight_slow_seconds, lifecycle=self.lifecycle)
         self.catalog = ImageCatalog(self.sessions)
         self.surfaces = SurfaceService(self.service, self.catalog)
         self.notifier.home = self.surfaces  # App Home tabs are republished through the outbox
-        self.notifier.root_refused = self.service.root_refused
-        self.clockwork = Clockwork(self.store, self.notifier, self.worker, self.runner, clock, leases=self.leases, service=self.service,
+        self.notifier.root_refused = self.service.approvals.root_refused
+        self.clockwork = Clockwork(self.store, self.notifier, self.worker, self.runner, clock, leases=self.leases, service=self.service.approvals,
                                    reminder_hours=config.bot.reminder_hours_before_expiry)
         # The drift check is one of the clockwork's duties (daily by default).
         self.clockwork.drift = DriftChecker(config, self.store, self.sessions, self.notifier, lambda: operations.requests_that_changed_aws(self.store), clock)

@@ -87,16 +87,6 @@ def status_text(request: Request) -> str:
 
 
 
-def failure_text(request: Request, step_description: str, why: str, undone: list[str], remains: list[str]) -> str:
-    """The final reply of a failed request: which step, why (already in words, see
-    ``error_text``), what was undone, what remains."""
-    lines = [f":x: {mention(request.requester)} {request.display_id} failed at: {step_description}", why]
-    lines.append("Undone: " + ("; ".join(undone) if undone else "nothing needed undoing"))
-    if remains:
-        lines.append("Remains: " + "; ".join(remains))
-    return "\n".join(lines)
-
-
 def deny_form(request: Request) -> dict[str, Any]:
     """The modal a Deny click opens: an optional reason the requester will read."""
     return {

@@ -1,7 +1,7 @@
 """Prometheus metrics (prometheus-client), one registry per bot instance (wiring).
 
 The domain and aws/ do not import this module: they are handed small observers
-(``aws.sessions.AwsObserver``, ``bot.worker.StepObserver``) that this class satisfies.
+(``aws.sessions.AwsObserver``, ``bot.engine.StepObserver``) that this class satisfies.
 Counts the store knows (requests by kind and state, outbox depth, copies in flight)
 are read from it at scrape time, so they are right across restarts and processes.
 """

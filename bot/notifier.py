@@ -36,8 +36,9 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
-from bot import cards, crashpoints, messages, slacktext
+from bot import messages, slacktext
 from bot.leases import Leases
+from bot.notifier_cards import CardPosting
 from bot.store import Store
 
 log = logging.getLogger("amibot.notifier")
@@ -52,14 +53,11 @@ HOME = "home"  # republish App Home tabs: of those a request concerns, or of one
 COPY = "copy"  # a copy of the approval card in an approval channel or an owner's DM
 PROGRESS = "progress"  # the one progress reply of a running request, edited in place
 DM = "dm"  # a direct message to one person (the requester, when a request ends)
-COPY_ROLE = "copy"
-PROGRESS_ROLE = "progress"
 
 # Slack errors after which trying again cannot help.
 _PERMANENT = {"not_in_channel", "channel_not_found", "is_archived", "invalid_blocks", "msg_too_long", "invalid_auth", "account_inactive", "no_text",
               # a DM that cannot be opened (no im:write scope, a deactivated user, another bot)
               "missing_scope", "user_not_found", "user_disabled", "cannot_dm_bot", "not_allowed_token_type"}
-METADATA_EVENT = "amibot_outbox"
 _NO_CHANNEL = {"not_in_channel", "channel_not_found", "is_archived"}
 # A root message Slack refused for one of these never appears: the request is re-routed
 # to an approval channel or ended, and the requester is told why.
@@ -74,7 +72,7 @@ class HomeTabs(Protocol):
     def view(self, user: str, notice: str | None = None) -> dict[str, Any]: ...
 
 
-class Notifier:
+class Notifier(CardPosting):
     """Delivers the outbox to Slack, in order, from one background thread."""
 
     home: HomeTabs | None = None  # set by the wiring once the services exist
@@ -146,7 +144,8 @@ class Notifier:
         request = self.store.get(request_id)
         self.dm(request.requester, text, request_id, dedupe=f"ended-dm:{request_id}", about_channel=request.channel)
 
-    def copy(self, request_id: int, target: str, *, dm: bool, note: str | None = None, dedupe: str | None = None, role_target: str | None = None) -> None:
+    def post_card_elsewhere(self, request_id: int, target: str, *, dm: bool, note: str | None = None, dedupe: str | None = None,
+                            role_target: str | None = None) -> None:
         """Post a copy of the approval card to a channel, or to a person's DM (``dm``)."""
         self._enqueue(COPY, {"target": target, "dm": dm, "note": note, "role_target": role_target or target}, request_id, dedupe=dedupe or f"copy:{request_id}:{target}")
 
@@ -265,42 +264,6 @@ class Notifier:
             self.store.finish_outbox(row["id"], "sent")
         return len(rows)
 
-    def _metadata(self, row: dict[str, Any]) -> dict[str, Any]:
-        return {"event_type": METADATA_EVENT, "event_payload": {"outbox_id": row["id"]}}
-
-    def _already_posted(self, row: dict[str, Any], channel: str, thread_ts: str | None) -> str | None:
-        """The ts of the message this row already posted, if Slack has it. Without
-        the history scopes (``missing_scope``) nobody can tell: None, and the row is
-        sent again (the README states this degradation)."""
-        try:
-            if thread_ts:
-                messages_ = self.client.conversations_replies(channel=channel, ts=thread_ts, include_all_metadata=True, limit=200)["messages"]
-            else:
-                messages_ = self.client.conversations_history(channel=channel, include_all_metadata=True, limit=100)["messages"]
-        except SlackApiError as error:
-            if error.response.get("error") not in ("missing_scope", "not_in_channel"):
-                raise
-            log.warning("cannot check whether outbox %s was posted before a restart (%s): sending it again", row["id"], error.response.get("error"))
-            return None
-        for message in messages_:
-            metadata = message.get("metadata") or {}
-            if metadata.get("event_type") == METADATA_EVENT and (metadata.get("event_payload") or {}).get("outbox_id") == row["id"]:
-                return message["ts"]
-        return None
-
-    def _post_once(self, row: dict[str, Any], **kwargs: Any) -> str:
-        """chat.postMessage at most once for this row, even across a crash."""
-        if row["state"] == "sending":
-            ts = self._already_posted(row, kwargs["channel"], kwargs.get("thread_ts"))
-            if ts:
-                log.info("outbox %s was already posted before a restart (ts %s)", row["id"], ts)
-                return ts
-        self.store.mark_outbox_sending(row["id"])
-        crashpoints.reached(f"posting:{row['kind']}")
-        response = self.client.chat_postMessage(metadata=self._metadata(row), **kwargs)
-        crashpoints.reached(f"posted:{row['kind']}")
-        return response["ts"]
-
     def _send(self, row: dict[str, Any]) -> str:
         kind, payload, request_id = row["kind"], row["payload"], row["request_id"]
         try:
@@ -325,7 +288,7 @@ class Notifier:
                     request.root_ts = ts
                     self.permalink(request)
                 elif kind == COPY:
-                    self._send_copy(row, request)
+                    self._send_card_elsewhere(row, request)
                 elif kind == UPDATE:
                     self._update_cards(request, payload.get("progress"))
                 else:
@@ -362,10 +325,6 @@ class Notifier:
         self.store.retry_outbox_later(row["id"], delay, error)
         return "wait"
 
-    def _owners(self, request: Any) -> dict[str, list[str]]:
-        """Who may approve each account, as configured, the requester left out."""
-        return {alias: [o for o in self.owners_of(alias) if o != request.requester] for alias in request.approver_accounts}
-
     def _root_pending(self, request_id: int) -> bool:
         return any(r["kind"] == ROOT and r["state"] in ("pending", "sending") for r in self.store.outbox(request_id))
 
@@ -377,69 +336,6 @@ class Notifier:
             WebhookClient(url).send(text=row["payload"]["text"], response_type="ephemeral", replace_original=False)
         self.store.finish_outbox(row["id"], "failed", "no root message")
         return "failed"
-
-    # -- cards, copies, progress ------------------------------------------------------
-
-    def _dm_channel(self, user: str) -> str:
-        """The DM channel with ``user`` (conversations.open, cached)."""
-        if user not in self._dm_channels:
-            self._dm_channels[user] = self.client.conversations_open(users=user)["channel"]["id"]
-        return self._dm_channels[user]
-
-    def _send_copy(self, row: dict[str, Any], request: Any) -> None:
-        payload = row["payload"]
-        # Not needed any more: decided before this copy went out, or the root itself was
-        # re-routed to that channel (one card is enough).
-        unneeded = request.state != "pending_approval" or (not payload["dm"] and payload["target"] == request.channel)
-        if unneeded and row["state"] != "sending":
-            return
-        channel = self._dm_channel(payload["target"]) if payload["dm"] else payload["target"]
-        if unneeded:
-            # It may have reached Slack just before a crash: record it so that it is
-            # brought up to date (buttons gone) like every other copy.
-            ts = self._already_posted(row, channel, None)
-            if ts:
-                self.store.record_message(request.id, COPY_ROLE, payload["role_target"], channel, ts)
-                self.update_root(request.id)
-            return
-        blocks = messages.root_blocks(request, self._owners(request), asked_in=request.channel, note=payload.get("note"))
-        ts = self._post_once(row, channel=channel, text=messages.root_text(request), blocks=blocks)
-        self.store.record_message(request.id, COPY_ROLE, payload["role_target"], channel, ts)
-
-    def _update_cards(self, request: Any, progress: str | None) -> None:
-        """Bring the root message and every copy of the card up to date. A copy that
-        cannot be edited (deleted, archived channel) does not hold the others back."""
-        revoked_by = self._revoked_by(request)
-        text = messages.root_text(request)
-        if request.root_ts:
-            blocks = messages.root_blocks(request, self._owners(request), progress=progress, revoked_by=revoked_by)
-            self.client.chat_update(channel=request.channel, ts=request.root_ts, text=text, blocks=blocks)
-        for posted in self.store.posted_messages(request.id, COPY_ROLE):
-            blocks = messages.root_blocks(request, self._owners(request), progress=progress, asked_in=request.channel, revoked_by=revoked_by)
-            try:
-                self.client.chat_update(channel=posted["channel"], ts=posted["ts"], text=text, blocks=blocks)
-            except SlackApiError as error:
-                code = error.response.get("error", "")
-                if code not in ("message_not_found", "channel_not_found", "is_archived", "cant_update_message"):
-                    raise
-                log.warning("copy of request %s in %s could not be updated: %s", request.id, posted["channel"], code)
-
-    def _revoked_by(self, request: Any) -> str | None:
-        if request.state != "revoked":
-            return None
-        entry = next((a for a in reversed(self.store.events(request.id)) if a["to_state"] == "revoked"), None)
-        return entry["detail"] if entry else None
-
-    def _send_progress(self, row: dict[str, Any], request: Any) -> None:
-        text = cards.progress_text(request, row["payload"].get("progress") or request.progress)
-        posted = self.store.posted_messages(request.id, PROGRESS_ROLE)
-        if posted:
-            self.client.chat_update(channel=posted[0]["channel"], ts=posted[0]["ts"], text=text)
-            return
-        # The first progress row posts the reply (once, even across a crash); later
-        # rows edit it. Rows are sent in order, so a later row finds it recorded.
-        ts = self._post_once(row, channel=request.channel, thread_ts=request.root_ts, text=text)
-        self.store.record_message(request.id, PROGRESS_ROLE, request.channel, request.channel, ts)
 
     def pending_count(self) -> int:
         return len(self.store.pending_outbox(limit=10_000))

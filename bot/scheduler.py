@@ -19,13 +19,15 @@ from typing import Any, Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from aws.actions import image_of
-
+from aws.actions import get_action, image_of
+from aws.actions.retry import RetryPolicy, slowest
+from bot.engine import PlanRunner, request_lease
 from bot.leases import Leases
+from bot.lifecycle import Lifecycle
 from bot.notifier import Notifier
-from bot.requests import ACTIVE, APPROVED, CANCELLED, EXPIRED, PENDING_APPROVAL, REVOKED, RUNNING, Request
+from bot.requests import ACTIVE, APPROVED, CANCELLED, PENDING_APPROVAL, RUNNING, STEP_DONE, Request
 from bot.store import Store
-from bot.worker import PlanRunner, Worker, request_lease
+from bot.worker import Worker
 from bot import messages, slacktext
 
 log = logging.getLogger("amibot.scheduler")
@@ -39,14 +41,16 @@ class Clockwork:
     DUTIES = ("expire_pending", "remind_pending", "remind_share_ending", "revoke_due", "check_drift")
 
     def __init__(self, store: Store, notifier: Notifier, worker: Worker, runner: PlanRunner, clock: Callable[[], float] = time.time,
-                 leases: Leases | None = None, *, service: Any = None, reminder_hours: tuple[int, ...] = (12, 1)):
+                 leases: Leases | None = None, *, service: Any = None, reminder_hours: tuple[int, ...] = (12, 1),
+                 lifecycle: Lifecycle | None = None):
         self.store = store
         self.notifier = notifier
         self.worker = worker
         self.runner = runner
+        self.lifecycle = lifecycle or runner.lifecycle
         self.clock = clock
         self.leases = leases or runner.leases
-        self.service = service  # RequestService: who the eligible owners are, DM reminders
+        self.service = service  # bot.approvals.Approvals: the DM reminders to owners who could still decide
         self.reminder_hours = reminder_hours
         self.drift: Any = None  # bot.audit.DriftChecker, set by the wiring
 
@@ -150,11 +154,7 @@ class Clockwork:
         expired = []
         now = self.clock()
         for request in self.store.find(states=(PENDING_APPROVAL,), limit=10_000):
-            if request.expires_at <= now and self.store.transition(request.id, PENDING_APPROVAL, EXPIRED, "amibot", "approval window passed"):
-                self.notifier.final(
-                    request.id,
-                    f":zzz: {messages.mention(request.requester)} {request.display_id} expired: nobody decided in time. Nothing was changed; ask again if it is still needed.",
-                )
+            if request.expires_at <= now and self.lifecycle.expired(request):
                 expired.append(request.id)
         return expired
 
@@ -193,10 +193,9 @@ class Clockwork:
                 reminded.append(request.id)
         return reminded
 
-    # A time-boxed share whose removal fails is retried with backoff (never marked
-    # revoked while access remains); the owners hear after this many attempts.
-    REVOKE_RETRY_FIRST_SECONDS = 60.0
-    REVOKE_RETRY_MAX_SECONDS = 3600.0
+    # A time-boxed share whose removal fails is retried with the backoff its actions
+    # declare (``Action.retry``; never marked revoked while access remains); the
+    # owners hear after this many attempts.
     REVOKE_TELL_OWNERS_AFTER = 3
 
     def revoke_due(self) -> list[int]:
@@ -214,12 +213,8 @@ class Clockwork:
             if report.failed:
                 self._removal_failed(request, report.failed, now)
                 continue
-            if not self.store.transition(request.id, ACTIVE, REVOKED, "amibot", "time-boxed share ended"):
+            if not self.lifecycle.share_ended(request, report):
                 continue
-            text = f":lock: {messages.mention(request.requester)} {request.display_id}'s share ended and was removed: " + ("; ".join(report.undone) or "nothing was left to remove") + "."
-            if report.kept:
-                text += " Kept on purpose: " + "; ".join(report.kept)
-            self.notifier.final(request.id, text, dedupe_kind="revoked")
             revoked.append(request.id)
         return revoked
 
@@ -227,7 +222,7 @@ class Clockwork:
         """Keep the share due; say so once in the thread, and tell the owners once
         when it keeps failing."""
         attempts = request.revoke_attempts + 1
-        delay = min(self.REVOKE_RETRY_FIRST_SECONDS * 2 ** (attempts - 1), self.REVOKE_RETRY_MAX_SECONDS)
+        delay = removal_policy(request).backoff(attempts)
         self.store.set_fields(request.id, revoke_attempts=attempts, wake_at=now + delay)
         self.store.note(request.id, "amibot", f"removal at expiry failed (attempt {attempts}): " + "; ".join(failed))
         what = slacktext.escape("; ".join(failed))  # AWS's words: escaped before Slack
@@ -248,6 +243,12 @@ class Clockwork:
                 broadcast=True,
                 dedupe=f"revoke-stuck:{request.id}",
             )
+
+
+def removal_policy(request: Request) -> RetryPolicy:
+    """How a failed removal of ``request``'s changes is tried again: the slowest
+    policy among the actions still to undo."""
+    return slowest(get_action(s.action).retry for s in request.steps if s.state == STEP_DONE and get_action(s.action).undoable)
 
 
 class Scheduler:

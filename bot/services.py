@@ -15,27 +15,18 @@ from typing import Callable, Protocol
 
 from aws.audit import read_image_access
 from aws.sessions import PREFLIGHT_DEADLINE_SECONDS, AwsSessions, PreflightTimeout, preflight_deadline
-from slack_sdk.errors import SlackApiError
 
 from bot import audit, cards, grammar, listing, messages, operations, slacktext
+from bot.approvals import Approvals
 from bot.config import AccountConfig, Config
+from bot.engine import PlanRunner
+from bot.lifecycle import Lifecycle
 from bot.logs import log_context
 from bot.errors import AlreadyDecidedError, AmibotError, NobodyCanApproveError, NotAnApproverError, NotAllowedError, PreflightError
 from bot.notifier import Notifier
-from bot.requests import (
-    APPROVED,
-    CANCELLED,
-    DENIED,
-    EXPIRED,
-    FAILED,
-    PENDING_APPROVAL,
-    RUNNING,
-    STATE_LABELS,
-    Request,
-    parse_display_id,
-)
+from bot.requests import APPROVED, CANCELLED, DENIED, EXPIRED, PENDING_APPROVAL, RUNNING, STATE_LABELS, Request, parse_display_id
 from bot.store import Store
-from bot.worker import PlanRunner, Worker
+from bot.worker import Worker
 
 # The requester hears "AWS is answering slowly" after this many seconds of preflight
 # (Slack shows "Checking…" until then).
@@ -57,7 +48,8 @@ class RequestService:
 
     def __init__(self, config: Config, store: Store, sessions: AwsSessions, notifier: Notifier, worker: Worker,
                  runner: PlanRunner, directory: Directory, clock: Callable[[], float] = time.time,
-                 preflight_slow_seconds: float = PREFLIGHT_SLOW_SECONDS, preflight_deadline_seconds: float = PREFLIGHT_DEADLINE_SECONDS):
+                 preflight_slow_seconds: float = PREFLIGHT_SLOW_SECONDS, preflight_deadline_seconds: float = PREFLIGHT_DEADLINE_SECONDS,
+                 lifecycle: Lifecycle | None = None):
         self.preflight_slow_seconds = preflight_slow_seconds
         self.preflight_deadline_seconds = preflight_deadline_seconds
         self.config = config
@@ -69,7 +61,8 @@ class RequestService:
         self.directory = directory
         self.clock = clock
         self.visibility = listing.Visibility(config, lambda alias: self._owners(config.account(alias)), directory.channel_members)
-        self._bot_name: str | None = None
+        self.lifecycle = lifecycle or (runner.lifecycle if runner is not None else Lifecycle(store, notifier, clock=clock))
+        self.approvals = Approvals(config, store, notifier, self.lifecycle, self.owner_users)
 
     # -- slash commands ----------------------------------------------------------------
 
@@ -217,127 +210,11 @@ class RequestService:
             state=PENDING_APPROVAL,
         )
 
-    # -- reaching the owners -------------------------------------------------------------
-
-    def eligible_owners(self, request: Request, accounts: list[str] | None = None) -> list[str]:
-        """The people who may still approve ``accounts`` (default: those still waiting):
-        groups expanded, the requester left out."""
-        people: list[str] = []
-        for alias in accounts if accounts is not None else [a for a in request.approver_accounts if a not in request.approvals]:
-            for user in sorted(self._owners(self.config.account(alias))):
-                if user != request.requester and user not in people:
-                    people.append(user)
-        return people
+    # -- reaching the owners (bot.approvals) ---------------------------------------------
 
     def ask_owners_elsewhere(self, request: Request) -> None:
-        """Copies of the approval card, with the same buttons: in each account's
-        ``approval_channel`` and in a DM to each eligible owner (``approval_dm``)."""
-        channels: list[str] = []
-        dm_accounts: list[str] = []
-        for alias in request.approver_accounts:
-            account = self.config.account(alias)
-            if account.approval_channel and account.approval_channel != request.channel and account.approval_channel not in channels:
-                channels.append(account.approval_channel)
-            if account.approval_dm if account.approval_dm is not None else self.config.bot.approval_dm:
-                dm_accounts.append(alias)
-        for channel in channels:
-            self.notifier.copy(request.id, channel, dm=False)
-        for user in self.eligible_owners(request, dm_accounts):
-            self.notifier.copy(request.id, user, dm=True)
-
-    def remind(self, request: Request, hours: int) -> int:
-        """A DM reminder, with the buttons, to each owner who could still decide; once
-        per owner and schedule entry. Returns how many were queued."""
-        queued = 0
-        for user in self.eligible_owners(request):
-            key = f"remind:{request.id}:{hours}:{user}"
-            if not self.store.has_outbox(key):
-                self.notifier.copy(request.id, user, dm=True, note=cards.reminder_note(request, hours), dedupe=key, role_target=f"{user}:reminder:{hours}")
-                queued += 1
-        return queued
-
-    def root_refused(self, request_id: int, code: str) -> None:
-        """Slack refused the request's root message for good: join the channel if it is
-        public and that is allowed, else re-route to an approval channel, else end the
-        request; the requester is told exactly why and what to do."""
-        request = self.store.get(request_id)
-        if request.state != PENDING_APPROVAL:
-            return
-        kind = self._channel_kind(request.channel)
-        if code == "not_in_channel" and kind == "public" and not request.params.get("join_tried"):
-            self._set_param(request, "join_tried", True)
-            if self._join(request.channel):
-                self.notifier.post_root(request_id, dedupe=f"root:{request_id}:joined")
-                return
-        why, what = self._why_no_root(code, kind, request.channel)
-        original = request.channel
-        for alias in request.approver_accounts:
-            target = self.config.account(alias).approval_channel
-            if target and target != original and not request.params.get("rerouted_from"):
-                self._set_param(request, "rerouted_from", original)
-                self.store.set_fields(request_id, channel=target)
-                self.notifier.post_root(request_id, dedupe=f"root:{request_id}:{target}")
-                self._tell_requester(request, f"{why} So {request.display_id}'s approval is in {slacktext.channel(target)} instead; follow it there. {what}")
-                return
-        error = f"The approval message could not be posted in {slacktext.channel(original)} (`{code}`): {why}"
-        if self.store.transition(request_id, PENDING_APPROVAL, FAILED, "amibot", f"root message refused: {code}", error=error):
-            text = f":x: {messages.mention(request.requester)} {request.display_id} was not asked: {why} {what} Nothing was changed in AWS."
-            self._tell_requester(request, text)
-            self.notifier.dm(request.requester, text, request_id, dedupe=f"ended-dm:{request_id}")
-
-    def _tell_requester(self, request: Request, text: str) -> None:
-        url = request.params.get("response_url")
-        if url:
-            self.notifier.respond(url, text, request.id)
-
-    def _set_param(self, request: Request, key: str, value: object) -> None:
-        request.params[key] = value
-        self.store.set_params(request.id, request.params)
-
-    def _channel_kind(self, channel: str) -> str:
-        """dm, private, public or unknown (conversations.info)."""
-        if channel.startswith("D"):
-            return "dm"
-        try:
-            info = self.notifier.client.conversations_info(channel=channel)["channel"]
-        except SlackApiError:
-            return "unknown"
-        if info.get("is_im") or info.get("is_mpim"):
-            return "dm"
-        if info.get("is_archived"):
-            return "archived"
-        return "private" if info.get("is_private") else "public"
-
-    def _join(self, channel: str) -> bool:
-        """conversations.join (scope channels:join); False if not allowed."""
-        try:
-            self.notifier.client.conversations_join(channel=channel)
-            return True
-        except SlackApiError as error:
-            log.warning("could not join %s: %s", channel, error.response.get("error"))
-            return False
-
-    def bot_name(self) -> str:
-        """The app's name as people type it after @ (auth.test), cached."""
-        if self._bot_name is None:
-            try:
-                self._bot_name = str(self.notifier.client.auth_test().get("user") or "amibot")
-            except SlackApiError:
-                return "amibot"
-        return self._bot_name
-
-    def _why_no_root(self, code: str, kind: str, channel: str) -> tuple[str, str]:
-        """Why the approval message could not be posted, and what the requester can do."""
-        at, cmd = f"@{self.bot_name()}", self.config.bot.command
-        if kind == "dm" or channel.startswith("D"):
-            return ("requests cannot be approved in a direct message.", f"Ask again in a channel where the owners can see it, e.g. `{cmd} …` in your team's channel.")
-        if code == "is_archived" or kind == "archived":
-            return ("the channel is archived.", "Ask again in a channel that is in use.")
-        if code in ("msg_too_long", "invalid_blocks", "no_text"):
-            return (f"Slack refused the message (`{code}`); this is a bug in amibot.", "Please report it with the request id; asking again will not help until it is fixed.")
-        if kind == "private" or code == "channel_not_found":
-            return ("it is a private channel I am not a member of.", f"Invite me with `/invite {at}` in that channel, then ask again; or ask in a channel I am in.")
-        return ("I am not a member of this channel and could not join it (the app lacks the `channels:join` scope).", f"Add me with `/invite {at}`, then ask again.")
+        """Copies of the approval card in approval channels and owners' DMs."""
+        self.approvals.ask_owners_elsewhere(request)
 
     def _check_someone_can_approve(self, accounts: list[str], requester: str) -> None:
         for alias in accounts:
@@ -408,13 +285,7 @@ class RequestService:
         request, eligible = self.decidable(request_id, user)
         number = request.id
         if not approve:
-            reason = (reason or "").strip()
-            detail = f"denied for {', '.join(eligible)}" + (f": {reason}" if reason else "")
-            if self.store.transition(number, PENDING_APPROVAL, DENIED, user, detail):
-                text = f":no_entry: {messages.mention(request.requester)} {request.display_id} was denied by {messages.mention(user)}. Nothing was changed."
-                if reason:
-                    text += f"\nReason: {messages.escape(reason)}"
-                self.notifier.final(number, text)
+            if self.lifecycle.denied(request, user, eligible, (reason or "").strip()):
                 return None
             raise AlreadyDecidedError(self._decided_by(self.store.get(number)))
         recorded = self.store.record_approvals(number, eligible, user)
@@ -422,9 +293,7 @@ class RequestService:
         if not recorded:
             raise AlreadyDecidedError(_expired_text(request) if request.state == PENDING_APPROVAL and request.expires_at <= self.clock() else self._decided_by(request))
         if all(a in request.approvals for a in request.approver_accounts):
-            if self.store.transition(number, PENDING_APPROVAL, APPROVED, user, "all accounts approved", unexpired=True):
-                self.notifier.reply(number, f":white_check_mark: {request.display_id} approved by {messages.mention(user)} for {', '.join(f'`{a}`' for a in recorded)}. Starting.", dedupe=f"approved:{number}")
-                self.notifier.update_root(number)
+            if self.lifecycle.approve(request, user, recorded):
                 self.worker.submit(self.runner.run, number)
                 return None
             raise AlreadyDecidedError(self._decided_by(self.store.get(number)))
@@ -489,11 +358,9 @@ class RequestService:
         is_owner = any(user in self._owners(self.config.account(a)) for a in request.approver_accounts)
         if user != request.requester and not is_owner:
             raise NotAllowedError(f"Only the requester or an owner of {', '.join(request.approver_accounts)} can cancel {request.display_id}.")
-        for from_state in (PENDING_APPROVAL, APPROVED):
-            if request.state == from_state and self.store.transition(number, from_state, CANCELLED, user, "cancelled"):
-                self.notifier.final(number, f":heavy_multiplication_x: {messages.mention(request.requester)} {request.display_id} was cancelled by {messages.mention(user)}. Nothing was changed.")
-                return f"{request.display_id} cancelled."
-        if request.state == RUNNING and self.store.transition(number, RUNNING, CANCELLED, user, "cancelled while running"):
+        if self.lifecycle.cancelled(request, user):
+            return f"{request.display_id} cancelled."
+        if request.state == RUNNING and self.lifecycle.stop_running(number, user):
             # The runner stops before its next step; the cleanup waits for the current one.
             self.worker.submit(self.runner.cancel_running, number, user)
             return f"{request.display_id} cancelled; undoing what it already changed (see the thread)."

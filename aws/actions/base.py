@@ -17,6 +17,7 @@ from typing import Any, Callable, ClassVar, Mapping
 
 from aws.actions.holdings import Holdings, OwnHoldings
 from aws.actions.plan import Account, PlannedStep
+from aws.actions.retry import RetryPolicy
 from aws.partitions import partition_for
 from aws.sessions import AwsSessions
 
@@ -140,6 +141,7 @@ class Action:
     name: ClassVar[str]
     permissions: ClassVar[tuple[str, ...]]  # IAM actions used by execute and undo
     undoable: ClassVar[bool] = True
+    retry: ClassVar[RetryPolicy] = RetryPolicy()  # waits spread by its jitter; a failed removal backs off
     Params: ClassVar[type[ActionParams]] = ActionParams
 
     def execute(self, ctx: StepContext, account_id: str, region: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from bot.operations.share import (
     read_key_policy,
     require_organization,
 )
-from bot.requests import ACTIVE, REVOKED, STEP_DONE, STEP_UNDONE, PlannedStep, Request, Step
+from bot.requests import ACTIVE, STEP_DONE, STEP_UNDONE, PlannedStep, Request, Step
 from bot.verbs.lexer import ACCOUNT_ID_RE
 
 if TYPE_CHECKING:  # the command types are only annotations here: the verb's folder imports this module
@@ -369,7 +369,7 @@ def _settled_result(step: Step, image_id: str, removed: tuple) -> dict[str, Any]
     return None
 
 
-def settle_unshared(request: Request, store: Any, notifier: Any) -> list[str]:
+def settle_unshared(request: Request, store: Any, lifecycle: Any) -> list[str]:
     """Record in the earlier requests what this unshare removed: their steps are
     marked undone (or their results trimmed), so nothing is removed twice; an
     active time-boxed share with nothing left ends ``revoked``."""
@@ -395,13 +395,7 @@ def settle_unshared(request: Request, store: Any, notifier: Any) -> list[str]:
             continue
         other = store.get(other.id)
         left = [s for s in other.steps if s.state == STEP_DONE and get_action(s.action).undoable]
-        if other.state == ACTIVE and not left and store.transition(other.id, ACTIVE, REVOKED, "amibot", f"removed by {request.display_id} (unshare)"):
-            notifier.final(
-                other.id,
-                f":lock: {slacktext.mention(other.requester)} {other.display_id}'s share was removed by {request.display_id} "
-                f"({slacktext.code(request.command_text)}); nothing is left for its expiry to remove.",
-                dedupe_kind="revoked",
-            )
+        if other.state == ACTIVE and not left and lifecycle.share_removed_by(other, request):
             notes.append(f"{other.display_id} (time-boxed share) is marked removed.")
         else:
             notes.append(f"{other.display_id} now records these changes as removed, so nothing is removed twice"

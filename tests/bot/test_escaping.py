@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aws.errors import AwsFailure
-from bot import listing, cards, messages, slacktext
+from bot import listing, cards, lifecycle, messages, slacktext
 from bot.errors import UsageError
 from bot.grammar import parse_command
 from bot.operations import preflight_read
@@ -87,7 +87,7 @@ def every_rendering(request: Request, hostile: str) -> Iterator[Any]:
     yield listing.status_text(request, True)
     yield listing.status_text(request, False)
     yield listing.list_text([request], "all", 1, lambda r: True)
-    yield messages.failure_text(request, request.steps[0].description, messages.error_text(AwsFailure("X", hostile)), [slacktext.escape(hostile)], [])
+    yield lifecycle.failure_text(request, request.steps[0].description, messages.error_text(AwsFailure("X", hostile)), [slacktext.escape(hostile)], [])
     yield messages.deny_form(request)
     yield messages.error_text(AwsFailure(hostile or "X", hostile, cause=hostile, fix=hostile))
     try:
