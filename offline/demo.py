@@ -22,7 +22,8 @@ from offline import rehearsal
 from bot.app import Amibot
 from bot.config import Config
 from offline.slack import FakeSlack, SignedSlackClient
-from offline.scenarios import SCENARIOS, Stage, Transcript
+from offline.scenarios import SCENARIOS
+from offline.scenarios.stage import Stage, Transcript
 
 
 @dataclass

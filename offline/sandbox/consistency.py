@@ -25,7 +25,8 @@ import time
 from typing import Any, Callable, Iterable
 
 from offline.sandbox.state import _KEY_ACCOUNTS, _LOCK, _ORIGINALS, _State, _active
-from offline.sandbox.wire import _ec2_patch, _kms_error
+from offline.sandbox.errors import _kms_error
+from offline.sandbox.wire import _ec2_patch
 
 
 def _note_new(state: _State, ids: Iterable[str], resp: Any = None) -> None:

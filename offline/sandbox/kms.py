@@ -24,7 +24,8 @@ from offline.sandbox.policy import (
     _policy_decision,
 )
 from offline.sandbox.state import _LOCK, _ORIGINALS, _State, _active
-from offline.sandbox.wire import _access_denied, _as_account, _caller_arn, _kms_error
+from offline.sandbox.errors import _kms_error
+from offline.sandbox.wire import _access_denied, _as_account, _caller_arn
 
 
 def _patched_create_alias(self: Any, target_key_id: str, alias_name: str) -> Any:
