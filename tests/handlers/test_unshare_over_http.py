@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-import time
 
 import pytest
 from botocore.exceptions import ClientError
@@ -160,21 +159,14 @@ def test_unshare_of_an_active_time_boxed_share_ends_it_as_revoked(harness):
 @pytest.fixture
 def harness_with_qa(sandbox, fake_slack, tmp_path, clock):
     """The usual harness with a third account, ``qa``, in the config."""
-    from bot.app import Amibot
-    from bot.config import parse_config
-    from offline.slack import SignedSlackClient
-    from tests.conftest import Harness
+    from offline.stack import offline_stack
+    from tests.conftest import bot_options
 
-    world = rehearsal.seed(sandbox)
-    env = {"AMIBOT_DB": str(tmp_path / "amibot.db"), "SLACK_API_URL": fake_slack.api_url, "SLACK_BOT_TOKEN": "xoxb-sandbox", "SLACK_SIGNING_SECRET": "s3cret"}
     qa = '\n[accounts.qa]\nid = "333333333333"\nrole_arn = "arn:aws:iam::333333333333:role/amibot"\nowners = ["U0QA"]\n'
-    config = parse_config(rehearsal.SANDBOX_TOML + qa, env, source="<test>")
-    rehearsal.enforce_generated_policies(sandbox, config)
-    bot = Amibot(config, clock=clock, grant_wait_seconds=2, sleep=lambda s: time.sleep(min(s, 0.05)), tick_seconds=3600, notifier_poll_seconds=0.05)
-    bot.start()
-    url = bot.start_http(port=0)
-    yield Harness(bot=bot, world=world, slack=SignedSlackClient(url + "/slack/events", config.slack.signing_secret, fake_slack), fake=fake_slack, url=url, clock=clock)
-    bot.stop()
+    options = bot_options(clock)
+    del options["aws_max_attempts"]  # the bot's own budget
+    with offline_stack(sandbox=sandbox, fake=fake_slack, db=str(tmp_path / "amibot.db"), toml=rehearsal.SANDBOX_TOML + qa, **options) as stack:
+        yield stack
 
 
 def test_unshare_one_of_two_targets_leaves_the_other_and_the_expiry_removes_only_the_rest(harness_with_qa):
