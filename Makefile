@@ -14,8 +14,12 @@ $(BIN)/.installed: pyproject.toml
 demo: $(BIN)/.installed
 	$(BIN)/amibot demo
 
+# Two workers (pytest-xdist), a test file per worker at a time (--dist loadfile: a
+# file's module-scoped servers start once). Each worker has its own sandbox, ports and
+# PostgreSQL cluster. `$(BIN)/python -m pytest` alone runs in one process.
+TEST_WORKERS ?= 2
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # Every benchmark beside its baseline; writes bench/results.json and BENCHMARKS.md.
 bench: $(BIN)/.installed

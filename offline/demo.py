@@ -12,56 +12,12 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import tempfile
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
-from offline.sandbox import Sandbox
 from offline import rehearsal
-from bot.app import Amibot
-from bot.config import Config
-from offline.slack import FakeSlack, SignedSlackClient
-from offline.scenarios import SCENARIOS, Stage, Transcript
-
-
-@dataclass
-class Rehearsal:
-    """The whole offline stack: sandbox AWS, local Slack, the real bot over HTTP."""
-
-    sandbox: Sandbox
-    fake: FakeSlack
-    world: rehearsal.SandboxWorld
-    config: Config
-    bot: Amibot
-    url: str
-    slack: SignedSlackClient
-
-
-@contextmanager
-def offline_stack(**bot_options: Any) -> Iterator[Rehearsal]:
-    """Start the sandbox, a local Slack and the bot on a free port; stop them all
-    afterwards. Used by the demo and the benchmarks."""
-    sandbox = Sandbox(rehearsal.REGION)
-    sandbox.start()
-    fake = FakeSlack(usergroups=rehearsal.USERGROUPS)
-    fake.start()
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            config = rehearsal.sandbox_config(os.path.join(tmp, "amibot.db"), fake.api_url, env={})
-            world = rehearsal.seed(sandbox)
-            rehearsal.enforce_generated_policies(sandbox, config)
-            bot = Amibot(config, **bot_options)
-            bot.start()
-            try:
-                url = bot.start_http(port=0)
-                slack = SignedSlackClient(url + "/slack/events", config.slack.signing_secret, fake)
-                yield Rehearsal(sandbox, fake, world, config, bot, url, slack)
-            finally:
-                bot.stop()
-    finally:
-        fake.stop()
-        sandbox.stop()
+from offline.stack import offline_stack
+from offline.scenarios import SCENARIOS
+from offline.scenarios.stage import Stage, Transcript
 
 
 def closing_note(t: Transcript, stage: Stage, out: Any) -> None:

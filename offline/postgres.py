@@ -12,10 +12,11 @@ import glob
 import itertools
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
+
+from offline.net import free_port
 
 HOW_TO_GET = "PostgreSQL server binaries not found: `apt-get install postgresql-15` (or set AMIBOT_PG_BINDIR to the directory holding initdb and pg_ctl)"
 
@@ -31,12 +32,6 @@ def find_bindir() -> Path | None:
         if (Path(candidate) / "initdb").exists() and (Path(candidate) / "pg_ctl").exists():
             return Path(candidate)
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class PostgresCluster:

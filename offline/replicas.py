@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 from offline import rehearsal
-from offline.postgres import free_port
+from offline.net import free_port
 from offline.sandbox import Sandbox
 from offline.slack import FakeSlack, SignedSlackClient
 
@@ -22,17 +22,18 @@ ROOT = Path(__file__).resolve().parents[1]
 SECRET = "replica-signing-secret"
 
 
-def replica_toml(lease_seconds: int, tick_seconds: int) -> str:
-    """The sandbox config with the replicas' lease and tick."""
-    return rehearsal.SANDBOX_TOML.replace("[bot]\n", f"[bot]\nlease_seconds = {lease_seconds}\ntick_seconds = {tick_seconds}\n", 1)
+def replica_toml(lease_seconds: int | None, tick_seconds: int | None) -> str:
+    """The sandbox config with the replicas' lease and tick (None: the config's own)."""
+    lines = "".join(f"{name} = {value}\n" for name, value in (("lease_seconds", lease_seconds), ("tick_seconds", tick_seconds)) if value is not None)
+    return rehearsal.SANDBOX_TOML.replace("[bot]\n", f"[bot]\n{lines}", 1)
 
 
 class Replica:
     """One `amibot serve` process of a deployment, on the sandbox (a moto server) and
     the local Slack, with its own log file."""
 
-    def __init__(self, name: str, tmp: Path, sandbox: Sandbox, fake: FakeSlack, db: str, *, lease_seconds: int = 3, tick_seconds: int = 1,
-                 secret: str = SECRET):
+    def __init__(self, name: str, tmp: Path, sandbox: Sandbox, fake: FakeSlack, db: str, *, lease_seconds: int | None = 3,
+                 tick_seconds: int | None = 1, secret: str = SECRET):
         self.name, self.tmp, self.sandbox, self.fake, self.db, self.secret = name, tmp, sandbox, fake, db, secret
         self.port = free_port()
         self.config = tmp / f"amibot-{name}.toml"

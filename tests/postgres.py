@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from offline.postgres import HOW_TO_GET, PostgresCluster, find_bindir, free_port  # noqa: F401  (free_port: for the tests)
+from offline.postgres import HOW_TO_GET, PostgresCluster, find_bindir
 
 
 @pytest.fixture(scope="session")

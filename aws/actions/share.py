@@ -352,9 +352,14 @@ class RevokeKmsGrants(Action):
 
     def run(self, ctx, account_id, region, params):
         kms = ctx.client("kms", account_id, region)
-        for grant_id in params.grant_ids:
-            _revoke(kms, params.key_arn, grant_id)
-        return {"revoked": params.grant_ids}
+        # Each recorded grant is revoked by id even when ListGrants did not list it
+        # (ListGrants lags behind CreateGrant): RevokeGrant's own NotFound says "gone".
+        gone = [grant_id for grant_id in params.grant_ids if not _revoke(kms, params.key_arn, grant_id)]
+        result: dict[str, Any] = {"revoked": [g for g in params.grant_ids if g not in gone]}
+        if gone:
+            result["already_gone"] = gone
+            result["summary"] = "already gone (RevokeGrant: not found): " + ", ".join(f"`{g}`" for g in gone)
+        return result
 
 
 def check_source_key_grantable(sessions: Any, account_id: str, region: str, key_arn: str, grantee: str, operations: list[str], tag: str) -> None:
@@ -381,13 +386,16 @@ def _list_grants(kms: Any, key_arn: str) -> list[dict[str, Any]]:
         kwargs["Marker"] = page["NextMarker"]
 
 
-def _revoke(kms: Any, key_arn: str, grant_id: str) -> None:
+def _revoke(kms: Any, key_arn: str, grant_id: str) -> bool:
+    """Revoke a grant by id; False when KMS answers it is not found (already gone)."""
     try:
         kms.revoke_grant(KeyId=key_arn, GrantId=grant_id)
     except ClientError as error:
         # Already revoked (a retry after a crash): the goal is reached.
         if error.response["Error"]["Code"] not in ("NotFoundException",):
             raise
+        return False
+    return True
 
 
 def _describe_entries(entries: list[dict[str, str]]) -> str:

@@ -72,6 +72,17 @@ def _is_share_of(request: Request, image_id: str, region: str) -> bool:
     return request.kind == "share" and request.params.get("image_id") == image_id and request.params.get("region") == region
 
 
+def _recorded_grants(done: list[tuple[Request, Step]], key_arn: str, principals: dict[str, str]) -> dict[str, tuple[Request, str]]:
+    """The grants on ``key_arn`` to one of ``principals`` that ``done`` steps made, by
+    grant id: (the request that made it, its grantee)."""
+    found: dict[str, tuple[Request, str]] = {}
+    for request, step in done:
+        grantee = step.params.get("grantee_principal")
+        if step.action in GRANT_ACTIONS and step.params.get("key_arn") == key_arn and grantee in principals and step.result.get("grant_id"):
+            found.setdefault(step.result["grant_id"], (request, grantee))
+    return found
+
+
 def unshare_targets(ctx: PlanningContext, refs: tuple[str, ...], source: AccountConfig) -> list[_Target]:
     """The accounts to unshare from. A 12-digit id that is not configured is
     accepted: taking access away from an unknown account is always safe."""
@@ -162,40 +173,37 @@ class _Planner:
 
     def grants(self, targets: list[_Target]) -> None:
         """Per key: revoke the grants amibot made to the targets (their root principal
-        and their Auto Scaling role) by id; keep and list the others."""
+        and their Auto Scaling role) by the ids it recorded; keep and list the others.
+
+        ListGrants is eventually consistent: a grant made seconds ago may not be listed
+        yet. So the listing never decides that a recorded grant is gone (RevokeGrant's
+        own answer does, at run time), nor that another request's grant is absent;
+        it only finds the grants amibot has no record of."""
         principals = {}
         for target in targets:
             principals[account_root(target.account_id, self.region)] = f"the root of {target.label}"
             principals[autoscaling_role(target.account_id, self.region)] = f"the Auto Scaling role of {target.label}"
         for key in self.facts.keys:
             live = preflight_read(f"Could not read the grants of {key.arn}", lambda key=key: _list_grants(self.kms, key.arn))
-            live_ids = {g["GrantId"] for g in live}
-            mine = {
-                s.result["grant_id"]: r
-                for r, s in self.own
-                if s.action in GRANT_ACTIONS and s.params.get("key_arn") == key.arn and s.params.get("grantee_principal") in principals and s.result.get("grant_id")
-            }
-            elsewhere = {
-                s.result["grant_id"]: r
-                for r, s in self.others
-                if s.action in GRANT_ACTIONS and s.params.get("key_arn") == key.arn and s.result.get("grant_id")
-            }
+            mine = _recorded_grants(self.own, key.arn, principals)
+            elsewhere = _recorded_grants(self.others, key.arn, principals)
             revoke, origins = [], []
-            for grant in live:
-                grantee = grant.get("GranteePrincipal")
-                if grantee not in principals:
-                    continue
-                grant_id, name = grant["GrantId"], grant.get("Name") or ""
-                if grant_id in mine:
-                    revoke.append(grant_id)
-                    self.plan.settles.add(mine[grant_id].display_id)
-                    origins.append(f"`{grant_id}` to {principals[grantee]} (made by {mine[grant_id].display_id})")
-                elif grant_id in elsewhere:
+            for grant_id, (request, grantee) in mine.items():
+                revoke.append(grant_id)
+                self.plan.settles.add(request.display_id)
+                origins.append(f"`{grant_id}` to {principals[grantee]} (made by {request.display_id})")
+            for grant_id, (request, grantee) in elsewhere.items():
+                if grant_id not in mine:
                     self.plan.after.append(
-                        f"Kept: grant `{grant_id}` on {_key_label(key)} to {principals[grantee]} belongs to {elsewhere[grant_id].display_id} "
+                        f"Kept: grant `{grant_id}` on {_key_label(key)} to {principals[grantee]} belongs to {request.display_id} "
                         "(another AMI on this key, or a request still in force)."
                     )
-                elif name.startswith("amibot-"):
+            for grant in live:
+                grantee = grant.get("GranteePrincipal")
+                grant_id, name = grant["GrantId"], grant.get("Name") or ""
+                if grantee not in principals or grant_id in mine or grant_id in elsewhere:
+                    continue
+                if name.startswith("amibot-"):
                     revoke.append(grant_id)
                     origins.append(f"`{grant_id}` to {principals[grantee]} (named `{name}`: made by amibot, not in its records, e.g. a lost database; it may also serve other AMIs on this key)")
                 else:
@@ -204,9 +212,6 @@ class _Planner:
                         + (f" (name `{name}`)" if name else "")
                         + f"; revoke it by hand if it should go: `aws kms revoke-grant --key-id {key.arn} --grant-id {grant_id}`."
                     )
-            for grant_id, request in mine.items():
-                if grant_id not in live_ids:
-                    self.plan.checked.append(f"Grant `{grant_id}` made by {request.display_id} on {_key_label(key)} is already gone")
             if revoke:
                 self.step(RevokeKmsGrants, RevokeKmsGrants.Params(key_arn=key.arn, grant_ids=revoke), key_label=_key_label(key), origins=origins)
 

@@ -137,7 +137,8 @@ from __future__ import annotations
 
 import copy
 import os
-from typing import Any
+import time
+from typing import Any, Callable
 
 import boto3
 
@@ -183,7 +184,9 @@ class Sandbox(SandboxWorld, SandboxControls):
     time (for the demo and ``serve --sandbox``); by default they finish at once.
     ``consistency_delay``: for that many seconds after creation, new images,
     snapshots, instances and KMS grants are invisible (AWS's eventual consistency,
-    see ``consistency``); 0 turns it off.
+    see ``consistency``); 0 turns it off. ``clock`` is the sandbox's time (seconds,
+    real time by default): the delays and timed copies follow it (see
+    :meth:`use_clock`).
     """
 
     def __init__(
@@ -197,6 +200,7 @@ class Sandbox(SandboxWorld, SandboxControls):
         org_root_id: str = "r-sbx1",
         copy_duration: float | None = None,
         consistency_delay: float = DEFAULT_CONSISTENCY_DELAY,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.region = region
         self.server = server
@@ -204,7 +208,8 @@ class Sandbox(SandboxWorld, SandboxControls):
         self._org = _OrgConfig(organization_id, dict(org_members or {}), management_account, org_root_id)
         self._copy_duration = copy_duration
         self._consistency_delay = float(consistency_delay)
-        self._state = _State(org=copy.deepcopy(self._org), copy_duration=copy_duration, consistency_delay=self._consistency_delay)
+        self._clock = clock
+        self._state = _State(org=copy.deepcopy(self._org), copy_duration=copy_duration, consistency_delay=self._consistency_delay, clock=clock)
         self._saved_env: dict[str, str | None] = {}
         self._mock: Any = None
         self._server: Any = None
@@ -306,6 +311,7 @@ class Sandbox(SandboxWorld, SandboxControls):
             self._state.org = copy.deepcopy(self._org)
             self._state.copy_duration = self._copy_duration
             self._state.consistency_delay = self._consistency_delay
+            self._state.clock = self._clock
         from offline.sandbox.ec2_launch_templates import reset_launch_templates
 
         reset_launch_templates()

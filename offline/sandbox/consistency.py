@@ -21,11 +21,11 @@ which tests and the world builder use to look at the world as it really is. The 
 from __future__ import annotations
 
 import json
-import time
 from typing import Any, Callable, Iterable
 
 from offline.sandbox.state import _KEY_ACCOUNTS, _LOCK, _ORIGINALS, _State, _active
-from offline.sandbox.wire import _ec2_patch, _kms_error
+from offline.sandbox.errors import _kms_error
+from offline.sandbox.wire import _ec2_patch
 
 
 def _note_new(state: _State, ids: Iterable[str], resp: Any = None) -> None:
@@ -33,7 +33,7 @@ def _note_new(state: _State, ids: Iterable[str], resp: Any = None) -> None:
     sandbox's own sessions make: tests set the world up "from before")."""
     if state.consistency_delay <= 0 or (resp is not None and _observer(resp)):
         return
-    now = time.monotonic()
+    now = state.clock()
     for resource_id in ids:
         state.born.setdefault(resource_id, now)
 
@@ -62,7 +62,7 @@ def _hidden(state: _State, resource_id: str) -> bool:
     born = state.born.get(resource_id)
     if born is None:
         return False
-    if time.monotonic() - born >= state.consistency_delay:
+    if state.clock() - born >= state.consistency_delay:
         state.born.pop(resource_id, None)
         return False
     return True

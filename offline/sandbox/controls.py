@@ -5,8 +5,8 @@ A mixin of :class:`~offline.sandbox.Sandbox`.
 
 from __future__ import annotations
 
-import time
 from collections import deque
+from typing import Callable
 
 from offline.sandbox.ec2_lifecycle import _resolve, _set_failed, _set_pending
 from offline.sandbox.state import _LOCK, _Fault, _Pending, _State, _locate_image
@@ -27,7 +27,7 @@ class SandboxControls:
                 self._state.hold_all = image_id_or_all
                 return
             _, _, _, image = _locate_image(image_id_or_all)
-            self._state.pending[image.id] = _Pending(image.id, held=True, started=time.monotonic())
+            self._state.pending[image.id] = _Pending(image.id, held=True, started=self._state.clock())
             _set_pending(image)
 
     def set_copy_duration(self, seconds: float | None) -> None:
@@ -107,6 +107,18 @@ class SandboxControls:
         eventually consistent); 0 (the default) means at once."""
         with _LOCK:
             self._state.grant_delay = float(seconds)
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The sandbox's time (see :meth:`use_clock`)."""
+        return self._state.clock
+
+    def use_clock(self, clock: Callable[[], float]) -> None:
+        """The sandbox's time from now on (until :meth:`reset`): grant delays,
+        consistency windows and timed copies follow ``clock`` (seconds). Tests give
+        theirs, so a window ends when they move it; by default, real time."""
+        with _LOCK:
+            self._state.clock = clock
 
     def set_consistency_delay(self, seconds: float) -> None:
         """New images, snapshots, instances and grants stay invisible for ``seconds``

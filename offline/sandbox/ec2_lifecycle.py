@@ -8,7 +8,6 @@ an account's default EBS key.
 
 from __future__ import annotations
 
-import time
 from typing import Any, Callable
 
 from offline.sandbox.policy import _key_by_alias
@@ -58,7 +57,7 @@ def _register_new_image(state: _State, ami: Any, check: Callable[[], tuple[str, 
     if check is not None:
         state.checks[ami.id] = check
     if state.hold_all or state.copy_duration:
-        state.pending[ami.id] = _Pending(ami.id, held=state.hold_all, started=time.monotonic())
+        state.pending[ami.id] = _Pending(ami.id, held=state.hold_all, started=state.clock())
         _set_pending(ami)
     else:
         _resolve(state, ami)
@@ -68,7 +67,7 @@ def _tick(state: _State) -> None:
     """Move time-driven copies forward (``copy_duration``), lazily on each describe."""
     if not state.copy_duration or not state.pending:
         return
-    now = time.monotonic()
+    now = state.clock()
     for pending in list(state.pending.values()):
         if pending.held:
             continue

@@ -15,6 +15,7 @@ import re
 from typing import Any
 from xml.sax.saxutils import escape
 
+from offline.sandbox.errors import _error_response
 from offline.sandbox.iam_eval import ALLOW, DENY, decide, matching_statements
 from offline.sandbox.identity import principal_account, role_policy_statements
 from offline.sandbox.state import _State
@@ -46,12 +47,6 @@ def _context(query: dict[str, Any]) -> dict[str, Any]:
     return context
 
 
-def _error(resp: Any, code: str, message: str, status: int) -> Any:
-    from offline.sandbox.wire import _error_response
-
-    return _error_response(resp, code, message, status)
-
-
 def simulate_principal_policy(resp: Any, state: _State) -> Any:
     """The whole response to a SimulatePrincipalPolicy request."""
     query = resp.querystring
@@ -60,12 +55,12 @@ def simulate_principal_policy(resp: Any, state: _State) -> Any:
     resources = _members(query, "ResourceArns") or ["*"]
     context = _context(query)
     if not actions:
-        return _error(resp, "InvalidInput", "ActionNames must contain at least one action.", 400)
+        return _error_response(resp, "InvalidInput", "ActionNames must contain at least one action.", 400)
     if principal_account(source) != resp.current_account:
-        return _error(resp, "InvalidInput", f"Invalid Entity Arn: {source} is not in the caller's account.", 400)
+        return _error_response(resp, "InvalidInput", f"Invalid Entity Arn: {source} is not in the caller's account.", 400)
     statements = role_policy_statements(source)
     if statements is None:
-        return _error(resp, "NoSuchEntity", f"The role with name {source.rsplit('/', 1)[-1]} cannot be found.", 404)
+        return _error_response(resp, "NoSuchEntity", f"The role with name {source.rsplit('/', 1)[-1]} cannot be found.", 404)
     members = []
     for action in actions:
         for resource in resources:

@@ -34,6 +34,8 @@ from offline.sandbox.kms import (
     _kms_patch,
     _patched_create_alias,
     _put_key_policy,
+    _shared_key_pair,
+    _shared_private_key,
 )
 from offline.sandbox.state import _LOCK, _ORIGINALS
 from offline.sandbox.wire import _patched_assume_role, _patched_call_action, _patched_get_account_id_from
@@ -49,6 +51,8 @@ def _install() -> None:
         if _INSTALLED:
             return
         import moto.iam.models as iam_models
+        import moto.ec2.models.key_pairs as key_pair_models
+        import moto.kms.models as kms_models
         from moto.core.responses import BaseResponse
         from moto.ec2.models.amis import Ami
         from moto.ec2.models.elastic_block_store import Snapshot
@@ -76,6 +80,10 @@ def _install() -> None:
         Ami.block_device_mappings = property(_patched_bdm_property)
         _ORIGINALS["progress"] = Snapshot.__dict__["progress"]
         Snapshot.progress = property(_patched_progress_property)
+        _ORIGINALS["generate_private_key"] = kms_models.generate_private_key
+        kms_models.generate_private_key = _shared_private_key
+        _ORIGINALS["random_rsa_key_pair"] = key_pair_models.random_rsa_key_pair
+        key_pair_models.random_rsa_key_pair = _shared_key_pair
         _ORIGINALS["create_alias"] = KmsBackend.create_alias
         KmsBackend.create_alias = _patched_create_alias
 

@@ -9,7 +9,6 @@ validates operations, may not widen a grant it was given through, and is idempot
 from __future__ import annotations
 
 import json
-import time
 from typing import Any, Callable
 
 from offline.sandbox.policy import (
@@ -24,7 +23,31 @@ from offline.sandbox.policy import (
     _policy_decision,
 )
 from offline.sandbox.state import _LOCK, _ORIGINALS, _State, _active
-from offline.sandbox.wire import _access_denied, _as_account, _caller_arn, _kms_error
+from offline.sandbox.errors import _kms_error
+from offline.sandbox.wire import _access_denied, _as_account, _caller_arn
+
+
+def _shared_private_key(key_spec: str) -> Any:
+    """moto makes a fresh asymmetric key pair for every KMS key (for Sign/Verify,
+    which nothing here calls): 2048-bit RSA, about 40 ms each, most of what seeding
+    a world costs. The sandbox makes one per key spec and every key shares it."""
+    with _LOCK:
+        found = _PRIVATE_KEYS.get(key_spec)
+        if found is None:
+            found = _PRIVATE_KEYS[key_spec] = _ORIGINALS["generate_private_key"](key_spec)
+        return found
+
+
+def _shared_key_pair() -> Any:
+    """The same for EC2 key pairs (CreateKeyPair): one RSA pair for every key pair."""
+    with _LOCK:
+        found = _PRIVATE_KEYS.get("ec2-key-pair")
+        if found is None:
+            found = _PRIVATE_KEYS["ec2-key-pair"] = _ORIGINALS["random_rsa_key_pair"]()
+        return dict(found)
+
+
+_PRIVATE_KEYS: dict[str, Any] = {}
 
 
 def _patched_create_alias(self: Any, target_key_id: str, alias_name: str) -> Any:
@@ -196,7 +219,7 @@ def _create_grant(self: Any) -> Any:
         else:
             body = original(self)
         try:
-            state.grant_created[json.loads(body)["GrantId"]] = time.monotonic()
+            state.grant_created[json.loads(body)["GrantId"]] = state.clock()
         except (TypeError, ValueError, KeyError):
             pass
         return body

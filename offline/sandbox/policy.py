@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from typing import Any
 
 from offline.sandbox.iam_eval import ALLOW, DENY, as_list, statement_applies, statements_of
@@ -168,7 +167,7 @@ def _grantee_matches(grantee: str, caller: str, principal_arn: str | None) -> st
 def _effective_grants(state: _State, key: Any, caller: str, principal_arn: str | None = None) -> list[Any]:
     """Grants in effect (past the grant delay) whose grantee is the caller's account
     or the caller's own role."""
-    now = time.monotonic()
+    now = state.clock()
     out = []
     for grant in list(key.grants.values()):
         if _grantee_matches(grant.grantee_principal, caller, principal_arn) is None:

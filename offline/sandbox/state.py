@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -89,8 +90,12 @@ class _State:
     faults: dict[str, deque] = field(default_factory=dict)
     calls: Counter = field(default_factory=Counter)
     grant_created: dict[str, float] = field(default_factory=dict)
+    # The sandbox's time (seconds): grant delays, consistency windows and timed copies
+    # follow it. Real time by default; tests inject their clock (Sandbox.use_clock),
+    # so a window ends when the test moves its clock, whatever the machine's speed.
+    clock: Callable[[], float] = time.monotonic
     # Eventual consistency: resources made by the bot are invisible to describes for
-    # this many seconds after creation (resource id -> monotonic creation time).
+    # this many seconds after creation (resource id -> creation time on ``clock``).
     consistency_delay: float = 0.0
     born: dict[str, float] = field(default_factory=dict)
     # IAM identity policies are evaluated only while this is on (see ``identity``).

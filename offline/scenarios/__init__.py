@@ -2,168 +2,23 @@
 
 Each module has ``play(stage)``: it speaks to the real bot as people would (signed
 slash commands and clicks), prints the conversation, and records expectations,
-checked where possible from the target account's side.
+checked where possible from the target account's side. :data:`SCENARIOS` is the
+registry, in the order of the transcript; the shared parts are in ``stage``.
 """
 
 from __future__ import annotations
 
-import sys
-import time
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
+from offline.scenarios import copy, distribute, migrate, share, surfaces, unshare
+from offline.scenarios.stage import Stage
 
-class Transcript:
-    """Prints the conversation and records which expectations held."""
-
-    def __init__(self, out=sys.stdout):
-        self.out = out
-        self.lines = 0
-        self.failures: list[str] = []
-        self.checks = 0
-
-    def say(self, who: str, text: str) -> None:
-        first, *rest = (text or "").splitlines() or [""]
-        print(f"{who:>14} │ {first}", file=self.out)
-        for line in rest:
-            print(f"{'':>14} │ {line}", file=self.out)
-        self.lines += 1 + len(rest)
-
-    def note(self, text: str) -> None:
-        print(f"{'':>14} ┆ {text}", file=self.out)
-        self.lines += 1
-
-    def expect(self, what: str, ok: bool) -> bool:
-        self.checks += 1
-        mark = "✔" if ok else "✘"
-        print(f"{mark:>14} │ {what}", file=self.out)
-        self.lines += 1
-        if not ok:
-            self.failures.append(what)
-        return ok
-
-
-def blocks_text(message: dict) -> str:
-    parts = []
-    for block in message.get("blocks") or []:
-        if block.get("type") == "section":
-            parts.append(block["text"]["text"])
-        elif block.get("type") == "actions":
-            parts.append("   ".join(f"[ {e['text']['text']} ]" for e in block["elements"]))
-        elif block.get("type") == "context":
-            parts.append(" ".join(e.get("text", "") for e in block["elements"]))
-    return "\n".join(parts) or message.get("text", "")
-
-
-def wait(predicate: Callable[[], object], timeout: float = 20.0) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    return None
-
-
-
-def ephemeral_after(fake: Any, count_before: int, user: str) -> str | None:
-    found = fake.ephemerals(user)
-    return found[-1].get("text") if len(found) > count_before else None
-
-
-def ack_text(result: Any) -> str:
-    try:
-        return result.json().get("text", result.body)
-    except Exception:
-        return result.body
-
-
-def request_id(message: dict) -> str:
-    """The request id of a root message (its text starts with ``R-n:``)."""
-    return (message.get("text") or "").split(":")[0]
-
-
-@dataclass
-class Stage:
-    """Everything a scenario plays with."""
-
-    t: Transcript
-    slack: Any  # SignedSlackClient
-    fake: Any  # FakeSlack
-    world: Any  # rehearsal.SandboxWorld
-    channel: str
-    sandbox: Any  # offline.sandbox.Sandbox
-    bot: Any  # bot.app.Amibot
-    last_plan: str = ""  # the text of the last "View exact changes" modal a scenario opened
-    closing: list[str] = field(default_factory=list)  # messages the closing note quotes
-
-    def ask(self, text: str) -> Any:
-        """Bob types ``/ami <text>``; the transcript shows it and the bot's ack."""
-        from offline import rehearsal
-
-        self.t.say("@bob", f"/ami {text}")
-        result = self.slack.slash(rehearsal.REQUESTER, self.channel, text)
-        self.t.say("amibot (only bob)", ack_text(result))
-        return result
-
-    def ask_refused(self, text: str) -> str | None:
-        """Bob asks for something the bot must refuse; returns the refusal he alone sees."""
-        from offline import rehearsal
-
-        before = len(self.fake.ephemerals(rehearsal.REQUESTER))
-        self.ask(text)
-        answer = wait(lambda: ephemeral_after(self.fake, before, rehearsal.REQUESTER))
-        self.t.say("amibot (only bob)", str(answer))
-        return answer
-
-    def root_for(self, needle: str, timeout: float = 20.0) -> dict | None:
-        """The newest root message whose text mentions ``needle``."""
-        return wait(lambda: next((m for m in reversed(self.fake.messages(self.channel)) if needle in (m.get("text") or "") and not m.get("reply_broadcast")), None), timeout)
-
-    def final_reply(self, root: dict, timeout: float = 60.0) -> dict | None:
-        return wait(lambda: next((m for m in self.fake.thread(self.channel, root["ts"]) if m.get("reply_broadcast")), None), timeout)
-
-    def exact_changes(self, root: dict, user: str | None = None, who: str = "@alice") -> str:
-        """Someone clicks [ View exact changes ] on the card; the modal they see is
-        printed and its text returned."""
-        from offline import rehearsal
-
-        user = user or rehearsal.OWNER
-        request = request_id(root)
-        seen = set(self.fake.views)
-        self.t.say(who, "clicks [ View exact changes ]")
-        self.slack.click(user, self.channel, root["ts"], "amibot_view_changes", request)
-        view = wait(lambda: next((v for k, v in self.fake.views.items() if k not in seen and v.get("callback_id") == "amibot_exact_changes"), None))
-        text = blocks_text(view or {})
-        self.t.say(f"amibot (modal, only {who[1:]})", text)
-        return text
-
-    def dm_card(self, user: str, timeout: float = 20.0) -> tuple[str, dict] | None:
-        """The newest approval card the bot sent ``user`` in a DM: (DM channel, message)."""
-        def found() -> tuple[str, dict] | None:
-            channel = self.fake.dm_channel(user)
-            cards = [m for m in self.fake.messages(channel) if m.get("blocks")] if channel else []
-            return (channel, cards[-1]) if cards else None
-        return wait(found, timeout)  # type: ignore[return-value]
-
-    def show_thread(self, root: dict) -> None:
-        for reply in self.fake.thread(self.channel, root["ts"]):
-            self.t.say("amibot (thread)", reply.get("text", ""))
-
-
-def _load() -> list[Callable[[Stage], None]]:
-    # One line per operation module; the order is the order of the transcript.
-    from offline.scenarios import migrate, share
-    from offline.scenarios import unshare  # after share: it unshares what share shared
-
-    from offline.scenarios import copy  # it leaves only a copy in dev behind
-    from offline.scenarios import surfaces  # its own AMI; it ends its share
-    from offline.scenarios import distribute  # after copy: its dev:eu-west-1 copy is not made again
-
-    return [
-        share.refused_aws_managed, share.play_unencrypted, share.play, migrate.refused_wrong_subnet, migrate.play,
-        unshare.play, unshare.org_share, copy.play_same_region, copy.play, distribute.play, distribute.audit, surfaces.play,
-    ]
-
-
-SCENARIOS: list[Callable[[Stage], None]] = _load()
+SCENARIOS: list[Callable[[Stage], None]] = [
+    share.refused_aws_managed, share.play_unencrypted, share.play, migrate.refused_wrong_subnet, migrate.play,
+    unshare.play,  # after share: it unshares what share shared
+    unshare.org_share,
+    copy.play_same_region, copy.play,  # it leaves only a copy in dev behind
+    distribute.play, distribute.audit,  # after copy: its dev:eu-west-1 copy is not made again
+    surfaces.play,  # its own AMI; it ends its share
+]
+"""Demo scenarios, in the order of the transcript."""

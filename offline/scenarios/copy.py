@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from offline import rehearsal
-from offline.scenarios import Stage, blocks_text, request_id, wait
+from offline.scenarios.stage import Stage, blocks_text, request_id, wait
 
 
 def play(stage: Stage) -> None:

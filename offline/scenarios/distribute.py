@@ -4,7 +4,7 @@ the audit (with the drift check) of the AMI it came from."""
 from __future__ import annotations
 
 from offline import rehearsal
-from offline.scenarios import Stage, blocks_text, request_id, wait
+from offline.scenarios.stage import Stage, blocks_text, request_id, wait
 
 OUTSIDER = "333333333333"  # an account nobody configured: someone shared with it by hand
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from offline import rehearsal
-from offline.scenarios import Stage, ack_text, blocks_text, request_id
+from offline.scenarios.stage import Stage, ack_text, blocks_text, request_id
 
 TARGET = f"{rehearsal.REGION}b"
 

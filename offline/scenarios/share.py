@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from offline import rehearsal
-from offline.scenarios import Stage, ack_text, blocks_text, ephemeral_after, request_id, wait
+from offline.scenarios.stage import Stage, ack_text, blocks_text, ephemeral_after, request_id, wait
 
 
 def refused_aws_managed(stage: Stage) -> None:

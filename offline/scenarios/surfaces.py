@@ -4,7 +4,7 @@ published (``views.open`` / ``views.publish``), played with signed payloads."""
 from __future__ import annotations
 
 from offline import rehearsal
-from offline.scenarios import Stage, wait
+from offline.scenarios.stage import Stage, wait
 
 FORM = "amibot_request_form"
 

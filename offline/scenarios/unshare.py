@@ -8,7 +8,7 @@ import json
 from botocore.exceptions import ClientError
 
 from offline import rehearsal
-from offline.scenarios import Stage, blocks_text
+from offline.scenarios.stage import Stage, blocks_text
 
 
 def _dev_access(stage: Stage, image_id: str, key_arn: str) -> tuple[bool, bool]:

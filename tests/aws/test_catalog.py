@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 
 from aws.catalog import ImageCatalog
+from offline.clock import Clock
 
 
 class RecordingEc2:
@@ -33,14 +34,6 @@ class Sessions:
         return self.clients[(account_id, region)]
 
 
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
-
-
 IMAGES = [
     {"ImageId": "ami-00000000000000001", "Name": "web-2026.01", "State": "available", "CreationDate": "2026-01-01T00:00:00Z"},
     {"ImageId": "ami-00000000000000002", "Name": "web-2026.02", "State": "available", "CreationDate": "2026-02-01T00:00:00Z"},
@@ -51,7 +44,7 @@ IMAGES = [
 
 def test_one_describe_images_per_account_and_region_per_minute():
     ec2, other = RecordingEc2(IMAGES), RecordingEc2([])
-    clock = Clock()
+    clock = Clock(at=1000.0)
     catalog = ImageCatalog(Sessions({("111", "us-east-1"): ec2, ("111", "eu-west-1"): other}), clock=clock)
     try:
         found = catalog.search("111", "us-east-1", "")
@@ -61,7 +54,7 @@ def test_one_describe_images_per_account_and_region_per_minute():
         assert [i.image_id for i in catalog.search("111", "us-east-1", "0000003").images] == ["ami-00000000000000003"]
         assert catalog.search("111", "eu-west-1", "").images == []
         assert len(ec2.calls) == 1 and len(other.calls) == 1
-        clock.now += 61  # the minute is over: asked again (behind the stale answer)
+        clock.advance(61)  # the minute is over: asked again (behind the stale answer)
         assert len(catalog.search("111", "us-east-1", "web").images) == 2
         for _ in range(200):
             if len(ec2.calls) == 2:
@@ -93,12 +86,12 @@ def test_a_slow_aws_does_not_hold_the_answer():
 def test_a_stale_list_is_answered_at_once_and_refreshed_behind():
     gate = threading.Event()
     ec2 = RecordingEc2(IMAGES)
-    clock = Clock()
+    clock = Clock(at=1000.0)
     catalog = ImageCatalog(Sessions({("111", "us-east-1"): ec2}), wait_seconds=5, clock=clock)
     try:
         assert len(catalog.search("111", "us-east-1", "web").images) == 2
         ec2.gate, ec2.images = gate, IMAGES[:1]  # AWS is now slow, and one image is gone
-        clock.now += 61
+        clock.advance(61)
         import time as _time
         started = _time.monotonic()
         stale = catalog.search("111", "us-east-1", "web")

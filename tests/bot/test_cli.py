@@ -12,7 +12,9 @@ import urllib.request
 from offline import rehearsal
 from bot.cli import main
 from offline.slack import FakeSlack, SignedSlackClient
-from tests.bot.test_crash_recovery import ROOT, SECRET, free_port
+from offline.net import free_port
+from offline.replicas import ROOT
+from tests.bot.test_crash_recovery import SECRET
 
 
 def listening_addresses(port: int) -> set[str]:

@@ -8,11 +8,7 @@ test kills it with SIGKILL and starts a fresh process on the same database.
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -21,10 +17,11 @@ import pytest
 
 from offline.sandbox import Sandbox
 from offline import rehearsal
-from offline.slack import FakeSlack, SignedSlackClient
+from offline.replicas import Replica
+from offline.slack import FakeSlack
 from bot.store import Store
+from tests.conftest import SUITE_CONSISTENCY_DELAY
 
-ROOT = Path(__file__).resolve().parents[2]
 SECRET = "crash-test-signing-secret"
 
 # Each point: where the first process is killed.
@@ -45,83 +42,18 @@ KILL_POINTS = [
 BEFORE_APPROVAL = ("posted:root", "posted:copy")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server_sandbox(sandbox_session):
-    sandbox = Sandbox(rehearsal.REGION, server=True)
+    sandbox = Sandbox(rehearsal.REGION, server=True, consistency_delay=SUITE_CONSISTENCY_DELAY)
     sandbox.start()
     yield sandbox
     sandbox.stop()
 
 
-class BotProcess:
-    """`amibot serve` in a child process."""
-
-    def __init__(self, tmp: Path, sandbox: Sandbox, fake: FakeSlack, port: int):
-        self.tmp, self.sandbox, self.fake, self.port = tmp, sandbox, fake, port
-        self.config = tmp / "amibot.toml"
-        self.config.write_text(rehearsal.SANDBOX_TOML)
-        self.marker = tmp / "paused"
-        self.proc: subprocess.Popen | None = None
-        self.runs = 0
-
-    def start(self, pause_at: str = "") -> None:
-        self.runs += 1
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("AMIBOT_", "SLACK_"))},
-            "AWS_ENDPOINT_URL": self.sandbox.endpoint_url,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": rehearsal.REGION,
-            "SLACK_API_URL": self.fake.api_url,
-            "SLACK_BOT_TOKEN": "xoxb-crash",
-            "SLACK_SIGNING_SECRET": SECRET,
-            "AMIBOT_DB": str(self.tmp / "amibot.db"),
-            "AMIBOT_PAUSE_AT": pause_at,
-            "AMIBOT_PAUSE_MARKER": str(self.marker),
-            "AMIBOT_LOG_LEVEL": "WARNING",
-            "PYTHONPATH": str(ROOT),
-        }
-        log = open(self.tmp / f"bot-{self.runs}.log", "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "serve", "--config", str(self.config), "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.1)
-            assert self.proc.poll() is None, (self.tmp / f"bot-{self.runs}.log").read_text()
-        raise AssertionError("bot did not become healthy")
-
-    def wait_paused(self, point: str, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.marker.exists() and point in self.marker.read_text():
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"never paused at {point}: " + (self.tmp / f"bot-{self.runs}.log").read_text())
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+def bot_process(tmp: Path, sandbox: Sandbox, fake: FakeSlack) -> Replica:
+    """`amibot serve` in a child process, on the sandbox config as it is (its own
+    lease and tick) and ``tmp``'s database."""
+    return Replica("bot", tmp, sandbox, fake, str(tmp / "amibot.db"), lease_seconds=None, tick_seconds=None, secret=SECRET)
 
 
 @pytest.mark.parametrize("point", KILL_POINTS)
@@ -131,10 +63,10 @@ def test_sigkill_at_each_boundary_then_restart(point, server_sandbox, tmp_path):
     rehearsal.enforce_generated_policies(server_sandbox, rehearsal.sandbox_config(str(tmp_path / "policy.db"), env={}))
     fake = FakeSlack(usergroups=rehearsal.USERGROUPS)
     fake.start()
-    bot = BotProcess(tmp_path, server_sandbox, fake, free_port())
+    bot = bot_process(tmp_path, server_sandbox, fake)
     try:
         bot.start(pause_at=point)
-        slack = SignedSlackClient(f"http://127.0.0.1:{bot.port}/slack/events", SECRET, fake)
+        slack = bot.slack
         image = world.encrypted_image
         assert slack.slash(rehearsal.REQUESTER, rehearsal.CHANNEL, f"share {image} from prod to dev allow-copy").status == 200
         if point in BEFORE_APPROVAL:
@@ -188,10 +120,10 @@ def test_sigterm_exits_cleanly_and_the_next_process_resumes(server_sandbox, tmp_
     rehearsal.enforce_generated_policies(server_sandbox, rehearsal.sandbox_config(str(tmp_path / "policy.db"), env={}))
     fake = FakeSlack(usergroups=rehearsal.USERGROUPS)
     fake.start()
-    bot = BotProcess(tmp_path, server_sandbox, fake, free_port())
+    bot = bot_process(tmp_path, server_sandbox, fake)
     try:
         bot.start()
-        slack = SignedSlackClient(f"http://127.0.0.1:{bot.port}/slack/events", SECRET, fake)
+        slack = bot.slack
         image = world.plain_image
         slack.slash(rehearsal.REQUESTER, rehearsal.CHANNEL, f"share {image} from prod to dev")
         root = fake.wait_for(lambda: next((m for m in fake.messages(rehearsal.CHANNEL) if image in m.get("text", "")), None), 30)
@@ -224,11 +156,11 @@ def test_sigkill_during_a_copy_makes_one_copy(point, server_sandbox, tmp_path):
     server_sandbox.hold_pending(True)  # the copy stays in flight until we complete it
     fake = FakeSlack(usergroups=rehearsal.USERGROUPS)
     fake.start()
-    bot = BotProcess(tmp_path, server_sandbox, fake, free_port())
+    bot = bot_process(tmp_path, server_sandbox, fake)
     dev_other = server_sandbox.session(rehearsal.DEV, rehearsal.OTHER_REGION).client("ec2")
     try:
         bot.start(pause_at=point)
-        slack = SignedSlackClient(f"http://127.0.0.1:{bot.port}/slack/events", SECRET, fake)
+        slack = bot.slack
         image = world.encrypted_image
         slack.slash(rehearsal.REQUESTER, rehearsal.CHANNEL, f"copy {image} from prod to dev:{rehearsal.OTHER_REGION}")
         root = fake.wait_for(lambda: next((m for m in fake.messages(rehearsal.CHANNEL) if image in m.get("text", "")), None), 30)

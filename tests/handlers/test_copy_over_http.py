@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from typing import Any
 
 import pytest
@@ -19,33 +18,18 @@ import pytest
 from aws.actions.copy import DestinationKey
 from offline import rehearsal
 from bot.app import Amibot
-from offline.slack import SignedSlackClient
 from bot.operations import copy as copy_operation
 from bot.requests import FAILED, PENDING_APPROVAL, SUCCEEDED
-from tests.conftest import Harness
+from offline.stack import start_stack
+from tests.conftest import Harness, bot_options
 
 PROD, DEV = rehearsal.PROD, rehearsal.DEV
 SRC, DST = rehearsal.REGION, rehearsal.OTHER_REGION
 NOTIFY = "C0NOTIFY"
 
 
-class Clock:
-    """The bot's clock, moved forward by tests so waiting steps fall due."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
-
-
 @dataclasses.dataclass
 class CopyHarness(Harness):
-    clock: Clock = dataclasses.field(default_factory=Clock)
-
     def poll(self) -> None:
         """One polling round: past the poll interval (and Slack's one-edit-a-minute
         pacing of the root message), then the scheduler's tick, as APScheduler would."""
@@ -55,18 +39,13 @@ class CopyHarness(Harness):
 
 
 def start(sandbox, fake_slack, tmp_path, notify_channel: str | None = None) -> CopyHarness:
-    world = rehearsal.seed(sandbox)
-    config = rehearsal.sandbox_config(str(tmp_path / "amibot.db"), fake_slack.api_url, env={})
-    rehearsal.enforce_generated_policies(sandbox, config)  # IAM evaluated, not listed
-    if notify_channel:
-        config = dataclasses.replace(config, bot=dataclasses.replace(config.bot, notify_channel=notify_channel))
-    clock = Clock()
-    # tick_seconds=3600: the tests drive the scheduler's tick themselves.
-    bot = Amibot(config, clock=clock, grant_wait_seconds=2, sleep=lambda s: time.sleep(min(s, 0.05)), tick_seconds=3600, notifier_poll_seconds=0.05)
-    bot.start()
-    url = bot.start_http(port=0)
-    slack = SignedSlackClient(url + "/slack/events", config.slack.signing_secret, fake_slack)
-    return CopyHarness(bot=bot, world=world, slack=slack, fake=fake_slack, url=url, clock=clock)
+    """The offline stack on the sandbox's (the test's) clock, IAM evaluated, not
+    listed; the caller stops the bot."""
+    configure = (lambda config: dataclasses.replace(config, bot=dataclasses.replace(config.bot, notify_channel=notify_channel))) if notify_channel else None
+    options = bot_options(sandbox.clock)
+    del options["aws_max_attempts"]  # the bot's own budget
+    stack = start_stack(sandbox, fake_slack, str(tmp_path / "amibot.db"), configure=configure, **options)
+    return CopyHarness(**{f.name: getattr(stack, f.name) for f in dataclasses.fields(stack)})
 
 
 @pytest.fixture

@@ -14,27 +14,19 @@ import time
 import pytest
 
 from aws.sessions import PREFLIGHT_MAX_ATTEMPTS, preflight_deadline
-from bot.app import Amibot
 from bot.requests import SUCCEEDED
 from offline import rehearsal
-from offline.slack import SignedSlackClient
-from tests.conftest import Clock, Harness
+from offline.stack import offline_stack
+from tests.conftest import bot_options
 
 FULL_BUDGET = 6  # the steps' attempts in this harness (production: 8)
 
 
 @pytest.fixture
-def degraded(sandbox, fake_slack, tmp_path):
-    world = rehearsal.seed(sandbox)
-    config = rehearsal.sandbox_config(str(tmp_path / "amibot.db"), fake_slack.api_url, env={})
-    clock = Clock()
-    bot = Amibot(config, clock=clock, grant_wait_seconds=2, sleep=lambda s: time.sleep(min(s, 0.05)), tick_seconds=3600,
-                 notifier_poll_seconds=0.05, aws_max_attempts=FULL_BUDGET, preflight_slow_seconds=0.3)
-    bot.start()
-    url = bot.start_http(port=0)
-    slack = SignedSlackClient(url + "/slack/events", config.slack.signing_secret, fake_slack)
-    yield Harness(bot=bot, world=world, slack=slack, fake=fake_slack, url=url, clock=clock)
-    bot.stop()
+def degraded(sandbox, fake_slack, tmp_path, clock):
+    options = bot_options(clock, aws_max_attempts=FULL_BUDGET, preflight_slow_seconds=0.3)
+    with offline_stack(sandbox=sandbox, fake=fake_slack, db=str(tmp_path / "amibot.db"), enforce_iam=False, **options) as stack:
+        yield stack
 
 
 def texts(harness, user: str = rehearsal.REQUESTER) -> list[str]:

@@ -5,17 +5,15 @@ posted, confirm dialogs, the exact-changes modal, reasons and allowed channels."
 
 from __future__ import annotations
 
-import time
 from contextlib import contextmanager
 
 import pytest
 
-from bot.app import Amibot
-from bot.config import parse_config
 from bot.requests import APPROVED, FAILED, PENDING_APPROVAL, SUCCEEDED
 from offline import rehearsal
-from offline.slack import FakeSlack, SignedSlackClient
-from tests.conftest import Harness, has_decision_buttons
+from offline.slack import FakeSlack
+from offline.stack import start_stack
+from tests.conftest import Harness, bot_options, has_decision_buttons
 
 OWNER, CAROL, DEVOPS, BOB, MALLORY = rehearsal.OWNER, "U0CAROL", rehearsal.DEV_OWNER, rehearsal.REQUESTER, rehearsal.STRANGER
 APPROVALS = "C0APPROVE"
@@ -32,17 +30,13 @@ def stack(sandbox, tmp_path, clock):
         toml = rehearsal.SANDBOX_TOML.replace("approval_ttl_hours = 24\n", "approval_ttl_hours = 24\n" + bot_toml + "\n", 1)
         toml = toml.replace('command = "/ami"', f'command = "{command}"', 1)
         toml = toml.replace('owners = ["U0ALICE", "S0PLATFORM"]\n', 'owners = ["U0ALICE", "S0PLATFORM"]\n' + prod_toml + "\n", 1)
-        env = {"AMIBOT_DB": str(tmp_path / f"amibot{len(started)}.db"), "SLACK_API_URL": fake.api_url,
-               "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": "secret"}
-        config = parse_config(toml, env, source="<test>")
-        world = rehearsal.seed(sandbox)
-        bot = Amibot(config, clock=clock, grant_wait_seconds=2, sleep=lambda s: time.sleep(min(s, 0.05)), tick_seconds=3600,
-                     notifier_poll_seconds=0.05, aws_max_attempts=4)
-        bot.start()
-        url = bot.start_http(port=0)
-        slack = SignedSlackClient(url + "/slack/events", "secret", fake, command=config.bot.command)
-        harness = Harness(bot=bot, world=world, slack=slack, fake=fake, url=url, clock=clock)
-        started.append((bot, fake))
+        env = {"SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": "secret"}
+        try:
+            harness = start_stack(sandbox, fake, str(tmp_path / f"amibot{len(started)}.db"), toml=toml, env=env, enforce_iam=False, **bot_options(clock))
+        except BaseException:
+            fake.stop()
+            raise
+        started.append((harness.bot, fake))
         return harness
 
     yield build

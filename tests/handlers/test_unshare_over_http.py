@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-import time
 
 import pytest
 from botocore.exceptions import ClientError
@@ -160,21 +159,14 @@ def test_unshare_of_an_active_time_boxed_share_ends_it_as_revoked(harness):
 @pytest.fixture
 def harness_with_qa(sandbox, fake_slack, tmp_path, clock):
     """The usual harness with a third account, ``qa``, in the config."""
-    from bot.app import Amibot
-    from bot.config import parse_config
-    from offline.slack import SignedSlackClient
-    from tests.conftest import Harness
+    from offline.stack import offline_stack
+    from tests.conftest import bot_options
 
-    world = rehearsal.seed(sandbox)
-    env = {"AMIBOT_DB": str(tmp_path / "amibot.db"), "SLACK_API_URL": fake_slack.api_url, "SLACK_BOT_TOKEN": "xoxb-sandbox", "SLACK_SIGNING_SECRET": "s3cret"}
     qa = '\n[accounts.qa]\nid = "333333333333"\nrole_arn = "arn:aws:iam::333333333333:role/amibot"\nowners = ["U0QA"]\n'
-    config = parse_config(rehearsal.SANDBOX_TOML + qa, env, source="<test>")
-    rehearsal.enforce_generated_policies(sandbox, config)
-    bot = Amibot(config, clock=clock, grant_wait_seconds=2, sleep=lambda s: time.sleep(min(s, 0.05)), tick_seconds=3600, notifier_poll_seconds=0.05)
-    bot.start()
-    url = bot.start_http(port=0)
-    yield Harness(bot=bot, world=world, slack=SignedSlackClient(url + "/slack/events", config.slack.signing_secret, fake_slack), fake=fake_slack, url=url, clock=clock)
-    bot.stop()
+    options = bot_options(clock)
+    del options["aws_max_attempts"]  # the bot's own budget
+    with offline_stack(sandbox=sandbox, fake=fake_slack, db=str(tmp_path / "amibot.db"), toml=rehearsal.SANDBOX_TOML + qa, **options) as stack:
+        yield stack
 
 
 def test_unshare_one_of_two_targets_leaves_the_other_and_the_expiry_removes_only_the_rest(harness_with_qa):
@@ -226,6 +218,46 @@ def test_a_grant_serving_another_ami_on_the_same_key_is_kept(harness):
     assert not dev_sees_image(harness, first)
     assert dev_sees_image(harness, second) and dev_can_use_key(harness, cmk)  # the second share still works
     assert len(grants(harness, cmk)) == 1
+
+
+def test_an_unshare_right_after_the_share_revokes_the_grant_listgrants_does_not_list_yet(harness):
+    """ListGrants lags behind CreateGrant (eventual consistency): an unshare inside
+    that window still revokes the grant amibot recorded, by its id, and names the
+    grant another request made from the store."""
+    cmk = harness.world.cmk_arn
+    first = harness.world.encrypted_image
+    second = harness.world.sandbox.create_image(PROD, rehearsal.REGION, name="payments-worker", kms_key_arn=cmk)
+    # The window outlasts the test: the test clock is not moved, so every grant made
+    # below stays unlisted to the bot, whatever the machine's speed.
+    harness.world.sandbox.set_consistency_delay(24 * 3600)
+    ask_and_approve(harness, f"share {first} from prod to dev")
+    ask_and_approve(harness, f"share {second} from prod to dev")
+    mine, other = (next(s.result["grant_id"] for s in harness.bot.store.get(n).steps if s.action == "kms.create_grant") for n in (1, 2))
+    assert all(harness.world.sandbox.hidden(g) for g in (mine, other))
+    root, final = ask_and_approve(harness, f"unshare {first} from prod to dev")
+    plan = harness.exact_changes(root)
+    assert "RevokeGrant" in plan and mine in plan and "made by R-1" in plan
+    assert f"Kept: grant `{other}`" in plan and "belongs to R-2" in plan
+    assert "already gone" not in plan
+    assert harness.bot.store.get(3).state == SUCCEEDED, final["text"]
+    assert [g["GrantId"] for g in grants(harness, cmk)] == [other]
+    assert next(s for s in harness.bot.store.get(1).steps if s.action == "kms.create_grant").state == STEP_UNDONE
+
+
+def test_a_recorded_grant_already_revoked_is_said_gone_by_revokegrant(harness):
+    """A grant revoked by hand after the share: the plan still revokes it by id, and
+    RevokeGrant's NotFound (not the listing) says it was already gone."""
+    image, cmk = harness.world.encrypted_image, harness.world.cmk_arn
+    ask_and_approve(harness, f"share {image} from prod to dev")
+    grant_id = next(s.result["grant_id"] for s in harness.bot.store.get(1).steps if s.action == "kms.create_grant")
+    client(harness, PROD, "kms").revoke_grant(KeyId=cmk, GrantId=grant_id)
+    root, final = ask_and_approve(harness, f"unshare {image} from prod to dev")
+    assert grant_id in harness.exact_changes(root)
+    unshare = harness.bot.store.get(2)
+    assert unshare.state == SUCCEEDED, final["text"]
+    revoke = next(s for s in unshare.steps if s.action == "kms.revoke_grants")
+    assert revoke.result["already_gone"] == [grant_id] and revoke.result["revoked"] == []
+    assert grants(harness, cmk) == [] and not dev_can_use_key(harness, cmk)
 
 
 def test_unshare_of_what_is_not_shared_is_refused_before_anyone_is_asked(harness):

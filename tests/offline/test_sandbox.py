@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import pytest
 from botocore.config import Config
@@ -302,14 +301,14 @@ def test_named_grant_is_idempotent(sandbox):
     assert error_code(excinfo) == "ValidationException"
 
 
-def test_grants_can_take_time_to_spread(sandbox):
+def test_grants_can_take_time_to_spread(sandbox, clock):
     cmk = sandbox.create_key(A)
-    sandbox.set_grant_delay(0.3)
+    sandbox.set_grant_delay(60)  # on the test's clock: it passes when the test moves it
     sandbox.client("kms", A).create_grant(KeyId=cmk, GranteePrincipal=f"arn:aws:iam::{B}:root", Operations=["DescribeKey"])
     target = sandbox.client("kms", B)
     with pytest.raises(ClientError):
         target.describe_key(KeyId=cmk)
-    time.sleep(0.35)
+    clock.advance(61)
     assert target.describe_key(KeyId=cmk)["KeyMetadata"]["Arn"] == cmk
 
 
@@ -478,13 +477,13 @@ def test_held_copy_fails_with_state_reason_and_checks_keys_on_completion(sandbox
     assert sandbox.release() == {revoked: "failed"}
 
 
-def test_copy_duration_moves_copies_forward_with_time(sandbox):
+def test_copy_duration_moves_copies_forward_with_time(sandbox, clock):
     image = sandbox.create_image(A)
     ec2 = sandbox.client("ec2", A)
-    sandbox.set_copy_duration(0.4)
+    sandbox.set_copy_duration(60)  # on the test's clock
     copied = ec2.copy_image(SourceImageId=image, SourceRegion=R1, Name="timed")["ImageId"]
     assert ec2.describe_images(ImageIds=[copied])["Images"][0]["State"] == "pending"
-    time.sleep(0.45)
+    clock.advance(61)
     assert ec2.describe_images(ImageIds=[copied])["Images"][0]["State"] == "available"
 
 
