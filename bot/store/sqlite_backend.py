@@ -26,8 +26,8 @@ class SqliteBackend:
     """SQLite through sqlite-utils: WAL, a busy timeout, one connection per thread."""
 
     kind = SQLITE
-    # How long to wait between two tries of the WAL switch (see ``prepare``); a test
-    # replaces it to release the lock it holds instead of sleeping.
+    # Waits between two tries of the WAL switch (see ``prepare``); a test replaces it
+    # to release the lock it holds instead of sleeping.
     pause = staticmethod(time.sleep)
     # One process owns a SQLite database (the documented single-process deployment):
     # a starting process takes over every lease a dead predecessor left.
@@ -73,9 +73,9 @@ class SqliteBackend:
 
         The switch reads the file header under a shared lock, then upgrades to a write
         lock to rewrite it. While another connection holds the write lock (a second
-        process switching or bringing the schema of the same new file up to date), SQLite refuses that upgrade
-        at once with "database is locked" — without the busy timeout, since two readers
-        waiting to upgrade would wait for each other for ever. The refused statement
+        process switching the same new file, or changing its schema), SQLite refuses
+        that upgrade at once with "database is locked" — without the busy timeout,
+        since two readers waiting to upgrade would wait for each other for ever. The refused statement
         has let its shared lock go, so trying again (the header may already say WAL)
         is safe; it is retried for as long as the busy timeout would have waited."""
         db = self.connection()
