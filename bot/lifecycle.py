@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from bot import messages, plan_groups, slacktext
-from bot.notifier import Notifier
+from bot.notifier import PROGRESS, Notifier
 from bot.requests import (
     ACTIVE,
     APPROVED,
@@ -74,14 +74,14 @@ class Lifecycle:
         if not self.store.transition(request_id, from_state, to_state, actor, detail, **fields):
             return False
         request = self.store.get(request_id)
-        self.announce(request, text if isinstance(text, str) else text(request), ran=from_state == RUNNING, dedupe_kind=dedupe_kind)
+        self.announce(request, text if isinstance(text, str) else text(request), dedupe_kind=dedupe_kind)
         return True
 
-    def announce(self, request: Request, text: str, *, ran: bool, dedupe_kind: str = "final") -> None:
+    def announce(self, request: Request, text: str, *, dedupe_kind: str = "final") -> None:
         """Say that ``request`` ended: its progress reply (if it ran), the thread, the
         cards, the requester's DM and ``notify_channel``."""
-        if ran:
-            self.notifier.progress(request.id)  # rendered at send time from the final state
+        if any(row["kind"] == PROGRESS for row in self.store.outbox(request.id)):
+            self.notifier.progress(request.id)  # rendered at send time from the final state: never "running" after the end
         self.notifier.final(request.id, text, dedupe_kind=dedupe_kind)
         if self.notify_channel and request.state in _NOTIFIED.get(request.kind, ()):
             self.notifier.post(self.notify_channel, text, request.id, dedupe=f"notify:{request.id}")
@@ -142,7 +142,7 @@ class Lifecycle:
         text += "\nUndone: " + ("; ".join(report.undone) if report.undone else "nothing needed undoing")
         if report.remains:
             text += "\nRemains: " + "; ".join(report.remains)
-        self.announce(self.store.get(request.id), text, ran=True)
+        self.announce(self.store.get(request.id), text)
 
     def cancelled(self, request: Request, actor: str) -> bool:
         """Cancelled before it ran: nothing was changed."""

@@ -75,6 +75,8 @@ def test_time_boxed_share_is_removed_at_expiry_without_second_approval(harness):
     grants = harness.world.sandbox.session(rehearsal.PROD).client("kms").list_grants(KeyId=cmk)["Grants"]
     assert grants == []
     assert any("share ended and was removed" in t for t in thread_texts(harness, root))
+    # The progress reply ends in the final state too, whatever ended the request.
+    assert [t.splitlines()[0] for t in thread_texts(harness, root) if t.startswith(":gear:")] == [":gear: R-1 · share removed"]
     # Exactly one approval in the audit trail: the removal needed none.
     assert [a["actor"] for a in harness.bot.store.events(1) if (a["detail"] or "").startswith("approved for")] == [rehearsal.OWNER]
     assert [a["actor"] for a in harness.bot.store.events(1) if a["to_state"] == REVOKED] == ["amibot"]
