@@ -1,0 +1,47 @@
+"""The Block Kit limits Slack enforces and a plain dict would slip past, and how Slack
+reads a boolean form field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _truthy(value: Any) -> bool:
+    return value in (True, 1) or str(value).lower() in ("true", "1", "yes")
+
+
+def _block_problems(blocks: Any, max_blocks: int) -> list[str]:
+    """The Block Kit limits Slack enforces and a plain dict would slip past."""
+    if not isinstance(blocks, list):
+        return ["blocks must be a list"]
+    problems = [f"{len(blocks)} blocks; at most {max_blocks}"] if len(blocks) > max_blocks else []
+    block_ids: set[str] = set()
+    for i, block in enumerate(blocks):
+        if not isinstance(block, dict):
+            problems.append(f"block {i}: not an object")
+            continue
+        action_ids: set[str] = set()  # Slack wants action_ids unique within a block
+        if block.get("block_id") in block_ids:
+            problems.append(f"block {i}: duplicate block_id {block['block_id']!r}")
+        block_ids.add(block.get("block_id"))
+        block_ids.discard(None)
+        text = (block.get("text") or {}).get("text", "") if block.get("type") == "section" else ""
+        if len(text) > 3000:
+            problems.append(f"block {i}: section text is {len(text)} characters; at most 3000")
+        elements = list(block.get("elements") or []) if block.get("type") == "actions" else []
+        if len(elements) > 25:
+            problems.append(f"block {i}: {len(elements)} elements; at most 25")
+        elements += [e for e in (block.get("accessory"), block.get("element")) if e]
+        for el in (e for e in elements if isinstance(e, dict)):
+            if el.get("type") == "button" and len((el.get("text") or {}).get("text", "")) > 75:
+                problems.append(f"block {i}: button text over 75 characters")
+            options = el.get("options") or []
+            if len(options) > 100:
+                problems.append(f"block {i}: {len(options)} options; at most 100")
+            if any(len((o.get("text") or {}).get("text", "")) > 75 for o in options):
+                problems.append(f"block {i}: option text over 75 characters")
+            if el.get("action_id") in action_ids:
+                problems.append(f"block {i}: duplicate action_id {el['action_id']!r}")
+            if el.get("action_id"):
+                action_ids.add(el["action_id"])
+    return problems

@@ -1,0 +1,68 @@
+"""The ``views.*`` methods of the fake Slack (modals and the App Home) and the
+``trigger_id``\\ s it issues, each good once within :data:`TRIGGER_TTL_SECONDS`."""
+
+from __future__ import annotations
+
+import copy
+import secrets
+import time
+from typing import Any
+
+from offline.slack.blocks import _block_problems
+from offline.slack.state import SlackState
+
+TRIGGER_TTL_SECONDS = 3.0
+
+
+class ViewsApi(SlackState):
+    """Views: opened, updated and published, with Slack's limits on their blocks and title."""
+
+    @property
+    def views(self) -> dict[str, dict]:
+        """Views opened, updated or published, by view id (latest version)."""
+        with self._lock:
+            return copy.deepcopy(self._views)
+
+    def new_trigger_id(self) -> str:
+        """A trigger_id that views.open accepts once, within 3 s."""
+        trigger = f"{next(self._seq)}.{self.team_id[1:]}.{secrets.token_hex(16)}"
+        with self._lock:
+            self._triggers[trigger] = time.monotonic()
+        return trigger
+
+    # -- the Web API (called with the lock held) ----------------------------------
+    def _store_view(self, view: Any, view_id: str | None = None) -> dict:
+        if not isinstance(view, dict):
+            return {"error": "invalid_arguments", "errors": ["view must be an object"]}
+        problems = _block_problems(view.get("blocks", []), 100)
+        if len((view.get("title") or {}).get("text", "")) > 24:
+            problems.append("title over 24 characters")
+        if problems:
+            return {"error": "invalid_arguments", "errors": problems}
+        view_id = view_id or f"V{next(self._seq):08d}"
+        stored = {"private_metadata": "", "callback_id": "", **copy.deepcopy(view), "id": view_id,
+                  "team_id": self.team_id, "hash": f"{time.time():.6f}", "bot_id": self.bot_id}
+        self._views[view_id] = stored
+        return {"view": copy.deepcopy(stored)}
+
+    def _api_views_open(self, p: dict) -> dict:
+        issued = self._triggers.get(p.get("trigger_id", ""))  # unknown triggers pass
+        if issued == -1:
+            return {"error": "exchanged_trigger_id"}
+        if issued is not None and time.monotonic() - issued > TRIGGER_TTL_SECONDS:
+            return {"error": "expired_trigger_id"}
+        result = self._store_view(p.get("view"))
+        if issued is not None and "view" in result:
+            self._triggers[p["trigger_id"]] = -1
+        return result
+
+    def _api_views_update(self, p: dict) -> dict:
+        view_id = p.get("view_id") or next(
+            (v["id"] for v in self._views.values()
+             if p.get("external_id") and v.get("external_id") == p["external_id"]), None)
+        if view_id not in self._views:
+            return {"error": "not_found"}
+        return self._store_view(p.get("view"), view_id)
+
+    def _api_views_publish(self, p: dict) -> dict:
+        return self._store_view({**(p.get("view") or {}), "type": "home"}, f"VHOME{p.get('user_id')}")
