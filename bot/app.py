@@ -26,7 +26,7 @@ from bot.endpoint import SlackEndpoint
 from bot.logs import register_secrets
 from bot.metrics import Metrics
 from bot.notifier import Notifier
-from bot import operations
+from bot.verbs.common import requests_that_changed_aws
 from bot.audit import DriftChecker
 from bot.scheduler import Clockwork, Scheduler
 from bot.leases import Leases
@@ -101,7 +101,7 @@ class Amibot:
         self.clockwork = Clockwork(self.store, self.notifier, self.worker, self.runner, clock, leases=self.leases, service=self.service.approvals,
                                    reminder_hours=config.bot.reminder_hours_before_expiry)
         # The drift check is one of the clockwork's duties (daily by default).
-        self.clockwork.drift = DriftChecker(config, self.store, self.sessions, self.notifier, lambda: operations.requests_that_changed_aws(self.store), clock)
+        self.clockwork.drift = DriftChecker(config, self.store, self.sessions, self.notifier, lambda: requests_that_changed_aws(self.store), clock)
         self.scheduler = Scheduler(self.clockwork, tick_seconds=config.bot.tick_seconds if tick_seconds is None else tick_seconds)
         self.bolt = App(
             client=self.client,

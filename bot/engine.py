@@ -26,7 +26,8 @@ from typing import Callable, Protocol
 from aws.actions import Kept, StepContext, StepWaiting, get_action
 from aws.actions.images import ImageStatusCache
 from aws.sessions import AwsSessions
-from bot import crashpoints, messages, operations, plan_groups
+from bot import crashpoints, messages, plan_groups
+from bot.verbs import registry
 from bot.holdings import StoreHoldings
 from bot.leases import Leases
 from bot.lifecycle import Lifecycle, UndoReport
@@ -289,7 +290,7 @@ class PlanRunner:
     def _succeed(self, request_id: int) -> None:
         request = self.store.get(request_id)
         # Before the transition: a crash in between settles again on resume (idempotent).
-        settled = operations.settle_after_success(request, self.store, self.lifecycle)  # e.g. unshare marks the shares it removed
+        settled = registry.settle_after_success(request, self.store, self.lifecycle)  # e.g. unshare marks the shares it removed
         self.lifecycle.succeeded(request_id, settled, request.params.get("duration_seconds"))
 
     def _finish_failure(self, request_id: int, failed_step: Step, error_words: str) -> None:

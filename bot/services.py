@@ -16,7 +16,9 @@ from typing import Callable, Protocol
 from aws.audit import read_image_access
 from aws.sessions import PREFLIGHT_DEADLINE_SECONDS, AwsSessions, PreflightTimeout, preflight_deadline
 
-from bot import audit, cards, grammar, listing, messages, operations, slacktext
+from bot import audit, cards, grammar, listing, messages, slacktext
+from bot.verbs import registry
+from bot.verbs.common import PlanningContext, preflight_read, requests_that_changed_aws
 from bot.approvals import Approvals
 from bot.config import AccountConfig, Config
 from bot.engine import PlanRunner
@@ -89,8 +91,8 @@ class RequestService:
                 return audit.drift_list_text(self.config, self.store.drift_findings())
             self.worker.submit(self.audit, command, response_url=response_url, channel=channel, user=user)
             return f"Auditing {command.image_id} … (read-only) the answer follows here."
-        if not operations.is_operation(command):
-            operations.prepare(None, command)  # raises "not available yet"
+        if not registry.is_operation(command):
+            registry.prepare(None, command)  # raises "not available yet"
         self._check_channel_allowed(channel)
         if self.config.bot.require_reason and not getattr(command, "reason", None):
             example = slacktext.code(f'{self.config.bot.command} {_clean(text)} reason "release 2.3 for the dev team"')
@@ -113,11 +115,11 @@ class RequestService:
         try:
             account = self.config.account(command.source.account)  # type: ignore[union-attr]
             region = command.source.region or self.config.bot.default_region  # type: ignore[union-attr]
-            access = operations.preflight_read(
+            access = preflight_read(
                 f"Could not audit {command.image_id} in `{account.alias}` ({account.id}) {region}",
                 lambda: read_image_access(self.sessions, account.id, region, command.image_id, f"audit-{secrets.token_hex(4)}"),  # type: ignore[arg-type]
             )
-            text = audit.audit_text(self.config, access, audit.build_ledger(operations.requests_that_changed_aws(self.store), recent_since=self.clock() - self.config.bot.consistency_window_seconds), account.alias)
+            text = audit.audit_text(self.config, access, audit.build_ledger(requests_that_changed_aws(self.store), recent_since=self.clock() - self.config.bot.consistency_window_seconds), account.alias)
             if command.drift:
                 rows = [r for r in self.store.drift_findings() if r["image_id"] == command.image_id]
                 text += "\n" + audit.drift_list_text(self.config, rows)
@@ -189,12 +191,12 @@ class RequestService:
 
     def _plan_and_create(self, command: object, uid: str, *, user: str, channel: str, text: str, response_url: str | None) -> Request:
         """Preflight, then store the request waiting for approval (raises on refusal)."""
-        ctx = operations.PlanningContext(
+        ctx = PlanningContext(
             self.config, self.sessions, uid=uid, requester=user,
             check_approvers=lambda accounts: self._check_someone_can_approve(accounts, user),
-            find_requests=lambda: operations.requests_that_changed_aws(self.store),
+            find_requests=lambda: requests_that_changed_aws(self.store),
         )
-        prepared = operations.prepare(ctx, command)
+        prepared = registry.prepare(ctx, command)
         self._check_someone_can_approve(prepared.approver_accounts, user)
         return self.store.create_request(
             kind=prepared.kind,

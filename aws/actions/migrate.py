@@ -336,7 +336,7 @@ class LaunchMigratedInstance(Action):
         }
         if state == "running":
             # Instance id and IP change with a migration: the thread reply says them
-            # (the final reply too, see bot.operations.migrate).
+            # (the final reply too, see bot.verbs.migrate.plan).
             said = (
                 f"New instance `{instance_id}`, private IP `{found['private_ip']}` in {found['availability_zone']}, "
                 f"from image `{found['image_id']}` (kept); the source `{params.source_instance_id}` is left as it was."

@@ -13,7 +13,7 @@ from bot.store.events import EventStore
 # permanent (a succeeded share keeps its access until an unshare ends it).
 LIVE_HOLDER_STATES = ("approved", "running", "active", "succeeded")
 # What an unshare (an approved, explicit removal) ends: shares in force, permanent
-# or time-boxed (bot.operations.unshare settles them). What it cannot end: work in
+# or time-boxed (bot.verbs.unshare.plan settles them). What it cannot end: work in
 # flight, e.g. a copy whose temporary share is needed until the copy is done.
 SETTLED_HOLDER_STATES = ("active", "succeeded")
 IN_FLIGHT_HOLDER_STATES = ("approved", "running")

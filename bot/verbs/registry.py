@@ -86,5 +86,5 @@ def settle_after_success(request: Request, store: Any, third: Any) -> list[str]:
         try:
             lines += hook(request, store, third)
         except Exception:
-            logging.getLogger("amibot.operations").exception("after-success hook of %s failed", request.display_id)
+            logging.getLogger("amibot.verbs").exception("after-success hook of %s failed", request.display_id)
     return lines

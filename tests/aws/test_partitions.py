@@ -28,7 +28,7 @@ def test_principals_take_the_partition_of_the_region(region, partition):
 def test_share_grants_name_the_target_in_the_partition_of_the_region():
     from aws.actions import SHARE_GRANT_OPERATIONS, ImageFacts, KeyFacts
     from bot.config import AccountConfig
-    from bot.operations.share import share_steps
+    from bot.verbs.share.plan import share_steps
 
     facts = ImageFacts(image_id="ami-0123456789abcdef0", name="x", state="available", owner_id="111111111111", public=False,
                        snapshot_ids=["snap-1"], keys=[KeyFacts(arn="arn:aws-cn:kms:cn-north-1:111111111111:key/k", manager="CUSTOMER", state="Enabled")],

@@ -15,7 +15,7 @@ from aws.errors import AwsFailure
 from bot import listing, cards, lifecycle, messages, slacktext
 from bot.errors import UsageError
 from bot.grammar import parse_command
-from bot.operations import preflight_read
+from bot.verbs.common import preflight_read
 from bot.requests import STATE_LABELS, Request, Step
 
 HOSTILE = ["<!channel>", "<!here>", "<https://evil.example|click me>", "<@U0MALLORY>", "<#C0SECRET>", "a`b`c", "```",

@@ -151,9 +151,9 @@ def test_after_success_hooks_run_in_order_with_the_third_argument_passed_through
 
 
 def test_the_launch_role_notes_and_the_settling_hooks_belong_to_their_verbs():
-    from bot.operations.copy import settle_copy
-    from bot.operations.migrate import report_new_instance
-    from bot.operations.unshare import settle_unshared
+    from bot.verbs.copy.plan import settle_copy
+    from bot.verbs.migrate.plan import report_new_instance
+    from bot.verbs.unshare.plan import settle_unshared
     from bot.verbs.copy import text as copy_text
     from bot.verbs.share import text as share_text
 
@@ -170,7 +170,8 @@ def test_every_verb_module_imports_first_in_a_fresh_interpreter():
     caller may import first (a verb's command, a planning module) must import alone."""
     modules = sorted(
         {f"bot.verbs.{name}.command" for name in registry.names() if (VERBS_DIR / name / "command.py").exists()}
-        | {f"bot.operations.{p.stem}" for p in (VERBS_DIR.parent / "operations").glob("*.py") if p.stem != "__init__"}
+        | {f"bot.verbs.{name}.plan" for name in registry.names() if (VERBS_DIR / name / "plan.py").exists()}
+        | {f"bot.verbs.{p.stem}" for p in VERBS_DIR.glob("*.py") if p.stem != "__init__"}
     )
     runs = {m: subprocess.Popen([sys.executable, "-c", f"import {m}; import bot.grammar"], stderr=subprocess.PIPE, text=True) for m in modules}
     failed = {m: run.communicate()[1].strip().splitlines()[-1:] for m, run in runs.items() if run.wait() != 0}

@@ -18,7 +18,7 @@ import pytest
 from aws.actions.copy import DestinationKey
 from offline import rehearsal
 from bot.app import Amibot
-from bot.operations import copy as copy_operation
+from bot.verbs.copy import plan as copy_operation
 from bot.requests import FAILED, PENDING_APPROVAL, SUCCEEDED
 from offline.stack import start_stack
 from tests.conftest import Harness, bot_options

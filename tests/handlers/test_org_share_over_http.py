@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from offline import rehearsal
-from bot.operations import share as share_operation
+from bot.verbs.share import plan as share_operation
 from bot.requests import FAILED, SUCCEEDED
 
 DEV, PROD = rehearsal.DEV, rehearsal.PROD

@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 
 from offline import rehearsal
-from bot.operations import share as share_operation
+from bot.verbs.share import plan as share_operation
 from bot.requests import FAILED, SUCCEEDED
 from tests.handlers.test_copy_over_http import ec2, start
 

@@ -2,7 +2,7 @@
 
 The sandbox is written from the same beliefs as the code, so only real AWS can show
 a belief is wrong. These tests prepare each request exactly as the bot does
-(``bot.grammar`` → ``bot.operations.prepare``: preflight and plan) and run its plan
+(``bot.grammar`` → ``bot.verbs.registry.prepare``: preflight and plan) and run its plan
 through the same registered actions (``aws.actions``) the worker runs, step by step,
 waiting on ``StepWaiting`` as the worker does. No Slack, no database.
 
@@ -190,7 +190,8 @@ class PlanRun:
 
     def __post_init__(self) -> None:
         from bot.grammar import parse_command
-        from bot.operations import PlanningContext, prepare
+        from bot.verbs.common import PlanningContext
+        from bot.verbs.registry import prepare
 
         self.request_id = f"R-real-{self.uid[:6]}"
         planning = PlanningContext(config=self.world.config, sessions=self.world.sessions, uid=self.uid, requester=REQUESTER)

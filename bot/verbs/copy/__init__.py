@@ -1,7 +1,7 @@
 """``/ami copy``: a copy of an AMI owned by another account (or in another region).
 Several targets make a distribution (``bot.verbs.distribute``)."""
 
-from bot.operations.copy import prepare_copy, settle_copy
+from bot.verbs.copy.plan import prepare_copy, settle_copy
 from bot.verbs.copy import text
 from bot.verbs.copy.command import SYNTAX, CopyCommand
 from bot.verbs.verb import Verb

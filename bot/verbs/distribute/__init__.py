@@ -1,7 +1,7 @@
 """``/ami distribute`` (and ``/ami copy`` to several targets): one copy per
 account-region, each target its own group of steps."""
 
-from bot.operations.distribute import prepare_distribute
+from bot.verbs.distribute.plan import prepare_distribute
 from bot.verbs.distribute import text
 from bot.verbs.distribute.command import SYNTAX, DistributeCommand
 from bot.verbs.verb import Verb

@@ -1,6 +1,6 @@
 """``/ami migrate``: an instance imaged and launched again in another zone of its region."""
 
-from bot.operations.migrate import prepare_migrate, report_new_instance
+from bot.verbs.migrate.plan import prepare_migrate, report_new_instance
 from bot.verbs.migrate import text
 from bot.verbs.migrate.command import SYNTAX, MigrateCommand
 from bot.verbs.verb import Verb

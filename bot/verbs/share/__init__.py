@@ -1,6 +1,6 @@
 """``/ami share``: launch access to an AMI for accounts, the organisation or an OU."""
 
-from bot.operations.share import prepare_share
+from bot.verbs.share.plan import prepare_share
 from bot.verbs.share import text
 from bot.verbs.share.command import SYNTAX, ShareCommand
 from bot.verbs.verb import Verb

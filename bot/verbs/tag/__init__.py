@@ -1,6 +1,6 @@
 """``/ami tag``: an approved change of an AMI's (and its snapshots') tags."""
 
-from bot.operations.tags import prepare_tag
+from bot.verbs.tag.plan import prepare_tag
 from bot.verbs.tag import text
 from bot.verbs.tag.command import SYNTAX, TagCommand
 from bot.verbs.verb import Verb

@@ -28,7 +28,7 @@ from aws.actions.images import find_image
 from bot.config import AccountConfig
 from bot.errors import PreflightError
 from bot.verbs.common import PlanningContext, Prepared, check_required_tags, facts_for_message, preflight_read
-from bot.operations.copy import check_copyable, copy_steps, destination_key
+from bot.verbs.copy.plan import check_copyable, copy_steps, destination_key
 from bot.requests import STEP_DONE, PlannedStep
 
 if TYPE_CHECKING:  # the command types are only annotations here: the verb's folder imports this module

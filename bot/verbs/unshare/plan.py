@@ -31,7 +31,7 @@ from bot.config import AccountConfig
 from bot.errors import PreflightError, UnknownAccountError
 from bot.verbs.common import CHANGED_AWS_STATES, PlanningContext, Prepared, approver_accounts, facts_for_message, preflight_read
 from bot.verbs.common import key_label as _key_label
-from bot.operations.share import (
+from bot.verbs.share.plan import (
     org_entry,
     policy_change_lines,
     read_key_policy,

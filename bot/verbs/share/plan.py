@@ -27,9 +27,9 @@ from bot.verbs.common import (
     resolve_targets,
 )
 from bot.verbs.common import key_label as _key_label
-from bot.operations.aws_rules import check_share_rules, warnings
-from bot.operations import launchroles
-from bot.operations.key_checks import check_grants_possible, check_marked_for_org_sharing
+from bot.verbs.aws_rules import check_share_rules, warnings
+from bot.verbs import launch_roles as launchroles
+from bot.verbs.key_checks import check_grants_possible, check_marked_for_org_sharing
 from bot.requests import PlannedStep
 
 if TYPE_CHECKING:  # the command types are only annotations here: the verb's folder imports this module

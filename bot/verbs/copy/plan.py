@@ -46,9 +46,9 @@ from bot.verbs.common import (
     preflight_read,
 )
 from bot.verbs.common import key_label as _key_label
-from bot.operations.aws_rules import check_copy_rules, check_shared_in, warnings
-from bot.operations import launchroles
-from bot.operations.key_checks import check_grants_possible
+from bot.verbs.aws_rules import check_copy_rules, check_shared_in, warnings
+from bot.verbs import launch_roles as launchroles
+from bot.verbs.key_checks import check_grants_possible
 from bot.plantext import COPY_NAME_MARK
 from bot.requests import STEP_DONE, STEP_UNDONE, PlannedStep
 
