@@ -109,7 +109,7 @@ def card_blocks(request: Request, owners: dict[str, list[str]], *, progress: str
     if reason:
         lines.append(f"*Why:* {escape(reason)}")
     lines.append(f"*Risk:* {risk(request)}")
-    run_steps = [s for s in request.steps if s.phase == "run"]
+    run_steps = request.steps
     if request.state == PENDING_APPROVAL:
         lines.append(f"*Changes:* {len(run_steps)} AWS step(s) — see *View exact changes* before deciding")
     else:
@@ -179,7 +179,7 @@ def progress_text(request: Request, progress: str | None) -> str:
     lines = [f":gear: {request.display_id} · {STATE_LABELS.get(request.state, request.state)}" + (f" · {escape(progress)}" if progress else "")]
     if request.params.get("reason"):
         lines.append(f"Why: {escape(request.params['reason'])}")
-    for step in (s for s in request.steps if s.phase == "run"):
+    for step in request.steps:
         detail = result_detail(step.result) if step.state in (STEP_DONE, STEP_UNDONE) else ""
         lines.append(step_line(request, step) + (f" — {detail}" if detail else ""))
     return _cap("\n".join(lines), 3900)

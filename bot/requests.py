@@ -88,7 +88,6 @@ class Step:
     region: str
     params: dict[str, Any]
     description: str
-    phase: str
     state: str
     result: dict[str, Any]
     error: str | None
@@ -104,7 +103,6 @@ class Step:
             region=row["region"],
             params=json.loads(row["params"]),
             description=row["description"],
-            phase=row["phase"],
             state=row["state"],
             result=json.loads(row["result"] or "{}"),
             error=row["error"],

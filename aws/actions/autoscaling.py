@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from botocore.exceptions import ClientError
 
 from aws.actions.base import SHARE_GRANT_OPERATIONS, Action, register
-from aws.actions.share import GrantParams, _revoke
+from aws.actions.grants import GrantParams, revoke_grant
 from aws.partitions import partition_for
 
 # What the target can pass on: exactly what the share grant gave it.
@@ -98,5 +98,5 @@ class CreateAutoScalingGrant(Action):
             return None
         # The key owner revokes: the target has no RevokeGrant on another account's key.
         kms = ctx.client("kms", params.key_owner_account, region)
-        _revoke(kms, params.key_arn, grant_id)
+        revoke_grant(kms, params.key_arn, grant_id)
         return f"revoked Auto Scaling grant {grant_id} on {params.key_arn}"

@@ -18,7 +18,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from aws.actions.base import Action, ActionParams, Kept, StepContext, account_root, get_action, register
-from aws.actions.images import OWNER_PROOF_TAG, discard_unfinished_image, find_image, look_up_image, proves_ownership
+from aws.actions.images import OWNER_PROOF_TAG, discard_unfinished_image, look_up_image, proves_ownership
 from aws.actions.visibility import until_visible
 from aws.sessions import AwsSessions
 

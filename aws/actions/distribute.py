@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from aws.actions.base import SHARE_GRANT_OPERATIONS, Action, ActionParams, account_root, grant_name, image_of, register
-from aws.actions.share import _list_grants, _refuse_public, _revoke
+from aws.actions.grants import list_grants, revoke_grant
+from aws.actions.share import _refuse_public
 
 
 @register
@@ -53,7 +54,7 @@ class ShareCopy(Action):
         grants: dict[str, str] = {}
         if params.key_is_customer_managed and params.kms_key_arn:
             kms = ctx.client("kms", account_id, region)
-            present = {g.get("Name"): g["GrantId"] for g in _list_grants(kms, params.kms_key_arn)}
+            present = {g.get("Name"): g["GrantId"] for g in list_grants(kms, params.kms_key_arn)}
             for entry in wanted:
                 name = grant_name(ctx.request_uid, f"{entry['UserId']}-{account_id}-{region}")
                 grants[entry["UserId"]] = present.get(name) or kms.create_grant(
@@ -75,5 +76,5 @@ class ShareCopy(Action):
         if result.get("grant_ids"):
             kms = ctx.client("kms", account_id, region)
             for grant_id in result["grant_ids"].values():
-                _revoke(kms, result["kms_key_arn"], grant_id)
+                revoke_grant(kms, result["kms_key_arn"], grant_id)
         return f"removed the share of {image_id} with {', '.join(e['UserId'] for e in result.get('added', []))}" if image_id else None

@@ -19,7 +19,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from aws.actions.base import Action, ActionParams, Kept, StepContext, StepWaiting, image_of, register
-from aws.actions.images import OWNER_PROOF_TAG, discard_unfinished_image, find_image, look_up_image, proves_ownership
+from aws.actions.images import OWNER_PROOF_TAG, discard_unfinished_image, look_up_image, proves_ownership
 from aws.actions.visibility import until_visible
 from aws.actions.instance_settings import SETTINGS_PREFLIGHT_PERMISSIONS, InstanceSettings
 from aws.errors import AwsFailure

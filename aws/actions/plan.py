@@ -27,4 +27,3 @@ class PlannedStep:
     region: str
     params: dict[str, Any]
     description: str
-    phase: str = "run"  # run: on execution; revoke: at a time-boxed share's expiry

@@ -66,7 +66,7 @@ class RequestStore(EventStore):
                     "region": step.region,
                     "params": json.dumps(step.params),
                     "description": step.description,
-                    "phase": step.phase,
+                    "phase": "run",  # a column no step varies any more; kept so older databases and backups stay readable
                     "state": STEP_PENDING,
                 }
                 for seq, step in enumerate(steps, start=1)

@@ -8,7 +8,7 @@ from typing import Any
 
 from aws.actions import SHARE_GRANT_OPERATIONS, ImageFacts, account_root
 from aws.actions import keypolicy
-from aws.actions.share import check_source_key_grantable
+from aws.actions.grants import check_source_key_grantable
 from bot.config import AccountConfig
 from bot.errors import PreflightError
 from bot.verbs.common import PlanningContext, preflight_read

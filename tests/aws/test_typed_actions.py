@@ -11,7 +11,8 @@ from dataclasses import FrozenInstanceError, fields
 import pytest
 
 from aws.actions import ACTIONS, ActionParams, PlannedStep, get_action, image_of
-from aws.actions.share import AddLaunchPermission, CreateKmsGrant
+from aws.actions.grants import CreateKmsGrant
+from aws.actions.share import AddLaunchPermission
 from aws.actions.verify import VerifyByTestLaunch
 
 # One params dict per action, with every key the plans of today store (what a

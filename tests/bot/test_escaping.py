@@ -64,9 +64,9 @@ def a_request(command_text: str, reason: str, aws_text: str, state: str, kind: s
     )
     request.steps = [
         Step(7, 1, "ec2.copy_image", "dev", "222222222222", "us-east-1", {"source_name": aws_text, "name": None},
-             f"CopyImage Name=`{cards.COPY_NAME_MARK}`", "run", "done", {"grant_id": aws_text, "summary": slacktext.escape(aws_text)}, None),
+             f"CopyImage Name=`{cards.COPY_NAME_MARK}`", "done", {"grant_id": aws_text, "summary": slacktext.escape(aws_text)}, None),
         Step(7, 2, "kms.add_key_policy_statement", "prod", "111111111111", "us-east-1", {"key_arn": "arn:aws:kms:us-east-1:111111111111:key/k"},
-             "PutKeyPolicy", "run", "pending", {}, None),
+             "PutKeyPolicy", "pending", {}, None),
     ]
     request.approvals = {"prod": "U0ALICE"}
     return request

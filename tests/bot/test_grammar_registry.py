@@ -99,7 +99,7 @@ def a_request(kind: str, params: dict, steps: list[PlannedStep] = ()) -> Request
         command_text=f"{kind} {AMI} from prod", params=params, facts={}, approver_accounts=["prod"], root_ts="1.2",
         created_at=1_700_000_000.0, expires_at=1_700_086_400.0, active_until=None, reminded=0, error=None, progress=None,
     )
-    request.steps = [Step(3, i + 1, s.action, s.account_alias, s.account_id, s.region, s.params, s.description, "run", "pending", {}, None)
+    request.steps = [Step(3, i + 1, s.action, s.account_alias, s.account_id, s.region, s.params, s.description, "pending", {}, None)
                      for i, s in enumerate(steps)]
     return request
 
@@ -153,7 +153,7 @@ def test_after_success_hooks_run_in_order_with_the_third_argument_passed_through
 def test_the_launch_role_notes_and_the_settling_hooks_belong_to_their_verbs():
     from bot.verbs.copy.plan import settle_copy
     from bot.verbs.migrate.plan import report_new_instance
-    from bot.verbs.unshare.plan import settle_unshared
+    from bot.verbs.unshare.settle import settle_unshared
     from bot.verbs.copy import text as copy_text
     from bot.verbs.share import text as share_text
 

@@ -197,8 +197,7 @@ class PlanRun:
         planning = PlanningContext(config=self.world.config, sessions=self.world.sessions, uid=self.uid, requester=REQUESTER)
         self.prepared = prepare(planning, parse_command(self.text))
         for seq, planned in enumerate(self.prepared.steps, start=1):
-            if planned.phase == "run":
-                self.add_step(planned.action, planned.account_id, planned.region, planned.params, seq=seq)
+            self.add_step(planned.action, planned.account_id, planned.region, planned.params, seq=seq)
 
     def add_step(self, action: str, account_id: str, region: str, params: dict[str, Any], seq: int | None = None) -> int:
         """Append a step (e.g. a test launch the plan does not include)."""

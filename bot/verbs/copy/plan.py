@@ -29,7 +29,8 @@ from aws.actions.copy import (
     resolve_destination_key,
 )
 from aws.actions.images import WaitImageAvailable
-from aws.actions.share import AddLaunchPermission, AddSnapshotPermission, CreateKmsGrant
+from aws.actions.grants import CreateKmsGrant
+from aws.actions.share import AddLaunchPermission, AddSnapshotPermission
 from aws.actions.target_checks import VerifyCopy, VerifyTargetAccess
 from aws.actions.verify import VerifyByTestLaunch
 from aws.errors import is_aws_error, translate

@@ -22,7 +22,8 @@ from aws.actions import SHARE_GRANT_OPERATIONS, ImageFacts, account_root, grant_
 from aws.actions.copy import RemoveTemporary, resolve_destination_key, unit_client_token
 from aws.actions.distribute import ShareCopy
 from aws.actions.launch_template import CreateLaunchTemplateVersion
-from aws.actions.share import AddLaunchPermission, AddSnapshotPermission, CreateKmsGrant
+from aws.actions.grants import CreateKmsGrant
+from aws.actions.share import AddLaunchPermission, AddSnapshotPermission
 from aws.actions.verify import VerifyByTestLaunch
 from aws.actions.images import find_image
 from bot.config import AccountConfig

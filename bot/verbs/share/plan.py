@@ -9,7 +9,8 @@ from aws.actions import SHARE_GRANT_OPERATIONS, ImageFacts, account_root, grant_
 from aws.actions import keypolicy
 from aws.actions.autoscaling import AUTOSCALING_GRANT_OPERATIONS, CreateAutoScalingGrant, autoscaling_grant_name, autoscaling_role
 from aws.actions.keypolicy import AddKeyPolicyStatement
-from aws.actions.share import AddLaunchPermission, AddSnapshotPermission, CreateKmsGrant
+from aws.actions.grants import CreateKmsGrant
+from aws.actions.share import AddLaunchPermission, AddSnapshotPermission
 from aws.actions.target_checks import VerifyTargetAccess
 from aws.actions.verify import VerifyByTestLaunch
 from aws.errors import is_aws_error, translate
