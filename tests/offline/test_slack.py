@@ -250,7 +250,7 @@ def test_views_trigger_once_and_submission_returns_metadata(fake, client, endpoi
     client.views_open(trigger_id=signer.last_trigger_id, view=modal)
     with pytest.raises(SlackApiError, match="exchanged_trigger_id"):
         client.views_open(trigger_id=signer.last_trigger_id, view=modal)
-    monkeypatch.setattr("offline.slack.TRIGGER_TTL_SECONDS", -1.0)
+    monkeypatch.setattr("offline.slack.web_api.TRIGGER_TTL_SECONDS", -1.0)
     signer.slash("U0ALICE", "C0OPS", "")
     with pytest.raises(SlackApiError, match="expired_trigger_id"):
         client.views_open(trigger_id=signer.last_trigger_id, view=modal)

@@ -1,0 +1,298 @@
+"""The local Slack Web API server: records every call, keeps channels and threads as
+Slack would show them, scripts 429s and errors, serves response URLs."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import secrets
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+
+from bot.slack_scopes import OPTIONAL_BOT_SCOPES, REQUIRED_BOT_SCOPES
+
+from offline.slack.web_api import JSON_FIELDS, WebApiMethods
+
+
+@dataclass
+class SlackCall:
+    """One request the fake received: a Web API call, or a POST to a response_url."""
+
+    method: str  # "chat.postMessage", or the path "/response/3" for a response_url
+    params: dict  # query, form and JSON fields merged; JSON-encoded fields decoded
+    at: float  # time.time() on arrival
+    token: str | None = None  # from the Authorization header or the token param
+    status: int = 200  # HTTP status answered (429 for a scripted rate limit)
+    response: dict = field(default_factory=dict)  # the JSON body answered
+
+
+class FakeSlack(WebApiMethods):
+    """A local Slack Web API that records every call.
+
+    ``start()`` binds 127.0.0.1 on a free port in a daemon thread; ``api_url`` is the
+    base URL for ``slack_sdk.WebClient``. All public accessors return snapshots and
+    are safe to call from any thread while the bot is talking to the fake.
+    """
+
+    def __init__(self, *, bot_user_id: str = "UAMIBOT", bot_id: str = "BAMIBOT",
+                 team_id: str = "T0SANDBOX", usergroups: dict[str, list[str]] | None = None,
+                 channels_bot_cannot_post: set[str] | frozenset[str] = frozenset(),
+                 users: dict[str, dict] | None = None,
+                 channel_members: dict[str, list[str]] | None = None, bot_name: str = "amibot",
+                 public_channels_not_joined: set[str] | frozenset[str] = frozenset(),
+                 archived_channels: set[str] | frozenset[str] = frozenset(),
+                 unknown_channels: set[str] | frozenset[str] = frozenset(),
+                 scopes: set[str] | frozenset[str] | None = None):
+        self.bot_user_id, self.bot_id, self.team_id = bot_user_id, bot_id, team_id
+        self.bot_name = bot_name
+        self.usergroups = dict(usergroups or {})
+        self.channels_bot_cannot_post = set(channels_bot_cannot_post)
+        # Public channels the bot is not in: posting is not_in_channel until conversations.join
+        # (which needs the channels:join scope).
+        self.public_channels_not_joined = set(public_channels_not_joined)
+        self.archived_channels = set(archived_channels)  # posting: is_archived
+        self.unknown_channels = set(unknown_channels)  # posting, info: channel_not_found
+        # The bot token's scopes: reported in x-oauth-scopes (amibot doctor) and checked
+        # by the methods that need one (missing_scope); tests remove one to see it noticed.
+        self.scopes: set[str] = set(scopes) if scopes is not None else set(REQUIRED_BOT_SCOPES) | set(OPTIONAL_BOT_SCOPES)
+        # None: any token works; else other tokens get invalid_auth (a revoked token).
+        self.accepted_tokens: set[str] | None = None
+        self._dms: dict[str, str] = {}  # user id -> D... channel opened with conversations.open
+        self.users = dict(users or {})  # user id -> fields overriding users.info defaults
+        # channel -> member user ids (conversations.members); other channels: channel_not_found
+        self.channel_members = {c: list(m) for c, m in (channel_members or {}).items()}
+        self._every: tuple[int, int, frozenset[str]] | None = None  # see rate_limit_every
+        self._every_count = 0
+        self._lock = threading.RLock()
+        self._calls: list[SlackCall] = []
+        self._responses: list[SlackCall] = []
+        self._messages: dict[str, list[dict]] = {}  # channel -> messages in posting order
+        self._ephemerals: list[dict] = []
+        self._views: dict[str, dict] = {}
+        self._scripted: dict[str, list[tuple[int, dict, dict]]] = {}
+        self._response_urls: dict[str, dict] = {}  # path -> {"channel", "message_ts", "user"}
+        self._triggers: dict[str, float] = {}  # trigger_id -> issued at (monotonic); -1 once used
+        self._seq = itertools.count(1)
+        self._server: ThreadingHTTPServer | None = None
+
+    # -- lifecycle ---------------------------------------------------------------
+    def start(self) -> None:
+        """Serve on 127.0.0.1 on a free port, in a daemon thread."""
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                fake._handle(self)
+
+            do_GET = do_POST
+
+            def log_message(self, *args: Any) -> None:  # keep test output quiet
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                         name="fake-slack", daemon=True).start()
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeSlack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        assert self._server, "FakeSlack.start() first"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def api_url(self) -> str:
+        """Base URL of the Web API, ending in ``/api/`` (``SLACK_API_URL``)."""
+        return self.base_url + "/api/"
+
+    # -- what happened -----------------------------------------------------------
+    @property
+    def calls(self) -> list[SlackCall]:
+        """Every Web API call in arrival order (rate-limited and failed ones included)."""
+        with self._lock:
+            return list(self._calls)
+
+    def calls_to(self, method: str) -> list[SlackCall]:
+        return [c for c in self.calls if c.method == method]
+
+    @property
+    def responses(self) -> list[SlackCall]:
+        """POSTs to response_urls; ``method`` is the URL's path, ``params`` the JSON body."""
+        with self._lock:
+            return list(self._responses)
+
+    def responses_to(self, url: str) -> list[SlackCall]:
+        path = urllib.parse.urlsplit(url).path
+        return [r for r in self.responses if r.method == path]
+
+    def messages(self, channel: str) -> list[dict]:
+        """What the channel shows: root messages and broadcast replies, latest versions."""
+        with self._lock:
+            return [copy.deepcopy(m) for m in self._messages.get(channel, [])
+                    if m["thread_ts"] in (None, m["ts"]) or m["reply_broadcast"]]
+
+    def thread(self, channel: str, ts: str) -> list[dict]:
+        """The replies under root message ``ts``, in order (the root excluded)."""
+        with self._lock:
+            return [copy.deepcopy(m) for m in self._messages.get(channel, [])
+                    if m["thread_ts"] == ts and m["ts"] != ts]
+
+    def message(self, channel: str, ts: str) -> dict | None:
+        """The latest version of one message (root or reply), or None."""
+        with self._lock:
+            found = self._find(channel, ts)
+            return copy.deepcopy(found) if found else None
+
+    def ephemerals(self, user: str | None = None) -> list[dict]:
+        """Messages only one person saw: chat.postEphemeral and ephemeral response_url posts."""
+        with self._lock:
+            return [dict(e) for e in self._ephemerals if user in (None, e["user"])]
+
+    @property
+    def views(self) -> dict[str, dict]:
+        """Views opened, updated or published, by view id (latest version)."""
+        with self._lock:
+            return copy.deepcopy(self._views)
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+        """Poll ``predicate`` until it returns something truthy, and return that.
+
+        On timeout raise AssertionError listing the calls and responses seen, which
+        is usually enough to tell what the bot did instead.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            result = predicate()
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                raise AssertionError(f"condition not met within {timeout} s\n{self.dump()}")
+            time.sleep(0.02)
+
+    def dump(self) -> str:
+        """A readable list of everything received, for failure messages."""
+        def brief(c: SlackCall) -> str:
+            p = {k: (v if len(repr(v)) < 200 else repr(v)[:200] + "...") for k, v in c.params.items()}
+            err = "" if c.response.get("ok", True) else f" -> {c.response.get('error')}"
+            return f"  {c.method} [{c.status}]{err} {p}"
+        calls, responses = [brief(c) for c in self.calls], [brief(r) for r in self.responses]
+        return "\n".join(["Web API calls:", *(calls or ["  (none)"]),
+                          "response_url posts:", *(responses or ["  (none)"])])
+
+    # -- scripting ---------------------------------------------------------------
+    def script_rate_limit(self, method: str, times: int = 1, retry_after: int = 1) -> None:
+        """The next ``times`` calls to ``method`` get HTTP 429 with ``Retry-After``."""
+        self.script_error(method, "ratelimited", times=times, status=429,
+                          headers={"Retry-After": str(retry_after)})
+
+    def rate_limit_every(self, n: int | None, retry_after: int = 1,
+                         methods: tuple[str, ...] = ("chat.postMessage", "chat.update", "chat.postEphemeral")) -> None:
+        """From now on every ``n``-th call to ``methods`` gets HTTP 429 with
+        ``Retry-After`` (``None`` stops it): sustained rate limiting, for benchmarks."""
+        with self._lock:
+            self._every = None if n is None else (n, retry_after, frozenset(methods))
+            self._every_count = 0
+
+    def script_error(self, method: str, error: str = "internal_error", *, times: int = 1,
+                     status: int = 200, headers: dict | None = None) -> None:
+        """The next ``times`` calls to ``method`` fail with ``{"ok": false, "error": error}``.
+
+        ``status=500`` or ``503`` plays a Slack outage; 200 is how Slack reports most errors.
+        """
+        with self._lock:
+            self._scripted.setdefault(method, []).extend(
+                [(status, {"ok": False, "error": error}, dict(headers or {}))] * times)
+
+    def new_response_url(self, channel: str | None = None, message_ts: str | None = None,
+                         user: str | None = None) -> str:
+        """A response_url on this server; POSTs to it are recorded in ``responses``.
+
+        Given the channel (and message), ``response_type: in_channel``,
+        ``replace_original`` and ``delete_original`` act on it as Slack would;
+        other posts are ephemeral replies to ``user``.
+        """
+        path = f"/response/{next(self._seq)}"
+        with self._lock:
+            self._response_urls[path] = {"channel": channel, "message_ts": message_ts, "user": user}
+        return self.base_url + path
+
+    def new_trigger_id(self) -> str:
+        """A trigger_id that views.open accepts once, within 3 s."""
+        trigger = f"{next(self._seq)}.{self.team_id[1:]}.{secrets.token_hex(16)}"
+        with self._lock:
+            self._triggers[trigger] = time.monotonic()
+        return trigger
+
+    # -- HTTP --------------------------------------------------------------------
+    def _handle(self, req: BaseHTTPRequestHandler) -> None:
+        url = urllib.parse.urlsplit(req.path)
+        params: dict[str, Any] = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query).items()}
+        raw = req.rfile.read(int(req.headers.get("Content-Length") or 0))
+        try:
+            params.update(self._parse_body(raw, req.headers.get("Content-Type", "")))
+            parsed = True
+        except ValueError as err:  # a malformed body: recorded, and answered as Slack does
+            params["_unparsed_body"], parsed = f"{raw[:500]!r}: {err}", False
+        auth, form_token = req.headers.get("Authorization", ""), params.pop("token", None)
+        token = auth[len("Bearer "):] if auth.startswith("Bearer ") else form_token
+        headers: dict[str, str] = {}
+        if url.path.startswith("/api/"):
+            method = url.path[len("/api/"):]
+            with self._lock:
+                try:
+                    status, body, headers = (self._answer(method, params, token) if parsed
+                                             else (200, {"ok": False, "error": "invalid_json"}, {}))
+                except Exception as err:  # a bug in the fake: answer 500 and show it in dump()
+                    status, body, headers = 500, {"ok": False, "error": f"fake_slack: {err!r}"}, {}
+                self._calls.append(SlackCall(method, params, time.time(), token, status, body))
+        elif url.path in self._response_urls:
+            status, body = 200, {"ok": True}
+            with self._lock:
+                self._responses.append(SlackCall(url.path, params, time.time(), None, status, body))
+                self._apply_response(self._response_urls[url.path], params)
+        else:
+            status, body = 404, {"ok": False, "error": "not_found"}
+        data = json.dumps(body).encode()
+        req.send_response(status)
+        for name, value in {**headers, "Content-Type": "application/json; charset=utf-8",
+                            "Content-Length": str(len(data))}.items():
+            req.send_header(name, value)
+        req.end_headers()
+        req.wfile.write(data)
+
+    @staticmethod
+    def _parse_body(raw: bytes, ctype: str) -> dict:
+        """Form or JSON fields; JSON-encoded form fields (``blocks``, ``view`` ...) decoded."""
+        if not raw:
+            return {}
+        if ctype.startswith("application/json"):
+            parsed = json.loads(raw)
+            if not isinstance(parsed, dict):
+                raise ValueError("JSON body is not an object")
+            return parsed
+        fields: dict[str, Any] = {k: v[-1] for k, v in
+                                  urllib.parse.parse_qs(raw.decode(), keep_blank_values=True).items()}
+        for key in JSON_FIELDS & fields.keys():
+            if fields[key][:1] in ("[", "{"):
+                fields[key] = json.loads(fields[key])
+        return fields
