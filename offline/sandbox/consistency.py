@@ -24,7 +24,6 @@ import json
 from typing import Any, Callable, Iterable
 
 from offline.sandbox.state import _KEY_ACCOUNTS, _LOCK, _ORIGINALS, _State, _active
-from offline.sandbox.errors import _kms_error
 from offline.sandbox.wire import _ec2_patch
 
 

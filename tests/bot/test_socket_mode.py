@@ -12,7 +12,7 @@ import urllib.parse
 import pytest
 
 from offline import rehearsal
-from tests.conftest import has_decision_buttons
+from tests.conftest import bot_options, has_decision_buttons
 from bot.app import Amibot
 from offline.slack import FakeSlack, FakeSocketMode, HttpResult, SignedSlackClient
 from bot.messages import APPROVE_ACTION
@@ -58,8 +58,7 @@ def socket_mode(sandbox, fake_slack, tmp_path):
                                       env={"SLACK_APP_TOKEN": APP_TOKEN})
     assert config.slack.app_token == APP_TOKEN
     rehearsal.enforce_generated_policies(sandbox, config)
-    bot = Amibot(config, grant_wait_seconds=2, sleep=lambda s: time.sleep(min(s, 0.05)), tick_seconds=3600,
-                 notifier_poll_seconds=0.05, aws_max_attempts=4)
+    bot = Amibot(config, **bot_options(time.time))  # on real time, as before
     bot.start()
     serving = threading.Thread(target=bot.serve_socket_mode, name="amibot-serve-socket-mode", daemon=True)
     serving.start()

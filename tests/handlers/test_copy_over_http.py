@@ -10,7 +10,6 @@ without it, so the happy-path tests fail when that step is removed from the code
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Any
 
 import pytest

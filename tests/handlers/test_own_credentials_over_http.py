@@ -11,6 +11,7 @@ import pytest
 from bot.app import Amibot
 from offline import rehearsal
 from offline.slack import SignedSlackClient
+from tests.conftest import bot_options
 
 
 @pytest.fixture
@@ -19,7 +20,9 @@ def roleless_bot(sandbox, fake_slack, tmp_path):
     config = rehearsal.sandbox_config(str(tmp_path / "amibot.db"), fake_slack.api_url, env={})
     prod = dataclasses.replace(config.accounts["prod"], role_arn=None, external_id=None)
     config = dataclasses.replace(config, accounts={**config.accounts, "prod": prod})
-    bot = Amibot(config, tick_seconds=3600, notifier_poll_seconds=0.05, aws_max_attempts=2, sleep=lambda s: time.sleep(min(s, 0.05)))
+    options = bot_options(time.time, aws_max_attempts=2)  # on real time, as before
+    del options["grant_wait_seconds"]  # the bot's own
+    bot = Amibot(config, **options)
     bot.start()
     url = bot.start_http(port=0)
     yield bot, world, SignedSlackClient(url + "/slack/events", config.slack.signing_secret, fake_slack)

@@ -5,7 +5,6 @@ posted, confirm dialogs, the exact-changes modal, reasons and allowed channels."
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 
 import pytest
 
