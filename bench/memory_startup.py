@@ -11,7 +11,6 @@ signed requests (``status``, ``list all``, ``help``), and their resident set siz
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ import urllib.request
 from common import ROOT
 
 from offline import rehearsal
+from offline.net import free_port
 from offline.slack import FakeSlack, SignedSlackClient
 
 STORED = int(os.environ.get("BENCH_STORED", "10000"))
@@ -34,12 +34,6 @@ from slack_sdk import WebClient
 from waitress import serve
 serve(bare_bolt_wsgi(sys.argv[3], WebClient(base_url=sys.argv[4], token="xoxb-bench")), host="127.0.0.1", port=int(sys.argv[1]), threads=8)
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def fill_store(path: str, count: int) -> None:
@@ -109,9 +103,9 @@ def run() -> dict:
             env = {**os.environ, "SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": fake.api_url,
                    "AMIBOT_DB": db, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
                    "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AMIBOT_LOG_LEVEL": "WARNING", "PYTHONPATH": ROOT}
-            port = _free_port()
+            port = free_port()
             amibot = _measure([sys.executable, "-m", "bot.cli", "serve", "--config", config, "--host", "127.0.0.1", "--port", str(port)], env, port, fake)
-            port = _free_port()
+            port = free_port()
             bare = _measure([sys.executable, "-c", BARE_SERVER, str(port), ROOT, SECRET, fake.api_url], env, port, fake)
     finally:
         fake.stop()
