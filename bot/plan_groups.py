@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from bot import messages
+from bot import messages, slacktext
 from bot.requests import FAILED, PARTIAL, STEP_DONE, STEP_FAILED, STEP_UNDONE, SUCCEEDED, Request, Step
 
 # What a group's step still to run is waiting on: (group name, the action's progress words).
@@ -116,16 +116,16 @@ def final_text(request: Request) -> str:
     failed = failed_groups(request)
     who = messages.mention(request.requester)
     if not failed:
-        head = f":tada: {who} {request.display_id} is done: `{request.command_text}` — {len(grouped)} of {len(grouped)} targets."
+        head = f":tada: {who} {request.display_id} is done: {slacktext.code(request.command_text)} — {len(grouped)} of {len(grouped)} targets."
     elif len(failed) == len(grouped):
-        head = f":x: {who} {request.display_id} failed: `{request.command_text}` — no target succeeded."
+        head = f":x: {who} {request.display_id} failed: {slacktext.code(request.command_text)} — no target succeeded."
     else:
-        head = f":warning: {who} {request.display_id} is partly done: `{request.command_text}` — {len(grouped) - len(failed)} of {len(grouped)} targets."
+        head = f":warning: {who} {request.display_id} is partly done: {slacktext.code(request.command_text)} — {len(grouped) - len(failed)} of {len(grouped)} targets."
     lines = [head]
     for name, steps in grouped.items():
         lines.append(_failed_line(name, steps) if name in failed else _done_line(name, steps))
     for skipped in request.params.get("skipped", []):
-        lines.append(f"• `{group_name(skipped)}`: `{skipped['image_id']}` (copied by {skipped['by']}; not copied again)")
+        lines.append(f"• `{group_name(skipped)}`: {slacktext.code(skipped['image_id'])} (copied by {skipped['by']}; not copied again)")
     for step in (s for s in request.steps if not group_name(s.params) and s.action == "plan.remove_temporary"):
         if step.state == STEP_FAILED:
             lines.append(f"Could not remove the temporary share: {step.error} Remove it by hand (`/ami audit` shows it).")
@@ -152,4 +152,4 @@ def _done_line(name: str, steps: list[Step]) -> str:
     extras = [s.result["outcome"] for s in steps if s.action in ("ec2.share_copy", "ec2.launch_template_version") and s.result.get("outcome")]
     if any(s.action == "verify.test_launch" and s.state == STEP_DONE for s in steps):
         extras.append("test launch passed")
-    return f"• `{name}`: `{image}`" + (f" ({'; '.join(extras)})" if extras else "")
+    return f"• `{name}`: {slacktext.code(image)}" + (f" ({'; '.join(extras)})" if extras else "")
