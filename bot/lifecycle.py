@@ -97,6 +97,16 @@ class Lifecycle:
         self.notifier.update_root(request.id)
         return True
 
+    def approved_by_rule(self, request: Request, rule: str) -> bool:
+        """An ``approve = "auto"`` policy rule approved it (after every preflight check
+        passed): ``approved``, recorded as approved by the rule's name, said in the thread."""
+        if not self.store.transition(request.id, PENDING_APPROVAL, APPROVED, f"policy:{rule}", f"approved by policy {rule}", unexpired=True):
+            return False
+        self.notifier.reply(request.id, f":white_check_mark: {request.display_id} approved by policy `{slacktext.escape(rule)}` "
+                            "(every preflight check passed). Starting.", dedupe=f"approved:{request.id}")
+        self.notifier.update_root(request.id)
+        return True
+
     def start(self, request_id: int) -> bool:
         """``approved`` → ``running``: the card says so and the one progress reply appears."""
         if not self.store.transition(request_id, APPROVED, RUNNING, "amibot", "execution started"):
@@ -119,6 +129,9 @@ class Lifecycle:
             said = f":tada: {messages.mention(request.requester)} {request.display_id} is done: {slacktext.code(request.command_text)}."
             if request.active_until:
                 said += f" The share ends automatically at {messages.when(request.active_until)}."
+                if request.params.get("shortened_by"):  # Approve for less time
+                    said += (f" {messages.mention(request.params['shortened_by'])} approved it for {request.params['duration_seconds'] / 3600:g} h "
+                             f"(asked: {request.params['asked_seconds'] / 3600:g} h).")
             return said + "".join(f"\n{note}" for note in settled)
 
         if duration_seconds:

@@ -1,0 +1,98 @@
+"""The approval policy (issue 19) over the real HTTP endpoint, on the test clock:
+``[[policy]]`` rules evaluated in order (first match wins), approval by a rule, two
+distinct owners, ``ami_tags``, the duration cap, break-glass; and the approvers'
+choices: approve for less time, reassign, escalation."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.requests import ACTIVE, APPROVED, PENDING_APPROVAL, REVOKED, SUCCEEDED
+from offline import rehearsal
+from offline.stack import offline_stack
+from tests.conftest import bot_options, has_decision_buttons
+
+OWNER, CAROL, REQUESTER, ESCALATION = rehearsal.OWNER, "U0CAROL", rehearsal.REQUESTER, "U0ONCALL"
+
+POLICY = """
+[[policy]]
+name = "payments-to-dev"
+from = ["prod"]
+to = ["dev"]
+operations = ["share"]
+approve = "auto"
+ami_tags = { app = "payments" }
+max_duration_hours = 48
+
+[[policy]]
+name = "org-two-owners"
+to = ["org"]
+operations = ["share"]
+approve = "two-owners"
+
+[[policy]]
+name = "prod-to-dev"
+from = ["prod"]
+to = ["dev"]
+break_glass = true
+"""
+
+
+@pytest.fixture
+def stack(sandbox, fake_slack, tmp_path, clock):
+    """The offline stack with the rules above, and prod escalating to on-call after 4 h."""
+    owners = f'owners = ["{OWNER}", "S0PLATFORM"]\n'
+    toml = rehearsal.SANDBOX_TOML.replace(owners, owners + f'escalate_to = ["{ESCALATION}"]\nescalate_after_hours = 4\n') + POLICY
+    with offline_stack(sandbox=sandbox, fake=fake_slack, db=str(tmp_path / "amibot.db"), toml=toml, **bot_options(clock)) as s:
+        yield s
+
+
+def answer_to(stack, text: str, user: str = REQUESTER) -> str:
+    before = len(stack.fake.ephemerals(user))
+    assert stack.slash(text, user=user).status == 200
+    found = stack.ephemeral_for(user, after=before)
+    stack.settle()
+    return found
+
+
+def card_text(root: dict) -> str:
+    return root["text"] + "\n" + "\n".join(str(b) for b in root.get("blocks", []))
+
+
+def current(stack, root: dict) -> dict:
+    return stack.fake.message(stack.channel, root["ts"])
+
+
+def dms(stack, user: str) -> list[str]:
+    channel = stack.fake.dm_channel(user)
+    return [m.get("text", "") + str(m.get("blocks", "")) for m in stack.fake.messages(channel)] if channel else []
+
+
+def test_first_match_auto_approval_tags_and_the_duration_cap(stack):
+    world = stack.world
+    # ami_tags matched (app=payments): the first rule approves by itself, and the share runs.
+    stack.slash(f"share {world.encrypted_image} from prod to dev for 1d")
+    root = stack.root_for(world.encrypted_image)
+    final = stack.final_reply(root)
+    stack.settle()
+    auto = stack.bot.store.get(1)
+    assert auto.state == ACTIVE and auto.facts["policy"] == {"rule": "payments-to-dev", "approve": "auto", "ami_tags": {"app": "payments"},
+                                                              "break_glass": False, "max_duration_hours": 48}
+    assert any(e["actor"] == "policy:payments-to-dev" and e["to_state"] == APPROVED for e in stack.bot.store.events(1))
+    assert "payments-to-dev" in card_text(current(stack, root)) and "app=payments" in card_text(current(stack, root))
+    assert "Policy `payments-to-dev`" not in final["text"]  # the final reply is the ending; the rule is on the card and in the plan
+    assert "policy `payments-to-dev`" in stack.exact_changes(root)
+    # ami_tags not matched (no tags): the first rule is passed over, the third applies (owners).
+    stack.slash(f"share {world.plain_image} from prod to dev for 1d")
+    plain = stack.root_for(world.plain_image)
+    stack.settle()
+    assert stack.bot.store.get(2).state == PENDING_APPROVAL and stack.bot.store.get(2).facts["policy"]["rule"] == "prod-to-dev"
+    assert has_decision_buttons(plain) and "prod-to-dev" in card_text(plain)
+    # The duration cap: longer than 48 h, or no end at all, is refused before anyone is asked.
+    assert "at most 48 h" in answer_to(stack, f"share {world.encrypted_image} from prod to dev for 3d")
+    assert "has no end" in answer_to(stack, f"share {world.encrypted_image} from prod to dev")
+    # Auto-approval is still subject to every preflight check: an AWS-managed key is refused.
+    managed = world.sandbox.create_image(rehearsal.PROD, rehearsal.REGION, name="payments-managed",
+                                         kms_key_arn=world.sandbox.aws_managed_ebs_key(rehearsal.PROD, rehearsal.REGION), tags={"app": "payments"})
+    assert "aws/ebs" in answer_to(stack, f"share {managed} from prod to dev for 1d").lower()
+    assert len(stack.bot.store.find()) == 2
