@@ -130,6 +130,8 @@ class Approvals:
         self.store.set_params(request.id, request.params)
         self.store.note(request.id, user, f"reassigned {alias} to {to}")
         note = f":arrows_counterclockwise: {messages.mention(user)} reassigned {request.display_id} for `{alias}` to you."
+        # The alert stays as its own DM; the card copy (with the buttons) is kept up to date like every copy.
+        self.notifier.dm(to, note, request.id, dedupe=f"reassign-note:{request.id}:{alias}:{to}")
         self.notifier.post_card_elsewhere(request.id, to, dm=True, note=note, dedupe=f"reassign:{request.id}:{alias}:{to}", role_target=f"{to}:reassign")
         self.notifier.update_root(request.id)
 
@@ -155,6 +157,7 @@ class Approvals:
             hours = self.config.escalations[alias].after_hours
             note = f":rotating_light: Escalated: no owner of `{alias}` decided {request.display_id} within {hours:g} h, so it comes to you too."
             for user in sorted(self._people(self.config.escalations[alias].to) - {request.requester}):
+                self.notifier.dm(user, note, request.id, dedupe=f"escalate-note:{request.id}:{alias}:{user}")
                 self.notifier.post_card_elsewhere(request.id, user, dm=True, note=note, dedupe=f"escalate:{request.id}:{alias}:{user}",
                                                   role_target=f"{user}:escalate")
         if due:

@@ -96,3 +96,74 @@ def test_first_match_auto_approval_tags_and_the_duration_cap(stack):
                                          kms_key_arn=world.sandbox.aws_managed_ebs_key(rehearsal.PROD, rehearsal.REGION), tags={"app": "payments"})
     assert "aws/ebs" in answer_to(stack, f"share {managed} from prod to dev for 1d").lower()
     assert len(stack.bot.store.find()) == 2
+
+
+def test_two_distinct_owners(stack):
+    image = stack.world.plain_image
+    # The requester never counts: an owner asking leaves only one other owner of prod.
+    assert "two distinct owners of `prod` besides you" in answer_to(stack, f"share {image} from prod to org", user=OWNER)
+    stack.slash(f"share {image} from prod to org")
+    root = stack.root_for(image)
+    stack.settle()
+    stack.click(OWNER, root)
+    stack.settle()
+    assert stack.bot.store.get(1).state == PENDING_APPROVAL
+    # The same person twice (OWNER is named and is in S0PLATFORM too): counted once.
+    before = len(stack.fake.ephemerals(OWNER))
+    stack.click(OWNER, root)
+    assert "already approved" in stack.ephemeral_for(OWNER, after=before)
+    stack.settle()
+    assert stack.bot.store.get(1).state == PENDING_APPROVAL and stack.bot.store.get(1).votes == {"prod": [OWNER]}
+    assert "approved by" in card_text(current(stack, root)) and has_decision_buttons(current(stack, root))
+    stack.click(CAROL, root)  # a second, different owner (through the group)
+    stack.final_reply(root)
+    stack.settle()
+    done = stack.bot.store.get(1)
+    assert done.state == SUCCEEDED and done.votes == {"prod": [OWNER, CAROL]} and done.approvals == {"prod": CAROL}
+
+
+def test_break_glass_and_a_shorter_approval_ending_the_share_early(stack, clock):
+    image = stack.world.plain_image
+    stack.slash(f"share {image} from prod to dev for 2d", user=OWNER)
+    root = stack.root_for(image)
+    stack.settle()
+    assert {"Approve for 1 h", "Approve for 1 d"} <= {e["text"]["text"] for b in root["blocks"] if b["type"] == "actions" for e in b["elements"] if "text" in e}
+    stack.click(OWNER, root, action="amibot_approve_for_1h")  # their own request: break-glass, and for 1 h of the 2 d asked
+    final = stack.final_reply(root)
+    stack.settle()
+    request = stack.bot.store.get(1)
+    assert request.state == ACTIVE and request.params["break_glass_by"] == OWNER
+    assert request.active_until - clock() <= 3600 and f"<@{OWNER}> approved it for 1 h (asked: 48 h)" in final["text"]
+    assert any("break-glass" in (e["detail"] or "") for e in stack.bot.store.events(1))
+    assert any("Break-glass" in text for text in dms(stack, CAROL))  # the other owner, told at once
+    card = card_text(current(stack, root))
+    assert "Break-glass" in card and "Shortened" in card
+    clock.advance(3601)
+    stack.tick()
+    stack.settle()
+    assert stack.bot.store.get(1).state == REVOKED
+
+
+def test_reassign_and_escalation_once(stack, clock):
+    image = stack.world.plain_image
+    stack.slash(f"share {image} from prod to dev")
+    root = stack.root_for(image)
+    stack.settle()
+    stack.slack.click(CAROL, stack.channel, root["ts"], "amibot_reassign", f"R-1|prod|{OWNER}")
+    stack.settle()
+    assert any("reassigned R-1 for `prod` to you" in text for text in dms(stack, OWNER)), (stack.fake.ephemerals(CAROL), dms(stack, OWNER))
+    assert f"reassigned by <@{CAROL}> to <@{OWNER}>" in card_text(current(stack, root))
+    # Escalation: nothing before 4 h; at 4 h once, with the same buttons; not again.
+    clock.advance(3 * 3600)
+    stack.tick()
+    assert dms(stack, ESCALATION) == []
+    clock.advance(3600 + 1)
+    stack.tick()
+    stack.tick()
+    alerts = dms(stack, ESCALATION)  # the alert, and the card with the same buttons
+    assert len(alerts) == 2 and "Escalated: no owner of `prod` decided R-1 within 4 h" in alerts[0] and "amibot_approve" in alerts[1]
+    # The escalation group may decide.
+    stack.click(ESCALATION, root)
+    stack.final_reply(root)
+    stack.settle()
+    assert stack.bot.store.get(1).state == SUCCEEDED
