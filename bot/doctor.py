@@ -258,7 +258,8 @@ def run_doctor(
     rows = [config_row]
     if config is None:
         return rows
-    rows.append(check_policies(config))
+    if config.policies:  # no rules: today's rule, nothing to check
+        rows.append(check_policies(config))
     rows += check_slack_token(config, slack_client(config))
     rows.append(check_signing_secret(config))
     aws = sessions(config)
