@@ -10,6 +10,7 @@ reassign to another owner, escalation when nobody decides in time.
 from __future__ import annotations
 
 import logging
+import secrets
 from typing import Callable
 
 from slack_sdk.errors import SlackApiError
@@ -118,7 +119,7 @@ class Approvals:
             self.store.set_params(request.id, request.params)
             self.store.note(request.id, user, f"shortened the share to {seconds / 3600:g} h (asked: {asked / 3600:g} h)")
 
-    def reassign(self, request: Request, user: str, alias: str, to: str) -> None:
+    def reassign(self, request: Request, user: str, alias: str, to: str) -> str:
         """An owner passes the decision for ``alias`` to another named owner of it: that
         owner gets the card as an alert; every eligible owner can still decide."""
         if alias not in request.approver_accounts or alias in request.approvals or user not in self.owner_users(alias):
@@ -134,6 +135,7 @@ class Approvals:
         self.notifier.dm(to, note, request.id, dedupe=f"reassign-note:{request.id}:{alias}:{to}")
         self.notifier.post_card_elsewhere(request.id, to, dm=True, note=note, dedupe=f"reassign:{request.id}:{alias}:{to}", role_target=f"{to}:reassign")
         self.notifier.update_root(request.id)
+        return f"{request.display_id}: reassigned `{alias}` to {messages.mention(to)}."
 
     def escalated_to(self, request: Request, alias: str) -> set[str]:
         """The escalation group's members, once ``alias``'s approval was escalated."""
@@ -163,6 +165,38 @@ class Approvals:
         if due:
             self.notifier.update_root(request.id)
         return due
+
+    def extension(self, original: Request, user: str) -> Request:
+        """Extend: the requester of an active time-boxed share asks to move its end by
+        the time first asked. A new request, approved like any other (the rule that
+        applied to the share is evaluated again, on the tags it matched); it has no AWS
+        step, and its success moves the share's end (:meth:`Lifecycle.succeeded`)."""
+        if user != original.requester:
+            raise NotAllowedError(f"Only {messages.mention(original.requester)}, who asked for {original.display_id}, can extend it. Nothing was changed.")
+        seconds = original.params.get("asked_seconds") or original.params.get("duration_seconds")
+        if original.state != "active" or not original.active_until or not seconds:
+            raise NotAllowedError(f"{original.display_id} is not an active time-boxed share, so there is nothing to extend. Nothing was changed.")
+        waiting = [r for r in self.store.find(states=(PENDING_APPROVAL,), limit=10_000) if r.params.get("extends") == original.id]
+        if waiting:
+            raise NotAllowedError(f"{waiting[0].display_id} already asks to extend {original.display_id}; it waits for the owners. Nothing was changed.")
+        image_tags = (original.facts.get("image") or {}).get("tags")
+        decision = policy.evaluate(self.config, original.kind, original.params, image_tags)
+        policy.check_duration(decision, original.kind, {**original.params, "duration_seconds": seconds})
+        rule = policy.decision_facts(decision)
+        self.check_someone_can_approve(original.approver_accounts, user, rule)
+        new_end = original.active_until + seconds
+        return self.store.create_request(
+            kind="extend", requester=user, channel=original.channel,
+            command_text=f"extend {original.display_id} by {seconds / 3600:g}h", uid=secrets.token_hex(8),
+            params={"extends": original.id, "extend_seconds": seconds, "image_id": original.params.get("image_id"),
+                    "source": original.params.get("source"), "targets": original.params.get("targets") or [],
+                    "organization": original.params.get("organization"), "ou_id": original.params.get("ou_id"), "response_url": None},
+            facts={"checked": [f"{original.display_id} ({original.command_text}) is active until {messages.when(original.active_until)}.",
+                               policy.plan_line(rule)],
+                   "after": [f"On approval its end moves to {messages.when(new_end)}; nothing changes in AWS now."], "policy": rule,
+                   "image": original.facts.get("image")},
+            approver_accounts=list(original.approver_accounts), steps=[],
+            ttl_seconds=self.config.bot.approval_ttl_hours * 3600, state="pending_approval")
 
     def _people(self, ids: tuple[str, ...]) -> set[str]:
         people: set[str] = set()

@@ -30,6 +30,7 @@ DENY_ACTION = "amibot_deny"
 VIEW_CHANGES_ACTION = "amibot_view_changes"
 APPROVE_FOR_ACTION = "amibot_approve_for_{hours}h"  # Approve for less time (1 h, 1 d)
 REASSIGN_ACTION = "amibot_reassign"  # value: "R-5|<account>|<user>"
+EXTEND_ACTION = "amibot_extend"  # an active time-boxed share's requester asks to move its end
 SHORTER_HOURS = (1, 24)
 DECISION_BLOCK = "decision"
 CHANGES_VIEW = "amibot_exact_changes"
@@ -144,6 +145,8 @@ def card_blocks(request: Request, owners: dict[str, list[str]], *, progress: str
              "text": {"type": "plain_text", "text": "Deny"}, "confirm": confirm_deny(request)},
         ]
         buttons += shorter_buttons(request) + reassign_menu(request, owners)
+    if request.state == ACTIVE and request.active_until and request.kind == "share":
+        buttons.append({"type": "button", "action_id": EXTEND_ACTION, "value": request.display_id, "text": {"type": "plain_text", "text": "Extend"}})
     buttons.append({"type": "button", "action_id": VIEW_CHANGES_ACTION, "value": request.display_id,
                     "text": {"type": "plain_text", "text": "View exact changes"}})
     blocks.append({"type": "actions", "block_id": DECISION_BLOCK, "elements": buttons})

@@ -185,12 +185,15 @@ class RequestService:
         with log_context(request_id=request.display_id):
             if request.params.get("reason"):
                 self.store.note(request.id, user, f"reason: {request.params['reason']}")
-            self.notifier.post_root(request.id)
-            if self.approvals.auto_approve(request):  # approve = "auto": the rule approves; nobody is asked
-                self.worker.submit(self.runner.run, request.id)
-            else:
-                self.ask_owners_elsewhere(request)
+            self._ask(request)
         return request
+
+    def _ask(self, request: Request) -> None:
+        """Post the card; under an ``approve = "auto"`` rule the rule approves and it runs, else the owners are asked where they look."""
+        self.notifier.post_root(request.id)
+        if not self.approvals.auto_approve(request):
+            return self.ask_owners_elsewhere(request)
+        self.worker.submit(self.runner.run, request.id)
 
     def _plan_and_create(self, command: object, uid: str, *, user: str, channel: str, text: str, response_url: str | None) -> Request:
         """Preflight, then store the request waiting for approval (raises on refusal)."""
@@ -310,12 +313,15 @@ class RequestService:
         self.notifier.update_root(number)
         return None
 
+    def extend(self, request_id: str, user: str) -> str:
+        """Extend an active time-boxed share: a new request (approved like any other) to move its end."""
+        self._ask(extension := self.approvals.extension(self.store.get(self._number(request_id)), user))
+        return f"{extension.display_id} asks the owners to extend {request_id.upper()}."
+
     def reassign(self, value: str, user: str) -> str:
         """Reassign (``R-5|<account>|<owner>``): that owner gets the card as an alert."""
         request_id, alias, to = (value.split("|") + ["", ""])[:3]
-        request, _ = self.decidable(request_id, user)
-        self.approvals.reassign(request, user, alias, to)
-        return f"{request.display_id}: reassigned `{alias}` to {messages.mention(to)}."
+        return self.approvals.reassign(self.decidable(request_id, user)[0], user, alias, to)
 
     def _may_approve(self, alias: str, user: str, request: Request) -> bool:
         account = self.config.account(alias)

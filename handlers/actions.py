@@ -11,7 +11,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.messages import (APPROVE_ACTION, APPROVE_FOR_PATTERN, DENY_ACTION, DENY_REASON_VIEW, REASSIGN_ACTION, VIEW_CHANGES_ACTION, deny_form,
+from bot.messages import (APPROVE_ACTION, APPROVE_FOR_PATTERN, DENY_ACTION, EXTEND_ACTION, DENY_REASON_VIEW, REASSIGN_ACTION, VIEW_CHANGES_ACTION, deny_form,
                           deny_reason, error_text)
 from bot.services import RequestService
 from bot.surfaces import SurfaceService
@@ -56,6 +56,17 @@ def register(app: App, service: RequestService, surfaces: SurfaceService) -> Non
         user, action = body["user"]["id"], body["actions"][0]
         try:
             note = service.reassign((action.get("selected_option") or {}).get("value") or action.get("value", ""), user)
+        except Exception as error:  # one error path: messages.error_text
+            note = error_text(error)
+        if note:
+            tell(body, user, note)
+
+    @app.action(EXTEND_ACTION)
+    def on_extend(ack: Ack, body: dict) -> None:
+        ack()
+        user = body["user"]["id"]
+        try:
+            note = service.extend(body["actions"][0]["value"], user)
         except Exception as error:  # one error path: messages.error_text
             note = error_text(error)
         if note:

@@ -167,3 +167,31 @@ def test_reassign_and_escalation_once(stack, clock):
     stack.final_reply(root)
     stack.settle()
     assert stack.bot.store.get(1).state == SUCCEEDED
+
+
+def test_extend_an_active_time_boxed_share(stack, clock):
+    image = stack.world.plain_image
+    stack.slash(f"share {image} from prod to dev for 1d")
+    root = stack.root_for(image)
+    stack.settle()
+    stack.click(OWNER, root)
+    stack.final_reply(root)
+    stack.settle()
+    share = stack.bot.store.get(1)
+    assert share.state == ACTIVE
+    before = len(stack.fake.ephemerals(CAROL))
+    stack.click(CAROL, current(stack, root), action="amibot_extend")  # not the requester
+    assert "Only <@" in stack.ephemeral_for(CAROL, after=before)
+    stack.click(REQUESTER, current(stack, root), action="amibot_extend")
+    stack.settle()
+    extension = stack.bot.store.get(2)
+    assert extension.kind == "extend" and extension.state == PENDING_APPROVAL and extension.steps == []
+    asked = stack.root_for("extend R-1")
+    stack.click(OWNER, asked)  # approved like any other request
+    stack.final_reply(asked)
+    stack.settle()
+    assert stack.bot.store.get(2).state == SUCCEEDED
+    assert stack.bot.store.get(1).active_until == pytest.approx(share.active_until + 86400)
+    clock.advance(86400 + 60)
+    stack.tick()
+    assert stack.bot.store.get(1).state == ACTIVE  # the old end passed; the share stays
