@@ -58,7 +58,7 @@ class Approvals:
             if rule.get("approve") == policy.TWO_OWNERS:
                 if len(self.owner_users(alias) - {requester}) < 2:
                     raise NobodyCanApproveError(
-                        f"Policy `{rule['rule']}` needs two distinct owners of `{alias}` besides you, and it has fewer. Nobody was asked.",
+                        f"Policy `{slacktext.escape(str(rule['rule']))}` needs two distinct owners of `{alias}` besides you, and it has fewer. Nobody was asked.",
                         fix=f"Add owners to `accounts.{alias}.owners`, or change the rule.")
                 continue
             self_ok = account.allow_self_approval or rule.get("break_glass")
@@ -105,7 +105,23 @@ class Approvals:
             self.notifier.dm(other, text, request.id, dedupe=f"breakglass:{request.id}:{other}")
         self.notifier.reply(request.id, text, dedupe=f"breakglass:{request.id}")
 
-    def shorten(self, request: Request, user: str, hours: int) -> None:
+    def record(self, request: Request, eligible: list[str], user: str) -> tuple[list[str], list[str]]:
+        """This approval: under a two-owner rule a vote (the accounts it counted for, and
+        those it completed), else the approval itself."""
+        needed = policy.needed(request.facts)
+        if needed > 1:
+            return self.store.record_votes(request.id, eligible, user, needed)
+        recorded = self.store.record_approvals(request.id, eligible, user)
+        return recorded, recorded
+
+    def first_of_two(self, request: Request, user: str, counted: list[str]) -> None:
+        """Said in the thread when a vote counted but another owner is still needed."""
+        rule = slacktext.escape(str((request.facts.get("policy") or {}).get("rule")))
+        self.notifier.reply(request.id, f"{request.display_id}: {messages.mention(user)} approved for {', '.join(f'`{a}`' for a in counted)} "
+                            f"(1 of {policy.needed(request.facts)}); policy `{rule}` needs a second, different owner.")
+        self.notifier.update_root(request.id)
+
+    def shorten(self, request: Request, user: str, hours: int, *, apply: bool = True) -> None:
         """Approve for less time: the time-boxed share ends ``hours`` after it completes
         (never longer than asked, nor than the rule's maximum); the card and the ending
         say who shortened it. Raises when the request is not a time-boxed share."""
@@ -114,7 +130,7 @@ class Approvals:
             raise NotAllowedError(f"{request.display_id} is not a time-boxed share, so it cannot be approved for less time. Nothing was changed.")
         limit = policy.max_hours(request.facts)
         seconds = min(hours * 3600, asked, limit * 3600 if limit else asked)
-        if seconds < asked:
+        if apply and seconds < asked:
             request.params.update(duration_seconds=seconds, shortened_by=user, asked_seconds=request.params.get("asked_seconds") or asked)
             self.store.set_params(request.id, request.params)
             self.store.note(request.id, user, f"shortened the share to {seconds / 3600:g} h (asked: {asked / 3600:g} h)")

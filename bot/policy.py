@@ -20,6 +20,7 @@ from typing import Any, Iterable
 from bot.config import Config, PolicyRule
 from bot.config.policy import ANY, ORG
 from bot.errors import PreflightError
+from bot.slacktext import escape
 
 AUTO, OWNERS, TWO_OWNERS = "auto", "owners", "two-owners"
 NEEDED = {OWNERS: 1, TWO_OWNERS: 2}  # distinct approvers needed per account
@@ -88,12 +89,12 @@ def check_duration(decision: Decision, kind: str, params: dict[str, Any]) -> Non
     if rule is None or rule.max_duration_hours is None or kind != "share":
         return
     seconds = params.get("duration_seconds")
-    limit = rule.max_duration_hours
+    limit, name = rule.max_duration_hours, escape(rule.name)
     if not seconds:
-        raise PreflightError(f"Policy `{rule.name}` allows only time-boxed shares of at most {limit} h, and this share has no end. Nobody was asked.",
+        raise PreflightError(f"Policy `{name}` allows only time-boxed shares of at most {limit} h, and this share has no end. Nobody was asked.",
                              fix=f"Add `for {limit}h` (or less) to the command.")
     if seconds > limit * 3600:
-        raise PreflightError(f"Policy `{rule.name}` allows shares of at most {limit} h; this one asks for {seconds / 3600:g} h. Nobody was asked.",
+        raise PreflightError(f"Policy `{name}` allows shares of at most {limit} h; this one asks for {seconds / 3600:g} h. Nobody was asked.",
                              fix=f"Ask again with `for {limit}h` or less.")
 
 
@@ -109,9 +110,9 @@ def plan_line(facts: dict[str, Any]) -> str:
     name = facts.get("rule")
     if not name:
         return "Approval: no `[[policy]]` rule matched, so one owner of each account decides."
-    line = f"Approval: policy `{name}` — {_MODE_WORDS.get(facts.get('approve', OWNERS), facts.get('approve'))}"
+    line = f"Approval: policy `{escape(name)}` — {_MODE_WORDS.get(facts.get('approve', OWNERS), facts.get('approve'))}"
     if facts.get("ami_tags"):
-        line += "; the AMI carries " + ", ".join(f"`{k}={v}`" for k, v in facts["ami_tags"].items())
+        line += "; the AMI carries " + ", ".join(f"`{escape(k)}={escape(v)}`" for k, v in facts["ami_tags"].items())
     if facts.get("break_glass"):
         line += "; break-glass: an owner may approve their own request"
     return line + "."

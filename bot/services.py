@@ -280,30 +280,24 @@ class RequestService:
 
     def _decide(self, request_id: str, user: str, approve: bool, reason: str | None, hours: int | None = None) -> str | None:
         request, eligible = self.decidable(request_id, user)
-        if approve:  # under a two-owner rule a person counts once
-            eligible = self.approvals.not_yet_voted(request, user, eligible)
         number = request.id
         if not approve:
             if self.lifecycle.denied(request, user, eligible, (reason or "").strip()):
                 return None
             raise AlreadyDecidedError(self._decided_by(self.store.get(number)))
-        if hours:
-            self.approvals.shorten(request, user, hours)  # before the approval that may start it
-        needed = policy.needed(request.facts)
-        if needed > 1:
-            counted, recorded = self.store.record_votes(number, eligible, user, needed)
-        else:
-            counted = recorded = self.store.record_approvals(number, eligible, user)
+        eligible = self.approvals.not_yet_voted(request, user, eligible)  # under a two-owner rule a person counts once
+        if hours:  # Approve for less time: checked before the approval, applied once it counted (before it may start the share)
+            self.approvals.shorten(request, user, hours, apply=False)
+        counted, recorded = self.approvals.record(request, eligible, user)
         request = self.store.get(number)
         if not counted:
             raise AlreadyDecidedError(_expired_text(request) if request.state == PENDING_APPROVAL and request.expires_at <= self.clock() else self._decided_by(request))
+        if hours:
+            self.approvals.shorten(request, user, hours)
         if user == request.requester and recorded:
             self.approvals.break_glass_used(request, user, recorded)
         if not recorded:
-            self.notifier.reply(number, f"{request.display_id}: {messages.mention(user)} approved for {', '.join(f'`{a}`' for a in counted)} "
-                                f"(1 of {needed}); policy `{request.facts['policy']['rule']}` needs a second, different owner.")
-            self.notifier.update_root(number)
-            return None
+            return self.approvals.first_of_two(request, user, counted)
         if all(a in request.approvals for a in request.approver_accounts):
             if self.lifecycle.approve(request, user, recorded):
                 self.worker.submit(self.runner.run, number)

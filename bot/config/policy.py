@@ -9,6 +9,7 @@ rule, is checked by ``amibot doctor`` (:func:`bot.policy.rule_problems`).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -19,6 +20,7 @@ APPROVE_MODES = ("auto", "owners", "two-owners")
 ANY = "*"
 ORG = "org"  # in ``to``: a share with the organization or one of its OUs
 MAX_RULE_HOURS = 24 * 365
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._:-]{0,63}", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -73,8 +75,9 @@ def _parse_rule(index: int, table: dict[str, Any], aliases: tuple[str, ...]) -> 
     where = f"policy[{index}]"
     _check_keys(table, where, _RULE_KEYS)
     name = _get(table, where, "name", str, 'name = "sandbox-to-sandbox"').strip()
-    if not name:
-        raise ConfigError(f"{where}.name", "is empty", 'name the rule, e.g. name = "sandbox-to-sandbox"')
+    if not _NAME_RE.fullmatch(name):
+        raise ConfigError(f"{where}.name", f"`{name[:80]}` is not a rule name (1 to 64 letters, digits, space, . _ : -)",
+                          'name the rule, e.g. name = "sandbox-to-sandbox" (the card and the history show it)')
     p = f'policy[{index}] "{name}"'
     sources = _names(table, p, "from", aliases, allow_org=False)
     targets = _names(table, p, "to", aliases, allow_org=True)

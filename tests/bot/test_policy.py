@@ -27,6 +27,7 @@ def config(rules: str, escalation: str = ""):
     ('[[policy]]\nname = "a"\n[[policy]]\nname = "a"', "policy[2].name", "earlier rule"),
     ('[[policy]]\nname = "a"\nwho = "me"', "policy[1].who", "not a known key"),
     ('[[policy]]\napprove = "auto"', "policy[1].name", "required"),
+    ('[[policy]]\nname = "<!channel>"', "policy[1].name", "not a rule name"),
 ])
 def test_each_rule_error_names_the_rule(rules, key, word):
     with pytest.raises(ConfigError) as caught:
