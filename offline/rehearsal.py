@@ -56,6 +56,29 @@ id = "{ORG_ID}"
 management_account = "123456789012"
 """
 
+ONCALL = "U0ONCALL"  # prod's escalation (the demo's policy config)
+
+# The demo's approval policy (README "Approval policy"): rules gated on tags no other
+# scenario's AMI carries, and prod escalating to on-call after 4 h. Kept out of
+# SANDBOX_TOML so the tests' stack keeps the rule without policies.
+POLICY_TOML = SANDBOX_TOML.replace(
+    f'owners = ["{OWNER}", "S0PLATFORM"]\n', f'owners = ["{OWNER}", "S0PLATFORM"]\nescalate_to = ["{ONCALL}"]\nescalate_after_hours = 4\n'
+) + """
+[[policy]]
+name = "golden-to-dev"
+from = ["prod"]
+to = ["dev"]
+operations = ["share"]
+approve = "auto"
+ami_tags = { golden = "approved" }
+max_duration_hours = 168
+
+[[policy]]
+name = "critical-two-owners"
+ami_tags = { tier = "critical" }
+approve = "two-owners"
+"""
+
 USERGROUPS = {"S0PLATFORM": [OWNER, "U0CAROL"]}
 
 

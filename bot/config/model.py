@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bot.config.policy import Escalation, PolicyRule
 from bot.errors import UnknownAccountError
 from bot.verbs.lexer import ACCOUNT_ID_RE
 
@@ -86,6 +87,8 @@ class Config:
     organization: OrganizationConfig | None = None
     slack: SlackSettings = field(default_factory=SlackSettings)
     db_path: str = DEFAULT_DB_PATH
+    policies: tuple[PolicyRule, ...] = ()  # [[policy]], in file order: first match wins
+    escalations: dict[str, Escalation] = field(default_factory=dict)  # alias -> accounts.<a>.escalate_*
 
     def account(self, ref: str) -> AccountConfig:
         """The account named by an alias or a 12-digit id."""
