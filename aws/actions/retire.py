@@ -20,6 +20,7 @@ The permissions of these actions are Retire's own IAM statement
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,7 +98,7 @@ def retire_facts(sessions: AwsSessions, account_id: str, region: str, image: dic
     snapshots = [m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")]
     shared: dict[str, list[str]] = {}
     if snapshots:
-        others = ec2.describe_images(Owners=["self"], Filters=[{"Name": "block-device-mapping.snapshot-id", "Values": snapshots}]).get("Images", [])
+        others = ec2.describe_images(Owners=["self"], IncludeDisabled=True).get("Images", [])  # every own AMI: which share a snapshot
         for other in others:
             if other["ImageId"] == image_id:
                 continue
@@ -137,13 +138,14 @@ class DeprecateImage(Action):
         """The AMI and when AWS deprecates it."""
 
         image_id: str
-        deprecate_at: str
+        deprecate_at: str | None = None  # None: when the step runs
 
     @classmethod
     def describe(cls, params, *, account, region, current: str | None = None):
         """``current``: the deprecation time set now, if any."""
         was = f" (now `{current}`)" if current else ""
-        return f"EnableImageDeprecation on {params.image_id} in `{account.alias}` {region} at `{params.deprecate_at}`{was}"
+        at = f"at `{params.deprecate_at}`" if params.deprecate_at else "now (when approved)"
+        return f"EnableImageDeprecation on {params.image_id} in `{account.alias}` {region} {at}{was}"
 
     def run(self, ctx, account_id, region, params):
         ec2 = ctx.client("ec2", account_id, region)
@@ -151,8 +153,10 @@ class DeprecateImage(Action):
         if "before" not in ctx.previous:
             before = ec2.describe_images(ImageIds=[params.image_id])["Images"][0].get("DeprecationTime")
             ctx.checkpoint({"before": before})
-        ec2.enable_image_deprecation(ImageId=params.image_id, DeprecateAt=params.deprecate_at)
-        return {"before": before, "summary": f"{params.image_id} deprecated at {params.deprecate_at}"}
+        at = params.deprecate_at or ctx.previous.get("at") or (dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:00Z")
+        ctx.checkpoint({"before": before, "at": at})
+        ec2.enable_image_deprecation(ImageId=params.image_id, DeprecateAt=at)
+        return {"before": before, "at": at, "summary": f"{params.image_id} deprecated at {at}"}
 
     def revert(self, ctx, account_id, region, params, result):
         ec2 = ctx.client("ec2", account_id, region)
