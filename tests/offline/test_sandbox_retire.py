@@ -86,3 +86,11 @@ def test_recycle_bin_rules_answer_list_rules(sandbox):
     add_recycle_bin_rule(PROD, REGION, 14)
     assert rbin.list_rules(ResourceType="EC2_IMAGE")["Rules"][0]["RetentionPeriod"]["RetentionPeriodValue"] == 14
     assert sandbox.client("rbin", DEV, REGION).list_rules(ResourceType="EC2_IMAGE")["Rules"] == []
+
+
+def test_a_disabled_image_launches_nothing(sandbox):
+    image = sandbox.create_image(PROD, REGION)
+    ec2 = sandbox.client("ec2", PROD, REGION)
+    ec2.disable_image(ImageId=image)
+    with pytest.raises(ClientError, match="disabled"):
+        ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro")

@@ -75,6 +75,6 @@ SYNTAX = Syntax(
     usage="/ami retire  <ami-id> from <acct[:region]> deregister|disable|deprecate [<YYYY-MM-DD>] [with-copies]",
     example="/ami retire ami-0123456789abcdef0 from prod deprecate 2026-12-31 with-copies",
     summary="Retire a golden image: deprecate, disable or deregister it (and the copies amibot made)",
-    options="deregister | disable | deprecate [<YYYY-MM-DD>], with-copies",
+    options="with-copies",
     takes_reason=True,
 )
