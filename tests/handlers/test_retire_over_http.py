@@ -7,7 +7,7 @@ from __future__ import annotations
 from offline import rehearsal
 from offline.sandbox.ec2_retire import add_recycle_bin_rule
 from offline.sandbox.state import _ec2_backends
-from bot.requests import PARTIAL, SUCCEEDED
+from bot.requests import ACTIVE, PARTIAL, REVOKED, STEP_UNDONE, SUCCEEDED
 
 PROD, DEV = rehearsal.PROD, rehearsal.DEV
 SRC, OTHER = rehearsal.REGION, rehearsal.OTHER_REGION
@@ -64,14 +64,20 @@ def test_refused_before_anyone_is_asked_with_the_fix(harness):
 def test_disable_lists_who_loses_launch_permission_and_warns_of_instances(harness):
     image = harness.world.plain_image
     prod = ec2(harness, PROD)
-    prod.modify_image_attribute(ImageId=image, LaunchPermission={"Add": [{"UserId": DEV}]})
+    harness.slash(f"share {image} from prod to dev for 2h")  # a time-boxed share amibot records
+    approve(harness, f"share {image}", owners=(rehearsal.OWNER, rehearsal.DEV_OWNER))
+    assert harness.bot.store.get(1).state == ACTIVE
     prod.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro")
     harness.slash(f"retire {image} from prod disable")
     root = harness.root_for(f"retire {image}")
     changes = harness.exact_changes(root)
     assert "launch permission removed for: `dev`" in changes
     root, final = approve(harness, f"retire {image}")
-    assert harness.bot.store.get(1).state == SUCCEEDED
+    assert harness.bot.store.get(2).state == SUCCEEDED, final
+    assert "R-1 (time-boxed share) ended: the image is disabled." in final
+    share = harness.bot.store.get(1)
+    assert share.state == REVOKED  # its expiry has nothing left to remove
+    assert [s.state for s in share.steps if s.action == "ec2.add_launch_permission"] == [STEP_UNDONE]
     assert prod.describe_images(ImageIds=[image])["Images"][0]["State"] == "disabled"
     assert not ec2(harness, DEV).describe_images(Owners=[PROD])["Images"]
 
