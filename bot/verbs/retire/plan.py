@@ -164,7 +164,6 @@ def prepare_retire(ctx: PlanningContext, command: RetireCommand) -> Prepared:
     ctx.check_approvers(approvers)
     steps: list[PlannedStep] = []
     checked: list[str] = []
-    shares: list[dict[str, Any]] = []
     first_facts = None
     for target in targets:
         facts, found, lines = _check(ctx, target, command.mode)
@@ -177,8 +176,6 @@ def prepare_retire(ctx: PlanningContext, command: RetireCommand) -> Prepared:
             lines.append(_recycle_bin(found))
             if found.shared_snapshots:
                 lines.append("snapshots kept (another AMI uses them): " + ", ".join(f"{s} ({', '.join(a)})" for s, a in found.shared_snapshots.items()))
-        if command.mode == "disable" and facts.launch_permissions:
-            shares.append({"account_id": target.account.id, "region": target.region, "image_id": target.image_id})
         steps.append(step)
         checked.append(f"`{key}`: " + "; ".join(lines))
     if command.with_copies and len(targets) == 1:
@@ -195,7 +192,7 @@ def prepare_retire(ctx: PlanningContext, command: RetireCommand) -> Prepared:
         kind="retire",
         params={"image_id": command.image_id, "source": source.alias, "region": region, "mode": command.mode,
                 "deprecate_at": deprecate_at, "with_copies": command.with_copies,
-                "targets": [unit_key(t.account.alias, t.region) for t in targets], "disabled_shares": shares},
+                "targets": [unit_key(t.account.alias, t.region) for t in targets]},
         checked=checked,
         approver_accounts=approvers,
         steps=steps,
