@@ -165,10 +165,12 @@ class Lifecycle:
         return self.end(request_id, RUNNING, FAILED, "amibot", f"step {seq} failed",
                         lambda request: failure_text(request, description, error_words, report.undone, report.remains), error=error_words)
 
-    def targets_finished(self, request_id: int) -> bool:
-        """Every target of a distribution finished: ``succeeded``, ``partial`` or ``failed``."""
+    def targets_finished(self, request_id: int, settled: list[str] = ()) -> bool:
+        """Every target of a grouped plan finished: ``succeeded``, ``partial`` or
+        ``failed``; ``settled``: the lines the verb's after-success hooks added."""
         state, detail = plan_groups.ending(self.store.get(request_id))
-        return self.end(request_id, RUNNING, state, "amibot", detail, plan_groups.final_text, **({"error": detail} if state != SUCCEEDED else {}))
+        text = lambda request: plan_groups.final_text(request) + "".join(f"\n{note}" for note in settled)  # noqa: E731
+        return self.end(request_id, RUNNING, state, "amibot", detail, text, **({"error": detail} if state != SUCCEEDED else {}))
 
     def cancelled_while_running(self, request: Request, actor: str, report: UndoReport) -> None:
         """The cleanup of a request cancelled while running is finished: say what it undid."""
@@ -211,11 +213,12 @@ class Lifecycle:
             text += " Kept on purpose: " + "; ".join(report.kept)
         return self.end(request.id, ACTIVE, REVOKED, "amibot", "time-boxed share ended", text, dedupe_kind="revoked")
 
-    def share_removed_by(self, other: Request, unshare: Request) -> bool:
-        """An unshare removed everything an active time-boxed share had added."""
+    def share_removed_by(self, other: Request, unshare: Request, *, how: str = "unshare") -> bool:
+        """An unshare (or a retire that disabled the image: ``how``) removed everything
+        an active time-boxed share had added."""
         text = (f":lock: {messages.mention(other.requester)} {other.display_id}'s share was removed by {unshare.display_id} "
                 f"({slacktext.code(unshare.command_text)}); nothing is left for its expiry to remove.")
-        return self.end(other.id, ACTIVE, REVOKED, "amibot", f"removed by {unshare.display_id} (unshare)", text, dedupe_kind="revoked")
+        return self.end(other.id, ACTIVE, REVOKED, "amibot", f"removed by {unshare.display_id} ({how})", text, dedupe_kind="revoked")
 
 
 def failure_text(request: Request, step_description: str, why: str, undone: list[str], remains: list[str]) -> str:

@@ -131,7 +131,9 @@ def final_text(request: Request) -> str:
             lines.append(f"Could not remove the temporary share: {step.error} Remove it by hand (`/ami audit` shows it).")
         elif step.result.get("summary"):
             lines.append(f"Temporary share removed: {step.result['summary']}.")
-    if failed:
+    if failed and request.kind == "retire":
+        lines.append("To retry the failed ones, ask again for those account-regions.")
+    elif failed:
         lines.append("To retry the failed targets, ask for the same distribution again: the targets that have their copy are not copied again.")
     return "\n".join(lines)
 
@@ -150,6 +152,7 @@ def _done_line(name: str, steps: list[Step]) -> str:
     image = next((s.result.get("image_id") for s in steps if s.action == "verify.copy" and s.result.get("image_id")), None)
     image = image or next((s.params.get("image_id") for s in steps if s.params.get("image_id")), None)
     extras = [s.result["outcome"] for s in steps if s.action in ("ec2.share_copy", "ec2.launch_template_version") and s.result.get("outcome")]
+    extras += [s.result["summary"] for s in steps if s.action in ("ec2.deprecate_image", "ec2.disable_image", "ec2.deregister_image") and s.result.get("summary")]
     if any(s.action == "verify.test_launch" and s.state == STEP_DONE for s in steps):
         extras.append("test launch passed")
     return f"• `{name}`: {slacktext.code(image)}" + (f" ({'; '.join(extras)})" if extras else "")

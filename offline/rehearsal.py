@@ -44,12 +44,14 @@ id = "{PROD}"
 role_arn = "arn:aws:iam::{PROD}:role/amibot"
 owners = ["{OWNER}", "S0PLATFORM"]
 kms_keys = {{ "{REGION}" = "alias/ami-shared" }}
+retire = true
 
 [accounts.dev]
 id = "{DEV}"
 role_arn = "arn:aws:iam::{DEV}:role/amibot"
 owners = ["{DEV_OWNER}"]
 kms_keys = {{ "{REGION}" = "alias/ami-dev", "{OTHER_REGION}" = "alias/ami-dev" }}
+retire = true
 
 [organization]
 id = "{ORG_ID}"
@@ -122,10 +124,12 @@ def enforce_generated_policies(sandbox: Sandbox, config: Config) -> None:
     then on a call outside the policy, or outside one of its conditions, fails."""
     from aws.iam import bot_role_policy, member_account_policy
 
-    member = member_account_policy()
     roles = [a.role_arn for a in config.accounts.values() if a.role_arn]
-    for role_arn in roles:
-        account, name = role_arn.split(":")[4], role_arn.rsplit("/", 1)[-1]
+    for account_config in config.accounts.values():
+        if not account_config.role_arn:
+            continue
+        member = member_account_policy(retire=account_config.retire, retire_tag=account_config.retire_tag)
+        account, name = account_config.role_arn.split(":")[4], account_config.role_arn.rsplit("/", 1)[-1]
         sandbox.attach_role_policy(account, name, member, policy_name="amibot-member")
     sandbox.attach_bot_policy(bot_role_policy(roles))
 

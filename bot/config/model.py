@@ -29,6 +29,10 @@ class AccountConfig:
     approval_channel: str | None = None  # approvals for this account are also posted there, with the buttons
     approval_dm: bool | None = None  # DM each eligible owner the approval; None: bot.approval_dm
     launch_roles: tuple[str, ...] = ()  # role ARNs here whose use of shared keys amibot checks (SimulatePrincipalPolicy)
+    # `/ami retire` may deprecate, disable and deregister images here (its own IAM
+    # statement); with ``retire_tag`` only images (and snapshots) carrying that tag.
+    retire: bool = False
+    retire_tag: tuple[str, str] | None = None  # ("key", "value")
 
 
 @dataclass(frozen=True)
