@@ -77,11 +77,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(path)
             return 0
         if args.command == "iam-policy":
-            from aws.iam import render
+            from aws.iam import configured_pass_roles, render
             from bot.config import load_config
 
-            roles = [a.role_arn for a in load_config(args.config).accounts.values() if a.role_arn] if args.config else []
-            print(render(roles, migrate=not args.without_migrate), end="")
+            accounts = list(load_config(args.config).accounts.values()) if args.config else []
+            roles = [a.role_arn for a in accounts if a.role_arn]
+            print(render(roles, migrate=not args.without_migrate, pass_roles=configured_pass_roles(accounts)), end="")
             return 0
         if args.command == "check-config":
             from bot.config import load_config

@@ -44,6 +44,7 @@ id = "{PROD}"
 role_arn = "arn:aws:iam::{PROD}:role/amibot"
 owners = ["{OWNER}", "S0PLATFORM"]
 kms_keys = {{ "{REGION}" = "alias/ami-shared" }}
+pass_roles = ["arn:aws:iam::{PROD}:role/web-role"]
 
 [accounts.dev]
 id = "{DEV}"
@@ -97,9 +98,9 @@ def enforce_generated_policies(sandbox: Sandbox, config: Config) -> None:
     """Hold amibot to the policies ``amibot iam-policy`` prints: the member policy on
     each configured member role, the bot policy on the bot's own credentials. From
     then on a call outside the policy, or outside one of its conditions, fails."""
-    from aws.iam import bot_role_policy, member_account_policy
+    from aws.iam import bot_role_policy, configured_pass_roles, member_account_policy
 
-    member = member_account_policy()
+    member = member_account_policy(pass_roles=configured_pass_roles(config.accounts.values()))
     roles = [a.role_arn for a in config.accounts.values() if a.role_arn]
     for role_arn in roles:
         account, name = role_arn.split(":")[4], role_arn.rsplit("/", 1)[-1]

@@ -28,6 +28,7 @@ class AccountConfig:
     approval_channel: str | None = None  # approvals for this account are also posted there, with the buttons
     approval_dm: bool | None = None  # DM each eligible owner the approval; None: bot.approval_dm
     launch_roles: tuple[str, ...] = ()  # role ARNs here whose use of shared keys amibot checks (SimulatePrincipalPolicy)
+    pass_roles: tuple[str, ...] = ()  # instance roles (ARNs, * for a path) a migration here may pass to EC2 (iam:PassRole)
 
 
 @dataclass(frozen=True)

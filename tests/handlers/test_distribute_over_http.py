@@ -109,6 +109,8 @@ def test_distribution_shares_each_copy_updates_a_launch_template_and_test_launch
     dev_eu = ec2(harness, DEV, "eu-west-1")
     template = dev_eu.create_launch_template(
         LaunchTemplateName="payments-web", LaunchTemplateData={"ImageId": "ami-00000000000000000", "InstanceType": "t3.small"},
+        # Its owner marked it: amibot may add versions to it (aws.iam.LAUNCH_TEMPLATE_TAG).
+        TagSpecifications=[{"ResourceType": "launch-template", "Tags": [{"Key": "amibot:update-lt", "Value": "true"}]}],
     )["LaunchTemplate"]["LaunchTemplateId"]
     text = f"distribute {image} from prod to dev:us-east-1,dev:eu-west-1 share-with prod update-lt {template}@dev:eu-west-1 default verify"
     root = ask_and_approve(harness, text, 1)

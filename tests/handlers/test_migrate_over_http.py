@@ -10,6 +10,7 @@ import time
 
 import pytest
 from botocore.client import BaseClient
+from botocore.exceptions import ClientError
 
 from offline import rehearsal
 from bot.requests import FAILED, PENDING_APPROVAL, RUNNING, SUCCEEDED
@@ -79,6 +80,15 @@ def test_migrate_happy_path(harness, aws_params):
     assert len(create) == 1 and create[0]["NoReboot"] is False and create[0]["InstanceId"] == source
     thread = harness.fake.thread(harness.channel, root["ts"])
     assert all("R-1" in m["text"] for m in thread)
+    # From outside, as amibot's role under the generated policy: the migrated instance
+    # and the reported migration image are no longer amibot's to delete.
+    image_id = harness.bot.store.get(1).steps[0].result["image_id"]
+    assert "amibot:disposable" not in {t["Key"] for t in new.get("Tags", [])}
+    role = harness.world.sandbox.role_session(PROD, region=REGION).client("ec2")
+    for delete in (lambda: role.terminate_instances(InstanceIds=[new["InstanceId"]]), lambda: role.deregister_image(ImageId=image_id)):
+        with pytest.raises(ClientError) as refused:
+            delete()
+        assert refused.value.response["Error"]["Code"] == "UnauthorizedOperation"
 
 
 def test_no_reboot_passes_noreboot(harness, aws_params):
@@ -216,7 +226,7 @@ def test_migrate_carries_imds_tenancy_protection_credits_and_volume_tags(harness
 
     assert harness.slash(f"migrate {source} from prod to {TARGET}").status == 200
     root = harness.root_for(source)
-    plan = json.dumps(root["blocks"]) + harness.bot.store.get(1).steps[-1].description
+    plan = json.dumps(root["blocks"]) + next(s for s in harness.bot.store.get(1).steps if s.action == "ec2.launch_migrated_instance").description
     assert "HttpTokens=required" in plan and "tenancy dedicated" in plan and "protection against termination and stop" in plan
     harness.click(rehearsal.OWNER, root)
     harness.final_reply(root)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from aws.actions.instance_facts import InstanceFacts, SubnetFacts, describe_subnet, inspect_instance, subnets_in_zone
 from aws.actions.migrate import CreateImageFromInstance, LaunchMigratedInstance, client_token, image_name, user_tags
+from aws.actions.disposable import DeliverImage
 from aws.actions.images import WaitImageAvailable
 from aws.errors import is_aws_error, translate
 from bot.config import AccountConfig
@@ -135,6 +136,8 @@ def migrate_steps(
         CreateImageFromInstance.plan(source, region, image, instance_label=label, reboot=reboot, tags_text=_tags_text(tags)),
         WaitImageAvailable.plan(source, region, WaitImageAvailable.Params(image_from_step=1, poll_seconds=poll_seconds)),
         LaunchMigratedInstance.plan(source, region, launch, groups=groups, tags_text=_tags_text(tags), carried=facts.settings.carried_text()),
+        # The migration is reported: its image is kept, no longer something amibot may delete.
+        DeliverImage.plan(source, region, DeliverImage.Params(image_from_step=1), of="migration image"),
     ]
 
 
