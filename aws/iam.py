@@ -22,9 +22,9 @@ MIGRATE_MODULE = "aws.actions.migrate"
 REQUEST_TAG = "amibot:request"
 # What the role may delete carries this tag (aws.actions.disposable): a test-launch
 # instance, a copy not yet delivered, a migration image until the migration is reported.
-DISPOSABLE_TAG = "amibot:disposable"
+from aws.actions.disposable import DISPOSABLE_TAG  # noqa: E402 (part of the policy's contract)
 # A launch template amibot may change (update-lt) carries this tag, set by its owner.
-LAUNCH_TEMPLATE_TAG = "amibot:update-lt"
+from aws.actions.launch_template import MARK_TAG as LAUNCH_TEMPLATE_TAG  # noqa: E402
 # iam:PassRole's resources when the config names none: roles under this path.
 DEFAULT_PASS_ROLE_PATH = "/amibot-launch/"
 DEFAULT_PASS_ROLES = "arn:aws:iam::*:role" + DEFAULT_PASS_ROLE_PATH + "*"

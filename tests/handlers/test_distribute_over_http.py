@@ -167,3 +167,15 @@ def test_a_restart_continues_every_target_copy_without_starting_another(sandbox,
         assert len(copies(h2, DEV, "us-east-1")) == 1 and len(copies(h2, DEV, "eu-west-1")) == 1
     finally:
         again.stop()
+
+
+def test_update_lt_refuses_an_unmarked_template_before_anyone_is_asked(harness):
+    """Only templates their owners tagged amibot:update-lt (the member policy would
+    refuse the write anyway, after the copies): refused in the preflight, with the fix."""
+    dev_eu = ec2(harness, DEV, "eu-west-1")
+    template = dev_eu.create_launch_template(LaunchTemplateName="unmarked", LaunchTemplateData={"ImageId": "ami-00000000000000000"})["LaunchTemplate"]["LaunchTemplateId"]
+    before = len(harness.fake.ephemerals(rehearsal.REQUESTER))
+    harness.slash(f"distribute {harness.world.encrypted_image} from prod to dev:eu-west-1 update-lt {template}@dev:eu-west-1")
+    answer = harness.ephemeral_for(rehearsal.REQUESTER, after=before)
+    assert "not marked for amibot" in answer and "Key=amibot:update-lt,Value=true" in answer
+    assert harness.bot.store.find() == []
