@@ -78,6 +78,7 @@ def member_account_actions(*, migrate: bool = True) -> list[str]:
             needed.update(action.permissions)
     if not migrate:
         needed.discard("iam:PassRole")
+        needed.discard("iam:GetInstanceProfile")
     return sorted(needed)
 
 
@@ -116,7 +117,7 @@ def member_account_policy(*, migrate: bool = True, pass_roles: list[str] | None 
     with every condition evaluated by the sandbox (docs/least-privilege.md).
     ``pass_roles``: the instance roles a migration may pass (see pass_role_resources)."""
     actions = member_account_actions(migrate=migrate)
-    special = DELETE_ACTIONS | TAG_OPERATION_ACTIONS | LAUNCH_TEMPLATE_WRITES | {"iam:PassRole", "kms:CreateGrant", "kms:PutKeyPolicy", "kms:ListAliases"}
+    special = DELETE_ACTIONS | TAG_OPERATION_ACTIONS | LAUNCH_TEMPLATE_WRITES | {"iam:PassRole", "iam:GetInstanceProfile", "kms:CreateGrant", "kms:PutKeyPolicy", "kms:ListAliases"}
     reads = [a for a in actions if a.startswith("ec2:") and a not in special and a not in EC2_RESOURCES]
     typed = [a for a in actions if a in EC2_RESOURCES]
     kms = [a for a in actions if a.startswith("kms:") and a not in KMS_USED_THROUGH_EC2 and a not in special]
@@ -152,6 +153,9 @@ def member_account_policy(*, migrate: bool = True, pass_roles: list[str] | None 
     if lt_writes:
         statements.append(_statement("OnlyLaunchTemplatesMarkedForAmibot", lt_writes, [LAUNCH_TEMPLATE],
                                      {"StringEquals": {f"aws:ResourceTag/{LAUNCH_TEMPLATE_TAG}": "true"}}))
+    if "iam:GetInstanceProfile" in actions:
+        # The migrate preflight reads which roles the instance's profile would pass.
+        statements.append(_statement("ReadInstanceProfiles", ["iam:GetInstanceProfile"], ["arn:aws:iam::*:instance-profile/*"]))
     if "iam:PassRole" in actions:
         statements.append(_statement("PassNamedInstanceRolesToEc2Only", ["iam:PassRole"], pass_role_resources(pass_roles),
                                      {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}))

@@ -32,6 +32,7 @@ MAX_TAGS = 50
 # What the migrate preflight reads in the instance's account. aws.iam builds the
 # member policy from the actions' declarations, so the actions below declare these too.
 MIGRATE_PREFLIGHT_PERMISSIONS = (
+    "iam:GetInstanceProfile",  # the roles the launch passes (instance_facts.instance_profile_roles)
     "ec2:DescribeInstances",
     "ec2:DescribeSubnets",
     "ec2:DescribeVolumes",

@@ -25,7 +25,8 @@ not allowed:
   ``kms:GrantOperations`` and ``kms:GranteePrincipal``, and ``aws:ResourceTag/<key>``
   from the key's tags. KMS used by EC2 on the caller's behalf is checked where it
   happens (:func:`offline.sandbox.policy._kms_allows`, with ``kms:ViaService``).
-* ``sts:AssumeRole`` on the role ARN; anything else: the action on ``*``.
+* ``sts:AssumeRole`` on the role ARN, ``iam:GetInstanceProfile`` on the profile's;
+  anything else: the action on ``*``.
 """
 
 from __future__ import annotations
@@ -185,6 +186,8 @@ def authorisations(resp: Any, operation: str) -> list[tuple[str, str, dict[str, 
         return _kms_authorisations(resp, operation)
     if service == "sts" and operation == "AssumeRole":
         return [("sts:AssumeRole", resp._get_param("RoleArn") or "*", {})]
+    if service == "iam" and operation == "GetInstanceProfile":
+        return [("iam:GetInstanceProfile", f"arn:aws:iam::{resp.current_account}:instance-profile/{resp._get_param('InstanceProfileName')}", {})]
     if service == "iam" and operation == "SimulatePrincipalPolicy":
         return [("iam:SimulatePrincipalPolicy", resp._get_param("PolicySourceArn") or "*", {})]
     return [(f"{service}:{operation}", "*", {})]

@@ -242,3 +242,18 @@ def test_migrate_carries_imds_tenancy_protection_credits_and_volume_tags(harness
     assert ec2.describe_instance_credit_specifications(InstanceIds=[new_id])["InstanceCreditSpecifications"][0]["CpuCredits"] == "standard"
     new_volumes = ec2.describe_volumes(VolumeIds=[m["Ebs"]["VolumeId"] for m in new["BlockDeviceMappings"]])["Volumes"]
     assert new_volumes and all({"Key": "backup", "Value": "daily"} in v.get("Tags", []) for v in new_volumes)
+
+
+def test_an_instance_whose_role_may_not_be_passed_is_refused_before_approval(harness):
+    """iam:PassRole only on the configured pass_roles: an instance running with another
+    role is refused in the preflight (the launch would be refused after the image)."""
+    iam = harness.world.sandbox.client("iam", PROD)
+    iam.create_role(RoleName="admin-role", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
+    iam.create_instance_profile(InstanceProfileName="admin-profile")
+    iam.add_role_to_instance_profile(InstanceProfileName="admin-profile", RoleName="admin-role")
+    source = harness.world.sandbox.create_instance(PROD, REGION, availability_zone=f"{REGION}a", tags={"Name": "admin-1"}, instance_profile="admin-profile")
+    before = len(harness.fake.ephemerals(rehearsal.REQUESTER))
+    assert harness.slash(f"migrate {source} from prod to {TARGET}").status == 200
+    answer = harness.ephemeral_for(rehearsal.REQUESTER, after=before)
+    assert f"arn:aws:iam::{PROD}:role/admin-role" in answer and "accounts.prod.pass_roles" in answer
+    assert harness.bot.store.find() == []
