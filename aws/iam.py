@@ -112,10 +112,24 @@ def _statement(sid: str, actions: list[str], resources: list[str] | str, conditi
     return out
 
 
-def member_account_policy(*, migrate: bool = True, pass_roles: list[str] | None = None) -> dict:
+# Auto Scaling's service-linked role, the grantee of `autoscaling_grant` (aws.actions.autoscaling).
+AUTOSCALING_ROLE = "role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
+
+
+def grantee_principals(account_ids: list[str] | None = None) -> list[str]:
+    """Who amibot's grants may name (kms:GranteePrincipal): the configured accounts
+    (any principal of theirs: the account's root, Auto Scaling's role), else any
+    account's root and Auto Scaling role (no config given)."""
+    if account_ids:
+        return [f"arn:aws:iam::{a}:*" for a in sorted(set(account_ids))]
+    return ["arn:aws:iam::*:root", "arn:aws:iam::*:" + AUTOSCALING_ROLE]
+
+
+def member_account_policy(*, migrate: bool = True, pass_roles: list[str] | None = None, accounts: list[str] | None = None) -> dict:
     """The policy for the ``amibot`` role in each member account: least privilege,
     with every condition evaluated by the sandbox (docs/least-privilege.md).
-    ``pass_roles``: the instance roles a migration may pass (see pass_role_resources)."""
+    ``pass_roles``: the instance roles a migration may pass (see pass_role_resources);
+    ``accounts``: the configured account ids, the only grantees (grantee_principals)."""
     actions = member_account_actions(migrate=migrate)
     special = DELETE_ACTIONS | TAG_OPERATION_ACTIONS | LAUNCH_TEMPLATE_WRITES | {"iam:PassRole", "iam:GetInstanceProfile", "kms:CreateGrant", "kms:PutKeyPolicy", "kms:ListAliases"}
     reads = [a for a in actions if a.startswith("ec2:") and a not in special and a not in EC2_RESOURCES]
@@ -163,8 +177,11 @@ def member_account_policy(*, migrate: bool = True, pass_roles: list[str] | None 
     # role may touch. Metadata and grant bookkeeping only here.
     statements.append(_statement("KeysOfSharedImages", kms, [KEY]))
     if "kms:CreateGrant" in actions:
-        statements.append(_statement("GrantOnlyLaunchOperations", ["kms:CreateGrant"], [KEY],
-                                     {"ForAllValues:StringEquals": {"kms:GrantOperations": granted_operations()}}))
+        # To the configured accounts only, and with the launch operations only
+        # ("Controlling access to grants": kms:GranteePrincipal, kms:GrantOperations).
+        statements.append(_statement("GrantOnlyLaunchOperationsToConfiguredAccounts", ["kms:CreateGrant"], [KEY],
+                                     {"ForAllValues:StringEquals": {"kms:GrantOperations": granted_operations()},
+                                      "StringLike": {"kms:GranteePrincipal": grantee_principals(accounts)}}))
     if kms_via_ec2:
         statements.append(_statement("KeysUsedByEc2ForTheRole", kms_via_ec2, [KEY], {"StringLike": {"kms:ViaService": "ec2.*.amazonaws.com"}}))
         # EBS creates grants for the volumes it makes from encrypted snapshots.
@@ -202,13 +219,14 @@ def bot_role_policy(role_arns: list[str]) -> dict:
     }
 
 
-def render(role_arns: list[str], *, migrate: bool = True, pass_roles: list[str] | None = None) -> str:
+def render(role_arns: list[str], *, migrate: bool = True, pass_roles: list[str] | None = None, accounts: list[str] | None = None) -> str:
     """Both policies as readable JSON, for ``amibot iam-policy``, each with its size
     against IAM's managed-policy quota."""
-    bot, member = bot_role_policy(role_arns), member_account_policy(migrate=migrate, pass_roles=pass_roles)
+    bot, member = bot_role_policy(role_arns), member_account_policy(migrate=migrate, pass_roles=pass_roles, accounts=accounts)
 
     def size(policy: dict) -> str:
-        return f" — {policy_size(policy)} of {MANAGED_POLICY_LIMIT} characters (IAM's managed-policy quota, whitespace not counted)\n"
+        over = " — OVER THE QUOTA: IAM will refuse it" if policy_size(policy) > MANAGED_POLICY_LIMIT else ""
+        return f" — {policy_size(policy)} of {MANAGED_POLICY_LIMIT} characters (IAM's managed-policy quota, whitespace not counted){over}\n"
 
     return (
         "# Bot role (where amibot runs)" + size(bot) + json.dumps(bot, indent=2)

@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
 
             accounts = list(load_config(args.config).accounts.values()) if args.config else []
             roles = [a.role_arn for a in accounts if a.role_arn]
-            print(render(roles, migrate=not args.without_migrate, pass_roles=configured_pass_roles(accounts)), end="")
+            print(render(roles, migrate=not args.without_migrate, pass_roles=configured_pass_roles(accounts), accounts=[a.id for a in accounts]), end="")
             return 0
         if args.command == "check-config":
             from bot.config import load_config

@@ -100,7 +100,7 @@ def enforce_generated_policies(sandbox: Sandbox, config: Config) -> None:
     then on a call outside the policy, or outside one of its conditions, fails."""
     from aws.iam import bot_role_policy, configured_pass_roles, member_account_policy
 
-    member = member_account_policy(pass_roles=configured_pass_roles(config.accounts.values()))
+    member = member_account_policy(pass_roles=configured_pass_roles(config.accounts.values()), accounts=[a.id for a in config.accounts.values()])
     roles = [a.role_arn for a in config.accounts.values() if a.role_arn]
     for role_arn in roles:
         account, name = role_arn.split(":")[4], role_arn.rsplit("/", 1)[-1]

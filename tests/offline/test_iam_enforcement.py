@@ -299,3 +299,20 @@ def test_the_generated_policies_are_what_iam_accepts_in_moto(sandbox):
     arn = sandbox.attach_role_policy(A, ROLE_NAME, member_account_policy())
     document = sandbox.client("iam", A).get_role_policy(RoleName=ROLE_NAME, PolicyName="policy")["PolicyDocument"]
     assert arn.endswith(":role/amibot") and json.loads(json.dumps(document))["Statement"]
+
+
+def test_grants_only_to_the_configured_accounts(sandbox):
+    """kms:GranteePrincipal: with the config's accounts, a grant to any other account is
+    refused; without a config, only accounts' roots and Auto Scaling's role."""
+    sandbox.attach_role_policy(A, ROLE_NAME, member_account_policy(accounts=[A, B]))
+    cmk = sandbox.create_key(A)
+    kms = sandbox.role_session(A).client("kms", region_name=R1)
+    kms.create_grant(KeyId=cmk, GranteePrincipal=f"arn:aws:iam::{B}:root", Operations=["Decrypt"])
+    with pytest.raises(ClientError) as excinfo:
+        kms.create_grant(KeyId=cmk, GranteePrincipal="arn:aws:iam::333333333333:root", Operations=["Decrypt"])
+    assert code(excinfo) == "AccessDeniedException"
+    statements = statements_of(member_account_policy())
+    context = {"kms:grantoperations": ["Decrypt"], "kms:grantisforawsresource": "false"}
+    key = f"arn:aws:kms:{R1}:{A}:key/k"
+    assert decide(statements, "kms:CreateGrant", key, {**context, "kms:granteeprincipal": f"arn:aws:iam::{B}:root"}) == ALLOW
+    assert decide(statements, "kms:CreateGrant", key, {**context, "kms:granteeprincipal": f"arn:aws:iam::{B}:role/anyone"}) is None
