@@ -121,7 +121,7 @@ def grantee_principals(account_ids: list[str] | None = None) -> list[str]:
     (any principal of theirs: the account's root, Auto Scaling's role), else any
     account's root and Auto Scaling role (no config given)."""
     if account_ids:
-        return [f"arn:aws:iam::{a}:*" for a in sorted(set(account_ids))]
+        return ["arn:aws:iam::" + a + ":*" for a in sorted(set(account_ids))]
     return ["arn:aws:iam::*:root", "arn:aws:iam::*:" + AUTOSCALING_ROLE]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from botocore.exceptions import ClientError
 
 from offline import rehearsal
 from bot.requests import PARTIAL, SUCCEEDED
@@ -138,6 +139,14 @@ def test_distribution_shares_each_copy_updates_a_launch_template_and_test_launch
     assert f"launch template {template} version 2 uses {copy_eu['ImageId']}" in final and "test launch passed" in final
     assert "shared with 111111111111" in final
     assert_calls_covered_by_policy(bot_aws_calls, "ec2:CreateLaunchTemplateVersion", "ec2:ModifyLaunchTemplate", "ec2:RunInstances", "kms:CreateGrant")
+    # From outside, as dev's amibot role: the delivered (test-launched) copy and its
+    # snapshot are no longer amibot's to delete (amibot:disposable removed by the last step).
+    role = harness.world.sandbox.role_session(DEV, region="eu-west-1").client("ec2")
+    snapshot = copy_eu["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+    assert "amibot:disposable" not in {t["Key"] for t in copy_eu.get("Tags", [])}
+    for call, arg in ((role.deregister_image, {"ImageId": copy_eu["ImageId"]}), (role.delete_snapshot, {"SnapshotId": snapshot})):
+        with pytest.raises(ClientError, match="UnauthorizedOperation"):
+            call(**arg)
 
 
 def test_a_restart_continues_every_target_copy_without_starting_another(sandbox, fake_slack, tmp_path):
