@@ -19,6 +19,7 @@ from aws.sessions import AwsSessions
 # What the doctor calls inside a member account (GetCallerIdentity needs no permission).
 # Added to the generated member-account policy (aws.iam), so the doctor works with it.
 DOCTOR_PERMISSIONS = (
+    "ec2:DescribeTags",
     "ec2:GetImageBlockPublicAccessState",
     "ec2:GetSnapshotBlockPublicAccessState",
     "kms:DescribeKey",
@@ -118,3 +119,16 @@ def block_public_access(sessions: AwsSessions, account_id: str, region: str) -> 
     except (ClientError, BotoCoreError) as error:
         raise _aws(error) from error
     return BlockPublicAccess(image, snapshot)
+
+
+def marked_launch_templates(sessions: AwsSessions, account_id: str, region: str) -> list[str]:
+    """The launch templates their owners marked for ``update-lt`` (tag
+    ``amibot:update-lt = true``): the only ones the member policy lets amibot change."""
+    from aws.actions.launch_template import MARK_TAG
+
+    ec2 = sessions.client("ec2", account_id, region, DOCTOR_SESSION_TAG)
+    try:
+        tags = ec2.describe_tags(Filters=[{"Name": "key", "Values": [MARK_TAG]}]).get("Tags", [])
+    except Exception as error:
+        raise _aws(error) from error
+    return sorted(t["ResourceId"] for t in tags if t.get("Value") == "true" and str(t.get("ResourceId", "")).startswith("lt-"))

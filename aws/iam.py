@@ -18,18 +18,51 @@ from aws.actions.keypolicy import ORG_SHARE_TAG  # noqa: F401 (re-exported: part
 MIGRATE_MODULE = "aws.actions.migrate"
 RETIRE_MODULE = "aws.actions.retire"
 
-# The tag amibot puts on everything it creates (at creation, in TagSpecifications);
-# what it may delete or terminate must carry it.
+# The tag amibot puts on everything it creates (at creation, in TagSpecifications):
+# provenance, and what the undo of an interrupted step looks for.
 REQUEST_TAG = "amibot:request"
+# What the role may delete carries this tag (aws.actions.disposable): a test-launch
+# instance, a copy not yet delivered, a migration image until the migration is reported.
+from aws.actions.disposable import DISPOSABLE_TAG  # noqa: E402 (part of the policy's contract)
+# A launch template amibot may change (update-lt) carries this tag, set by its owner.
+from aws.actions.launch_template import MARK_TAG as LAUNCH_TEMPLATE_TAG  # noqa: E402
+# iam:PassRole's resources when the config names none: roles under this path.
+DEFAULT_PASS_ROLE_PATH = "/amibot-launch/"
+DEFAULT_PASS_ROLES = "arn:aws:iam::*:role" + DEFAULT_PASS_ROLE_PATH + "*"
 
 # The API calls whose TagSpecifications amibot uses: ec2:CreateTags is allowed only
 # inside them (ec2:CreateAction), never on its own.
 CREATE_ACTIONS_THAT_TAG = ("CopyImage", "CreateImage", "RunInstances")
-# Deleting is allowed only on resources tagged by amibot.
+# Deleting is allowed only on resources tagged disposable.
 DELETE_ACTIONS = frozenset({"ec2:TerminateInstances", "ec2:DeregisterImage", "ec2:DeleteSnapshot"})
 # The tag operation's own actions (aws.actions.tags): their presence adds the statement
 # that lets amibot tag outside a create call, without amibot:* keys.
 TAG_OPERATION_ACTIONS = frozenset({"ec2:CreateTags", "ec2:DeleteTags"})
+# update-lt's writes: only on templates their owners tagged LAUNCH_TEMPLATE_TAG.
+LAUNCH_TEMPLATE_WRITES = frozenset({"ec2:CreateLaunchTemplateVersion", "ec2:ModifyLaunchTemplate", "ec2:DeleteLaunchTemplateVersions"})
+
+# Resource ARNs by type ("Actions, resources, and condition keys for Amazon EC2",
+# Service Authorization Reference): images and snapshots have no account in their ARN.
+IMAGE = "arn:aws:ec2:*::image/*"
+SNAPSHOT = "arn:aws:ec2:*::snapshot/*"
+INSTANCE = "arn:aws:ec2:*:*:instance/*"
+VOLUME = "arn:aws:ec2:*:*:volume/*"
+LAUNCH_TEMPLATE = "arn:aws:ec2:*:*:launch-template/*"
+KEY = "arn:aws:kms:*:*:key/*"
+# RunInstances authorises every resource the launch uses.
+RUN_INSTANCES_RESOURCES = [IMAGE, SNAPSHOT, INSTANCE, VOLUME, "arn:aws:ec2:*:*:network-interface/*",
+                           "arn:aws:ec2:*:*:subnet/*", "arn:aws:ec2:*:*:security-group/*", "arn:aws:ec2:*:*:key-pair/*"]
+# The resource types of the EC2 actions that have resource-level permissions
+# (the rest, Describe* and Get*, take only "*": NO_RESOURCE_LEVEL says why).
+EC2_RESOURCES = {
+    "ec2:CopyImage": [IMAGE, SNAPSHOT], "ec2:CreateImage": [IMAGE, INSTANCE, SNAPSHOT],
+    "ec2:DescribeImageAttribute": [IMAGE], "ec2:ModifyImageAttribute": [IMAGE],
+    "ec2:DescribeSnapshotAttribute": [SNAPSHOT], "ec2:ModifySnapshotAttribute": [SNAPSHOT],
+    "ec2:DescribeInstanceAttribute": [INSTANCE], "ec2:RunInstances": RUN_INSTANCES_RESOURCES,
+}
+# Resource "*" remains only for actions with no resource-level permission (the
+# Service Authorization Reference lists no resource type for them): reads and lists.
+NO_RESOURCE_LEVEL = "Describe*/Get* reads and kms:ListAliases: AWS offers no resource-level permission for them"
 
 
 def _uses_migrate(action: object) -> bool:
@@ -78,6 +111,7 @@ def member_account_actions(*, migrate: bool = True, retire: bool = False) -> lis
         needed.update(retire_actions())
     if not migrate:
         needed.discard("iam:PassRole")
+        needed.discard("iam:GetInstanceProfile")
     return sorted(needed)
 
 
@@ -98,68 +132,120 @@ def granted_operations() -> list[str]:
     return sorted(set(SHARE_GRANT_OPERATIONS) | set(AUTOSCALING_GRANT_OPERATIONS))
 
 
-def member_account_policy(*, migrate: bool = True, retire: bool = False, retire_tag: tuple[str, str] | None = None) -> dict:
+def pass_role_resources(pass_roles: list[str] | None = None) -> list[str]:
+    """The roles migrate may pass to EC2: the ones the config names
+    (``accounts.<a>.pass_roles``), else every role under DEFAULT_PASS_ROLE_PATH."""
+    return sorted(set(pass_roles or [])) or [DEFAULT_PASS_ROLES]
+
+
+def _statement(sid: str, actions: list[str], resources: list[str] | str, condition: dict | None = None) -> dict:
+    out = {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources}
+    if condition:
+        out["Condition"] = condition
+    return out
+
+
+# Auto Scaling's service-linked role, the grantee of `autoscaling_grant` (aws.actions.autoscaling).
+AUTOSCALING_ROLE = "role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
+
+
+def grantee_principals(account_ids: list[str] | None = None) -> list[str]:
+    """Who amibot's grants may name (kms:GranteePrincipal): the configured accounts
+    (any principal of theirs: the account's root, Auto Scaling's role), else any
+    account's root and Auto Scaling role (no config given)."""
+    if account_ids:
+        return ["arn:aws:iam::" + a + ":*" for a in sorted(set(account_ids))]
+    return ["arn:aws:iam::*:root", "arn:aws:iam::*:" + AUTOSCALING_ROLE]
+
+
+def member_account_policy(*, migrate: bool = True, pass_roles: list[str] | None = None, accounts: list[str] | None = None,
+                          retire: bool = False, retire_tag: tuple[str, str] | None = None) -> dict:
     """The policy for the ``amibot`` role in each member account: least privilege,
     with every condition evaluated by the sandbox (docs/least-privilege.md).
+    ``pass_roles``: the instance roles a migration may pass (see pass_role_resources);
+    ``accounts``: the configured account ids, the only grantees (grantee_principals);
     ``retire``: the account has ``retire = true`` (Retire's own statements)."""
     actions = member_account_actions(migrate=migrate)
-    special = DELETE_ACTIONS | {"ec2:CreateTags", "iam:PassRole", "kms:CreateGrant", "kms:PutKeyPolicy"}
-    ec2 = [a for a in actions if a.startswith("ec2:") and a not in special]
+    special = DELETE_ACTIONS | TAG_OPERATION_ACTIONS | LAUNCH_TEMPLATE_WRITES | {"iam:PassRole", "iam:GetInstanceProfile", "kms:CreateGrant", "kms:PutKeyPolicy", "kms:ListAliases"}
+    reads = [a for a in actions if a.startswith("ec2:") and a not in special and a not in EC2_RESOURCES]
+    typed = [a for a in actions if a in EC2_RESOURCES]
     kms = [a for a in actions if a.startswith("kms:") and a not in KMS_USED_THROUGH_EC2 and a not in special]
     kms_via_ec2 = [a for a in actions if a in KMS_USED_THROUGH_EC2]
     other = [a for a in actions if not a.startswith(("ec2:", "kms:")) and a not in special]
-    statements: list[dict] = [{"Sid": "AmiOperations", "Effect": "Allow", "Action": ec2, "Resource": "*"}]
+    statements: list[dict] = [_statement("ReadsWithoutResourceLevelPermissions", reads + ["kms:ListAliases"], "*")]
+    by_resources: dict[tuple[str, ...], list[str]] = {}
+    for action in typed:
+        by_resources.setdefault(tuple(EC2_RESOURCES[action]), []).append(action)
+    for n, (resources, group) in enumerate(sorted(by_resources.items(), key=lambda kv: kv[1])):
+        statements.append(_statement(f"AmiOperations{n + 1}", group, list(resources)))
     if "ec2:CreateTags" in actions:
-        statements.append({
-            "Sid": "TagOnlyWhenCreating", "Effect": "Allow", "Action": ["ec2:CreateTags"], "Resource": "*",
-            "Condition": {"StringEquals": {"ec2:CreateAction": list(CREATE_ACTIONS_THAT_TAG)}},
-        })
-    if "ec2:CreateTags" in actions and TAG_OPERATION_ACTIONS <= set(actions):
-        # `/ami tag` (an approved operation) tags an existing AMI and its snapshots,
-        # but never with amibot's own keys: amibot:request is what allows deleting.
-        statements.append({
-            "Sid": "TagWithoutAmibotKeys", "Effect": "Allow", "Action": ["ec2:CreateTags"], "Resource": "*",
-            "Condition": {"ForAllValues:StringNotLike": {"aws:TagKeys": ["amibot:*"]}},
-        })
+        # Tags at creation only: on images and snapshots in CopyImage/CreateImage, on
+        # instances and volumes in RunInstances ("Grant permission to tag Amazon EC2
+        # resources during creation", EC2 User Guide).
+        statements.append(_statement("TagImagesWhenCreating", ["ec2:CreateTags"], [IMAGE, SNAPSHOT],
+                                     {"StringEquals": {"ec2:CreateAction": [a for a in CREATE_ACTIONS_THAT_TAG if a != "RunInstances"]}}))
+        statements.append(_statement("TagInstancesWhenLaunching", ["ec2:CreateTags"], [INSTANCE, VOLUME],
+                                     {"StringEquals": {"ec2:CreateAction": "RunInstances"}}))
+    if TAG_OPERATION_ACTIONS <= set(actions):
+        # `/ami tag` (an approved operation) tags an existing AMI and its snapshots, and
+        # its undo removes what it added: never amibot's own keys. Null: a DeleteTags
+        # without keys removes every tag, and ForAllValues holds on an absent key.
+        statements.append(_statement("TagImagesWithoutAmibotKeys", sorted(TAG_OPERATION_ACTIONS), [IMAGE, SNAPSHOT],
+                                     {"ForAllValues:StringNotLike": {"aws:TagKeys": ["amibot:*"]}, "Null": {"aws:TagKeys": "false"}}))
+        statements.append(_statement("DeliverRemovesOnlyDisposable", ["ec2:DeleteTags"], [IMAGE, SNAPSHOT],
+                                     {"ForAllValues:StringEquals": {"aws:TagKeys": [DISPOSABLE_TAG]}, "Null": {"aws:TagKeys": "false"}}))
     deletes = sorted(DELETE_ACTIONS & set(actions))
     if deletes:
-        statements.append({
-            "Sid": "DeleteOnlyWhatAmibotMade", "Effect": "Allow", "Action": deletes, "Resource": "*",
-            "Condition": {"Null": {f"aws:ResourceTag/{REQUEST_TAG}": "false"}},
-        })
+        statements.append(_statement("DeleteOnlyDisposable", deletes, [IMAGE, SNAPSHOT, INSTANCE],
+                                     {"StringEquals": {f"aws:ResourceTag/{DISPOSABLE_TAG}": "true"}}))
+    lt_writes = sorted(LAUNCH_TEMPLATE_WRITES & set(actions))
+    if lt_writes:
+        statements.append(_statement("OnlyLaunchTemplatesMarkedForAmibot", lt_writes, [LAUNCH_TEMPLATE],
+                                     {"StringEquals": {f"aws:ResourceTag/{LAUNCH_TEMPLATE_TAG}": "true"}}))
+    if "iam:GetInstanceProfile" in actions:
+        # The migrate preflight reads which roles the instance's profile would pass.
+        statements.append(_statement("ReadInstanceProfiles", ["iam:GetInstanceProfile"], ["arn:aws:iam::*:instance-profile/*"]))
     if "iam:PassRole" in actions:
-        statements.append({
-            "Sid": "PassInstanceRolesToEc2Only", "Effect": "Allow", "Action": ["iam:PassRole"], "Resource": "*",
-            "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
-        })
+        statements.append(_statement("PassNamedInstanceRolesToEc2Only", ["iam:PassRole"], pass_role_resources(pass_roles),
+                                     {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}))
     # Key ARNs are only known per request; the key policies decide which keys the
     # role may touch. Metadata and grant bookkeeping only here.
-    statements.append({"Sid": "KeysOfSharedImages", "Effect": "Allow", "Action": kms, "Resource": "*"})
+    statements.append(_statement("KeysOfSharedImages", kms, [KEY]))
     if "kms:CreateGrant" in actions:
-        statements.append({
-            "Sid": "GrantOnlyLaunchOperations", "Effect": "Allow", "Action": ["kms:CreateGrant"], "Resource": "*",
-            "Condition": {"ForAllValues:StringEquals": {"kms:GrantOperations": granted_operations()}},
-        })
+        # To the configured accounts only, and with the launch operations only
+        # ("Controlling access to grants": kms:GranteePrincipal, kms:GrantOperations).
+        statements.append(_statement("GrantOnlyLaunchOperationsToConfiguredAccounts", ["kms:CreateGrant"], [KEY],
+                                     {"ForAllValues:StringEquals": {"kms:GrantOperations": granted_operations()},
+                                      "StringLike": {"kms:GranteePrincipal": grantee_principals(accounts)}}))
     if kms_via_ec2:
-        statements.append({
-            "Sid": "KeysUsedByEc2ForTheRole", "Effect": "Allow", "Action": kms_via_ec2, "Resource": "*",
-            "Condition": {"StringLike": {"kms:ViaService": "ec2.*.amazonaws.com"}},
-        })
+        statements.append(_statement("KeysUsedByEc2ForTheRole", kms_via_ec2, [KEY], {"StringLike": {"kms:ViaService": "ec2.*.amazonaws.com"}}))
         # EBS creates grants for the volumes it makes from encrypted snapshots.
-        statements.append({
-            "Sid": "GrantsEc2MakesForTheRole", "Effect": "Allow", "Action": ["kms:CreateGrant"], "Resource": "*",
-            "Condition": {"StringLike": {"kms:ViaService": "ec2.*.amazonaws.com"}, "Bool": {"kms:GrantIsForAWSResource": "true"}},
-        })
+        statements.append(_statement("GrantsEc2MakesForTheRole", ["kms:CreateGrant"], [KEY],
+                                     {"StringLike": {"kms:ViaService": "ec2.*.amazonaws.com"}, "Bool": {"kms:GrantIsForAWSResource": "true"}}))
     if "kms:PutKeyPolicy" in actions:
-        statements.append({
-            "Sid": "KeyPoliciesOfKeysMarkedForOrgSharing", "Effect": "Allow", "Action": ["kms:PutKeyPolicy"], "Resource": "*",
-            "Condition": {"StringEquals": {f"aws:ResourceTag/{ORG_SHARE_TAG}": "true"}},
-        })
+        statements.append(_statement("KeyPoliciesOfKeysMarkedForOrgSharing", ["kms:PutKeyPolicy"], [KEY],
+                                     {"StringEquals": {f"aws:ResourceTag/{ORG_SHARE_TAG}": "true"}}))
     if other:
-        statements.append({"Sid": "Other", "Effect": "Allow", "Action": other, "Resource": "*"})
+        # iam:SimulatePrincipalPolicy: the launch_roles check, on roles only.
+        statements.append(_statement("SimulateLaunchRoles", other, ["arn:aws:iam::*:role/*"]))
     if retire:
         statements += retire_statements(retire_tag)
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+# IAM's quota for a managed policy: "6,144 characters", whitespace not counted
+# (IAM and AWS STS quotas, IAM User Guide).
+MANAGED_POLICY_LIMIT = 6144
+
+
+def policy_size(policy: dict) -> int:
+    """The characters IAM counts against its size quota (JSON without whitespace)."""
+    return len(json.dumps(policy, separators=(",", ":")))
+
+
+def configured_pass_roles(accounts: object) -> list[str]:
+    """Every account's ``pass_roles`` (an iterable of AccountConfig-like objects)."""
+    return sorted({r for a in accounts for r in getattr(a, "pass_roles", ())})
 
 
 def bot_role_policy(role_arns: list[str]) -> dict:
@@ -170,18 +256,24 @@ def bot_role_policy(role_arns: list[str]) -> dict:
     }
 
 
-def render(role_arns: list[str], *, migrate: bool = True, retire: dict[str, tuple[str, str] | None] | None = None) -> str:
-    """Both policies as readable JSON, for ``amibot iam-policy``. ``retire``: the
-    accounts with ``retire = true`` (alias -> ``retire_tag``), each with its own
-    member policy (Retire's statements added)."""
+def render(role_arns: list[str], *, migrate: bool = True, pass_roles: list[str] | None = None, accounts: list[str] | None = None,
+           retire: dict[str, tuple[str, str] | None] | None = None) -> str:
+    """Both policies as readable JSON, for ``amibot iam-policy``, each with its size
+    against IAM's managed-policy quota. ``retire``: the accounts with ``retire = true``
+    (alias -> ``retire_tag``), each with its own member policy (Retire's statements added)."""
+    bot, member = bot_role_policy(role_arns), member_account_policy(migrate=migrate, pass_roles=pass_roles, accounts=accounts)
+
+    def size(policy: dict) -> str:
+        over = " — OVER THE QUOTA: IAM will refuse it" if policy_size(policy) > MANAGED_POLICY_LIMIT else ""
+        return f" — {policy_size(policy)} of {MANAGED_POLICY_LIMIT} characters (IAM's managed-policy quota, whitespace not counted){over}\n"
+
     text = (
-        "# Bot role (where amibot runs)\n"
-        + json.dumps(bot_role_policy(role_arns), indent=2)
-        + "\n\n# Member-account role (in every account in the config" + (" without retire = true" if retire else "") + ")\n"
-        + json.dumps(member_account_policy(migrate=migrate), indent=2)
-        + "\n"
+        "# Bot role (where amibot runs)" + size(bot) + json.dumps(bot, indent=2)
+        + "\n\n# Member-account role (in every account in the config" + (" without retire = true" if retire else "") + ")"
+        + size(member) + json.dumps(member, indent=2) + "\n"
     )
     for alias, tag in sorted((retire or {}).items()):
-        text += (f"\n# Member-account role in `{alias}` (retire = true" + (f", retire_tag {tag[0]}={tag[1]}" if tag else "") + ")\n"
-                 + json.dumps(member_account_policy(migrate=migrate, retire=True, retire_tag=tag), indent=2) + "\n")
+        policy = member_account_policy(migrate=migrate, pass_roles=pass_roles, accounts=accounts, retire=True, retire_tag=tag)
+        text += (f"\n# Member-account role in `{alias}` (retire = true" + (f", retire_tag {tag[0]}={tag[1]}" if tag else "") + ")"
+                 + size(policy) + json.dumps(policy, indent=2) + "\n")
     return text

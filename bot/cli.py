@@ -77,13 +77,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(path)
             return 0
         if args.command == "iam-policy":
-            from aws.iam import render
+            from aws.iam import configured_pass_roles, render
             from bot.config import load_config
 
-            accounts = load_config(args.config).accounts.values() if args.config else []
+            accounts = list(load_config(args.config).accounts.values()) if args.config else []
             roles = [a.role_arn for a in accounts if a.role_arn]
             retire = {a.alias: a.retire_tag for a in accounts if a.retire}
-            print(render(roles, migrate=not args.without_migrate, retire=retire), end="")
+            print(render(roles, migrate=not args.without_migrate, pass_roles=configured_pass_roles(accounts), accounts=[a.id for a in accounts], retire=retire), end="")
             return 0
         if args.command == "check-config":
             from bot.config import load_config

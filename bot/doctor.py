@@ -195,6 +195,20 @@ def check_block_public_access(account: AccountConfig, region: str, sessions: Aws
     return rows
 
 
+def check_launch_templates(account: AccountConfig, region: str, sessions: AwsSessions) -> CheckResult:
+    """Which launch templates ``update-lt`` may change there (those tagged
+    ``amibot:update-lt = true``; docs/least-privilege.md)."""
+    name = f"launch templates for update-lt {account.alias}:{region}"
+    try:
+        marked = aws_doctor.marked_launch_templates(sessions, account.id, region)
+    except AwsFailure as error:
+        return CheckResult(name, FAIL, f"{error.code}: {error.aws_message}", "Allow ec2:DescribeTags (the generated member-account policy does).")
+    if marked:
+        return CheckResult(name, OK, f"{len(marked)} marked: {', '.join(marked)}")
+    return CheckResult(name, OK, "none marked: update-lt is refused there",
+                       "To allow it for a template: aws ec2 create-tags --resources <lt-id> --tags Key=amibot:update-lt,Value=true")
+
+
 # ------------------------------------------------------------------ the store
 
 
@@ -271,6 +285,7 @@ def run_doctor(
         rows += check_keys(account, aws)
         for region in account_regions(config, account):
             rows += check_block_public_access(account, region, aws)
+            rows.append(check_launch_templates(account, region, aws))
     rows.append(check_store(config.db_path))
     return rows
 

@@ -45,6 +45,7 @@ role_arn = "arn:aws:iam::{PROD}:role/amibot"
 owners = ["{OWNER}", "S0PLATFORM"]
 kms_keys = {{ "{REGION}" = "alias/ami-shared" }}
 retire = true
+pass_roles = ["arn:aws:iam::{PROD}:role/web-role"]
 
 [accounts.dev]
 id = "{DEV}"
@@ -122,16 +123,27 @@ def enforce_generated_policies(sandbox: Sandbox, config: Config) -> None:
     """Hold amibot to the policies ``amibot iam-policy`` prints: the member policy on
     each configured member role, the bot policy on the bot's own credentials. From
     then on a call outside the policy, or outside one of its conditions, fails."""
-    from aws.iam import bot_role_policy, member_account_policy
+    from aws.iam import bot_role_policy
 
     roles = [a.role_arn for a in config.accounts.values() if a.role_arn]
     for account_config in config.accounts.values():
-        if not account_config.role_arn:
-            continue
-        member = member_account_policy(retire=account_config.retire, retire_tag=account_config.retire_tag)
-        account, name = account_config.role_arn.split(":")[4], account_config.role_arn.rsplit("/", 1)[-1]
-        sandbox.attach_role_policy(account, name, member, policy_name="amibot-member")
+        if account_config.role_arn:
+            attach_member_policy(sandbox, config, account_config.alias)
     sandbox.attach_bot_policy(bot_role_policy(roles))
+
+
+def attach_member_policy(sandbox: Sandbox, config: Config, alias: str, *, retire: bool | None = None) -> None:
+    """Put on ``alias``'s amibot role the member policy ``amibot iam-policy`` prints for
+    it; ``retire=False``: as for an account without ``retire = true`` (whose operator
+    did not let amibot deregister its images)."""
+    from aws.iam import configured_pass_roles, member_account_policy
+
+    account_config = config.account(alias)
+    retiring = account_config.retire if retire is None else retire
+    member = member_account_policy(pass_roles=configured_pass_roles(config.accounts.values()), accounts=[a.id for a in config.accounts.values()],
+                                   retire=retiring, retire_tag=account_config.retire_tag if retiring else None)
+    account, name = account_config.role_arn.split(":")[4], account_config.role_arn.rsplit("/", 1)[-1]
+    sandbox.attach_role_policy(account, name, member, policy_name="amibot-member")
 
 
 def sandbox_config(db_path: str, slack_api_url: str | None = None, env: dict[str, str] | None = None) -> Config:

@@ -18,6 +18,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from aws.actions.base import Action, ActionParams, Kept, StepContext, account_root, get_action, register
+from aws.actions.disposable import DISPOSABLE, DISPOSABLE_TAG
 from aws.actions.images import OWNER_PROOF_TAG, discard_unfinished_image, look_up_image, proves_ownership
 from aws.actions.visibility import until_visible
 from aws.sessions import AwsSessions
@@ -39,6 +40,7 @@ PROVENANCE_TAG_KEYS = (
     "amibot:requester",
     "amibot:approvers",
     OWNER_PROOF_TAG,
+    DISPOSABLE_TAG,  # until the copy is delivered (aws.actions.disposable)
 )
 
 # The read-only calls of the copy preflight (besides the image inspection), made
@@ -161,7 +163,7 @@ def copy_tags(source_tags: dict[str, str], provenance: dict[str, str]) -> list[d
     for key, value in source_tags.items():
         if len(tags) >= MAX_TAGS:
             break
-        if key.lower().startswith("aws:") or key in tags:
+        if key.lower().startswith("aws:") or key in tags or key == DISPOSABLE_TAG:
             continue
         tags[key] = value
     return [{"Key": k, "Value": v} for k, v in tags.items()]
@@ -178,6 +180,8 @@ def provenance_tags(ctx: StepContext, params: "CopyImage.Params") -> dict[str, s
         "amibot:approvers": ",".join(ctx.approvers)[:256],
         # Proof that the copy is this request's, for an undo that finds it by name.
         OWNER_PROOF_TAG: client_token(ctx.request_uid),
+        # What the role may delete, until the last step delivers the copy.
+        **DISPOSABLE,
     }
 
 

@@ -139,3 +139,11 @@ def describe_subnet(sessions: AwsSessions, account_id: str, region: str, subnet_
             return None
         raise
     return _subnet_facts(subnets[0]) if subnets else None
+
+
+def instance_profile_roles(sessions: AwsSessions, account_id: str, region: str, profile_arn: str, tag: str) -> list[str]:
+    """The role ARNs of an instance profile (what RunInstances passes to EC2:
+    iam:PassRole is authorised on them)."""
+    iam = sessions.client("iam", account_id, region, tag)
+    name = profile_arn.rsplit("/", 1)[-1]
+    return [r["Arn"] for r in iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"].get("Roles", [])]

@@ -111,9 +111,14 @@ class KeyPolicyChanged(AwsFailure):
 
 
 def statement_sid(request_uid: str, organization_id: str, ou_id: str | None = None) -> str:
-    """The Sid of the statement one request adds: ``amibot-<uid>-<org or OU id>``.
-    Unshare finds amibot's statements by the ``amibot-`` prefix and the org/OU suffix."""
-    return f"amibot-{request_uid}-{ou_id or organization_id}"
+    """The Sid of the statement for one organisation or OU: ``amibot-<org or OU id>``,
+    one per principal set whatever the number of requests (a key reached KMS's 32 KiB
+    after about 25 shares when each request added its own). The requests relying on
+    it are its holdings in the store (aws.actions.holdings): an undo or unshare
+    removes it only when the last one lets go. Unshare finds amibot's statements by
+    the ``amibot-`` prefix and the org/OU suffix (older keys: ``amibot-<uid>-<id>``).
+    ``request_uid`` is no longer part of it (kept in the signature for callers)."""
+    return f"amibot-{ou_id or organization_id}"
 
 
 def org_paths_pattern(organization_id: str, ou_id: str) -> str:
@@ -123,9 +128,10 @@ def org_paths_pattern(organization_id: str, ou_id: str) -> str:
 
 
 def grant_statement_sid(request_uid: str, organization_id: str, ou_id: str | None = None) -> str:
-    """The Sid of the request's CreateGrant statement: ``amibot-<uid>-grant-<org or OU id>``
-    (it ends like :func:`statement_sid`, so unshare finds it the same way)."""
-    return f"amibot-{request_uid}-grant-{ou_id or organization_id}"
+    """The Sid of the CreateGrant statement for one organisation or OU:
+    ``amibot-grant-<org or OU id>`` (merged as :func:`statement_sid`; it ends like it,
+    so unshare finds it the same way)."""
+    return f"amibot-grant-{ou_id or organization_id}"
 
 
 def _org_condition(organization_id: str, ou_id: str | None) -> dict[str, Any]:

@@ -1,19 +1,52 @@
 """``update-lt``: a new launch-template version that uses the new AMI, as EC2 Image
 Builder's distribution settings do (AWS: "Launch template versions", EC2 User Guide:
 a new version is created from a source version with only the changed data, and it
-becomes the default only when ``ModifyLaunchTemplate`` says so)."""
+becomes the default only when ``ModifyLaunchTemplate`` says so).
+
+The source version is the template's *default* version, not ``$Latest`` (which may
+hold unreleased changes that ``default`` would then promote). Only templates their
+owners tagged ``amibot:update-lt = true`` may be changed (the member policy's
+condition), and a template whose default version takes its AMI from an SSM
+parameter (``resolve:ssm:…``) is refused: a version with an AMI id would silently
+replace that indirection (:func:`template_refusal`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from aws.actions.base import Action, ActionParams, image_of, register
 from aws.errors import AwsFailure
 
 
+MARK_TAG = "amibot:update-lt"  # aws.iam.LAUNCH_TEMPLATE_TAG
+SSM_PREFIX = "resolve:ssm:"
+
+
+def template_refusal(ec2: Any, template_id: str) -> tuple[str, str] | None:
+    """(why, fix) when amibot must not add a version to the template, else None:
+    not marked by its owners, or its default version resolves its AMI from SSM."""
+    template = ec2.describe_launch_templates(LaunchTemplateIds=[template_id])["LaunchTemplates"][0]
+    # DescribeTags: the template's tags however they were set (moto's
+    # DescribeLaunchTemplates shows only those given at creation).
+    found = ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [template_id]}]).get("Tags", [])
+    tags = {t["Key"]: t["Value"] for t in found}
+    if tags.get(MARK_TAG) != "true":
+        return (f"Launch template {template_id} is not marked for amibot (tag `{MARK_TAG}` = `true`).",
+                f"Its owners mark it: `aws ec2 create-tags --resources {template_id} --tags Key={MARK_TAG},Value=true` (docs/least-privilege.md).")
+    default = template.get("DefaultVersionNumber")
+    versions = ec2.describe_launch_template_versions(LaunchTemplateId=template_id, Versions=[str(default)])["LaunchTemplateVersions"]
+    image = ((versions[0] if versions else {}).get("LaunchTemplateData") or {}).get("ImageId") or ""
+    if image.startswith(SSM_PREFIX):
+        return (f"The default version ({default}) of {template_id} takes its AMI from an SSM parameter (`{image}`): "
+                "a new version with an AMI id would silently replace that.",
+                "Update the SSM parameter to the copy instead, or leave `update-lt` out.")
+    return None
+
+
 @register
 class CreateLaunchTemplateVersion(Action):
-    """``CreateLaunchTemplateVersion`` with ``SourceVersion=$Latest`` and only the new
+    """``CreateLaunchTemplateVersion`` with ``SourceVersion`` = the default version and only the new
     ``ImageId``; with ``make_default``, ``ModifyLaunchTemplate`` makes it the default.
 
     params: ``template_id``, ``image_id`` or ``image_from_step``, ``make_default``. The
@@ -24,6 +57,7 @@ class CreateLaunchTemplateVersion(Action):
         "ec2:CreateLaunchTemplateVersion",
         "ec2:DescribeLaunchTemplateVersions",
         "ec2:DescribeLaunchTemplates",
+        "ec2:DescribeTags",  # the preflight's template_refusal
         "ec2:ModifyLaunchTemplate",
         "ec2:DeleteLaunchTemplateVersions",  # undo
     )
@@ -40,7 +74,7 @@ class CreateLaunchTemplateVersion(Action):
     @classmethod
     def describe(cls, params, *, account, region):
         return (
-            f"CreateLaunchTemplateVersion on {params.template_id} as `{account.alias}` in {region}: SourceVersion=$Latest, ImageId=<the copy>"
+            f"CreateLaunchTemplateVersion on {params.template_id} as `{account.alias}` in {region}: SourceVersion=<its default version>, ImageId=<the copy>"
             + ("; ModifyLaunchTemplate: make it the default version" if params.make_default else "; the default version is left as it is")
         )
 
@@ -62,7 +96,7 @@ class CreateLaunchTemplateVersion(Action):
                 version = found[0]["VersionNumber"]
             else:
                 made = ec2.create_launch_template_version(
-                    LaunchTemplateId=template, SourceVersion="$Latest", VersionDescription=marker,
+                    LaunchTemplateId=template, SourceVersion=str(before), VersionDescription=marker,
                     ClientToken=f"amibot-lt-{ctx.request_uid}-{image_id}"[:128],
                     LaunchTemplateData={"ImageId": image_id},
                 )

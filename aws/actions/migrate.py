@@ -19,6 +19,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from aws.actions.base import Action, ActionParams, Kept, StepContext, StepWaiting, image_of, register
+from aws.actions.disposable import DISPOSABLE, DISPOSABLE_TAG
 from aws.actions.images import OWNER_PROOF_TAG, discard_unfinished_image, look_up_image, proves_ownership
 from aws.actions.visibility import until_visible
 from aws.actions.instance_settings import SETTINGS_PREFLIGHT_PERMISSIONS, InstanceSettings
@@ -31,6 +32,7 @@ MAX_TAGS = 50
 # What the migrate preflight reads in the instance's account. aws.iam builds the
 # member policy from the actions' declarations, so the actions below declare these too.
 MIGRATE_PREFLIGHT_PERMISSIONS = (
+    "iam:GetInstanceProfile",  # the roles the launch passes (instance_facts.instance_profile_roles)
     "ec2:DescribeInstances",
     "ec2:DescribeSubnets",
     "ec2:DescribeVolumes",
@@ -55,8 +57,9 @@ def client_token(request_uid: str) -> str:
 
 
 def user_tags(tags: dict[str, str]) -> dict[str, str]:
-    """Tags that can be copied: AWS refuses keys with the reserved ``aws:`` prefix."""
-    return {k: v for k, v in tags.items() if not k.lower().startswith("aws:")}
+    """Tags that can be copied: AWS refuses keys with the reserved ``aws:`` prefix;
+    ``amibot:disposable`` is never carried to what amibot delivers."""
+    return {k: v for k, v in tags.items() if not k.lower().startswith("aws:") and k != DISPOSABLE_TAG}
 
 
 def with_provenance(tags: dict[str, str], provenance: dict[str, str]) -> dict[str, str]:
@@ -151,7 +154,8 @@ class CreateImageFromInstance(Action):
         tags = _tag_list(
             with_provenance(
                 params.tags,
-                {"amibot:request": _request_label(ctx), "amibot:source-instance": params.instance_id, OWNER_PROOF_TAG: token},
+                # disposable until the migration is reported (aws.actions.disposable)
+                {"amibot:request": _request_label(ctx), "amibot:source-instance": params.instance_id, OWNER_PROOF_TAG: token, **DISPOSABLE},
             )
         )
         created_at = time.time()

@@ -23,6 +23,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from aws.actions.base import Action, ActionParams, StepContext, StepWaiting, image_of, register
+from aws.actions.disposable import DISPOSABLE_TAG
 from aws.actions.visibility import until_visible, within_window
 from aws.errors import AwsFailure, explain
 
@@ -187,6 +188,7 @@ class VerifyByTestLaunch(Action):
         tags = [
             {"Key": REQUEST_TAG, "Value": ctx.request_id or ctx.request_uid},
             {"Key": PURPOSE_TAG, "Value": "verification"},
+            {"Key": DISPOSABLE_TAG, "Value": "true"},  # what the role may terminate
             {"Key": TOKEN_TAG, "Value": token},
             {"Key": "Name", "Value": f"amibot test launch {ctx.request_id or ctx.request_uid}"},
         ]

@@ -118,7 +118,8 @@ def _parse_account(alias: str, table: dict[str, Any]) -> AccountConfig:
                 f"use a role in account {account_id} (arn:aws:iam::{account_id}:role/<name>), or correct the id",
             )
 
-    launch_roles = _parse_launch_roles(table, p, account_id)
+    launch_roles = _parse_roles(table, p, account_id, "launch_roles", "app-deployer")
+    pass_roles = _parse_roles(table, p, account_id, "pass_roles", "app/*")
 
     external_id = _get(table, p, "external_id", str, 'external_id = "amibot-prod"', None)
     if external_id is not None:
@@ -180,24 +181,26 @@ def _parse_account(alias: str, table: dict[str, Any]) -> AccountConfig:
         launch_roles=launch_roles,
         retire=_get(table, p, "retire", bool, "retire = true", False),
         retire_tag=(retire_tag.partition("=")[0].strip(), retire_tag.partition("=")[2]) if retire_tag else None,
+        pass_roles=pass_roles,
     )
 
 
-def _parse_launch_roles(table: Mapping[str, Any], p: str, account_id: str) -> tuple[str, ...]:
-    """``launch_roles``: IAM role ARNs of this account (the roles that launch
-    instances from what is shared or copied here)."""
-    example = f'launch_roles = ["arn:aws:iam::{account_id}:role/app-deployer"]'
-    roles = _get(table, p, "launch_roles", list, example, [])
+def _parse_roles(table: Mapping[str, Any], p: str, account_id: str, key: str, sample: str) -> tuple[str, ...]:
+    """IAM role ARNs of this account: ``launch_roles`` (the roles that launch
+    instances from what is shared or copied here) or ``pass_roles`` (the instance
+    roles a migration may pass to EC2; ``*`` allowed in the name, for a path)."""
+    example = f'{key} = ["arn:aws:iam::{account_id}:role/{sample}"]'
+    roles = _get(table, p, key, list, example, [])
     found: list[str] = []
     for role in roles:
         if not isinstance(role, str):
-            raise ConfigError(f"{p}.launch_roles", f"must hold strings, not {_type_name(role)}", f"write it as {example}")
-        m = _ROLE_ARN_RE.fullmatch(role)
+            raise ConfigError(f"{p}.{key}", f"must hold strings, not {_type_name(role)}", f"write it as {example}")
+        m = _ROLE_ARN_RE.fullmatch(role.replace("*", "x") if key == "pass_roles" else role)
         if not m:
-            raise ConfigError(f"{p}.launch_roles", f"`{role}` is not an IAM role ARN", f"use arn:aws:iam::{account_id}:role/<name>, e.g. {example}")
+            raise ConfigError(f"{p}.{key}", f"`{role}` is not an IAM role ARN", f"use arn:aws:iam::{account_id}:role/<name>, e.g. {example}")
         if m.group(1) != account_id:
             raise ConfigError(
-                f"{p}.launch_roles",
+                f"{p}.{key}",
                 f"`{role}` is in account {m.group(1)}, but {p}.id is {account_id}",
                 f"list only roles of account {account_id}: amibot asks that account's IAM about them",
             )

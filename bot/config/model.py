@@ -33,6 +33,7 @@ class AccountConfig:
     # statement); with ``retire_tag`` only images (and snapshots) carrying that tag.
     retire: bool = False
     retire_tag: tuple[str, str] | None = None  # ("key", "value")
+    pass_roles: tuple[str, ...] = ()  # instance roles (ARNs, * for a path) a migration here may pass to EC2 (iam:PassRole)
 
 
 @dataclass(frozen=True)

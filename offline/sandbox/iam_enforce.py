@@ -6,8 +6,14 @@ authorisations AWS makes for it, with the request context the generated member
 policy's conditions read, and answers the service's access-denied error when one is
 not allowed:
 
-* ``TerminateInstances`` / ``DeregisterImage`` / ``DeleteSnapshot`` / ``DisableImage`` /
-  ``EnableImage`` / ``Enable``-/``DisableImageDeprecation``: the action on each resource, with ``aws:ResourceTag/<key>`` from the resource's tags.
+* The EC2 operations with resource-level permissions (``RESOURCE_PARAMS``: deletes,
+  image/snapshot/instance attributes, launch-template writes, retiring: ``DisableImage``, ``EnableImage``,
+  ``Enable``-/``DisableImageDeprecation``): the action on each
+  resource's ARN, with ``aws:ResourceTag/<key>`` from the resource's tags.
+  ``CopyImage`` / ``CreateImage`` / ``RunInstances``: on the image (new or launched)
+  and the instance ARNs. ``CreateTags`` / ``DeleteTags``: on each resource's ARN (its
+  type from the id), with ``aws:TagKeys`` (absent when the request names no tag) and
+  ``aws:RequestTag/<key>``.
 * ``RunInstances`` / ``CreateImage`` / ``CopyImage`` / ``CreateSnapshot(s)`` /
   ``CreateVolume`` with ``TagSpecifications``: also ``ec2:CreateTags`` on each tagged
   resource type with ``ec2:CreateAction`` = the operation and ``aws:RequestTag/<key>``
@@ -20,7 +26,8 @@ not allowed:
   ``kms:GrantOperations`` and ``kms:GranteePrincipal``, and ``aws:ResourceTag/<key>``
   from the key's tags. KMS used by EC2 on the caller's behalf is checked where it
   happens (:func:`offline.sandbox.policy._kms_allows`, with ``kms:ViaService``).
-* ``sts:AssumeRole`` on the role ARN; anything else: the action on ``*``.
+* ``sts:AssumeRole`` on the role ARN, ``iam:GetInstanceProfile`` on the profile's;
+  anything else: the action on ``*``.
 """
 
 from __future__ import annotations
@@ -58,33 +65,71 @@ def _ids(resp: Any, name: str) -> list[str]:
     return [value] if isinstance(value, str) else list(value or [])
 
 
+# The EC2 operations with resource-level permissions that amibot calls: the request
+# parameter naming the resource, and its type ("Actions, resources, and condition
+# keys for Amazon EC2", Service Authorization Reference). Others are authorised on "*".
+RESOURCE_PARAMS = {
+    "TerminateInstances": ("InstanceIds", "instance"), "DeregisterImage": ("ImageId", "image"),
+    "DeleteSnapshot": ("SnapshotId", "snapshot"), "DescribeImageAttribute": ("ImageId", "image"),
+    "ModifyImageAttribute": ("ImageId", "image"), "DescribeSnapshotAttribute": ("SnapshotId", "snapshot"),
+    "ModifySnapshotAttribute": ("SnapshotId", "snapshot"), "DescribeInstanceAttribute": ("InstanceId", "instance"),
+    "CreateLaunchTemplateVersion": ("LaunchTemplateId", "launch-template"),
+    "ModifyLaunchTemplate": ("LaunchTemplateId", "launch-template"),
+    "DeleteLaunchTemplateVersions": ("LaunchTemplateId", "launch-template"),
+    # Retiring (aws.actions.retire): the image's own tags decide.
+    **{op: ("ImageId", "image") for op in ("DisableImage", "EnableImage", "EnableImageDeprecation", "DisableImageDeprecation")},
+}
+ID_PREFIX_KIND = {"ami": "image", "snap": "snapshot", "i": "instance", "vol": "volume", "lt": "launch-template",
+                  "eni": "network-interface", "subnet": "subnet", "sg": "security-group"}
+
+
+def kind_of(resource_id: str) -> str:
+    """The ARN resource type of an EC2 id (``ami-…`` → image), else ``*``."""
+    return ID_PREFIX_KIND.get(str(resource_id).split("-", 1)[0], "*")
+
+
+def _request_tags(resp: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(tags as {key: value}, the request context: aws:RequestTag/<key> and
+    aws:TagKeys, absent when the request names no tags: "Tag keys in requests")."""
+    tags = {t.get("Key"): t.get("Value") for t in resp._get_param("Tags", []) or [] if isinstance(t, dict)}
+    context: dict[str, Any] = _tag_context({k: v for k, v in tags.items() if v is not None}, "aws:RequestTag")
+    if tags:
+        context["aws:tagkeys"] = list(tags)
+    return tags, context
+
+
 def _ec2_authorisations(resp: Any, operation: str) -> list[tuple[str, str, dict[str, Any]]]:
     account, region = resp.current_account, resp.region
     action = f"ec2:{operation}"
     out: list[tuple[str, str, dict[str, Any]]] = []
-    resource_kinds = {"TerminateInstances": ("InstanceIds", "instance"), "DeregisterImage": ("ImageId", "image"),
-                      "DeleteSnapshot": ("SnapshotId", "snapshot"),
-                      # Retiring (aws.actions.retire): the image's own tags decide.
-                      **{op: ("ImageId", "image") for op in ("DisableImage", "EnableImage", "EnableImageDeprecation", "DisableImageDeprecation")}}
-    if operation in resource_kinds:
-        param, kind = resource_kinds[operation]
+    if operation in RESOURCE_PARAMS:
+        # The action on each resource, with aws:ResourceTag/<key> from its tags.
+        param, kind = RESOURCE_PARAMS[operation]
         for resource_id in _ids(resp, param):
             out.append((action, _ec2_arn(region, account, kind, resource_id), _tag_context(_ec2_tags(account, region, resource_id))))
-        return out
-    if operation == "CreateTags":
-        requested = {t.get("Key"): t.get("Value") for t in resp._get_param("Tags", []) or [] if isinstance(t, dict)}
-        for resource_id in _ids(resp, "Resources"):
-            # aws:TagKeys: the keys in the request ("Tag keys in requests", IAM User Guide).
-            out.append((action, f"arn:aws:ec2:{region}:{account}:*/{resource_id}",
-                        {**_tag_context(requested, "aws:RequestTag"), "aws:tagkeys": list(requested)}))
         return out or [(action, "*", {})]
-    out.append((action, "*", {}))
+    if operation in ("CreateTags", "DeleteTags"):
+        _, context = _request_tags(resp)
+        for resource_id in _ids(resp, "Resources"):
+            out.append((action, _ec2_arn(region, account, kind_of(resource_id), resource_id),
+                        {**context, **_tag_context(_ec2_tags(account, region, resource_id))}))
+        return out or [(action, "*", {})]
+    if operation == "CopyImage":
+        out.append((action, _ec2_arn(region, account, "image", "*"), {}))
+    elif operation == "CreateImage":
+        out += [(action, _ec2_arn(region, account, "instance", resp._get_param("InstanceId")), {}),
+                (action, _ec2_arn(region, account, "image", "*"), {})]
+    elif operation == "RunInstances":
+        out += [(action, _ec2_arn(region, account, "image", resp._get_param("ImageId")), {}),
+                (action, _ec2_arn(region, account, "instance", "*"), {})]
+    else:
+        out.append((action, "*", {}))
     if operation in CREATE_ACTIONS:
         for spec in resp._get_param("TagSpecifications", []) or []:
             tags = {t.get("Key"): t.get("Value") for t in spec.get("Tag", spec.get("Tags", [])) or []}
             kind = TAG_SPEC_RESOURCE.get(spec.get("ResourceType"), spec.get("ResourceType") or "*")
             context = {"ec2:createaction": operation, **_tag_context(tags, "aws:RequestTag"), "aws:tagkeys": list(tags)}
-            out.append(("ec2:CreateTags", f"arn:aws:ec2:{region}:{'' if kind in ('image', 'snapshot') else account}:{kind}/*", context))
+            out.append(("ec2:CreateTags", _ec2_arn(region, account, kind, "*"), context))
     if operation == "RunInstances":
         profile = resp._get_param("IamInstanceProfile") or {}
         if profile:
@@ -118,6 +163,10 @@ def _kms_authorisations(resp: Any, operation: str) -> list[tuple[str, str, dict[
             hit = _lookup_key(key_ref, account, region)
         except Exception:
             hit = None
+        if hit is None:
+            # Not found: AWS answers NotFoundException, so the request reaches KMS
+            # (the key ARN it names, or one in the caller's account for an id).
+            resource = key_ref if str(key_ref).startswith("arn:") else f"arn:aws:kms:{region}:{account}:key/{key_ref}"
         if hit is not None:
             owner, key = hit
             resource = key.arn
@@ -140,6 +189,8 @@ def authorisations(resp: Any, operation: str) -> list[tuple[str, str, dict[str, 
         return _kms_authorisations(resp, operation)
     if service == "sts" and operation == "AssumeRole":
         return [("sts:AssumeRole", resp._get_param("RoleArn") or "*", {})]
+    if service == "iam" and operation == "GetInstanceProfile":
+        return [("iam:GetInstanceProfile", f"arn:aws:iam::{resp.current_account}:instance-profile/{resp._get_param('InstanceProfileName')}", {})]
     if service == "iam" and operation == "SimulatePrincipalPolicy":
         return [("iam:SimulatePrincipalPolicy", resp._get_param("PolicySourceArn") or "*", {})]
     return [(f"{service}:{operation}", "*", {})]

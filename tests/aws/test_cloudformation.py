@@ -47,8 +47,17 @@ def test_member_role_carries_the_generated_policy():
 
 
 def test_key_snippets_follow_the_grants():
-    statements = key_policy_statements()["Statement"]
-    assert "kms:CreateGrant" in statements[0]["Action"] and "kms:PutKeyPolicy" not in statements[0]["Action"]
+    statements = {s["Sid"]: s for s in key_policy_statements()["Statement"]}
+    member = {s["Sid"]: s for s in member_account_policy()["Statement"]}
+    # The key policy carries the member policy's conditions: naming the role there
+    # allows on its own, so without them the IAM conditions would not apply.
+    grants = statements["AmibotGrantOnlyLaunchOperationsToConfiguredAccounts"]
+    assert grants["Action"] == ["kms:CreateGrant"]
+    assert grants["Condition"] == member["GrantOnlyLaunchOperationsToConfiguredAccounts"]["Condition"]
+    assert set(grants["Condition"]) == {"ForAllValues:StringEquals", "StringLike"}
+    edits = statements["AmibotKeyPoliciesOfKeysMarkedForOrgSharing"]
+    assert edits["Action"] == ["kms:PutKeyPolicy"] and edits["Condition"] == {"StringEquals": {"aws:ResourceTag/amibot:org-share": "true"}}
+    assert not any(s.get("Condition") is None and set(s["Action"]) & {"kms:CreateGrant", "kms:PutKeyPolicy"} for s in statements.values())
     assert shared_key_use_actions() == ["kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom"]
 
 

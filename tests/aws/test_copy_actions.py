@@ -173,6 +173,8 @@ def test_source_tags_and_provenance_are_on_the_image_and_its_snapshots(sandbox, 
         "amibot:request": "R-7", "amibot:requester": "U0BOB", "amibot:approvers": "U0ALICE,U0DEVOPS",
         # the proof an undo that finds the copy by name needs (its ClientToken)
         "amibot:client-token": result["call"]["ClientToken"],
+        # deletable by the role until the copy is delivered (aws.actions.disposable)
+        "amibot:disposable": "true",
     }
     image = dev.describe_images(ImageIds=[result["image_id"]])["Images"][0]
     assert {t["Key"]: t["Value"] for t in image["Tags"]} == expected

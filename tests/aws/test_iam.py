@@ -120,9 +120,10 @@ def test_every_risky_action_is_allowed_only_under_its_condition(capsys):
     shows the sandbox refusing each call outside its condition)."""
     member = next(p for h, p in printed_policies(capsys, ["iam-policy"]).items() if h.startswith("Member-account role"))
     expected = {
-        "ec2:TerminateInstances": {"Null": {"aws:ResourceTag/amibot:request": "false"}},
-        "ec2:DeregisterImage": {"Null": {"aws:ResourceTag/amibot:request": "false"}},
-        "ec2:DeleteSnapshot": {"Null": {"aws:ResourceTag/amibot:request": "false"}},
+        "ec2:TerminateInstances": {"StringEquals": {"aws:ResourceTag/amibot:disposable": "true"}},
+        "ec2:DeregisterImage": {"StringEquals": {"aws:ResourceTag/amibot:disposable": "true"}},
+        "ec2:DeleteSnapshot": {"StringEquals": {"aws:ResourceTag/amibot:disposable": "true"}},
+        "ec2:ModifyLaunchTemplate": {"StringEquals": {"aws:ResourceTag/amibot:update-lt": "true"}},
         "iam:PassRole": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
         "kms:PutKeyPolicy": {"StringEquals": {"aws:ResourceTag/amibot:org-share": "true"}},
     }
@@ -130,9 +131,14 @@ def test_every_risky_action_is_allowed_only_under_its_condition(capsys):
         found = _statements_with(member, action)
         assert [s["Condition"] for s in found] == [condition], action
     # Tags: inside the create calls, or (`/ami tag`) never with amibot's own keys.
-    assert [s["Condition"] for s in _statements_with(member, "ec2:CreateTags")] == [
-        {"StringEquals": {"ec2:CreateAction": ["CopyImage", "CreateImage", "RunInstances"]}},
-        {"ForAllValues:StringNotLike": {"aws:TagKeys": ["amibot:*"]}},
+    assert [(s["Resource"], s["Condition"]) for s in _statements_with(member, "ec2:CreateTags")] == [
+        (["arn:aws:ec2:*::image/*", "arn:aws:ec2:*::snapshot/*"], {"StringEquals": {"ec2:CreateAction": ["CopyImage", "CreateImage"]}}),
+        (["arn:aws:ec2:*:*:instance/*", "arn:aws:ec2:*:*:volume/*"], {"StringEquals": {"ec2:CreateAction": "RunInstances"}}),
+        (["arn:aws:ec2:*::image/*", "arn:aws:ec2:*::snapshot/*"], {"ForAllValues:StringNotLike": {"aws:TagKeys": ["amibot:*"]}, "Null": {"aws:TagKeys": "false"}}),
+    ]
+    assert [s["Condition"] for s in _statements_with(member, "ec2:DeleteTags")] == [
+        {"ForAllValues:StringNotLike": {"aws:TagKeys": ["amibot:*"]}, "Null": {"aws:TagKeys": "false"}},
+        {"ForAllValues:StringEquals": {"aws:TagKeys": ["amibot:disposable"]}, "Null": {"aws:TagKeys": "false"}},
     ]
     grants = _statements_with(member, "kms:CreateGrant")
     assert all(s.get("Condition") for s in grants) and len(grants) == 2

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from aws.actions import StepContext, get_action
+from aws.actions.launch_template import template_refusal
 from aws.sessions import AccountAccess, AwsSessions
 from offline import rehearsal
 
@@ -45,6 +46,32 @@ def test_new_version_inherits_the_rest_and_the_undo_removes_it(world, ctx, make_
     assert "deleted version 2" in action.undo(ctx, PROD, REGION, params, result)
     assert [v["VersionNumber"] for v in ec2.describe_launch_template_versions(LaunchTemplateId=lt)["LaunchTemplateVersions"]] == [1]
     assert ec2.describe_launch_templates(LaunchTemplateIds=[lt])["LaunchTemplates"][0]["DefaultVersionNumber"] == 1
+
+
+def test_new_version_comes_from_the_default_version_not_latest(world, ctx):
+    """$Latest may hold an unreleased change (here InstanceType m5.large); the new
+    version is built on the default version, so promoting it does not release that."""
+    ec2 = world.sandbox.session(PROD, REGION).client("ec2")
+    lt = template(world)
+    ec2.create_launch_template_version(LaunchTemplateId=lt, SourceVersion="1", LaunchTemplateData={"InstanceType": "m5.large"})
+    result = get_action("ec2.launch_template_version").execute(ctx, PROD, REGION, {"template_id": lt, "image_id": world.encrypted_image, "make_default": True})
+    [v3] = ec2.describe_launch_template_versions(LaunchTemplateId=lt, Versions=[str(result["version"])])["LaunchTemplateVersions"]
+    assert v3["LaunchTemplateData"] == {"ImageId": world.encrypted_image, "InstanceType": "t3.micro"}
+
+
+def test_only_marked_templates_without_ssm_images(world):
+    ec2 = world.sandbox.session(PROD, REGION).client("ec2")
+    lt = template(world)
+    why, fix = template_refusal(ec2, lt)
+    assert "not marked" in why and f"--resources {lt} --tags Key=amibot:update-lt,Value=true" in fix
+    ec2.create_tags(Resources=[lt], Tags=[{"Key": "amibot:update-lt", "Value": "true"}])
+    assert template_refusal(ec2, lt) is None
+    ssm = ec2.create_launch_template(
+        LaunchTemplateName="ssm", LaunchTemplateData={"ImageId": "resolve:ssm:/golden/web"},
+        TagSpecifications=[{"ResourceType": "launch-template", "Tags": [{"Key": "amibot:update-lt", "Value": "true"}]}],
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    why, fix = template_refusal(ec2, ssm)
+    assert "resolve:ssm:/golden/web" in why and "SSM parameter" in fix
 
 
 def test_the_sandbox_refuses_to_delete_the_default_version(world):

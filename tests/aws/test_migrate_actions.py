@@ -115,7 +115,7 @@ def test_create_image_is_idempotent_after_a_crash(world, sessions, calls):
     assert calls[0][1]["NoReboot"] is False and calls[0][1]["InstanceId"] == world.instance_id
     [image] = our_images(world.sandbox)
     tags = {t["Key"]: t["Value"] for t in image["Tags"]}
-    assert tags == {"Name": "web-1", "app": "web", "amibot:request": f"R-7-{UID}", "amibot:source-instance": world.instance_id, "amibot:client-token": f"amibot-migrate-{UID}"}
+    assert tags == {"Name": "web-1", "app": "web", "amibot:request": f"R-7-{UID}", "amibot:source-instance": world.instance_id, "amibot:client-token": f"amibot-migrate-{UID}", "amibot:disposable": "true"}
     snapshot_id = image["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
     snapshot = ec2(world.sandbox).describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"][0]
     assert {t["Key"]: t["Value"] for t in snapshot["Tags"]} == tags

@@ -41,6 +41,7 @@ STORED = {
         "source_tags": {"app": "web"}, "kms_key_arn": "arn:key", "name": None, "region_tag": "eu-central-1",
         "client_token": "amibot-copy-u-dev", "unit": "dev:eu-central-1",
     },
+    "ec2.deliver_image": {"image_from_step": 1},
     "ec2.wait_image_available": {"image_from_step": 1, "poll_seconds": 30, "source_key_arns": []},
     "verify.copy": {"image_from_step": 1, "kms_key_arn": "arn:key", "source_image_id": "ami-1"},
     "plan.remove_temporary": {"steps": [1, 2, 3]},

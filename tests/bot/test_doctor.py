@@ -54,12 +54,26 @@ def test_green_on_the_sandbox(world, fake_slack, tmp_path):
         "config", "slack token", "slack scopes", "slack signing secret",
         "account prod", "key prod:us-east-1",
         "block public access prod:us-east-1 (AMIs)", "block public access prod:us-east-1 (snapshots)",
+        "launch templates for update-lt prod:us-east-1",
         "account dev", "key dev:eu-west-1", "key dev:us-east-1",
         "block public access dev:eu-west-1 (AMIs)", "block public access dev:eu-west-1 (snapshots)",
+        "launch templates for update-lt dev:eu-west-1",
         "block public access dev:us-east-1 (AMIs)", "block public access dev:us-east-1 (snapshots)",
+        "launch templates for update-lt dev:us-east-1",
         "store",
     ]
     assert f"arn:aws:sts::{rehearsal.PROD}:assumed-role/amibot/" in _row(rows, "account prod").detail
+
+
+def test_doctor_names_the_launch_templates_marked_for_update_lt(world, sandbox, fake_slack, tmp_path):
+    ec2 = sandbox.client("ec2", rehearsal.PROD, rehearsal.REGION)
+    marked = ec2.create_launch_template(LaunchTemplateName="web", LaunchTemplateData={"InstanceType": "t3.micro"})["LaunchTemplate"]["LaunchTemplateId"]
+    ec2.create_launch_template(LaunchTemplateName="other", LaunchTemplateData={"InstanceType": "t3.micro"})
+    ec2.create_tags(Resources=[marked], Tags=[{"Key": "amibot:update-lt", "Value": "true"}])
+    rows = _doctor(_config(tmp_path), _env(fake_slack, tmp_path))
+    assert _row(rows, f"launch templates for update-lt prod:{rehearsal.REGION}").detail == f"1 marked: {marked}"
+    dev = _row(rows, "launch templates for update-lt dev:us-east-1")
+    assert dev.detail == "none marked: update-lt is refused there" and "Key=amibot:update-lt,Value=true" in dev.fix
 
 
 def test_red_on_a_broken_installation(world, sandbox, fake_slack, tmp_path):
@@ -148,7 +162,7 @@ def test_cli_exit_codes(world, fake_slack, tmp_path, monkeypatch, capsys):
         monkeypatch.setenv(key, value)
     assert main(["doctor", "--config", _config(tmp_path)]) == 0
     green = capsys.readouterr().out
-    assert "16 checks: 16 OK, 0 WARN, 0 FAIL" in green
+    assert "19 checks: 19 OK, 0 WARN, 0 FAIL" in green
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-revoked")
     assert main(["doctor", "--config", _config(tmp_path)]) == 1
     red = capsys.readouterr().out

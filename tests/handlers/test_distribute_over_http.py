@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from botocore.exceptions import ClientError
 
 from offline import rehearsal
 from bot.requests import PARTIAL, SUCCEEDED
@@ -109,6 +110,8 @@ def test_distribution_shares_each_copy_updates_a_launch_template_and_test_launch
     dev_eu = ec2(harness, DEV, "eu-west-1")
     template = dev_eu.create_launch_template(
         LaunchTemplateName="payments-web", LaunchTemplateData={"ImageId": "ami-00000000000000000", "InstanceType": "t3.small"},
+        # Its owner marked it: amibot may add versions to it (aws.iam.LAUNCH_TEMPLATE_TAG).
+        TagSpecifications=[{"ResourceType": "launch-template", "Tags": [{"Key": "amibot:update-lt", "Value": "true"}]}],
     )["LaunchTemplate"]["LaunchTemplateId"]
     text = f"distribute {image} from prod to dev:us-east-1,dev:eu-west-1 share-with prod update-lt {template}@dev:eu-west-1 default verify"
     root = ask_and_approve(harness, text, 1)
@@ -136,6 +139,17 @@ def test_distribution_shares_each_copy_updates_a_launch_template_and_test_launch
     assert f"launch template {template} version 2 uses {copy_eu['ImageId']}" in final and "test launch passed" in final
     assert "shared with 111111111111" in final
     assert_calls_covered_by_policy(bot_aws_calls, "ec2:CreateLaunchTemplateVersion", "ec2:ModifyLaunchTemplate", "ec2:RunInstances", "kms:CreateGrant")
+    # From outside, as dev's amibot role: the delivered (test-launched) copy and its
+    # snapshot are no longer amibot's to delete (amibot:disposable removed by the last step).
+    # dev has `retire = true` (its operator lets /ami retire deregister its images): the
+    # member policy of an account without it is the one whose deletes are only disposable.
+    rehearsal.attach_member_policy(harness.world.sandbox, harness.bot.config, "dev", retire=False)
+    role = harness.world.sandbox.role_session(DEV, region="eu-west-1").client("ec2")
+    snapshot = copy_eu["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+    assert "amibot:disposable" not in {t["Key"] for t in copy_eu.get("Tags", [])}
+    for call, arg in ((role.deregister_image, {"ImageId": copy_eu["ImageId"]}), (role.delete_snapshot, {"SnapshotId": snapshot})):
+        with pytest.raises(ClientError, match="UnauthorizedOperation"):
+            call(**arg)
 
 
 def test_a_restart_continues_every_target_copy_without_starting_another(sandbox, fake_slack, tmp_path):
@@ -165,3 +179,15 @@ def test_a_restart_continues_every_target_copy_without_starting_another(sandbox,
         assert len(copies(h2, DEV, "us-east-1")) == 1 and len(copies(h2, DEV, "eu-west-1")) == 1
     finally:
         again.stop()
+
+
+def test_update_lt_refuses_an_unmarked_template_before_anyone_is_asked(harness):
+    """Only templates their owners tagged amibot:update-lt (the member policy would
+    refuse the write anyway, after the copies): refused in the preflight, with the fix."""
+    dev_eu = ec2(harness, DEV, "eu-west-1")
+    template = dev_eu.create_launch_template(LaunchTemplateName="unmarked", LaunchTemplateData={"ImageId": "ami-00000000000000000"})["LaunchTemplate"]["LaunchTemplateId"]
+    before = len(harness.fake.ephemerals(rehearsal.REQUESTER))
+    harness.slash(f"distribute {harness.world.encrypted_image} from prod to dev:eu-west-1 update-lt {template}@dev:eu-west-1")
+    answer = harness.ephemeral_for(rehearsal.REQUESTER, after=before)
+    assert "not marked for amibot" in answer and "Key=amibot:update-lt,Value=true" in answer
+    assert harness.bot.store.find() == []

@@ -10,6 +10,7 @@ import time
 
 import pytest
 from botocore.client import BaseClient
+from botocore.exceptions import ClientError
 
 from offline import rehearsal
 from bot.requests import FAILED, PENDING_APPROVAL, RUNNING, SUCCEEDED
@@ -79,6 +80,18 @@ def test_migrate_happy_path(harness, aws_params):
     assert len(create) == 1 and create[0]["NoReboot"] is False and create[0]["InstanceId"] == source
     thread = harness.fake.thread(harness.channel, root["ts"])
     assert all("R-1" in m["text"] for m in thread)
+    # From outside, as amibot's role under the generated policy: the migrated instance
+    # and the reported migration image are no longer amibot's to delete.
+    image_id = harness.bot.store.get(1).steps[0].result["image_id"]
+    assert "amibot:disposable" not in {t["Key"] for t in new.get("Tags", [])}
+    # prod has `retire = true` (its operator lets /ami retire deregister its images): the
+    # member policy of an account without it is the one whose deletes are only disposable.
+    rehearsal.attach_member_policy(harness.world.sandbox, harness.bot.config, "prod", retire=False)
+    role = harness.world.sandbox.role_session(PROD, region=REGION).client("ec2")
+    for delete in (lambda: role.terminate_instances(InstanceIds=[new["InstanceId"]]), lambda: role.deregister_image(ImageId=image_id)):
+        with pytest.raises(ClientError) as refused:
+            delete()
+        assert refused.value.response["Error"]["Code"] == "UnauthorizedOperation"
 
 
 def test_no_reboot_passes_noreboot(harness, aws_params):
@@ -216,7 +229,7 @@ def test_migrate_carries_imds_tenancy_protection_credits_and_volume_tags(harness
 
     assert harness.slash(f"migrate {source} from prod to {TARGET}").status == 200
     root = harness.root_for(source)
-    plan = json.dumps(root["blocks"]) + harness.bot.store.get(1).steps[-1].description
+    plan = json.dumps(root["blocks"]) + next(s for s in harness.bot.store.get(1).steps if s.action == "ec2.launch_migrated_instance").description
     assert "HttpTokens=required" in plan and "tenancy dedicated" in plan and "protection against termination and stop" in plan
     harness.click(rehearsal.OWNER, root)
     harness.final_reply(root)
@@ -232,3 +245,18 @@ def test_migrate_carries_imds_tenancy_protection_credits_and_volume_tags(harness
     assert ec2.describe_instance_credit_specifications(InstanceIds=[new_id])["InstanceCreditSpecifications"][0]["CpuCredits"] == "standard"
     new_volumes = ec2.describe_volumes(VolumeIds=[m["Ebs"]["VolumeId"] for m in new["BlockDeviceMappings"]])["Volumes"]
     assert new_volumes and all({"Key": "backup", "Value": "daily"} in v.get("Tags", []) for v in new_volumes)
+
+
+def test_an_instance_whose_role_may_not_be_passed_is_refused_before_approval(harness):
+    """iam:PassRole only on the configured pass_roles: an instance running with another
+    role is refused in the preflight (the launch would be refused after the image)."""
+    iam = harness.world.sandbox.client("iam", PROD)
+    iam.create_role(RoleName="admin-role", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
+    iam.create_instance_profile(InstanceProfileName="admin-profile")
+    iam.add_role_to_instance_profile(InstanceProfileName="admin-profile", RoleName="admin-role")
+    source = harness.world.sandbox.create_instance(PROD, REGION, availability_zone=f"{REGION}a", tags={"Name": "admin-1"}, instance_profile="admin-profile")
+    before = len(harness.fake.ephemerals(rehearsal.REQUESTER))
+    assert harness.slash(f"migrate {source} from prod to {TARGET}").status == 200
+    answer = harness.ephemeral_for(rehearsal.REQUESTER, after=before)
+    assert f"arn:aws:iam::{PROD}:role/admin-role" in answer and "accounts.prod.pass_roles" in answer
+    assert harness.bot.store.find() == []

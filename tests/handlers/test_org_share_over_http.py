@@ -115,8 +115,8 @@ def test_org_share_of_an_encrypted_ami_end_to_end(harness, org):
     assert not sees_image(harness, STRANGER_ACCOUNT, image) and not can_use_key(harness, STRANGER_ACCOUNT, cmk)
     # The statement is exactly what design.md asks for; the rest of the policy is untouched.
     after = json.loads(key_policy(harness, cmk))
-    added = [s for s in after["Statement"] if s.get("Sid") == f"amibot-{request.uid}-{rehearsal.ORG_ID}"]
-    grants = [s for s in after["Statement"] if s.get("Sid") == f"amibot-{request.uid}-grant-{rehearsal.ORG_ID}"]
+    added = [s for s in after["Statement"] if s.get("Sid") == f"amibot-{rehearsal.ORG_ID}"]
+    grants = [s for s in after["Statement"] if s.get("Sid") == f"amibot-grant-{rehearsal.ORG_ID}"]
     assert len(added) == 1 and len(grants) == 1
     assert added[0]["Principal"] == {"AWS": "*"} and sorted(added[0]["Action"]) == sorted(CRYPTO_ACTIONS)
     assert added[0]["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": rehearsal.ORG_ID, "kms:ViaService": f"ec2.{rehearsal.REGION}.amazonaws.com"}}

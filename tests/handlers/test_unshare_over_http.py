@@ -345,3 +345,21 @@ def test_autoscaling_grant_is_made_by_the_target_and_unshare_revokes_it(dev_auto
     made = {f"{service}:{operation}" for service, operation in bot_aws_calls}
     assert {"kms:CreateGrant", "kms:RevokeGrant", "kms:ListGrants"} <= made
     assert made <= set(member_account_actions()) | {"sts:AssumeRole"}, sorted(made - set(member_account_actions()))
+
+
+def test_org_shares_of_two_amis_on_one_key_share_one_statement_pair_and_unshare_keeps_it_for_the_other(harness):
+    """One key-policy statement per organisation (aws.actions.keypolicy): the second
+    share adds none, and unsharing the first keeps the pair the second relies on."""
+    cmk = harness.world.cmk_arn
+    first = harness.world.encrypted_image
+    second = harness.world.sandbox.create_image(PROD, rehearsal.REGION, name="payments-worker", kms_key_arn=cmk)
+    ask_and_approve(harness, f"share {first} from prod to org")
+    after_first = json.loads(key_policy(harness, cmk))["Statement"]
+    ask_and_approve(harness, f"share {second} from prod to org")
+    assert json.loads(key_policy(harness, cmk))["Statement"] == after_first  # nothing added
+    root, final = ask_and_approve(harness, f"unshare {first} from prod to org")
+    assert "also serves R-2" in harness.exact_changes(root)
+    assert harness.bot.store.get(3).state == SUCCEEDED, final["text"]
+    assert not dev_sees_image(harness, first)
+    assert dev_launch_runs(harness, second)  # the second share still works
+    assert json.loads(key_policy(harness, cmk))["Statement"] == after_first

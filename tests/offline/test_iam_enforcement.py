@@ -10,7 +10,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from aws.iam import ORG_SHARE_TAG, bot_role_policy, member_account_policy
+from aws.iam import DISPOSABLE_TAG, LAUNCH_TEMPLATE_TAG, ORG_SHARE_TAG, bot_role_policy, member_account_policy
 from offline.sandbox import BOT_ACCOUNT, ROLE_NAME
 from offline.sandbox.iam_eval import ALLOW, DENY, condition_holds, decide, statements_of
 
@@ -75,20 +75,23 @@ def test_not_action_deny_and_explicit_deny_wins():
 # --------------------------------------------------------------------------- one test per condition
 
 
-def test_terminate_only_instances_tagged_by_amibot(sandbox, amibot):
-    """aws:ResourceTag/amibot:request on TerminateInstances."""
+def test_terminate_only_disposable_instances(sandbox, amibot):
+    """aws:ResourceTag/amibot:disposable on TerminateInstances: amibot's provenance tag
+    (amibot:request, on a migrated instance too) is not enough."""
     theirs = admin_instance(sandbox, {"Name": "someone-elses"})
-    ours = admin_instance(sandbox, {"amibot:request": "R-1"})
-    with pytest.raises(ClientError) as excinfo:
-        amibot("ec2").terminate_instances(InstanceIds=[theirs])
-    assert code(excinfo) == "UnauthorizedOperation"
-    amibot("ec2").terminate_instances(InstanceIds=[ours])
-    assert sandbox.iam_denials() == [("TerminateInstances", sandbox.iam_denials()[0][1], "ec2:TerminateInstances", f"arn:aws:ec2:{R1}:{A}:instance/{theirs}")]
+    migrated = admin_instance(sandbox, {"amibot:request": "R-1", "amibot:migrated-from": "i-0123"})
+    test_launch = admin_instance(sandbox, {"amibot:request": "R-1", DISPOSABLE_TAG: "true"})
+    for instance in (theirs, migrated):
+        with pytest.raises(ClientError) as excinfo:
+            amibot("ec2").terminate_instances(InstanceIds=[instance])
+        assert code(excinfo) == "UnauthorizedOperation"
+    amibot("ec2").terminate_instances(InstanceIds=[test_launch])
+    assert [d[3] for d in sandbox.iam_denials()] == [f"arn:aws:ec2:{R1}:{A}:instance/{i}" for i in (theirs, migrated)]
 
 
-def test_deregister_and_delete_snapshot_only_when_tagged_by_amibot(sandbox, amibot):
-    """aws:ResourceTag/amibot:request on DeregisterImage and DeleteSnapshot."""
-    theirs = sandbox.create_image(A, name="team-image")
+def test_deregister_and_delete_snapshot_only_when_disposable(sandbox, amibot):
+    """aws:ResourceTag/amibot:disposable on DeregisterImage and DeleteSnapshot."""
+    theirs = sandbox.create_image(A, name="team-image", tags={"amibot:request": "R-1"})  # e.g. a delivered copy
     ec2 = amibot("ec2")
     snapshot = ec2.describe_images(ImageIds=[theirs])["Images"][0]["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
     with pytest.raises(ClientError) as excinfo:
@@ -97,44 +100,93 @@ def test_deregister_and_delete_snapshot_only_when_tagged_by_amibot(sandbox, amib
     with pytest.raises(ClientError) as excinfo:
         ec2.delete_snapshot(SnapshotId=snapshot)
     assert code(excinfo) == "UnauthorizedOperation"
-    ours = sandbox.create_image(A, name="amibot-copy", tags={"amibot:request": "R-2"})
+    ours = sandbox.create_image(A, name="amibot-copy", tags={"amibot:request": "R-2", DISPOSABLE_TAG: "true"})
     ec2.deregister_image(ImageId=ours)
 
 
 def test_tags_only_inside_the_create_call(sandbox, amibot):
-    """ec2:CreateAction: CreateTags alone is refused; TagSpecifications on RunInstances pass."""
+    """ec2:CreateAction: CreateTags alone is refused; TagSpecifications on RunInstances
+    pass; a direct CreateTags only on images and snapshots, never with amibot:* keys."""
     net = sandbox.network(A)
     theirs = admin_instance(sandbox)
+    image = sandbox.create_image(A, name="team-image")
     ec2 = amibot("ec2")
-    with pytest.raises(ClientError) as excinfo:
-        # Tagging someone's instance as amibot's would make it deletable: refused.
-        ec2.create_tags(Resources=[theirs], Tags=TAGS)
-    assert code(excinfo) == "UnauthorizedOperation"
-    # `/ami tag` may set other keys on an existing resource, never amibot:* ones.
-    ec2.create_tags(Resources=[theirs], Tags=[{"Key": "version", "Value": "2026.11"}])
-    with pytest.raises(ClientError) as excinfo:
-        ec2.create_tags(Resources=[theirs], Tags=[{"Key": "version", "Value": "2"}, {"Key": "amibot:request", "Value": "R-9"}])
-    assert code(excinfo) == "UnauthorizedOperation"
+    for tags in (TAGS, [{"Key": DISPOSABLE_TAG, "Value": "true"}], [{"Key": "version", "Value": "2026.11"}]):
+        with pytest.raises(ClientError) as excinfo:
+            # Tagging someone's instance at all (tags drive other teams' access rules): refused.
+            ec2.create_tags(Resources=[theirs], Tags=tags)
+        assert code(excinfo) == "UnauthorizedOperation"
+    # `/ami tag` may set other keys on an existing image, never amibot:* ones
+    # (amibot:disposable would make it deletable).
+    ec2.create_tags(Resources=[image], Tags=[{"Key": "version", "Value": "2026.11"}])
+    for tags in ([{"Key": "version", "Value": "2"}, {"Key": "amibot:request", "Value": "R-9"}], [{"Key": DISPOSABLE_TAG, "Value": "true"}]):
+        with pytest.raises(ClientError) as excinfo:
+            ec2.create_tags(Resources=[image], Tags=tags)
+        assert code(excinfo) == "UnauthorizedOperation"
     launched = ec2.run_instances(
         ImageId="ami-0abcdef1234567890", MinCount=1, MaxCount=1, SubnetId=net["subnets"][f"{R1}a"],
-        TagSpecifications=[{"ResourceType": "instance", "Tags": TAGS}],
+        TagSpecifications=[{"ResourceType": "instance", "Tags": TAGS + [{"Key": DISPOSABLE_TAG, "Value": "true"}]}],
     )["Instances"][0]["InstanceId"]
-    ec2.terminate_instances(InstanceIds=[launched])  # tagged at creation: amibot's own
+    ec2.terminate_instances(InstanceIds=[launched])  # disposable from its creation: amibot's test launch
 
 
-def test_pass_role_only_to_ec2(sandbox, amibot):
-    """iam:PassedToService = ec2.amazonaws.com: the role may pass instance roles to EC2
-    (RunInstances with a profile), and to no other service."""
-    net = sandbox.network(A)
-    sandbox.client("iam", A).create_instance_profile(InstanceProfileName="web-role")
-    amibot("ec2").run_instances(
-        ImageId="ami-0abcdef1234567890", MinCount=1, MaxCount=1, SubnetId=net["subnets"][f"{R1}a"],
-        IamInstanceProfile={"Name": "web-role"}, TagSpecifications=[{"ResourceType": "instance", "Tags": TAGS}],
-    )
-    statements = statements_of(member_account_policy())
+def test_delete_tags_never_removes_amibot_keys_but_disposable(sandbox, amibot):
+    """DeleteTags: keys other than amibot:* (the `/ami tag` undo), or amibot:disposable
+    alone (the delivery); never amibot:request, never a DeleteTags without keys (it
+    removes every tag)."""
+    image = sandbox.create_image(A, name="copy", tags={"amibot:request": "R-1", DISPOSABLE_TAG: "true", "version": "1"})
+    ec2 = amibot("ec2")
+    for tags in ([{"Key": "amibot:request"}], [{"Key": "version"}, {"Key": "amibot:request"}], None):
+        with pytest.raises(ClientError) as excinfo:
+            ec2.delete_tags(Resources=[image], **({"Tags": tags} if tags is not None else {}))
+        assert code(excinfo) == "UnauthorizedOperation"
+    ec2.delete_tags(Resources=[image], Tags=[{"Key": "version"}])
+    ec2.delete_tags(Resources=[image], Tags=[{"Key": DISPOSABLE_TAG}])
+    with pytest.raises(ClientError) as excinfo:
+        ec2.deregister_image(ImageId=image)  # delivered: no longer amibot's to delete
+    assert code(excinfo) == "UnauthorizedOperation"
+
+
+def test_launch_templates_only_when_marked(sandbox, amibot):
+    """aws:ResourceTag/amibot:update-lt = true on the launch-template writes."""
+    admin = sandbox.client("ec2", A)
+    made = {}
+    for name, tags in (("theirs", []), ("marked", [{"Key": LAUNCH_TEMPLATE_TAG, "Value": "true"}])):
+        spec = [{"ResourceType": "launch-template", "Tags": tags}] if tags else []
+        made[name] = admin.create_launch_template(LaunchTemplateName=name, LaunchTemplateData={"ImageId": "ami-0abcdef1234567890"},
+                                                  TagSpecifications=spec)["LaunchTemplate"]["LaunchTemplateId"]
+    ec2 = amibot("ec2")
+    with pytest.raises(ClientError) as excinfo:
+        ec2.create_launch_template_version(LaunchTemplateId=made["theirs"], SourceVersion="1", LaunchTemplateData={"ImageId": "ami-0abcdef1234567890"})
+    assert code(excinfo) == "UnauthorizedOperation"
+    with pytest.raises(ClientError) as excinfo:
+        ec2.modify_launch_template(LaunchTemplateId=made["theirs"], DefaultVersion="1")
+    assert code(excinfo) == "UnauthorizedOperation"
+    ec2.create_launch_template_version(LaunchTemplateId=made["marked"], SourceVersion="1", LaunchTemplateData={"ImageId": "ami-0abcdef1234567890"})
+    ec2.modify_launch_template(LaunchTemplateId=made["marked"], DefaultVersion="2")
+
+
+def test_pass_role_only_named_roles_and_only_to_ec2(sandbox):
+    """iam:PassRole on the configured roles only (Resource), and only to EC2
+    (iam:PassedToService = ec2.amazonaws.com)."""
     role = f"arn:aws:iam::{A}:role/web-role"
-    assert decide(statements, "iam:PassRole", role, {"iam:passedtoservice": "ec2.amazonaws.com"}) == ALLOW
+    sandbox.attach_role_policy(A, ROLE_NAME, member_account_policy(pass_roles=[role]))
+    net = sandbox.network(A)
+    for name in ("web-role", "admin-role"):
+        sandbox.client("iam", A).create_instance_profile(InstanceProfileName=name)
+    ec2 = sandbox.role_session(A).client("ec2", region_name=R1)
+    launch = dict(ImageId="ami-0abcdef1234567890", MinCount=1, MaxCount=1, SubnetId=net["subnets"][f"{R1}a"],
+                  TagSpecifications=[{"ResourceType": "instance", "Tags": TAGS}])
+    ec2.run_instances(**launch, IamInstanceProfile={"Name": "web-role"})
+    with pytest.raises(ClientError) as excinfo:
+        ec2.run_instances(**launch, IamInstanceProfile={"Name": "admin-role"})
+    assert code(excinfo) == "UnauthorizedOperation"
+    statements = statements_of(member_account_policy(pass_roles=[role]))
     assert decide(statements, "iam:PassRole", role, {"iam:passedtoservice": "lambda.amazonaws.com"}) is None
+    # No roles in the config: only roles under the documented path.
+    default = statements_of(member_account_policy())
+    assert decide(default, "iam:PassRole", role, {"iam:passedtoservice": "ec2.amazonaws.com"}) is None
+    assert decide(default, "iam:PassRole", f"arn:aws:iam::{A}:role/amibot-launch/web", {"iam:passedtoservice": "ec2.amazonaws.com"}) == ALLOW
 
 
 def test_without_migrate_no_pass_role_at_all(sandbox):
@@ -182,9 +234,10 @@ def test_ec2_made_grants_need_grant_is_for_aws_resource():
     allowed only when EC2 makes them; a direct grant falls back to the operation limit."""
     statements = statements_of(member_account_policy())
     via_ec2 = {"kms:viaservice": "ec2.us-east-1.amazonaws.com", "kms:grantisforawsresource": "true", "kms:grantoperations": ["Encrypt"]}
-    assert decide(statements, "kms:CreateGrant", "k", via_ec2) == ALLOW
+    key = f"arn:aws:kms:{R1}:{A}:key/k"
+    assert decide(statements, "kms:CreateGrant", key, via_ec2) == ALLOW
     direct = {**via_ec2, "kms:grantisforawsresource": "false"}
-    assert decide(statements, "kms:CreateGrant", "k", direct) is None
+    assert decide(statements, "kms:CreateGrant", key, direct) is None
 
 
 def test_key_policy_changes_only_on_keys_marked_for_org_sharing(sandbox, amibot):
@@ -263,3 +316,20 @@ def test_retire_statements_only_where_enabled_and_only_on_tagged_images(sandbox)
     assert code(refused) == "UnauthorizedOperation"
     ec2.disable_image(ImageId=tagged)
     ec2.deregister_image(ImageId=tagged)
+
+
+def test_grants_only_to_the_configured_accounts(sandbox):
+    """kms:GranteePrincipal: with the config's accounts, a grant to any other account is
+    refused; without a config, only accounts' roots and Auto Scaling's role."""
+    sandbox.attach_role_policy(A, ROLE_NAME, member_account_policy(accounts=[A, B]))
+    cmk = sandbox.create_key(A)
+    kms = sandbox.role_session(A).client("kms", region_name=R1)
+    kms.create_grant(KeyId=cmk, GranteePrincipal=f"arn:aws:iam::{B}:root", Operations=["Decrypt"])
+    with pytest.raises(ClientError) as excinfo:
+        kms.create_grant(KeyId=cmk, GranteePrincipal="arn:aws:iam::333333333333:root", Operations=["Decrypt"])
+    assert code(excinfo) == "AccessDeniedException"
+    statements = statements_of(member_account_policy())
+    context = {"kms:grantoperations": ["Decrypt"], "kms:grantisforawsresource": "false"}
+    key = f"arn:aws:kms:{R1}:{A}:key/k"
+    assert decide(statements, "kms:CreateGrant", key, {**context, "kms:granteeprincipal": f"arn:aws:iam::{B}:root"}) == ALLOW
+    assert decide(statements, "kms:CreateGrant", key, {**context, "kms:granteeprincipal": f"arn:aws:iam::{B}:role/anyone"}) is None

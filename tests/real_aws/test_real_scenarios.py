@@ -29,6 +29,9 @@ Off by default: they run only with ``-m real_aws`` *and* the environment below, 
                                   product code (an image of a Windows or RHEL instance):
                                   its copy to the target must be refused before anyone
                                   is asked (docs/aws-rules.md; else that scenario skips)
+    AMIBOT_REAL_CLEANUP_ROLES     comma-separated role ARNs (one per account) that remove what
+                                  amibot's role may not delete (delivered copies, migrated
+                                  instances); else the caller's own credentials
     AMIBOT_REAL_LAUNCH_ROLES      comma-separated role ARNs of the target account that
                                   launch instances (config ``launch_roles``): the encrypted
                                   share asks IAM about them (SimulatePrincipalPolicy)
@@ -56,6 +59,7 @@ import secrets
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, Callable, Iterator
 
 import boto3
@@ -95,6 +99,9 @@ class RealSettings:
     timeout_seconds: float = 3600.0
     step_sleep: Callable[[float], None] = time.sleep
     launch_roles: tuple[str, ...] = ()
+    # Who removes what amibot's role may no longer delete (a delivered copy, a migrated
+    # instance: aws.actions.disposable): per account, a role ARN, else the caller's own credentials.
+    cleanup_roles: dict[str, str] = field(default_factory=dict)
 
     @property
     def source_id(self) -> str:
@@ -122,6 +129,7 @@ class RealSettings:
             billing_ami=env.get("AMIBOT_REAL_BILLING_AMI") or None,
             timeout_seconds=float(env.get("AMIBOT_REAL_TIMEOUT_MINUTES") or 60) * 60,
             launch_roles=tuple(r.strip() for r in (env.get("AMIBOT_REAL_LAUNCH_ROLES") or "").split(",") if r.strip()),
+            cleanup_roles={r.split(":")[4]: r for r in (env.get("AMIBOT_REAL_CLEANUP_ROLES") or "").split(",") if r.strip()},
         )
 
 
@@ -154,6 +162,7 @@ class World:
     settings: RealSettings
     config: Any
     sessions: AwsSessions
+    cleanup: Any  # .client(service, account, region, tag): AwsSessions, or the sandbox's administrator
 
     @classmethod
     def build(cls, settings: RealSettings) -> "World":
@@ -167,10 +176,18 @@ class World:
             },
             base_session=lambda: boto3.Session(),  # looked up per call (see shared_service_models)
         )
-        return cls(settings, config, sessions)
+        cleanup = AwsSessions(
+            {a: AccountAccess(a, settings.cleanup_roles.get(a)) for a in (settings.source_id, settings.target_id)},
+            base_session=lambda: boto3.Session(),
+        )
+        return cls(settings, config, sessions, cleanup)
 
     def client(self, service: str, account_id: str, region: str | None = None) -> Any:
         return self.sessions.client(service, account_id, region or self.settings.region, "real-aws-check")
+
+    def cleanup_client(self, service: str, account_id: str, region: str | None = None) -> Any:
+        """A client for the cleanup of what amibot's role may not delete."""
+        return self.cleanup.client(service, account_id, region or self.settings.region, "real-aws-cleanup")
 
 
 # --------------------------------------------------------------------------- running a plan
@@ -279,15 +296,15 @@ class PlanRun:
         for step in self.steps.values():
             instance_id = step["result"].get("instance_id")
             if step["action"] in CREATES_INSTANCE and instance_id and instance_id not in protected:
-                problems += terminate(self.world.client("ec2", step["account_id"], step["region"]), instance_id)
+                problems += terminate(self.world.cleanup_client("ec2", step["account_id"], step["region"]), instance_id)
         for step in self.steps.values():
             image_id = step["result"].get("image_id")
             if step["action"] in CREATES_IMAGE and image_id and image_id not in protected:
-                problems += delete_image(self.world.client("ec2", step["account_id"], step["region"]), image_id)
+                problems += delete_image(self.world.cleanup_client("ec2", step["account_id"], step["region"]), image_id)
         # 3. Anything else tagged with this request, in every account and region it touched.
         places = {(step["account_id"], step["region"]) for step in self.steps.values()}
         for account_id, region in sorted(places):
-            problems += sweep(self.world.client("ec2", account_id, region), self.request_id, protected)
+            problems += sweep(self.world.cleanup_client("ec2", account_id, region), self.request_id, protected)
         return problems
 
 
@@ -652,6 +669,8 @@ def test_harness_rehearsed_on_the_sandbox(sandbox, shared_service_models):
     harness works and cleans up (nothing tagged with a request survives), so a real
     run is not the first time this code runs."""
     world = World.build(rehearsal_settings(sandbox))
+    # The accounts' administrator removes what amibot's role may not delete.
+    world.cleanup = SimpleNamespace(client=lambda service, account, region, tag: sandbox.session(account, region).client(service))
     s = world.settings
     scenario_share(world)
     scenario_share_encrypted(world)

@@ -28,6 +28,7 @@ from aws.actions.copy import (
     image_named,
     resolve_destination_key,
 )
+from aws.actions.disposable import DeliverImage
 from aws.actions.images import WaitImageAvailable
 from aws.actions.grants import CreateKmsGrant
 from aws.actions.share import AddLaunchPermission, AddSnapshotPermission
@@ -188,6 +189,8 @@ def copy_steps(
             image_from_step=copy_seq, subnet_id=target.verify_subnets.get(region), key_arns=[key.arn], poll_seconds=poll_seconds,
         )
         add(VerifyByTestLaunch.plan(target, region, launch_check, of="copy"))
+    # Verified: the copy is a deliverable, no longer something amibot may delete.
+    add(DeliverImage.plan(target, region, DeliverImage.Params(image_from_step=copy_seq), of="copy"))
     if temporary:
         # Last, so that nothing after it can fail and make the runner undo them twice.
         remove = RemoveTemporary.Params(steps=temporary)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from aws.actions import SHARE_GRANT_OPERATIONS, ImageFacts, account_root, grant_name
 from aws.actions.copy import RemoveTemporary, resolve_destination_key, unit_client_token
 from aws.actions.distribute import ShareCopy
-from aws.actions.launch_template import CreateLaunchTemplateVersion
+from aws.actions.launch_template import CreateLaunchTemplateVersion, template_refusal
 from aws.actions.grants import CreateKmsGrant
 from aws.actions.share import AddLaunchPermission, AddSnapshotPermission
 from aws.actions.verify import VerifyByTestLaunch
@@ -114,6 +114,11 @@ def prepare_distribute(ctx: PlanningContext, command: DistributeCommand) -> Prep
         if lt_target not in seen:
             raise PreflightError(f"`update-lt {command.update_lt.template_id}` is in an account-region that is not a target.",
                                  fix="Name the launch template's account-region after `to` as well.")
+        lt_ec2 = ctx.sessions.client("ec2", lt_target[0], lt_target[1], f"preflight-{ctx.uid}")
+        refusal = preflight_read(f"Could not read launch template {command.update_lt.template_id}",
+                                 lambda: template_refusal(lt_ec2, command.update_lt.template_id))
+        if refusal:
+            raise PreflightError(refusal[0], fix=refusal[1])
     approvers = [source.alias] + [a for a in dict.fromkeys(t.alias for t, _ in targets) if a != source.alias]
     ctx.check_approvers(approvers)
     facts = ctx.preflight_image(source, source_region, command.image_id)

@@ -3,13 +3,16 @@ choice and the exact plan (CreateImage → wait until available → RunInstances
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
-from aws.actions.instance_facts import InstanceFacts, SubnetFacts, describe_subnet, inspect_instance, subnets_in_zone
+from aws.actions.instance_facts import InstanceFacts, SubnetFacts, describe_subnet, inspect_instance, instance_profile_roles, subnets_in_zone
 from aws.actions.migrate import CreateImageFromInstance, LaunchMigratedInstance, client_token, image_name, user_tags
+from aws.actions.disposable import DeliverImage
 from aws.actions.images import WaitImageAvailable
 from aws.errors import is_aws_error, translate
+from aws.iam import configured_pass_roles, pass_role_resources
 from bot.config import AccountConfig
 from bot.errors import PreflightError
 from bot.slacktext import escape
@@ -105,6 +108,18 @@ def check_migratable(facts: InstanceFacts, zone: str, where: str) -> None:
             )
 
 
+def check_passable(roles: list[str], allowed: list[str], source: AccountConfig) -> None:
+    """Refuse, before anyone is asked, an instance whose role amibot's role may not
+    pass to EC2 (iam:PassRole in the member policy: the configured ``pass_roles``)."""
+    for role in roles:
+        if not any(fnmatch.fnmatchcase(role, pattern) for pattern in allowed):
+            raise PreflightError(
+                f"The instance runs with the role `{role}`, which amibot's role may not pass to a new instance "
+                f"(iam:PassRole only on {', '.join(f'`{a}`' for a in allowed)}).",
+                fix=f"Add it to `accounts.{source.alias}.pass_roles`, apply the new member policy (`amibot iam-policy`), then ask again.",
+            )
+
+
 def migrate_steps(
     *, request_uid: str, facts: InstanceFacts, source: AccountConfig, region: str, zone: str, subnet: SubnetFacts,
     no_reboot: bool, poll_seconds: int,
@@ -135,6 +150,8 @@ def migrate_steps(
         CreateImageFromInstance.plan(source, region, image, instance_label=label, reboot=reboot, tags_text=_tags_text(tags)),
         WaitImageAvailable.plan(source, region, WaitImageAvailable.Params(image_from_step=1, poll_seconds=poll_seconds)),
         LaunchMigratedInstance.plan(source, region, launch, groups=groups, tags_text=_tags_text(tags), carried=facts.settings.carried_text()),
+        # The migration is reported: its image is kept, no longer something amibot may delete.
+        DeliverImage.plan(source, region, DeliverImage.Params(image_from_step=1), of="migration image"),
     ]
 
 
@@ -202,6 +219,10 @@ def prepare_migrate(ctx: PlanningContext, command: MigrateCommand) -> Prepared:
     tag = f"preflight-{ctx.uid}"
     facts = _read(lambda: inspect_instance(ctx.sessions, source.id, region, command.instance_id, tag), command.instance_id, where)
     check_migratable(facts, zone, where)
+    if facts.iam_instance_profile_arn:
+        profile = facts.iam_instance_profile_arn
+        roles = _read(lambda: instance_profile_roles(ctx.sessions, source.id, region, profile, tag), f"instance profile {profile}", where)
+        check_passable(roles, pass_role_resources(configured_pass_roles(ctx.config.accounts.values())), source)
     named = None
     candidates: list[SubnetFacts] = []
     if command.subnet_id:

@@ -218,7 +218,8 @@ class _Planner:
 
     def key_policy_statements(self, suffix: str, who: str) -> None:
         """Per key: remove amibot's statements for this organisation or OU (Sid
-        ``amibot-<uid>-<org or OU id>``), showing the policy before and after."""
+        ``amibot-<org or OU id>``, on older keys ``amibot-<uid>-<…>``) unless another
+        AMI's share relies on them, showing the policy before and after."""
         for key in self.facts.keys:
             text = read_key_policy(self.ctx, self.source, self.region, key.arn)
             policy = json.loads(text)
@@ -235,7 +236,12 @@ class _Planner:
             }
             remove, origins = [], []
             for sid in present:
-                if sid in mine:
+                if sid in mine and sid in elsewhere:
+                    # One statement per organisation / OU (aws.actions.keypolicy): another
+                    # AMI's share on this key relies on it too, so it stays.
+                    self.plan.settles.add(mine[sid][0].display_id)
+                    self.plan.after.append(f"Kept: key-policy statement `{sid}` on {_key_label(key)} also serves {elsewhere[sid].display_id} (another AMI on this key).")
+                elif sid in mine:
                     remove.append(sid)
                     self.plan.settles.add(mine[sid][0].display_id)
                     origins.append(f"`{sid}` (added by {mine[sid][0].display_id})")
