@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from bot import messages
+from bot import messages, slacktext
 from bot.requests import FAILED, PARTIAL, STEP_DONE, STEP_FAILED, STEP_UNDONE, SUCCEEDED, Request, Step
 
 # What a group's step still to run is waiting on: (group name, the action's progress words).
@@ -130,7 +130,7 @@ def final_text(request: Request) -> str:
         if step.state == STEP_FAILED:
             lines.append(f"Could not remove the temporary share: {step.error} Remove it by hand (`/ami audit` shows it).")
         elif step.result.get("summary"):
-            lines.append(f"Temporary share removed: {step.result['summary']}.")
+            lines.append(f"Temporary share removed: {slacktext.escape(step.result['summary'])}.")
     if failed:
         lines.append("To retry the failed targets, ask for the same distribution again: the targets that have their copy are not copied again.")
     return "\n".join(lines)
