@@ -28,6 +28,9 @@ class AccountConfig:
     approval_channel: str | None = None  # approvals for this account are also posted there, with the buttons
     approval_dm: bool | None = None  # DM each eligible owner the approval; None: bot.approval_dm
     launch_roles: tuple[str, ...] = ()  # role ARNs here whose use of shared keys amibot checks (SimulatePrincipalPolicy)
+    # Who may request with this account as the source (user or group ids); None: everyone
+    # in an allowed channel. Targets are not restricted by it (issue 17).
+    requesters: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,9 @@ class BotConfig:
     required_tags: tuple[str, ...] = ()
     # How often the drift check compares amibot's record with AWS (hours).
     drift_check_hours: int = 24
+    # Per user: commands that call AWS (audit, requests, the form's AMI lookups) per
+    # minute, counted in the store across replicas (issue 17).
+    aws_commands_per_minute: int = 20
 
 
 @dataclass(frozen=True)
@@ -99,10 +105,11 @@ class Config:
             detail = f"Account {key} is not configured."
         else:
             detail = f"There is no account called `{ref}`."
-        aliases = ", ".join(f"{a} ({c.id})" for a, c in self.accounts.items())
+        # Never the list of every account and its id: who may see which is decided by
+        # bot.access (issue 17), which re-raises this with the asker's own accounts.
         raise UnknownAccountError(
             detail,
-            fix=f"Configured accounts: {aliases}. Use one of these aliases or ids, "
+            fix="Use an account alias from the config (the request form lists those you may request from), "
             "or ask an admin to add an [accounts.<alias>] table to the config.",
         )
 

@@ -23,13 +23,14 @@ from bot.store.holdings import HoldingStore
 from bot.store.home import HomeStore
 from bot.store.leases import LeaseStore
 from bot.store.outbox import OutboxStore
+from bot.store.rates import RateStore
 from bot.store.replays import ReplayStore
 from bot.store.requests import RequestStore
 from bot.store.schema import SCHEMA_CHANGES
 from bot.store.slack_messages import SlackMessageStore
 
 
-class Store(RequestStore, OutboxStore, SlackMessageStore, ReplayStore, HomeStore, LeaseStore, HoldingStore, DriftStore, CountStore):
+class Store(RequestStore, OutboxStore, SlackMessageStore, ReplayStore, HomeStore, LeaseStore, HoldingStore, DriftStore, CountStore, RateStore):
     """All persistence of amibot, on SQLite or PostgreSQL (``target``: a file path, or
     nothing for ``amibot.db``; or a ``postgresql://…`` URL). Thread-safe: one
     connection per thread."""

@@ -36,3 +36,51 @@ def test_tag_values_reach_no_surface_as_markup(harness):
     changes = harness.exact_changes(second)
     assert "Tags now" in changes and "&lt;!channel&gt;" in changes
     _clean(changes)
+
+
+def _ephemeral(stack, user: str, text: str, channel: str | None = None) -> str:
+    """The answer a user gets: the immediate one, or the one that follows (audits)."""
+    before = len(stack.fake.ephemerals(user))
+    immediate = stack.slash(text, user=user, channel=channel).json().get("text", "")
+    if not immediate.startswith("Auditing"):
+        return immediate
+    stack.settle()
+    return stack.ephemeral_for(user, after=before)
+
+
+def test_audit_is_for_the_owners_of_the_audited_account_in_allowed_places(stack_with, bot_aws_calls):
+    """Finding 2: `/ami audit <ami> from prod` by a member who owns nothing, or by an owner
+    in a channel outside `allowed_channels`, reads nothing; an owner by DM or in the
+    allowed channel gets the audit."""
+    stack = stack_with(bot_lines='allowed_channels = ["C0PLATFORM"]')
+    image = stack.world.encrypted_image
+    refused = _ephemeral(stack, rehearsal.STRANGER, f"audit {image} from prod")
+    assert "Only the owners of `prod`" in refused and "arn:aws:kms" not in refused
+    elsewhere = _ephemeral(stack, rehearsal.OWNER, f"audit {image} from prod", channel="C0RANDOM")
+    assert "Requests are made only in" in elsewhere
+    drift = _ephemeral(stack, rehearsal.STRANGER, "audit --drift", channel="C0RANDOM")
+    assert "Requests are made only in" in drift
+    stack.settle()
+    assert bot_aws_calls == []  # nothing was read with prod's role
+    by_dm = _ephemeral(stack, rehearsal.OWNER, f"audit {image} from prod", channel="D0ALICE")
+    assert image in by_dm and "Only the owners" not in by_dm
+
+
+def test_commands_that_call_aws_are_rate_limited_per_user_in_the_store(stack_with, bot_aws_calls):
+    """Finding 2: a burst of audits by one user stops at `bot.aws_commands_per_minute`
+    with a clear answer; the next minute (the store's clock) it is allowed again."""
+    stack = stack_with(bot_lines="aws_commands_per_minute = 2")
+    image = stack.world.encrypted_image
+    for _ in range(2):
+        assert "Auditing" in stack.slash(f"audit {image} from prod", user=rehearsal.OWNER).json()["text"]
+    stack.settle()
+    calls = len(bot_aws_calls)
+    third = stack.slash(f"audit {image} from prod", user=rehearsal.OWNER).json()["text"]
+    assert "more than 2 AWS lookups or requests in a minute" in third and "Wait a minute" in third
+    share = stack.slash(f"share {image} from prod to dev", user=rehearsal.OWNER).json()["text"]
+    assert "Wait a minute" in share  # requests count too
+    stack.settle()
+    assert len(bot_aws_calls) == calls
+    assert "Checking" in stack.slash(f"share {image} from prod to dev").json()["text"]  # another user is not limited
+    stack.clock.advance(61)
+    assert "Auditing" in stack.slash(f"audit {image} from prod", user=rehearsal.OWNER).json()["text"]
