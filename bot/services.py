@@ -45,6 +45,8 @@ class Directory(Protocol):
 
     def channel_members(self, channel: str) -> frozenset[str]: ...
 
+    def bot_is_member(self, channel: str) -> bool: ...
+
 
 class RequestService:
     """The bot's use cases."""

@@ -76,6 +76,9 @@ class SurfaceService:
         if errors:
             return errors
         assert answers.channel is not None
+        refused = self._channel_refused(user, answers.channel)
+        if refused:
+            return {forms.CHANNEL: refused}
         text = forms.render(answers)
         try:
             note = self.requests.handle_command(text, user=user, channel=answers.channel, response_url=response_url)
@@ -83,6 +86,17 @@ class SurfaceService:
             return {forms.OPERATION: messages.error_text(error)[: forms.ERROR_TEXT_LIMIT]}
         self._answer(user, answers.channel, response_url, f"{self.config.bot.command} {text}\n{note}")
         return {}
+
+    def _channel_refused(self, user: str, channel: str) -> str | None:
+        """The form names the channel its request lives in (issue 17): the requester
+        must be a member of it (failing closed when its members cannot be read), and the
+        bot must be in it already: it never joins a channel for a form submission."""
+        directory = self.requests.directory
+        if user not in directory.channel_members(channel):
+            return "You are not a member of that channel (or amibot cannot see its members): pick a channel you are in."
+        if not directory.bot_is_member(channel):
+            return "amibot is not in that channel and does not join one for a form: invite it there, or pick another channel."
+        return None
 
     def _answer(self, user: str, channel: str, response_url: str | None, text: str) -> None:
         if response_url:

@@ -31,3 +31,27 @@ def test_a_member_sees_only_the_accounts_they_may_request_from(stack_with):
     stack.slash("", user=carol)
     mine = stack.fake.wait_for(lambda: [v for v in stack.fake.views.values() if v.get("callback_id") == forms.REQUEST_FORM_VIEW][1:] or None)[-1]
     assert "prod" in [o["value"] for o in next(b for b in mine["blocks"] if b.get("block_id") == forms.SOURCE)["element"]["options"]]
+
+
+def _submit(stack, user: str, channel: str):
+    values = _values(operation="share", source="prod", region=rehearsal.REGION, ami=stack.world.encrypted_image, targets=["dev"], channel=channel)
+    return stack.slack.submit_view(user, forms.REQUEST_FORM_VIEW, values)
+
+
+def test_the_form_posts_only_where_the_requester_is_and_never_joins(harness):
+    """Finding 5: a member picks a public channel they are not in (the card with the
+    owners' group mention would land there), or one the bot is not in (it would call
+    conversations.join): the form answers with a field error, creates nothing, joins
+    nothing."""
+    harness.fake.channel_members.update({"C0ANNOUNCE": [rehearsal.OWNER], "C0NOTJOINED": [rehearsal.REQUESTER]})
+    harness.fake.public_channels_not_joined.add("C0NOTJOINED")
+    harness.slash("")
+    _form(harness)
+    not_mine = _submit(harness, rehearsal.REQUESTER, "C0ANNOUNCE").json()
+    assert "not a member of that channel" in not_mine["errors"][forms.CHANNEL]
+    not_joined = _submit(harness, rehearsal.REQUESTER, "C0NOTJOINED").json()
+    assert "does not join" in not_joined["errors"][forms.CHANNEL]
+    harness.settle()
+    assert harness.bot.store.find() == []
+    assert harness.fake.calls_to("conversations.join") == []
+    assert harness.fake.messages("C0ANNOUNCE") == [] and harness.fake.messages("C0NOTJOINED") == []
