@@ -9,7 +9,8 @@ Bolt sees the request:
    is read; a signature that does not match ``v0:<timestamp>:<body>`` → 401;
 3. a signature seen before inside Slack's five-minute window (a replay) → 401;
 4. signed but malformed input (invalid UTF-8, an unknown content type, bad JSON in
-   ``payload``, a payload that is not an object) → 400;
+   ``payload``, a payload that is not an object, or one whose shape the listeners
+   cannot read: ``bot.payload_shape``) → 400;
 5. anything Bolt raises → 500 without a traceback in the answer.
 
 Nothing from a refused request is logged verbatim: one short line with the reason, the
@@ -28,6 +29,8 @@ import logging
 import time
 import urllib.parse
 from typing import Callable, Iterable
+
+from bot import payload_shape
 
 log = logging.getLogger("amibot.endpoint")
 
@@ -149,7 +152,7 @@ def _check_content(content_type: str, body: bytes) -> None:
     except UnicodeDecodeError:
         raise Refused("400 Bad Request", "body is not UTF-8") from None
     if media == _JSON:
-        _json_object(text, "body")
+        _shaped(payload_shape.events_problem(_json_object(text, "body")), "body")
         return
     if media != _FORM:
         raise Refused("400 Bad Request", f"unsupported content type {escaped(media, 40)}")
@@ -158,16 +161,25 @@ def _check_content(content_type: str, body: bytes) -> None:
     except (UnicodeDecodeError, ValueError):
         raise Refused("400 Bad Request", "form field is not UTF-8") from None
     if "payload" in fields:
-        _json_object(fields["payload"][0], "payload")
+        _shaped(payload_shape.interactive_problem(_json_object(fields["payload"][0], "payload")), "payload")
+    else:
+        _shaped(payload_shape.form_problem(fields), "body")
 
 
-def _json_object(text: str, what: str) -> None:
+def _json_object(text: str, what: str) -> dict:
     try:
         value = json.loads(text)
     except ValueError:
         raise Refused("400 Bad Request", f"{what} is not JSON") from None
     if not isinstance(value, dict):
         raise Refused("400 Bad Request", f"{what} is not a JSON object")
+    return value
+
+
+def _shaped(problem: str | None, what: str) -> None:
+    """Refuse a signed payload whose shape the listeners cannot read (bot.payload_shape)."""
+    if problem:
+        raise Refused("400 Bad Request", f"{what} {problem}")
 
 
 def _answer(start_response: StartResponse, status: str, text: str) -> list[bytes]:
