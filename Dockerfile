@@ -30,6 +30,9 @@ RUN pip install --no-cache-dir --no-deps . \
 USER amibot
 VOLUME ["/data"]
 EXPOSE 3000
+# The Slack port's /healthz says only whether the bot is up. Metrics and the detailed
+# health are on the admin listener, off here: add `--admin-port 9100` (host 127.0.0.1,
+# reachable inside the container) or `--admin-host 0.0.0.0` on a private network only.
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
   CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:3000/healthz', timeout=2).status == 200 else 1)"
 CMD ["amibot", "serve", "--host", "0.0.0.0", "--port", "3000"]

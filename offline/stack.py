@@ -32,6 +32,7 @@ class OfflineStack:
     url: str
     clock: Callable[[], float]
     channel: str = rehearsal.CHANNEL
+    admin_url: str = ""  # the admin listener: /metrics and the detailed /healthz (issue 17)
 
     @property
     def sandbox(self) -> Sandbox:
@@ -111,11 +112,12 @@ def start_stack(sandbox: Sandbox, fake: FakeSlack, db: str, *, toml: str = rehea
     bot.start()
     try:
         url = bot.start_http(port=0)
+        admin_url = bot.start_admin_http(port=0)
     except BaseException:
         bot.stop()
         raise
     slack = SignedSlackClient(url + "/slack/events", config.slack.signing_secret, fake, command=config.bot.command)
-    return OfflineStack(bot=bot, world=world, slack=slack, fake=fake, url=url, clock=bot_options.get("clock", time.time))
+    return OfflineStack(bot=bot, world=world, slack=slack, fake=fake, url=url, clock=bot_options.get("clock", time.time), admin_url=admin_url)
 
 
 @contextmanager
