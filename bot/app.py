@@ -22,7 +22,8 @@ from aws.catalog import ImageCatalog
 from aws.sessions import DEFAULT_MAX_ATTEMPTS, AccountAccess, AwsObserver, AwsSessions
 from bot.config import Config
 from bot.directory import SlackDirectory
-from bot.endpoint import SlackEndpoint
+from bot.endpoint import Refused, SlackEndpoint
+from bot.slack_identity import IdentityUnknown, SlackIdentity, payload_ids
 from bot.logs import register_secrets
 from bot.metrics import Metrics
 from bot.notifier import Notifier
@@ -115,9 +116,11 @@ class Amibot:
         handlers.register(self.bolt, self.service, config.bot.command, self.surfaces)
         self.max_body_bytes = max_body_bytes = config.bot.max_request_kib * 1024
         # The endpoint's guards (size, signature, replay, malformed input) run before Bolt.
+        # Which workspace and app this is (auth.test at start); payloads claiming others are refused.
+        self.identity = SlackIdentity(self.client.auth_test, app_id=config.bot.slack_app_id, org_wide=config.bot.slack_org_wide)
         self._slack_wsgi = SlackEndpoint(SlackRequestHandler(self.bolt), config.slack.signing_secret or "",
                                          remember_signature=self.store.remember_signature, max_body_bytes=max_body_bytes,
-                                         observe=self.metrics.http_refused)
+                                         observe=self.metrics.http_refused, identity=self._foreign)
         self._server: Any = None
         self._server_thread: threading.Thread | None = None
         self._socket_mode: Any = None
@@ -132,6 +135,7 @@ class Amibot:
             # SQLite: one process owns the database, so any lease left is a dead
             # predecessor's, and its work resumes now rather than after the expiry.
             self.store.clear_leases()
+        self.identity.learn()  # once; the endpoint asks again if Slack did not answer
         self.notifier.start()
         self.scheduler.start()
 
@@ -163,6 +167,13 @@ class Amibot:
         while dispatcher is not None and (dispatcher.queue or dispatcher.active_count) and time.monotonic() < deadline:
             time.sleep(0.02)
         self.listeners.drain(timeout)
+
+    def _foreign(self, kind: str, value: Any) -> str | None:
+        """Why a signed payload is not for this workspace/app (bot.slack_identity)."""
+        try:
+            return self.identity.problem(payload_ids(kind, value))
+        except IdentityUnknown as error:
+            raise Refused("503 Service Unavailable", str(error)) from None
 
     def healthy(self) -> bool:
         return self.store.healthy() and self.scheduler.running and self.leases.healthy()

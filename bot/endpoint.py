@@ -11,7 +11,9 @@ Bolt sees the request:
 4. signed but malformed input (invalid UTF-8, an unknown content type, bad JSON in
    ``payload``, a payload that is not an object, or one whose shape the listeners
    cannot read: ``bot.payload_shape``) → 400;
-5. anything Bolt raises → 500 without a traceback in the answer.
+5. a payload claiming another team, enterprise or app (``bot.slack_identity``) → 403,
+   and 503 while Slack has not confirmed the bot's own;
+6. anything Bolt raises → 500 without a traceback in the answer.
 
 Nothing from a refused request is logged verbatim: one short line with the reason, the
 peer and sizes, every value escaped and cut (an attacker must not forge log lines).
@@ -69,8 +71,10 @@ class SlackEndpoint:
 
     def __init__(self, app: Callable, signing_secret: str, *, remember_signature: RememberSignature,
                  max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, clock: Callable[[], float] = time.time,
-                 observe: Callable[[str], None] | None = None):
+                 observe: Callable[[str], None] | None = None, identity: Callable[[str, object], str | None] | None = None):
         self.app = app
+        # (kind, parsed body) -> why it is not for this workspace/app, or None (bot.slack_identity).
+        self.identity = identity
         self.secret = signing_secret.encode()
         self.remember_signature = remember_signature
         self.max_body_bytes = max_body_bytes
@@ -113,7 +117,11 @@ class SlackEndpoint:
             raise Refused("401 Unauthorized", "signature does not match")
         if not self.remember_signature(signature, timestamp):
             raise Refused("401 Unauthorized", "replayed signature")
-        _check_content(environ.get("CONTENT_TYPE", ""), body)
+        parsed = _check_content(environ.get("CONTENT_TYPE", ""), body)
+        if parsed is not None and self.identity is not None:
+            problem = self.identity(*parsed)
+            if problem:
+                raise Refused("403 Forbidden", f"payload's {problem}")
         return body
 
     def _content_length(self, environ: dict) -> int | None:
@@ -144,16 +152,19 @@ class SlackEndpoint:
         return body
 
 
-def _check_content(content_type: str, body: bytes) -> None:
-    """Signed input Bolt will parse: refuse what would make it fail (400)."""
+def _check_content(content_type: str, body: bytes) -> tuple[str, object] | None:
+    """Signed input Bolt will parse: refuse what would make it fail (400). Returns
+    what the workspace check reads (``form``/``payload``/``body`` and the parsed value),
+    or None for Slack's own checks (url_verification, ssl_check)."""
     media = content_type.split(";")[0].strip().lower()
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise Refused("400 Bad Request", "body is not UTF-8") from None
     if media == _JSON:
-        _shaped(payload_shape.events_problem(_json_object(text, "body")), "body")
-        return
+        event = _json_object(text, "body")
+        _shaped(payload_shape.events_problem(event), "body")
+        return None if event.get("type") == "url_verification" else ("body", event)
     if media != _FORM:
         raise Refused("400 Bad Request", f"unsupported content type {escaped(media, 40)}")
     try:
@@ -161,9 +172,11 @@ def _check_content(content_type: str, body: bytes) -> None:
     except (UnicodeDecodeError, ValueError):
         raise Refused("400 Bad Request", "form field is not UTF-8") from None
     if "payload" in fields:
-        _shaped(payload_shape.interactive_problem(_json_object(fields["payload"][0], "payload")), "payload")
-    else:
-        _shaped(payload_shape.form_problem(fields), "body")
+        payload = _json_object(fields["payload"][0], "payload")
+        _shaped(payload_shape.interactive_problem(payload), "payload")
+        return "payload", payload
+    _shaped(payload_shape.form_problem(fields), "body")
+    return None if "ssl_check" in fields else ("form", fields)
 
 
 def _json_object(text: str, what: str) -> dict:

@@ -73,6 +73,11 @@ class BotConfig:
     # Per user: commands that call AWS (audit, requests, the form's AMI lookups) per
     # minute, counted in the store across replicas (issue 17).
     aws_commands_per_minute: int = 20
+    # The Slack app's id (A…): payloads with another api_app_id are refused; unset: the
+    # app_id auth.test reports. slack_org_wide: an Enterprise Grid org-wide install
+    # (payloads from every workspace of the token's enterprise) (issue 17).
+    slack_app_id: str | None = None
+    slack_org_wide: bool = False
 
 
 @dataclass(frozen=True)

@@ -242,7 +242,8 @@ class FakeSlack(MessagesApi, ConversationsApi, ViewsApi, PeopleApi):
     def _api_auth_test(self, p: dict) -> dict:
         return {"url": "https://sandbox.slack.com/", "team": "Sandbox", "user": self.bot_name,
                 "team_id": self.team_id, "user_id": self.bot_user_id, "bot_id": self.bot_id,
-                "is_enterprise_install": False}
+                "app_id": self.app_id, "is_enterprise_install": False,
+                **({"enterprise_id": self.enterprise_id} if self.enterprise_id else {})}
 
     def _api_apps_connections_open(self, p: dict) -> dict:
         """Socket Mode: a one-use WebSocket URL on the attached :class:`FakeSocketMode`."""
