@@ -23,6 +23,7 @@ from aws.sessions import DEFAULT_MAX_ATTEMPTS, AccountAccess, AwsObserver, AwsSe
 from bot.config import Config
 from bot.directory import SlackDirectory
 from bot.endpoint import Refused, SlackEndpoint
+from bot.store.sqlite_backend import tighten_private
 from bot.slack_identity import IdentityUnknown, SlackIdentity, payload_ids
 from bot.logs import register_secrets
 from bot.metrics import Metrics
@@ -135,6 +136,10 @@ class Amibot:
             # SQLite: one process owns the database, so any lease left is a dead
             # predecessor's, and its work resumes now rather than after the expiry.
             self.store.clear_leases()
+        path = getattr(self.store.backend, "path", None)
+        if self.store.kind == "sqlite" and path:
+            for line in tighten_private(path):  # say so: someone may rely on reading it
+                log.warning("the database file was readable by others: %s (issue 17)", line)
         self.identity.learn()  # once; the endpoint asks again if Slack did not answer
         self.notifier.start()
         self.scheduler.start()

@@ -8,6 +8,10 @@ from dataclasses import dataclass, field
 
 from aws.actions.base import Action, ActionParams, register
 
+# EC2: "Each resource can have a maximum of 50 tags" (CreateTags, Amazon EC2 API
+# Reference); the sandbox (moto) answers TagLimitExceeded past it, as AWS does.
+MAX_TAGS = 50
+
 
 @register
 class TagImage(Action):

@@ -84,3 +84,19 @@ def test_commands_that_call_aws_are_rate_limited_per_user_in_the_store(stack_wit
     assert "Checking" in stack.slash(f"share {image} from prod to dev").json()["text"]  # another user is not limited
     stack.clock.advance(61)
     assert "Auditing" in stack.slash(f"audit {image} from prod", user=rehearsal.OWNER).json()["text"]
+
+
+def test_a_tag_request_is_capped_at_aws_fifty_tags(harness):
+    """Finding 10: 51 tags in one `/ami tag` are refused at once (AWS's limit per resource);
+    a request that would take the AMI past 50 is refused before anyone is asked."""
+    image = harness.world.encrypted_image
+    many = " ".join(f"k{i}=v" for i in range(51))
+    refused = harness.slash(f"tag {image} from prod {many}", user=rehearsal.OWNER).json()["text"]
+    assert "51 tags in one request" in refused and "at most 50" in refused
+    current = len(harness.world.sandbox.session(rehearsal.PROD, rehearsal.REGION).client("ec2").describe_images(ImageIds=[image])["Images"][0].get("Tags", []))
+    fill = " ".join(f"n{i}=v" for i in range(51 - current))
+    before = len(harness.fake.ephemerals(rehearsal.REQUESTER))
+    harness.slash(f"tag {image} from prod {fill}")
+    harness.settle()
+    assert "TagLimitExceeded" in harness.ephemeral_for(rehearsal.REQUESTER, after=before) or "at most 50" in harness.ephemeral_for(rehearsal.REQUESTER, after=before)
+    assert harness.bot.store.find() == []
