@@ -23,7 +23,9 @@ COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY handlers ./handlers
 COPY aws ./aws
-RUN pip install --no-cache-dir --no-deps . \
+# --no-build-isolation: the build backend is the setuptools pinned and hashed in the lock
+# (installed above), not whatever version pip would fetch unhashed into an isolated build.
+RUN pip install --no-cache-dir --no-deps --no-build-isolation . \
  && useradd --system --uid 10001 --home /data amibot \
  && mkdir -p /data /config && chown amibot /data
 
