@@ -11,8 +11,8 @@ asks Slack once at start who its token is (``auth.test``: ``team_id``,
   the payload names one, the token's enterprise);
 - an Enterprise Grid org-wide install (``bot.slack_org_wide = true``): payloads come
   from every workspace of the organisation: the enterprise must be the token's;
-- the app: ``api_app_id`` must be ``bot.slack_app_id`` when configured, else the
-  ``app_id`` auth.test reported.
+- the app: ``api_app_id``, when the payload has one (a global shortcut's has none),
+  must be ``bot.slack_app_id`` when configured, else the ``app_id`` auth.test reported.
 
 When Slack could not be asked at start, the first payload asks again (at most every
 30 s); until it answers, payloads are refused (503): nothing is trusted unchecked.
@@ -86,7 +86,8 @@ class SlackIdentity:
         """Why a payload claiming ``ids`` is not for this bot, or None. Raises
         :class:`IdentityUnknown` while auth.test has not answered."""
         known = self._ensure()
-        if self.app_id and ids.app_id != self.app_id:
+        # Global shortcuts carry no api_app_id (Slack's shortcut payload): compared when present.
+        if self.app_id and ids.app_id is not None and ids.app_id != self.app_id:
             return "api_app_id is not this app's"
         if ids.enterprise_id is not None and ids.enterprise_id != known["enterprise_id"]:
             return "enterprise is not this app's"
