@@ -67,7 +67,7 @@ def test_slack_api_url_over_plain_http_only_to_this_machine():
         assert parse_config(rehearsal.SANDBOX_TOML, {"SLACK_API_URL": url}, source="t").slack.api_url.startswith(url.rstrip("/"))
 
 
-def test_response_urls_are_redacted_in_debug_logs(harness, caplog):
+def test_response_urls_are_redacted_in_debug_logs(harness):
     """Finding 10: slack-sdk's webhook client logs each response_url at DEBUG (a posting
     link valid for 30 minutes); Bolt logs the payloads that carry it."""
     import io
