@@ -16,6 +16,7 @@ from aws.actions.keypolicy import ORG_SHARE_TAG  # noqa: F401 (re-exported: part
 
 
 MIGRATE_MODULE = "aws.actions.migrate"
+RETIRE_MODULE = "aws.actions.retire"
 
 # The tag amibot puts on everything it creates (at creation, in TagSpecifications);
 # what it may delete or terminate must carry it.
@@ -35,14 +36,46 @@ def _uses_migrate(action: object) -> bool:
     return type(action).__module__ == MIGRATE_MODULE
 
 
-def member_account_actions(*, migrate: bool = True) -> list[str]:
+def _uses_retire(action: object) -> bool:
+    return type(action).__module__ == RETIRE_MODULE
+
+
+def retire_actions() -> list[str]:
+    """What `/ami retire` changes and reads (its own statements, ``retire_statements``)."""
+    from aws.actions.retire import RETIRE_READ_PERMISSIONS
+
+    changes = {p for a in ACTIONS.values() if _uses_retire(a) for p in a.permissions}
+    return sorted(changes | set(RETIRE_READ_PERMISSIONS))
+
+
+def retire_statements(tag: tuple[str, str] | None = None) -> list[dict]:
+    """Retire's own statements, for an account with ``retire = true``: images and
+    their snapshots only (never instances); with ``tag`` (``retire_tag``) only
+    those carrying it. Its reads (launch templates, Auto Scaling, instances by
+    image, Recycle Bin rules) in a second statement."""
+    from aws.actions.retire import RETIRE_READ_PERMISSIONS
+
+    changes = sorted({p for a in ACTIONS.values() if _uses_retire(a) for p in a.permissions} - set(PREFLIGHT_PERMISSIONS))
+    statement: dict = {"Sid": "RetireImages", "Effect": "Allow", "Action": changes, "Resource": [
+        "arn:*:ec2:*::image/*", "arn:*:ec2:*::snapshot/*"]}
+    if tag:
+        statement["Condition"] = {"StringEquals": {f"aws:ResourceTag/{tag[0]}": tag[1]}}
+    return [statement, {"Sid": "RetireReads", "Effect": "Allow", "Action": sorted(RETIRE_READ_PERMISSIONS), "Resource": "*"}]
+
+
+def member_account_actions(*, migrate: bool = True, retire: bool = False) -> list[str]:
     """Every IAM action the bot uses inside a member account, sorted (without the
-    migrate actions' own when ``migrate`` is False)."""
+    migrate actions' own when ``migrate`` is False; with retire's only when
+    ``retire``)."""
     # The doctor, the audit and the drift check read too.
     needed = set(PREFLIGHT_PERMISSIONS) | set(DOCTOR_PERMISSIONS) | set(AUDIT_PERMISSIONS)
     for action in ACTIONS.values():
+        if _uses_retire(action):
+            continue
         if migrate or not _uses_migrate(action):
             needed.update(action.permissions)
+    if retire:
+        needed.update(retire_actions())
     if not migrate:
         needed.discard("iam:PassRole")
     return sorted(needed)
@@ -65,9 +98,10 @@ def granted_operations() -> list[str]:
     return sorted(set(SHARE_GRANT_OPERATIONS) | set(AUTOSCALING_GRANT_OPERATIONS))
 
 
-def member_account_policy(*, migrate: bool = True) -> dict:
+def member_account_policy(*, migrate: bool = True, retire: bool = False, retire_tag: tuple[str, str] | None = None) -> dict:
     """The policy for the ``amibot`` role in each member account: least privilege,
-    with every condition evaluated by the sandbox (docs/least-privilege.md)."""
+    with every condition evaluated by the sandbox (docs/least-privilege.md).
+    ``retire``: the account has ``retire = true`` (Retire's own statements)."""
     actions = member_account_actions(migrate=migrate)
     special = DELETE_ACTIONS | {"ec2:CreateTags", "iam:PassRole", "kms:CreateGrant", "kms:PutKeyPolicy"}
     ec2 = [a for a in actions if a.startswith("ec2:") and a not in special]
@@ -123,6 +157,8 @@ def member_account_policy(*, migrate: bool = True) -> dict:
         })
     if other:
         statements.append({"Sid": "Other", "Effect": "Allow", "Action": other, "Resource": "*"})
+    if retire:
+        statements += retire_statements(retire_tag)
     return {"Version": "2012-10-17", "Statement": statements}
 
 
@@ -134,12 +170,18 @@ def bot_role_policy(role_arns: list[str]) -> dict:
     }
 
 
-def render(role_arns: list[str], *, migrate: bool = True) -> str:
-    """Both policies as readable JSON, for ``amibot iam-policy``."""
-    return (
+def render(role_arns: list[str], *, migrate: bool = True, retire: dict[str, tuple[str, str] | None] | None = None) -> str:
+    """Both policies as readable JSON, for ``amibot iam-policy``. ``retire``: the
+    accounts with ``retire = true`` (alias -> ``retire_tag``), each with its own
+    member policy (Retire's statements added)."""
+    text = (
         "# Bot role (where amibot runs)\n"
         + json.dumps(bot_role_policy(role_arns), indent=2)
-        + "\n\n# Member-account role (in every account in the config)\n"
+        + "\n\n# Member-account role (in every account in the config" + (" without retire = true" if retire else "") + ")\n"
         + json.dumps(member_account_policy(migrate=migrate), indent=2)
         + "\n"
     )
+    for alias, tag in sorted((retire or {}).items()):
+        text += (f"\n# Member-account role in `{alias}` (retire = true" + (f", retire_tag {tag[0]}={tag[1]}" if tag else "") + ")\n"
+                 + json.dumps(member_account_policy(migrate=migrate, retire=True, retire_tag=tag), indent=2) + "\n")
+    return text

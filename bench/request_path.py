@@ -1,5 +1,6 @@
 """The path of one ``/ami share``: which of amibot's modules and functions one request
-crosses, from the signed HTTP command to the final message (the issue 14 measure).
+crosses, from the signed HTTP command to the final message, and which modules call
+each other both ways (callbacks going back and forth: the issue 14 measure).
 
 Runs the offline stack (sandbox, local Slack, the real bot over HTTP), profiles every
 thread while one encrypted share is asked, approved and finished, and prints the
@@ -25,15 +26,25 @@ PACKAGES = ("bot", "handlers", "aws")
 
 def main() -> None:
     seen: set[tuple[str, str]] = set()
+    edges: set[tuple[str, str]] = set()  # (caller module, callee module), product modules only
     recording = threading.Event()
+
+    def product(frame) -> str | None:  # noqa: ANN001
+        rel = os.path.relpath(frame.f_code.co_filename, ROOT)
+        return rel if rel.startswith(PACKAGES) and not rel.startswith("..") else None
 
     def profile(frame, event, arg):  # noqa: ANN001
         if event != "call" or not recording.is_set():
             return
-        path = frame.f_code.co_filename
-        rel = os.path.relpath(path, ROOT)
-        if rel.startswith(PACKAGES) and not rel.startswith(".."):
+        rel = product(frame)
+        if rel:
             seen.add((rel, frame.f_code.co_qualname))
+            caller = frame.f_back
+            # The nearest product frame up the stack calls this one (library frames between are skipped).
+            while caller is not None and product(caller) is None:
+                caller = caller.f_back
+            if caller is not None and product(caller) != rel:
+                edges.add((product(caller), rel))
 
     # Every thread the stack starts is profiled from its start; only the request's span is recorded.
     threading.setprofile(profile)
@@ -51,7 +62,11 @@ def main() -> None:
     sys.setprofile(None)
     threading.setprofile(None)
     modules = sorted({m for m, _ in seen})
-    print(f"one /ami share crossed {len(modules)} product modules and {len(seen)} functions")
+    both_ways = sorted({tuple(sorted(e)) for e in edges if (e[1], e[0]) in edges})
+    print(f"one /ami share crossed {len(modules)} product modules and {len(seen)} functions; "
+          f"{len(edges)} module-to-module calls, {len(both_ways)} pairs of modules calling each other (back and forth)")
+    for a, b in both_ways:
+        print(f"  back and forth: {a} <-> {b}")
     for module in modules:
         print(f"  {module}: {sum(1 for m, _ in seen if m == module)}")
 

@@ -1,17 +1,23 @@
 """Reaching the approvers: copies of the approval card where owners look (approval
 channels, their DMs), reminders before expiry, and what happens when Slack refuses
 the card itself (join the channel, re-route it, or end the request).
+
+And what the approval policy (:mod:`bot.policy`) adds to a decision: a rule that
+approves by itself, break-glass, and the approvers' choices — approve for less time,
+reassign to another owner, escalation when nobody decides in time.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 from typing import Callable
 
 from slack_sdk.errors import SlackApiError
 
-from bot import cards, slacktext
+from bot import cards, messages, policy, slacktext
 from bot.config import Config
+from bot.errors import AlreadyDecidedError, AmibotError, NobodyCanApproveError, NotAllowedError
 from bot.lifecycle import Lifecycle
 from bot.notifier import Notifier
 from bot.requests import PENDING_APPROVAL, Request
@@ -23,7 +29,9 @@ log = logging.getLogger("amibot.approvals")
 class Approvals:
     """Puts a pending request in front of the people who may decide it."""
 
-    def __init__(self, config: Config, store: Store, notifier: Notifier, lifecycle: Lifecycle, owner_users: Callable[[str], set[str]]):
+    def __init__(self, config: Config, store: Store, notifier: Notifier, lifecycle: Lifecycle, owner_users: Callable[[str], set[str]],
+                 group_members: Callable[[str], list[str]] = lambda group: []):
+        self.group_members = group_members  # a Slack user group's members (escalate_to)
         self.config = config
         self.store = store
         self.notifier = notifier
@@ -39,6 +47,177 @@ class Approvals:
             for user in sorted(self.owner_users(alias)):
                 if user != request.requester and user not in people:
                     people.append(user)
+        return people
+
+    def check_someone_can_approve(self, accounts: list[str], requester: str, rule: dict | None = None) -> None:
+        """Refuse, before anyone is asked, a request nobody could approve (under ``rule``,
+        the approval policy that applied: two owners besides the requester, or break-glass)."""
+        rule = rule or {}
+        for alias in accounts:
+            account = self.config.account(alias)
+            if rule.get("approve") == policy.TWO_OWNERS:
+                if len(self.owner_users(alias) - {requester}) < 2:
+                    raise NobodyCanApproveError(
+                        f"Policy `{slacktext.escape(str(rule['rule']))}` needs two distinct owners of `{alias}` besides you, and it has fewer. Nobody was asked.",
+                        fix=f"Add owners to `accounts.{alias}.owners`, or change the rule.")
+                continue
+            self_ok = account.allow_self_approval or rule.get("break_glass")
+            possible = self.owner_users(alias) - ({requester} if not self_ok else set())
+            if not possible:
+                if requester in self.owner_users(alias):
+                    raise NobodyCanApproveError(
+                        f"Nobody but you could approve changes to `{alias}`, and you cannot approve your own request.",
+                        fix=f"Add another owner to `accounts.{alias}.owners`, or set `allow_self_approval = true` for it.",
+                    )
+                raise NobodyCanApproveError(
+                    f"Account `{alias}` has no owners, so nobody could approve this request.",
+                    fix=f"Add Slack user or group ids to `accounts.{alias}.owners` in the config.",
+                )
+
+    # -- the approval policy ------------------------------------------------------------
+
+    def auto_approve(self, request: Request) -> bool:
+        """Under an ``approve = "auto"`` rule the rule approves (recorded as approved by
+        the rule's name); the preflight has already passed. True if it did."""
+        rule = request.facts.get("policy") or {}
+        return rule.get("approve") == policy.AUTO and self.lifecycle.approved_by_rule(request, str(rule["rule"]))
+
+    def not_yet_voted(self, request: Request, user: str, eligible: list[str]) -> list[str]:
+        """The accounts ``user`` has not approved yet; a second click by the same person
+        is refused (under a two-owner rule they count once)."""
+        fresh = [a for a in eligible if user not in request.votes.get(a, [])]
+        if not fresh:
+            raise AlreadyDecidedError(f"You already approved {request.display_id} for {', '.join(f'`{a}`' for a in eligible)}; policy "
+                                      f"`{slacktext.escape(str((request.facts.get('policy') or {}).get('rule')))}` needs a second, different owner. Nothing was changed.")
+        return fresh
+
+    def break_glass_used(self, request: Request, user: str, accounts: list[str]) -> None:
+        """An owner approved their own request under a break-glass rule: the history and
+        the card mark it, and every other owner of those accounts is told at once."""
+        rule = (request.facts.get("policy") or {}).get("rule")
+        if not policy.break_glass(request.facts):
+            return
+        self._set_param(request, "break_glass_by", user)
+        self.store.note(request.id, user, f"break-glass: approved their own request for {', '.join(accounts)} under policy {rule}")
+        text = (f":rotating_light: Break-glass: {messages.mention(user)} approved their own request {request.display_id} "
+                f"({slacktext.code(request.command_text)}) for {', '.join(f'`{a}`' for a in accounts)} under policy `{slacktext.escape(str(rule))}`.")
+        for other in sorted({u for a in accounts for u in self.owner_users(a)} - {user}):
+            self.notifier.dm(other, text, request.id, dedupe=f"breakglass:{request.id}:{other}")
+        self.notifier.reply(request.id, text, dedupe=f"breakglass:{request.id}")
+
+    def record(self, request: Request, eligible: list[str], user: str) -> tuple[list[str], list[str]]:
+        """This approval: under a two-owner rule a vote (the accounts it counted for, and
+        those it completed), else the approval itself."""
+        needed = policy.needed(request.facts)
+        if needed > 1:
+            return self.store.record_votes(request.id, eligible, user, needed)
+        recorded = self.store.record_approvals(request.id, eligible, user)
+        return recorded, recorded
+
+    def first_of_two(self, request: Request, user: str, counted: list[str]) -> None:
+        """Said in the thread when a vote counted but another owner is still needed."""
+        rule = slacktext.escape(str((request.facts.get("policy") or {}).get("rule")))
+        self.notifier.reply(request.id, f"{request.display_id}: {messages.mention(user)} approved for {', '.join(f'`{a}`' for a in counted)} "
+                            f"(1 of {policy.needed(request.facts)}); policy `{rule}` needs a second, different owner.")
+        self.notifier.update_root(request.id)
+
+    def shorten(self, request: Request, user: str, hours: int, *, apply: bool = True) -> None:
+        """Approve for less time: the time-boxed share ends ``hours`` after it completes
+        (never longer than asked, nor than the rule's maximum); the card and the ending
+        say who shortened it. Raises when the request is not a time-boxed share."""
+        asked = request.params.get("duration_seconds")
+        if request.kind != "share" or not asked:
+            raise NotAllowedError(f"{request.display_id} is not a time-boxed share, so it cannot be approved for less time. Nothing was changed.")
+        limit = policy.max_hours(request.facts)
+        seconds = min(hours * 3600, asked, limit * 3600 if limit else asked)
+        if apply and seconds < asked:
+            request.params.update(duration_seconds=seconds, shortened_by=user, asked_seconds=request.params.get("asked_seconds") or asked)
+            self.store.set_params(request.id, request.params)
+            self.store.note(request.id, user, f"shortened the share to {seconds / 3600:g} h (asked: {asked / 3600:g} h)")
+
+    def reassign(self, request: Request, user: str, alias: str, to: str) -> str:
+        """An owner passes the decision for ``alias`` to another named owner of it: that
+        owner gets the card as an alert; every eligible owner can still decide."""
+        if alias not in request.approver_accounts or alias in request.approvals or user not in self.owner_users(alias):
+            raise NotAllowedError(f"Only an owner of `{alias}` can reassign {request.display_id} while `{alias}` waits. Nothing was changed.")
+        if to == user or to == request.requester or to not in self.owner_users(alias):
+            raise AmibotError(f"{messages.mention(to)} cannot decide {request.display_id} for `{alias}`. Nothing was changed.",
+                              fix=f"Pick another owner of `{alias}` (not you, not the requester).")
+        request.params.setdefault("reassigned", []).append({"account": alias, "by": user, "to": to})
+        self.store.set_params(request.id, request.params)
+        self.store.note(request.id, user, f"reassigned {alias} to {to}")
+        note = f":arrows_counterclockwise: {messages.mention(user)} reassigned {request.display_id} for `{alias}` to you."
+        # The alert stays as its own DM; the card copy (with the buttons) is kept up to date like every copy.
+        self.notifier.dm(to, note, request.id, dedupe=f"reassign-note:{request.id}:{alias}:{to}")
+        self.notifier.post_card_elsewhere(request.id, to, dm=True, note=note, dedupe=f"reassign:{request.id}:{alias}:{to}", role_target=f"{to}:reassign")
+        self.notifier.update_root(request.id)
+        return f"{request.display_id}: reassigned `{alias}` to {messages.mention(to)}."
+
+    def escalated_to(self, request: Request, alias: str) -> set[str]:
+        """The escalation group's members, once ``alias``'s approval was escalated."""
+        escalation = self.config.escalations.get(alias)
+        if escalation is None or alias not in (request.params.get("escalated") or {}):
+            return set()
+        return self._people(escalation.to)
+
+    def escalate(self, request: Request, now: float) -> list[str]:
+        """When no owner of an account decided within its ``escalate_after_hours``, the
+        request goes to ``escalate_to`` too (an alert with the same buttons), once.
+        Returns the accounts escalated now."""
+        done = dict(request.params.get("escalated") or {})
+        due = [a for a in request.approver_accounts if a not in request.approvals and a not in done and a in self.config.escalations
+               and now >= request.created_at + self.config.escalations[a].after_hours * 3600]
+        for alias in due:
+            done[alias] = now
+            request.params["escalated"] = done
+            self.store.set_params(request.id, request.params)
+            self.store.note(request.id, "amibot", f"escalated {alias} to {', '.join(self.config.escalations[alias].to)}")
+            hours = self.config.escalations[alias].after_hours
+            note = f":rotating_light: Escalated: no owner of `{alias}` decided {request.display_id} within {hours:g} h, so it comes to you too."
+            for user in sorted(self._people(self.config.escalations[alias].to) - {request.requester}):
+                self.notifier.dm(user, note, request.id, dedupe=f"escalate-note:{request.id}:{alias}:{user}")
+                self.notifier.post_card_elsewhere(request.id, user, dm=True, note=note, dedupe=f"escalate:{request.id}:{alias}:{user}",
+                                                  role_target=f"{user}:escalate")
+        if due:
+            self.notifier.update_root(request.id)
+        return due
+
+    def extension(self, original: Request, user: str) -> Request:
+        """Extend: the requester of an active time-boxed share asks to move its end by
+        the time first asked. A new request, approved like any other (the rule that
+        applied to the share is evaluated again, on the tags it matched); it has no AWS
+        step, and its success moves the share's end (:meth:`Lifecycle.succeeded`)."""
+        if user != original.requester:
+            raise NotAllowedError(f"Only {messages.mention(original.requester)}, who asked for {original.display_id}, can extend it. Nothing was changed.")
+        seconds = original.params.get("asked_seconds") or original.params.get("duration_seconds")
+        if original.state != "active" or not original.active_until or not seconds:
+            raise NotAllowedError(f"{original.display_id} is not an active time-boxed share, so there is nothing to extend. Nothing was changed.")
+        waiting = [r for r in self.store.find(states=(PENDING_APPROVAL,), limit=10_000) if r.params.get("extends") == original.id]
+        if waiting:
+            raise NotAllowedError(f"{waiting[0].display_id} already asks to extend {original.display_id}; it waits for the owners. Nothing was changed.")
+        image_tags = (original.facts.get("image") or {}).get("tags")
+        decision = policy.evaluate(self.config, original.kind, original.params, image_tags)
+        policy.check_duration(decision, original.kind, {**original.params, "duration_seconds": seconds})
+        rule = policy.decision_facts(decision)
+        self.check_someone_can_approve(original.approver_accounts, user, rule)
+        new_end = original.active_until + seconds
+        return self.store.create_request(
+            kind="extend", requester=user, channel=original.channel,
+            command_text=f"extend {original.display_id} by {seconds / 3600:g}h", uid=secrets.token_hex(8),
+            params={"extends": original.id, "extend_seconds": seconds, "image_id": original.params.get("image_id"),
+                    "source": original.params.get("source"), "targets": original.params.get("targets") or [],
+                    "organization": original.params.get("organization"), "ou_id": original.params.get("ou_id"), "response_url": None},
+            facts={"checked": [f"{original.display_id} ({original.command_text}) is active until {messages.when(original.active_until)}.",
+                               policy.plan_line(rule)],
+                   "after": [f"On approval its end moves to {messages.when(new_end)}; nothing changes in AWS now."], "policy": rule,
+                   "image": original.facts.get("image")},
+            approver_accounts=list(original.approver_accounts), steps=[],
+            ttl_seconds=self.config.bot.approval_ttl_hours * 3600, state="pending_approval")
+
+    def _people(self, ids: tuple[str, ...]) -> set[str]:
+        people: set[str] = set()
+        for one in ids:
+            people.update(self.group_members(one) if one.startswith("S") else [one])
         return people
 
     def ask_owners_elsewhere(self, request: Request) -> None:

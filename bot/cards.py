@@ -28,6 +28,10 @@ __all__ = ["COPY_NAME_MARK", "REQUEST_LABEL_MARK", "STATE_EMOJI", "STEP_MARK", "
 APPROVE_ACTION = "amibot_approve"
 DENY_ACTION = "amibot_deny"
 VIEW_CHANGES_ACTION = "amibot_view_changes"
+APPROVE_FOR_ACTION = "amibot_approve_for_{hours}h"  # Approve for less time (1 h, 1 d)
+REASSIGN_ACTION = "amibot_reassign"  # value: "R-5|<account>|<user>"
+EXTEND_ACTION = "amibot_extend"  # an active time-boxed share's requester asks to move its end
+SHORTER_HOURS = (1, 24)
 DECISION_BLOCK = "decision"
 CHANGES_VIEW = "amibot_exact_changes"
 SECTION_LIMIT = 3000
@@ -109,6 +113,7 @@ def card_blocks(request: Request, owners: dict[str, list[str]], *, progress: str
     if reason:
         lines.append(f"*Why:* {escape(reason)}")
     lines.append(f"*Risk:* {risk(request)}")
+    lines += policy_lines(request)
     run_steps = request.steps
     if request.state == PENDING_APPROVAL:
         lines.append(f"*Changes:* {len(run_steps)} AWS step(s) — see *View exact changes* before deciding")
@@ -117,10 +122,17 @@ def card_blocks(request: Request, owners: dict[str, list[str]], *, progress: str
         lines.append(f"*Steps:* {done} of {len(run_steps)} done" + ("".join(f" {STEP_MARK.get(s.state, '▫️')}" for s in run_steps) if len(run_steps) <= 12 else ""))
     for alias in request.approver_accounts:
         if alias in request.approvals:
-            lines.append(f"`{alias}`: approved by {mention(request.approvals[alias])}")
+            voters = request.votes.get(alias) or [request.approvals[alias]]
+            lines.append(f"`{alias}`: approved by {' and '.join(mention(v) for v in voters)}")
         elif request.state == PENDING_APPROVAL:
             who = ", ".join(mention(o) for o in owners.get(alias, [])) or "nobody"
-            lines.append(f"`{alias}`: waiting for {who}")
+            so_far = request.votes.get(alias)
+            lines.append(f"`{alias}`: " + (f"approved by {', '.join(mention(v) for v in so_far)}; " if so_far else "") + f"waiting for {who}")
+        for moved in request.params.get("reassigned") or []:
+            if moved.get("account") == alias:
+                lines.append(f"`{alias}`: reassigned by {mention(moved['by'])} to {mention(moved['to'])}")
+        if alias in (request.params.get("escalated") or {}):
+            lines.append(f"`{alias}`: escalated (no owner decided in time)")
     if request.error:
         lines.append(f"*What went wrong:* {_cap(request.error, 600)}")
     blocks: list[dict[str, Any]] = [section("\n".join(lines))]
@@ -132,6 +144,9 @@ def card_blocks(request: Request, owners: dict[str, list[str]], *, progress: str
             {"type": "button", "action_id": DENY_ACTION, "style": "danger", "value": request.display_id,
              "text": {"type": "plain_text", "text": "Deny"}, "confirm": confirm_deny(request)},
         ]
+        buttons += shorter_buttons(request) + reassign_menu(request, owners)
+    if request.state == ACTIVE and request.active_until and request.kind == "share":
+        buttons.append({"type": "button", "action_id": EXTEND_ACTION, "value": request.display_id, "text": {"type": "plain_text", "text": "Extend"}})
     buttons.append({"type": "button", "action_id": VIEW_CHANGES_ACTION, "value": request.display_id,
                     "text": {"type": "plain_text", "text": "View exact changes"}})
     blocks.append({"type": "actions", "block_id": DECISION_BLOCK, "elements": buttons})
@@ -142,6 +157,45 @@ def card_blocks(request: Request, owners: dict[str, list[str]], *, progress: str
         footer += f" · share ends {when(request.active_until)}"
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": footer}]})
     return blocks
+
+
+def policy_lines(request: Request) -> list[str]:
+    """The card's lines about the approval policy: the rule that applied (and the tags
+    it matched), approval by the rule, break-glass, a shortened share."""
+    rule = request.facts.get("policy") or {}
+    lines = []
+    if rule.get("rule"):
+        words = {"auto": "approved by the rule", "two-owners": "two owners of each account", "owners": "one owner of each account"}
+        tags = ", ".join(f"{escape(k)}={escape(v)}" for k, v in (rule.get("ami_tags") or {}).items())
+        lines.append(f"*Policy:* `{escape(rule['rule'])}` — {words.get(rule.get('approve'), '')}" + (f" (tags {tags})" if tags else ""))
+    if request.params.get("break_glass_by"):
+        lines.append(f":rotating_light: *Break-glass:* {mention(request.params['break_glass_by'])} approved their own request; the other owners were told")
+    if request.params.get("shortened_by"):
+        lines.append(f"*Shortened* by {mention(request.params['shortened_by'])} to {request.params['duration_seconds'] / 3600:g} h "
+                     f"(asked: {request.params['asked_seconds'] / 3600:g} h)")
+    return lines
+
+
+def shorter_buttons(request: Request) -> list[dict[str, Any]]:
+    """Approve for less time: 1 h / 1 d, for a time-boxed share asked for longer (the
+    plain Approve is "as asked", which the rule's maximum already bounds)."""
+    asked = request.params.get("duration_seconds")
+    if request.kind != "share" or not asked:
+        return []
+    return [{"type": "button", "action_id": APPROVE_FOR_ACTION.format(hours=h), "value": request.display_id,
+             "text": {"type": "plain_text", "text": f"Approve for {'1 d' if h == 24 else f'{h} h'}"}, "confirm": confirm_approve(request)}
+            for h in SHORTER_HOURS if h * 3600 < asked]
+
+
+def reassign_menu(request: Request, owners: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """Reassign: a menu of the owners (users named in ``owners``) of each account still waiting."""
+    options = [{"text": {"type": "plain_text", "text": plain(f"{alias}: {user}", 75)}, "value": f"{request.display_id}|{alias}|{user}"}
+               for alias in request.approver_accounts if alias not in request.approvals
+               for user in owners.get(alias, []) if not user.startswith("S")][:100]
+    if not options:
+        return []
+    return [{"type": "static_select", "action_id": REASSIGN_ACTION, "placeholder": {"type": "plain_text", "text": "Reassign to…"},
+             "options": options}]
 
 
 def changes_view(request: Request, command: str = "/ami") -> dict[str, Any]:

@@ -88,8 +88,10 @@ def main(argv: list[str] | None = None) -> int:
             from aws.iam import render
             from bot.config import load_config
 
-            roles = [a.role_arn for a in load_config(args.config).accounts.values() if a.role_arn] if args.config else []
-            print(render(roles, migrate=not args.without_migrate), end="")
+            accounts = load_config(args.config).accounts.values() if args.config else []
+            roles = [a.role_arn for a in accounts if a.role_arn]
+            retire = {a.alias: a.retire_tag for a in accounts if a.retire}
+            print(render(roles, migrate=not args.without_migrate, retire=retire), end="")
             return 0
         if args.command == "check-config":
             from bot.config import load_config

@@ -16,6 +16,8 @@ from aws.errors import AwsFailure
 from aws.sessions import AwsSessions
 from bot.config import AccountConfig, Config, load_config
 from bot.errors import ConfigError
+from bot.policy import rule_problems
+from bot.verbs import registry
 from bot.slack_scopes import OPTIONAL_BOT_SCOPES, REQUIRED_BOT_SCOPES, missing_scopes
 
 OK, FAIL, WARN = "OK", "FAIL", "WARN"
@@ -47,6 +49,17 @@ def check_config(path: str | None, env: Mapping[str, str] | None = None) -> tupl
     except ConfigError as error:
         return CheckResult("config", FAIL, error.detail, (error.fix or "").removeprefix("Fix: ")), None
     return CheckResult("config", OK, f"{len(config.accounts)} accounts: {', '.join(config.accounts)}"), config
+
+
+def check_policies(config: Config) -> CheckResult:
+    """The ``[[policy]]`` rules: every verb they name makes requests, and no rule is
+    shadowed by an earlier one (unknown accounts are refused when the config loads)."""
+    if not config.policies:
+        return CheckResult("policy", OK, "no [[policy]] rules: one owner of each account touched approves every request")
+    problems = rule_problems(config, [v.name for v in registry.ALL if v.prepare is not None])
+    if problems:
+        return CheckResult("policy", FAIL, "; ".join(problems), "fix the operations named, and move or remove the rules never used (first match wins)")
+    return CheckResult("policy", OK, f"{len(config.policies)} rules: " + ", ".join(r.name for r in config.policies))
 
 
 def check_signing_secret(config: Config) -> CheckResult:
@@ -264,6 +277,8 @@ def run_doctor(
     rows = [config_row]
     if config is None:
         return rows
+    if config.policies:  # no rules: today's rule, nothing to check
+        rows.append(check_policies(config))
     rows += check_slack_token(config, slack_client(config))
     rows.append(check_signing_secret(config))
     aws = sessions(config)

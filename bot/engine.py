@@ -305,7 +305,9 @@ class PlanRunner:
             if step.action == "plan.remove_temporary" and step.state == STEP_DONE:
                 for seq in step.params.get("steps", []):
                     self.store.mark_step(request_id, int(seq), STEP_UNDONE)
-        self.lifecycle.targets_finished(request_id)
+        # The verb's hooks settle what its finished groups did (e.g. retire's disable).
+        settled = registry.settle_after_success(self.store.get(request_id), self.store, self.lifecycle)
+        self.lifecycle.targets_finished(request_id, settled)
 
     # -- undo ------------------------------------------------------------------------------
 

@@ -97,6 +97,16 @@ class Lifecycle:
         self.notifier.update_root(request.id)
         return True
 
+    def approved_by_rule(self, request: Request, rule: str) -> bool:
+        """An ``approve = "auto"`` policy rule approved it (after every preflight check
+        passed): ``approved``, recorded as approved by the rule's name, said in the thread."""
+        if not self.store.transition(request.id, PENDING_APPROVAL, APPROVED, f"policy:{rule}", f"approved by policy {rule}", unexpired=True):
+            return False
+        self.notifier.reply(request.id, f":white_check_mark: {request.display_id} approved by policy `{slacktext.escape(rule)}` "
+                            "(every preflight check passed). Starting.", dedupe=f"approved:{request.id}")
+        self.notifier.update_root(request.id)
+        return True
+
     def start(self, request_id: int) -> bool:
         """``approved`` → ``running``: the card says so and the one progress reply appears."""
         if not self.store.transition(request_id, APPROVED, RUNNING, "amibot", "execution started"):
@@ -115,10 +125,15 @@ class Lifecycle:
 
     def succeeded(self, request_id: int, settled: list[str], duration_seconds: float | None) -> bool:
         """Every step done; a time-boxed share becomes ``active`` until its end."""
+        moved = self._move_end(self.store.get(request_id))  # an extension: the share's new end
+
         def text(request: Request) -> str:
-            said = f":tada: {messages.mention(request.requester)} {request.display_id} is done: {slacktext.code(request.command_text)}."
+            said = f":tada: {messages.mention(request.requester)} {request.display_id} is done: {slacktext.code(request.command_text)}." + moved
             if request.active_until:
                 said += f" The share ends automatically at {messages.when(request.active_until)}."
+                if request.params.get("shortened_by"):  # Approve for less time
+                    said += (f" {messages.mention(request.params['shortened_by'])} approved it for {request.params['duration_seconds'] / 3600:g} h "
+                             f"(asked: {request.params['asked_seconds'] / 3600:g} h).")
             return said + "".join(f"\n{note}" for note in settled)
 
         if duration_seconds:
@@ -126,15 +141,36 @@ class Lifecycle:
             return self.end(request_id, RUNNING, ACTIVE, "amibot", "all steps done; time-boxed", text, active_until=self.clock() + duration_seconds)
         return self.end(request_id, RUNNING, SUCCEEDED, "amibot", "all steps done", text)
 
+    def _move_end(self, extension: Request) -> str:
+        """An approved extension (bot.approvals.Approvals.extension) moves the end of the
+        share it extends, if that share is still active; says so in the share's thread."""
+        if not extension.params.get("extends"):
+            return ""
+        share = self.store.get(int(extension.params["extends"]))
+        if share.state != ACTIVE or not share.active_until:
+            return f" {share.display_id} had already ended; nothing was moved."
+        until = share.active_until + float(extension.params["extend_seconds"])
+        if extension.params.get("moved_to") is None:  # once, even if this runs again on resume
+            self.store.set_fields(share.id, active_until=until, reminded=0)
+            extension.params["moved_to"] = until
+            self.store.set_params(extension.id, extension.params)
+            self.store.note(share.id, extension.requester, f"end moved to {messages.when(until)} by {extension.display_id}")
+            self.notifier.reply(share.id, f":hourglass: {share.display_id}'s share now ends at {messages.when(until)} (extended by {extension.display_id}).",
+                                dedupe=f"extended:{extension.id}")
+            self.notifier.update_root(share.id)
+        return f" {share.display_id} now ends at {messages.when(float(extension.params['moved_to']))}."
+
     def failed(self, request_id: int, seq: int, description: str, error_words: str, report: UndoReport) -> bool:
         """A step failed and what the request added was undone."""
         return self.end(request_id, RUNNING, FAILED, "amibot", f"step {seq} failed",
                         lambda request: failure_text(request, description, error_words, report.undone, report.remains), error=error_words)
 
-    def targets_finished(self, request_id: int) -> bool:
-        """Every target of a distribution finished: ``succeeded``, ``partial`` or ``failed``."""
+    def targets_finished(self, request_id: int, settled: list[str] = ()) -> bool:
+        """Every target of a grouped plan finished: ``succeeded``, ``partial`` or
+        ``failed``; ``settled``: the lines the verb's after-success hooks added."""
         state, detail = plan_groups.ending(self.store.get(request_id))
-        return self.end(request_id, RUNNING, state, "amibot", detail, plan_groups.final_text, **({"error": detail} if state != SUCCEEDED else {}))
+        text = lambda request: plan_groups.final_text(request) + "".join(f"\n{note}" for note in settled)  # noqa: E731
+        return self.end(request_id, RUNNING, state, "amibot", detail, text, **({"error": detail} if state != SUCCEEDED else {}))
 
     def cancelled_while_running(self, request: Request, actor: str, report: UndoReport) -> None:
         """The cleanup of a request cancelled while running is finished: say what it undid."""
@@ -177,11 +213,12 @@ class Lifecycle:
             text += " Kept on purpose: " + "; ".join(report.kept)
         return self.end(request.id, ACTIVE, REVOKED, "amibot", "time-boxed share ended", text, dedupe_kind="revoked")
 
-    def share_removed_by(self, other: Request, unshare: Request) -> bool:
-        """An unshare removed everything an active time-boxed share had added."""
+    def share_removed_by(self, other: Request, unshare: Request, *, how: str = "unshare") -> bool:
+        """An unshare (or a retire that disabled the image: ``how``) removed everything
+        an active time-boxed share had added."""
         text = (f":lock: {messages.mention(other.requester)} {other.display_id}'s share was removed by {unshare.display_id} "
                 f"({slacktext.code(unshare.command_text)}); nothing is left for its expiry to remove.")
-        return self.end(other.id, ACTIVE, REVOKED, "amibot", f"removed by {unshare.display_id} (unshare)", text, dedupe_kind="revoked")
+        return self.end(other.id, ACTIVE, REVOKED, "amibot", f"removed by {unshare.display_id} ({how})", text, dedupe_kind="revoked")
 
 
 def failure_text(request: Request, step_description: str, why: str, undone: list[str], remains: list[str]) -> str:

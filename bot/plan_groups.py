@@ -116,22 +116,24 @@ def final_text(request: Request) -> str:
     failed = failed_groups(request)
     who = messages.mention(request.requester)
     if not failed:
-        head = f":tada: {who} {request.display_id} is done: `{request.command_text}` — {len(grouped)} of {len(grouped)} targets."
+        head = f":tada: {who} {request.display_id} is done: {slacktext.code(request.command_text)} — {len(grouped)} of {len(grouped)} targets."
     elif len(failed) == len(grouped):
-        head = f":x: {who} {request.display_id} failed: `{request.command_text}` — no target succeeded."
+        head = f":x: {who} {request.display_id} failed: {slacktext.code(request.command_text)} — no target succeeded."
     else:
-        head = f":warning: {who} {request.display_id} is partly done: `{request.command_text}` — {len(grouped) - len(failed)} of {len(grouped)} targets."
+        head = f":warning: {who} {request.display_id} is partly done: {slacktext.code(request.command_text)} — {len(grouped) - len(failed)} of {len(grouped)} targets."
     lines = [head]
     for name, steps in grouped.items():
         lines.append(_failed_line(name, steps) if name in failed else _done_line(name, steps))
     for skipped in request.params.get("skipped", []):
-        lines.append(f"• `{group_name(skipped)}`: `{skipped['image_id']}` (copied by {skipped['by']}; not copied again)")
+        lines.append(f"• `{group_name(skipped)}`: {slacktext.code(skipped['image_id'])} (copied by {skipped['by']}; not copied again)")
     for step in (s for s in request.steps if not group_name(s.params) and s.action == "plan.remove_temporary"):
         if step.state == STEP_FAILED:
             lines.append(f"Could not remove the temporary share: {step.error} Remove it by hand (`/ami audit` shows it).")
         elif step.result.get("summary"):
             lines.append(f"Temporary share removed: {slacktext.escape(step.result['summary'])}.")
-    if failed:
+    if failed and request.kind == "retire":
+        lines.append("To retry the failed ones, ask again for those account-regions.")
+    elif failed:
         lines.append("To retry the failed targets, ask for the same distribution again: the targets that have their copy are not copied again.")
     return "\n".join(lines)
 
@@ -150,6 +152,7 @@ def _done_line(name: str, steps: list[Step]) -> str:
     image = next((s.result.get("image_id") for s in steps if s.action == "verify.copy" and s.result.get("image_id")), None)
     image = image or next((s.params.get("image_id") for s in steps if s.params.get("image_id")), None)
     extras = [s.result["outcome"] for s in steps if s.action in ("ec2.share_copy", "ec2.launch_template_version") and s.result.get("outcome")]
+    extras += [s.result["summary"] for s in steps if s.action in ("ec2.deprecate_image", "ec2.disable_image", "ec2.deregister_image") and s.result.get("summary")]
     if any(s.action == "verify.test_launch" and s.state == STEP_DONE for s in steps):
         extras.append("test launch passed")
-    return f"• `{name}`: `{image}`" + (f" ({'; '.join(extras)})" if extras else "")
+    return f"• `{name}`: {slacktext.code(image)}" + (f" ({'; '.join(extras)})" if extras else "")

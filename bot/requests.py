@@ -137,6 +137,7 @@ class Request:
     updated_at: float | None = None  # last change of the row (a just-approved request is its approver's to start)
     steps: list[Step] = field(default_factory=list)
     approvals: dict[str, str] = field(default_factory=dict)  # account alias -> approver
+    votes: dict[str, list[str]] = field(default_factory=dict)  # account alias -> approvers so far (two-owner rules)
 
     @property
     def display_id(self) -> str:

@@ -38,7 +38,7 @@ class Clockwork:
 
     # The scheduled duties, each run by one process at a time under the lease
     # ``duty:<name>``. A new duty is one more method name here.
-    DUTIES = ("expire_pending", "remind_pending", "remind_share_ending", "revoke_due", "check_drift")
+    DUTIES = ("expire_pending", "remind_pending", "escalate_pending", "remind_share_ending", "revoke_due", "check_drift")
 
     def __init__(self, store: Store, notifier: Notifier, worker: Worker, runner: PlanRunner, clock: Callable[[], float] = time.time,
                  leases: Leases | None = None, *, service: Any = None, reminder_hours: tuple[int, ...] = (12, 1),
@@ -176,6 +176,18 @@ class Clockwork:
             if due and self.service.remind(request, min(due)):
                 reminded.append(request.id)
         return reminded
+
+    def escalate_pending(self) -> list[int]:
+        """``accounts.<a>.escalate_to``: a request no owner of ``a`` decided within
+        ``escalate_after_hours`` goes to the escalation group too, once."""
+        escalated: list[int] = []
+        if self.service is None:
+            return escalated
+        now = self.clock()
+        for request in self.store.find(states=(PENDING_APPROVAL,), limit=10_000):
+            if now < request.expires_at and self.service.escalate(request, now):
+                escalated.append(request.id)
+        return escalated
 
     def remind_share_ending(self) -> list[int]:
         """A day before a time-boxed share ends, say so in its thread."""

@@ -16,7 +16,7 @@ from typing import Callable, Protocol
 from aws.audit import read_image_access
 from aws.sessions import PREFLIGHT_DEADLINE_SECONDS, AwsSessions, PreflightTimeout, preflight_deadline
 
-from bot import audit, cards, grammar, listing, messages, slacktext
+from bot import audit, cards, grammar, listing, messages, policy, slacktext
 from bot.verbs import registry
 from bot.verbs.common import PlanningContext, preflight_read, requests_that_changed_aws
 from bot.access import Access
@@ -25,7 +25,7 @@ from bot.config import AccountConfig, Config
 from bot.engine import PlanRunner
 from bot.lifecycle import Lifecycle
 from bot.logs import log_context
-from bot.errors import AlreadyDecidedError, AmibotError, NobodyCanApproveError, NotAnApproverError, NotAllowedError, PreflightError
+from bot.errors import AlreadyDecidedError, AmibotError, NotAnApproverError, NotAllowedError, PreflightError
 from bot.notifier import Notifier
 from bot.requests import APPROVED, CANCELLED, DENIED, EXPIRED, PENDING_APPROVAL, RUNNING, STATE_LABELS, Request, parse_display_id
 from bot.store import Store
@@ -67,7 +67,7 @@ class RequestService:
         self.clock = clock
         self.visibility = listing.Visibility(config, lambda alias: self._owners(config.account(alias)), directory.channel_members)
         self.lifecycle = lifecycle or (runner.lifecycle if runner is not None else Lifecycle(store, notifier, clock=clock))
-        self.approvals = Approvals(config, store, notifier, self.lifecycle, self.owner_users)
+        self.approvals = Approvals(config, store, notifier, self.lifecycle, self.owner_users, directory.group_members)
         self.access = Access(config, store.count_use, self.owner_users, directory.group_members)
 
     # -- slash commands ----------------------------------------------------------------
@@ -186,19 +186,29 @@ class RequestService:
         with log_context(request_id=request.display_id):
             if request.params.get("reason"):
                 self.store.note(request.id, user, f"reason: {request.params['reason']}")
-            self.notifier.post_root(request.id)
-            self.ask_owners_elsewhere(request)
+            self._ask(request)
         return request
+
+    def _ask(self, request: Request) -> None:
+        """Post the card; under an ``approve = "auto"`` rule the rule approves and it runs, else the owners are asked where they look."""
+        self.notifier.post_root(request.id)
+        if not self.approvals.auto_approve(request):
+            return self.ask_owners_elsewhere(request)
+        self.worker.submit(self.runner.run, request.id)
 
     def _plan_and_create(self, command: object, uid: str, *, user: str, channel: str, text: str, response_url: str | None) -> Request:
         """Preflight, then store the request waiting for approval (raises on refusal)."""
         ctx = PlanningContext(
             self.config, self.sessions, uid=uid, requester=user,
-            check_approvers=lambda accounts: self._check_someone_can_approve(accounts, user),
+            check_approvers=lambda accounts: self.approvals.check_someone_can_approve(accounts, user),
             find_requests=lambda: requests_that_changed_aws(self.store),
         )
         prepared = registry.prepare(ctx, command)
-        self._check_someone_can_approve(prepared.approver_accounts, user)
+        # The approval policy (bot.policy): the first matching rule, on the tags the preflight read.
+        decision = policy.evaluate(self.config, prepared.kind, prepared.params, (prepared.extra_facts.get("image") or {}).get("tags"))
+        policy.check_duration(decision, prepared.kind, prepared.params)
+        rule = policy.decision_facts(decision)
+        self.approvals.check_someone_can_approve(prepared.approver_accounts, user, rule)
         return self.store.create_request(
             kind=prepared.kind,
             uid=ctx.uid,
@@ -206,7 +216,7 @@ class RequestService:
             channel=channel,
             command_text=_clean(text),
             params={**prepared.params, "response_url": response_url, "reason": getattr(command, "reason", None)},
-            facts={"checked": prepared.checked, "after": prepared.after, **prepared.extra_facts},
+            facts={"checked": [*prepared.checked, policy.plan_line(rule)], "after": prepared.after, **prepared.extra_facts, "policy": rule},
             approver_accounts=prepared.approver_accounts,
             steps=prepared.steps,
             ttl_seconds=self.config.bot.approval_ttl_hours * 3600,
@@ -218,21 +228,6 @@ class RequestService:
     def ask_owners_elsewhere(self, request: Request) -> None:
         """Copies of the approval card in approval channels and owners' DMs."""
         self.approvals.ask_owners_elsewhere(request)
-
-    def _check_someone_can_approve(self, accounts: list[str], requester: str) -> None:
-        for alias in accounts:
-            account = self.config.account(alias)
-            possible = self._owners(account) - ({requester} if not account.allow_self_approval else set())
-            if not possible:
-                if requester in self._owners(account):
-                    raise NobodyCanApproveError(
-                        f"Nobody but you could approve changes to `{alias}`, and you cannot approve your own request.",
-                        fix=f"Add another owner to `accounts.{alias}.owners`, or set `allow_self_approval = true` for it.",
-                    )
-                raise NobodyCanApproveError(
-                    f"Account `{alias}` has no owners, so nobody could approve this request.",
-                    fix=f"Add Slack user or group ids to `accounts.{alias}.owners` in the config.",
-                )
 
     def _owners(self, account: AccountConfig) -> set[str]:
         users: set[str] = set()
@@ -278,23 +273,32 @@ class RequestService:
             raise AlreadyDecidedError(f"{request.display_id} was already approved for {by}. Nothing was changed.")
         return request, eligible
 
-    def decide(self, request_id: str, user: str, approve: bool, reason: str | None = None) -> str | None:
-        """An Approve click, or a Deny (with the reason from its form). Returns an
-        ephemeral note for the clicker, or None."""
+    def decide(self, request_id: str, user: str, approve: bool, reason: str | None = None, hours: int | None = None) -> str | None:
+        """An Approve click (``hours``: Approve for less time), or a Deny (with the
+        reason from its form). Returns an ephemeral note for the clicker, or None."""
         with log_context(request_id=request_id.upper() if len(request_id) < 20 else None):
-            return self._decide(request_id, user, approve, reason)
+            return self._decide(request_id, user, approve, reason, hours)
 
-    def _decide(self, request_id: str, user: str, approve: bool, reason: str | None) -> str | None:
+    def _decide(self, request_id: str, user: str, approve: bool, reason: str | None, hours: int | None = None) -> str | None:
         request, eligible = self.decidable(request_id, user)
         number = request.id
         if not approve:
             if self.lifecycle.denied(request, user, eligible, (reason or "").strip()):
                 return None
             raise AlreadyDecidedError(self._decided_by(self.store.get(number)))
-        recorded = self.store.record_approvals(number, eligible, user)
+        eligible = self.approvals.not_yet_voted(request, user, eligible)  # under a two-owner rule a person counts once
+        if hours:  # Approve for less time: checked before the approval, applied once it counted (before it may start the share)
+            self.approvals.shorten(request, user, hours, apply=False)
+        counted, recorded = self.approvals.record(request, eligible, user)
         request = self.store.get(number)
-        if not recorded:
+        if not counted:
             raise AlreadyDecidedError(_expired_text(request) if request.state == PENDING_APPROVAL and request.expires_at <= self.clock() else self._decided_by(request))
+        if hours:
+            self.approvals.shorten(request, user, hours)
+        if user == request.requester and recorded:
+            self.approvals.break_glass_used(request, user, recorded)
+        if not recorded:
+            return self.approvals.first_of_two(request, user, counted)
         if all(a in request.approvals for a in request.approver_accounts):
             if self.lifecycle.approve(request, user, recorded):
                 self.worker.submit(self.runner.run, number)
@@ -304,11 +308,22 @@ class RequestService:
         self.notifier.update_root(number)
         return None
 
+    def extend(self, request_id: str, user: str) -> str:
+        """Extend an active time-boxed share: a new request (approved like any other) to move its end."""
+        self._ask(extension := self.approvals.extension(self.store.get(self._number(request_id)), user))
+        return f"{extension.display_id} asks the owners to extend {request_id.upper()}."
+
+    def reassign(self, value: str, user: str) -> str:
+        """Reassign (``R-5|<account>|<owner>``): that owner gets the card as an alert."""
+        request_id, alias, to = (value.split("|") + ["", ""])[:3]
+        return self.approvals.reassign(self.decidable(request_id, user)[0], user, alias, to)
+
     def _may_approve(self, alias: str, user: str, request: Request) -> bool:
         account = self.config.account(alias)
-        if user == request.requester and not account.allow_self_approval:
+        if user == request.requester and (policy.needed(request.facts) > 1  # the requester never counts towards two owners
+                                          or not (account.allow_self_approval or policy.break_glass(request.facts))):
             return False
-        return user in self._owners(account)
+        return user in self._owners(account) or user in self.approvals.escalated_to(request, alias)
 
     def _why_not(self, request: Request, user: str) -> str:
         owners_of = [a for a in request.approver_accounts if user in self._owners(self.config.account(a))]

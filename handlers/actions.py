@@ -1,15 +1,18 @@
-"""Approve / Deny / View exact changes button listeners and the Deny form.
+"""Approve (as asked, or for less time) / Deny / Reassign / View exact changes listeners and the Deny form.
 
 The same buttons (same action ids) are on the root message and on every copy of the
 card (approval channels, owners' DMs, reminders): a click anywhere is one decision."""
 
 from __future__ import annotations
 
+import re
+
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.messages import APPROVE_ACTION, DENY_ACTION, DENY_REASON_VIEW, VIEW_CHANGES_ACTION, deny_form, deny_reason, error_text
+from bot.messages import (APPROVE_ACTION, APPROVE_FOR_PATTERN, DENY_ACTION, EXTEND_ACTION, DENY_REASON_VIEW, REASSIGN_ACTION, VIEW_CHANGES_ACTION, deny_form,
+                          deny_reason, error_text)
 from bot.services import RequestService
 from bot.surfaces import SurfaceService
 
@@ -30,6 +33,40 @@ def register(app: App, service: RequestService, surfaces: SurfaceService) -> Non
         user = body["user"]["id"]
         try:
             note = service.decide(body["actions"][0]["value"], user, approve=True)
+        except Exception as error:  # one error path: messages.error_text
+            note = error_text(error)
+        if note:
+            tell(body, user, note)
+
+    @app.action(re.compile(APPROVE_FOR_PATTERN))
+    def on_approve_for(ack: Ack, body: dict) -> None:
+        ack()
+        user, action = body["user"]["id"], body["actions"][0]
+        hours = int(re.match(APPROVE_FOR_PATTERN, action["action_id"]).group(1))  # type: ignore[union-attr]
+        try:
+            note = service.decide(action["value"], user, approve=True, hours=hours)
+        except Exception as error:  # one error path: messages.error_text
+            note = error_text(error)
+        if note:
+            tell(body, user, note)
+
+    @app.action(REASSIGN_ACTION)
+    def on_reassign(ack: Ack, body: dict) -> None:
+        ack()
+        user, action = body["user"]["id"], body["actions"][0]
+        try:
+            note = service.reassign((action.get("selected_option") or {}).get("value") or action.get("value", ""), user)
+        except Exception as error:  # one error path: messages.error_text
+            note = error_text(error)
+        if note:
+            tell(body, user, note)
+
+    @app.action(EXTEND_ACTION)
+    def on_extend(ack: Ack, body: dict) -> None:
+        ack()
+        user = body["user"]["id"]
+        try:
+            note = service.extend(body["actions"][0]["value"], user)
         except Exception as error:  # one error path: messages.error_text
             note = error_text(error)
         if note:

@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from offline import rehearsal
+from offline.clock import Clock
 from offline.stack import offline_stack
 from offline.scenarios import SCENARIOS
 from offline.scenarios.stage import Stage, Transcript
@@ -49,10 +50,13 @@ def run_demo(out=sys.stdout) -> int:
     if os.environ.get("AMIBOT_DEMO_ONLY"):
         wanted = set(os.environ["AMIBOT_DEMO_ONLY"].split(","))
         SCENARIOS[:] = [s for s in SCENARIOS if s.__module__.rsplit(".", 1)[-1] in wanted]
-    with offline_stack(grant_wait_seconds=5, tick_seconds=1, notifier_poll_seconds=0.2) as stack:
+    clock = Clock()  # real time, moved forward by the policy scenario (escalation after 4 h)
+    with offline_stack(grant_wait_seconds=5, tick_seconds=1, notifier_poll_seconds=0.2, clock=clock, toml=rehearsal.POLICY_TOML) as stack:
+        stack.sandbox.use_clock(clock)
         t.note(f"sandbox: prod={rehearsal.PROD} dev={rehearsal.DEV}; CMK {stack.world.cmk_arn}")
         t.note(f"bot listening on {stack.url}/slack/events (waitress); Slack stand-in at {stack.fake.api_url}")
-        stage = Stage(t=t, slack=stack.slack, fake=stack.fake, world=stack.world, channel=rehearsal.CHANNEL, sandbox=stack.sandbox, bot=stack.bot)
+        stage = Stage(t=t, slack=stack.slack, fake=stack.fake, world=stack.world, channel=rehearsal.CHANNEL, sandbox=stack.sandbox, bot=stack.bot,
+                      clock=clock)
         for scenario in SCENARIOS:
             scenario(stage)
         closing_note(t, stage, out)

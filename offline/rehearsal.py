@@ -44,16 +44,41 @@ id = "{PROD}"
 role_arn = "arn:aws:iam::{PROD}:role/amibot"
 owners = ["{OWNER}", "S0PLATFORM"]
 kms_keys = {{ "{REGION}" = "alias/ami-shared" }}
+retire = true
 
 [accounts.dev]
 id = "{DEV}"
 role_arn = "arn:aws:iam::{DEV}:role/amibot"
 owners = ["{DEV_OWNER}"]
 kms_keys = {{ "{REGION}" = "alias/ami-dev", "{OTHER_REGION}" = "alias/ami-dev" }}
+retire = true
 
 [organization]
 id = "{ORG_ID}"
 management_account = "123456789012"
+"""
+
+ONCALL = "U0ONCALL"  # prod's escalation (the demo's policy config)
+
+# The demo's approval policy (README "Approval policy"): rules gated on tags no other
+# scenario's AMI carries, and prod escalating to on-call after 4 h. Kept out of
+# SANDBOX_TOML so the tests' stack keeps the rule without policies.
+POLICY_TOML = SANDBOX_TOML.replace(
+    f'owners = ["{OWNER}", "S0PLATFORM"]\n', f'owners = ["{OWNER}", "S0PLATFORM"]\nescalate_to = ["{ONCALL}"]\nescalate_after_hours = 4\n'
+) + """
+[[policy]]
+name = "golden-to-dev"
+from = ["prod"]
+to = ["dev"]
+operations = ["share"]
+approve = "auto"
+ami_tags = { golden = "approved" }
+max_duration_hours = 168
+
+[[policy]]
+name = "critical-two-owners"
+ami_tags = { tier = "critical" }
+approve = "two-owners"
 """
 
 USERGROUPS = {"S0PLATFORM": [OWNER, "U0CAROL"]}
@@ -99,10 +124,12 @@ def enforce_generated_policies(sandbox: Sandbox, config: Config) -> None:
     then on a call outside the policy, or outside one of its conditions, fails."""
     from aws.iam import bot_role_policy, member_account_policy
 
-    member = member_account_policy()
     roles = [a.role_arn for a in config.accounts.values() if a.role_arn]
-    for role_arn in roles:
-        account, name = role_arn.split(":")[4], role_arn.rsplit("/", 1)[-1]
+    for account_config in config.accounts.values():
+        if not account_config.role_arn:
+            continue
+        member = member_account_policy(retire=account_config.retire, retire_tag=account_config.retire_tag)
+        account, name = account_config.role_arn.split(":")[4], account_config.role_arn.rsplit("/", 1)[-1]
         sandbox.attach_role_policy(account, name, member, policy_name="amibot-member")
     sandbox.attach_bot_policy(bot_role_policy(roles))
 

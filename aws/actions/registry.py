@@ -4,9 +4,9 @@ action module is added here."""
 
 from __future__ import annotations
 
-from aws.actions import images, share, grants, keypolicy, autoscaling, migrate, verify, copy, target_checks, launchroles, tags, launch_template, distribute
+from aws.actions import images, share, grants, keypolicy, autoscaling, migrate, verify, copy, target_checks, launchroles, tags, launch_template, distribute, retire
 from aws.actions.base import ACTIONS, Action, get_action
 
-ACTION_MODULES = (images, share, grants, keypolicy, autoscaling, migrate, verify, copy, target_checks, launchroles, tags, launch_template, distribute)
+ACTION_MODULES = (images, share, grants, keypolicy, autoscaling, migrate, verify, copy, target_checks, launchroles, tags, launch_template, distribute, retire)
 
 __all__ = ["ACTIONS", "ACTION_MODULES", "Action", "get_action"]

@@ -16,6 +16,7 @@ is the one way in):
 * :mod:`bot.config.checks`: the patterns and generic checks, with their error messages;
 * :mod:`bot.config.bot_table`: the ``[bot]`` table;
 * :mod:`bot.config.account_tables`: the ``[accounts.<alias>]`` and ``[organization]`` tables;
+* :mod:`bot.config.policy`: the ``[[policy]]`` rules and ``accounts.<a>.escalate_*``;
 * :mod:`bot.config.environment`: what comes from the environment (Slack secrets, ``AMIBOT_DB``).
 """
 
@@ -33,12 +34,15 @@ from bot.config.model import (
     OrganizationConfig,
     SlackSettings,
 )
+from bot.config.policy import Escalation, PolicyRule
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
     "DEFAULT_DB_PATH",
     "DEFAULT_SLACK_API_URL",
     "AccountConfig",
+    "Escalation",
+    "PolicyRule",
     "BotConfig",
     "Config",
     "OrganizationConfig",

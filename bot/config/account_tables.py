@@ -159,6 +159,11 @@ def _parse_account(alias: str, table: dict[str, Any]) -> AccountConfig:
         if not SUBNET_ID_RE.fullmatch(subnet):
             raise ConfigError(f"{p}.verify_subnets.{region}", f"`{subnet}` is not a subnet id", "use subnet- followed by 8 or 17 hex digits")
 
+    retire_tag = _get(table, p, "retire_tag", str, 'retire_tag = "lifecycle=retirable"', None)
+    if retire_tag is not None:
+        key, equals, value = retire_tag.partition("=")
+        if not equals or not key.strip() or key.strip().lower().startswith(("aws:", "amibot:")):
+            raise ConfigError(f"{p}.retire_tag", f"`{retire_tag}` is not a tag amibot can require", 'write key=value, e.g. retire_tag = "lifecycle=retirable"')
     return AccountConfig(
         alias=alias,
         id=account_id,
@@ -173,6 +178,8 @@ def _parse_account(alias: str, table: dict[str, Any]) -> AccountConfig:
         approval_channel=_optional_channel(table, p, "approval_channel"),
         approval_dm=_get(table, p, "approval_dm", bool, "approval_dm = false", None),
         launch_roles=launch_roles,
+        retire=_get(table, p, "retire", bool, "retire = true", False),
+        retire_tag=(retire_tag.partition("=")[0].strip(), retire_tag.partition("=")[2]) if retire_tag else None,
         requesters=_parse_requesters(table, p),
     )
 

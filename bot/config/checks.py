@@ -90,7 +90,7 @@ def _check_keys(table: Mapping[str, Any], prefix: str, allowed: tuple[str, ...])
         close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
         did_you_mean = f"did you mean `{close[0]}`? " if close else ""
         where = f"[{prefix}]" if prefix else "the top level"
-        shown = ", ".join("[accounts.<alias>]" if a == "accounts" else (f"[{a}]" if not prefix else a) for a in allowed)
+        shown = ", ".join("[accounts.<alias>]" if a == "accounts" else "[[policy]]" if a == "policy" and not prefix else (f"[{a}]" if not prefix else a) for a in allowed)
         raise ConfigError(full, "is not a known key", f"{did_you_mean}allowed in {where}: {shown}")
 
 

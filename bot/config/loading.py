@@ -14,6 +14,7 @@ from bot.config.account_tables import _parse_accounts, _parse_organization
 from bot.config.bot_table import _parse_bot
 from bot.config.checks import _check_keys, _syntax_error, _table
 from bot.config.environment import _db_target, _slack_settings
+from bot.config.policy import parse_policies, split_escalations
 from bot.config.model import DEFAULT_CONFIG_PATH, DEFAULT_DB_PATH, Config
 from bot.errors import ConfigError
 
@@ -57,10 +58,12 @@ def parse_config(text: str, env: Mapping[str, str], source: str = "<config>") ->
     except tomllib.TOMLDecodeError as exc:
         raise _syntax_error(text, exc, source) from None
 
-    _check_keys(data, "", ("bot", "accounts", "organization"))
+    _check_keys(data, "", ("bot", "accounts", "organization", "policy"))
+    data, escalations = split_escalations(data)  # accounts.<a>.escalate_* are read with the policy
     bot = _parse_bot(_table(data, "bot", "bot", required=False))
     accounts = _parse_accounts(data)
     organization = _parse_organization(data)
+    policies = parse_policies(data, tuple(accounts))
     if organization is not None:
         # Organizations ARNs are in the partition of the regions the bot works in.
         organization = replace(organization, partition=partition_for(bot.default_region))
@@ -70,4 +73,6 @@ def parse_config(text: str, env: Mapping[str, str], source: str = "<config>") ->
         organization=organization,
         slack=_slack_settings(env),
         db_path=_db_target(env.get("AMIBOT_DB") or DEFAULT_DB_PATH),
+        policies=policies,
+        escalations=escalations,
     )

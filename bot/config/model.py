@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bot.config.policy import Escalation, PolicyRule
 from bot.errors import UnknownAccountError
 from bot.verbs.lexer import ACCOUNT_ID_RE
 
@@ -28,6 +29,10 @@ class AccountConfig:
     approval_channel: str | None = None  # approvals for this account are also posted there, with the buttons
     approval_dm: bool | None = None  # DM each eligible owner the approval; None: bot.approval_dm
     launch_roles: tuple[str, ...] = ()  # role ARNs here whose use of shared keys amibot checks (SimulatePrincipalPolicy)
+    # `/ami retire` may deprecate, disable and deregister images here (its own IAM
+    # statement); with ``retire_tag`` only images (and snapshots) carrying that tag.
+    retire: bool = False
+    retire_tag: tuple[str, str] | None = None  # ("key", "value")
     # Who may request with this account as the source (user or group ids); None: everyone
     # in an allowed channel. Targets are not restricted by it (issue 17).
     requesters: tuple[str, ...] | None = None
@@ -97,6 +102,8 @@ class Config:
     organization: OrganizationConfig | None = None
     slack: SlackSettings = field(default_factory=SlackSettings)
     db_path: str = DEFAULT_DB_PATH
+    policies: tuple[PolicyRule, ...] = ()  # [[policy]], in file order: first match wins
+    escalations: dict[str, Escalation] = field(default_factory=dict)  # alias -> accounts.<a>.escalate_*
 
     def account(self, ref: str) -> AccountConfig:
         """The account named by an alias or a 12-digit id."""

@@ -4,7 +4,8 @@
 It is one connection (``bot.store.connection``) and one part per concern, each in its
 own module and each adding its methods to the one ``Store``:
 
-- ``requests``: requests, their steps and approvals; ``events``: each request's events
+- ``requests``: requests, their steps and approvals; ``votes``: each approver's vote
+  (two-owner rules); ``events``: each request's events
   and the request log that ``amibot audit`` exports;
 - ``outbox``: messages to Slack; ``slack_messages``: posted messages edited later;
   ``replays``: signatures and Events API deliveries already seen; ``home``: who opened
@@ -28,9 +29,10 @@ from bot.store.replays import ReplayStore
 from bot.store.requests import RequestStore
 from bot.store.schema import SCHEMA_CHANGES
 from bot.store.slack_messages import SlackMessageStore
+from bot.store.votes import VoteStore
 
 
-class Store(RequestStore, OutboxStore, SlackMessageStore, ReplayStore, HomeStore, LeaseStore, HoldingStore, DriftStore, CountStore, RateStore):
+class Store(RequestStore, VoteStore, OutboxStore, SlackMessageStore, ReplayStore, HomeStore, LeaseStore, HoldingStore, DriftStore, CountStore, RateStore):
     """All persistence of amibot, on SQLite or PostgreSQL (``target``: a file path, or
     nothing for ``amibot.db``; or a ``postgresql://…`` URL). Thread-safe: one
     connection per thread."""

@@ -85,6 +85,7 @@ class RequestStore(EventStore):
             r["account_alias"]: r["approver"]
             for r in self.db.execute("SELECT * FROM approvals WHERE request_id = ?", [request_id]).fetchall()
         }
+        request.votes = self.votes(request_id)
         return request
 
     def steps(self, request_id: int) -> list[Step]:

@@ -184,6 +184,17 @@ SCHEMA_CHANGES: list[str] = [
         checked_at REAL NOT NULL
     );
     """,
+    # Approval policy (issue 19): each approver's vote per account, so a two-owner rule
+    # counts distinct people (the approvals row is written when the last vote needed lands).
+    """
+    CREATE TABLE approval_votes (
+        request_id INTEGER NOT NULL,
+        account_alias TEXT NOT NULL,
+        approver TEXT NOT NULL,
+        decided_at REAL NOT NULL,
+        PRIMARY KEY (request_id, account_alias, approver)
+    );
+    """,
     # Per-user rate limits on commands that call AWS (`bot.aws_commands_per_minute`):
     # one row per user and window, pruned when a newer window is counted (issue 17).
     """

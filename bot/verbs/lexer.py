@@ -96,10 +96,10 @@ def render_targets(targets: tuple[str, ...], organization: bool, ou_id: str | No
 # --------------------------------------------------------------------------------------
 # Words
 
-KEYWORDS = frozenset({"from", "to", "for", "allow-copy", "kms", "name", "verify", "subnet", "no-reboot", "reason", "share-with", "update-lt", "drift"})
+KEYWORDS = frozenset({"from", "to", "for", "allow-copy", "kms", "name", "verify", "subnet", "no-reboot", "reason", "share-with", "update-lt", "drift", "with-copies"})
 REASON_LIMIT = 500
 MAX_REASON_LENGTH = REASON_LIMIT  # the request form's field limit (bot.forms)
-_KEYWORD_SYNONYMS = {"allowcopy": "allow-copy", "noreboot": "no-reboot", "sharewith": "share-with", "updatelt": "update-lt"}
+_KEYWORD_SYNONYMS = {"allowcopy": "allow-copy", "noreboot": "no-reboot", "sharewith": "share-with", "updatelt": "update-lt", "withcopies": "with-copies"}
 ORG_WORDS = frozenset({"org", "organization", "organisation"})
 PUBLIC_WORDS = frozenset({"all", "public", "everyone", "everybody", "*"})
 LIST_SCOPES = ("pending", "mine", "active", "all")

@@ -19,6 +19,7 @@ from bot.verbs.distribute import VERB as DISTRIBUTE
 from bot.verbs.help import VERB as HELP
 from bot.verbs.list import VERB as LIST
 from bot.verbs.migrate import VERB as MIGRATE
+from bot.verbs.retire import VERB as RETIRE
 from bot.verbs.share import VERB as SHARE
 from bot.verbs.status import VERB as STATUS
 from bot.verbs.tag import VERB as TAG
@@ -26,7 +27,7 @@ from bot.verbs.unshare import VERB as UNSHARE
 from bot.verbs.verb import Verb
 
 # In the order the usage lists them.
-ALL: tuple[Verb, ...] = (SHARE, UNSHARE, COPY, DISTRIBUTE, AUDIT, TAG, MIGRATE, STATUS, LIST, CANCEL, HELP)
+ALL: tuple[Verb, ...] = (SHARE, UNSHARE, COPY, DISTRIBUTE, AUDIT, TAG, MIGRATE, RETIRE, STATUS, LIST, CANCEL, HELP)
 
 _BY_NAME: dict[str, Verb] = {v.name: v for v in ALL}
 _BY_WORD: dict[str, Verb] = {**_BY_NAME, **{word: v for v in ALL for word in v.syntax.synonyms}}

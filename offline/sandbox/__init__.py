@@ -315,6 +315,9 @@ class Sandbox(SandboxWorld, SandboxControls):
         from offline.sandbox.ec2_launch_templates import reset_launch_templates
 
         reset_launch_templates()
+        from offline.sandbox.ec2_retire import reset_retire
+
+        reset_retire()
 
     # -- identities ----------------------------------------------------------------
     def session(self, account_id: str, region: str | None = None) -> boto3.Session:

@@ -48,6 +48,10 @@ def _run_instances(self: Any, state: _State, original: Callable[..., Any]) -> An
         owner, _, image = found
         if not _can_launch(state, image, caller):
             raise InvalidAMIIdError(image_id)
+        if getattr(image, "state", "") == "disabled":  # API_DisableImage: "A disabled AMI can't be used for instance launches"
+            from moto.ec2.exceptions import EC2ClientError
+
+            raise EC2ClientError("InvalidAMIID.Unavailable", f"The image id [{image_id}] is disabled.")
         refuse_archived(image)
         if not self._get_param("DryRun", False):
             # AWS: RunInstances with DryRun checks IAM only. A real launch whose

@@ -6,8 +6,8 @@ authorisations AWS makes for it, with the request context the generated member
 policy's conditions read, and answers the service's access-denied error when one is
 not allowed:
 
-* ``TerminateInstances`` / ``DeregisterImage`` / ``DeleteSnapshot``: the action on each
-  resource, with ``aws:ResourceTag/<key>`` from the resource's tags.
+* ``TerminateInstances`` / ``DeregisterImage`` / ``DeleteSnapshot`` / ``DisableImage`` /
+  ``EnableImage`` / ``Enable``-/``DisableImageDeprecation``: the action on each resource, with ``aws:ResourceTag/<key>`` from the resource's tags.
 * ``RunInstances`` / ``CreateImage`` / ``CopyImage`` / ``CreateSnapshot(s)`` /
   ``CreateVolume`` with ``TagSpecifications``: also ``ec2:CreateTags`` on each tagged
   resource type with ``ec2:CreateAction`` = the operation and ``aws:RequestTag/<key>``
@@ -63,7 +63,9 @@ def _ec2_authorisations(resp: Any, operation: str) -> list[tuple[str, str, dict[
     action = f"ec2:{operation}"
     out: list[tuple[str, str, dict[str, Any]]] = []
     resource_kinds = {"TerminateInstances": ("InstanceIds", "instance"), "DeregisterImage": ("ImageId", "image"),
-                      "DeleteSnapshot": ("SnapshotId", "snapshot")}
+                      "DeleteSnapshot": ("SnapshotId", "snapshot"),
+                      # Retiring (aws.actions.retire): the image's own tags decide.
+                      **{op: ("ImageId", "image") for op in ("DisableImage", "EnableImage", "EnableImageDeprecation", "DisableImageDeprecation")}}
     if operation in resource_kinds:
         param, kind = resource_kinds[operation]
         for resource_id in _ids(resp, param):

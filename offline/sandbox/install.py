@@ -134,10 +134,11 @@ def _install() -> None:
         # moto has no GetEbsDefaultKmsKeyId at all (nothing to keep as the original).
         ElasticBlockStore.get_ebs_default_kms_key_id = _get_ebs_default_kms_key_id
         # Additions kept in modules of their own: block public access, role trust,
-        # launch-template versions.
-        from offline.sandbox import ec2_block_public_access, ec2_launch_templates, sts_roles
+        # launch-template versions, retiring images.
+        from offline.sandbox import ec2_block_public_access, ec2_launch_templates, ec2_retire, sts_roles
 
         ec2_block_public_access.install()
         sts_roles.install()
         ec2_launch_templates.install()
+        ec2_retire.install()  # after the image handlers it wraps
         _INSTALLED = True

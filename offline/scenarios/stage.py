@@ -47,7 +47,7 @@ def blocks_text(message: dict) -> str:
         if block.get("type") == "section":
             parts.append(block["text"]["text"])
         elif block.get("type") == "actions":
-            parts.append("   ".join(f"[ {e['text']['text']} ]" for e in block["elements"]))
+            parts.append("   ".join(f"[ {(e.get('text') or e.get('placeholder') or {}).get('text', '')} ]" for e in block["elements"]))
         elif block.get("type") == "context":
             parts.append(" ".join(e.get("text", "") for e in block["elements"]))
     return "\n".join(parts) or message.get("text", "")
@@ -91,6 +91,7 @@ class Stage:
     channel: str
     sandbox: Any  # offline.sandbox.Sandbox
     bot: Any  # bot.app.Amibot
+    clock: Any = None  # offline.clock.Clock: the bot's and the sandbox's time
     last_plan: str = ""  # the text of the last "View exact changes" modal a scenario opened
     closing: list[str] = field(default_factory=list)  # messages the closing note quotes
 

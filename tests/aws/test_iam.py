@@ -62,6 +62,8 @@ def test_member_policy_covers_every_declared_permission(capsys):
     allowed = {a for s in member["Statement"] for a in s["Action"]}
 
     for name, action in ACTIONS.items():
+        if type(action).__module__ == "aws.actions.retire":
+            continue  # Retire's own statements: only for accounts with retire = true (test_actions_permissions)
         missing = set(action.permissions) - allowed
         assert not missing, f"{name} needs {sorted(missing)}"
     assert set(PREFLIGHT_PERMISSIONS) <= allowed

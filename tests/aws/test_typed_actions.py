@@ -51,6 +51,9 @@ STORED = {
         "source_instance_id": "i-1", "client_token": "amibot-migrate-u", "poll_seconds": 30, "settings": {},
     },
     "ec2.tag_image": {"image_id": "ami-1", "snapshot_ids": ["snap-1"], "tags": {"owner": "web"}},
+    "ec2.deprecate_image": {"image_id": "ami-1", "deprecate_at": "2030-01-31T00:00:00Z"},
+    "ec2.disable_image": {"image_id": "ami-1"},
+    "ec2.deregister_image": {"image_id": "ami-1", "delete_snapshots": True},
     "ec2.share_copy": {"image_from_step": 4, "account_ids": ["333333333333"], "kms_key_arn": None, "key_is_customer_managed": False},
     "ec2.launch_template_version": {"image_id": "ami-2", "template_id": "lt-1", "make_default": True},
 }

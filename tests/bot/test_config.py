@@ -408,3 +408,9 @@ def test_required_tags_and_drift_interval():
     assert config.bot.required_tags == ("owner", "app", "version") and config.bot.drift_check_hours == 6
     defaults = parse_config(MINIMAL, {}, source="amibot.toml")
     assert defaults.bot.required_tags == () and defaults.bot.drift_check_hours == 24
+
+
+def test_retire_and_retire_tag():
+    config = load_config(str(REPO / "amibot.example.toml"), {})
+    assert config.accounts["prod"].retire and config.accounts["prod"].retire_tag == ("lifecycle", "retirable")
+    assert not config.accounts["dev"].retire and config.accounts["dev"].retire_tag is None

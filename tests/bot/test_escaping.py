@@ -5,6 +5,7 @@ bidirectional override, and no code span broken open by a backtick."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any, Iterator
 
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 from aws.actions.tags import TagImage
 from aws.errors import AwsFailure
-from bot import listing, cards, lifecycle, messages, slacktext
+from bot import listing, cards, lifecycle, messages, plan_groups, slacktext
 from bot.errors import UsageError
 from bot.grammar import parse_command
 from bot.verbs.common import preflight_read
@@ -96,6 +97,7 @@ def every_rendering(request: Request, hostile: str) -> Iterator[Any]:
     yield listing.list_text([request], "all", 1, lambda r: True)
     yield lifecycle.failure_text(request, request.steps[0].description, messages.error_text(AwsFailure("X", hostile)), [slacktext.escape(hostile)], [])
     yield messages.deny_form(request)
+    yield plan_groups.final_text(_distribution(request, hostile))
     yield messages.error_text(AwsFailure(hostile or "X", hostile, cause=hostile, fix=hostile))
     try:
         parse_command(hostile)
@@ -105,6 +107,17 @@ def every_rendering(request: Request, hostile: str) -> Iterator[Any]:
         preflight_read("Could not read it", lambda: (_ for _ in ()).throw(_client_error(hostile)))
     except Exception as error:  # PreflightError
         yield messages.error_text(error)
+
+
+def _distribution(request: Request, aws_text: str) -> Request:
+    """The same request as a distribution to two targets: one copied (AWS's answer as
+    its image id), one failed; the final message lists both."""
+    grouped = dataclasses.replace(request, kind="distribute")
+    grouped.steps = [
+        Step(7, 1, "verify.copy", "dev", "222222222222", "us-east-1", {"unit": "dev:us-east-1"}, "Check the copy", "done", {"image_id": aws_text}, None),
+        Step(7, 2, "ec2.copy_image", "dev", "222222222222", "eu-west-1", {"unit": "dev:eu-west-1"}, "CopyImage: into dev", "failed", {}, messages.error_text(AwsFailure("X", aws_text))),
+    ]
+    return grouped
 
 
 def _client_error(message: str) -> Exception:

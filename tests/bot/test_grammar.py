@@ -301,7 +301,7 @@ def test_errors_name_the_offending_word(text, words, verb):
 def test_usage_lists_every_verb_once_per_line():
     lines = USAGE.splitlines()
     assert [line.split()[1] for line in lines] == list(VERBS)
-    assert set(VERBS) == {"share", "unshare", "copy", "distribute", "audit", "tag", "migrate", "status", "list", "cancel", "help"}
+    assert set(VERBS) == {"share", "unshare", "copy", "distribute", "audit", "tag", "migrate", "retire", "status", "list", "cancel", "help"}
     assert "[allow-copy] [for <N>h|<N>d]" in USAGE
     for verb in VERBS:
         assert usage_for(verb).splitlines()[0] == lines[VERBS.index(verb)]
@@ -337,3 +337,17 @@ def test_the_words_issue_10_added():
     assert parse_command("audit \u2014drift") == AuditCommand(None, None, True)
     assert parse_command(f"audit {AMI} from prod:eu-west-1 --drift") == AuditCommand(AMI, AccountRef("prod", "eu-west-1"), True)
     assert parse_command(f'tag {AMI} from prod app=web "version=2 beta"') == TagCommand(AMI, AccountRef("prod"), (("app", "web"), ("version", "2 beta")))
+
+
+def test_retire_grammar():
+    from bot.verbs.retire.command import RetireCommand
+
+    got = parse_command('retire ami-0123456789abcdef0 from prod:us-east-1 deprecate 2030-01-31 with-copies reason "CVE-2026-1"')
+    assert got == RetireCommand("ami-0123456789abcdef0", AccountRef("prod", "us-east-1"), "deprecate", "2030-01-31", True, "CVE-2026-1")
+    for text, problem in (("retire ami-0123456789abcdef0 from prod", "needs what to do"),
+                          ("retire ami-0123456789abcdef0 from prod disable 2030-01-31", "goes with `deprecate` only"),
+                          ("retire ami-0123456789abcdef0 from prod deprecate 2030-02-30", "is not a date"),
+                          ("retire ami-0123456789abcdef0 from prod disable deregister", "once"),
+                          ("retire ami-0123456789abcdef0 disable", "needs `from")):
+        with pytest.raises(UsageError, match=problem):
+            parse_command(text)

@@ -55,7 +55,7 @@ def test_usage_and_help_are_generated_from_the_registry():
 def test_the_reason_verbs_and_the_error_naming_them_are_one_list():
     takes = [v.name for v in registry.ALL if v.syntax.takes_reason]
     assert grammar.REASON_VERBS == tuple(takes)
-    assert set(takes) == {"share", "unshare", "copy", "distribute", "tag", "migrate"}
+    assert set(takes) == {"share", "unshare", "copy", "distribute", "tag", "migrate", "retire"}
     for v in registry.ALL:
         text = f'{example_words(v.name)} reason "release 2.3"'
         if v.syntax.takes_reason:
@@ -85,7 +85,7 @@ def test_every_option_a_verb_names_is_a_keyword_its_parser_takes():
 
 def test_each_operation_is_prepared_by_its_own_verb_and_has_its_risk_line():
     operations = [v for v in registry.ALL if v.prepare is not None]
-    assert {v.name for v in operations} == {"share", "unshare", "copy", "distribute", "tag", "migrate"}
+    assert {v.name for v in operations} == {"share", "unshare", "copy", "distribute", "tag", "migrate", "retire"}
     for v in operations:
         assert v.command is not None and v.risk is not None
         assert registry.is_operation(object.__new__(v.command))

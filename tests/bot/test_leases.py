@@ -29,11 +29,22 @@ def test_one_holder_across_processes_and_threads(store_target):
 
 
 def test_a_held_lease_is_renewed_past_its_expiry(store_target):
-    store = Store(store_target)
+    now = [1000.0]
+    store = Store(store_target, clock=lambda: now[0])
     a, b = Leases(store, seconds=0.6), Leases(store, seconds=0.6)
+
+    def expires_at() -> float:
+        return store.db.execute("SELECT expires_at FROM leases WHERE name = ?", ["request:2"]).fetchone()[0]
+
     with a.hold("request:2") as got:
         assert got
-        time.sleep(1.5)  # more than two lease times: the renewer kept it
+        for _ in range(3):  # past the first expiry twice over, in the store's time
+            now[0] += 0.5
+            # The renewer thread runs on its own cadence: wait for its renewal, not for a time.
+            deadline = time.monotonic() + 30
+            while expires_at() < now[0] + 0.6 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert expires_at() == now[0] + 0.6
         assert not b.claim("request:2")
         assert not a.lost("request:2")
         assert a.report()["held_here"] == 1 and a.healthy()

@@ -246,3 +246,20 @@ def test_the_generated_policies_are_what_iam_accepts_in_moto(sandbox):
     arn = sandbox.attach_role_policy(A, ROLE_NAME, member_account_policy())
     document = sandbox.client("iam", A).get_role_policy(RoleName=ROLE_NAME, PolicyName="policy")["PolicyDocument"]
     assert arn.endswith(":role/amibot") and json.loads(json.dumps(document))["Statement"]
+
+
+def test_retire_statements_only_where_enabled_and_only_on_tagged_images(sandbox):
+    sandbox.set_consistency_delay(0)
+    tagged = sandbox.create_image(A, R1, tags={"lifecycle": "retirable"})
+    untagged = sandbox.create_image(A, R1)
+    sandbox.attach_role_policy(A, ROLE_NAME, member_account_policy())  # retire not enabled
+    ec2 = sandbox.role_session(A).client("ec2", region_name=R1)
+    with pytest.raises(ClientError) as refused:
+        ec2.disable_image(ImageId=tagged)
+    assert code(refused) == "UnauthorizedOperation"
+    sandbox.attach_role_policy(A, ROLE_NAME, member_account_policy(retire=True, retire_tag=("lifecycle", "retirable")))
+    with pytest.raises(ClientError) as refused:
+        ec2.enable_image_deprecation(ImageId=untagged, DeprecateAt="2099-01-01T00:00:00Z")
+    assert code(refused) == "UnauthorizedOperation"
+    ec2.disable_image(ImageId=tagged)
+    ec2.deregister_image(ImageId=tagged)

@@ -1,0 +1,9 @@
+"""``/ami retire``: deprecate, disable or deregister a golden image, with every copy
+amibot made of it (``with-copies``), each its own group of steps."""
+
+from bot.verbs.retire.plan import prepare_retire
+from bot.verbs.retire import text
+from bot.verbs.retire.command import SYNTAX, RetireCommand
+from bot.verbs.verb import Verb
+
+VERB = Verb(SYNTAX, command=RetireCommand, prepare=prepare_retire, risk=text.risk, after_success=(text.settle_disabled,))
