@@ -91,6 +91,15 @@ class OfflineStack:
         return found[-1].get("text", "")
 
 
+def without_rate_limit(config: Config) -> Config:
+    """``config`` with the per-user limit on commands that call AWS at its maximum: the
+    benchmarks play hundreds of requests from one user to measure the bot, not the
+    limit (issue 17's ``bot.aws_commands_per_minute``)."""
+    import dataclasses
+
+    return dataclasses.replace(config, bot=dataclasses.replace(config.bot, aws_commands_per_minute=600))
+
+
 def start_stack(sandbox: Sandbox, fake: FakeSlack, db: str, *, toml: str = rehearsal.SANDBOX_TOML, env: dict[str, str] | None = None,
                 configure: Callable[[Config], Config] | None = None, enforce_iam: bool = True, **bot_options: Any) -> OfflineStack:
     """Seed the sandbox world and start the bot on a free port, on ``db``; the caller
