@@ -23,13 +23,18 @@ COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY handlers ./handlers
 COPY aws ./aws
-RUN pip install --no-cache-dir --no-deps . \
+# --no-build-isolation: the build backend is the setuptools pinned and hashed in the lock
+# (installed above), not whatever version pip would fetch unhashed into an isolated build.
+RUN pip install --no-cache-dir --no-deps --no-build-isolation . \
  && useradd --system --uid 10001 --home /data amibot \
  && mkdir -p /data /config && chown amibot /data
 
 USER amibot
 VOLUME ["/data"]
 EXPOSE 3000
+# The Slack port's /healthz says only whether the bot is up. Metrics and the detailed
+# health are on the admin listener, off here: add `--admin-port 9100` (host 127.0.0.1,
+# reachable inside the container) or `--admin-host 0.0.0.0` on a private network only.
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
   CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:3000/healthz', timeout=2).status == 200 else 1)"
 CMD ["amibot", "serve", "--host", "0.0.0.0", "--port", "3000"]

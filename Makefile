@@ -28,10 +28,11 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/store_replicas.py
 	$(BIN)/python bench/poll_distribution.py
 
-# The Docker image's dependency lock (versions and hashes), from pyproject.toml.
+# The Docker image's dependency lock (versions and hashes), from pyproject.toml, with the
+# build backend (setuptools: the image builds the project with --no-build-isolation).
 lock:
 	$(PYTHON) -m venv /tmp/amibot-piptools && /tmp/amibot-piptools/bin/pip install --quiet pip-tools
-	/tmp/amibot-piptools/bin/pip-compile --quiet --allow-unsafe --generate-hashes --strip-extras \
+	/tmp/amibot-piptools/bin/pip-compile --quiet --allow-unsafe --generate-hashes --strip-extras --all-build-deps \
 	  --no-emit-index-url --no-emit-find-links --output-file requirements.lock pyproject.toml
 
 # The CloudFormation templates, generated from the actions' permissions.

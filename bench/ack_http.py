@@ -18,6 +18,7 @@ from common import SandboxProcess, bare_bolt_wsgi, play_paced, serve_in_thread, 
 
 from offline import rehearsal
 from offline.slack import FakeSlack, SignedSlackClient
+from offline.stack import without_rate_limit
 
 RATE = float(os.environ.get("BENCH_RATE", "20"))
 COUNT = int(os.environ.get("BENCH_ACK_N", "200"))
@@ -46,7 +47,7 @@ def run() -> dict:
     fake.start()
     results: dict = {"rate_per_s": RATE, "requests": COUNT, "background_preflights": PREFLIGHTS}
     with SandboxProcess() as aws, tempfile.TemporaryDirectory() as tmp:
-        config = rehearsal.sandbox_config(os.path.join(tmp, "amibot.db"), fake.api_url, env={})
+        config = without_rate_limit(rehearsal.sandbox_config(os.path.join(tmp, "amibot.db"), fake.api_url, env={}))
         bot = Amibot(config, notifier_poll_seconds=0.05)
         bot.start()
         try:

@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from offline import rehearsal  # noqa: E402
 from offline.demo import offline_stack  # noqa: E402
+from offline.stack import without_rate_limit  # noqa: E402
 
 N = int(os.environ.get("BENCH_N", "40"))
 
@@ -27,7 +28,7 @@ def percentiles(samples: list[float]) -> str:
 
 
 def main() -> None:
-    with offline_stack(grant_wait_seconds=1, notifier_poll_seconds=0.05) as stack:
+    with offline_stack(grant_wait_seconds=1, notifier_poll_seconds=0.05, configure=without_rate_limit) as stack:
         slack, fake, bot, world = stack.slack, stack.fake, stack.bot, stack.world
         results: dict[str, list[float]] = {"share (slash)": [], "status (slash)": [], "approve (click)": [], "status, bot idle": []}
         for i in range(N):

@@ -18,13 +18,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench.ack_latency import percentiles  # noqa: E402
 from offline import rehearsal  # noqa: E402
 from offline.demo import offline_stack  # noqa: E402
+from offline.stack import without_rate_limit  # noqa: E402
 
 N = int(os.environ.get("BENCH_N", "40"))
 IMAGES = int(os.environ.get("BENCH_IMAGES", "500"))
 
 
 def main() -> None:
-    with offline_stack(notifier_poll_seconds=0.05) as stack:
+    with offline_stack(notifier_poll_seconds=0.05, configure=without_rate_limit) as stack:
         slack, bot, sandbox = stack.slack, stack.bot, stack.sandbox
         for i in range(IMAGES):
             sandbox.create_image(rehearsal.PROD, rehearsal.REGION, name=f"service-{i:04d}-build-" + "x" * 100)

@@ -22,6 +22,7 @@ from common import ROOT  # noqa: F401 (puts the project on sys.path)
 
 from offline import rehearsal
 from offline.demo import offline_stack
+from offline.stack import without_rate_limit
 
 BURST = int(os.environ.get("BENCH_BURST", "50"))
 CHANNEL = "C0BURST"
@@ -55,7 +56,7 @@ def _measure(fake, start: float, channel: str) -> dict:
 
 
 def run() -> dict:
-    with offline_stack(notifier_poll_seconds=0.05, grant_wait_seconds=1) as stack:
+    with offline_stack(notifier_poll_seconds=0.05, grant_wait_seconds=1, configure=without_rate_limit) as stack:
         fake, bot, slack, world = stack.fake, stack.bot, stack.slack, stack.world
         fake.rate_limit_every(5, retry_after=1)
         start = time.time()

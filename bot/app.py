@@ -22,7 +22,9 @@ from aws.catalog import ImageCatalog
 from aws.sessions import DEFAULT_MAX_ATTEMPTS, AccountAccess, AwsObserver, AwsSessions
 from bot.config import Config
 from bot.directory import SlackDirectory
-from bot.endpoint import SlackEndpoint
+from bot.endpoint import Refused, SlackEndpoint
+from bot.store.sqlite_backend import tighten_private
+from bot.slack_identity import IdentityUnknown, SlackIdentity, payload_ids
 from bot.logs import register_secrets
 from bot.metrics import Metrics
 from bot.notifier import Notifier
@@ -115,12 +117,15 @@ class Amibot:
         handlers.register(self.bolt, self.service, config.bot.command, self.surfaces)
         self.max_body_bytes = max_body_bytes = config.bot.max_request_kib * 1024
         # The endpoint's guards (size, signature, replay, malformed input) run before Bolt.
+        # Which workspace and app this is (auth.test at start); payloads claiming others are refused.
+        self.identity = SlackIdentity(self.client.auth_test, app_id=config.bot.slack_app_id, org_wide=config.bot.slack_org_wide)
         self._slack_wsgi = SlackEndpoint(SlackRequestHandler(self.bolt), config.slack.signing_secret or "",
                                          remember_signature=self.store.remember_signature, max_body_bytes=max_body_bytes,
-                                         observe=self.metrics.http_refused)
+                                         observe=self.metrics.http_refused, identity=self._foreign)
         self._server: Any = None
         self._server_thread: threading.Thread | None = None
         self._socket_mode: Any = None
+        self._admin_server: Any = None
         self._stopped = threading.Event()
 
     # -- lifecycle ------------------------------------------------------------------
@@ -131,6 +136,11 @@ class Amibot:
             # SQLite: one process owns the database, so any lease left is a dead
             # predecessor's, and its work resumes now rather than after the expiry.
             self.store.clear_leases()
+        path = getattr(self.store.backend, "path", None)
+        if self.store.kind == "sqlite" and path:
+            for line in tighten_private(path):  # say so: someone may rely on reading it
+                log.warning("the database file was readable by others: %s (issue 17)", line)
+        self.identity.learn()  # once; the endpoint asks again if Slack did not answer
         self.notifier.start()
         self.scheduler.start()
 
@@ -142,6 +152,8 @@ class Amibot:
             self._drain_http()
         if self._socket_mode is not None:
             self._socket_mode.close()
+        if self._admin_server is not None:
+            self._admin_server.close()
         self._stopped.set()
         self.runner.stopping.set()
         self.scheduler.stop()
@@ -161,6 +173,13 @@ class Amibot:
             time.sleep(0.02)
         self.listeners.drain(timeout)
 
+    def _foreign(self, kind: str, value: Any) -> str | None:
+        """Why a signed payload is not for this workspace/app (bot.slack_identity)."""
+        try:
+            return self.identity.problem(payload_ids(kind, value))
+        except IdentityUnknown as error:
+            raise Refused("503 Service Unavailable", str(error)) from None
+
     def healthy(self) -> bool:
         return self.store.healthy() and self.scheduler.running and self.leases.healthy()
 
@@ -175,26 +194,37 @@ class Amibot:
     # -- HTTP ---------------------------------------------------------------------------
 
     def wsgi(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        """The WSGI app: POST /slack/events (guarded, then Bolt), GET /healthz, GET /metrics."""
-        if environ.get("PATH_INFO") == "/metrics" and environ.get("REQUEST_METHOD") == "GET":
+        """The Slack port: POST /slack/events (guarded, then Bolt) and GET /healthz,
+        which says only whether the bot is up (no database query, no host, PID or
+        path). Metrics and the detailed health are on the admin listener (issue 17)."""
+        if environ.get("PATH_INFO") == "/healthz":
+            if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+                return _json(start_response, "405 Method Not Allowed", {"error": "GET only"}, [("Allow", "GET, HEAD")])
+            up = self.scheduler.running and not self._stopped.is_set()
+            return _json(start_response, "200 OK" if up else "503 Service Unavailable", {"ok": up})
+        return self._slack_wsgi(environ, start_response)
+
+    def admin_wsgi(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        """The admin listener (``--admin-port``, default host 127.0.0.1): GET /metrics
+        (Prometheus text) and GET /healthz (the store, leases and scheduler)."""
+        if environ.get("REQUEST_METHOD") != "GET":
+            return _json(start_response, "405 Method Not Allowed", {"error": "GET only"}, [("Allow", "GET")])
+        if environ.get("PATH_INFO") == "/metrics":
             body = self.metrics.exposition()
             start_response("200 OK", [("Content-Type", self.metrics.content_type), ("Content-Length", str(len(body)))])
             return [body]
         if environ.get("PATH_INFO") == "/healthz":
             report = self.health()
-            ok = report["ok"]
-            body = json.dumps(report).encode()
-            start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-            return [body]
-        return self._slack_wsgi(environ, start_response)
+            return _json(start_response, "200 OK" if report["ok"] else "503 Service Unavailable", report)
+        return _json(start_response, "404 Not Found", {"error": "not found"})
 
-    def _create_server(self, host: str, port: int, threads: int) -> Any:
+    def _create_server(self, host: str, port: int, threads: int, app: Callable | None = None) -> Any:
         from waitress.server import create_server
 
         # waitress refuses a larger Content-Length itself (413) before buffering the body.
         # poll() rather than select(): select() fails on descriptors above 1024, which a
         # long-running process with many connections (or a test run) can reach.
-        return create_server(self.wsgi, host=host, port=port, threads=threads, ident="amibot",
+        return create_server(app or self.wsgi, host=host, port=port, threads=threads, ident="amibot",
                              max_request_body_size=self.max_body_bytes + 1, asyncore_use_poll=True)
 
     def start_http(self, host: str = "127.0.0.1", port: int = 3000, threads: int = 8) -> str:
@@ -204,6 +234,14 @@ class Amibot:
         self._server_thread = threading.Thread(target=self._run_server, name="amibot-http", daemon=True)
         self._server_thread.start()
         return f"http://{host}:{actual_port}"
+
+    def start_admin_http(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve the admin listener (metrics, detailed health) in a background thread;
+        returns its base URL. Off unless called (``amibot serve --admin-port N``)."""
+        self._admin_server = server = self._create_server(host, port, 2, self.admin_wsgi)
+        threading.Thread(target=_run_quietly, args=(server,), name="amibot-admin-http", daemon=True).start()
+        log.info("admin listener (metrics, health) on http://%s:%s", host, server.effective_port)
+        return f"http://{host}:{server.effective_port}"
 
     def _run_server(self) -> None:
         try:
@@ -234,3 +272,16 @@ class Amibot:
         self.connect_socket_mode()
         log.info("amibot connected to Slack with Socket Mode")
         self._stopped.wait()
+
+
+def _json(start_response: Callable, status: str, value: Any, headers: list[tuple[str, str]] | None = None) -> list[bytes]:
+    body = json.dumps(value).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *(headers or [])])
+    return [body]
+
+
+def _run_quietly(server: Any) -> None:
+    try:
+        server.run()
+    except OSError:
+        pass  # the socket was closed by stop()

@@ -241,8 +241,8 @@ def progress_text(request: Request, progress: str | None) -> str:
 
 def result_detail(result: dict[str, Any]) -> str:
     """What a finished step reports beside its description (a copy's new AMI, a grant id)."""
-    if result.get("summary"):  # an action's own one-line account of what it did (copy)
-        return str(result["summary"])
+    if result.get("summary"):  # an action's own one-line account of what it did (copy, tag): AWS's and users' words
+        return escape(result["summary"])
     if result.get("grant_id"):
         return f"grant id `{escape(result['grant_id'])}`" + ("" if result.get("created", True) else " (already existed)")
     if result.get("already_present"):

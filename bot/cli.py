@@ -1,6 +1,6 @@
 """The ``amibot`` command line (wiring).
 
-  amibot serve [--host H] [--port P] [--socket-mode] [--sandbox] [--config PATH]
+  amibot serve [--host H] [--port P] [--admin-port N [--admin-host H]] [--socket-mode] [--sandbox] [--config PATH]
   amibot demo
   amibot check-config [--config PATH]
   amibot iam-policy [--config PATH] [--without-migrate] [--format text|cloudformation] [--out DIR]
@@ -25,7 +25,8 @@ from bot.cli_store import add_store_verbs as _add_store_verbs
 from bot.errors import ConfigError
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The ``amibot`` command line."""
     parser = argparse.ArgumentParser(prog="amibot", description="Slack ChatOps for Amazon Machine Images.")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the bot (HTTP on /slack/events, or Socket Mode)")
@@ -33,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     # image says --host 0.0.0.0 explicitly).
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all interfaces)")
     serve.add_argument("--port", type=int, default=3000)
+    serve.add_argument("--admin-port", type=int, help="serve /metrics and the detailed /healthz on this port (off unless given)")
+    serve.add_argument("--admin-host", default="127.0.0.1", help="address of the admin listener (default 127.0.0.1)")
     serve.add_argument("--socket-mode", action="store_true", help="connect with Socket Mode (needs SLACK_APP_TOKEN)")
     serve.add_argument("--sandbox", action="store_true", help="use the embedded sandbox AWS (moto) instead of real AWS")
     serve.add_argument("--config", help="TOML config (default: $AMIBOT_CONFIG, else ./amibot.toml)")
@@ -52,7 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     doctor.add_argument("--config", help="TOML config (default: $AMIBOT_CONFIG, else ./amibot.toml)")
     _add_store_verbs(sub)
     iam.add_argument("--without-migrate", action="store_true", help="leave out what only migrate needs (CreateImage, iam:PassRole)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one ``amibot`` verb; the exit status."""
+    args = build_parser().parse_args(argv)
     from bot import logs
 
     try:
@@ -172,6 +180,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
+    if args.admin_port is not None:
+        bot.start_admin_http(args.admin_host, args.admin_port)
     if args.socket_mode:
         bot.serve_socket_mode()
     else:

@@ -51,7 +51,17 @@ def _export_request_log(args: argparse.Namespace) -> int:
     finally:
         store.close()
     if args.out:
-        with open(args.out, "w", encoding="utf-8", newline="") as handle:
+        # 0600, a new file only, never through a symlink (issue 17, finding 7): the log
+        # names people, accounts and AMIs.
+        try:
+            fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:
+            print(f"amibot: {args.out} exists (or is a symlink): the export writes a new file only. Name a new path.", file=sys.stderr)
+            return 2
+        except OSError as error:
+            print(f"amibot: cannot create {args.out}: {error.strerror}", file=sys.stderr)
+            return 2
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
     else:
         sys.stdout.write(text)

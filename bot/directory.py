@@ -36,6 +36,14 @@ class SlackDirectory:
         the channel, or lacks ``channels:read``/``groups:read``): failing closed."""
         return self._cached(f"channel:{channel}", lambda: self._read_channel(channel))
 
+    def bot_is_member(self, channel: str) -> bool:
+        """Whether the bot is in ``channel`` now (``conversations.info``'s
+        ``is_member``; not cached): False when it cannot tell."""
+        try:
+            return bool(self.client.conversations_info(channel=channel)["channel"].get("is_member"))
+        except (SlackApiError, KeyError, TypeError):
+            return False
+
     def _cached(self, key: str, read: Callable[[], frozenset[str]]) -> frozenset[str]:
         with self._lock:
             cached = self._cache.get(key)

@@ -90,6 +90,7 @@ def check_slack_token(config: Config, client: SlackAuth) -> list[CheckResult]:
                             "Use the app's current Bot User OAuth Token (reinstall the app if it was revoked); "
                             f"check SLACK_API_URL ({config.slack.api_url}).")]
     rows = [CheckResult("slack token", OK, f"bot {response.get('user_id')} in team {response.get('team_id')} ({response.get('team')})")]
+    rows.append(check_slack_identity(config, response))
     headers = {k.lower(): v for k, v in (getattr(response, "headers", None) or {}).items()}
     header = headers.get("x-oauth-scopes")
     if isinstance(header, list):
@@ -112,6 +113,24 @@ def check_slack_token(config: Config, client: SlackAuth) -> list[CheckResult]:
         rows.append(CheckResult("slack optional scopes", WARN, f"missing: {why}",
                                 f"Add {', '.join(optional)} under OAuth & Permissions → Bot Token Scopes, then reinstall the app."))
     return rows
+
+
+def check_slack_identity(config: Config, response: Any) -> CheckResult:
+    """What the endpoint will compare payloads with (``bot.slack_identity``): the
+    configured app id against auth.test's, and an org-wide install's enterprise."""
+    app_id, enterprise = response.get("app_id"), response.get("enterprise_id")
+    if config.bot.slack_app_id and app_id and app_id != config.bot.slack_app_id:
+        return CheckResult("slack app", FAIL, f"the token belongs to app {app_id}, not bot.slack_app_id {config.bot.slack_app_id}",
+                           "Use the token of the app in bot.slack_app_id, or correct bot.slack_app_id: payloads of other apps are refused (403).")
+    if config.bot.slack_org_wide and not enterprise:
+        return CheckResult("slack app", FAIL, "bot.slack_org_wide is set but auth.test names no enterprise",
+                           "Set slack_org_wide only for an Enterprise Grid org-wide install.")
+    scope = f"every workspace of enterprise {enterprise}" if config.bot.slack_org_wide else f"team {response.get('team_id')}" + (f" (enterprise {enterprise})" if enterprise else "")
+    app = config.bot.slack_app_id or app_id
+    if not app:
+        return CheckResult("slack app", WARN, f"payloads accepted from {scope}; the app id is unknown, so api_app_id is not compared",
+                           "Set bot.slack_app_id (Basic Information → App ID).")
+    return CheckResult("slack app", OK, f"payloads accepted from {scope}, app {app}")
 
 
 # ------------------------------------------------------------------ AWS

@@ -9,8 +9,11 @@ Bolt sees the request:
    is read; a signature that does not match ``v0:<timestamp>:<body>`` → 401;
 3. a signature seen before inside Slack's five-minute window (a replay) → 401;
 4. signed but malformed input (invalid UTF-8, an unknown content type, bad JSON in
-   ``payload``, a payload that is not an object) → 400;
-5. anything Bolt raises → 500 without a traceback in the answer.
+   ``payload``, a payload that is not an object, or one whose shape the listeners
+   cannot read: ``bot.payload_shape``) → 400;
+5. a payload claiming another team, enterprise or app (``bot.slack_identity``) → 403,
+   and 503 while Slack has not confirmed the bot's own;
+6. anything Bolt raises → 500 without a traceback in the answer.
 
 Nothing from a refused request is logged verbatim: one short line with the reason, the
 peer and sizes, every value escaped and cut (an attacker must not forge log lines).
@@ -28,6 +31,8 @@ import logging
 import time
 import urllib.parse
 from typing import Callable, Iterable
+
+from bot import payload_shape
 
 log = logging.getLogger("amibot.endpoint")
 
@@ -66,8 +71,10 @@ class SlackEndpoint:
 
     def __init__(self, app: Callable, signing_secret: str, *, remember_signature: RememberSignature,
                  max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, clock: Callable[[], float] = time.time,
-                 observe: Callable[[str], None] | None = None):
+                 observe: Callable[[str], None] | None = None, identity: Callable[[str, object], str | None] | None = None):
         self.app = app
+        # (kind, parsed body) -> why it is not for this workspace/app, or None (bot.slack_identity).
+        self.identity = identity
         self.secret = signing_secret.encode()
         self.remember_signature = remember_signature
         self.max_body_bytes = max_body_bytes
@@ -110,7 +117,11 @@ class SlackEndpoint:
             raise Refused("401 Unauthorized", "signature does not match")
         if not self.remember_signature(signature, timestamp):
             raise Refused("401 Unauthorized", "replayed signature")
-        _check_content(environ.get("CONTENT_TYPE", ""), body)
+        parsed = _check_content(environ.get("CONTENT_TYPE", ""), body)
+        if parsed is not None and self.identity is not None:
+            problem = self.identity(*parsed)
+            if problem:
+                raise Refused("403 Forbidden", f"payload's {problem}")
         return body
 
     def _content_length(self, environ: dict) -> int | None:
@@ -141,16 +152,19 @@ class SlackEndpoint:
         return body
 
 
-def _check_content(content_type: str, body: bytes) -> None:
-    """Signed input Bolt will parse: refuse what would make it fail (400)."""
+def _check_content(content_type: str, body: bytes) -> tuple[str, object] | None:
+    """Signed input Bolt will parse: refuse what would make it fail (400). Returns
+    what the workspace check reads (``form``/``payload``/``body`` and the parsed value),
+    or None for Slack's own checks (url_verification, ssl_check)."""
     media = content_type.split(";")[0].strip().lower()
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise Refused("400 Bad Request", "body is not UTF-8") from None
     if media == _JSON:
-        _json_object(text, "body")
-        return
+        event = _json_object(text, "body")
+        _shaped(payload_shape.events_problem(event), "body")
+        return None if event.get("type") == "url_verification" else ("body", event)
     if media != _FORM:
         raise Refused("400 Bad Request", f"unsupported content type {escaped(media, 40)}")
     try:
@@ -158,16 +172,27 @@ def _check_content(content_type: str, body: bytes) -> None:
     except (UnicodeDecodeError, ValueError):
         raise Refused("400 Bad Request", "form field is not UTF-8") from None
     if "payload" in fields:
-        _json_object(fields["payload"][0], "payload")
+        payload = _json_object(fields["payload"][0], "payload")
+        _shaped(payload_shape.interactive_problem(payload), "payload")
+        return "payload", payload
+    _shaped(payload_shape.form_problem(fields), "body")
+    return None if "ssl_check" in fields else ("form", fields)
 
 
-def _json_object(text: str, what: str) -> None:
+def _json_object(text: str, what: str) -> dict:
     try:
         value = json.loads(text)
     except ValueError:
         raise Refused("400 Bad Request", f"{what} is not JSON") from None
     if not isinstance(value, dict):
         raise Refused("400 Bad Request", f"{what} is not a JSON object")
+    return value
+
+
+def _shaped(problem: str | None, what: str) -> None:
+    """Refuse a signed payload whose shape the listeners cannot read (bot.payload_shape)."""
+    if problem:
+        raise Refused("400 Bad Request", f"{what} {problem}")
 
 
 def _answer(start_response: StartResponse, status: str, text: str) -> list[bytes]:

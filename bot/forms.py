@@ -98,12 +98,17 @@ def regions(config: Config) -> list[str]:
 # -- the request form ---------------------------------------------------------------------
 
 
-def request_form(config: Config, channel: str | None = None) -> dict[str, Any]:
-    """The modal ``/ami`` (no text) and the global shortcut open."""
-    accounts = [option(f"{alias} ({a.id})", alias) for alias, a in config.accounts.items()]
-    targets = list(accounts)
+def request_form(config: Config, channel: str | None = None, sources: list[str] | None = None) -> dict[str, Any]:
+    """The modal ``/ami`` (no text) and the global shortcut open. ``sources``: the
+    aliases the person may request from (``accounts.<a>.requesters``); None: all."""
+    targets = [option(f"{alias} ({a.id})", alias) for alias, a in config.accounts.items()]
+    shown = [alias for alias in config.accounts if sources is None or alias in sources]
+    accounts = [option(f"{alias} ({config.accounts[alias].id})", alias) for alias in shown]
     region_options = [option(r, r) for r in regions(config)]
-    first = next(iter(config.accounts), None)
+    first = next(iter(shown), None)
+    if first is None:
+        return {"type": "modal", "callback_id": REQUEST_FORM_VIEW, "title": _plain("New AMI request"), "close": _plain("Close"),
+                "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "You may not request from any account here (`accounts.<a>.requesters`). Ask an account's owners."}}]}
     channel_element: dict[str, Any] = {
         "type": "conversations_select",
         "filter": {"include": ["public", "private"], "exclude_bot_users": True},

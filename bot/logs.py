@@ -7,7 +7,8 @@ about a request, and secrets redacted whatever the level.
 - :class:`RedactionFilter` sits on the root handler: Slack tokens, the signing secret,
   AWS access key ids, secret keys and session tokens (botocore's DEBUG logger prints
   AssumeRole's answer and signed headers), Authorization headers are replaced by
-  ``[redacted]`` in the message and in tracebacks.
+  ``[redacted]`` in the message and in tracebacks; so is the token part of Slack
+  ``response_url``s (a reusable posting link).
 - ``AMIBOT_LOG_FORMAT=json|text`` (json is the default for ``serve``) and
   ``AMIBOT_LOG_LEVEL`` (INFO) choose the rest.
 """
@@ -38,6 +39,10 @@ _LABELLED = re.compile(
     r"|secretaccesskey|secret_key|sessiontoken|session_token|signing_secret|client_secret|password)"
     r"""(['"]?\s*[:=]\s*b?['"]?)([^'"\n<>,}]+)"""
 )
+# A Slack response_url (https://hooks.slack.com/commands/T…/123/<token>, or /actions/):
+# a live posting link for 30 minutes; slack-sdk's webhook client logs it at DEBUG, Bolt
+# logs the payloads that carry it. Its last part is cut, plain or URL-encoded (issue 17).
+_RESPONSE_URL = re.compile(r"(?i)((?:/|%2F)(?:commands|actions)(?:/|%2F)[TE][A-Z0-9]+(?:/|%2F)\d+(?:/|%2F))[A-Za-z0-9_-]+")
 _XML = re.compile(r"(?i)<(SecretAccessKey|SessionToken|AccessKeyId)>[^<]*</")
 _PATTERNS = (
     re.compile(r"xox[abposr]-[A-Za-z0-9-]+"),  # Slack bot/user/app-config tokens
@@ -63,6 +68,7 @@ def redact(text: str) -> str:
     for value in known:
         if value in text:
             text = text.replace(value, REDACTED)
+    text = _RESPONSE_URL.sub(lambda m: m.group(1) + REDACTED, text)
     text = _XML.sub(lambda m: f"<{m.group(1)}>{REDACTED}</", text)
     text = _LABELLED.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
     for pattern in _PATTERNS:

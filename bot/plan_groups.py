@@ -130,7 +130,7 @@ def final_text(request: Request) -> str:
         if step.state == STEP_FAILED:
             lines.append(f"Could not remove the temporary share: {step.error} Remove it by hand (`/ami audit` shows it).")
         elif step.result.get("summary"):
-            lines.append(f"Temporary share removed: {step.result['summary']}.")
+            lines.append(f"Temporary share removed: {slacktext.escape(step.result['summary'])}.")
     if failed and request.kind == "retire":
         lines.append("To retry the failed ones, ask again for those account-regions.")
     elif failed:

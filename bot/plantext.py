@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 
 from aws.actions.copy import default_copy_name
 from bot.requests import STEP_DONE, STEP_FAILED, STEP_UNDONE, Request, Step
+from bot.slacktext import escape
 
 COPY_NAME_MARK = "{copy-name}"  # in a copy step's description: the real name, known once the request has its number
 REQUEST_LABEL_MARK = "{request-label}"  # in a step's description: `R-<n>-<uid>`, the provenance tag value, known once stored
@@ -32,12 +33,14 @@ STEP_MARK = {STEP_DONE: ":white_check_mark:", STEP_FAILED: ":x:", STEP_UNDONE: "
 
 def step_line(request: Request, step: Step) -> str:
     """One step of the plan: its number is kept whatever its state (later steps refer
-    to earlier ones by number), and a copy shows the name it will really have."""
+    to earlier ones by number), and a copy shows the name it will really have. The
+    description carries values from users and AWS (tag keys and values, names): it is
+    escaped here, the one place every surface reads a step from."""
     mark = STEP_MARK.get(step.state, "")
-    description = step.description
+    description = escape(step.description)
     if COPY_NAME_MARK in description:
         name = step.params.get("name") or default_copy_name(step.params.get("source_name", ""), request.display_id)
-        description = description.replace(COPY_NAME_MARK, name)
+        description = description.replace(COPY_NAME_MARK, escape(name).replace("`", "ˋ"))
     description = description.replace(REQUEST_LABEL_MARK, f"{request.display_id}-{request.uid}")
     return f"{mark + ' ' if mark else ''}{step.seq}. [{step.account_alias}] {description}"
 

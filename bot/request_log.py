@@ -6,7 +6,7 @@ One event per line, oldest first, each with the same columns:
 (``requested``, ``approved``, ``state``, ``step``), ``actor`` (a Slack user id, or
 ``amibot`` for the bot's own steps and ticks), ``account``, ``region``, ``action``,
 ``state``, ``detail`` (text) and ``data`` (JSON: the step's result, e.g. the grant
-ids and images an AWS change made).
+ids and images an AWS change made). A request's ``response_url`` is never exported.
 """
 
 from __future__ import annotations
@@ -62,13 +62,22 @@ def _event(at: float, request_id: int, uids: dict[int, str], event: str, actor: 
     return row
 
 
+# Never exported: a response_url is a live posting link into the requester's channel
+# (valid for 30 minutes, five posts), not a record (issue 17, finding 7).
+_NOT_EXPORTED = frozenset({"response_url", "response_urls"})
+
+
+def _shareable(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if k not in _NOT_EXPORTED}
+
+
 def events(trail: dict[str, list[dict[str, Any]]], uids: dict[int, str] | None = None) -> list[dict[str, Any]]:
     """Flatten :meth:`bot.store.Store.request_log` into events, oldest first."""
     uids = dict(uids or {})
     uids.update({r["id"]: r["uid"] for r in trail["requests"]})
     out = [
         _event(r["created_at"], r["id"], uids, "requested", r["requester"], action=r["kind"], state=r["state"],
-               detail=r["command_text"], data=json.dumps({"channel": r["channel"], "params": json.loads(r["params"] or "{}")}, sort_keys=True))
+               detail=r["command_text"], data=json.dumps({"channel": r["channel"], "params": _shareable(json.loads(r["params"] or "{}"))}, sort_keys=True))
         for r in trail["requests"]
     ]
     out += [_event(a["decided_at"], a["request_id"], uids, "approved", a["approver"], account=a["account_alias"]) for a in trail["approvals"]]

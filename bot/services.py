@@ -19,6 +19,7 @@ from aws.sessions import PREFLIGHT_DEADLINE_SECONDS, AwsSessions, PreflightTimeo
 from bot import audit, cards, grammar, listing, messages, policy, slacktext
 from bot.verbs import registry
 from bot.verbs.common import PlanningContext, preflight_read, requests_that_changed_aws
+from bot.access import Access
 from bot.approvals import Approvals
 from bot.config import AccountConfig, Config
 from bot.engine import PlanRunner
@@ -44,6 +45,8 @@ class Directory(Protocol):
 
     def channel_members(self, channel: str) -> frozenset[str]: ...
 
+    def bot_is_member(self, channel: str) -> bool: ...
+
 
 class RequestService:
     """The bot's use cases."""
@@ -65,6 +68,7 @@ class RequestService:
         self.visibility = listing.Visibility(config, lambda alias: self._owners(config.account(alias)), directory.channel_members)
         self.lifecycle = lifecycle or (runner.lifecycle if runner is not None else Lifecycle(store, notifier, clock=clock))
         self.approvals = Approvals(config, store, notifier, self.lifecycle, self.owner_users, directory.group_members)
+        self.access = Access(config, store.count_use, self.owner_users, directory.group_members)
 
     # -- slash commands ----------------------------------------------------------------
 
@@ -88,25 +92,22 @@ class RequestService:
             return self.cancel(self._number(command.request_id), user)
         if isinstance(command, grammar.AuditCommand):
             if command.image_id is None:
-                return audit.drift_list_text(self.config, self.store.drift_findings())
+                self.access.check_channel(channel, dm_too=True)
+                return audit.drift_list_text(self.config, self.access.drift_rows(self.store.drift_findings(), user))
+            self.access.check_audit(command.source.account, user, channel)  # type: ignore[union-attr]
+            self.access.check_rate(user)
             self.worker.submit(self.audit, command, response_url=response_url, channel=channel, user=user)
             return f"Auditing {command.image_id} … (read-only) the answer follows here."
         if not registry.is_operation(command):
             registry.prepare(None, command)  # raises "not available yet"
-        self._check_channel_allowed(channel)
+        self.access.check_channel(channel)
+        self.access.check_source(getattr(getattr(command, "source", None), "account", None), user)
         if self.config.bot.require_reason and not getattr(command, "reason", None):
             example = slacktext.code(f'{self.config.bot.command} {_clean(text)} reason "release 2.3 for the dev team"')
             raise AmibotError("Every request must say why (`bot.require_reason`). Nothing was changed.", fix=f'Add `reason "…"` to the command, e.g. {example}')
+        self.access.check_rate(user)
         self.worker.submit(self.submit, command, user=user, channel=channel, text=text, response_url=response_url)
         return f"Checking {slacktext.code(_clean(text))} … the plan and the approval request will appear in this channel."
-
-    def _check_channel_allowed(self, channel: str) -> None:
-        allowed = self.config.bot.allowed_channels
-        if allowed and channel not in allowed:
-            raise NotAllowedError(
-                "Requests are made only in " + ", ".join(slacktext.channel(c) for c in allowed) + ". Nothing was changed.",
-                fix="Ask again in one of those channels.",
-            )
 
     def audit(self, command: grammar.AuditCommand, *, response_url: str | None, channel: str, user: str) -> str:
         """``/ami audit <ami> from <acct[:region]>``: read who can use the AMI (a bounded
@@ -121,7 +122,7 @@ class RequestService:
             )
             text = audit.audit_text(self.config, access, audit.build_ledger(requests_that_changed_aws(self.store), recent_since=self.clock() - self.config.bot.consistency_window_seconds), account.alias)
             if command.drift:
-                rows = [r for r in self.store.drift_findings() if r["image_id"] == command.image_id]
+                rows = [r for r in self.access.drift_rows(self.store.drift_findings(), user) if r["image_id"] == command.image_id]
                 text += "\n" + audit.drift_list_text(self.config, rows)
         except Exception as error:  # one error path: messages.error_text
             text = ":no_entry: " + messages.error_text(error)

@@ -40,22 +40,31 @@ class SurfaceService:
 
     # -- the form ---------------------------------------------------------------------
 
-    def form_view(self, channel: str | None) -> dict[str, Any]:
-        """The request form; starts loading the first account's AMIs meanwhile."""
-        first = next(iter(self.config.accounts.values()), None)
-        if first is not None:
-            self.catalog.warm(first.id, self.config.bot.default_region)
-        return forms.request_form(self.config, channel)
+    def form_view(self, channel: str | None, user: str) -> dict[str, Any]:
+        """The request form, its source menu holding only the accounts ``user`` may
+        request from; starts loading the first of those accounts' AMIs meanwhile."""
+        sources = self.requests.access.sources_for(user)
+        if sources:
+            self.catalog.warm(sources[0].id, self.config.bot.default_region)
+        return forms.request_form(self.config, channel, [a.alias for a in sources])
 
-    def ami_options(self, view: dict[str, Any], query: str) -> dict[str, Any]:
-        """Options for the AMI picker: the chosen source account's own AMIs."""
+    def ami_options(self, view: dict[str, Any], query: str, user: str) -> dict[str, Any]:
+        """Options for the AMI picker: the chosen source account's own AMIs, when
+        ``user`` may request from it and is within the rate limit; else none."""
+        access = self.requests.access
         alias, region = forms.chosen_source(view, self.config)
         if alias is None:
-            alias = next(iter(self.config.accounts), None)
+            alias = next((a.alias for a in access.sources_for(user)), None)
         try:
             account = self.config.account(alias or "")
         except UnknownAccountError:
             return {"options": []}
+        if not access.may_request_from(account, user):
+            return {"options": []}
+        try:
+            access.check_rate(user)
+        except NotAllowedError:
+            return {"options": [forms.option("Too many lookups in a minute: wait a minute and search again", "none")]}
         found = self.catalog.search(account.id, region, query)
         return forms.ami_options(found.images, loading=found.loading, query=query)
 
@@ -67,6 +76,9 @@ class SurfaceService:
         if errors:
             return errors
         assert answers.channel is not None
+        refused = self._channel_refused(user, answers.channel)
+        if refused:
+            return {forms.CHANNEL: refused}
         text = forms.render(answers)
         try:
             note = self.requests.handle_command(text, user=user, channel=answers.channel, response_url=response_url)
@@ -74,6 +86,17 @@ class SurfaceService:
             return {forms.OPERATION: messages.error_text(error)[: forms.ERROR_TEXT_LIMIT]}
         self._answer(user, answers.channel, response_url, f"{self.config.bot.command} {text}\n{note}")
         return {}
+
+    def _channel_refused(self, user: str, channel: str) -> str | None:
+        """The form names the channel its request lives in (issue 17): the requester
+        must be a member of it (failing closed when its members cannot be read), and the
+        bot must be in it already: it never joins a channel for a form submission."""
+        directory = self.requests.directory
+        if user not in directory.channel_members(channel):
+            return "You are not a member of that channel (or amibot cannot see its members): pick a channel you are in."
+        if not directory.bot_is_member(channel):
+            return "amibot is not in that channel and does not join one for a form: invite it there, or pick another channel."
+        return None
 
     def _answer(self, user: str, channel: str, response_url: str | None, text: str) -> None:
         if response_url:

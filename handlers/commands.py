@@ -17,7 +17,7 @@ def register(app: App, service: RequestService, command: str, surfaces: SurfaceS
         if not (command.get("text") or "").strip() and command.get("trigger_id"):
             # No text: the form. Its trigger_id works once, for 3 s: open it here.
             try:
-                client.views_open(trigger_id=command["trigger_id"], view=surfaces.form_view(command["channel_id"]))
+                client.views_open(trigger_id=command["trigger_id"], view=surfaces.form_view(command["channel_id"], command["user_id"]))
                 ack()
                 return
             except SlackApiError:

@@ -32,6 +32,7 @@ class OfflineStack:
     url: str
     clock: Callable[[], float]
     channel: str = rehearsal.CHANNEL
+    admin_url: str = ""  # the admin listener: /metrics and the detailed /healthz (issue 17)
 
     @property
     def sandbox(self) -> Sandbox:
@@ -90,6 +91,15 @@ class OfflineStack:
         return found[-1].get("text", "")
 
 
+def without_rate_limit(config: Config) -> Config:
+    """``config`` with the per-user limit on commands that call AWS at its maximum: the
+    benchmarks play hundreds of requests from one user to measure the bot, not the
+    limit (issue 17's ``bot.aws_commands_per_minute``)."""
+    import dataclasses
+
+    return dataclasses.replace(config, bot=dataclasses.replace(config.bot, aws_commands_per_minute=600))
+
+
 def start_stack(sandbox: Sandbox, fake: FakeSlack, db: str, *, toml: str = rehearsal.SANDBOX_TOML, env: dict[str, str] | None = None,
                 configure: Callable[[Config], Config] | None = None, enforce_iam: bool = True, **bot_options: Any) -> OfflineStack:
     """Seed the sandbox world and start the bot on a free port, on ``db``; the caller
@@ -111,11 +121,12 @@ def start_stack(sandbox: Sandbox, fake: FakeSlack, db: str, *, toml: str = rehea
     bot.start()
     try:
         url = bot.start_http(port=0)
+        admin_url = bot.start_admin_http(port=0)
     except BaseException:
         bot.stop()
         raise
     slack = SignedSlackClient(url + "/slack/events", config.slack.signing_secret, fake, command=config.bot.command)
-    return OfflineStack(bot=bot, world=world, slack=slack, fake=fake, url=url, clock=bot_options.get("clock", time.time))
+    return OfflineStack(bot=bot, world=world, slack=slack, fake=fake, url=url, clock=bot_options.get("clock", time.time), admin_url=admin_url)
 
 
 @contextmanager

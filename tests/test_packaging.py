@@ -39,7 +39,10 @@ def test_the_image_installs_the_lock_and_pins_its_base_by_digest():
     assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim@sha256:[0-9a-f]{64}$", dockerfile, re.M)
     assert re.search(r"^FROM \$\{PYTHON_IMAGE\}$", dockerfile, re.M)
     assert "pip install --no-cache-dir --require-hashes -r requirements.lock" in dockerfile
-    assert "pip install --no-cache-dir --no-deps ." in dockerfile
+    # The build backend comes from the lock, hashed (issue 17): no isolated build env.
+    assert "pip install --no-cache-dir --no-deps --no-build-isolation ." in dockerfile
+    lock = (ROOT / "requirements.lock").read_text()
+    assert re.search(r"^setuptools==\S+ \\\n\s+--hash=sha256:", lock, re.M), "setuptools (the build backend) must be in the lock: make lock"
 
 
 def test_build_output_is_ignored():

@@ -8,6 +8,10 @@ from dataclasses import dataclass, field
 
 from aws.actions.base import Action, ActionParams, register
 
+# EC2: "Each resource can have a maximum of 50 tags" (CreateTags, Amazon EC2 API
+# Reference); the sandbox (moto) answers TagLimitExceeded past it, as AWS does.
+MAX_TAGS = 50
+
 
 @register
 class TagImage(Action):
@@ -29,8 +33,11 @@ class TagImage(Action):
     @classmethod
     def describe(cls, params, *, account, region, current_tags: dict[str, str]):
         """``current_tags``: the AMI's tags now, to say what each key changes from."""
+        def shown(text: str) -> str:  # a value inside a code span: no backtick may end it, no line break split it
+            return " ".join(str(text).split()).replace("`", "\u02cb") or " "
+
         changes = [
-            f"`{k}`: " + (f"`{current_tags[k]}` → `{v}`" if k in current_tags and current_tags[k] != v else ("unchanged" if current_tags.get(k) == v else f"(none) → `{v}`"))
+            f"`{shown(k)}`: " + (f"`{shown(current_tags[k])}` → `{shown(v)}`" if k in current_tags and current_tags[k] != v else ("unchanged" if current_tags.get(k) == v else f"(none) → `{shown(v)}`"))
             for k, v in params.tags.items()
         ]
         return f"CreateTags on {', '.join([params.image_id, *params.snapshot_ids])}: " + "; ".join(changes)

@@ -182,7 +182,24 @@ def _parse_account(alias: str, table: dict[str, Any]) -> AccountConfig:
         retire=_get(table, p, "retire", bool, "retire = true", False),
         retire_tag=(retire_tag.partition("=")[0].strip(), retire_tag.partition("=")[2]) if retire_tag else None,
         pass_roles=pass_roles,
+        requesters=_parse_requesters(table, p),
     )
+
+
+def _parse_requesters(table: Mapping[str, Any], p: str) -> tuple[str, ...] | None:
+    """``requesters``: the Slack user or group ids who may request with this account
+    as the source; absent: everyone in an allowed channel (issue 17)."""
+    example = 'requesters = ["U0123ABCD", "S0456EFGH"]'
+    raw = _get(table, p, "requesters", list, example, None)
+    if raw is None:
+        return None
+    found: list[str] = []
+    for who in raw:
+        if not isinstance(who, str) or not _OWNER_RE.fullmatch(who):
+            raise ConfigError(f"{p}.requesters", f"`{who}` is not a Slack user id (U... or W...) or user-group id (S...)", f"use member or group ids, e.g. {example}")
+        if who not in found:
+            found.append(who)
+    return tuple(found)
 
 
 def _parse_roles(table: Mapping[str, Any], p: str, account_id: str, key: str, sample: str) -> tuple[str, ...]:

@@ -86,7 +86,21 @@ def _parse_bot(table: dict[str, Any]) -> BotConfig:
             _get(table, p, "drift_check_hours", int, "drift_check_hours = 24", d.drift_check_hours),
             f"{p}.drift_check_hours", 1, 720, "hours (the drift check runs that often; 24 = daily)",
         ),
+        aws_commands_per_minute=_int_range(
+            _get(table, p, "aws_commands_per_minute", int, "aws_commands_per_minute = 20", d.aws_commands_per_minute),
+            f"{p}.aws_commands_per_minute", 1, 600, "commands a minute per user (audit, requests, the form's AMI lookups)",
+        ),
+        slack_app_id=_slack_app_id(table, p),
+        slack_org_wide=_get(table, p, "slack_org_wide", bool, "slack_org_wide = true", d.slack_org_wide),
     )
+
+
+def _slack_app_id(table: Mapping[str, Any], p: str) -> str | None:
+    """``slack_app_id = "A0123ABCD"``: the app's id (Basic Information → App ID)."""
+    value = _get(table, p, "slack_app_id", str, 'slack_app_id = "A0123ABCD"', None)
+    if value is not None and not re.fullmatch(r"A[A-Z0-9]{2,}", value):
+        raise ConfigError(f"{p}.slack_app_id", f"`{value}` is not a Slack app id", 'copy it from the app\'s Basic Information page, e.g. slack_app_id = "A0123ABCD"')
+    return value
 
 
 _TAG_KEY_RE = re.compile(r"[^\x00-\x1f]{1,128}")

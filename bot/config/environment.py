@@ -4,11 +4,23 @@ mode needs are there."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import urllib.parse
 from typing import Mapping
 
 from bot.config.model import DEFAULT_SLACK_API_URL, Config, SlackSettings
 from bot.errors import ConfigError
+
+
+def _loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: http:// stays on this machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _db_target(target: str) -> str:
@@ -54,6 +66,10 @@ def _slack_settings(env: Mapping[str, str]) -> SlackSettings:
     api_url = env.get("SLACK_API_URL") or DEFAULT_SLACK_API_URL
     if not re.match(r"https?://[^/\s]+", api_url, re.IGNORECASE):
         raise ConfigError("SLACK_API_URL", f"`{api_url}` is not an http:// or https:// URL", f"set it to the Web API's base URL, e.g. {DEFAULT_SLACK_API_URL}, or unset it")
+    host = urllib.parse.urlsplit(api_url).hostname or ""
+    if api_url.lower().startswith("http://") and not _loopback(host):
+        raise ConfigError("SLACK_API_URL", f"`{api_url}` sends the bot token unencrypted to {host}",
+                          f"use https:// (e.g. {DEFAULT_SLACK_API_URL}); http:// is only for a local fake Slack on 127.0.0.1 or localhost")
     if not api_url.endswith("/"):
         api_url += "/"
     return SlackSettings(

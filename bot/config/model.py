@@ -34,6 +34,9 @@ class AccountConfig:
     retire: bool = False
     retire_tag: tuple[str, str] | None = None  # ("key", "value")
     pass_roles: tuple[str, ...] = ()  # instance roles (ARNs, * for a path) a migration here may pass to EC2 (iam:PassRole)
+    # Who may request with this account as the source (user or group ids); None: everyone
+    # in an allowed channel. Targets are not restricted by it (issue 17).
+    requesters: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,14 @@ class BotConfig:
     required_tags: tuple[str, ...] = ()
     # How often the drift check compares amibot's record with AWS (hours).
     drift_check_hours: int = 24
+    # Per user: commands that call AWS (audit, requests, the form's AMI lookups) per
+    # minute, counted in the store across replicas (issue 17).
+    aws_commands_per_minute: int = 20
+    # The Slack app's id (A…): payloads with another api_app_id are refused; unset: the
+    # app_id auth.test reports. slack_org_wide: an Enterprise Grid org-wide install
+    # (payloads from every workspace of the token's enterprise) (issue 17).
+    slack_app_id: str | None = None
+    slack_org_wide: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,10 +118,11 @@ class Config:
             detail = f"Account {key} is not configured."
         else:
             detail = f"There is no account called `{ref}`."
-        aliases = ", ".join(f"{a} ({c.id})" for a, c in self.accounts.items())
+        # Never the list of every account and its id: who may see which is decided by
+        # bot.access (issue 17), which re-raises this with the asker's own accounts.
         raise UnknownAccountError(
             detail,
-            fix=f"Configured accounts: {aliases}. Use one of these aliases or ids, "
+            fix="Use an account alias from the config (the request form lists those you may request from), "
             "or ask an admin to add an [accounts.<alias>] table to the config.",
         )
 

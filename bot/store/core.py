@@ -24,6 +24,7 @@ from bot.store.holdings import HoldingStore
 from bot.store.home import HomeStore
 from bot.store.leases import LeaseStore
 from bot.store.outbox import OutboxStore
+from bot.store.rates import RateStore
 from bot.store.replays import ReplayStore
 from bot.store.requests import RequestStore
 from bot.store.schema import SCHEMA_CHANGES
@@ -31,7 +32,7 @@ from bot.store.slack_messages import SlackMessageStore
 from bot.store.votes import VoteStore
 
 
-class Store(RequestStore, VoteStore, OutboxStore, SlackMessageStore, ReplayStore, HomeStore, LeaseStore, HoldingStore, DriftStore, CountStore):
+class Store(RequestStore, VoteStore, OutboxStore, SlackMessageStore, ReplayStore, HomeStore, LeaseStore, HoldingStore, DriftStore, CountStore, RateStore):
     """All persistence of amibot, on SQLite or PostgreSQL (``target``: a file path, or
     nothing for ``amibot.db``; or a ``postgresql://…`` URL). Thread-safe: one
     connection per thread."""

@@ -195,4 +195,14 @@ SCHEMA_CHANGES: list[str] = [
         PRIMARY KEY (request_id, account_alias, approver)
     );
     """,
+    # Per-user rate limits on commands that call AWS (`bot.aws_commands_per_minute`):
+    # one row per user and window, pruned when a newer window is counted (issue 17).
+    """
+    CREATE TABLE rate_counts (
+        user_id TEXT NOT NULL,
+        window_start BIGINT NOT NULL,
+        uses INTEGER NOT NULL,
+        PRIMARY KEY (user_id, window_start)
+    );
+    """,
 ]

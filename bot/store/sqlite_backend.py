@@ -126,6 +126,22 @@ class SqliteBackend:
             self._local.db = None
 
 
+def tighten_private(path: str) -> list[str]:
+    """An existing database file (and its -wal/-shm) readable by others is made 0600
+    (issue 17): the umask of an earlier run, or a copy, may have left it 0644. Returns
+    one line per file changed, for the log."""
+    changed = []
+    for name in (path, path + "-wal", path + "-shm"):
+        try:
+            mode = os.stat(name, follow_symlinks=False).st_mode & 0o777
+        except OSError:
+            continue
+        if mode & 0o077:
+            os.chmod(name, 0o600, follow_symlinks=False)
+            changed.append(f"{name} was {mode:04o}, now 0600")
+    return changed
+
+
 def _create_private(path: str) -> None:
     """Create the database file readable by its owner only (0600) if it does not exist:
     it holds who asked for what and the grant ids. SQLite gives its -wal and -shm files

@@ -70,10 +70,11 @@ def audit(stage: Stage) -> None:
     prod = sandbox.session(rehearsal.PROD, rehearsal.REGION).client("ec2")
     prod.modify_image_attribute(ImageId=image, LaunchPermission={"Add": [{"UserId": OUTSIDER}]})
     t.say("console", f"ModifyImageAttribute {image}: launch permission for {OUTSIDER} (outside amibot)")
-    before = len(fake.ephemerals(rehearsal.REQUESTER))
-    stage.ask(f"audit {image} from prod")
-    answer = wait(lambda: fake.ephemerals(rehearsal.REQUESTER)[before:] and fake.ephemerals(rehearsal.REQUESTER)[-1].get("text"), 30)
-    t.say("amibot (only bob)", str(answer))
+    # An AMI's audit is for the owners of its account (issue 17): alice asks.
+    before = len(fake.ephemerals(rehearsal.OWNER))
+    stage.ask(f"audit {image} from prod", user=rehearsal.OWNER, who="alice")
+    answer = wait(lambda: fake.ephemerals(rehearsal.OWNER)[before:] and fake.ephemerals(rehearsal.OWNER)[-1].get("text"), 30)
+    t.say("amibot (only alice)", str(answer))
     if not t.expect("the audit flags the launch permission amibot did not make", bool(answer) and "not made by amibot" in next((x for x in str(answer).splitlines() if OUTSIDER in x), "")):
         return
     t.expect(f"the audit marks dev's launch permission and grant with {share_id}", f"amibot {share_id}" in next((x for x in str(answer).splitlines() if f"({rehearsal.DEV})" in x), "")
@@ -87,5 +88,5 @@ def audit(stage: Stage) -> None:
     stage.bot.clockwork.drift.check()
     t.expect("a second check tells nobody again", len([m for m in fake.messages(rehearsal.OWNER) if OUTSIDER in (m.get("text") or "")]) == 1)
     t.expect("what amibot granted (and later removed) raises no drift", all(OUTSIDER in r["detail"] for r in stage.bot.store.drift_findings()))
-    result = stage.ask("audit --drift")
+    result = stage.ask("audit --drift", user=rehearsal.OWNER, who="alice")
     t.expect("`/ami audit --drift` lists the finding", OUTSIDER in result.body)

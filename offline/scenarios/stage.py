@@ -95,11 +95,12 @@ class Stage:
     last_plan: str = ""  # the text of the last "View exact changes" modal a scenario opened
     closing: list[str] = field(default_factory=list)  # messages the closing note quotes
 
-    def ask(self, text: str) -> Any:
-        """Bob types ``/ami <text>``; the transcript shows it and the bot's ack."""
-        self.t.say("@bob", f"/ami {text}")
-        result = self.slack.slash(rehearsal.REQUESTER, self.channel, text)
-        self.t.say("amibot (only bob)", ack_text(result))
+    def ask(self, text: str, user: str = rehearsal.REQUESTER, who: str = "bob") -> Any:
+        """Bob (or ``user``, called ``who``) types ``/ami <text>``; the transcript shows
+        it and the bot's ack."""
+        self.t.say(f"@{who}", f"/ami {text}")
+        result = self.slack.slash(user, self.channel, text)
+        self.t.say(f"amibot (only {who})", ack_text(result))
         return result
 
     def ask_refused(self, text: str) -> str | None:

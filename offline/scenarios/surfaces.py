@@ -84,6 +84,8 @@ def play(stage: Stage) -> None:
         "reason": {"reason": _leaf("text", "quarterly reports for the dev team")},
         "channel": {"channel": {"type": "conversations_select", "selected_conversation": channel}},
     }
+    # The form's channel must be one bob is in (issue 17): the platform channel's members.
+    fake.channel_members.setdefault(channel, [rehearsal.REQUESTER, rehearsal.OWNER, fake.bot_user_id])
     t.say("@bob", "submits with duration “3 fortnights”")
     errors = slack.submit_view(rehearsal.REQUESTER, FORM, values).json() or {}
     t.say("amibot (form)", "\n".join(f"{k}: {v}" for k, v in (errors.get("errors") or {}).items()))

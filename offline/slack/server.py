@@ -5,6 +5,7 @@ limits, serves ``response_url``\\ s, and records every call."""
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import time
 import urllib.parse
@@ -24,7 +25,7 @@ JSON_FIELDS = frozenset({"blocks", "attachments", "view", "metadata"})
 class SlackCall:
     """One request the fake received: a Web API call, or a POST to a response_url."""
 
-    method: str  # "chat.postMessage", or the path "/response/3" for a response_url
+    method: str  # "chat.postMessage", or the path "/commands/T0SANDBOX/3/…" for a response_url
     params: dict  # query, form and JSON fields merged; JSON-encoded fields decoded
     at: float  # time.time() on arrival
     token: str | None = None  # from the Authorization header or the token param
@@ -160,7 +161,9 @@ class FakeSlack(MessagesApi, ConversationsApi, ViewsApi, PeopleApi):
         ``replace_original`` and ``delete_original`` act on it as Slack would;
         other posts are ephemeral replies to ``user``.
         """
-        path = f"/response/{next(self._seq)}"
+        # Shaped as Slack's (hooks.slack.com/commands/<team>/<id>/<token>): its last
+        # part is the secret that makes it a posting link (redacted in logs, bot.logs).
+        path = f"/commands/{self.team_id}/{next(self._seq)}/{secrets.token_urlsafe(18).replace('-', 'x').replace('_', 'y')}"
         with self._lock:
             self._response_urls[path] = {"channel": channel, "message_ts": message_ts, "user": user}
         return self.base_url + path
@@ -242,7 +245,8 @@ class FakeSlack(MessagesApi, ConversationsApi, ViewsApi, PeopleApi):
     def _api_auth_test(self, p: dict) -> dict:
         return {"url": "https://sandbox.slack.com/", "team": "Sandbox", "user": self.bot_name,
                 "team_id": self.team_id, "user_id": self.bot_user_id, "bot_id": self.bot_id,
-                "is_enterprise_install": False}
+                "app_id": self.app_id, "is_enterprise_install": False,
+                **({"enterprise_id": self.enterprise_id} if self.enterprise_id else {})}
 
     def _api_apps_connections_open(self, p: dict) -> dict:
         """Socket Mode: a one-use WebSocket URL on the attached :class:`FakeSocketMode`."""

@@ -30,6 +30,9 @@ class SlackState:
                  unknown_channels: set[str] | frozenset[str] = frozenset(),
                  scopes: set[str] | frozenset[str] | None = None):
         self.bot_user_id, self.bot_id, self.team_id = bot_user_id, bot_id, team_id
+        # auth.test answers with the ids the signed client's payloads carry (the app's
+        # id, and an enterprise id for an Enterprise Grid workspace: None here).
+        self.app_id, self.enterprise_id = "A0AMIBOT", None
         self.bot_name = bot_name
         self.usergroups = dict(usergroups or {})
         self.channels_bot_cannot_post = set(channels_bot_cannot_post)

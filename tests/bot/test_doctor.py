@@ -51,7 +51,7 @@ def test_green_on_the_sandbox(world, fake_slack, tmp_path):
     assert all(r.status == OK for r in rows), render_table(rows)
     checks = [r.check for r in rows]
     assert checks == [
-        "config", "slack token", "slack scopes", "slack signing secret",
+        "config", "slack token", "slack app", "slack scopes", "slack signing secret",
         "account prod", "key prod:us-east-1",
         "block public access prod:us-east-1 (AMIs)", "block public access prod:us-east-1 (snapshots)",
         "launch templates for update-lt prod:us-east-1",
@@ -162,8 +162,25 @@ def test_cli_exit_codes(world, fake_slack, tmp_path, monkeypatch, capsys):
         monkeypatch.setenv(key, value)
     assert main(["doctor", "--config", _config(tmp_path)]) == 0
     green = capsys.readouterr().out
-    assert "19 checks: 19 OK, 0 WARN, 0 FAIL" in green
+    assert "20 checks: 20 OK, 0 WARN, 0 FAIL" in green
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-revoked")
     assert main(["doctor", "--config", _config(tmp_path)]) == 1
     red = capsys.readouterr().out
     assert "invalid_auth" in red and "fix: Use the app's current Bot User OAuth Token" in red
+
+
+def test_the_slack_app_row_says_what_payloads_are_accepted():
+    """Issue 17, finding 9: the doctor shows the identity the endpoint compares with."""
+    from dataclasses import replace
+
+    from bot.doctor import check_slack_identity
+    from offline import rehearsal
+
+    config = rehearsal.sandbox_config(":memory:")
+    ok = check_slack_identity(config, {"team_id": "T0SANDBOX", "app_id": "A0AMIBOT"})
+    assert ok.status == OK and "team T0SANDBOX" in ok.detail and "A0AMIBOT" in ok.detail
+    wrong = replace(config, bot=replace(config.bot, slack_app_id="A0OTHER"))
+    assert check_slack_identity(wrong, {"team_id": "T0SANDBOX", "app_id": "A0AMIBOT"}).status == FAIL
+    org = replace(config, bot=replace(config.bot, slack_org_wide=True))
+    assert check_slack_identity(org, {"team_id": "T0SANDBOX", "app_id": "A0AMIBOT"}).status == FAIL
+    assert check_slack_identity(config, {"team_id": "T0SANDBOX"}).status == WARN

@@ -65,7 +65,8 @@ def _stream_post(harness, headers: dict, chunks) -> tuple[int | None, int]:
 def _slash_body(harness, text: str) -> bytes:
     return urllib.parse.urlencode({
         "command": "/ami", "text": text, "user_id": rehearsal.REQUESTER, "channel_id": harness.channel,
-        "team_id": "T0SANDBOX", "response_url": harness.fake.new_response_url(), "trigger_id": "1.2.3",
+        "team_id": "T0SANDBOX", "api_app_id": "A0AMIBOT",  # Slack sends both; other ids are refused (issue 17)
+        "response_url": harness.fake.new_response_url(), "trigger_id": "1.2.3",
     }).encode()
 
 

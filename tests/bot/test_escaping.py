@@ -12,6 +12,7 @@ from typing import Any, Iterator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from aws.actions.tags import TagImage
 from aws.errors import AwsFailure
 from bot import listing, cards, lifecycle, messages, plan_groups, slacktext
 from bot.errors import UsageError
@@ -65,9 +66,15 @@ def a_request(command_text: str, reason: str, aws_text: str, state: str, kind: s
     )
     request.steps = [
         Step(7, 1, "ec2.copy_image", "dev", "222222222222", "us-east-1", {"source_name": aws_text, "name": None},
-             f"CopyImage Name=`{cards.COPY_NAME_MARK}`", "done", {"grant_id": aws_text, "summary": slacktext.escape(aws_text)}, None),
+             f"CopyImage Name=`{cards.COPY_NAME_MARK}`", "done", {"grant_id": aws_text, "summary": aws_text}, None),
         Step(7, 2, "kms.add_key_policy_statement", "prod", "111111111111", "us-east-1", {"key_arn": "arn:aws:kms:us-east-1:111111111111:key/k"},
              "PutKeyPolicy", "pending", {}, None),
+        # A tag step: its keys and values (a user's words) in the description, the AWS
+        # result's summary raw (issue 17, finding 1).
+        Step(7, 3, "ec2.create_tags", "prod", "111111111111", "us-east-1", {"image_id": "ami-0123456789abcdef0"},
+             TagImage.describe(TagImage.Params(image_id="ami-0123456789abcdef0", snapshot_ids=[], tags={aws_text or "k": command_text}),
+                               account=None, region="us-east-1", current_tags={aws_text or "k": reason}),
+             "done", {"summary": f"tagged ami-0123456789abcdef0: {aws_text}={command_text}"}, None),
     ]
     request.approvals = {"prod": "U0ALICE"}
     return request

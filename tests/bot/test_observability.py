@@ -96,7 +96,7 @@ def test_text_format_is_one_line_per_record_with_context():
 
 
 def _scrape(harness) -> dict[tuple[str, tuple], float]:
-    with urllib.request.urlopen(harness.url + "/metrics", timeout=5) as answer:
+    with urllib.request.urlopen(harness.admin_url + "/metrics", timeout=5) as answer:
         assert answer.status == 200 and answer.headers["Content-Type"].startswith("text/plain")
         text = answer.read().decode()
     return {(s.name, tuple(sorted(s.labels.items()))): s.value for f in text_string_to_metric_families(text) for s in f.samples}

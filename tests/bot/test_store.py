@@ -324,3 +324,17 @@ def test_database_file_is_private(tmp_path):
         store.close()
     finally:
         os.umask(old)
+
+
+def test_rate_counts_are_per_user_and_window_on_both_databases(store_target):
+    """The per-user rate limit's counter (issue 17): counted in the store, so replicas
+    share it; a new window starts again from one and prunes the old ones."""
+    now = [1_700_000_010.0]
+    store = Store(store_target, clock=lambda: now[0])
+    assert [store.count_use("U0A", 60) for _ in range(3)] == [1, 2, 3]
+    assert store.count_use("U0B", 60) == 1
+    other = Store(store_target, clock=lambda: now[0])  # another replica
+    assert other.count_use("U0A", 60) == 4
+    now[0] += 60
+    assert store.count_use("U0A", 60) == 1
+    assert store.db.execute("SELECT COUNT(*) FROM rate_counts").fetchone()[0] == 1

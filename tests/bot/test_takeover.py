@@ -99,7 +99,7 @@ def test_a_sqlite_bot_takes_over_leases_left_by_its_dead_predecessor(harness):
 
 
 def test_healthz_reports_the_store_kind_and_lease_health(harness):
-    with urllib.request.urlopen(harness.url + "/healthz", timeout=5) as response:
+    with urllib.request.urlopen(harness.admin_url + "/healthz", timeout=5) as response:
         assert response.status == 200
         report = json.loads(response.read())
     assert report["ok"] is True

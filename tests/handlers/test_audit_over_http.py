@@ -44,10 +44,11 @@ def share_by_hand(harness) -> tuple[str, str]:
 
 
 def audit(harness, text: str) -> str:
-    before = len(harness.fake.ephemerals(rehearsal.REQUESTER))
-    harness.slash(text)
+    """An owner of prod audits (issue 17: an AMI's audit is for its account's owners)."""
+    before = len(harness.fake.ephemerals(rehearsal.OWNER))
+    harness.slash(text, user=rehearsal.OWNER)
     harness.settle()
-    return harness.ephemeral_for(rehearsal.REQUESTER, after=before)
+    return harness.ephemeral_for(rehearsal.OWNER, after=before)
 
 
 def line_with(text: str, needle: str) -> str:
@@ -103,7 +104,7 @@ def test_drift_granted_and_removed_outside_amibot_is_reported_once(harness):
     harness.tick()
     harness.settle()
     assert len(harness.fake.messages(rehearsal.OWNER)) == 2
-    listed = str(harness.slash("audit —drift").body)  # a chat client's em dash; answered at once
+    listed = str(harness.slash("audit —drift", user=rehearsal.OWNER).body)  # a chat client's em dash; answered at once
     assert STRANGER_ACCOUNT in listed and dev_grant in listed and "2 open" in listed
 
     # Reconciled by hand: the finding resolves at the next check.

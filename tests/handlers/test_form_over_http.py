@@ -118,6 +118,7 @@ def test_field_errors_come_back_in_the_grammars_words_and_create_nothing(harness
 
 
 def test_a_submission_creates_exactly_what_the_slash_command_creates(harness):
+    harness.fake.channel_members[harness.channel] = [rehearsal.REQUESTER]  # the form's channel must be the requester's (issue 17)
     harness.slash("")
     _form(harness)
     image = harness.world.encrypted_image

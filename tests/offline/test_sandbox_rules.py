@@ -146,3 +146,19 @@ def test_what_the_sandbox_refuses_reads_in_plain_words(sandbox):
     with pytest.raises(ClientError) as limit:
         sandbox.client("ec2", PROD, SRC).modify_image_attribute(ImageId=full, LaunchPermission={"Add": [{"UserId": DEV}]})
     assert "1,000" in translate(limit.value).cause
+
+
+def test_the_sandbox_refuses_a_51st_tag_as_aws_does(sandbox):
+    """Issue 17: /ami tag is capped at AWS's 50 tags per resource; the sandbox refuses
+    the same (moto's TagLimitExceeded, kept by the sandbox)."""
+    import pytest
+    from botocore.exceptions import ClientError
+
+    from offline import rehearsal
+
+    world = rehearsal.seed(sandbox)
+    ec2 = sandbox.session(rehearsal.PROD, rehearsal.REGION).client("ec2")
+    have = len(ec2.describe_images(ImageIds=[world.plain_image])["Images"][0].get("Tags", []))
+    with pytest.raises(ClientError) as info:
+        ec2.create_tags(Resources=[world.plain_image], Tags=[{"Key": f"k{i}", "Value": "v"} for i in range(51 - have)])
+    assert info.value.response["Error"]["Code"] == "TagLimitExceeded"

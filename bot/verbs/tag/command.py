@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aws.actions.tags import MAX_TAGS
 from bot.verbs.lexer import AMI_ID_RE, TAG_KEY_RE, AccountRef, Parser, keyword, show
 from bot.verbs.verb import Syntax
 
@@ -45,6 +46,8 @@ def parse(p: Parser) -> TagCommand:
         raise p.fail("`tag` needs `from <account[:region]>`")
     if not tags:
         raise p.fail("`tag` needs at least one key=value, e.g. `app=payments`")
+    if len(tags) > MAX_TAGS:
+        raise p.fail(f"{len(tags)} tags in one request: an AMI or snapshot has at most {MAX_TAGS} (EC2 CreateTags), so ask for at most {MAX_TAGS}")
     return TagCommand(image_id, source, tuple(tags.items()))
 
 
