@@ -372,12 +372,17 @@ class RemoveTemporary(Action):
         )
 
     def run(self, ctx, account_id, region, params):
-        removed: list[str] = []
+        removed: list[str] = list(ctx.previous.get("removed") or [])
+        # Checkpointed per step: a restart does not ask again about a grant it revoked
+        # (a NotFound inside the window would be "not visible yet", waited out).
+        undone: list[int] = list(ctx.previous.get("undone_steps") or [])
         for seq in params.steps:
             step = ctx.steps.get(int(seq))
-            if not step or step.get("state") != "done":
+            if not step or step.get("state") != "done" or int(seq) in undone:
                 continue
             said = get_action(step["action"]).undo(ctx, step["account_id"], step["region"], step["params"], step.get("result") or {})
             if said:
                 removed.append(said)
-        return {"removed": removed, "summary": "; ".join(removed) if removed else "nothing temporary was left in place"}
+            undone.append(int(seq))
+            ctx.checkpoint({"removed": removed, "undone_steps": undone})
+        return {"removed": removed, "undone_steps": undone, "summary": "; ".join(removed) if removed else "nothing temporary was left in place"}
