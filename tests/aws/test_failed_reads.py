@@ -106,3 +106,33 @@ def test_a_copy_is_declared_gone_only_after_several_not_found_answers_past_the_w
     with pytest.raises(AwsFailure) as gone:
         get_action("ec2.wait_image_available").execute(wait_ctx(module_sessions, previous), PROD, SRC, {"image_id": image, "poll_seconds": 1})
     assert "no longer exists" in str(gone.value)
+
+
+# -- /ami audit and the drift check: each unreadable part said, the rest read ---------------
+
+
+def test_an_unreadable_part_of_an_audit_is_one_line_with_awss_words_and_the_rest_is_read(sandbox, module_sessions):
+    from aws.audit import read_image_access
+
+    key = sandbox.create_key(PROD, SRC)
+    image = sandbox.create_image(PROD, SRC, name="audited", kms_key_arn=key)
+    # A 500 without an error body from the block-public-access read; a throttled attribute read.
+    sandbox.inject_fault("GetImageBlockPublicAccessState", "InternalError", times=10, status=500, message="")
+    sandbox.inject_fault("DescribeImageAttribute", "RequestLimitExceeded", times=10, status=503)
+    access = read_image_access(module_sessions, PROD, SRC, image, "audit-test")
+    sandbox.clear_faults()
+    assert access.unread == ["Launch permissions", "AMI block public access"]
+    assert any("Launch permissions: could not be read" in n and "RequestLimitExceeded" in n for n in access.notes)
+    assert access.keys and access.keys[0].arn.endswith(key.split("/")[-1])  # the rest is read
+    assert access.snapshot_block_public_access is not None
+
+
+def test_one_run_reads_each_key_and_each_block_public_access_state_once(sandbox, module_sessions):
+    from aws.audit import read_image_access
+
+    key = sandbox.create_key(PROD, SRC)
+    first, second = (sandbox.create_image(PROD, SRC, name=n, kms_key_arn=key) for n in ("one", "two"))
+    shared: dict = {}
+    calls = [read_image_access(module_sessions, PROD, SRC, image, "drift-test", shared=shared).calls for image in (first, second)]
+    # 5 + S + 4K for the first AMI; the second reads only its own image, attribute, snapshots.
+    assert calls == [10, 4]
