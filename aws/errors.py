@@ -298,7 +298,7 @@ NOT_FOUND_CODES = frozenset({
 })
 THROTTLE_CODES = frozenset({
     "RequestLimitExceeded", "Throttling", "ThrottlingException", "TooManyRequestsException",
-    "RequestThrottled", "RequestThrottledException", "SlowDown", "LimitExceededException",
+    "RequestThrottled", "RequestThrottledException", "SlowDown", "PriorRequestNotComplete",
 })
 UNAVAILABLE_CODES = frozenset({
     "InternalError", "InternalFailure", "InternalServerError", "ServiceUnavailable", "Unavailable",

@@ -136,3 +136,9 @@ def test_one_run_reads_each_key_and_each_block_public_access_state_once(sandbox,
     calls = [read_image_access(module_sessions, PROD, SRC, image, "drift-test", shared=shared).calls for image in (first, second)]
     # 5 + S + 4K for the first AMI; the second reads only its own image, attribute, snapshots.
     assert calls == [10, 4]
+
+
+def test_background_reads_are_paced_by_botocores_adaptive_retry_mode():
+    sessions = AwsSessions({})
+    assert sessions._config_for("drift-check").retries["mode"] == "adaptive"
+    assert sessions._config_for("R-7-abc").retries["mode"] == "standard"

@@ -136,6 +136,12 @@ def test_a_drift_check_that_could_not_read_an_ami_keeps_its_findings_as_they_wer
     harness.tick()
     harness.world.sandbox.clear_faults()
     assert [r["subject"] for r in harness.bot.store.drift_findings()] == [f"launch:{STRANGER_ACCOUNT}"]
+    # Out of a run's call budget: not read, kept as well.
+    harness.bot.clockwork.drift.call_budget = 0
+    harness.clock.advance(24 * 3600 + 1)
+    harness.tick()
+    assert [r["subject"] for r in harness.bot.store.drift_findings()] == [f"launch:{STRANGER_ACCOUNT}"]
+    harness.bot.clockwork.drift.call_budget = 2000
     # Read again: still there, and not told twice.
     harness.clock.advance(24 * 3600 + 1)
     harness.tick()
