@@ -21,6 +21,9 @@ class GrantParams(ActionParams):
     grantee_principal: str
     operations: list[str]
     grant_name: str
+    # Who may retire the grant besides its key's owner (AWS: CreateGrant's
+    # RetiringPrincipal): a temporary grant names the creating account's amibot role.
+    retiring_principal: str | None = None
 
 
 
@@ -37,7 +40,8 @@ class CreateKmsGrant(Action):
         """``key_label``: the key as the plan names it; ``note``: why it is temporary."""
         return (
             f"CreateGrant on key {key_label}: {params.grantee_principal} may "
-            f"{', '.join(params.operations)} (grant name `{params.grant_name}`)" + temporary_note(note)
+            f"{', '.join(params.operations)} (grant name `{params.grant_name}`"
+            + (f"; retiring principal {params.retiring_principal}" if params.retiring_principal else "") + ")" + temporary_note(note)
         )
 
     def run(self, ctx, account_id, region, params):
@@ -52,6 +56,7 @@ class CreateKmsGrant(Action):
             GranteePrincipal=params.grantee_principal,
             Operations=list(params.operations),
             Name=name,
+            **({"RetiringPrincipal": params.retiring_principal} if params.retiring_principal else {}),
         )
         # For a while after, ListGrants may not list the new grant (eventual
         # consistency): a retry then sends the same named CreateGrant, which KMS

@@ -208,3 +208,16 @@ def test_a_revoke_still_not_found_waits_then_past_the_window_it_is_gone(slow_san
     params["created_at"] = {made["grant_id"]: time.time() - 3600}  # past the window
     out = get_action("kms.revoke_grants").execute(make_ctx(module_sessions), PROD, SRC, params)
     assert out["already_gone"] == [made["grant_id"]]
+
+
+def test_a_temporary_grant_names_its_retiring_principal_and_the_sandbox_wants_an_arn(sandbox, module_sessions):
+    key = sandbox.create_key(PROD, SRC)
+    role = f"arn:aws:iam::{PROD}:role/amibot"
+    params = {"key_arn": key, "grantee_principal": account_root(DEV, SRC), "operations": list(SHARE_GRANT_OPERATIONS),
+              "grant_name": grant_name(UID, DEV), "retiring_principal": role}
+    made = get_action("kms.create_grant").execute(make_ctx(module_sessions), PROD, SRC, params)
+    [grant] = [g for g in sandbox.client("kms", PROD, SRC).list_grants(KeyId=key)["Grants"] if g["GrantId"] == made["grant_id"]]
+    assert grant["RetiringPrincipal"] == role
+    with pytest.raises(ClientError) as refused:
+        module_sessions.client("kms", PROD, SRC).create_grant(KeyId=key, GranteePrincipal=account_root(DEV, SRC), Operations=["Decrypt"], RetiringPrincipal="amibot")
+    assert refused.value.response["Error"]["Code"] == "ValidationException"

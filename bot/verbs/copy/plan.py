@@ -163,7 +163,7 @@ def copy_steps(
         for source_key in facts.keys:
             grant = CreateKmsGrant.Params(
                 key_arn=source_key.arn, grantee_principal=account_root(target.id, source_region), operations=list(SHARE_GRANT_OPERATIONS),
-                grant_name=grant_name(request_uid, target.id),
+                grant_name=grant_name(request_uid, target.id), retiring_principal=source.role_arn,
             )
             temporary.append(add(CreateKmsGrant.plan(source, source_region, grant, key_label=_key_label(source_key), note="temporary: the copy decrypts with it")))
         check = VerifyTargetAccess.Params(image_id=facts.image_id, key_arns=[k.arn for k in facts.keys])

@@ -79,7 +79,7 @@ def merged_temporary_steps(facts: ImageFacts, source: AccountConfig, region: str
         for account in ids:
             grant = CreateKmsGrant.Params(
                 key_arn=key.arn, grantee_principal=account_root(account, region), operations=list(SHARE_GRANT_OPERATIONS),
-                grant_name=grant_name(request_uid, account),
+                grant_name=grant_name(request_uid, account), retiring_principal=source.role_arn,
             )
             steps.append(CreateKmsGrant.plan(source, region, grant, key_label=key.arn, note="temporary: the copies decrypt with it"))
     return steps
