@@ -95,3 +95,16 @@ def test_stop_gives_every_lease_back(store_target):
     a.claim("poll:111111111111:us-east-1")
     a.stop()
     assert store.live_leases() == {}
+
+
+def test_a_replica_whose_clock_runs_45_s_ahead_cannot_take_a_live_lease(store_target):
+    """An attacker's view of clock skew: expiry is decided on the database's clock, one
+    for every replica, so a replica 45 s ahead does not see a 30 s lease as expired."""
+    honest = Store(store_target)
+    ahead = Store(store_target, clock=lambda: time.time() + 45, database_time=True)
+    assert honest.claim_lease("request:9", "replica-a", 30)
+    assert not ahead.claim_lease("request:9", "replica-b", 30)
+    assert ahead.live_leases("request:") == {"request:9": "replica-a"}
+    # The test clock is still injectable at the store (database_time off): it drives expiry.
+    driven = Store(store_target, clock=lambda: time.time() + 45)
+    assert driven.claim_lease("request:9", "replica-c", 30)
