@@ -81,7 +81,7 @@ class CreateAutoScalingGrant(Action):
                     Operations=list(params.operations),
                     Name=params.grant_name,
                 )
-                return {"grant_id": grant["GrantId"], "key_owner_account": params.key_owner_account, "created_at": time.time()}
+                return {"grant_id": grant["GrantId"], "key_owner_account": params.key_owner_account, "created_at": ctx.clock()}
             except ClientError as error:
                 code = error.response["Error"]["Code"]
                 # Measured against the clock, not the nominal delays: a shortened

@@ -11,7 +11,6 @@ the check from the target's side.
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -280,13 +279,13 @@ class CopyImage(Action):
             call = self.call(ctx, params)
             # sent_at: an undo that finds no recorded image id looks for the copy by
             # name, and keeps looking while a copy sent then may not be visible yet.
-            ctx.checkpoint({"call": call, "sent_at": time.time()})
+            ctx.checkpoint({"call": call, "sent_at": ctx.clock()})
         image_id = ctx.previous.get("image_id")
         # A copy started moments ago may not be visible yet (eventual consistency):
         # it is there, so wait for it rather than send CopyImage again.
         if not image_id or not until_visible(ctx, ctx.previous.get("created_at"), lambda: look_up_image(ec2, image_id), f"copy {image_id}"):
             # Same ClientToken and parameters as any earlier attempt: one copy.
-            created_at = time.time()
+            created_at = ctx.clock()
             try:
                 image_id = ec2.copy_image(**call)["ImageId"]
             except ClientError:
@@ -298,7 +297,7 @@ class CopyImage(Action):
             "call": call,
             "image_id": image_id,
             # When CopyImage answered: for a while after, "not found" means "not visible yet".
-            "created_at": ctx.previous.get("created_at") or time.time(),
+            "created_at": ctx.previous.get("created_at") or ctx.clock(),
             "name": call["Name"],
             "kms_key_arn": call["KmsKeyId"],
             "summary": f"copy `{image_id}` (`{call['Name']}`) started in {account_id} {region}, encrypted with {call['KmsKeyId']}",

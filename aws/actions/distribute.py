@@ -4,7 +4,6 @@ grant per account). Undo removes exactly what was added."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,7 +63,7 @@ class ShareCopy(Action):
                 )["GrantId"]
         who = ", ".join(e["UserId"] for e in wanted)
         return {
-            "image_id": image_id, "added": added, "grant_ids": grants, "kms_key_arn": params.kms_key_arn, "created_at": time.time(),
+            "image_id": image_id, "added": added, "grant_ids": grants, "kms_key_arn": params.kms_key_arn, "created_at": ctx.clock(),
             "summary": f"{image_id} shared with {who}" + (f" (grants {', '.join(grants.values())})" if grants else ""),
             "outcome": f"shared with {who}",
         }

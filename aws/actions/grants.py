@@ -3,7 +3,6 @@ retry finds it), their revocation by id, and the source key's CreateGrant DryRun
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,7 +49,7 @@ class CreateKmsGrant(Action):
         for grant in list_grants(kms, params.key_arn):
             if grant.get("Name") == name:
                 return {"grant_id": grant["GrantId"], "created": False}
-        created_at = time.time()
+        created_at = ctx.clock()
         grant = kms.create_grant(
             KeyId=params.key_arn,
             GranteePrincipal=params.grantee_principal,
