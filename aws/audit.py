@@ -14,8 +14,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
+from aws.errors import translate
 from aws.sessions import AwsSessions
 
 AUDIT_PERMISSIONS = (
@@ -60,6 +61,7 @@ class ImageAccess:
     snapshot_block_public_access: str | None  # block-all-sharing | block-new-sharing | unblocked | None
     calls: int = 0
     notes: list[str] = field(default_factory=list)
+    unread: list[str] = field(default_factory=list)  # the parts AWS did not let amibot read (see notes)
 
 
 def _principals(statement: dict[str, Any]) -> list[str]:
@@ -87,61 +89,97 @@ def outside_statements(policy: dict[str, Any], owner_id: str) -> list[dict[str, 
     return found
 
 
-def read_image_access(sessions: AwsSessions, account_id: str, region: str, image_id: str, tag: str) -> ImageAccess:
-    """Read, as the owner account, who can use the AMI. Read-only; 5 + S + 4K calls."""
+GRANTS_PAGE = 100  # ListGrants' Limit: one call per 100 grants
+
+
+def _grants_and_policy(call: Any, kms: Any, key_arn: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    grants: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"KeyId": key_arn, "Limit": GRANTS_PAGE}
+    while True:
+        page = call(kms.list_grants, **kwargs)
+        grants += page.get("Grants", [])
+        if not page.get("Truncated"):
+            break
+        kwargs["Marker"] = page["NextMarker"]
+    return grants, json.loads(call(kms.get_key_policy, KeyId=key_arn, PolicyName="default")["Policy"])
+
+
+def read_image_access(sessions: AwsSessions, account_id: str, region: str, image_id: str, tag: str, *,
+                      shared: dict[Any, Any] | None = None) -> ImageAccess:
+    """Read, as the owner account, who can use the AMI. Read-only; 5 + S + 4K calls.
+
+    Each part that cannot be read (throttled past the retries, an answer amibot could
+    not parse, a refusal) is a note with AWS's words and is listed in ``unread``; the
+    rest is read and shown. Only the AMI itself must be read (its error is raised).
+    ``shared`` (one dict per run, e.g. the drift check's) reads each key and each
+    account-region's block-public-access state once for every AMI."""
     ec2 = sessions.client("ec2", account_id, region, tag)
     kms = sessions.client("kms", account_id, region, tag)
+    cache: dict[Any, Any] = {} if shared is None else shared
     calls = 0
+    notes: list[str] = []
+    unread: list[str] = []
 
     def call(fn: Any, **kwargs: Any) -> Any:
         nonlocal calls
         calls += 1
         return fn(**kwargs)
 
-    image = call(ec2.describe_images, ImageIds=[image_id])["Images"][0]
-    launch = call(ec2.describe_image_attribute, ImageId=image_id, Attribute="launchPermission")["LaunchPermissions"]
-    snapshot_ids = [m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")]
-    snapshots = call(ec2.describe_snapshots, SnapshotIds=snapshot_ids)["Snapshots"] if snapshot_ids else []
-    snapshot_permissions = {
-        snap: call(ec2.describe_snapshot_attribute, SnapshotId=snap, Attribute="createVolumePermission")["CreateVolumePermissions"]
-        for snap in snapshot_ids
-    }
-    keys: list[KeyAccess] = []
-    notes: list[str] = []
-    for key_id in dict.fromkeys(s["KmsKeyId"] for s in snapshots if s.get("Encrypted") and s.get("KmsKeyId")):
-        meta = call(kms.describe_key, KeyId=key_id)["KeyMetadata"]
-        aliases = [a["AliasName"] for a in call(kms.list_aliases, KeyId=meta["KeyId"]).get("Aliases", [])]
-        grants: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"KeyId": meta["Arn"]}
-        policy: dict[str, Any] = {}
+    def part(what: str, read: Any, default: Any) -> Any:
         try:
-            while True:
-                page = call(kms.list_grants, **kwargs)
-                grants += page.get("Grants", [])
-                if not page.get("Truncated"):
-                    break
-                kwargs["Marker"] = page["NextMarker"]
-            policy = json.loads(call(kms.get_key_policy, KeyId=meta["Arn"], PolicyName="default")["Policy"])
-        except ClientError as error:
-            # An AWS-managed key answers AccessDenied to direct calls: nobody else can use it anyway.
-            notes.append(f"{meta['Arn']}: could not read its grants or policy ({error.response['Error']['Code']})")
-        keys.append(KeyAccess(
-            arn=meta["Arn"], aliases=aliases, manager=meta.get("KeyManager", "CUSTOMER"),
-            grants=[{k: g.get(k) for k in ("GrantId", "Name", "GranteePrincipal", "Operations")} for g in grants],
-            outside_statements=outside_statements(policy, meta.get("AWSAccountId") or account_id),
-        ))
-    image_bpa = snapshot_bpa = None
-    try:
-        image_bpa = call(ec2.get_image_block_public_access_state)["ImageBlockPublicAccessState"]
-    except ClientError as error:
-        notes.append(f"AMI block public access: unknown ({error.response['Error']['Code']})")
-    try:
-        snapshot_bpa = call(ec2.get_snapshot_block_public_access_state)["State"]
-    except ClientError as error:
-        notes.append(f"Snapshot block public access: unknown ({error.response['Error']['Code']})")
+            return read()
+        except (ClientError, BotoCoreError) as error:
+            failure = translate(error)
+            notes.append(f"{what}: could not be read (AWS said `{failure.code}`: {failure.aws_message})")
+            unread.append(what)
+            return default
+
+    image = call(ec2.describe_images, ImageIds=[image_id])["Images"][0]
+    launch = part("Launch permissions", lambda: call(ec2.describe_image_attribute, ImageId=image_id, Attribute="launchPermission")["LaunchPermissions"], [])
+    snapshot_ids = [m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")]
+    snapshots = part("Snapshots", lambda: call(ec2.describe_snapshots, SnapshotIds=snapshot_ids)["Snapshots"], []) if snapshot_ids else []
+    snapshot_permissions = {}
+    for snap in snapshot_ids:
+        entries = part(f"Snapshot permissions of {snap}", lambda snap=snap: call(
+            ec2.describe_snapshot_attribute, SnapshotId=snap, Attribute="createVolumePermission")["CreateVolumePermissions"], None)
+        if entries is not None:
+            snapshot_permissions[snap] = entries
+    keys: list[KeyAccess] = []
+    for key_id in dict.fromkeys(s["KmsKeyId"] for s in snapshots if s.get("Encrypted") and s.get("KmsKeyId")):
+        if ("key", account_id, region, key_id) not in cache:
+            cache[("key", account_id, region, key_id)] = _read_key(call, part, kms, key_id, account_id, notes)
+        key = cache[("key", account_id, region, key_id)]
+        if key is not None:
+            keys.append(key)
+    if ("bpa", account_id, region) not in cache:
+        cache[("bpa", account_id, region)] = (
+            part("AMI block public access", lambda: call(ec2.get_image_block_public_access_state)["ImageBlockPublicAccessState"], None),
+            part("Snapshot block public access", lambda: call(ec2.get_snapshot_block_public_access_state)["State"], None),
+        )
+    image_bpa, snapshot_bpa = cache[("bpa", account_id, region)]
     return ImageAccess(
         image_id=image_id, region=region, owner_id=image.get("OwnerId", ""), name=image.get("Name") or "",
         public=bool(image.get("Public")) or any(p.get("Group") == "all" for p in launch),
         launch_permissions=launch, snapshot_permissions=snapshot_permissions, keys=keys,
-        image_block_public_access=image_bpa, snapshot_block_public_access=snapshot_bpa, calls=calls, notes=notes,
+        image_block_public_access=image_bpa, snapshot_block_public_access=snapshot_bpa, calls=calls, notes=notes, unread=unread,
+    )
+
+
+def _read_key(call: Any, part: Any, kms: Any, key_id: str, account_id: str, notes: list[str]) -> KeyAccess | None:
+    """One key's access (None: the key itself could not be read, said in ``notes``)."""
+    meta = part(f"KMS key {key_id}", lambda: call(kms.describe_key, KeyId=key_id)["KeyMetadata"], None)
+    if meta is None:
+        return None
+    aliases = [a["AliasName"] for a in part(f"Aliases of {meta['Arn']}", lambda: call(kms.list_aliases, KeyId=meta["KeyId"]).get("Aliases", []), [])]
+    grants: list[dict[str, Any]] = []
+    policy: dict[str, Any] = {}
+    try:
+        grants, policy = _grants_and_policy(call, kms, meta["Arn"])
+    except (ClientError, BotoCoreError) as error:
+        # An AWS-managed key answers AccessDenied to direct calls: nobody else can use it anyway.
+        notes.append(f"{meta['Arn']}: could not read its grants or policy ({translate(error).code})")
+    return KeyAccess(
+        arn=meta["Arn"], aliases=aliases, manager=meta.get("KeyManager", "CUSTOMER"),
+        grants=[{k: g.get(k) for k in ("GrantId", "Name", "GranteePrincipal", "Operations")} for g in grants],
+        outside_statements=outside_statements(policy, meta.get("AWSAccountId") or account_id),
     )

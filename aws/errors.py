@@ -278,3 +278,52 @@ def translate(error: Exception) -> AwsFailure:
 def is_aws_error(error: Exception) -> bool:
     """Whether ``translate`` can explain this error."""
     return isinstance(error, (AwsFailure, ClientError, BotoCoreError))
+
+
+# -- What a failed read means: decided here, for every operation ---------------------
+
+MISSING = "missing"
+"""AWS answered that the thing does not exist (or not for this caller)."""
+RETRY = "retry"
+"""AWS did not answer (throttled, a 5xx, the connection failed): no answer at all;
+ask again, never conclude anything from it."""
+FAILED = "failed"
+"""Any other error: the read failed for a reason a person must look at."""
+
+# Only these codes say "it does not exist". InvalidAMIID.Malformed is a bad id, not a
+# missing image; an AccessDenied is not "gone".
+NOT_FOUND_CODES = frozenset({
+    "InvalidAMIID.NotFound", "InvalidAMIID.Unavailable", "InvalidSnapshot.NotFound",
+    "InvalidInstanceID.NotFound", "NotFoundException",
+})
+THROTTLE_CODES = frozenset({
+    "RequestLimitExceeded", "Throttling", "ThrottlingException", "TooManyRequestsException",
+    "RequestThrottled", "RequestThrottledException", "SlowDown", "PriorRequestNotComplete",
+})
+UNAVAILABLE_CODES = frozenset({
+    "InternalError", "InternalFailure", "InternalServerError", "ServiceUnavailable", "Unavailable",
+    "Server.InternalError", "KMSInternalException", "DependencyTimeoutException",
+})
+
+
+def read_outcome(error: Exception) -> str:
+    """What a failed AWS read means: ``MISSING``, ``RETRY`` (throttled, 5xx, no
+    answer) or ``FAILED``. The one place that decides it: a throttle or an answer
+    amibot could not parse is never "it does not exist"."""
+    if isinstance(error, ClientError):
+        code = error.response.get("Error", {}).get("Code", "")
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        if code in NOT_FOUND_CODES:
+            return MISSING
+        if code in THROTTLE_CODES or code in UNAVAILABLE_CODES or status >= 500:
+            return RETRY
+        return FAILED
+    if isinstance(error, AwsFailure):
+        if error.code in NOT_FOUND_CODES:
+            return MISSING
+        if error.code in THROTTLE_CODES or error.code in UNAVAILABLE_CODES:
+            return RETRY
+        return FAILED
+    if isinstance(error, BotoCoreError):
+        return RETRY  # connection closed, timeout, a body botocore could not parse
+    return FAILED

@@ -22,6 +22,8 @@ import boto3
 import botocore.session
 from botocore.config import Config as BotoConfig
 
+from aws.errors import THROTTLE_CODES
+
 DEFAULT_MAX_ATTEMPTS = 8
 
 # Interactive preflight (before anyone is asked) has its own short budget: a
@@ -75,10 +77,16 @@ def preflight_config(max_attempts: int = PREFLIGHT_MAX_ATTEMPTS) -> BotoConfig:
     return BotoConfig(retries={"mode": "standard", "max_attempts": max_attempts}, connect_timeout=3, read_timeout=10)
 
 
-def retry_config(max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> BotoConfig:
+def retry_config(max_attempts: int = DEFAULT_MAX_ATTEMPTS, mode: str = "standard") -> BotoConfig:
     """botocore's standard retry mode: exponential backoff with jitter on throttling
-    (RequestLimitExceeded, ThrottlingException) and 5xx."""
-    return BotoConfig(retries={"mode": "standard", "max_attempts": max_attempts}, connect_timeout=10, read_timeout=60)
+    (RequestLimitExceeded, ThrottlingException) and 5xx. ``adaptive`` (background
+    reads: the drift check) also paces the client's own sending after a throttle."""
+    return BotoConfig(retries={"mode": mode, "max_attempts": max_attempts}, connect_timeout=10, read_timeout=60)
+
+
+# Clients whose tag starts with this are background readers (the drift check): botocore's
+# adaptive retry mode paces them, so a run over many AMIs yields to the requests.
+BACKGROUND_TAG = "drift"
 
 
 RETRY_CONFIG = retry_config()
@@ -90,8 +98,8 @@ _CREDENTIALS_TTL = 60 * 60  # when STS does not say (it always does)
 # Each role session (one per request: its name carries the request id) costs about
 # 140 KiB; past this many, the least recently used is dropped.
 DEFAULT_MAX_SESSIONS = 64
-THROTTLE_CODES = frozenset({"RequestLimitExceeded", "ThrottlingException", "Throttling", "TooManyRequestsException",
-                            "RequestThrottled", "RequestThrottledException", "SlowDown", "PriorRequestNotComplete"})
+# THROTTLE_CODES (imported above): one list, beside what a failed read means
+# (aws.errors.read_outcome).
 
 
 class AwsObserver(Protocol):
@@ -175,6 +183,7 @@ class AwsSessions:
                  max_sessions: int = DEFAULT_MAX_SESSIONS, observer: AwsObserver | None = None, clock: Callable[[], float] = time.time):
         self._accounts = accounts
         self._config = retry_config(max_attempts)
+        self._background_config = retry_config(max_attempts, mode="adaptive")
         self._preflight_config = preflight_config(preflight_max_attempts)
         self._base_session = base_session
         self._max_sessions = max_sessions
@@ -255,7 +264,11 @@ class AwsSessions:
         return self._base_session().client("sts", region_name=region, config=self._config).get_caller_identity()
 
     def _config_for(self, tag: str) -> BotoConfig:
-        return self._preflight_config if tag.startswith(PREFLIGHT_TAG) else self._config
+        if tag.startswith(PREFLIGHT_TAG):
+            return self._preflight_config
+        if tag.startswith(BACKGROUND_TAG):
+            return self._background_config
+        return self._config
 
     def client(self, service: str, account_id: str, region: str, tag: str = "bot") -> Any:
         """A boto3 client for ``service`` in ``region`` acting as ``account_id``.

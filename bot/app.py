@@ -18,6 +18,7 @@ from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
 import handlers
+from aws.actions.keypolicy import InProcessKeyPolicyLock, key_policy_lock, use_key_policy_lock
 from aws.catalog import ImageCatalog
 from aws.sessions import DEFAULT_MAX_ATTEMPTS, AccountAccess, AwsObserver, AwsSessions
 from bot.config import Config
@@ -31,7 +32,7 @@ from bot.notifier import Notifier
 from bot.verbs.common import requests_that_changed_aws
 from bot.audit import DriftChecker
 from bot.scheduler import Clockwork, Scheduler
-from bot.leases import Leases
+from bot.leases import LeaseKeyPolicyLock, Leases
 from bot.engine import PlanRunner
 from bot.lifecycle import Lifecycle
 from bot.services import PREFLIGHT_SLOW_SECONDS, RequestService
@@ -81,6 +82,9 @@ class Amibot:
         self.store = open_store(config.db_path, clock)
         # This process's claims on work; with several replicas the database decides who acts.
         self.leases = Leases(self.store, seconds=config.bot.lease_seconds)
+        # The key-policy lock is a store lease: replicas never interleave PutKeyPolicy on one key.
+        self.key_policy_lock = LeaseKeyPolicyLock(self.leases)
+        use_key_policy_lock(self.key_policy_lock)
         self.metrics = Metrics(self.store)
         self.client = slack_client(config, self.metrics)
         self.sessions = aws_sessions(config, aws_max_attempts, self.metrics)
@@ -162,6 +166,8 @@ class Amibot:
         self.notifier.flush()
         self.notifier.stop()
         self.catalog.shutdown()
+        if key_policy_lock() is self.key_policy_lock:
+            use_key_policy_lock(InProcessKeyPolicyLock())
         self.leases.stop()  # give the work back: another replica takes it at once
 
     def _drain_http(self, timeout: float = 5.0) -> None:

@@ -10,14 +10,22 @@ they added, snapshot permissions, grant ids and key-policy statement Sids.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from aws.audit import ImageAccess, read_image_access
+from aws.errors import MISSING, is_aws_error, read_outcome
 from aws.sessions import AwsSessions
 from bot import messages
 from bot.config import Config
 from bot.requests import STEP_DONE, Request
+
+log = logging.getLogger("amibot.drift")
+
+# AWS calls one drift run may make (pacing is botocore's adaptive retry mode, the
+# sessions' "drift" tag); AMIs past it are not read this run and keep their findings.
+DRIFT_CALL_BUDGET = 2000
 
 
 @dataclass
@@ -207,7 +215,9 @@ class DriftChecker:
     """The scheduled drift check: every AMI amibot touched, read once per tick of
     the check (per account-region, in order), findings stored and reported once."""
 
-    def __init__(self, config: Config, store: Any, sessions: AwsSessions, notifier: Any, find_requests: Any, clock: Any):
+    def __init__(self, config: Config, store: Any, sessions: AwsSessions, notifier: Any, find_requests: Any, clock: Any,
+                 call_budget: int = DRIFT_CALL_BUDGET):
+        self.call_budget = call_budget
         self.config = config
         self.store = store
         self.sessions = sessions
@@ -225,21 +235,33 @@ class DriftChecker:
         self.store.set_drift_checked(self.clock())
         ledger = build_ledger(self.find_requests(), recent_since=self.clock() - self.config.bot.consistency_window_seconds)
         findings: list[Finding] = []
+        unread: set[tuple[str, str, str]] = set()
+        shared: dict[Any, Any] = {}  # one read per key and per account-region's block-public-access state
+        spent = 0
         for (account, region, image), _ in sorted(ledger.images.items()):
             owner = self.config.account_by_id(account)
             if owner is None:
                 continue
-            try:
-                access = read_image_access(self.sessions, account, region, image, "drift-check")
-            except Exception as error:  # an AMI deregistered since: nothing to compare
-                findings_for_image: list[Finding] = []
-                import logging
-
-                logging.getLogger("amibot.drift").info("drift: could not read %s in %s %s: %s", image, account, region, error)
+            if spent >= self.call_budget:
+                # Out of this run's budget: not read, so its findings stay as they were.
+                unread.add((account, region, image))
                 continue
-            findings_for_image = compare(self.config, access, ledger, owner.alias)
-            findings += findings_for_image
-        self.store.record_drift(findings, self.clock())
+            try:
+                access = read_image_access(self.sessions, account, region, image, "drift-check", shared=shared)
+                spent += access.calls
+            except Exception as error:  # aws.errors.read_outcome says what it means
+                if not is_aws_error(error) or read_outcome(error) != MISSING:
+                    # Throttled, a 5xx, refused: nothing is known; its findings stay as they were.
+                    unread.add((account, region, image))
+                    log.warning("drift: could not read %s in %s %s: %s", image, account, region, error)
+                # MISSING: the AMI no longer exists, so nothing of it is open any more.
+                spent += 1
+                continue
+            if access.unread:
+                unread.add((account, region, image))
+                continue
+            findings += compare(self.config, access, ledger, owner.alias)
+        self.store.record_drift(findings, self.clock(), unread=unread)
         self.report()
         return findings
 

@@ -106,6 +106,7 @@ class PlanRunner:
             sleep=self.sleep,
             grant_wait_seconds=self.grant_wait_seconds,
             consistency_window_seconds=self.consistency_window_seconds,
+            clock=self.clock,
             log=lambda text: log.info("%s step %s: %s", request.display_id, seq, text),
             holdings=StoreHoldings(self.store, request.id),
         )

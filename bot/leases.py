@@ -163,3 +163,19 @@ class Leases:
             self.store.release_leases(self.holder)
         except Exception:
             log.exception("could not release leases at shutdown")
+
+
+class LeaseKeyPolicyLock:
+    """The key-policy lock (``aws.actions.keypolicy.KeyPolicyLock``) as a store lease
+    per key, ``key-policy:<key arn>``: two replicas (or two threads) cannot interleave
+    GetKeyPolicy … PutKeyPolicy on one key. Waits for the lease; a dead holder's lease
+    expires."""
+
+    def __init__(self, leases: Leases):
+        self.leases = leases
+
+    @contextmanager
+    def hold(self, key_arn: str) -> Iterator[None]:
+        """Hold ``key-policy:<key_arn>`` from the read to the write of its policy."""
+        with self.leases.hold(f"key-policy:{key_arn}", wait=True):
+            yield

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from botocore.exceptions import ClientError
 
 from aws.actions.base import SHARE_GRANT_OPERATIONS, Action, register
-from aws.actions.grants import GrantParams, revoke_grant
+from aws.actions.grants import GrantParams, revoke_recorded_grant
 from aws.partitions import partition_for
 
 # What the target can pass on: exactly what the share grant gave it.
@@ -81,7 +81,7 @@ class CreateAutoScalingGrant(Action):
                     Operations=list(params.operations),
                     Name=params.grant_name,
                 )
-                return {"grant_id": grant["GrantId"], "key_owner_account": params.key_owner_account}
+                return {"grant_id": grant["GrantId"], "key_owner_account": params.key_owner_account, "created_at": ctx.clock()}
             except ClientError as error:
                 code = error.response["Error"]["Code"]
                 # Measured against the clock, not the nominal delays: a shortened
@@ -98,5 +98,6 @@ class CreateAutoScalingGrant(Action):
             return None
         # The key owner revokes: the target has no RevokeGrant on another account's key.
         kms = ctx.client("kms", params.key_owner_account, region)
-        revoke_grant(kms, params.key_arn, grant_id)
+        if not revoke_recorded_grant(ctx, kms, params.key_arn, grant_id, result.get("created_at"), wait_in_place=ctx.consistency_window_seconds):
+            return f"Auto Scaling grant {grant_id} on {params.key_arn} was already gone"
         return f"revoked Auto Scaling grant {grant_id} on {params.key_arn}"

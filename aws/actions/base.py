@@ -90,6 +90,8 @@ class StepContext:
     # How long "not found" on something this request just created means "not visible
     # yet" (AWS is eventually consistent), see aws.actions.visibility.
     consistency_window_seconds: float = 300.0
+    # The time the window is measured in (the bot's clock: tests move it forward).
+    clock: Callable[[], float] = time.time
     log: Callable[[str], None] = lambda text: None
     previous: dict[str, Any] = field(default_factory=dict)  # this step's result saved by an earlier attempt
     request_id: str = ""  # the display id (R-17), for tags and names people read

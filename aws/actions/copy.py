@@ -11,7 +11,6 @@ the check from the target's side.
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -284,13 +283,13 @@ class CopyImage(Action):
             call = self.call(ctx, params)
             # sent_at: an undo that finds no recorded image id looks for the copy by
             # name, and keeps looking while a copy sent then may not be visible yet.
-            ctx.checkpoint({"call": call, "sent_at": time.time()})
+            ctx.checkpoint({"call": call, "sent_at": ctx.clock()})
         image_id = ctx.previous.get("image_id")
         # A copy started moments ago may not be visible yet (eventual consistency):
         # it is there, so wait for it rather than send CopyImage again.
         if not image_id or not until_visible(ctx, ctx.previous.get("created_at"), lambda: look_up_image(ec2, image_id), f"copy {image_id}"):
             # Same ClientToken and parameters as any earlier attempt: one copy.
-            created_at = time.time()
+            created_at = ctx.clock()
             try:
                 image_id = ec2.copy_image(**call)["ImageId"]
             except ClientError:
@@ -302,7 +301,7 @@ class CopyImage(Action):
             "call": call,
             "image_id": image_id,
             # When CopyImage answered: for a while after, "not found" means "not visible yet".
-            "created_at": ctx.previous.get("created_at") or time.time(),
+            "created_at": ctx.previous.get("created_at") or ctx.clock(),
             "name": call["Name"],
             "kms_key_arn": call["KmsKeyId"],
             "summary": f"copy `{image_id}` (`{call['Name']}`) started in {account_id} {region}, encrypted with {call['KmsKeyId']}",
@@ -376,12 +375,17 @@ class RemoveTemporary(Action):
         )
 
     def run(self, ctx, account_id, region, params):
-        removed: list[str] = []
+        removed: list[str] = list(ctx.previous.get("removed") or [])
+        # Checkpointed per step: a restart does not ask again about a grant it revoked
+        # (a NotFound inside the window would be "not visible yet", waited out).
+        undone: list[int] = list(ctx.previous.get("undone_steps") or [])
         for seq in params.steps:
             step = ctx.steps.get(int(seq))
-            if not step or step.get("state") != "done":
+            if not step or step.get("state") != "done" or int(seq) in undone:
                 continue
             said = get_action(step["action"]).undo(ctx, step["account_id"], step["region"], step["params"], step.get("result") or {})
             if said:
                 removed.append(said)
-        return {"removed": removed, "summary": "; ".join(removed) if removed else "nothing temporary was left in place"}
+            undone.append(int(seq))
+            ctx.checkpoint({"removed": removed, "undone_steps": undone})
+        return {"removed": removed, "undone_steps": undone, "summary": "; ".join(removed) if removed else "nothing temporary was left in place"}

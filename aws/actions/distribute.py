@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aws.actions.base import SHARE_GRANT_OPERATIONS, Action, ActionParams, account_root, grant_name, image_of, register
-from aws.actions.grants import list_grants, revoke_grant
+from aws.actions.grants import list_grants, revoke_recorded_grant
 from aws.actions.share import _refuse_public
 
 
@@ -63,7 +63,7 @@ class ShareCopy(Action):
                 )["GrantId"]
         who = ", ".join(e["UserId"] for e in wanted)
         return {
-            "image_id": image_id, "added": added, "grant_ids": grants, "kms_key_arn": params.kms_key_arn,
+            "image_id": image_id, "added": added, "grant_ids": grants, "kms_key_arn": params.kms_key_arn, "created_at": ctx.clock(),
             "summary": f"{image_id} shared with {who}" + (f" (grants {', '.join(grants.values())})" if grants else ""),
             "outcome": f"shared with {who}",
         }
@@ -76,5 +76,5 @@ class ShareCopy(Action):
         if result.get("grant_ids"):
             kms = ctx.client("kms", account_id, region)
             for grant_id in result["grant_ids"].values():
-                revoke_grant(kms, result["kms_key_arn"], grant_id)
+                revoke_recorded_grant(ctx, kms, result["kms_key_arn"], grant_id, result.get("created_at"), wait_in_place=ctx.consistency_window_seconds)
         return f"removed the share of {image_id} with {', '.join(e['UserId'] for e in result.get('added', []))}" if image_id else None

@@ -3,7 +3,6 @@ retry finds it), their revocation by id, and the source key's CreateGrant DryRun
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +20,9 @@ class GrantParams(ActionParams):
     grantee_principal: str
     operations: list[str]
     grant_name: str
+    # Who may retire the grant besides its key's owner (AWS: CreateGrant's
+    # RetiringPrincipal): a temporary grant names the creating account's amibot role.
+    retiring_principal: str | None = None
 
 
 
@@ -37,7 +39,8 @@ class CreateKmsGrant(Action):
         """``key_label``: the key as the plan names it; ``note``: why it is temporary."""
         return (
             f"CreateGrant on key {key_label}: {params.grantee_principal} may "
-            f"{', '.join(params.operations)} (grant name `{params.grant_name}`)" + temporary_note(note)
+            f"{', '.join(params.operations)} (grant name `{params.grant_name}`"
+            + (f"; retiring principal {params.retiring_principal}" if params.retiring_principal else "") + ")" + temporary_note(note)
         )
 
     def run(self, ctx, account_id, region, params):
@@ -46,12 +49,13 @@ class CreateKmsGrant(Action):
         for grant in list_grants(kms, params.key_arn):
             if grant.get("Name") == name:
                 return {"grant_id": grant["GrantId"], "created": False}
-        created_at = time.time()
+        created_at = ctx.clock()
         grant = kms.create_grant(
             KeyId=params.key_arn,
             GranteePrincipal=params.grantee_principal,
             Operations=list(params.operations),
             Name=name,
+            **({"RetiringPrincipal": params.retiring_principal} if params.retiring_principal else {}),
         )
         # For a while after, ListGrants may not list the new grant (eventual
         # consistency): a retry then sends the same named CreateGrant, which KMS
@@ -63,9 +67,10 @@ class CreateKmsGrant(Action):
         if not grant_id:
             return None
         kms = ctx.client("kms", account_id, region)
-        # By id, which CreateGrant returned: works at once, even while ListGrants does
-        # not list the new grant yet.
-        revoke_grant(kms, params.key_arn, grant_id)
+        # By id, which CreateGrant returned, whatever ListGrants lists; a NotFound
+        # inside the window is "not visible yet" (aws.actions.visibility), asked again.
+        if not revoke_recorded_grant(ctx, kms, params.key_arn, grant_id, result.get("created_at"), wait_in_place=ctx.consistency_window_seconds):
+            return f"KMS grant {grant_id} on {params.key_arn} was already gone"
         return f"revoked KMS grant {grant_id} on {params.key_arn}"
 
 
@@ -83,6 +88,9 @@ class RevokeKmsGrants(Action):
 
         key_arn: str
         grant_ids: list[str]
+        # When each grant was made (its step's ``created_at``), where known: a NotFound
+        # inside the consistency window is "not visible yet", not "gone".
+        created_at: dict[str, float] | None = None
 
     @classmethod
     def describe(cls, params, *, account, region, key_label: str, origins: list[str]):
@@ -92,9 +100,19 @@ class RevokeKmsGrants(Action):
     def run(self, ctx, account_id, region, params):
         kms = ctx.client("kms", account_id, region)
         # Each recorded grant is revoked by id even when ListGrants did not list it
-        # (ListGrants lags behind CreateGrant): RevokeGrant's own NotFound says "gone".
-        gone = [grant_id for grant_id in params.grant_ids if not revoke_grant(kms, params.key_arn, grant_id)]
-        result: dict[str, Any] = {"revoked": [g for g in params.grant_ids if g not in gone]}
+        # (ListGrants lags behind CreateGrant): RevokeGrant's own NotFound says "gone",
+        # past the grant's consistency window only.
+        created = params.created_at or {}
+        revoked: list[str] = list(ctx.previous.get("revoked") or [])
+        gone: list[str] = []
+        for grant_id in params.grant_ids:
+            if grant_id in revoked:
+                continue  # an earlier attempt of this step revoked it
+            if revoke_recorded_grant(ctx, kms, params.key_arn, grant_id, created.get(grant_id), progress={"revoked": revoked}):
+                revoked.append(grant_id)
+            else:
+                gone.append(grant_id)
+        result: dict[str, Any] = {"revoked": revoked}
         if gone:
             result["already_gone"] = gone
             result["summary"] = "already gone (RevokeGrant: not found): " + ", ".join(f"`{g}`" for g in gone)
@@ -123,6 +141,22 @@ def list_grants(kms: Any, key_arn: str) -> list[dict[str, Any]]:
         if not page.get("Truncated"):
             return grants
         kwargs["Marker"] = page["NextMarker"]
+
+
+def revoke_recorded_grant(ctx: Any, kms: Any, key_arn: str, grant_id: str, created_at: float | None, *,
+                          progress: dict[str, Any] | None = None, wait_in_place: float | None = None) -> bool:
+    """Revoke a grant amibot made, by id. True: revoked; False: gone (RevokeGrant's
+    NotFound past the grant's consistency window). Inside the window a NotFound means
+    "not visible yet": asked again in place, then the step waits (``progress`` is its
+    result so far)."""
+    from aws.actions.visibility import INLINE_SECONDS, until_visible
+
+    def attempt() -> bool | None:
+        return True if revoke_grant(kms, key_arn, grant_id) else None
+
+    done = until_visible(ctx, created_at, attempt, f"KMS grant {grant_id}", result=progress,
+                         wait_in_place=INLINE_SECONDS if wait_in_place is None else wait_in_place)
+    return bool(done)
 
 
 def revoke_grant(kms: Any, key_arn: str, grant_id: str) -> bool:

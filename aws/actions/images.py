@@ -14,10 +14,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from aws.actions.base import Action, ActionParams, Kept, StepContext, StepWaiting, image_of, register
-from aws.errors import AwsFailure, explain
+from aws.errors import MISSING, RETRY, AwsFailure, explain, read_outcome, translate
 from aws.sessions import AwsSessions
 
 
@@ -25,9 +25,9 @@ from aws.sessions import AwsSessions
 class ImageStatus:
     """What AWS says of an image now."""
 
-    state: str  # pending | available | failed | ... | missing
+    state: str  # pending | available | failed | ... | missing | unreadable (AWS did not answer)
     progress: int | None  # percent, from the snapshots' Progress (the slowest one)
-    reason: str | None  # StateReason message when failed
+    reason: str | None  # StateReason message when failed; AWS's words when unreadable
     snapshot_ids: tuple[str, ...] = ()
     at: float = 0.0
 
@@ -41,7 +41,7 @@ def find_image(ec2: Any, image_id: str) -> dict[str, Any] | None:
     try:
         images = ec2.describe_images(ImageIds=[image_id])["Images"]
     except ClientError as error:
-        if error.response["Error"]["Code"] in ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"):
+        if read_outcome(error) == MISSING:
             return None
         raise
     return images[0] if images and images[0].get("State") != "deregistered" else None
@@ -54,7 +54,7 @@ def look_up_image(ec2: Any, image_id: str) -> dict[str, Any] | None:
     try:
         images = ec2.describe_images(ImageIds=[image_id])["Images"]
     except ClientError as error:
-        if error.response["Error"]["Code"] in ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"):
+        if read_outcome(error) == MISSING:
             return None
         raise
     if not images or images[0].get("State") == "deregistered":
@@ -63,22 +63,39 @@ def look_up_image(ec2: Any, image_id: str) -> dict[str, Any] | None:
 
 
 def poll_images(client: Any, image_ids: list[str]) -> dict[str, ImageStatus]:
-    """One DescribeImages and one DescribeSnapshots (by id) for many images."""
+    """One DescribeImages and one DescribeSnapshots (by id) for many images.
+
+    What a failed read means is decided by ``aws.errors.read_outcome``: only
+    ``InvalidAMIID.*`` makes an image ``missing``; a throttle, a 5xx or no answer makes
+    it ``unreadable`` (ask again: nothing is known), any other error is raised."""
     statuses: dict[str, ImageStatus] = {}
     found: dict[str, dict[str, Any]] = {}
+    unreadable: dict[str, str] = {}
+
+    def describe(ids: list[str]) -> None:
+        for image in client.describe_images(ImageIds=ids)["Images"]:
+            found[image["ImageId"]] = image
+
     if image_ids:
         try:
-            for image in client.describe_images(ImageIds=list(image_ids))["Images"]:
-                found[image["ImageId"]] = image
-        except ClientError as error:
-            if error.response["Error"]["Code"] not in ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"):
+            describe(list(image_ids))
+        except (ClientError, BotoCoreError) as error:
+            outcome = read_outcome(error)
+            if outcome == RETRY:
+                unreadable.update({i: _words(error) for i in image_ids})
+            elif outcome != MISSING:
                 raise
-            # One unknown id fails the whole batch: fall back to asking one by one.
-            for image_id in image_ids:
-                try:
-                    found.update({i["ImageId"]: i for i in client.describe_images(ImageIds=[image_id])["Images"]})
-                except ClientError:
-                    pass
+            else:
+                # One unknown id fails the whole batch: fall back to asking one by one.
+                for image_id in image_ids:
+                    try:
+                        describe([image_id])
+                    except (ClientError, BotoCoreError) as one:
+                        single = read_outcome(one)
+                        if single == RETRY:
+                            unreadable[image_id] = _words(one)
+                        elif single != MISSING:
+                            raise
     snapshot_ids = [m["Ebs"]["SnapshotId"] for i in found.values() for m in i.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")]
     progress: dict[str, int] = {}
     if snapshot_ids:
@@ -90,6 +107,9 @@ def poll_images(client: Any, image_ids: list[str]) -> dict[str, ImageStatus]:
     now = time.time()
     for image_id in image_ids:
         image = found.get(image_id)
+        if image_id in unreadable:
+            statuses[image_id] = ImageStatus("unreadable", None, unreadable[image_id], (), now)
+            continue
         if image is None:
             statuses[image_id] = ImageStatus("missing", None, None, (), now)
             continue
@@ -103,6 +123,11 @@ def poll_images(client: Any, image_ids: list[str]) -> dict[str, ImageStatus]:
             at=now,
         )
     return statuses
+
+
+def _words(error: Exception) -> str:
+    failure = translate(error)
+    return f"{failure.code}: {failure.aws_message}"
 
 
 class ImageStatusCache:
@@ -217,7 +242,7 @@ class WaitImageAvailable(Action):
         return None
 
     def run(self, ctx, account_id, region, params):
-        from aws.actions.visibility import until_visible, within_window
+        from aws.actions.visibility import gone_after_misses, until_visible, within_window
 
         image_id = image_of(params, ctx.results)
         status = ctx.image_status.get(account_id, region, image_id) if ctx.image_status else None
@@ -238,11 +263,20 @@ class WaitImageAvailable(Action):
             ) or status
             if ctx.image_status:
                 ctx.image_status.forget(account_id, region, image_id)
+        if status.state == "unreadable":
+            # No answer (throttled, a 5xx): nothing is known, the copy may be running.
+            raise StepWaiting(f"{image_id}: AWS did not answer ({status.reason}); asking again", retry_after=float(params.poll_seconds),
+                              result={"image_id": image_id, "progress": ctx.previous.get("progress")})
+        if status.state == "missing":
+            misses = gone_after_misses(ctx, created_at)
+            if misses is not None:
+                raise StepWaiting(f"{image_id} not found ({misses} time(s) in a row); asking again before concluding it is gone",
+                                  retry_after=float(params.poll_seconds), result={"image_id": image_id, "progress": None, "misses": misses})
         if status.state == "available":
             return {"image_id": image_id, "state": "available", "snapshot_ids": list(status.snapshot_ids)}
         if status.state in ("pending", "transient"):
             percent = f"{status.progress}%" if status.progress is not None else "starting"
-            raise StepWaiting(f"{image_id} {percent}", retry_after=float(params.poll_seconds), result={"image_id": image_id, "progress": status.progress})
+            raise StepWaiting(f"{image_id} {percent}", retry_after=float(params.poll_seconds), result={"image_id": image_id, "progress": status.progress, "misses": 0})
         if status.state == "missing":
             raise AwsFailure("InvalidAMIID.NotFound", f"{image_id} no longer exists in {account_id} {region}", cause="The image disappeared while amibot was waiting for it (deregistered?).", fix="Check the account's images; start a new request if needed.")
         failure = explain("ImageFailed", status.reason or f"image is {status.state}")

@@ -12,7 +12,6 @@ The read-only preflight of a migration (``inspect_instance``, ``describe_subnet`
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,7 +157,7 @@ class CreateImageFromInstance(Action):
                 {"amibot:request": _request_label(ctx), "amibot:source-instance": params.instance_id, OWNER_PROOF_TAG: token, **DISPOSABLE},
             )
         )
-        created_at = time.time()
+        created_at = ctx.clock()
         try:
             image_id = ec2.create_image(
                 InstanceId=params.instance_id,
@@ -174,7 +173,7 @@ class CreateImageFromInstance(Action):
                 raise
             # Two attempts raced: the other one's image is this request's image. AWS
             # knows it exists; DescribeImages may not show it yet (eventual consistency).
-            found = until_visible(ctx, time.time(), lambda: _images_named(ec2, name) or None, f"image `{name}`")
+            found = until_visible(ctx, ctx.clock(), lambda: _images_named(ec2, name) or None, f"image `{name}`")
             if not found:
                 raise
             return self._reuse(found, name, token, account_id, region)
@@ -304,7 +303,7 @@ class LaunchMigratedInstance(Action):
         ec2 = ctx.client("ec2", account_id, region)
         instance_id = ctx.previous.get("instance_id")
         # An instance recorded without the time (an older checkpoint) counts as new.
-        launched_at = ctx.previous.get("launched_at") or time.time()
+        launched_at = ctx.previous.get("launched_at") or ctx.clock()
         private_ip = ctx.previous.get("private_ip")
         if not instance_id:
             # Same ClientToken, same parameters: AWS returns the instance of the first

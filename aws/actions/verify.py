@@ -171,7 +171,7 @@ class VerifyByTestLaunch(Action):
             "instance_type": instance_type,
             "subnet_id": subnet_id,
             "image_id": image_id,
-            "launched_at": time.time(),
+            "launched_at": ctx.clock(),
         }
         ctx.checkpoint(done)
         ctx.log(f"test instance {done['instance_id']} ({instance_type}) launched from {image_id} in {subnet_id}")

@@ -23,11 +23,16 @@ T = TypeVar("T")
 # back to the scheduler with StepWaiting.
 INLINE_SECONDS = 20.0
 
+# Past its window, a resource amibot waits on is declared gone only after this many
+# consecutive not-found answers (each one poll apart): one stray answer from a lagging
+# endpoint must not make an undo deregister a copy that is still running.
+MISSES_BEFORE_GONE = 3
+
 
 def within_window(ctx: StepContext, created_at: float | None) -> bool:
     """Whether something created at ``created_at`` (epoch seconds; None: unknown, so
     not amibot's recent creation) may still be invisible."""
-    return created_at is not None and time.time() - float(created_at) < ctx.consistency_window_seconds
+    return created_at is not None and ctx.clock() - float(created_at) < ctx.consistency_window_seconds
 
 
 def until_visible(
@@ -55,3 +60,15 @@ def until_visible(
         ctx.log(f"{what} not visible yet; AWS is eventually consistent right after a create, asking again")
         ctx.sleep(delay)
         delay = min(delay * 2, 5.0)
+
+
+def gone_after_misses(ctx: StepContext, created_at: float | None) -> int | None:
+    """After a not-found answer about a resource a step waits on: None when it is now
+    declared gone (past its window, the ``MISSES_BEFORE_GONE``-th consecutive miss);
+    otherwise how many consecutive misses there have been (record it in the step's
+    result as ``misses`` and ask again later). A found answer resets the count (the
+    step's result then has no ``misses``)."""
+    misses = int(ctx.previous.get("misses") or 0) + 1
+    if within_window(ctx, created_at) or misses < MISSES_BEFORE_GONE:
+        return misses
+    return None

@@ -22,12 +22,15 @@ class StoreConnection:
     nothing for ``amibot.db``; or a ``postgresql://…`` URL), its clock, and the schema
     brought up to date when it opens. Thread-safe: one connection per thread."""
 
-    def __init__(self, target: str | None = None, clock: Clock = time.time):
+    def __init__(self, target: str | None = None, clock: Clock = time.time, *, database_time: bool | None = None):
         self.backend = backend_for(target)
         self.kind = self.backend.kind
         self.shared = self.backend.shared  # several processes may use it (PostgreSQL)
         self.path = target
         self.clock = clock
+        # Lease expiry is decided on the database's clock, one clock for every replica
+        # (bot.store.leases); a test's injected clock drives it instead, unless told.
+        self.database_time = (clock is time.time) if database_time is None else database_time
         self._apply_schema_changes()
 
     @property

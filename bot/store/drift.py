@@ -23,10 +23,13 @@ class DriftStore(StoreConnection):
             db.execute("DELETE FROM drift_checks WHERE name = 'drift'")
             db.execute("INSERT INTO drift_checks (name, checked_at) VALUES ('drift', ?)", [at])
 
-    def record_drift(self, findings: list[Any], at: float) -> None:
+    def record_drift(self, findings: list[Any], at: float, *, unread: Any = ()) -> None:
         """Store this check's findings: new ones open (unreported); a finding seen
         again stays as it is (reported once); open ones not seen any more are resolved.
-        A resolved finding that comes back is open and unreported again."""
+        A resolved finding that comes back is open and unreported again. The findings
+        of an AMI in ``unread`` ((account, region, image) the check could not read)
+        stay as they were: a failed read is no answer."""
+        kept = {tuple(k) for k in unread}
         with self.transaction() as db:
             seen = []
             for f in findings:
@@ -40,9 +43,10 @@ class DriftStore(StoreConnection):
                     )
                 elif row["resolved_at"] is not None:
                     db.execute("UPDATE drift_findings SET resolved_at = NULL, reported_at = NULL, found_at = ? WHERE id = ?", [at, f.id])
-            open_ids = [r["id"] for r in db.execute("SELECT id FROM drift_findings WHERE resolved_at IS NULL").fetchall()]
-            for finding_id in open_ids:
-                if finding_id not in seen:
+            open_rows = db.execute("SELECT id, account_id, region, image_id FROM drift_findings WHERE resolved_at IS NULL").fetchall()
+            for row in open_rows:
+                finding_id = row["id"]
+                if finding_id not in seen and (row["account_id"], row["region"], row["image_id"]) not in kept:
                     db.execute("UPDATE drift_findings SET resolved_at = ? WHERE id = ?", [at, finding_id])
 
     def drift_findings(self, *, unreported_only: bool = False) -> list[dict[str, Any]]:

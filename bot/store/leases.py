@@ -6,20 +6,37 @@ expired``), which both databases run atomically: of two processes claiming at on
 one gets the row back and the other nothing. A process that dies stops renewing, and
 its leases are free once they expire. ``bot.leases`` is the process's side (holder id,
 renewal while work runs, release).
+
+Expiry is measured on one clock for every replica: the database's (``lease_now``), so
+a replica whose own clock runs ahead cannot take a live lease. A test's clock,
+injected at the store, drives it instead.
 """
 
 from __future__ import annotations
 
 from bot.store.connection import StoreConnection
+from bot.store.postgres_backend import POSTGRESQL
+
+# The database's own time, in epoch seconds.
+_NOW_SQL = {
+    POSTGRESQL: "SELECT EXTRACT(EPOCH FROM clock_timestamp())",
+    "sqlite": "SELECT (julianday('now') - 2440587.5) * 86400.0",
+}
 
 
 class LeaseStore(StoreConnection):
     """The lease methods of :class:`bot.store.Store` (mixed in)."""
 
+    def lease_now(self) -> float:
+        """Now, for leases: the database's clock (the store's injected clock in tests)."""
+        if not self.database_time:
+            return self.clock()
+        return float(self.db.execute(_NOW_SQL.get(self.kind, _NOW_SQL["sqlite"])).fetchone()[0])
+
     def claim_lease(self, name: str, holder: str, seconds: float) -> bool:
         """Take (or extend) the lease ``name`` for ``seconds`` if it is free, expired
         or already ``holder``'s. True when ``holder`` has it now."""
-        now = self.clock()
+        now = self.lease_now()
         with self.transaction() as db:
             row = db.execute(
                 "INSERT INTO leases (name, holder, expires_at) VALUES (?,?,?)"
@@ -39,7 +56,7 @@ class LeaseStore(StoreConnection):
         with self.transaction() as db:
             rows = db.execute(
                 f"UPDATE leases SET expires_at = ? WHERE holder = ? AND name IN ({marks}) RETURNING name",
-                [self.clock() + seconds, holder, *names],
+                [self.lease_now() + seconds, holder, *names],
             ).fetchall()
         return {r[0] for r in rows}
 
@@ -64,7 +81,7 @@ class LeaseStore(StoreConnection):
         """Unexpired leases whose name starts with ``prefix``: name → holder."""
         rows = self.db.execute(
             "SELECT name, holder FROM leases WHERE expires_at > ? AND name LIKE ?",
-            [self.clock(), prefix.replace("%", "") + "%"],
+            [self.lease_now(), prefix.replace("%", "") + "%"],
         ).fetchall()
         return {r[0]: r[1] for r in rows}
 
@@ -74,6 +91,6 @@ class LeaseStore(StoreConnection):
         row = self.db.execute(
             "SELECT COALESCE(SUM(CASE WHEN expires_at > ? THEN 1 ELSE 0 END), 0),"
             " COALESCE(SUM(CASE WHEN expires_at <= ? THEN 1 ELSE 0 END), 0) FROM leases",
-            [self.clock(), self.clock()],
+            [self.lease_now(), self.lease_now()],
         ).fetchone()
         return {"held": int(row[0]), "expired": int(row[1])}

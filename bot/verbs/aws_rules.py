@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from aws.actions import ImageFacts
 from bot.config import AccountConfig
 from bot.errors import PreflightError
+from bot.verbs.common import check_source_image
 
 COPY_AMI_DOC = "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/CopyingAMIs.html"
 ARCHIVE_DOC = "https://docs.aws.amazon.com/ebs/latest/userguide/snapshot-archive.html"
@@ -136,3 +137,20 @@ def check_shared_in(facts: ImageFacts, source: AccountConfig, region: str, targe
             "AWS copies an AMI of another account only with snapshot permission (createVolumePermission) on its snapshots.",
             fix=f"Ask the owner of {facts.owner_id} to share it with `allow-copy` (snapshot permission for {source.id}), then ask again.",
         )
+
+
+def check_copyable(facts: ImageFacts, source: AccountConfig, region: str, cross_account: bool, target: AccountConfig | None = None) -> None:
+    """Refuse, before anyone is asked, what AWS would refuse or fail later. Within
+    the account an ``aws/ebs`` image may be copied: that is the documented way out.
+    An AMI another account shared with the source may be copied into the source
+    itself (a normal CopyImage: the source account is the copier); AWS then treats
+    it as a copy from another account (billing codes, snapshot permission, key)."""
+    shared_in = facts.owner_id != source.id
+    if shared_in:
+        check_shared_in(facts, source, region, target)
+        checked = ImageFacts(**{**facts.__dict__, "owner_id": source.id})
+        check_source_image(checked, source, region, verb="copy", done="copied", aws_managed_ok=False)
+        check_copy_rules(facts, source, region, cross_account=True, adding=[])
+        return
+    check_source_image(facts, source, region, verb="copy", done="copied", aws_managed_ok=not cross_account)
+    check_copy_rules(facts, source, region, cross_account=cross_account, adding=[target.id] if cross_account and target else [])

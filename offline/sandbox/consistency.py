@@ -9,7 +9,10 @@ RunInstances and every KMS grant made by CreateGrant is invisible for that many
 seconds: ``DescribeImages``/``DescribeSnapshots``/``DescribeInstances``/
 ``DescribeInstanceStatus`` leave it out (and answer ``*.NotFound`` when it is asked
 for by id), ``TerminateInstances`` answers ``InvalidInstanceID.NotFound``, and
-``ListGrants`` leaves a new grant out (its id, which CreateGrant returned, works). Seeded resources (:class:`~offline.sandbox.world.SandboxWorld`)
+``ListGrants`` leaves a new grant out and ``RevokeGrant`` of it by id answers
+``NotFoundException`` (AWS KMS: "When you create, retire, or revoke a grant, there
+might be a brief delay, usually less than five minutes, until the grant is available
+throughout AWS KMS", API_RevokeGrant, "AWS KMS eventual consistency"). Seeded resources (:class:`~offline.sandbox.world.SandboxWorld`)
 are visible at once.
 
 Who sees it: every caller except the sandbox's own sessions
@@ -144,4 +147,24 @@ def _create_grant(name: str) -> Callable[..., Any]:
         return body
 
     handler.__name__ = "create_grant"
+    return handler
+
+
+def _revoke_grant(name: str) -> Callable[..., Any]:
+    """Wrap the RevokeGrant handler: a grant still hidden is not found yet (AWS KMS
+    eventual consistency), so a revoke right after the create must ask again."""
+
+    def handler(self: Any) -> Any:
+        state = _active()
+        if state is not None and state.born:
+            grant_id = str(json.loads(self.body or "{}").get("GrantId") or "")
+            with _LOCK:
+                hidden = _hidden_from(self, state, grant_id)
+            if hidden:
+                from offline.sandbox.errors import _kms_error
+
+                raise _kms_error("NotFoundException", f"Grant id {grant_id} not found")
+        return _ORIGINALS[name](self)
+
+    handler.__name__ = "revoke_grant"
     return handler

@@ -98,9 +98,27 @@ def _modify_image_attribute(self: Any, state: _State, original: Callable[..., An
             adds += [{"UserId": u} for u in self._get_param("UserIds", []) or []]
         present = {_entity(p) for p in ami.launch_permissions if _entity(p) and _entity(p) != "all"}
         new = {_entity(p) for p in adds if _entity(p) and _entity(p) != "all"} - present
+        if new and _aws_managed_snapshots(ami, self.region):
+            # AWS: "You can't share AMIs that are backed by snapshots that are encrypted
+            # with the default AWS managed key" (Share an AMI with specific AWS accounts).
+            raise _error("InvalidParameter", "Snapshots encrypted with the AWS Managed CMK can't be shared. Specify another snapshot.")
         if new and len(present) + len(new) > MAX_SHARING_ENTITIES:
             raise _error(
                 "ResourceLimitExceeded",
                 f"An AMI can be shared with at most {MAX_SHARING_ENTITIES} accounts, organizations and organizational units.",
             )
     return original(self)
+
+
+def _aws_managed_snapshots(ami: Any, region: str) -> bool:
+    """Whether a snapshot of the AMI is encrypted with an AWS-managed key (aws/ebs)."""
+    from offline.sandbox.policy import _lookup_key
+
+    for snapshot in _image_snapshots(ami):
+        if snapshot is None or not getattr(snapshot, "encrypted", False):
+            continue
+        key_id = getattr(snapshot, "kms_key_id", None)
+        hit = _lookup_key(key_id, snapshot.owner_id, region) if key_id else None
+        if key_id is None or (hit is not None and hit[1].key_manager == "AWS"):
+            return True
+    return False

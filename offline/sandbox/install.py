@@ -13,6 +13,7 @@ from offline.sandbox.consistency import (
     _describe_instance_status,
     _describe_instances,
     _list_grants,
+    _revoke_grant,
     _terminate_instances,
 )
 from offline.sandbox.copy_rules import _modify_image_attribute
@@ -127,7 +128,7 @@ def _install() -> None:
             _ORIGINALS[qualified] = getattr(cls, method)
             setattr(cls, method, handler)
         # Eventual consistency wraps the KMS handlers above (new grants hidden for a while).
-        for method, wrap in (("list_grants", _list_grants), ("create_grant", _consistent_create_grant)):
+        for method, wrap in (("list_grants", _list_grants), ("create_grant", _consistent_create_grant), ("revoke_grant", _revoke_grant)):
             key = f"KmsResponse.{method}.consistency"
             _ORIGINALS[key] = getattr(KmsResponse, method)
             setattr(KmsResponse, method, wrap(key))

@@ -176,6 +176,10 @@ def _create_grant(self: Any) -> Any:
     name = self._get_param("Name")
     constraints = self._get_param("Constraints")
     retiring = self._get_param("RetiringPrincipal")
+    if retiring is not None and not str(retiring).startswith("arn:"):
+        # AWS (CreateGrant, RetiringPrincipal): "use the Amazon Resource Name (ARN) of an
+        # AWS principal" (accounts, IAM users, roles, federated and assumed-role users).
+        raise _kms_error("ValidationException", f"Invalid RetiringPrincipal: {retiring}: specify the ARN of an AWS principal")
 
     grant_context = {"kms:grantoperations": list(operations), "kms:granteeprincipal": grantee}
 

@@ -167,3 +167,57 @@ def test_a_retried_grant_step_makes_no_second_grant_while_the_first_is_not_liste
     again = action.execute(make_ctx(module_sessions), PROD, SRC, params)
     assert again["grant_id"] == first["grant_id"]
     assert len(slow_sandbox.client("kms", PROD, SRC).list_grants(KeyId=key)["Grants"]) == 1
+
+
+def test_the_sandbox_answers_not_found_to_revoking_a_grant_not_visible_yet(slow_sandbox, module_sessions):
+    key = slow_sandbox.create_key(PROD, SRC)
+    kms = module_sessions.client("kms", PROD, SRC)
+    grant_id = kms.create_grant(KeyId=key, GranteePrincipal=account_root(DEV, SRC), Operations=["Decrypt"])["GrantId"]
+    with pytest.raises(ClientError) as error:
+        kms.revoke_grant(KeyId=key, GrantId=grant_id)
+    assert error.value.response["Error"]["Code"] == "NotFoundException"
+    slow_sandbox.reveal()
+    kms.revoke_grant(KeyId=key, GrantId=grant_id)
+
+
+def grant_and_revoke_params(sandbox: Any, sessions: AwsSessions) -> tuple[str, dict, dict]:
+    key = sandbox.create_key(PROD, SRC)
+    made = get_action("kms.create_grant").execute(make_ctx(sessions), PROD, SRC, {
+        "key_arn": key, "grantee_principal": account_root(DEV, SRC), "operations": list(SHARE_GRANT_OPERATIONS), "grant_name": grant_name(UID, DEV)})
+    return key, made, {"key_arn": key, "grant_ids": [made["grant_id"]], "created_at": {made["grant_id"]: made["created_at"]}}
+
+
+def test_an_unshare_right_after_the_share_revokes_the_grant_not_visible_yet(slow_sandbox, module_sessions):
+    """RevokeGrant's NotFound inside the KMS consistency window is "not visible yet":
+    asked again, the grant is revoked, never reported "already gone" and left in force."""
+    key, made, params = grant_and_revoke_params(slow_sandbox, module_sessions)
+    out = get_action("kms.revoke_grants").execute(make_ctx(module_sessions, sleep=passing_time(slow_sandbox)), PROD, SRC, params)
+    assert out["revoked"] == [made["grant_id"]] and "already_gone" not in out
+    assert slow_sandbox.client("kms", PROD, SRC).list_grants(KeyId=key)["Grants"] == []
+
+
+def test_a_revoke_still_not_found_waits_then_past_the_window_it_is_gone(slow_sandbox, module_sessions, monkeypatch):
+    from aws.actions import StepWaiting, visibility
+
+    monkeypatch.setattr(visibility, "INLINE_SECONDS", 0.2)  # the in-place asking, shortened
+    key, made, params = grant_and_revoke_params(slow_sandbox, module_sessions)
+    ctx = make_ctx(module_sessions)
+    with pytest.raises(StepWaiting):  # inside the window: not visible yet, never "gone"
+        get_action("kms.revoke_grants").execute(ctx, PROD, SRC, params)
+    slow_sandbox.client("kms", PROD, SRC).revoke_grant(KeyId=key, GrantId=made["grant_id"])  # revoked outside meanwhile
+    params["created_at"] = {made["grant_id"]: time.time() - 3600}  # past the window
+    out = get_action("kms.revoke_grants").execute(make_ctx(module_sessions), PROD, SRC, params)
+    assert out["already_gone"] == [made["grant_id"]]
+
+
+def test_a_temporary_grant_names_its_retiring_principal_and_the_sandbox_wants_an_arn(sandbox, module_sessions):
+    key = sandbox.create_key(PROD, SRC)
+    role = f"arn:aws:iam::{PROD}:role/amibot"
+    params = {"key_arn": key, "grantee_principal": account_root(DEV, SRC), "operations": list(SHARE_GRANT_OPERATIONS),
+              "grant_name": grant_name(UID, DEV), "retiring_principal": role}
+    made = get_action("kms.create_grant").execute(make_ctx(module_sessions), PROD, SRC, params)
+    [grant] = [g for g in sandbox.client("kms", PROD, SRC).list_grants(KeyId=key)["Grants"] if g["GrantId"] == made["grant_id"]]
+    assert grant["RetiringPrincipal"] == role
+    with pytest.raises(ClientError) as refused:
+        module_sessions.client("kms", PROD, SRC).create_grant(KeyId=key, GranteePrincipal=account_root(DEV, SRC), Operations=["Decrypt"], RetiringPrincipal="amibot")
+    assert refused.value.response["Error"]["Code"] == "ValidationException"

@@ -256,15 +256,17 @@ def test_remove_temporary_undoes_exactly_the_done_temporary_steps(sandbox, sessi
         steps[seq] = {"action": action, "account_id": PROD, "region": SRC, "params": params, "result": result, "state": "done"}
     steps[4] = {"action": "ec2.add_launch_permission", "account_id": PROD, "region": SRC, "params": {"image_id": image, "account_ids": ["444444444444"]}, "result": {}, "state": "pending"}
 
-    out = get_action("plan.remove_temporary").execute(make_ctx(sessions, steps=steps), PROD, SRC, {"steps": [1, 2, 3, 4]})
+    remover = make_ctx(sessions, steps=steps)
+    out = get_action("plan.remove_temporary").execute(remover, PROD, SRC, {"steps": [1, 2, 3, 4]})
 
     assert len(out["removed"]) == 3
     assert prod_ec2.describe_image_attribute(ImageId=image, Attribute="launchPermission")["LaunchPermissions"] == [{"UserId": "333333333333"}]
     for snap in snaps:
         assert prod_ec2.describe_snapshot_attribute(SnapshotId=snap, Attribute="createVolumePermission")["CreateVolumePermissions"] == []
     assert sandbox.client("kms", PROD, SRC).list_grants(KeyId=cmk)["Grants"] == []
-    # Running it again (a restart) is harmless.
-    get_action("plan.remove_temporary").execute(make_ctx(sessions, steps=steps), PROD, SRC, {"steps": [1, 2, 3]})
+    # Running it again (a restart, with what it checkpointed) is harmless and asks AWS nothing again.
+    again = get_action("plan.remove_temporary").execute(make_ctx(sessions, previous=remover.saved[-1], steps=steps), PROD, SRC, {"steps": [1, 2, 3]})
+    assert again["removed"] == out["removed"]
 
 
 # -- verify.copy ------------------------------------------------------------------------------

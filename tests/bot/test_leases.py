@@ -106,3 +106,54 @@ def test_stop_gives_every_lease_back(store_target):
     a.claim("poll:111111111111:us-east-1")
     a.stop()
     assert store.live_leases() == {}
+
+
+def test_a_replica_whose_clock_runs_45_s_ahead_cannot_take_a_live_lease(store_target):
+    """An attacker's view of clock skew: expiry is decided on the database's clock, one
+    for every replica, so a replica 45 s ahead does not see a 30 s lease as expired."""
+    honest = Store(store_target)
+    ahead = Store(store_target, clock=lambda: time.time() + 45, database_time=True)
+    assert honest.claim_lease("request:9", "replica-a", 30)
+    assert not ahead.claim_lease("request:9", "replica-b", 30)
+    assert ahead.live_leases("request:") == {"request:9": "replica-a"}
+    # The test clock is still injectable at the store (database_time off): it drives expiry.
+    driven = Store(store_target, clock=lambda: time.time() + 45)
+    assert driven.claim_lease("request:9", "replica-c", 30)
+
+
+def test_the_key_policy_lock_is_a_store_lease_two_replicas_cannot_interleave(store_target):
+    from bot.leases import LeaseKeyPolicyLock
+
+    store = Store(store_target)
+    a, b = Leases(store, seconds=30), Leases(store, seconds=30)
+    lock_a, lock_b = LeaseKeyPolicyLock(a), LeaseKeyPolicyLock(b)
+    key = "arn:aws:kms:us-east-1:111111111111:key/k"
+    order: list[str] = []
+    a_in, b_done = threading.Event(), threading.Event()
+    release_a = threading.Event()
+
+    def replica_a():
+        with lock_a.hold(key):
+            order.append("a-read")
+            a_in.set()
+            release_a.wait(10)
+            order.append("a-put")
+
+    def replica_b():
+        a_in.wait(10)
+        with lock_b.hold(key):
+            order.append("b-read")
+            order.append("b-put")
+        b_done.set()
+
+    threads = [threading.Thread(target=replica_a), threading.Thread(target=replica_b)]
+    for t in threads:
+        t.start()
+    a_in.wait(10)
+    assert store.live_leases("key-policy:") == {f"key-policy:{key}": a.holder}
+    assert not b_done.wait(0.3)  # b waits while a holds the key's policy (with the lease it never gets in)
+    release_a.set()
+    for t in threads:
+        t.join(10)
+    assert order == ["a-read", "a-put", "b-read", "b-put"]
+    a.stop(), b.stop()

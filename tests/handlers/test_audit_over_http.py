@@ -122,3 +122,30 @@ def test_a_grant_amibot_just_made_is_not_reported_revoked_while_aws_may_not_list
     harness.world.sandbox.session(PROD, SRC).client("kms").revoke_grant(KeyId=harness.world.cmk_arn, GrantId=dev_grant)
     harness.tick()
     assert ("removed_outside", f"grant:{dev_grant}") not in {(r["kind"], r["subject"]) for r in harness.bot.store.drift_findings()}
+
+
+def test_a_drift_check_that_could_not_read_an_ami_keeps_its_findings_as_they_were(harness):
+    image = harness.world.encrypted_image
+    share_with_dev(harness)
+    ec2(harness, PROD, SRC).modify_image_attribute(ImageId=image, LaunchPermission={"Add": [{"UserId": STRANGER_ACCOUNT}]})
+    harness.clock.advance(harness.bot.config.bot.consistency_window_seconds + 1)
+    harness.tick()
+    assert [r["subject"] for r in harness.bot.store.drift_findings()] == [f"launch:{STRANGER_ACCOUNT}"]
+    # The next run is throttled on the AMI's launch permissions: no answer, not "resolved".
+    harness.world.sandbox.inject_fault("DescribeImageAttribute", "RequestLimitExceeded", times=50, status=503)
+    harness.clock.advance(24 * 3600 + 1)
+    harness.tick()
+    harness.world.sandbox.clear_faults()
+    assert [r["subject"] for r in harness.bot.store.drift_findings()] == [f"launch:{STRANGER_ACCOUNT}"]
+    # Out of a run's call budget: not read, kept as well.
+    harness.bot.clockwork.drift.call_budget = 0
+    harness.clock.advance(24 * 3600 + 1)
+    harness.tick()
+    assert [r["subject"] for r in harness.bot.store.drift_findings()] == [f"launch:{STRANGER_ACCOUNT}"]
+    harness.bot.clockwork.drift.call_budget = 2000
+    # Read again: still there, and not told twice.
+    harness.clock.advance(24 * 3600 + 1)
+    harness.tick()
+    harness.settle()
+    assert [r["subject"] for r in harness.bot.store.drift_findings()] == [f"launch:{STRANGER_ACCOUNT}"]
+    assert len(harness.fake.messages(rehearsal.OWNER)) == 1

@@ -187,6 +187,10 @@ def test_copy_into_another_account_final_reply_also_in_notify_channel(notify_har
     for call in ("ModifyImageAttribute", "ModifySnapshotAttribute", "CreateGrant", "CopyImage", "RevokeGrant"):
         assert call in plan
     assert harness.world.dev_cmk_arn in plan and "ClientToken" in plan
+    # The temporary grant names prod's amibot role as its retiring principal.
+    assert f"retiring principal arn:aws:iam::{PROD}:role/amibot" in plan
+    grant = next(s for s in harness.bot.store.get(1).steps if s.action == "kms.create_grant")
+    assert grant.params["retiring_principal"] == f"arn:aws:iam::{PROD}:role/amibot"
     assert harness.bot.store.get(1).approver_accounts == ["prod", "dev"]
     # prod's owner cannot approve for dev (and a stranger for nobody).
     harness.click(rehearsal.STRANGER, root)

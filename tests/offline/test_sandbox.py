@@ -155,6 +155,15 @@ def test_snapshot_encrypted_with_aws_managed_key_cannot_be_shared(sandbox):
     assert error_code(excinfo) == "OperationNotPermitted"
 
 
+def test_an_ami_backed_by_aws_managed_key_snapshots_cannot_be_shared(sandbox):
+    """AWS: "You can't share AMIs that are backed by snapshots that are encrypted with
+    the default AWS managed key" (ModifyImageAttribute answers InvalidParameter)."""
+    image = sandbox.create_image(A, kms_key_arn=sandbox.aws_managed_ebs_key(A))
+    with pytest.raises(ClientError) as excinfo:
+        sandbox.client("ec2", A).modify_image_attribute(ImageId=image, LaunchPermission={"Add": [{"UserId": B}]})
+    assert error_code(excinfo) == "InvalidParameter"
+
+
 # --------------------------------------------------------------------------- 3-4. KMS
 
 

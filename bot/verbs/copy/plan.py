@@ -23,9 +23,7 @@ from aws.actions.copy import (
     DestinationKey,
     RemoveTemporary,
     check_key_usable,
-    copies_in_flight,
     default_copy_name,
-    image_named,
     resolve_destination_key,
 )
 from aws.actions.disposable import DeliverImage
@@ -43,14 +41,13 @@ from bot.verbs.common import (
     Prepared,
     approver_accounts,
     check_required_tags,
-    check_source_image,
     facts_for_message,
     preflight_read,
 )
 from bot.verbs.common import key_label as _key_label
-from bot.verbs.aws_rules import check_copy_rules, check_shared_in, warnings
+from bot.verbs.aws_rules import warnings
+from bot.verbs.copy_checks import check_copy_destination, check_copy_source
 from bot.verbs import launch_roles as launchroles
-from bot.verbs.key_checks import check_grants_possible
 from bot.plantext import COPY_NAME_MARK
 from bot.requests import STEP_DONE, STEP_UNDONE, PlannedStep
 
@@ -59,23 +56,6 @@ if TYPE_CHECKING:  # the command types are only annotations here: the verb's fol
 
 T = TypeVar("T")
 KMS_ARN = re.compile(r"arn:aws[\w-]*:kms:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):(?:key|alias)/.+")
-
-
-def check_copyable(facts: ImageFacts, source: AccountConfig, region: str, cross_account: bool, target: AccountConfig | None = None) -> None:
-    """Refuse, before anyone is asked, what AWS would refuse or fail later. Within
-    the account an ``aws/ebs`` image may be copied: that is the documented way out.
-    An AMI another account shared with the source may be copied into the source
-    itself (a normal CopyImage: the source account is the copier); AWS then treats
-    it as a copy from another account (billing codes, snapshot permission, key)."""
-    shared_in = facts.owner_id != source.id
-    if shared_in:
-        check_shared_in(facts, source, region, target)
-        checked = ImageFacts(**{**facts.__dict__, "owner_id": source.id})
-        check_source_image(checked, source, region, verb="copy", done="copied", aws_managed_ok=False)
-        check_copy_rules(facts, source, region, cross_account=True, adding=[])
-        return
-    check_source_image(facts, source, region, verb="copy", done="copied", aws_managed_ok=not cross_account)
-    check_copy_rules(facts, source, region, cross_account=cross_account, adding=[target.id] if cross_account and target else [])
 
 
 def destination_key(ctx: PlanningContext, target: AccountConfig, region: str, requested: str | None) -> DestinationKey:
@@ -164,7 +144,7 @@ def copy_steps(
         for source_key in facts.keys:
             grant = CreateKmsGrant.Params(
                 key_arn=source_key.arn, grantee_principal=account_root(target.id, source_region), operations=list(SHARE_GRANT_OPERATIONS),
-                grant_name=grant_name(request_uid, target.id),
+                grant_name=grant_name(request_uid, target.id), retiring_principal=source.role_arn,
             )
             temporary.append(add(CreateKmsGrant.plan(source, source_region, grant, key_label=_key_label(source_key), note="temporary: the copy decrypts with it")))
         check = VerifyTargetAccess.Params(image_id=facts.image_id, key_arns=[k.arn for k in facts.keys])
@@ -240,32 +220,10 @@ def prepare_copy(ctx: PlanningContext, command: CopyCommand) -> Prepared:
     approvers = approver_accounts("copy", source, target)
     ctx.check_approvers(approvers)
     facts = ctx.preflight_image(source, source_region, command.image_id)
-    check_copyable(facts, source, source_region, cross_account, target)
+    check_copy_source(ctx, facts, source, source_region, [target])
     check_required_tags(ctx, facts, source, source_region, "copied")
-    if cross_account:
-        check_grants_possible(ctx, facts, source, source_region, [target])
     key = destination_key(ctx, target, region, command.kms)
-    in_flight = preflight_read(
-        f"Could not count the copies in flight in `{target.alias}` {region}",
-        lambda: copies_in_flight(ctx.sessions, target.id, region, f"preflight-{ctx.uid}"),
-        fix="Check the role of that account (`amibot iam-policy`).",
-    )
-    if in_flight >= MAX_COPIES_IN_FLIGHT:
-        raise PreflightError(
-            f"`{target.alias}` already has {in_flight} images pending in {region}; AWS allows {MAX_COPIES_IN_FLIGHT} concurrent copies per region.",
-            fix="Wait for some of them to finish, then ask again.",
-        )
-    if command.name:
-        existing = preflight_read(
-            f"Could not look up AMI names in `{target.alias}` {region}",
-            lambda: image_named(ctx.sessions, target.id, region, command.name, f"preflight-{ctx.uid}"),
-            fix="Check the role of that account (`amibot iam-policy`).",
-        )
-        if existing:
-            raise PreflightError(
-                f"`{target.alias}` already has an AMI named `{command.name}` in {region} ({existing}); AMI names are unique per account and region.",
-                fix="Pick another `name`, or leave it out (amibot then names the copy `<source name>-copy-<request id>`).",
-            )
+    in_flight = check_copy_destination(ctx, target, region, command.name)
     steps = copy_steps(
         request_uid=ctx.uid, facts=facts, source=source, source_region=source_region, target=target, region=region,
         key=key, name=command.name, poll_seconds=ctx.config.bot.poll_interval_seconds, verify=command.verify,

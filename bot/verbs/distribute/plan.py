@@ -29,7 +29,8 @@ from aws.actions.images import find_image
 from bot.config import AccountConfig
 from bot.errors import PreflightError
 from bot.verbs.common import PlanningContext, Prepared, check_required_tags, facts_for_message, preflight_read
-from bot.verbs.copy.plan import check_copyable, copy_steps, destination_key
+from bot.verbs.copy.plan import copy_steps, destination_key
+from bot.verbs.copy_checks import check_copy_destination, check_copy_source, check_shareable_copy
 from bot.requests import STEP_DONE, PlannedStep
 
 if TYPE_CHECKING:  # the command types are only annotations here: the verb's folder imports this module
@@ -79,7 +80,7 @@ def merged_temporary_steps(facts: ImageFacts, source: AccountConfig, region: str
         for account in ids:
             grant = CreateKmsGrant.Params(
                 key_arn=key.arn, grantee_principal=account_root(account, region), operations=list(SHARE_GRANT_OPERATIONS),
-                grant_name=grant_name(request_uid, account),
+                grant_name=grant_name(request_uid, account), retiring_principal=source.role_arn,
             )
             steps.append(CreateKmsGrant.plan(source, region, grant, key_label=key.arn, note="temporary: the copies decrypt with it"))
     return steps
@@ -122,8 +123,9 @@ def prepare_distribute(ctx: PlanningContext, command: DistributeCommand) -> Prep
     approvers = [source.alias] + [a for a in dict.fromkeys(t.alias for t, _ in targets) if a != source.alias]
     ctx.check_approvers(approvers)
     facts = ctx.preflight_image(source, source_region, command.image_id)
-    cross = [t for t, _ in targets if t.id != source.id]
-    check_copyable(facts, source, source_region, bool(cross))
+    # The checks /ami copy runs, shared (bot/verbs/copy_checks.py): AWS's copy rules and
+    # the source key's CreateGrant DryRun here, each copied destination's below.
+    check_copy_source(ctx, facts, source, source_region, list({t.id: t for t, _ in targets}.values()))
     check_required_tags(ctx, facts, source, source_region, "distributed")
     done_before = earlier_copies(ctx, facts.image_id)
     poll = ctx.config.bot.poll_interval_seconds
@@ -151,6 +153,7 @@ def prepare_distribute(ctx: PlanningContext, command: DistributeCommand) -> Prep
                 )
         else:
             key = dest_key = destination_key(ctx, target, region, command.kms)
+            check_copy_destination(ctx, target, region, command.name)
             full = copy_steps(
                 request_uid=ctx.uid, facts=facts, source=source, source_region=source_region, target=target, region=region,
                 key=key, name=command.name, poll_seconds=poll, verify=command.verify,
@@ -176,6 +179,7 @@ def prepare_distribute(ctx: PlanningContext, command: DistributeCommand) -> Prep
             steps.append(VerifyByTestLaunch.plan(target, region, launch, of="earlier copy"))
         recipients = [a for a in share_with if a.id != target.id]
         if recipients:
+            check_shareable_copy(dest_key, target, region)
             kms_arn = dest_key.arn if dest_key else None
             customer_key = bool(dest_key) and dest_key.manager != "AWS"
             share = ShareCopy.Params(**image_ref, account_ids=[a.id for a in recipients], kms_key_arn=kms_arn, key_is_customer_managed=customer_key)

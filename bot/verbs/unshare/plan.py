@@ -71,14 +71,14 @@ def _is_share_of(request: Request, image_id: str, region: str) -> bool:
     return request.kind == "share" and request.params.get("image_id") == image_id and request.params.get("region") == region
 
 
-def _recorded_grants(done: list[tuple[Request, Step]], key_arn: str, principals: dict[str, str]) -> dict[str, tuple[Request, str]]:
+def _recorded_grants(done: list[tuple[Request, Step]], key_arn: str, principals: dict[str, str]) -> dict[str, tuple[Request, str, float | None]]:
     """The grants on ``key_arn`` to one of ``principals`` that ``done`` steps made, by
-    grant id: (the request that made it, its grantee)."""
-    found: dict[str, tuple[Request, str]] = {}
+    grant id: (the request that made it, its grantee, when CreateGrant answered)."""
+    found: dict[str, tuple[Request, str, float | None]] = {}
     for request, step in done:
         grantee = step.params.get("grantee_principal")
         if step.action in GRANT_ACTIONS and step.params.get("key_arn") == key_arn and grantee in principals and step.result.get("grant_id"):
-            found.setdefault(step.result["grant_id"], (request, grantee))
+            found.setdefault(step.result["grant_id"], (request, grantee, step.result.get("created_at")))
     return found
 
 
@@ -186,12 +186,14 @@ class _Planner:
             live = preflight_read(f"Could not read the grants of {key.arn}", lambda key=key: list_grants(self.kms, key.arn))
             mine = _recorded_grants(self.own, key.arn, principals)
             elsewhere = _recorded_grants(self.others, key.arn, principals)
-            revoke, origins = [], []
-            for grant_id, (request, grantee) in mine.items():
+            revoke, origins, created = [], [], {}
+            for grant_id, (request, grantee, created_at) in mine.items():
                 revoke.append(grant_id)
+                if created_at is not None:
+                    created[grant_id] = float(created_at)
                 self.plan.settles.add(request.display_id)
                 origins.append(f"`{grant_id}` to {principals[grantee]} (made by {request.display_id})")
-            for grant_id, (request, grantee) in elsewhere.items():
+            for grant_id, (request, grantee, _) in elsewhere.items():
                 if grant_id not in mine:
                     self.plan.after.append(
                         f"Kept: grant `{grant_id}` on {_key_label(key)} to {principals[grantee]} belongs to {request.display_id} "
@@ -212,7 +214,7 @@ class _Planner:
                         + f"; revoke it by hand if it should go: `aws kms revoke-grant --key-id {key.arn} --grant-id {grant_id}`."
                     )
             if revoke:
-                self.step(RevokeKmsGrants, RevokeKmsGrants.Params(key_arn=key.arn, grant_ids=revoke), key_label=_key_label(key), origins=origins)
+                self.step(RevokeKmsGrants, RevokeKmsGrants.Params(key_arn=key.arn, grant_ids=revoke, created_at=created or None), key_label=_key_label(key), origins=origins)
 
     # -- key policy (organisation / OU) ---------------------------------------------------
 

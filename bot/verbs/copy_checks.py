@@ -1,0 +1,71 @@
+"""The checks every operation that copies an AMI runs before anyone is asked
+(``/ami copy``, ``/ami distribute``): one place, so no operation can skip one.
+
+- the source: AWS's rules for copying it (ownership, an AMI shared into the source,
+  billing codes, ``aws/ebs``, its key's state) and, for another account, the source
+  key's CreateGrant DryRun (``key_checks.check_grants_possible``);
+- each destination: the copies already in flight there (AWS allows
+  ``MAX_COPIES_IN_FLIGHT`` per account and region) and, for a given ``name``, that
+  no AMI there has it (AMI names are unique per account and region).
+"""
+
+from __future__ import annotations
+
+from aws.actions import ImageFacts
+from aws.actions.copy import MAX_COPIES_IN_FLIGHT, DestinationKey, copies_in_flight, image_named
+from bot.config import AccountConfig
+from bot.errors import PreflightError
+from bot.verbs.aws_rules import check_copyable
+from bot.verbs.common import PlanningContext, preflight_read
+from bot.verbs.key_checks import check_grants_possible
+
+
+def check_copy_source(ctx: PlanningContext, facts: ImageFacts, source: AccountConfig, region: str, targets: list[AccountConfig]) -> None:
+    """What AWS would refuse of copying ``facts`` from ``source`` to each of ``targets``."""
+    for target in targets:
+        check_copyable(facts, source, region, target.id != source.id, target)
+    if not targets:
+        check_copyable(facts, source, region, False)
+    others = [t for t in targets if t.id != source.id]
+    if others:
+        check_grants_possible(ctx, facts, source, region, others)
+
+
+def check_copy_destination(ctx: PlanningContext, target: AccountConfig, region: str, name: str | None) -> int:
+    """Room for one more copy in ``target`` ``region``, and ``name`` free there.
+    Returns how many copies are in flight there."""
+    in_flight = preflight_read(
+        f"Could not count the copies in flight in `{target.alias}` {region}",
+        lambda: copies_in_flight(ctx.sessions, target.id, region, f"preflight-{ctx.uid}"),
+        fix="Check the role of that account (`amibot iam-policy`).",
+    )
+    if in_flight >= MAX_COPIES_IN_FLIGHT:
+        raise PreflightError(
+            f"`{target.alias}` already has {in_flight} images pending in {region}; AWS allows {MAX_COPIES_IN_FLIGHT} concurrent copies per region.",
+            fix="Wait for some of them to finish, then ask again.",
+        )
+    if name:
+        existing = preflight_read(
+            f"Could not look up AMI names in `{target.alias}` {region}",
+            lambda: image_named(ctx.sessions, target.id, region, name, f"preflight-{ctx.uid}"),
+            fix="Check the role of that account (`amibot iam-policy`).",
+        )
+        if existing:
+            raise PreflightError(
+                f"`{target.alias}` already has an AMI named `{name}` in {region} ({existing}); AMI names are unique per account and region.",
+                fix="Pick another `name`, or leave it out (amibot then names the copy `<source name>-copy-<request id>`).",
+            )
+    return in_flight
+
+
+def check_shareable_copy(key: DestinationKey | None, target: AccountConfig, region: str) -> None:
+    """A copy ``share-with`` shares must not be encrypted with the AWS-managed
+    ``aws/ebs`` key: AWS never lets anyone share it ("You can't share AMIs that are
+    backed by snapshots that are encrypted with the default AWS managed key")."""
+    if key is not None and key.manager == "AWS":
+        raise PreflightError(
+            f"The copy in `{target.alias}` {region} would be encrypted with the AWS-managed key {key.label()}, "
+            "which AWS never lets anyone share, so `share-with` would fail after approval.",
+            fix=f"Name a customer-managed key of `{target.alias}` in {region} with `kms <key>` "
+                f"(or set `accounts.{target.alias}.kms_keys`), or leave out `share-with`.",
+        )
