@@ -28,13 +28,13 @@ from aws.actions.base import (
     image_of,
     register,
 )
-from aws.actions.inspect import PREFLIGHT_PERMISSIONS, ImageFacts, KeyFacts, inspect_image
+from aws.actions.inspect import PREFLIGHT_PERMISSIONS, AllowedImages, ImageFacts, KeyFacts, allowed_images, inspect_image
 from aws.actions.plan import PlannedStep
 from aws.actions.registry import ACTION_MODULES
 from aws.partitions import partition_for
 
 __all__ = [
-    "ACTIONS", "ACTION_MODULES", "PREFLIGHT_PERMISSIONS", "SHARE_GRANT_OPERATIONS", "Action", "ActionParams", "ImageFacts",
+    "ACTIONS", "ACTION_MODULES", "AllowedImages", "PREFLIGHT_PERMISSIONS", "SHARE_GRANT_OPERATIONS", "Action", "ActionParams", "ImageFacts", "allowed_images",
     "Kept", "KeyFacts", "PlannedStep", "StepContext", "StepWaiting", "account_root", "get_action", "grant_name", "image_of",
     "inspect_image", "partition_for", "register",
 ]

@@ -56,7 +56,34 @@ PREFLIGHT_PERMISSIONS = (
     "ec2:DescribeImageAttribute",
     "kms:DescribeKey",
     "kms:ListAliases",
+    # Allowed AMIs, read from each target of a share or copy (docs/aws-rules.md).
+    "ec2:GetAllowedImagesSettings",
 )
+
+
+@dataclass
+class AllowedImages:
+    """An account's Allowed AMIs in a region (``GetAllowedImagesSettings``)."""
+
+    state: str  # disabled | enabled | audit-mode
+    # Each criterion: its ImageProviders, and whether it names more (ImageNames,
+    # CreationDateCondition…: all of a criterion must match).
+    criteria: list[tuple[list[str], bool]] = field(default_factory=list)
+
+    def match(self, owner_id: str) -> str:
+        """``yes``: a criterion of ImageProviders alone names ``owner_id``; ``maybe``:
+        only criteria with further conditions do; ``no``: none does."""
+        named = [more for providers, more in self.criteria if owner_id in providers]
+        return "yes" if named and not all(named) else "maybe" if named else "no"
+
+
+def allowed_images(sessions: AwsSessions, account_id: str, region: str, tag: str) -> AllowedImages:
+    """Read the Allowed AMIs settings of ``account_id`` in ``region``."""
+    answer = sessions.client("ec2", account_id, region, tag).get_allowed_images_settings()
+    return AllowedImages(
+        state=answer.get("State") or "disabled",
+        criteria=[(list(c.get("ImageProviders") or []), bool(set(c) - {"ImageProviders"})) for c in answer.get("ImageCriteria") or []],
+    )
 
 
 def inspect_image(sessions: AwsSessions, account_id: str, region: str, image_id: str, tag: str) -> ImageFacts:

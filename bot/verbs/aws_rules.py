@@ -9,15 +9,16 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from aws.actions import ImageFacts
+from aws.actions import ImageFacts, allowed_images
 from bot.config import AccountConfig
 from bot.errors import PreflightError
-from bot.verbs.common import check_source_image
+from bot.verbs.common import PlanningContext, check_source_image, preflight_read
 
 COPY_AMI_DOC = "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/CopyingAMIs.html"
 ARCHIVE_DOC = "https://docs.aws.amazon.com/ebs/latest/userguide/snapshot-archive.html"
 SHARE_LIMIT_DOC = "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/sharingamis-explicit.html"
 DEPRECATE_DOC = "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ami-deprecate.html"
+ALLOWED_AMIS_DOC = "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ec2-allowed-amis.html"
 
 # AWS: an AMI can be shared with at most 1,000 entities (accounts, organizations and
 # OUs; an organization or OU counts as one).
@@ -154,3 +155,43 @@ def check_copyable(facts: ImageFacts, source: AccountConfig, region: str, cross_
         return
     check_source_image(facts, source, region, verb="copy", done="copied", aws_managed_ok=not cross_account)
     check_copy_rules(facts, source, region, cross_account=cross_account, adding=[target.id] if cross_account and target else [])
+
+
+def check_allowed_images(ctx: PlanningContext, image: str, owner: AccountConfig, viewers: list[tuple[AccountConfig, str]]) -> list[str]:
+    """Allowed AMIs, read from each ``(account, region)`` that must see ``image`` of
+    ``owner`` (a share's targets; a copy's target in the source region, where it
+    copies from; a copy's share-with accounts). Where it is ``enabled`` and no
+    criterion's ImageProviders names the owner, the AMI is invisible there: refused
+    before anyone is asked. ``audit-mode``, or a match only through criteria with
+    further conditions: a ``WARNING:`` line (returned). A failed read refuses."""
+    lines = []
+    seen: set[tuple[str, str]] = set()
+    for viewer, region in viewers:
+        if viewer.id == owner.id or (viewer.id, region) in seen:
+            continue
+        seen.add((viewer.id, region))
+        settings = preflight_read(
+            f"Could not read the Allowed AMIs settings of `{viewer.alias}` ({viewer.id}) in {region}",
+            lambda: allowed_images(ctx.sessions, viewer.id, region, f"preflight-{ctx.uid}"),
+            fix="Check the role of that account (`amibot iam-policy` allows ec2:GetAllowedImagesSettings).",
+        )
+        if settings.state == "disabled":
+            continue
+        match = settings.match(owner.id)
+        add = (
+            f"ask `{viewer.alias}`'s owners to add `{owner.id}` ({owner.alias}) to the ImageProviders of their Allowed AMIs criteria in "
+            f"{region} (`aws ec2 replace-image-criteria-in-allowed-images-settings`). AWS documentation: Control the discovery and use of "
+            f"AMIs in Amazon EC2 with Allowed AMIs, {ALLOWED_AMIS_DOC}"
+        )
+        if settings.state == "enabled" and match == "no":
+            raise PreflightError(
+                f"`{viewer.alias}` ({viewer.id}) has Allowed AMIs enabled in {region} and no criterion allows AMIs of `{owner.alias}` "
+                f"({owner.id}): {image} would be invisible there, so the request would fail after approval.",
+                fix=f"Before asking again, {add}",
+            )
+        if match == "yes":
+            continue
+        why = ("Allowed AMIs is in audit-mode there and would hide it once enabled" if settings.state == "audit-mode"
+               else "only Allowed AMIs criteria with further conditions (names, dates) name its owner: it may be hidden")
+        lines.append(f"WARNING: {image} of `{owner.alias}` in `{viewer.alias}` {region}: {why}; {add}")
+    return lines

@@ -4,6 +4,7 @@
 - the source: AWS's rules for copying it (ownership, an AMI shared into the source,
   billing codes, ``aws/ebs``, its key's state) and, for another account, the source
   key's CreateGrant DryRun (``key_checks.check_grants_possible``);
+- Allowed AMIs of each other account, in the source region (it copies from there);
 - each destination: the copies already in flight there (AWS allows
   ``MAX_COPIES_IN_FLIGHT`` per account and region) and, for a given ``name``, that
   no AMI there has it (AMI names are unique per account and region).
@@ -15,13 +16,14 @@ from aws.actions import ImageFacts
 from aws.actions.copy import MAX_COPIES_IN_FLIGHT, DestinationKey, copies_in_flight, image_named
 from bot.config import AccountConfig
 from bot.errors import PreflightError
-from bot.verbs.aws_rules import check_copyable
+from bot.verbs.aws_rules import check_allowed_images, check_copyable
 from bot.verbs.common import PlanningContext, preflight_read
 from bot.verbs.key_checks import check_grants_possible
 
 
-def check_copy_source(ctx: PlanningContext, facts: ImageFacts, source: AccountConfig, region: str, targets: list[AccountConfig]) -> None:
-    """What AWS would refuse of copying ``facts`` from ``source`` to each of ``targets``."""
+def check_copy_source(ctx: PlanningContext, facts: ImageFacts, source: AccountConfig, region: str, targets: list[AccountConfig]) -> list[str]:
+    """What AWS would refuse of copying ``facts`` from ``source`` to each of
+    ``targets``; returns the warning lines (Allowed AMIs in audit-mode)."""
     for target in targets:
         check_copyable(facts, source, region, target.id != source.id, target)
     if not targets:
@@ -29,6 +31,9 @@ def check_copy_source(ctx: PlanningContext, facts: ImageFacts, source: AccountCo
     others = [t for t in targets if t.id != source.id]
     if others:
         check_grants_possible(ctx, facts, source, region, others)
+    # Another account copies from the source region, through a temporary share: the
+    # AMI must be visible to it there (Allowed AMIs).
+    return check_allowed_images(ctx, facts.image_id, source, [(t, region) for t in others])
 
 
 def check_copy_destination(ctx: PlanningContext, target: AccountConfig, region: str, name: str | None) -> int:

@@ -102,6 +102,14 @@ class SandboxControls:
         with _LOCK:
             return list(self._state.pending)
 
+    def set_allowed_images(self, account: str, region: str, state: str, providers: list[str] | tuple[str, ...] = ()) -> None:
+        """Allowed AMIs of ``account`` in ``region``: ``state`` (``disabled``,
+        ``enabled``, ``audit-mode``) and the ``ImageProviders`` it allows
+        (offline/sandbox/ec2_allowed_images.py)."""
+        from offline.sandbox.ec2_allowed_images import set_allowed_images
+
+        set_allowed_images(account, region, state, providers)
+
     def set_grant_delay(self, seconds: float) -> None:
         """New KMS grants take effect only after ``seconds`` (KMS grants are
         eventually consistent); 0 (the default) means at once."""

@@ -136,10 +136,11 @@ def _install() -> None:
         ElasticBlockStore.get_ebs_default_kms_key_id = _get_ebs_default_kms_key_id
         # Additions kept in modules of their own: block public access, role trust,
         # launch-template versions, retiring images.
-        from offline.sandbox import ec2_block_public_access, ec2_launch_templates, ec2_retire, sts_roles
+        from offline.sandbox import ec2_allowed_images, ec2_block_public_access, ec2_launch_templates, ec2_retire, sts_roles
 
         ec2_block_public_access.install()
         sts_roles.install()
         ec2_launch_templates.install()
         ec2_retire.install()  # after the image handlers it wraps
+        ec2_allowed_images.install()  # Allowed AMIs: wraps DescribeImages last
         _INSTALLED = True

@@ -220,7 +220,7 @@ def prepare_copy(ctx: PlanningContext, command: CopyCommand) -> Prepared:
     approvers = approver_accounts("copy", source, target)
     ctx.check_approvers(approvers)
     facts = ctx.preflight_image(source, source_region, command.image_id)
-    check_copy_source(ctx, facts, source, source_region, [target])
+    allowed_lines = check_copy_source(ctx, facts, source, source_region, [target])
     check_required_tags(ctx, facts, source, source_region, "copied")
     key = destination_key(ctx, target, region, command.kms)
     in_flight = check_copy_destination(ctx, target, region, command.name)
@@ -242,7 +242,7 @@ def prepare_copy(ctx: PlanningContext, command: CopyCommand) -> Prepared:
             "target": target.alias, "target_region": region, "kms_key_arn": key.arn, "name": command.name, "verify": command.verify,
         },
         checked=checked_lines(facts, source, source_region, target, region, key, in_flight, cross_account)
-        + launchroles.plan_lines(ctx, target, region, [key.arn], facts.image_id),
+        + allowed_lines + launchroles.plan_lines(ctx, target, region, [key.arn], facts.image_id),
         approver_accounts=approvers,
         steps=steps,
         after=after,

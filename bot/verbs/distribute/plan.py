@@ -30,6 +30,7 @@ from bot.config import AccountConfig
 from bot.errors import PreflightError
 from bot.verbs.common import PlanningContext, Prepared, check_required_tags, facts_for_message, preflight_read
 from bot.verbs.copy.plan import copy_steps, destination_key
+from bot.verbs.aws_rules import check_allowed_images
 from bot.verbs.copy_checks import check_copy_destination, check_copy_source, check_shareable_copy
 from bot.requests import STEP_DONE, PlannedStep
 
@@ -125,7 +126,7 @@ def prepare_distribute(ctx: PlanningContext, command: DistributeCommand) -> Prep
     facts = ctx.preflight_image(source, source_region, command.image_id)
     # The checks /ami copy runs, shared (bot/verbs/copy_checks.py): AWS's copy rules and
     # the source key's CreateGrant DryRun here, each copied destination's below.
-    check_copy_source(ctx, facts, source, source_region, list({t.id: t for t, _ in targets}.values()))
+    allowed_lines = check_copy_source(ctx, facts, source, source_region, list({t.id: t for t, _ in targets}.values()))
     check_required_tags(ctx, facts, source, source_region, "distributed")
     done_before = earlier_copies(ctx, facts.image_id)
     poll = ctx.config.bot.poll_interval_seconds
@@ -180,6 +181,7 @@ def prepare_distribute(ctx: PlanningContext, command: DistributeCommand) -> Prep
         recipients = [a for a in share_with if a.id != target.id]
         if recipients:
             check_shareable_copy(dest_key, target, region)
+            allowed_lines += check_allowed_images(ctx, f"the copy of {facts.image_id}", target, [(a, region) for a in recipients])
             kms_arn = dest_key.arn if dest_key else None
             customer_key = bool(dest_key) and dest_key.manager != "AWS"
             share = ShareCopy.Params(**image_ref, account_ids=[a.id for a in recipients], kms_key_arn=kms_arn, key_is_customer_managed=customer_key)
@@ -210,7 +212,7 @@ def prepare_distribute(ctx: PlanningContext, command: DistributeCommand) -> Prep
             fix="Nothing to do. `/ami audit` shows who can use each copy.",
         )
     checked = [f"{facts.image_id} `{facts.name}` is `{facts.state}` in {source_region}, owned by `{source.alias}` ({facts.owner_id})"]
-    checked += [f"Target `{u}`: {'; '.join(lines)}" for u, _, lines in units]
+    checked += [f"Target `{u}`: {'; '.join(lines)}" for u, _, lines in units] + allowed_lines
     after = [
         "Each target is its own unit: a failure in one does not stop the others; its unfinished copy is deregistered, a finished one is kept.",
         "To retry what failed, ask for the same distribution again: targets that already have their copy are not copied again.",

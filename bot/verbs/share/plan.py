@@ -28,7 +28,7 @@ from bot.verbs.common import (
     resolve_targets,
 )
 from bot.verbs.common import key_label as _key_label
-from bot.verbs.aws_rules import check_share_rules, warnings
+from bot.verbs.aws_rules import check_allowed_images, check_share_rules, warnings
 from bot.verbs import launch_roles as launchroles
 from bot.verbs.key_checks import check_grants_possible, check_marked_for_org_sharing
 from bot.requests import PlannedStep
@@ -155,6 +155,7 @@ def prepare_share(ctx: PlanningContext, command: ShareCommand) -> Prepared:
     check_shareable(facts, source, region, [t.id for t in targets])
     check_required_tags(ctx, facts, source, region, "shared")
     check_grants_possible(ctx, facts, source, region, targets)
+    allowed_lines = check_allowed_images(ctx, facts.image_id, source, [(t, region) for t in targets])
     role_lines = [line for t in targets for line in launchroles.plan_lines(ctx, t, region, [k.arn for k in facts.keys], facts.image_id)]
     steps = share_steps(request_uid=ctx.uid, facts=facts, source=source, region=region, targets=targets, allow_copy=command.allow_copy, autoscaling=True)
     if getattr(command, "verify", False):
@@ -168,7 +169,7 @@ def prepare_share(ctx: PlanningContext, command: ShareCommand) -> Prepared:
         kind="share",
         params={"image_id": command.image_id, "source": source.alias, "region": region, "targets": [t.alias for t in targets],
                 "allow_copy": command.allow_copy, "duration_seconds": command.duration.total_seconds() if command.duration else None},
-        checked=checked_lines(facts, source, region, targets) + role_lines,
+        checked=checked_lines(facts, source, region, targets) + allowed_lines + role_lines,
         approver_accounts=approvers,
         steps=steps,
         after=after,
