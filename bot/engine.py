@@ -108,7 +108,7 @@ class PlanRunner:
             consistency_window_seconds=self.consistency_window_seconds,
             clock=self.clock,
             log=lambda text: log.info("%s step %s: %s", request.display_id, seq, text),
-            holdings=StoreHoldings(self.store, request.id),
+            holdings=StoreHoldings(self.store, request.id, self.leases),
         )
 
     def run(self, request_id: int) -> None:

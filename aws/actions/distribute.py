@@ -1,6 +1,7 @@
 """``share-with`` in a distribution: the new copy, owned by the target account, is
 shared from there with more accounts (launch permission and, for its CMK, a named
-grant per account). Undo removes exactly what was added."""
+grant per account). Its launch permissions are held like every share's
+(aws.actions.holdings): undo removes what nobody else still holds."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any
 
 from aws.actions.base import SHARE_GRANT_OPERATIONS, Action, ActionParams, account_root, grant_name, image_of, register
 from aws.actions.grants import list_grants, revoke_recorded_grant
-from aws.actions.share import _refuse_public
+from aws.actions.holdings import launch_permission_guard, launch_permission_resource
+from aws.actions.share import _refuse_public, release_launch_permissions
 
 
 @register
@@ -47,10 +49,14 @@ class ShareCopy(Action):
         image_id = image_of(params, ctx.results)
         wanted = [{"UserId": a} for a in params.account_ids if a != account_id]
         _refuse_public(wanted)
-        existing = ec2.describe_image_attribute(ImageId=image_id, Attribute="launchPermission")["LaunchPermissions"]
-        added = [e for e in wanted if e not in existing]
-        if added:
-            ec2.modify_image_attribute(ImageId=image_id, LaunchPermission={"Add": added})
+        # Like every share (AddLaunchPermission): read, hold, add as one guarded step.
+        with ctx.holdings.guard(launch_permission_guard(account_id, region, image_id)):
+            existing = ec2.describe_image_attribute(ImageId=image_id, Attribute="launchPermission")["LaunchPermissions"]
+            added = [e for e in wanted if e not in existing]
+            for entry in wanted:
+                ctx.holdings.hold(launch_permission_resource(account_id, region, image_id, entry), created=entry in added)
+            if added:
+                ec2.modify_image_attribute(ImageId=image_id, LaunchPermission={"Add": added})
         grants: dict[str, str] = {}
         if params.key_is_customer_managed and params.kms_key_arn:
             kms = ctx.client("kms", account_id, region)
@@ -63,18 +69,22 @@ class ShareCopy(Action):
                 )["GrantId"]
         who = ", ".join(e["UserId"] for e in wanted)
         return {
-            "image_id": image_id, "added": added, "grant_ids": grants, "kms_key_arn": params.kms_key_arn, "created_at": ctx.clock(),
+            "image_id": image_id, "added": added, "held": wanted, "grant_ids": grants, "kms_key_arn": params.kms_key_arn, "created_at": ctx.clock(),
             "summary": f"{image_id} shared with {who}" + (f" (grants {', '.join(grants.values())})" if grants else ""),
             "outcome": f"shared with {who}",
         }
 
     def revert(self, ctx, account_id, region, params, result):
-        ec2 = ctx.client("ec2", account_id, region)
         image_id = result.get("image_id")
-        if result.get("added") and image_id:
-            ec2.modify_image_attribute(ImageId=image_id, LaunchPermission={"Remove": result["added"]})
+        said = None
+        if image_id and "held" in result:
+            said = release_launch_permissions(ctx, account_id, region, image_id, result["held"], result.get("added", []))
+        elif result.get("added") and image_id:  # recorded before share-with held its entries
+            ctx.client("ec2", account_id, region).modify_image_attribute(ImageId=image_id, LaunchPermission={"Remove": result["added"]})
         if result.get("grant_ids"):
             kms = ctx.client("kms", account_id, region)
             for grant_id in result["grant_ids"].values():
                 revoke_recorded_grant(ctx, kms, result["kms_key_arn"], grant_id, result.get("created_at"), wait_in_place=ctx.consistency_window_seconds)
+        if said is not None or "held" in result:
+            return said
         return f"removed the share of {image_id} with {', '.join(e['UserId'] for e in result.get('added', []))}" if image_id else None

@@ -15,8 +15,10 @@ by the store (``bot.holdings``); the default here keeps the single-request behav
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Iterator, Protocol
 
 
 @dataclass
@@ -43,9 +45,37 @@ class Holdings(Protocol):
         """An explicit removal (an unshare): shares in force are let go (the unshare
         settles them); ``remove`` unless work in flight (a running copy) needs it."""
 
+    def guard(self, name: str) -> Any:
+        """A context manager: while it is held no other request decides about (reads,
+        holds, releases) or changes the access under ``name`` (one AMI's launch
+        permissions), so deciding to remove and removing are one step and nobody reads
+        "already present" in between."""
+
+
+class InProcessGuards:
+    """One lock per guarded name, within this process."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+
+    @contextmanager
+    def hold(self, name: str) -> Iterator[None]:
+        """Hold ``name``'s lock for the block."""
+        with self._guard:
+            lock = self._locks.setdefault(name, threading.Lock())
+        with lock:
+            yield
+
+
+IN_PROCESS_GUARDS = InProcessGuards()
+
 
 class OwnHoldings:
     """No other request exists: remove exactly what this request created."""
+
+    def guard(self, name: str) -> Any:
+        return IN_PROCESS_GUARDS.hold(name)
 
     def hold(self, resource: str, *, created: bool) -> None:
         return None
@@ -60,6 +90,11 @@ class OwnHoldings:
 def launch_permission_resource(account_id: str, region: str, image_id: str, entry: dict[str, Any]) -> str:
     """The holding name of one launch-permission entry (an account, org or OU)."""
     return f"ec2:launch:{account_id}:{region}:{image_id}:{next(iter(entry.values()))}"
+
+
+def launch_permission_guard(account_id: str, region: str, image_id: str) -> str:
+    """The guard (``Holdings.guard``) over every launch permission of one AMI."""
+    return f"ec2:launch:{account_id}:{region}:{image_id}"
 
 
 def snapshot_permission_resource(account_id: str, region: str, snapshot_id: str, grantee: str) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from aws.actions.base import Action, ActionParams, register
-from aws.actions.holdings import kept_sentence, launch_permission_resource, snapshot_permission_resource
+from aws.actions.holdings import kept_sentence, launch_permission_guard, launch_permission_resource, snapshot_permission_resource
 from aws.errors import AwsFailure
 
 
@@ -98,34 +98,23 @@ class AddLaunchPermission(Action):
         ec2 = ctx.client("ec2", account_id, region)
         wanted = params.entries()
         _refuse_public(wanted)
-        existing = ec2.describe_image_attribute(ImageId=params.image_id, Attribute="launchPermission")["LaunchPermissions"]
-        # Only what was not there before is ours to remove later.
-        added = [entry for entry in wanted if entry not in existing]
-        # Held before the change, so a concurrent removal by another request sees us.
-        for entry, holding in zip(wanted, self.holdings(account_id, region, params)):
-            ctx.holdings.hold(holding, created=entry in added)
-        if added:
-            ec2.modify_image_attribute(ImageId=params.image_id, LaunchPermission={"Add": added})
+        # Reading what is there, holding and adding are one guarded step: a concurrent
+        # removal (decided and done under the same guard) cannot fall in between.
+        with ctx.holdings.guard(launch_permission_guard(account_id, region, params.image_id)):
+            existing = ec2.describe_image_attribute(ImageId=params.image_id, Attribute="launchPermission")["LaunchPermissions"]
+            # Only what was not there before is ours to remove later.
+            added = [entry for entry in wanted if entry not in existing]
+            # Held before the change, so a concurrent removal by another request sees us.
+            for entry, holding in zip(wanted, self.holdings(account_id, region, params)):
+                ctx.holdings.hold(holding, created=entry in added)
+            if added:
+                ec2.modify_image_attribute(ImageId=params.image_id, LaunchPermission={"Add": added})
         return {"added": added, "already_present": [e for e in wanted if e in existing], "held": wanted}
 
     def revert(self, ctx, account_id, region, params, result):
         added = result.get("added", [])
         held = result.get("held") or added  # results recorded before holdings existed
-        remove, kept = [], []
-        for entry in held:
-            release = ctx.holdings.release(launch_permission_resource(account_id, region, params.image_id, entry), created=entry in added)
-            if release.remove:
-                remove.append(entry)
-            elif release.kept_for:
-                kept.append((_describe_entries([entry]), release))
-        said = []
-        if remove:
-            ec2 = ctx.client("ec2", account_id, region)
-            ec2.modify_image_attribute(ImageId=params.image_id, LaunchPermission={"Remove": remove})
-            said.append(f"removed launch permission on {params.image_id} for {_describe_entries(remove)}")
-        if kept:
-            said.append(kept_sentence(f"launch permission on {params.image_id}", kept))
-        return "; ".join(said) or None
+        return release_launch_permissions(ctx, account_id, region, params.image_id, held, added)
 
 
 @register
@@ -148,21 +137,44 @@ class RemoveLaunchPermission(Action):
     def run(self, ctx, account_id, region, params):
         ec2 = ctx.client("ec2", account_id, region)
         entries = params.entries()
-        existing = ec2.describe_image_attribute(ImageId=params.image_id, Attribute="launchPermission")["LaunchPermissions"]
-        removed, kept = [], []
-        for entry in entries:
-            release = ctx.holdings.end(launch_permission_resource(account_id, region, params.image_id, entry))
-            if not release.remove:
-                kept.append((_describe_entries([entry]), release))
-            elif entry in existing:
-                removed.append(entry)
-        if removed:
-            ec2.modify_image_attribute(ImageId=params.image_id, LaunchPermission={"Remove": removed})
+        with ctx.holdings.guard(launch_permission_guard(account_id, region, params.image_id)):  # decide and remove: one step
+            existing = ec2.describe_image_attribute(ImageId=params.image_id, Attribute="launchPermission")["LaunchPermissions"]
+            removed, kept = [], []
+            for entry in entries:
+                release = ctx.holdings.end(launch_permission_resource(account_id, region, params.image_id, entry))
+                if not release.remove:
+                    kept.append((_describe_entries([entry]), release))
+                elif entry in existing:
+                    removed.append(entry)
+            if removed:
+                ec2.modify_image_attribute(ImageId=params.image_id, LaunchPermission={"Remove": removed})
         result: dict[str, Any] = {"removed": removed}
         if kept:
             result["kept_entries"] = [e for e in entries if _describe_entries([e]) in {name for name, _ in kept}]
             result["summary"] = kept_sentence(f"launch permission on {params.image_id}", kept)
         return result
+
+
+def release_launch_permissions(ctx: Any, account_id: str, region: str, image_id: str, held: list[dict[str, str]], added: list[dict[str, str]]) -> str | None:
+    """Let go of the launch permissions ``held`` on ``image_id`` (``added``: those
+    this request created), removing each nobody else holds. Deciding and removing are
+    one guarded step (``Holdings.guard``). Returns what was done, or None."""
+    remove, kept = [], []
+    with ctx.holdings.guard(launch_permission_guard(account_id, region, image_id)):
+        for entry in held:
+            release = ctx.holdings.release(launch_permission_resource(account_id, region, image_id, entry), created=entry in added)
+            if release.remove:
+                remove.append(entry)
+            elif release.kept_for:
+                kept.append((_describe_entries([entry]), release))
+        if remove:
+            ctx.client("ec2", account_id, region).modify_image_attribute(ImageId=image_id, LaunchPermission={"Remove": remove})
+    said = []
+    if remove:
+        said.append(f"removed launch permission on {image_id} for {_describe_entries(remove)}")
+    if kept:
+        said.append(kept_sentence(f"launch permission on {image_id}", kept))
+    return "; ".join(said) or None
 
 
 def change_snapshot_permission(ec2: Any, snapshot_id: str, change: str, accounts: list[str]) -> None:
