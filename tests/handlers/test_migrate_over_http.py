@@ -260,3 +260,20 @@ def test_an_instance_whose_role_may_not_be_passed_is_refused_before_approval(har
     answer = harness.ephemeral_for(rehearsal.REQUESTER, after=before)
     assert f"arn:aws:iam::{PROD}:role/admin-role" in answer and "accounts.prod.pass_roles" in answer
     assert harness.bot.store.find() == []
+
+
+def test_migrate_carries_the_shutdown_behaviour_and_names_the_source_dest_check(harness, aws_params):
+    """Issue 15 §4: what RunInstances can carry is carried; a NAT instance's turned-off
+    source/destination check cannot be, and the plan says so with the command."""
+    sandbox = harness.world.sandbox
+    source = sandbox.create_instance(PROD, REGION, availability_zone=f"{REGION}a", tags={"Name": "nat-1"}, InstanceInitiatedShutdownBehavior="terminate")
+    prod_ec2(harness).modify_instance_attribute(InstanceId=source, SourceDestCheck={"Value": False})
+    assert harness.slash(f"migrate {source} from prod to {TARGET}").status == 200
+    root = harness.root_for(source)
+    assert "--no-source-dest-check" in json.dumps(root["blocks"]) + harness.exact_changes(root)
+    harness.click(rehearsal.OWNER, root)
+    harness.final_reply(root)
+    harness.settle()
+    assert harness.bot.store.get(1).state == SUCCEEDED
+    [run] = [params for name, params in aws_params if name == "RunInstances"]
+    assert run["InstanceInitiatedShutdownBehavior"] == "terminate"
