@@ -75,6 +75,7 @@ class OwnHoldings:
     """No other request exists: remove exactly what this request created."""
 
     def guard(self, name: str) -> Any:
+        """Guard ``name`` within this process."""
         return IN_PROCESS_GUARDS.hold(name)
 
     def hold(self, resource: str, *, created: bool) -> None:
@@ -100,6 +101,11 @@ def launch_permission_guard(account_id: str, region: str, image_id: str) -> str:
 def snapshot_permission_resource(account_id: str, region: str, snapshot_id: str, grantee: str) -> str:
     """The holding name of one account's createVolumePermission on a snapshot."""
     return f"ec2:volume:{account_id}:{region}:{snapshot_id}:{grantee}"
+
+
+def snapshot_permission_guard(account_id: str, region: str, snapshot_id: str) -> str:
+    """The guard (``Holdings.guard``) over every createVolumePermission of one snapshot."""
+    return f"ec2:volume:{account_id}:{region}:{snapshot_id}"
 
 
 def key_statement_resource(key_arn: str, sid: str) -> str:

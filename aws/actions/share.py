@@ -7,7 +7,13 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from aws.actions.base import Action, ActionParams, register
-from aws.actions.holdings import kept_sentence, launch_permission_guard, launch_permission_resource, snapshot_permission_resource
+from aws.actions.holdings import (
+    kept_sentence,
+    launch_permission_guard,
+    launch_permission_resource,
+    snapshot_permission_guard,
+    snapshot_permission_resource,
+)
 from aws.errors import AwsFailure
 
 
@@ -214,16 +220,17 @@ class AddSnapshotPermission(Action):
         ec2 = ctx.client("ec2", account_id, region)
         added: dict[str, list[str]] = {}
         for snapshot_id in params.snapshot_ids:
-            existing = {
-                p.get("UserId")
-                for p in ec2.describe_snapshot_attribute(SnapshotId=snapshot_id, Attribute="createVolumePermission")["CreateVolumePermissions"]
-            }
-            new = [a for a in params.account_ids if a not in existing]
-            for grantee in params.account_ids:
-                ctx.holdings.hold(snapshot_permission_resource(account_id, region, snapshot_id, grantee), created=grantee in new)
-            if new:
-                change_snapshot_permission(ec2, snapshot_id, "Add", new)
-            added[snapshot_id] = new
+            with ctx.holdings.guard(snapshot_permission_guard(account_id, region, snapshot_id)):  # read, hold, add: one step
+                existing = {
+                    p.get("UserId")
+                    for p in ec2.describe_snapshot_attribute(SnapshotId=snapshot_id, Attribute="createVolumePermission")["CreateVolumePermissions"]
+                }
+                new = [a for a in params.account_ids if a not in existing]
+                for grantee in params.account_ids:
+                    ctx.holdings.hold(snapshot_permission_resource(account_id, region, snapshot_id, grantee), created=grantee in new)
+                if new:
+                    change_snapshot_permission(ec2, snapshot_id, "Add", new)
+                added[snapshot_id] = new
         return {"added": added, "held": {s: list(params.account_ids) for s in params.snapshot_ids}}
 
     def revert(self, ctx, account_id, region, params, result):
@@ -231,16 +238,17 @@ class AddSnapshotPermission(Action):
         added = result.get("added", {})
         undone, kept = [], []
         for snapshot_id, accounts in (result.get("held") or added).items():
-            remove = []
-            for grantee in accounts:
-                release = ctx.holdings.release(snapshot_permission_resource(account_id, region, snapshot_id, grantee), created=grantee in added.get(snapshot_id, []))
-                if release.remove:
-                    remove.append(grantee)
-                elif release.kept_for:
-                    kept.append((f"{grantee} on {snapshot_id}", release))
-            if remove:
-                change_snapshot_permission(ec2, snapshot_id, "Remove", remove)
-                undone.append(snapshot_id)
+            with ctx.holdings.guard(snapshot_permission_guard(account_id, region, snapshot_id)):  # decide and remove: one step
+                remove = []
+                for grantee in accounts:
+                    release = ctx.holdings.release(snapshot_permission_resource(account_id, region, snapshot_id, grantee), created=grantee in added.get(snapshot_id, []))
+                    if release.remove:
+                        remove.append(grantee)
+                    elif release.kept_for:
+                        kept.append((f"{grantee} on {snapshot_id}", release))
+                if remove:
+                    change_snapshot_permission(ec2, snapshot_id, "Remove", remove)
+                    undone.append(snapshot_id)
         said = [f"removed snapshot permission on {', '.join(undone)}"] if undone else []
         if kept:
             said.append(kept_sentence("snapshot permission", kept))
@@ -267,17 +275,18 @@ class RemoveSnapshotPermission(Action):
         removed, kept = [], []
         kept_accounts: dict[str, list[str]] = {}
         for snapshot_id in params.snapshot_ids:
-            remove = []
-            for grantee in params.account_ids:
-                release = ctx.holdings.end(snapshot_permission_resource(account_id, region, snapshot_id, grantee))
-                if release.remove:
-                    remove.append(grantee)
-                else:
-                    kept.append((f"{grantee} on {snapshot_id}", release))
-                    kept_accounts.setdefault(snapshot_id, []).append(grantee)
-            if remove:
-                change_snapshot_permission(ec2, snapshot_id, "Remove", remove)
-                removed.append(snapshot_id)
+            with ctx.holdings.guard(snapshot_permission_guard(account_id, region, snapshot_id)):  # decide and remove: one step
+                remove = []
+                for grantee in params.account_ids:
+                    release = ctx.holdings.end(snapshot_permission_resource(account_id, region, snapshot_id, grantee))
+                    if release.remove:
+                        remove.append(grantee)
+                    else:
+                        kept.append((f"{grantee} on {snapshot_id}", release))
+                        kept_accounts.setdefault(snapshot_id, []).append(grantee)
+                if remove:
+                    change_snapshot_permission(ec2, snapshot_id, "Remove", remove)
+                    removed.append(snapshot_id)
         result: dict[str, Any] = {"removed": removed}
         if kept:
             result["kept_accounts"] = kept_accounts
