@@ -15,6 +15,14 @@ from bot.requests import STEP_PENDING, PlannedStep, Request, Step, can_transitio
 from bot.store.events import EventStore
 
 
+def awaiting_approval(db: Any, request_id: int, now: float) -> bool:
+    """Whether the request still waits for approval and has not expired (the tick that
+    marks it expired may not have run yet): only then may a decision be recorded."""
+    return db.execute(
+        "SELECT 1 FROM requests WHERE id = ? AND state = 'pending_approval' AND expires_at > ?", [request_id, now]
+    ).fetchone() is not None
+
+
 class RequestStore(EventStore):
     """The requests and steps of :class:`bot.store.Store` (mixed in)."""
 
@@ -160,10 +168,7 @@ class RequestStore(EventStore):
         with self.transaction() as db:
             # Only while the request waits for approval and has not expired (the tick
             # that marks it expired may not have run yet).
-            open_ = db.execute(
-                "SELECT 1 FROM requests WHERE id = ? AND state = 'pending_approval' AND expires_at > ?", [request_id, now]
-            ).fetchone()
-            if open_ is None:
+            if not awaiting_approval(db, request_id, now):
                 return recorded
             for alias in accounts:
                 cursor = db.execute(

@@ -6,6 +6,7 @@ the same transaction, by the vote that completes the count."""
 from __future__ import annotations
 
 from bot.store.events import EventStore
+from bot.store.requests import awaiting_approval
 
 
 class VoteStore(EventStore):
@@ -27,10 +28,7 @@ class VoteStore(EventStore):
         completed: list[str] = []
         now = self.clock()
         with self.transaction() as db:
-            open_ = db.execute(
-                "SELECT 1 FROM requests WHERE id = ? AND state = 'pending_approval' AND expires_at > ?", [request_id, now]
-            ).fetchone()
-            if open_ is None:
+            if not awaiting_approval(db, request_id, now):
                 return counted, completed
             for alias in accounts:
                 cursor = db.execute(

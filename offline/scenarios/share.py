@@ -66,7 +66,7 @@ def play(stage: Stage) -> None:
 
 def play_unencrypted(stage: Stage) -> None:
     """Share an unencrypted AMI from prod with dev: launch permission only, no grant."""
-    t, fake, world, channel = stage.t, stage.fake, stage.world, stage.channel
+    t, fake, world = stage.t, stage.fake, stage.world
     t.note("— sharing an unencrypted AMI from prod with dev —")
     text = f"share {world.plain_image} from prod to dev"
     stage.ask(text)
