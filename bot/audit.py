@@ -25,6 +25,7 @@ log = logging.getLogger("amibot.drift")
 
 # AWS calls one drift run may make (pacing is botocore's adaptive retry mode, the
 # sessions' "drift" tag); AMIs past it are not read this run and keep their findings.
+# Configured as ``[bot] drift_call_budget``; this is its default.
 DRIFT_CALL_BUDGET = 2000
 
 
@@ -40,6 +41,8 @@ class Ledger:
     # Grants made within the consistency window: AWS may not list them yet ("not
     # visible yet", not "revoked outside amibot"), as for every resource amibot creates.
     recent: set[str] = field(default_factory=set)
+    # AMIs of requests changed within the window: "not found" may be "not visible yet".
+    recent_images: set[tuple[str, str, str]] = field(default_factory=set)
 
 
 def _who(entry: dict[str, str]) -> str:
@@ -59,6 +62,8 @@ def build_ledger(requests: list[Request], recent_since: float | None = None) -> 
             image = params.get("image_id") or result.get("image_id")
             if step.action in ("ec2.add_launch_permission", "ec2.share_copy") and image:
                 ledger.images[(*where, image)] = step.account_alias  # touched, even if since undone
+                if recent:
+                    ledger.recent_images.add((*where, image))
             if step.state != STEP_DONE:
                 continue
             if step.action in ("ec2.add_launch_permission", "ec2.share_copy"):
@@ -216,8 +221,8 @@ class DriftChecker:
     the check (per account-region, in order), findings stored and reported once."""
 
     def __init__(self, config: Config, store: Any, sessions: AwsSessions, notifier: Any, find_requests: Any, clock: Any,
-                 call_budget: int = DRIFT_CALL_BUDGET):
-        self.call_budget = call_budget
+                 call_budget: int | None = None):
+        self.call_budget = config.bot.drift_call_budget if call_budget is None else call_budget
         self.config = config
         self.store = store
         self.sessions = sessions
@@ -238,9 +243,10 @@ class DriftChecker:
         unread: set[tuple[str, str, str]] = set()
         shared: dict[Any, Any] = {}  # one read per key and per account-region's block-public-access state
         spent = 0
+        gone = self.store.drift_gone_images()
         for (account, region, image), _ in sorted(ledger.images.items()):
             owner = self.config.account_by_id(account)
-            if owner is None:
+            if owner is None or (account, region, image) in gone:
                 continue
             if spent >= self.call_budget:
                 # Out of this run's budget: not read, so its findings stay as they were.
@@ -254,7 +260,10 @@ class DriftChecker:
                     # Throttled, a 5xx, refused: nothing is known; its findings stay as they were.
                     unread.add((account, region, image))
                     log.warning("drift: could not read %s in %s %s: %s", image, account, region, error)
-                # MISSING: the AMI no longer exists, so nothing of it is open any more.
+                elif (account, region, image) not in ledger.recent_images:
+                    # MISSING past the consistency window: the AMI no longer exists, so
+                    # nothing of it is open any more; pruned, later runs do not ask again.
+                    self.store.forget_drift_image(account, region, image, self.clock())
                 spent += 1
                 continue
             if access.unread:

@@ -60,13 +60,18 @@ class CreateKmsGrant(Action):
         # For a while after, ListGrants may not list the new grant (eventual
         # consistency): a retry then sends the same named CreateGrant, which KMS
         # answers with this grant instead of a second one.
-        return {"grant_id": grant["GrantId"], "created": True, "created_at": created_at}
+        # The grant token (not a secret: AWS, "Grant tokens") lets the retiring
+        # principal retire this grant at once, before it is visible everywhere.
+        return {"grant_id": grant["GrantId"], "created": True, "created_at": created_at,
+                **({"grant_token": grant["GrantToken"]} if grant.get("GrantToken") and params.retiring_principal else {})}
 
     def revert(self, ctx, account_id, region, params, result):
         grant_id = result.get("grant_id")
         if not grant_id:
             return None
         kms = ctx.client("kms", account_id, region)
+        if params.retiring_principal and result.get("grant_token") and retire_grant(kms, result["grant_token"]):
+            return f"retired KMS grant {grant_id} on {params.key_arn} (RetireGrant with its token)"
         # By id, which CreateGrant returned, whatever ListGrants lists; a NotFound
         # inside the window is "not visible yet" (aws.actions.visibility), asked again.
         if not revoke_recorded_grant(ctx, kms, params.key_arn, grant_id, result.get("created_at"), wait_in_place=ctx.consistency_window_seconds):
@@ -157,6 +162,21 @@ def revoke_recorded_grant(ctx: Any, kms: Any, key_arn: str, grant_id: str, creat
     done = until_visible(ctx, created_at, attempt, f"KMS grant {grant_id}", result=progress,
                          wait_in_place=INLINE_SECONDS if wait_in_place is None else wait_in_place)
     return bool(done)
+
+
+def retire_grant(kms: Any, grant_token: str) -> bool:
+    """A temporary grant retired by its retiring principal with the token CreateGrant
+    returned (AWS: RetireGrant; "Retiring and revoking grants"). False when KMS does
+    not retire it that way (not found, not allowed, a bad token): the caller falls
+    back to RevokeGrant by id, which decides "gone" past the consistency window."""
+    try:
+        kms.retire_grant(GrantToken=grant_token)
+    except ClientError as error:
+        code = error.response["Error"]["Code"]
+        if code not in ("NotFoundException", "AccessDeniedException", "InvalidGrantTokenException", "ValidationException"):
+            raise
+        return False
+    return True
 
 
 def revoke_grant(kms: Any, key_arn: str, grant_id: str) -> bool:

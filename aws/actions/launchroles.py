@@ -9,6 +9,16 @@ EBS-backed AMIs", EC2 User Guide) on the source key, and ``ec2:RunInstances``. a
 asks IAM with ``iam:SimulatePrincipalPolicy`` from the target's amibot role, with
 the request context EC2 supplies (``kms:ViaService``, ``kms:GrantIsForAWSResource``),
 and says per role what is missing, with the statement to paste.
+
+A real launch needs more than the image and the key: ``ec2:RunInstances`` on the
+instance, its volumes, the subnet, security group and network interface,
+``ec2:CreateTags`` with ``ec2:CreateAction = RunInstances`` (tags on create), and
+``iam:PassRole`` (``iam:PassedToService = ec2.amazonaws.com``) for an instance role the
+target's launches pass (``accounts.<a>.pass_roles``, named ARNs only). IAM answers one
+aggregated ``EvaluationResult`` per action, per resource in ``ResourceSpecificResults``;
+a decision that depends on a context key amibot did not supply
+(``MissingContextValues``) is "cannot tell", said as such, never "allowed" (IAM API
+Reference: "SimulatePrincipalPolicy", "EvaluationResult").
 """
 
 from __future__ import annotations
@@ -34,20 +44,26 @@ class RoleAnswer:
     nobody could ask."""
 
     role_arn: str
-    denied: list[str] = field(default_factory=list)  # "kms:Decrypt on arn:…" (implicitDeny / explicitDeny)
+    denied: list[str] = field(default_factory=list)  # "kms:Decrypt on arn:… (the AMI's key)" (implicitDeny / explicitDeny)
     error: str | None = None
+    unknown: list[str] = field(default_factory=list)  # "… (depends on <keys>, which amibot did not supply)"
 
     @property
     def can_launch(self) -> bool:
-        return self.error is None and not self.denied
+        return self.error is None and not self.denied and not self.unknown
 
     def line(self) -> str:
         """One line for the plan or the final message (caller escapes for Slack)."""
         if self.error:
             return f"`{self.role_arn}`: could not ask IAM ({self.error})"
         if self.can_launch:
-            return f"`{self.role_arn}`: can launch it (IAM allows RunInstances and the key operations)"
-        return f"`{self.role_arn}`: *cannot launch it yet*: IAM does not allow {', '.join(self.denied)}"
+            return f"`{self.role_arn}`: can launch it (IAM allows RunInstances, tags on create and the key operations)"
+        parts = []
+        if self.denied:
+            parts.append(f"`{self.role_arn}`: *cannot launch it yet*: IAM does not allow {', '.join(self.denied)}")
+        if self.unknown:
+            parts.append(f"`{self.role_arn}`: *cannot tell* whether IAM allows {', '.join(self.unknown)}")
+        return "; ".join(parts)
 
 
 def image_arn(region: str, image_id: str) -> str:
@@ -92,29 +108,77 @@ def render_required_statement(key_arns: list[str], region: str) -> str:
     return json.dumps(required_statement(key_arns, region), indent=2)
 
 
-def _denied(results: list[dict[str, Any]]) -> list[str]:
-    return [
-        f"{r['EvalActionName']} on {r.get('EvalResourceName', '*')}"
-        for r in results
-        if r.get("EvalDecision") != "allowed"
-    ]
+# What each resource of a launch is, in the requester's words.
+_WORDS = {"image": "the AMI", "instance": "the new instance", "volume": "its volumes", "subnet": "the subnet",
+          "security-group": "the security group", "network-interface": "its network interface", "key": "the AMI's key",
+          "role": "the instance role it passes"}
+LAUNCH_RESOURCES = ("instance", "volume", "subnet", "security-group", "network-interface")
 
 
-def simulate_launch_roles(iam: Any, roles: list[str], key_arns: list[str], region: str, image_id: str) -> list[RoleAnswer]:
-    """Ask IAM, per role, for the key operations on each key and RunInstances on the image."""
+def _words(resource: str) -> str:
+    kind = resource.rsplit(":", 1)[-1].split("/", 1)[0]
+    return _WORDS.get(kind, "any resource" if resource == "*" else kind)
+
+
+def read_results(results: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """(denied, cannot tell) from IAM's aggregated results: per resource from
+    ``ResourceSpecificResults`` when present, else the top-level decision; a decision
+    with ``MissingContextValues`` is "cannot tell" (unless an explicit deny)."""
+    denied, unknown = [], []
+    for result in results:
+        action, top_missing = result["EvalActionName"], list(result.get("MissingContextValues") or [])
+        specific = result.get("ResourceSpecificResults") or [{
+            "EvalResourceName": result.get("EvalResourceName", "*"), "EvalResourceDecision": result.get("EvalDecision"),
+        }]
+        for one in specific:
+            resource = one.get("EvalResourceName") or "*"
+            decision = one.get("EvalResourceDecision")
+            missing = sorted(set(top_missing) | set(one.get("MissingContextValues") or []))
+            what = f"{action} on {resource} ({_words(resource)})"
+            if decision == "explicitDeny" or (decision != "allowed" and not missing):
+                denied.append(what)
+            elif missing:
+                unknown.append(f"{what}, which depends on {', '.join(missing)} (amibot did not supply it)")
+    return denied, unknown
+
+
+def launch_resources(region: str, account_id: str) -> list[str]:
+    """The resources RunInstances is authorised on besides the image (any of each kind)."""
+    return [f"arn:{partition_for(region)}:ec2:{region}:{account_id}:{kind}/*" for kind in LAUNCH_RESOURCES]
+
+
+def _simulations(role: str, key_arns: list[str], region: str, image_id: str, pass_roles: list[str]) -> list[dict[str, Any]]:
+    account_id = role.split(":")[4]
+    created = [f"arn:{partition_for(region)}:ec2:{region}:{account_id}:{kind}/*" for kind in ("instance", "volume")]
+    asks: list[dict[str, Any]] = []
+    if key_arns:
+        asks.append({"ActionNames": list(LAUNCH_KEY_ACTIONS), "ResourceArns": list(key_arns), "ContextEntries": launch_context(region)})
+    asks.append({"ActionNames": ["ec2:RunInstances"], "ResourceArns": [image_arn(region, image_id)] + launch_resources(region, account_id)})
+    asks.append({"ActionNames": ["ec2:CreateTags"], "ResourceArns": created, "ContextEntries": [
+        {"ContextKeyName": "ec2:CreateAction", "ContextKeyValues": ["RunInstances"], "ContextKeyType": "string"}]})
+    named = [r for r in pass_roles if "*" not in r and "?" not in r]
+    if named:
+        asks.append({"ActionNames": ["iam:PassRole"], "ResourceArns": named, "ContextEntries": [
+            {"ContextKeyName": "iam:PassedToService", "ContextKeyValues": ["ec2.amazonaws.com"], "ContextKeyType": "string"}]})
+    return asks
+
+
+def simulate_launch_roles(
+    iam: Any, roles: list[str], key_arns: list[str], region: str, image_id: str, pass_roles: list[str] | None = None,
+) -> list[RoleAnswer]:
+    """Ask IAM, per role, for what a launch from the AMI needs: the key operations on
+    each key, RunInstances on the image and the launch's resources, tags on create,
+    and PassRole for the named instance roles."""
     answers = []
     for role in roles:
         try:
             denied: list[str] = []
-            if key_arns:
-                denied += _denied(iam.simulate_principal_policy(
-                    PolicySourceArn=role, ActionNames=list(LAUNCH_KEY_ACTIONS), ResourceArns=list(key_arns),
-                    ContextEntries=launch_context(region),
-                )["EvaluationResults"])
-            denied += _denied(iam.simulate_principal_policy(
-                PolicySourceArn=role, ActionNames=["ec2:RunInstances"], ResourceArns=[image_arn(region, image_id)],
-            )["EvaluationResults"])
-            answers.append(RoleAnswer(role, denied))
+            unknown: list[str] = []
+            for ask in _simulations(role, key_arns, region, image_id, list(pass_roles or [])):
+                no, maybe = read_results(iam.simulate_principal_policy(PolicySourceArn=role, **ask)["EvaluationResults"])
+                denied += no
+                unknown += maybe
+            answers.append(RoleAnswer(role, denied, unknown=unknown))
         except ClientError as error:
             err = error.response.get("Error", {})
             answers.append(RoleAnswer(role, error=f"{err.get('Code')}: {err.get('Message', '')}"))
@@ -141,16 +205,18 @@ class CheckLaunchRoles(Action):
         image_id: str
         key_arns: list[str] = field(default_factory=list)
         roles: list[str]
+        pass_roles: list[str] = field(default_factory=list)
 
     @classmethod
     def describe(cls, params, *, account, region):
         return (
             f"Check from `{account.alias}`: can {', '.join(f'`{r}`' for r in params.roles)} launch it? "
-            "(SimulatePrincipalPolicy: the key operations through EC2 and RunInstances)"
+            "(SimulatePrincipalPolicy: the key operations through EC2, RunInstances on the image and the launch's resources, tags on create, PassRole)"
         )
 
     def run(self, ctx, account_id, region, params):
         iam = ctx.client("iam", account_id, region)
-        answers = simulate_launch_roles(iam, list(params.roles), list(params.key_arns or []), region, params.image_id)
+        answers = simulate_launch_roles(iam, list(params.roles), list(params.key_arns or []), region, params.image_id,
+                                        list(params.pass_roles or []))
         lines = [f"Launch roles in {account_id}, asked of IAM:"] + [f"• {a.line()}" for a in answers]
         return {"roles": [asdict(a) for a in answers], "final_note": "\n".join(lines), "all_can_launch": all(a.can_launch for a in answers)}

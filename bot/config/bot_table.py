@@ -86,6 +86,10 @@ def _parse_bot(table: dict[str, Any]) -> BotConfig:
             _get(table, p, "drift_check_hours", int, "drift_check_hours = 24", d.drift_check_hours),
             f"{p}.drift_check_hours", 1, 720, "hours (the drift check runs that often; 24 = daily)",
         ),
+        drift_call_budget=_int_range(
+            _get(table, p, "drift_call_budget", int, "drift_call_budget = 2000", d.drift_call_budget),
+            f"{p}.drift_call_budget", 10, 1_000_000, "AWS calls one drift run may make (pacing is botocore's adaptive retries)",
+        ),
         aws_commands_per_minute=_int_range(
             _get(table, p, "aws_commands_per_minute", int, "aws_commands_per_minute = 20", d.aws_commands_per_minute),
             f"{p}.aws_commands_per_minute", 1, 600, "commands a minute per user (audit, requests, the form's AMI lookups)",

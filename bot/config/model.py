@@ -76,6 +76,8 @@ class BotConfig:
     required_tags: tuple[str, ...] = ()
     # How often the drift check compares amibot's record with AWS (hours).
     drift_check_hours: int = 24
+    # AWS calls one drift run may make; AMIs past it wait for the next run (findings kept).
+    drift_call_budget: int = 2000
     # Per user: commands that call AWS (audit, requests, the form's AMI lookups) per
     # minute, counted in the store across replicas (issue 17).
     aws_commands_per_minute: int = 20

@@ -49,6 +49,20 @@ class DriftStore(StoreConnection):
                 if finding_id not in seen and (row["account_id"], row["region"], row["image_id"]) not in kept:
                     db.execute("UPDATE drift_findings SET resolved_at = ? WHERE id = ?", [at, finding_id])
 
+    def forget_drift_image(self, account_id: str, region: str, image_id: str, at: float) -> None:
+        """Prune an AMI AWS says no longer exists from the drift ledger: later runs do
+        not read it again, and its findings go (nothing of it is in force any more)."""
+        where = [account_id, region, image_id]
+        with self.transaction() as db:
+            db.execute("DELETE FROM drift_gone WHERE account_id = ? AND region = ? AND image_id = ?", where)
+            db.execute("INSERT INTO drift_gone (account_id, region, image_id, gone_at) VALUES (?,?,?,?)", [*where, at])
+            db.execute("DELETE FROM drift_findings WHERE account_id = ? AND region = ? AND image_id = ?", where)
+
+    def drift_gone_images(self) -> set[tuple[str, str, str]]:
+        """The (account, region, image) pruned from the drift ledger."""
+        rows = self.db.execute("SELECT account_id, region, image_id FROM drift_gone").fetchall()
+        return {(r["account_id"], r["region"], r["image_id"]) for r in rows}
+
     def drift_findings(self, *, unreported_only: bool = False) -> list[dict[str, Any]]:
         """Open drift findings, oldest first."""
         sql = "SELECT * FROM drift_findings WHERE resolved_at IS NULL"

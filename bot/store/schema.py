@@ -205,4 +205,15 @@ SCHEMA_CHANGES: list[str] = [
         PRIMARY KEY (user_id, window_start)
     );
     """,
+    # Drift ledger prune (issue 15 §1): an AMI AWS says no longer exists (past the
+    # consistency window) is not asked about again by later drift runs.
+    """
+    CREATE TABLE drift_gone (
+        account_id TEXT NOT NULL,
+        region TEXT NOT NULL,
+        image_id TEXT NOT NULL,
+        gone_at REAL NOT NULL,
+        PRIMARY KEY (account_id, region, image_id)
+    );
+    """,
 ]

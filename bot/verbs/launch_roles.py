@@ -24,7 +24,7 @@ def plan_lines(ctx: PlanningContext, target: AccountConfig, region: str, key_arn
         return []
     try:
         iam = ctx.sessions.client("iam", target.id, region, f"preflight-{ctx.uid}")
-        answers = simulate_launch_roles(iam, list(target.launch_roles), key_arns, region, image_id)
+        answers = simulate_launch_roles(iam, list(target.launch_roles), key_arns, region, image_id, list(target.pass_roles))
     except Exception as error:
         if not is_aws_error(error):
             raise
@@ -40,5 +40,6 @@ def check_steps(target: AccountConfig, region: str, key_arns: list[str], image_i
     """The verification step asking IAM again once the share is in place."""
     if not target.launch_roles or not key_arns:
         return []
-    check = CheckLaunchRoles.Params(image_id=image_id, key_arns=list(key_arns), roles=list(target.launch_roles))
+    check = CheckLaunchRoles.Params(image_id=image_id, key_arns=list(key_arns), roles=list(target.launch_roles),
+                                    pass_roles=list(target.pass_roles))
     return [CheckLaunchRoles.plan(target, region, check)]

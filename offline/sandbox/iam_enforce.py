@@ -201,6 +201,8 @@ def identity_refusal(resp: Any, state: _State, operation: str, principal_arn: st
     request, else None. Refusals are recorded in ``state.iam_denials``."""
     if operation == "GetCallerIdentity":
         return None  # AWS: needs no permission
+    if operation == "RetireGrant":
+        return None  # AWS: "determined primarily by the grant" (kms._retire_grant checks it)
     for action, resource, extra in authorisations(resp, operation):
         context = {"aws:principalarn": principal_arn, "aws:principalaccount": resp.current_account, **extra}
         if identity_decision(state, principal_arn, action, resource, context) == ALLOW:

@@ -31,6 +31,7 @@ from offline.sandbox.ec2_snapshots import _describe_snapshots, _modify_snapshot_
 from offline.sandbox.kms import (
     _aws_managed_refusal,
     _create_grant,
+    _retire_grant,
     _key_arn_tolerant,
     _kms_patch,
     _patched_create_alias,
@@ -118,6 +119,7 @@ def _install() -> None:
                 "KmsResponse.generate_data_key_without_plaintext", "GenerateDataKeyWithoutPlaintext"
             ),
             "KmsResponse.create_grant": _create_grant,
+            "KmsResponse.retire_grant": _retire_grant,
             "KmsResponse.put_key_policy": _put_key_policy,
             "KmsResponse.disable_key": _aws_managed_refusal("KmsResponse.disable_key", "DisableKey"),
             "KmsResponse.schedule_key_deletion": _aws_managed_refusal("KmsResponse.schedule_key_deletion", "ScheduleKeyDeletion"),

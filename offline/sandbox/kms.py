@@ -269,3 +269,51 @@ def _put_key_policy(self: Any) -> Any:
     if size > KEY_POLICY_MAX_BYTES:
         raise _kms_error("LimitExceededException", f"Policy document is {size} bytes; the limit is {KEY_POLICY_MAX_BYTES} bytes.")
     return original(self)
+
+
+def _same_principal(caller_arn: str, named: str | None) -> bool:
+    from offline.sandbox.identity import identity_arn, principal_account
+
+    caller = identity_arn(caller_arn) or ""
+    if not named:
+        return False
+    if caller == named:
+        return True
+    # A role named with a path is the same role as its session's role/<name>.
+    return (principal_account(caller) == principal_account(named) and ":role/" in caller and ":role/" in named
+            and caller.rsplit("/", 1)[-1] == named.rsplit("/", 1)[-1])
+
+
+def _retire_grant(self: Any) -> Any:
+    """RetireGrant as AWS authorises it: by the grant, not by IAM — the grant's
+    retiring principal, its grantee when the grant holds RetireGrant, or a principal
+    of the account that owns the key; a token or id that names no grant is
+    NotFoundException (moto retires nothing and answers success). AWS: KMS API
+    Reference "RetireGrant"; Developer Guide "Retiring and revoking grants"."""
+    original = _ORIGINALS["KmsResponse.retire_grant"]
+    state = _active()
+    if state is None:
+        return original(self)
+    from offline.sandbox.state import _kms_backends
+
+    token, grant_id = self._get_param("GrantToken"), self._get_param("GrantId")
+    caller_arn, caller = _caller_arn(self), self.current_account
+    with _LOCK:
+        found = None
+        for account, _region, backend in list(_kms_backends().iter_backends()):
+            for key in list(backend.keys.values()):
+                for grant in list(key.grants.values()):
+                    if (token and grant.token == token) or (not token and grant_id and grant.id == grant_id):
+                        found = (account, key, grant)
+        if found is None:
+            raise _kms_error("NotFoundException", "Grant not found" if token else f"Grant id {grant_id} not found")
+        owner, key, grant = found
+        allowed = (
+            _same_principal(caller_arn, grant.retiring_principal)
+            or (_same_principal(caller_arn, grant.grantee_principal) and "RetireGrant" in (grant.operations or []))
+            or caller == owner
+        )
+        if not allowed:
+            raise _access_denied(self, "RetireGrant", key)
+        key.grants.pop(grant.id, None)
+    return json.dumps({})

@@ -34,7 +34,7 @@ STORED = {
         "organization_id": "o-1", "ou_id": None,
     },
     "kms.remove_key_policy_statements": {"key_arn": "arn:key", "sids": ["amibot-u-o-1"], "restore_texts": []},
-    "verify.launch_roles": {"image_id": "ami-1", "key_arns": ["arn:key"], "roles": ["app"]},
+    "verify.launch_roles": {"image_id": "ami-1", "key_arns": ["arn:key"], "roles": ["app"], "pass_roles": []},
     "verify.test_launch": {"image_from_step": 4, "subnet_id": None, "key_arns": ["arn:key"], "poll_seconds": 30, "unit": "dev:eu-west-1"},
     "ec2.copy_image": {
         "source_image_id": "ami-1", "source_region": "eu-west-1", "source_account_id": "222222222222", "source_name": "web",

@@ -221,6 +221,7 @@ ERRORS = [
     ("[bot]\nrequired_tags = ['owner', 'owner']\n" + MINIMAL, "bot.required_tags", "twice"),
     ("[bot]\nrequired_tags = ['aws:owner']\n" + MINIMAL, "bot.required_tags", "aws:"),
     ("[bot]\ndrift_check_hours = 0\n" + MINIMAL, "bot.drift_check_hours", "1 to 720"),
+    ("[bot]\ndrift_call_budget = 0\n" + MINIMAL, "bot.drift_call_budget", "10 to 1000000"),
 ]
 
 
@@ -404,10 +405,11 @@ def test_reach_key_errors_name_the_key_and_the_fix(bot, account, key, word):
 
 
 def test_required_tags_and_drift_interval():
-    config = parse_config("[bot]\nrequired_tags = ['owner', 'app', 'version']\ndrift_check_hours = 6\n" + MINIMAL, {}, source="amibot.toml")
+    config = parse_config("[bot]\nrequired_tags = ['owner', 'app', 'version']\ndrift_check_hours = 6\ndrift_call_budget = 500\n" + MINIMAL, {}, source="amibot.toml")
     assert config.bot.required_tags == ("owner", "app", "version") and config.bot.drift_check_hours == 6
+    assert config.bot.drift_call_budget == 500
     defaults = parse_config(MINIMAL, {}, source="amibot.toml")
-    assert defaults.bot.required_tags == () and defaults.bot.drift_check_hours == 24
+    assert defaults.bot.required_tags == () and defaults.bot.drift_check_hours == 24 and defaults.bot.drift_call_budget == 2000
 
 
 def test_retire_and_retire_tag():

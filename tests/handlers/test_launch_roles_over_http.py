@@ -16,7 +16,7 @@ from bot.requests import SUCCEEDED
 DEV, PROD, REGION = rehearsal.DEV, rehearsal.PROD, rehearsal.REGION
 READY = f"arn:aws:iam::{DEV}:role/app-deployer"
 LEGACY = f"arn:aws:iam::{DEV}:role/legacy-deployer"
-RUN = {"Sid": "Run", "Effect": "Allow", "Action": ["ec2:RunInstances", "ec2:DescribeInstances"], "Resource": "*"}
+RUN = {"Sid": "Run", "Effect": "Allow", "Action": ["ec2:RunInstances", "ec2:CreateTags", "ec2:DescribeInstances"], "Resource": "*"}
 
 
 def with_launch_roles(harness, roles):
