@@ -66,6 +66,10 @@ ONCALL = "U0ONCALL"  # prod's escalation (the demo's policy config)
 # SANDBOX_TOML so the tests' stack keeps the rule without policies.
 POLICY_TOML = SANDBOX_TOML.replace(
     f'owners = ["{OWNER}", "S0PLATFORM"]\n', f'owners = ["{OWNER}", "S0PLATFORM"]\nescalate_to = ["{ONCALL}"]\nescalate_after_hours = 4\n'
+).replace(
+    # The rehearsal plays a team's day in about a minute of its clock: Bob alone asks
+    # for more than the default 20 AWS-calling commands a minute.
+    "[bot]\n", "[bot]\naws_commands_per_minute = 600\n", 1
 ) + """
 [[policy]]
 name = "golden-to-dev"

@@ -30,6 +30,7 @@ def play(stage: Stage) -> None:
     golden = _image(stage, "golden-al2023", {"golden": "approved"})
     stage.ask(f"share {golden} from prod to dev for 1d")
     root = stage.root_for(golden)
+    t.expect("the approval message was posted", bool(root))
     final = stage.final_reply(root) if root else None
     if root:
         stage.show_thread(root)
@@ -43,7 +44,7 @@ def play(stage: Stage) -> None:
     critical = _image(stage, "payments-critical", {"tier": "critical"})
     stage.ask(f"share {critical} from prod to dev")
     root = stage.root_for(critical)
-    if root:
+    if t.expect("the approval message was posted", bool(root)):
         _click(stage, "@alice", rehearsal.OWNER, root, "amibot_approve", "Approve")
         wait(lambda: stage.bot.store.get(int(request_id(root)[2:])).votes or None)
         t.say("amibot (card)", blocks_text(stage.fake.message(stage.channel, root["ts"])))
@@ -57,7 +58,7 @@ def play(stage: Stage) -> None:
     short = _image(stage, "short-lived-al2023")
     stage.ask(f"share {short} from prod to dev for 7d")
     root = stage.root_for(short)
-    if root:
+    if t.expect("the approval message was posted", bool(root)):
         _click(stage, "@alice", rehearsal.OWNER, root, "amibot_approve_for_24h", "Approve for 1 d")
         final = stage.final_reply(root)
         stage.show_thread(root)
@@ -68,7 +69,7 @@ def play(stage: Stage) -> None:
     waiting = _image(stage, "reporting-al2023")
     stage.ask(f"share {waiting} from prod to dev")
     root = stage.root_for(waiting)
-    if not root:
+    if not t.expect("the approval message was posted", bool(root)):
         return
     _click(stage, "@carol", CAROL, root, "amibot_reassign", "Reassign to… alice", f"{request_id(root)}|prod|{rehearsal.OWNER}")
     alert = wait(lambda: next((m["text"] for m in stage.fake.messages(stage.fake.dm_channel(rehearsal.OWNER) or "")
