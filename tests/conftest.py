@@ -28,7 +28,9 @@ SUITE_CONSISTENCY_DELAY = float(os.environ.get("AMIBOT_TEST_CONSISTENCY_DELAY", 
 def sandbox_session():
     # Eventual consistency on, short: every new image, snapshot, instance and grant is
     # invisible for a moment, as in AWS, without slowing the suite much.
-    sandbox = Sandbox(rehearsal.REGION, consistency_delay=SUITE_CONSISTENCY_DELAY)
+    # The permission lag and status-check delay are off here (they would stall tests
+    # that do not move their clock); tests of them turn them on (test_sandbox_lags.py).
+    sandbox = Sandbox(rehearsal.REGION, consistency_delay=SUITE_CONSISTENCY_DELAY, permission_delay=0, status_check_delay=0)
     sandbox.start()
     yield sandbox
     sandbox.stop()

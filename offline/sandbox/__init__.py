@@ -184,9 +184,9 @@ class Sandbox(SandboxWorld, SandboxControls):
     time (for the demo and ``serve --sandbox``); by default they finish at once.
     ``consistency_delay``: for that many seconds after creation, new images,
     snapshots, instances and KMS grants are invisible (AWS's eventual consistency,
-    see ``consistency``); 0 turns it off. ``clock`` is the sandbox's time (seconds,
-    real time by default): the delays and timed copies follow it (see
-    :meth:`use_clock`).
+    see ``consistency``); 0 turns it off. ``permission_delay``/``status_check_delay``: see
+    ``lags``. ``clock`` is the sandbox's time (seconds, real time by default): the
+    delays and timed copies follow it (see :meth:`use_clock`).
     """
 
     def __init__(
@@ -201,6 +201,7 @@ class Sandbox(SandboxWorld, SandboxControls):
         copy_duration: float | None = None,
         consistency_delay: float = DEFAULT_CONSISTENCY_DELAY,
         clock: Callable[[], float] = time.monotonic,
+        permission_delay: float | None = None, status_check_delay: float | None = None,
     ):
         self.region = region
         self.server = server
@@ -208,8 +209,8 @@ class Sandbox(SandboxWorld, SandboxControls):
         self._org = _OrgConfig(organization_id, dict(org_members or {}), management_account, org_root_id)
         self._copy_duration = copy_duration
         self._consistency_delay = float(consistency_delay)
-        self._clock = clock
-        self._state = _State(org=copy.deepcopy(self._org), copy_duration=copy_duration, consistency_delay=self._consistency_delay, clock=clock)
+        self._clock, self._lags = clock, (permission_delay, status_check_delay)
+        self._state = _State(org=copy.deepcopy(self._org), copy_duration=copy_duration, consistency_delay=self._consistency_delay, clock=clock, permission_delay=permission_delay, status_delay=status_check_delay)
         self._saved_env: dict[str, str | None] = {}
         self._mock: Any = None
         self._server: Any = None
@@ -311,7 +312,7 @@ class Sandbox(SandboxWorld, SandboxControls):
             self._state.org = copy.deepcopy(self._org)
             self._state.copy_duration = self._copy_duration
             self._state.consistency_delay = self._consistency_delay
-            self._state.clock = self._clock
+            self._state.clock, self._state.permission_delay, self._state.status_delay = self._clock, *self._lags
         from offline.sandbox.ec2_launch_templates import reset_launch_templates
 
         reset_launch_templates()

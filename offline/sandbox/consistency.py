@@ -7,7 +7,7 @@ be listed and used. While a sandbox is started with ``consistency_delay`` > 0, e
 image and snapshot made by CopyImage/CreateImage, every instance made by
 RunInstances and every KMS grant made by CreateGrant is invisible for that many
 seconds: ``DescribeImages``/``DescribeSnapshots``/``DescribeInstances``/
-``DescribeInstanceStatus`` leave it out (and answer ``*.NotFound`` when it is asked
+``DescribeInstanceStatus`` (lags.py) leave it out (and answer ``*.NotFound`` when it is asked
 for by id), ``TerminateInstances`` answers ``InvalidInstanceID.NotFound``, and
 ``ListGrants`` leaves a new grant out and ``RevokeGrant`` of it by id answers
 ``NotFoundException`` (AWS KMS: "When you create, retire, or revoke a grant, there
@@ -92,14 +92,6 @@ def _describe_instances(self: Any, state: _State, original: Callable[..., Any]) 
             r for r in reservations if not all(_hidden_from(self, state, inst.id) for inst in r.instances)
         ]
     return result
-
-
-@_ec2_patch("InstanceResponse.describe_instance_status")
-def _describe_instance_status(self: Any, state: _State, original: Callable[..., Any]) -> Any:
-    hidden = [i for i in _instance_ids(self) if _hidden_from(self, state, i)]
-    if hidden:
-        raise _instance_not_found(hidden)
-    return original(self)
 
 
 @_ec2_patch("InstanceResponse.terminate_instances")

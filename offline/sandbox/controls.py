@@ -136,6 +136,24 @@ class SandboxControls:
             if seconds <= 0:
                 self._state.born.clear()
 
+    def set_permission_delay(self, seconds: float | None) -> None:
+        """A launch/createVolume permission added from now on is seen by the grantee
+        only ``seconds`` later on the sandbox clock (None: the consistency delay, the
+        default; 0: at once) until the next :meth:`reset` (offline/sandbox/lags.py)."""
+        with _LOCK:
+            self._state.permission_delay = None if seconds is None else float(seconds)
+
+    def set_status_check_delay(self, seconds: float | None) -> None:
+        """Status checks of a running instance answer ``initializing`` for ``seconds``
+        (None: the consistency delay, the default; 0: ``ok`` at once) until :meth:`reset`."""
+        with _LOCK:
+            self._state.status_delay = None if seconds is None else float(seconds)
+
+    def impair_status_checks(self, instance_id: str) -> None:
+        """Make that instance's status checks end ``impaired`` instead of ``ok``."""
+        with _LOCK:
+            self._state.impaired.add(instance_id)
+
     def reveal(self, *resource_ids: str) -> None:
         """End the invisibility window of these resources (none given: of all), as
         if the delay had passed."""

@@ -107,7 +107,13 @@ def _modify_image_attribute(self: Any, state: _State, original: Callable[..., An
                 "ResourceLimitExceeded",
                 f"An AMI can be shared with at most {MAX_SHARING_ENTITIES} accounts, organizations and organizational units.",
             )
-    return original(self)
+    before = {p.get("UserId") for p in ami.launch_permissions} if ami is not None else set()
+    result = original(self)
+    if ami is not None:
+        from offline.sandbox.lags import note_granted
+
+        note_granted(self, state, ami.id, [p["UserId"] for p in ami.launch_permissions if p.get("UserId") and p.get("UserId") not in before])
+    return result
 
 
 def _aws_managed_snapshots(ami: Any, region: str) -> bool:

@@ -89,7 +89,9 @@ def _describe_images(self: Any, state: _State, original: Callable[..., Any]) -> 
         malformed = [i for i in ami_ids if not i.startswith("ami-")]
         if malformed:
             raise MalformedAMIIdError(malformed)
-        images = [ami for ami in images if ami.id in ami_ids]
+        from offline.sandbox.lags import permission_lagging
+
+        images = [ami for ami in images if ami.id in ami_ids and not permission_lagging(self, state, ami.id, caller)]
         found = {ami.id for ami in images}
         missing = [i for i in ami_ids if i not in found and i not in own.deleted_amis]
         if missing:

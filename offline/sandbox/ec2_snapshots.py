@@ -48,7 +48,9 @@ def _describe_snapshots(self: Any, state: _State, original: Callable[..., Any]) 
         # Eventual consistency: a new snapshot is not visible for a while.
         snaps = [s for s in snaps if not _hidden_from(self, state, s.id)]
     if snapshot_ids:
-        snaps = [s for s in snaps if s.id in snapshot_ids]
+        from offline.sandbox.lags import permission_lagging
+
+        snaps = [s for s in snaps if s.id in snapshot_ids and not permission_lagging(self, state, s.id, caller)]
         missing = sorted(set(snapshot_ids) - {s.id for s in snaps})
         if missing:
             raise EC2ClientError("InvalidSnapshot.NotFound", f"The snapshot '{missing[0]}' does not exist.")
@@ -100,7 +102,11 @@ def _modify_snapshot_attribute(self: Any, state: _State, original: Callable[...,
     rm_users = [p["UserId"] for p in removes if "UserId" in p]
     rm_groups = [p["Group"] for p in removes if "Group" in p]
     if add_users or add_groups:
+        from offline.sandbox.lags import note_granted
+
+        new_users = [u for u in add_users if u not in snapshot.create_volume_permission_userids]
         self.ec2_backend.add_create_volume_permission(snapshot_id, user_ids=add_users, groups=add_groups)
+        note_granted(self, state, snapshot_id, new_users)
     if rm_users or rm_groups:
         self.ec2_backend.remove_create_volume_permission(snapshot_id, user_ids=rm_users, groups=rm_groups)
     return EmptyResult()

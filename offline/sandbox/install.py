@@ -10,7 +10,6 @@ from typing import Any, Callable
 
 from offline.sandbox.consistency import (
     _create_grant as _consistent_create_grant,
-    _describe_instance_status,
     _describe_instances,
     _list_grants,
     _revoke_grant,
@@ -39,6 +38,7 @@ from offline.sandbox.kms import (
     _shared_key_pair,
     _shared_private_key,
 )
+from offline.sandbox.lags import _describe_instance_status
 from offline.sandbox.state import _LOCK, _ORIGINALS
 from offline.sandbox.wire import _patched_assume_role, _patched_call_action, _patched_get_account_id_from
 

@@ -98,6 +98,16 @@ class _State:
     # this many seconds after creation (resource id -> creation time on ``clock``).
     consistency_delay: float = 0.0
     born: dict[str, float] = field(default_factory=dict)
+    # Launch/createVolume permission added: (resource id, grantee account) -> time on
+    # ``clock``; the grantee does not see it for ``permission_delay`` (None: the
+    # consistency delay). Status checks: instance id -> time first seen running; they
+    # answer ``initializing`` for ``status_delay`` (None: the consistency delay), then
+    # ``ok`` -- or ``impaired`` for the instances in ``impaired``.
+    permission_delay: float | None = None
+    granted: dict[tuple[str, str], float] = field(default_factory=dict)
+    status_delay: float | None = None
+    status_started: dict[str, float] = field(default_factory=dict)
+    impaired: set[str] = field(default_factory=set)
     # IAM identity policies are evaluated only while this is on (see ``identity``).
     identity_enforced: bool = False
     bot_policy_statements: list | None = None
@@ -114,6 +124,11 @@ class _State:
         self.calls.clear()
         self.grant_created.clear()
         self.born.clear()
+        self.permission_delay = None
+        self.granted.clear()
+        self.status_delay = None
+        self.status_started.clear()
+        self.impaired.clear()
         self.identity_enforced = False
         self.bot_policy_statements = None
         self.iam_denials.clear()

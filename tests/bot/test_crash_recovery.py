@@ -44,7 +44,7 @@ BEFORE_APPROVAL = ("posted:root", "posted:copy")
 
 @pytest.fixture(scope="module")
 def server_sandbox(sandbox_session):
-    sandbox = Sandbox(rehearsal.REGION, server=True, consistency_delay=SUITE_CONSISTENCY_DELAY)
+    sandbox = Sandbox(rehearsal.REGION, server=True, consistency_delay=SUITE_CONSISTENCY_DELAY, permission_delay=0, status_check_delay=0)
     sandbox.start()
     yield sandbox
     sandbox.stop()
