@@ -6,6 +6,7 @@ card (approval channels, owners' DMs, reminders): a click anywhere is one decisi
 from __future__ import annotations
 
 import re
+from typing import Callable
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
@@ -27,50 +28,38 @@ def register(app: App, service: RequestService, surfaces: SurfaceService) -> Non
         else:
             surfaces.home_notice(user, note)
 
+    def decide(body: dict, act: Callable[[], str | None]) -> None:
+        """Run a click's decision; what it says back (or the error in words, the one
+        error path: messages.error_text) goes to the clicker alone."""
+        try:
+            note = act()
+        except Exception as error:
+            note = error_text(error)
+        if note:
+            tell(body, body["user"]["id"], note)
+
     @app.action(APPROVE_ACTION)
     def on_approve(ack: Ack, body: dict) -> None:
         ack()
-        user = body["user"]["id"]
-        try:
-            note = service.decide(body["actions"][0]["value"], user, approve=True)
-        except Exception as error:  # one error path: messages.error_text
-            note = error_text(error)
-        if note:
-            tell(body, user, note)
+        decide(body, lambda: service.decide(body["actions"][0]["value"], body["user"]["id"], approve=True))
 
     @app.action(re.compile(APPROVE_FOR_PATTERN))
     def on_approve_for(ack: Ack, body: dict) -> None:
         ack()
-        user, action = body["user"]["id"], body["actions"][0]
+        action = body["actions"][0]
         hours = int(re.match(APPROVE_FOR_PATTERN, action["action_id"]).group(1))  # type: ignore[union-attr]
-        try:
-            note = service.decide(action["value"], user, approve=True, hours=hours)
-        except Exception as error:  # one error path: messages.error_text
-            note = error_text(error)
-        if note:
-            tell(body, user, note)
+        decide(body, lambda: service.decide(action["value"], body["user"]["id"], approve=True, hours=hours))
 
     @app.action(REASSIGN_ACTION)
     def on_reassign(ack: Ack, body: dict) -> None:
         ack()
-        user, action = body["user"]["id"], body["actions"][0]
-        try:
-            note = service.reassign((action.get("selected_option") or {}).get("value") or action.get("value", ""), user)
-        except Exception as error:  # one error path: messages.error_text
-            note = error_text(error)
-        if note:
-            tell(body, user, note)
+        action = body["actions"][0]
+        decide(body, lambda: service.reassign((action.get("selected_option") or {}).get("value") or action.get("value", ""), body["user"]["id"]))
 
     @app.action(EXTEND_ACTION)
     def on_extend(ack: Ack, body: dict) -> None:
         ack()
-        user = body["user"]["id"]
-        try:
-            note = service.extend(body["actions"][0]["value"], user)
-        except Exception as error:  # one error path: messages.error_text
-            note = error_text(error)
-        if note:
-            tell(body, user, note)
+        decide(body, lambda: service.extend(body["actions"][0]["value"], body["user"]["id"]))
 
     @app.action(DENY_ACTION)
     def on_deny(ack: Ack, body: dict, client: WebClient) -> None:
