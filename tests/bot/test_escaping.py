@@ -128,7 +128,7 @@ def _client_error(message: str) -> Exception:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(command_text=hostile_text, reason=hostile_text, aws_text=hostile_text, hostile=hostile_text,
-       state=st.sampled_from(sorted(STATE_LABELS)), kind=st.sampled_from(["share", "unshare", "copy", "migrate", "distribute", "tag"]))
+       state=st.sampled_from(sorted(STATE_LABELS)), kind=st.sampled_from(["share", "unshare", "copy", "migrate", "distribute", "tag", "retire", "extend"]))
 def test_every_message_and_view_escapes_what_it_did_not_write(command_text, reason, aws_text, hostile, state, kind):
     request = a_request(command_text, reason, aws_text, state, kind)
     for rendered in every_rendering(request, hostile):
