@@ -83,7 +83,6 @@ def socket_mode(sandbox, fake_slack, tmp_path):
 
 
 def test_socket_mode_help_share_and_approve(socket_mode):
-    started = time.monotonic()
     bot, server, slack, fake = (socket_mode[k] for k in ("bot", "server", "slack", "fake"))
     channel = rehearsal.CHANNEL
 
@@ -143,4 +142,3 @@ def test_socket_mode_help_share_and_approve(socket_mode):
             and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not leaked, leaked
-    assert time.monotonic() - started < 15
