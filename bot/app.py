@@ -23,7 +23,7 @@ from aws.catalog import ImageCatalog
 from aws.sessions import DEFAULT_MAX_ATTEMPTS, AccountAccess, AwsObserver, AwsSessions
 from bot.config import Config
 from bot.directory import SlackDirectory
-from bot.endpoint import Refused, SlackEndpoint
+from bot.endpoint import Refused, SlackEndpoint, socket_mode_guard
 from bot.store.sqlite_backend import tighten_private
 from bot.slack_identity import IdentityUnknown, SlackIdentity, payload_ids
 from bot.logs import register_secrets
@@ -123,6 +123,8 @@ class Amibot:
         # The endpoint's guards (size, signature, replay, malformed input) run before Bolt.
         # Which workspace and app this is (auth.test at start); payloads claiming others are refused.
         self.identity = SlackIdentity(self.client.auth_test, app_id=config.bot.slack_app_id, org_wide=config.bot.slack_org_wide)
+        # Socket Mode has no endpoint: the same shape and workspace checks as a middleware.
+        self.bolt.use(socket_mode_guard(self._foreign, self.metrics.http_refused))
         self._slack_wsgi = SlackEndpoint(SlackRequestHandler(self.bolt), config.slack.signing_secret or "",
                                          remember_signature=self.store.remember_signature, max_body_bytes=max_body_bytes,
                                          observe=self.metrics.http_refused, identity=self._foreign)
