@@ -32,9 +32,11 @@ from bot.verbs.history.command import HistoryCommand
 
 PAGE_SIZE = 10
 SCAN_CHUNK = 200  # request numbers read at a time while filling a page
-CSV_LIMIT = 5000  # requests in one export at most (the file says when it was cut)
+MAX_SCAN = 2000  # requests read for one page at most (the answer stays inside Slack's 3 s); Next goes on from there
+CSV_LIMIT = 5000  # requests in one export at most
+MAX_CSV_SCAN = 50000  # requests read for one export at most (the worker builds it, not the ack)
 NEXT_ACTION = "amibot_history_next"
-_DECISIONS = (APPROVED, DENIED, CANCELLED, EXPIRED)
+_NO_TARGETS = ("retire", "tag", "migrate")  # verbs that change accounts without giving anyone access
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class Page:
 
     requests: list[Request]
     next_before: int | None  # the number the next page starts below, None on the last page
+    searched_to: int | None = None  # the page stopped after MAX_SCAN requests: the oldest read
 
 
 class History:
@@ -58,25 +61,33 @@ class History:
 
     def page(self, command: HistoryCommand, user: str, before: int | None = None, size: int = PAGE_SIZE) -> Page:
         """The next ``size`` requests ``user`` may see that match, older than ``before``."""
-        found = self._matching(command, user, before, size + 1)
-        return Page(found[:size], found[size - 1].id if len(found) > size else None)
+        found, stopped_at = self._matching(command, user, before, size + 1, MAX_SCAN)
+        if len(found) > size:
+            return Page(found[:size], found[size - 1].id)
+        return Page(found, stopped_at, stopped_at)
 
-    def _matching(self, command: HistoryCommand, user: str, before: int | None, wanted: int) -> list[Request]:
+    def _matching(self, command: HistoryCommand, user: str, before: int | None, wanted: int, max_scan: int) -> tuple[list[Request], int | None]:
+        """Up to ``wanted`` matching requests, newest first, reading at most ``max_scan``;
+        and, when it stopped at that limit, the oldest number it read (None otherwise)."""
         account = self.account_for(command.account, user) if command.account else None
         since = _since(command.since)
         found: list[Request] = []
-        while len(found) < wanted:
-            ids = self.store.history_ids(before=before, since=since, requester=command.by, number=command.number, uid=command.uid, limit=SCAN_CHUNK)
+        scanned = 0
+        while True:
+            ids = self.store.history_ids(before=before, since=since, requester=command.by, number=command.number, uid=command.uid,
+                                         limit=min(SCAN_CHUNK, max_scan - scanned))
             for number in ids:
                 request = self.store.get(number)
                 if self._matches(request, command, account) and self.visibility.may_see(request, user):
                     found.append(request)
                     if len(found) == wanted:
-                        break
-            if len(ids) < SCAN_CHUNK or len(found) == wanted:
-                return found
+                        return found, None
+            scanned += len(ids)
+            if len(ids) < SCAN_CHUNK and scanned < max_scan or not ids:
+                return found, None
+            if scanned >= max_scan:
+                return found, ids[-1]
             before = ids[-1]
-        return found
 
     def _matches(self, request: Request, command: HistoryCommand, account: AccountConfig | None) -> bool:
         if account is not None:
@@ -95,7 +106,10 @@ class History:
         """One request: id (linked to its thread), when, operation, AMI, from → to,
         requester, who decided (break-glass marked), outcome."""
         source, targets = policy.touched(self.config, request.kind, request.params)
-        where = slacktext.escape(source or "?") + (" → " + ", ".join(slacktext.escape(t) for t in targets) if targets else "")
+        if request.kind in _NO_TARGETS:  # the accounts it changes, not "from → to" (design.md §2: no targets)
+            where = ", ".join(slacktext.escape(a) for a in dict.fromkeys([source, *self.visibility.touched_accounts(request)]) if a)
+        else:
+            where = slacktext.escape(source or "?") + (" → " + ", ".join(slacktext.escape(t) for t in targets) if targets else "")
         ami = request.params.get("image_id") or request.params.get("instance_id") or ""
         name = ((request.facts.get("image") or {}).get("name")) or ""
         what = f"*{slacktext.escape(request.kind)}* " + (slacktext.code(ami, 40) if ami else "") + (f" ({slacktext.escape(name)})" if name else "")
@@ -130,26 +144,24 @@ class History:
         """The page as a text fallback and blocks (one section per request, a Next button)."""
         page = self.page(command, user, before)
         title = "*Request history*" + (f" — {_described(command)}" if _described(command) else "")
+        further = (f"\nSearched back to R-{page.searched_to} without finding {'more' if page.requests else 'any'}; *Next* searches further back."
+                   if page.searched_to is not None else "")
         if not page.requests:
-            text = f"{title}\nNo requests you may see match." + ("" if before is None else " (no older ones)")
-            return text, [_section(text)]
+            text = f"{title}\nNo requests you may see match." + ("" if before is None else " (no older ones)") * (page.searched_to is None) + further
+            return text, [_section(text), *_next(page, command)]
         lines = [self.line(r) for r in page.requests]
         blocks = [_section(title), *(_section(line) for line in lines)]
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": (
             "Newest first. Shown: requests you asked for, requests touching accounts you own, and requests in channels you are in. "
-            f"{slacktext.code(self.config.bot.command + ' ' + command.render(with_csv=False) + ' csv')} sends them to you as a file.")}]})
-        if page.next_before is not None:
-            blocks.append({"type": "actions", "block_id": "history_paging", "elements": [{
-                "type": "button", "action_id": NEXT_ACTION, "text": {"type": "plain_text", "text": "Next (older)"},
-                "value": cursor_value(page.next_before, command)}]})
-        return "\n".join([title, *lines]), blocks
+            f"{slacktext.code(self.config.bot.command + ' ' + command.render(with_csv=False) + ' csv')} sends them to you as a file." + further)}]})
+        return "\n".join([title, *lines]) + further, blocks + _next(page, command)
 
     # -- the export --------------------------------------------------------------------
 
     def export(self, command: HistoryCommand, user: str, names: Callable[[str], str] | None) -> tuple[str, str, int]:
         """The CSV of every matching request ``user`` may see (the request log's columns),
         its file name and how many requests it holds."""
-        requests = self._matching(command, user, None, CSV_LIMIT)
+        requests, _ = self._matching(command, user, None, CSV_LIMIT, MAX_CSV_SCAN)
         trail = self.store.request_log(request_ids=[r.id for r in requests])
         text = request_log.render(request_log.events(trail, names=names), "csv")
         stamp = datetime.fromtimestamp(self.store.clock(), timezone.utc).strftime("%Y%m%d-%H%M")
@@ -167,6 +179,15 @@ def read_cursor(value: str) -> tuple[int, str]:
     if not before.isdigit() or not text.startswith("history"):
         raise AmibotError("That button is not a history page. Nothing was read.", fix="Ask again with `/ami history`.")
     return int(before), text
+
+
+def _next(page: Page, command: HistoryCommand) -> list[dict[str, Any]]:
+    """The Next button, when there is more to look at."""
+    if page.next_before is None:
+        return []
+    return [{"type": "actions", "block_id": "history_paging", "elements": [{
+        "type": "button", "action_id": NEXT_ACTION, "text": {"type": "plain_text", "text": "Next (older)"},
+        "value": cursor_value(page.next_before, command)}]}]
 
 
 def _since(day: str | None) -> float | None:

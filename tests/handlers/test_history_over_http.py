@@ -170,3 +170,19 @@ def test_csv_without_files_write_is_refused_in_words(harness):
     said = harness.ephemeral_for(rehearsal.OWNER)
     assert "missing_scope" in said and "files:write" in said
     assert harness.fake.files() == []
+
+
+def test_a_page_reads_a_bounded_number_of_requests_and_next_goes_on(harness, monkeypatch):
+    import bot.history
+
+    monkeypatch.setattr(bot.history, "MAX_SCAN", 10)
+    monkeypatch.setattr(bot.history, "SCAN_CHUNK", 5)
+    for n in range(1, 26):
+        _seed(harness, n, targets=("dev",) if n <= 3 else (), approvers=("prod", "dev") if n <= 3 else ("prod",))
+    first = _page(harness, "history", rehearsal.DEV_OWNER)  # sees R-1..R-3 only
+    assert _ids(first) == [] and "Searched back to R-16" in first["text"]
+    second = _click_next(harness, rehearsal.DEV_OWNER, _next_value(first))
+    assert "Searched back to R-6" in second["text"] and "*R-" not in second["text"]
+    third = _click_next(harness, rehearsal.DEV_OWNER, _next_value(second))
+    assert [x.split("*")[1] for x in third["text"].splitlines() if x.startswith("*R-")] == ["R-3", "R-2", "R-1"]
+    assert _next_value(third) is None
