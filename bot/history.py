@@ -125,8 +125,10 @@ class History:
         parts: list[str] = []
         for alias in request.approver_accounts:
             voters = request.votes.get(alias) or ([request.approvals[alias]] if alias in request.approvals else [])
-            if voters:
+            if alias in request.approvals:
                 parts.append(f"`{slacktext.escape(alias)}` approved by " + ", ".join(slacktext.mention(v) for v in voters))
+            elif voters:  # a two-owner rule, one vote so far
+                parts.append(f"`{slacktext.escape(alias)}`: approved by " + ", ".join(slacktext.mention(v) for v in voters) + ", another owner still needed")
         for event in self.store.events(request.id):
             to = event.get("to_state")
             actor = str(event.get("actor") or "")

@@ -186,3 +186,10 @@ def test_a_page_reads_a_bounded_number_of_requests_and_next_goes_on(harness, mon
     third = _click_next(harness, rehearsal.DEV_OWNER, _next_value(second))
     assert [x.split("*")[1] for x in third["text"].splitlines() if x.startswith("*R-")] == ["R-3", "R-2", "R-1"]
     assert _next_value(third) is None
+
+
+def test_a_two_owner_vote_so_far_is_not_an_approval(harness):
+    request = _seed(harness, 1)
+    harness.bot.store.record_votes(request.id, ["prod"], rehearsal.OWNER, 2)  # the first of two owners
+    text = _page(harness, "history", rehearsal.OWNER)["text"]
+    assert "`prod`: approved by <@U0ALICE>, another owner still needed" in text and "*waiting for approval*" in text
