@@ -73,7 +73,8 @@ def _user(p: Parser) -> str:
     word = p.take().text
     match = _USER_RE.fullmatch(word)
     if not match:
-        raise p.fail(f"`by {show(word)}`: pick the person from Slack's @ menu so the command carries who they are")
+        raise p.fail(f"`by {show(word)}`: pick the person from Slack's @ menu so the command carries who they are "
+                     "(if it still arrives as a name, the app's command needs \"Escape channels, users, and links\" on, as slack/manifest.yml sets)")
     return match.group(1)
 
 
