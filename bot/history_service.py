@@ -6,6 +6,7 @@ worker. The history itself (what matches, who may see it, the words) is ``bot.hi
 from __future__ import annotations
 
 import logging
+from functools import cached_property
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -30,13 +31,20 @@ class Reply(str):
 
 
 class HistoryUseCases:
-    """``/ami history``; needs ``self.history`` (:class:`bot.history.History`),
-    ``self.worker``, ``self.notifier`` and ``self.access`` from the service."""
+    """``/ami history``; needs ``config``, ``store``, ``visibility``, ``access``,
+    ``worker`` and ``notifier`` from the service."""
 
-    history: History
+    config: Any
+    store: Any
+    visibility: Any
+    access: Any
     worker: Any
     notifier: Any
-    access: Any
+
+    @cached_property
+    def history(self) -> History:
+        """The history over the service's store, by ``/ami status``'s visibility rule."""
+        return History(self.config, self.store, self.visibility, self.access.account_for)
 
     def history_command(self, command: grammar.HistoryCommand, user: str, response_url: str | None) -> str:
         """A page at once; with ``csv``, the export goes to the asker's DM (the worker

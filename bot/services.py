@@ -23,7 +23,6 @@ from bot.access import Access
 from bot.approvals import Approvals
 from bot.config import AccountConfig, Config
 from bot.engine import PlanRunner
-from bot.history import History
 from bot.history_service import HistoryUseCases
 from bot.lifecycle import Lifecycle
 from bot.logs import log_context
@@ -71,7 +70,6 @@ class RequestService(HistoryUseCases):
         self.lifecycle = lifecycle or (runner.lifecycle if runner is not None else Lifecycle(store, notifier, clock=clock))
         self.approvals = Approvals(config, store, notifier, self.lifecycle, self.owner_users, directory.group_members)
         self.access = Access(config, store.count_use, self.owner_users, directory.group_members)
-        self.history = History(config, store, self.visibility, self.access.account_for)
 
     # -- slash commands ----------------------------------------------------------------
 
