@@ -17,6 +17,7 @@ from bot.verbs.common import PlanningContext, Prepared
 from bot.verbs.copy import VERB as COPY
 from bot.verbs.distribute import VERB as DISTRIBUTE
 from bot.verbs.help import VERB as HELP
+from bot.verbs.history import VERB as HISTORY
 from bot.verbs.list import VERB as LIST
 from bot.verbs.migrate import VERB as MIGRATE
 from bot.verbs.retire import VERB as RETIRE
@@ -27,7 +28,7 @@ from bot.verbs.unshare import VERB as UNSHARE
 from bot.verbs.verb import Verb
 
 # In the order the usage lists them.
-ALL: tuple[Verb, ...] = (SHARE, UNSHARE, COPY, DISTRIBUTE, AUDIT, TAG, MIGRATE, RETIRE, STATUS, LIST, CANCEL, HELP)
+ALL: tuple[Verb, ...] = (SHARE, UNSHARE, COPY, DISTRIBUTE, AUDIT, TAG, MIGRATE, RETIRE, STATUS, LIST, HISTORY, CANCEL, HELP)
 
 _BY_NAME: dict[str, Verb] = {v.name: v for v in ALL}
 _BY_WORD: dict[str, Verb] = {**_BY_NAME, **{word: v for v in ALL for word in v.syntax.synonyms}}
