@@ -20,21 +20,25 @@ def check_grants_possible(ctx: PlanningContext, facts: ImageFacts, source: Accou
     plan makes (a CreateGrant DryRun per key). A key whose policy lacks the usual
     statement for its account's root (delegating to IAM) refuses even its own
     account's roles, and the share would fail after approval."""
-    for key in facts.keys:
-        for target in targets[:1]:  # the same policy answers for every grantee
-            preflight_read(
-                f"amibot's role in `{source.alias}` may not create grants on the key {_key_label(key)}",
-                lambda: check_source_key_grantable(
-                    ctx.sessions, source.id, region, key.arn, account_root(target.id, region), list(SHARE_GRANT_OPERATIONS), f"preflight-{ctx.uid}"
-                ),
-                fix=(
-                    f"The key policy must let amibot's role create grants: the usual statement "
-                    f"`{{\"Principal\": {{\"AWS\": \"{account_root(source.id, region)}\"}}, \"Action\": \"kms:*\"}}` (IAM decides), or a "
-                    f"statement naming {source.role_arn or 'amibot’s role'} with kms:CreateGrant. Ask the key's administrators; "
-                    "`amibot iam-policy` shows the role's side."
-                ),
-                own_fix=True,
-            )
+    # Every key's DryRun at once (the same policy answers for every grantee: the first
+    # target's); refusals in key order, as when they were made one after the other.
+    started = [
+        (key, ctx.reads.start(f"grant dry run {key.arn}", lambda key=key, target=target: check_source_key_grantable(
+            ctx.sessions, source.id, region, key.arn, account_root(target.id, region), list(SHARE_GRANT_OPERATIONS), ctx.tag)))
+        for key in facts.keys for target in targets[:1]
+    ]
+    for key, pending in started:
+        preflight_read(
+            f"amibot's role in `{source.alias}` may not create grants on the key {_key_label(key)}",
+            pending.result,
+            fix=(
+                f"The key policy must let amibot's role create grants: the usual statement "
+                f"`{{\"Principal\": {{\"AWS\": \"{account_root(source.id, region)}\"}}, \"Action\": \"kms:*\"}}` (IAM decides), or a "
+                f"statement naming {source.role_arn or 'amibot’s role'} with kms:CreateGrant. Ask the key's administrators; "
+                "`amibot iam-policy` shows the role's side."
+            ),
+            own_fix=True,
+        )
 
 
 def check_marked_for_org_sharing(ctx: PlanningContext, source: AccountConfig, region: str, key: Any) -> None:

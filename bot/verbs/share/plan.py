@@ -28,7 +28,7 @@ from bot.verbs.common import (
     resolve_targets,
 )
 from bot.verbs.common import key_label as _key_label
-from bot.verbs.aws_rules import check_allowed_images, check_share_rules, warnings
+from bot.verbs.aws_rules import check_allowed_images, check_share_rules, start_allowed_images, warnings
 from bot.verbs import launch_roles as launchroles
 from bot.verbs.key_checks import check_grants_possible, check_marked_for_org_sharing
 from bot.requests import PlannedStep
@@ -151,12 +151,18 @@ def prepare_share(ctx: PlanningContext, command: ShareCommand) -> Prepared:
     targets = resolve_targets(ctx.config, command.targets, source)
     approvers = approver_accounts("share", source)
     ctx.check_approvers(approvers)
-    facts = ctx.preflight_image(source, region, command.image_id)
+    # In parallel (aws.reads): the source image and the targets' Allowed AMIs; once the
+    # keys are known, each key's CreateGrant DryRun and the launch-role simulations.
+    # Checked in the order they always were, so the refusal a person reads is the same.
+    image = ctx.start_image(source, region, command.image_id)
+    allowed = start_allowed_images(ctx, source, [(t, region) for t in targets])
+    facts = ctx.preflight_image(source, region, command.image_id, image)
     check_shareable(facts, source, region, [t.id for t in targets])
     check_required_tags(ctx, facts, source, region, "shared")
+    roles = [launchroles.start_plan_lines(ctx, t, region, [k.arn for k in facts.keys], facts.image_id) for t in targets]
     check_grants_possible(ctx, facts, source, region, targets)
-    allowed_lines = check_allowed_images(ctx, facts.image_id, source, [(t, region) for t in targets])
-    role_lines = [line for t in targets for line in launchroles.plan_lines(ctx, t, region, [k.arn for k in facts.keys], facts.image_id)]
+    allowed_lines = check_allowed_images(ctx, facts.image_id, source, [(t, region) for t in targets], started=allowed)
+    role_lines = [line for lines in roles for line in lines()]
     steps = share_steps(request_uid=ctx.uid, facts=facts, source=source, region=region, targets=targets, allow_copy=command.allow_copy, autoscaling=True)
     if getattr(command, "verify", False):
         steps += test_launch_steps(facts, region, targets, ctx.config.bot.poll_interval_seconds)
@@ -211,7 +217,7 @@ def org_entry(organization: OrganizationConfig, ou_id: str | None) -> tuple[dict
 
 def read_key_policy(ctx: PlanningContext, source: AccountConfig, region: str, key_arn: str) -> str:
     """The key's policy text as the source account reads it (read-only preflight)."""
-    kms = ctx.sessions.client("kms", source.id, region, f"preflight-{ctx.uid}")
+    kms = ctx.sessions.client("kms", source.id, region, ctx.tag)
     return preflight_read(
         f"Could not read the key policy of {key_arn} in `{source.alias}`",
         lambda: kms.get_key_policy(KeyId=key_arn, PolicyName=keypolicy.POLICY_NAME)["Policy"],
