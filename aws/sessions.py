@@ -216,6 +216,7 @@ class AwsSessions:
         # boto3 sessions are not thread-safe, and a client costs milliseconds to make.
         self._assuming: dict[tuple[str, str], threading.Lock] = {}
         self._clients: dict[tuple[str, str, str, str], tuple[boto3.Session, Any]] = {}
+        self._sts_clients: dict[str, Any] = {}
         self._verified: set[str] = set()
         self._lock = threading.Lock()
         # Account-level facts (the default EBS key, Allowed AMIs settings), a minute
@@ -260,11 +261,7 @@ class AwsSessions:
         params: dict[str, Any] = {"RoleArn": access.role_arn, "RoleSessionName": session_name(tag)}
         if access.external_id:
             params["ExternalId"] = access.external_id
-        sts = self._base_session().client("sts", config=self._config_for(tag))
-        _observe(sts.meta.events, self._observer)
-        if tag.startswith(PREFLIGHT_TAG):
-            sts.meta.events.register("before-send", _check_deadline)
-        creds = sts.assume_role(**params)["Credentials"]
+        creds = self._sts(tag).assume_role(**params)["Credentials"]
         expiration = creds.get("Expiration")
         expires = expiration.timestamp() if hasattr(expiration, "timestamp") else self._clock() + _CREDENTIALS_TTL
         botocore_session = _botocore_session()
@@ -283,6 +280,20 @@ class AwsSessions:
                 for client_key in [k for k in self._clients if k[:2] == dropped]:
                     del self._clients[client_key]
         return session
+
+    def _sts(self, tag: str) -> Any:
+        """The STS client of the bot's own credentials that assumes the roles: one per
+        budget (preflight, steps, background), made once. Making one parses the STS
+        model and the endpoint rules again (about 60 ms of CPU); a client is thread-safe."""
+        kind = PREFLIGHT_TAG if tag.startswith(PREFLIGHT_TAG) else BACKGROUND_TAG if tag.startswith(BACKGROUND_TAG) else ""
+        with self._lock:
+            sts = self._sts_clients.get(kind)
+            if sts is None:
+                sts = self._sts_clients[kind] = self._base_session().client("sts", config=self._config_for(tag))
+                _observe(sts.meta.events, self._observer)
+                if kind == PREFLIGHT_TAG:
+                    sts.meta.events.register("before-send", _check_deadline)
+            return sts
 
     def _own_session(self, account_id: str, *, check: bool) -> boto3.Session:
         """The bot's own credentials, for an account configured without a role: they
@@ -335,7 +346,7 @@ class AwsSessions:
                 made = self._clients[key] = (session, self._new_client(session, service, region, tag))
         return made[1]
 
-    def _new_client(self, session: boto3.Session, service: str, region: str, tag: str) -> Any:
+    def _new_client(self, session: Any, service: str, region: str, tag: str) -> Any:
         client = session.client(service, region_name=region, config=self._config_for(tag))
         if tag.startswith(PREFLIGHT_TAG):
             client.meta.events.register("before-send", _check_deadline)

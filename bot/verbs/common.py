@@ -72,6 +72,13 @@ class PlanningContext:
             self.cached_facts_used = True
         return value
 
+    def start_sessions(self, account_ids: list[str]) -> None:
+        """Assume the preflight's role sessions in these accounts now, in parallel
+        (no call of its own: the session is the one a later read would assume; it
+        only starts earlier, beside the other reads)."""
+        for account_id in dict.fromkeys(account_ids):
+            self.reads.start(f"session {account_id}", lambda account_id=account_id: self.sessions.session(account_id, self.tag))
+
     def start_image(self, source: AccountConfig, region: str, image_id: str) -> Pending[ImageFacts]:
         """Start inspecting the AMI (:meth:`preflight_image` takes the result)."""
         return self.reads.start("image", lambda: inspect_image(self.sessions, source.id, region, image_id, tag=self.tag, reads=self.reads))

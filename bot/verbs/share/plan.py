@@ -156,6 +156,7 @@ def prepare_share(ctx: PlanningContext, command: ShareCommand) -> Prepared:
     # Checked in the order they always were, so the refusal a person reads is the same.
     image = ctx.start_image(source, region, command.image_id)
     allowed = start_allowed_images(ctx, source, [(t, region) for t in targets])
+    ctx.start_sessions([t.id for t in targets if t.launch_roles])  # IAM is asked from there once the keys are known
     facts = ctx.preflight_image(source, region, command.image_id, image)
     check_shareable(facts, source, region, [t.id for t in targets])
     check_required_tags(ctx, facts, source, region, "shared")
