@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
@@ -87,7 +88,8 @@ def allowed_images(sessions: AwsSessions, account_id: str, region: str, tag: str
     )
 
 
-def inspect_image(sessions: AwsSessions, account_id: str, region: str, image_id: str, tag: str, reads: ParallelReads = SEQUENTIAL) -> ImageFacts:
+def inspect_image(sessions: AwsSessions, account_id: str, region: str, image_id: str, tag: str, reads: ParallelReads = SEQUENTIAL,
+                  on_image: Callable[[dict[str, Any]], None] | None = None) -> ImageFacts:
     """Read the AMI, its snapshots and their keys as the source account sees them.
 
     Calls: DescribeImages; then, at once (on ``reads``), DescribeSnapshots and the
@@ -101,6 +103,8 @@ def inspect_image(sessions: AwsSessions, account_id: str, region: str, image_id:
     if not images:
         raise explain("InvalidAMIID.NotFound", f"The image id '[{image_id}]' does not exist", "DescribeImages")
     image = images[0]
+    if on_image is not None:  # the caller may start reads that depend on the image alone (its encryption)
+        on_image(image)
     snapshot_ids = [m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")]
     foreign = image.get("OwnerId") != account_id
     readable = True

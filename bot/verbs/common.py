@@ -79,9 +79,12 @@ class PlanningContext:
         for account_id in dict.fromkeys(account_ids):
             self.reads.start(f"session {account_id}", lambda account_id=account_id: self.sessions.session(account_id, self.tag))
 
-    def start_image(self, source: AccountConfig, region: str, image_id: str) -> Pending[ImageFacts]:
-        """Start inspecting the AMI (:meth:`preflight_image` takes the result)."""
-        return self.reads.start("image", lambda: inspect_image(self.sessions, source.id, region, image_id, tag=self.tag, reads=self.reads))
+    def start_image(self, source: AccountConfig, region: str, image_id: str,
+                    on_image: Callable[[dict[str, Any]], None] | None = None) -> Pending[ImageFacts]:
+        """Start inspecting the AMI (:meth:`preflight_image` takes the result);
+        ``on_image`` is told DescribeImages' answer as soon as it comes."""
+        return self.reads.start("image", lambda: inspect_image(self.sessions, source.id, region, image_id, tag=self.tag,
+                                                               reads=self.reads, on_image=on_image))
 
     def region_of(self, region: str | None) -> str:
         """The region typed, else the configured default."""

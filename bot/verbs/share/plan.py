@@ -154,9 +154,8 @@ def prepare_share(ctx: PlanningContext, command: ShareCommand) -> Prepared:
     # In parallel (aws.reads): the source image and the targets' Allowed AMIs; once the
     # keys are known, each key's CreateGrant DryRun and the launch-role simulations.
     # Checked in the order they always were, so the refusal a person reads is the same.
-    image = ctx.start_image(source, region, command.image_id)
+    image = ctx.start_image(source, region, command.image_id, on_image=lambda found: _when_encrypted(ctx, found, targets))
     allowed = start_allowed_images(ctx, source, [(t, region) for t in targets])
-    ctx.start_sessions([t.id for t in targets if t.launch_roles])  # IAM is asked from there once the keys are known
     facts = ctx.preflight_image(source, region, command.image_id, image)
     check_shareable(facts, source, region, [t.id for t in targets])
     check_required_tags(ctx, facts, source, region, "shared")
@@ -182,6 +181,14 @@ def prepare_share(ctx: PlanningContext, command: ShareCommand) -> Prepared:
         after=after,
         extra_facts={"image": facts_for_message(facts)},
     )
+
+
+def _when_encrypted(ctx: PlanningContext, image: dict[str, Any], targets: list[AccountConfig]) -> None:
+    """An encrypted AMI: IAM will be asked about the targets' launch roles once its
+    keys are known; assume those targets' sessions now, beside the snapshot reads
+    (an unencrypted AMI asks nothing there: no session is assumed for it)."""
+    if any((m.get("Ebs") or {}).get("Encrypted") for m in image.get("BlockDeviceMappings") or []):
+        ctx.start_sessions([t.id for t in targets if t.launch_roles])
 
 
 def _duration(seconds: float) -> str:
