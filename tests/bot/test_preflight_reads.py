@@ -98,7 +98,7 @@ def test_with_parallelism_off_each_read_runs_where_it_is_started(monkeypatch):
     reads.start("a", lambda: order.append("a"))
     order.append("between")
     reads.start("b", lambda: order.append("b"))
-    assert order == ["a", "between", "b"] and threading.active_count() >= 1
+    assert order == ["a", "between", "b"] and reads._pool is None, "no thread of its own"
 
 
 def test_reads_keep_the_preflight_deadline():
@@ -184,3 +184,13 @@ def test_a_refusal_never_rests_on_a_cached_fact(sandbox, world, planning):
     sandbox.set_allowed_images(DEV, REGION, "enabled", ["amazon", PROD])  # dev's owners fix it at once
     prepared = registry.prepare(planning("eeeeeeeeeeeeeeee"), command)  # within the minute: read again before refusing
     assert prepared.kind == "share"
+
+
+def test_an_unencrypted_share_preflight_makes_its_six_reads_and_no_other(sandbox, world, planning):
+    """Each justified (README): the two sessions, the image, its snapshots (keys,
+    archive tier), its launch permissions (the 1,000 limit), dev's Allowed AMIs."""
+    reads = {"AssumeRole": 2, "DescribeImages": 1, "DescribeSnapshots": 1, "DescribeImageAttribute": 1, "GetAllowedImagesSettings": 1}
+    others = ("DescribeKey", "ListAliases", "CreateGrant", "SimulatePrincipalPolicy", "GetEbsDefaultKmsKeyId")
+    before = {op: sandbox.calls(op) for op in (*reads, *others)}
+    registry.prepare(planning("ffffffffffffffff"), parse_command(f"share {world.plain_image} from prod to dev"))
+    assert {op: sandbox.calls(op) - before[op] for op in (*reads, *others)} == {**reads, **dict.fromkeys(others, 0)}
