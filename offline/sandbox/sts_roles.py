@@ -25,7 +25,11 @@ Also refused, as STS does (``ValidationError``): a ``RoleSessionName`` that is n
 Reference, "AssumeRole", RoleSessionName: "Length Constraints: Minimum length of 2.
 Maximum length of 64. Pattern: [\w+=,.@-]*" (the same constraint is in botocore's
 STS service model, ``roleSessionNameType``; botocore checks only the minimum before
-sending). [moto: accepts any name.]
+sending). Checked with the search tool: the official page was not in the corpus; the
+AWS SDK for Rust's ``AssumeRoleInput`` page, generated from the same API model,
+https://docs.rs/aws-sdk-sts/0.14.0/aws_sdk_sts/input/struct.AssumeRoleInput.html, says
+"upper- and lower-case alphanumeric characters with no spaces ... underscores or any of
+the following characters: =,.@-". [moto: accepts any name.]
 """
 
 from __future__ import annotations
