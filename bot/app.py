@@ -65,9 +65,11 @@ def slack_client(config: Config, metrics: Metrics | None = None) -> WebClient:
     )
 
 
-def aws_sessions(config: Config, max_attempts: int = DEFAULT_MAX_ATTEMPTS, observer: AwsObserver | None = None) -> AwsSessions:
+def aws_sessions(config: Config, max_attempts: int = DEFAULT_MAX_ATTEMPTS, observer: AwsObserver | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> AwsSessions:
+    """The bot's AWS sessions; ``clock`` times the minute account-level facts are kept."""
     return AwsSessions({a.id: AccountAccess(a.id, a.role_arn, a.external_id) for a in config.accounts.values()},
-                       max_attempts=max_attempts, observer=observer)
+                       max_attempts=max_attempts, observer=observer, facts_clock=clock)
 
 
 class Amibot:
@@ -87,7 +89,7 @@ class Amibot:
         use_key_policy_lock(self.key_policy_lock)
         self.metrics = Metrics(self.store)
         self.client = slack_client(config, self.metrics)
-        self.sessions = aws_sessions(config, aws_max_attempts, self.metrics)
+        self.sessions = aws_sessions(config, aws_max_attempts, self.metrics, clock)
         self.notifier = Notifier(self.store, self.client, owners_of=lambda alias: list(config.account(alias).owners), poll_seconds=notifier_poll_seconds,
                                  leases=self.leases, command=config.bot.command)
         self.worker = Worker()

@@ -6,10 +6,12 @@ request succeeds. A new verb is a folder ``bot/verbs/<verb>/`` and one line belo
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
-from bot.errors import AmibotError
+from aws.reads import ParallelReads
+from bot.errors import AmibotError, PreflightError
 from bot.requests import Request
 from bot.verbs.audit import VERB as AUDIT
 from bot.verbs.cancel import VERB as CANCEL
@@ -67,7 +69,17 @@ def prepare(ctx: PlanningContext, command: Any) -> Prepared:
     if found is None or found.prepare is None:
         word = type(command).__name__.replace("Command", "").lower()
         raise AmibotError(f"`{word}` is not available yet.", fix="`/ami help` lists what works.")
-    return found.prepare(ctx, command)
+    try:
+        return found.prepare(ctx, command)
+    except PreflightError:
+        if not ctx.cached_facts_used or ctx.fresh:
+            raise
+        # A refusal never rests on a cached account-level fact (aws.account_facts):
+        # the same preflight again, every fact read fresh.
+        ctx.reads.close()
+        return prepare(dataclasses.replace(ctx, reads=ParallelReads(), fresh=True, cached_facts_used=False), command)
+    finally:
+        ctx.reads.close()
 
 
 def risk(request: Request) -> str:
