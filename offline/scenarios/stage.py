@@ -44,8 +44,13 @@ class Transcript:
 def blocks_text(message: dict) -> str:
     parts = []
     for block in message.get("blocks") or []:
-        if block.get("type") == "section":
+        if block.get("type") == "header":
             parts.append(block["text"]["text"])
+        elif block.get("type") == "section":
+            if block.get("text"):
+                parts.append(block["text"]["text"])
+            # Each field as one "Label: value" line (a phone shows them in two columns).
+            parts += [f["text"].replace("\n", ": ", 1) for f in block.get("fields") or []]
         elif block.get("type") == "actions":
             parts.append("   ".join(f"[ {(e.get('text') or e.get('placeholder') or {}).get('text', '')} ]" for e in block["elements"]))
         elif block.get("type") == "context":
