@@ -248,11 +248,14 @@ def card_blocks(request: Request, owners: dict[str, list[str]], *, progress: str
 
 def fallback_text(request: Request) -> str:
     """The message's ``text``: what a notification shows of the card (and what a screen
-    reader reads first) — the operation, the AMI and where to, the state, in words.
-    Slack parses this text as mrkdwn, so what came from users and AWS stays escaped."""
-    facts = registry.card(request)
-    state = STATE_LABELS.get(request.state, request.state)
-    text = f"{request.display_id}: {request.kind} {facts.subject}, {facts.route} — {state}"
+    reader reads first) — ``R-5: share ami-… (its name) from prod (us-east-1) to dev —
+    waiting for approval``. Slack parses this text as mrkdwn: what came from users and
+    AWS stays escaped."""
+    params = request.params
+    name = (request.facts.get("image") or request.facts.get("instance") or {}).get("name")
+    subject = str(params.get("image_id") or params.get("instance_id") or "") + (f" ({escape(plain(name, 60))})" if name else "")
+    route = registry.card(request).route.replace(" → ", " to ")
+    text = f"{request.display_id}: {request.kind} {subject} from {route} — {STATE_LABELS.get(request.state, request.state)}"
     return _cap(re.sub(r"<@[UW][A-Z0-9]+>", "", text).replace("`", "").replace("*", ""), FALLBACK_LIMIT)
 
 
