@@ -23,5 +23,5 @@ def card(request: Request) -> CardFacts:
     params = request.params
     removed = ["launch"] + (["key use"] if encrypted(request) else [])
     who = to_words(request, target_names(request))
-    return CardFacts(subject=ami(request), route=f"{place(params.get('source'), params.get('region'))} → no longer {who}",
+    return CardFacts(subject=ami(request), route=f"{place(params.get('source'), params.get('region'))} → {who} (access removed)",
                      access="removes: " + ", ".join(removed), duration="permanent")
