@@ -2,15 +2,18 @@
 in approval channels and owners' DMs), the confirm dialogs, the "View exact changes"
 modal, the one progress reply and the reminders.
 
-The card stays short (about 12 lines: who, what, why, the main risk, approvals,
-buttons); every exact AWS call, key policy before/after and preflight fact is in the
-modal, so the approver still sees every change before deciding. Every text that did
-not come from the bot goes through :mod:`bot.slacktext`.
+The card is written for a phone (issue 18): a header with the state in words, labelled
+fields (Requester, AMI, From → To, Access, Duration, Why — each verb's ``card`` in its
+``text.py``), the risk line and warnings, the approvals, the buttons, and small print
+(the request uid, ``<!date>`` times). Every exact AWS call, key policy before/after and
+preflight fact is in the modal, so the approver still sees every change before
+deciding. Every text that did not come from the bot goes through :mod:`bot.slacktext`.
 
-Block Kit limits (docs.slack.dev "Block Kit" reference, "Composition objects:
-Confirmation dialog"): 3,000 characters per section text, 100 blocks per modal,
-24-character modal titles; a confirm object's title is at most 100 characters, its
-text 300, its buttons 30.
+Block Kit limits (docs.slack.dev Block Kit reference: "Section block", "Header block",
+"Confirmation dialog object"): 3,000 characters per section text, at most 10 section
+fields of 2,000; a header's plain_text at most 150; 100 blocks per modal, 24-character
+modal titles; a confirm dialog's parts are plain_text, its title at most 100
+characters, its text 300, its buttons 30.
 """
 
 from __future__ import annotations
