@@ -79,10 +79,13 @@ def aws_managed(key: dict[str, Any] | None) -> bool:
     return any(str(a).startswith(AWS_MANAGED_ALIAS) for a in key.get("aliases") or [])
 
 
-def aws_managed_warning(where: str, key: dict[str, Any]) -> str:
-    """The warning line for a target that would get an AWS-managed key."""
-    return (f"*Warning:* {where} gets a copy encrypted with the AWS-managed key {key_name(key)}: it can never be shared with "
-            "another account (name a customer-managed key with `kms <key>` if it must be).")
+def aws_managed_warning(where: list[str], key: dict[str, Any]) -> str:
+    """The one warning line for the targets (``where``, already escaped) that would get
+    an AWS-managed key."""
+    one = len(where) == 1
+    return (f"*Warning:* {', '.join(where)} {'gets a copy' if one else 'get copies'} encrypted with the AWS-managed key {key_name(key)}: "
+            f"{'it' if one else 'they'} can never be shared with another account (name a customer-managed key with `kms <key>` if "
+            f"{'it' if one else 'they'} must be).")
 
 
 def duration(request: Request, *, permanent: str) -> str:

@@ -148,6 +148,9 @@ def test_a_distribution_tells_region_copies_from_cross_account_ones_and_warns_of
     assert "cross-account" not in cards.risk(alone)
     card = json.dumps(cards.card_blocks(spread, {}))
     assert card.count("*Warning:*") == 1 and "`dev:us-west-2` gets a copy encrypted with the AWS-managed key alias/aws/ebs" in card
+    both = a_request("distribute", {"image_id": AMI, "source": "prod", "targets": ["dev:us-west-2", "prod:eu-west-1"],
+                                    "keys": {"dev:us-west-2": aws_ebs, "prod:eu-west-1": dict(aws_ebs, manager=None)}})
+    assert "`dev:us-west-2`, `prod:eu-west-1` get copies encrypted with the AWS-managed key" in json.dumps(cards.card_blocks(both, {}))
 
 
 def test_the_card_has_labelled_fields_within_block_kits_limits():

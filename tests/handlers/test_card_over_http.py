@@ -80,5 +80,5 @@ def test_a_distribution_card_warns_of_the_aws_managed_keys_it_would_use(harness:
     card = blocks_text(root)
     assert "cross-account: copies of" in card and "into `dev` (us-west-2)" in card and "also a copy in eu-west-1, same account `prod`" in card
     warnings = [line for line in card.splitlines() if line.startswith("*Warning:*")]
-    assert warnings and all("AWS-managed key alias/aws/ebs" in w for w in warnings), card
+    assert len(warnings) == 1 and "`prod:eu-west-1`, `dev:us-west-2` get copies encrypted with the AWS-managed key alias/aws/ebs" in warnings[0], card
     assert _fields(root)["From → To"] == "prod (us-east-1) → prod (eu-west-1), dev (us-west-2)"

@@ -28,7 +28,7 @@ def card(request: Request) -> CardFacts:
     key = request.facts.get("destination_key") or {}
     target = escape(params.get("target"))
     access = f"`{target}` owns the copy: launch, copy, share" + (f"; encrypted with its key {key_name(key)}" if key else "")
-    warnings = (aws_managed_warning(f"`{target}` ({escape(params.get('target_region'))})", key),) if aws_managed(key) else ()
+    warnings = (aws_managed_warning([f"`{target}` ({escape(params.get('target_region'))})"], key),) if aws_managed(key) else ()
     return CardFacts(subject=ami(request), route=f"{place(params.get('source'), params.get('source_region'))} → {place(params.get('target'), params.get('target_region'))}",
                      access=access, duration=f"permanent (the copy is `{target}`'s)", warnings=warnings)
 

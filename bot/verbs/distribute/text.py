@@ -53,6 +53,7 @@ def card(request: Request) -> CardFacts:
     if params.get("share_with"):
         access += f"; {names(params['share_with'])} can launch each copy"
     keys = params.get("keys") or {}
-    warnings = tuple(aws_managed_warning(f"`{escape(unit)}`", key) for unit, key in keys.items() if aws_managed(key))
+    managed = [(unit, key) for unit, key in keys.items() if aws_managed(key)]
+    warnings = (aws_managed_warning([f"`{escape(unit)}`" for unit, _ in managed], managed[0][1]),) if managed else ()
     return CardFacts(subject=ami(request), route=f"{place(params.get('source'), params.get('source_region'))} → {targets}",
                      access=access, duration="permanent (each copy is its account's)", warnings=warnings)
