@@ -52,6 +52,12 @@ def test_nudge_and_cancel_are_the_requesters_alone_and_nudge_is_rate_limited(har
         harness.click(user, root, action=action)
         assert f"Only <@{rehearsal.REQUESTER}>" in _said_to(harness, user, before)
     assert harness.bot.store.get(1).state == PENDING_APPROVAL
+    # View exact changes follows /ami status's rule: the stranger is no owner, and the
+    # local Slack lists nobody as the channel's member (amibot fails closed).
+    before = len(harness.fake.ephemerals(rehearsal.STRANGER))
+    harness.click(rehearsal.STRANGER, root, action="amibot_view_changes")
+    assert "shown only to its requester" in _said_to(harness, rehearsal.STRANGER, before)
+    assert "Checked before asking you" in harness.exact_changes(root, user=rehearsal.OWNER)
 
     owner_dm = harness.fake.dm_channel(rehearsal.OWNER)
     before_dms = len(harness.fake.messages(owner_dm)) if owner_dm else 0

@@ -69,6 +69,9 @@ def test_the_home_shows_what_waits_and_its_approve_button_decides(harness):
     assert "R-1" in requester_home and "amibot_approve" not in requester_home  # never their own
     assert "<!date^" in requester_home and "archives/" in requester_home  # date and thread link
     before = len(_publishes(harness, OWNER))
+    # View exact changes from the Home (a click without a channel) opens the same modal.
+    harness.slack.click_view(OWNER, f"VHOME{OWNER}", "amibot_view_changes", "R-1")
+    harness.fake.wait_for(lambda: any(v.get("callback_id") == "amibot_exact_changes" for v in harness.fake.views.values()))
 
     result = harness.slack.click_view(OWNER, f"VHOME{OWNER}", "amibot_approve", "R-1")
     assert result.status == 200
