@@ -254,6 +254,8 @@ def fallback_text(request: Request) -> str:
     reader reads first) — ``R-5: share ami-… (its name) from prod (us-east-1) to dev —
     waiting for approval``. Slack parses this text as mrkdwn: what came from users and
     AWS stays escaped."""
+    if registry.verb(request.kind) is None:  # e.g. extend: its command text is the bot's own words ("extend R-1 by 24h")
+        return f"{request.display_id}: {code(request.command_text, 150)[1:-1]} — {STATE_LABELS.get(request.state, request.state)}"
     params = request.params
     name = (request.facts.get("image") or request.facts.get("instance") or {}).get("name")
     subject = str(params.get("image_id") or params.get("instance_id") or "") + (f" ({escape(plain(name, 60))})" if name else "")
