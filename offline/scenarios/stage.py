@@ -117,8 +117,19 @@ class Stage:
         return answer
 
     def root_for(self, needle: str, timeout: float = 20.0) -> dict | None:
-        """The newest root message whose text mentions ``needle``."""
-        return wait(lambda: next((m for m in reversed(self.fake.messages(self.channel)) if needle in (m.get("text") or "") and not m.get("reply_broadcast")), None), timeout)
+        """The newest root message whose text, or whose request's command, mentions
+        ``needle`` (the card's text names the AMI and the accounts, not the command)."""
+        return wait(lambda: next((m for m in reversed(self.fake.messages(self.channel))
+                                  if (needle in (m.get("text") or "") or needle in self._command_of(m)) and not m.get("reply_broadcast")), None), timeout)
+
+    def _command_of(self, message: dict) -> str:
+        number = request_id(message)
+        if not number.startswith("R-") or not number[2:].isdigit() or message.get("thread_ts") not in (None, message.get("ts")):
+            return ""
+        try:
+            return self.bot.store.get(int(number[2:])).command_text
+        except Exception:  # not a request's root message
+            return ""
 
     def final_reply(self, root: dict, timeout: float = 60.0) -> dict | None:
         return wait(lambda: next((m for m in self.fake.thread(self.channel, root["ts"]) if m.get("reply_broadcast")), None), timeout)
