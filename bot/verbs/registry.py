@@ -13,7 +13,9 @@ from typing import Any
 from aws.reads import ParallelReads
 from bot.errors import AmibotError, PreflightError
 from bot.requests import Request
+from bot.verbs import cardtext
 from bot.verbs.audit import VERB as AUDIT
+from bot.verbs.cardtext import CardFacts
 from bot.verbs.cancel import VERB as CANCEL
 from bot.verbs.common import PlanningContext, Prepared
 from bot.verbs.copy import VERB as COPY
@@ -88,6 +90,12 @@ def risk(request: Request) -> str:
     if found is None or found.risk is None:
         return f"{request.kind}: {request.params.get('image_id') or request.params.get('instance_id') or ''}".strip()
     return found.risk(request)
+
+
+def card(request: Request) -> CardFacts:
+    """The request's card fields (Requester and Why are the card's own), in its verb's words."""
+    found = _BY_NAME.get(request.kind)
+    return found.card(request) if found is not None and found.card is not None else cardtext.generic(request)
 
 
 def settle_after_success(request: Request, store: Any, third: Any) -> list[str]:

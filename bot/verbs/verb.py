@@ -46,6 +46,7 @@ class Verb:
     command: type | None = None  # the command type ``prepare`` takes (None: answered at once)
     prepare: Preparer | None = None
     risk: Callable[[Request], str] | None = None  # the main risk in one line (the card, the Approve confirm)
+    card: Callable[[Request], Any] | None = None  # the card's labelled fields (bot.verbs.cardtext.CardFacts)
     after_success: tuple[AfterSuccess, ...] = ()
     in_form: bool = False  # offered by the request form
 

@@ -258,7 +258,7 @@ def prepare_copy(ctx: PlanningContext, command: CopyCommand) -> Prepared:
         approver_accounts=approvers,
         steps=steps,
         after=after,
-        extra_facts={"image": facts_for_message(facts), "destination_key": {"arn": key.arn, "aliases": key.aliases, "source": key.source}},
+        extra_facts={"image": facts_for_message(facts), "destination_key": {"arn": key.arn, "aliases": key.aliases, "source": key.source, "manager": key.manager}},
     )
 
 

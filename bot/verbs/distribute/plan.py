@@ -163,6 +163,7 @@ def prepare_distribute(ctx: PlanningContext, command: DistributeCommand) -> Prep
     units: list[tuple[str, list[PlannedStep], list[str]]] = []  # (unit, steps with seqs relative to the unit, plan lines)
     copy_targets: list[AccountConfig] = []
     skipped: list[str] = []
+    unit_keys: dict[str, dict[str, Any]] = {}  # the key each new copy gets (the card warns of an AWS-managed one)
     for target, region in targets:
         key_name = unit_key(target.alias, region)
         earlier = done_before.get((target.id, region))
@@ -183,6 +184,7 @@ def prepare_distribute(ctx: PlanningContext, command: DistributeCommand) -> Prep
             if "key" not in side:  # the earlier copy is gone: copy again
                 side.update(_start_copy_side(ctx, command, target, region))
             key = dest_key = side["key"].result()
+            unit_keys[key_name] = {"arn": key.arn, "aliases": key.aliases, "manager": key.manager}
             side["room"]()
             full = copy_steps(
                 request_uid=ctx.uid, facts=facts, source=source, source_region=source_region, target=target, region=region,
@@ -253,6 +255,7 @@ def prepare_distribute(ctx: PlanningContext, command: DistributeCommand) -> Prep
             "image_id": facts.image_id, "source": source.alias, "source_region": source_region,
             "targets": [u for u, _, _ in units], "skipped": skipped, "share_with": [a.alias for a in share_with],
             "update_lt": command.update_lt.template_id if command.update_lt else None, "verify": command.verify,
+            "keys": unit_keys,
         },
         checked=checked,
         approver_accounts=approvers,

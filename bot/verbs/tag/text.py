@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.requests import Request
 from bot.slacktext import code
+from bot.verbs.cardtext import CardFacts, ami, place
 
 
 def risk(request: Request) -> str:
@@ -12,3 +13,10 @@ def risk(request: Request) -> str:
     params = request.params
     tags = ", ".join(code(f"{k}={v}", 80) for k, v in (params.get("tags") or {}).items())
     return f"changes the tags of {params.get('image_id')} and its snapshots in `{params.get('source')}`: {tags}"
+
+
+def card(request: Request) -> CardFacts:
+    """A tag request's card fields: no account gains or loses access."""
+    params = request.params
+    return CardFacts(subject=ami(request), route=place(params.get("source"), params.get("region")),
+                     access="no change of access; tags only", duration="permanent")
