@@ -225,12 +225,14 @@ class SignedSlackClient:
                          "text": button.get("text", {"type": "plain_text", "text": action_id})}]})
         return self._post_payload(payload)
 
-    def choose(self, user_id: str, view_id: str, action_id: str, value: str, *, values: dict | None = None) -> HttpResult:
+    def choose(self, user_id: str, view_id: str, action_id: str, value: str, *, values: dict | None = None,
+               view: dict | None = None) -> HttpResult:
         """Choose ``value`` in the static select ``action_id`` of a modal whose input block
         has ``dispatch_action``: a ``block_actions`` payload with the view as the fake
-        holds it now (its ``hash``) and the fields' current ``values``
-        (``{block_id: {action_id: leaf}}``, the choice added)."""
-        view = dict(self.fake.views.get(view_id) or {"id": view_id, "type": "modal", "blocks": [], "hash": ""})
+        holds it now (its ``hash``; or ``view``, an older look at it: two choices
+        racing) and the fields' current ``values`` (``{block_id: {action_id: leaf}}``,
+        the choice added)."""
+        view = dict(view or self.fake.views.get(view_id) or {"id": view_id, "type": "modal", "blocks": [], "hash": ""})
         block = next((b for b in view.get("blocks") or [] if (b.get("element") or {}).get("action_id") == action_id), {})
         choice = next((o for o in (block.get("element") or {}).get("options") or [] if o.get("value") == value),
                       {"text": {"type": "plain_text", "text": value}, "value": value})

@@ -98,3 +98,40 @@ def test_home_opened_event_and_its_retry(fake, client, endpoint):  # noqa: F811
     again = json.loads(endpoint.requests[-1]["body"])
     assert again["event_id"] == "Ev01" and again["event"]["view"]["id"] == "VHOMEU0ALICE"
     assert endpoint.requests[-1]["headers"]["X-Slack-Retry-Num"] == "1"
+
+
+def test_views_update_is_hash_checked_limited_and_triggers_expire_on_the_test_clock():
+    """What Slack enforces for views (https://api.slack.com/methods/views.update): an
+    update naming an old hash fails hash_conflict, each stored view gets a new hash, 100
+    blocks at most, an initial option must be one of the options, an unknown view is
+    not_found; a trigger_id expires 3 s after it was issued, on the fake's clock."""
+    from offline.clock import Clock
+
+    clock = Clock(at=1_700_000_000.0)
+    with FakeSlack(clock=clock) as fake:
+        client = WebClient(base_url=fake.api_url, token="xoxb-test")
+        menu = {"type": "static_select", "action_id": "op", "options": [{"text": {"type": "plain_text", "text": "share"}, "value": "share"}]}
+        view = {"type": "modal", "title": {"type": "plain_text", "text": "x"},
+                "blocks": [{"type": "input", "block_id": "op", "dispatch_action": True, "label": {"type": "plain_text", "text": "Op"}, "element": menu}]}
+        opened = client.views_open(trigger_id=fake.new_trigger_id(), view=view)["view"]
+        updated = client.views_update(view_id=opened["id"], hash=opened["hash"], view=view)["view"]
+        assert updated["hash"] != opened["hash"]
+        with pytest.raises(SlackApiError, match="hash_conflict"):
+            client.views_update(view_id=opened["id"], hash=opened["hash"], view=view)  # the older look at it
+        assert client.views_update(view_id=opened["id"], view=view)["ok"]  # no hash: no check, as in Slack
+        with pytest.raises(SlackApiError, match="not_found"):
+            client.views_update(view_id="V0NOPE", view=view)
+        too_many = {**view, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": str(i)}} for i in range(101)]}
+        with pytest.raises(SlackApiError, match="invalid_arguments"):
+            client.views_update(view_id=opened["id"], view=too_many)
+        stray = {**view, "blocks": [{**view["blocks"][0], "element": {**menu, "initial_option": {"text": {"type": "plain_text", "text": "tag"}, "value": "tag"}}}]}
+        with pytest.raises(SlackApiError) as err:
+            client.views_update(view_id=opened["id"], view=stray)
+        assert "initial option is not one of the options" in json.dumps(err.value.response["errors"])
+        trigger = fake.new_trigger_id()
+        clock.advance(3.5)  # no real time passes: only the test clock moves
+        with pytest.raises(SlackApiError, match="expired_trigger_id"):
+            client.views_open(trigger_id=trigger, view=view)
+        fresh = fake.new_trigger_id()
+        clock.advance(2.5)
+        assert client.views_open(trigger_id=fresh, view=view)["ok"]
