@@ -20,9 +20,9 @@ from typing import Any, Iterable
 from bot import grammar, listing
 from bot.config import Config
 from bot.errors import UsageError
-from bot.form_answers import ERROR_TEXT_LIMIT, answers, field_errors, in_form_words, render  # noqa: F401  (re-exported)
+from bot.form_answers import ERROR_TEXT_LIMIT, answers, field_errors, in_form_words, render
 from bot.form_prefill import understood
-from bot.form_view import (  # noqa: F401  (re-exported)
+from bot.form_view import (
     MAX_OPTIONS,
     OPERATIONS,
     OPTION_TEXT_LIMIT,
@@ -38,7 +38,15 @@ from bot.messages import APPROVE_ACTION, DENY_ACTION, escape
 from bot.requests import STATE_LABELS, Request
 from bot.verbs import registry
 from bot.verbs.lexer import keyword_form
-from bot.verbs.form_fields import CHANNEL, OPERATION, REASON, FormAnswers  # noqa: F401  (re-exported)
+from bot.verbs.form_fields import CHANNEL, OPERATION, REASON, FormAnswers
+
+__all__ = [  # the form's names, re-exported for the handlers and services
+    "AMI", "CHANNEL", "ERROR_TEXT_LIMIT", "FormAnswers", "HOME_UNSHARE_ACTION", "HomeContent", "MAX_OPTIONS", "OPEN_FORM_ACTION",
+    "OPEN_PREFILLED_ACTION", "OPERATION", "OPERATIONS", "OPTION_TEXT_LIMIT", "REASON", "REGION", "REQUEST_FORM_VIEW",
+    "REQUEST_SHORTCUT", "SOURCE", "ami_options", "answers", "chosen_source", "clip_option_text", "field_errors", "home_view",
+    "in_form_words", "offers_form", "opened_in", "option", "prefilled", "regions", "render", "request_form", "unreadable_answer",
+    "unshare_text",
+]
 
 REQUEST_SHORTCUT = "amibot_request"  # the global shortcut's callback id (slack/manifest*.yml)
 OPEN_FORM_ACTION = "amibot_open_form"  # "New request" on the App Home

@@ -3,7 +3,7 @@ only judge of a submission."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from bot import forms, grammar
 from offline import rehearsal
