@@ -35,6 +35,8 @@ def _block_problems(blocks: Any, max_blocks: int) -> list[str]:
         for el in (e for e in elements if isinstance(e, dict)):
             if el.get("type") == "button" and len((el.get("text") or {}).get("text", "")) > 75:
                 problems.append(f"block {i}: button text over 75 characters")
+            if el.get("type") == "button" and len(str(el.get("value") or "")) > 2000:
+                problems.append(f"block {i}: button value over 2000 characters")
             options = el.get("options") or []
             if len(options) > 100:
                 problems.append(f"block {i}: {len(options)} options; at most 100")

@@ -3,9 +3,11 @@
 fake's clock (the test clock when given one).
 
 What Slack enforces and this fake too (https://api.slack.com/methods/views.update,
-https://api.slack.com/methods/views.open): every stored view gets a new ``hash``; a
-``views.update`` whose ``hash`` is not the view's current one fails ``hash_conflict``
-(two updates racing: the later one is refused); at most 100 blocks; an
+https://api.slack.com/methods/views.open, https://docs.slack.dev/reference/views/modal-views):
+every stored view gets a new ``hash``; a ``views.update`` whose ``hash`` is not the view's
+current one fails ``hash_conflict`` (two updates racing: the later one is refused); at
+most 100 blocks; title, close and submit at most 24 characters, ``private_metadata`` 3000,
+``callback_id`` 255; a modal with inputs needs ``submit``; an
 ``initial_option`` must be one of the element's options; an unknown ``view_id``
 is ``not_found``; a ``trigger_id`` is good once (``exchanged_trigger_id``), for 3 s
 (``expired_trigger_id``)."""
@@ -43,8 +45,16 @@ class ViewsApi(SlackState):
         if not isinstance(view, dict):
             return {"error": "invalid_arguments", "errors": ["view must be an object"]}
         problems = _block_problems(view.get("blocks", []), 100)
-        if len((view.get("title") or {}).get("text", "")) > 24:
-            problems.append("title over 24 characters")
+        for part in ("title", "close", "submit"):
+            if len((view.get(part) or {}).get("text", "")) > 24:
+                problems.append(f"{part} over 24 characters")
+        if len(view.get("private_metadata") or "") > 3000:
+            problems.append("private_metadata over 3000 characters")
+        if len(view.get("callback_id") or "") > 255:
+            problems.append("callback_id over 255 characters")
+        if view.get("type") == "modal" and not view.get("submit") and any(
+                isinstance(b, dict) and b.get("type") == "input" for b in view.get("blocks") or []):
+            problems.append("a modal with input blocks needs submit")
         if problems:
             return {"error": "invalid_arguments", "errors": problems}
         view_id = view_id or f"V{next(self._seq):08d}"
