@@ -176,7 +176,8 @@ def request_form(config: Config, channel: str | None = None, sources: list[str] 
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": "Choose an operation: its fields appear here."}]})
     else:
         for f in (*form.fields, REASON_FIELD):
-            blocks.append(_input(f.id, f.label, _element(f, answers.get(f.id), config, shown), optional=not f.required, hint=f.hint))
+            required = f.required or (f is REASON_FIELD and config.bot.require_reason)
+            blocks.append(_input(f.id, f.label, _element(f, answers.get(f.id), config, shown), optional=not required, hint=f.hint))
     blocks.append(_channel_block(channel, answers.channel))
     return {**base, "submit": plain("Ask for approval"), "close": plain("Cancel"), "blocks": blocks}
 

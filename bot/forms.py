@@ -38,11 +38,11 @@ from bot.messages import APPROVE_ACTION, DENY_ACTION, escape
 from bot.requests import STATE_LABELS, Request
 from bot.verbs import registry
 from bot.verbs.lexer import keyword_form
-from bot.verbs.form_fields import CHANNEL, OPERATION, REASON, FormAnswers
+from bot.verbs.form_fields import CHANNEL, OPERATION, REASON, REASON_FIELD, FormAnswers
 
 __all__ = [  # the form's names, re-exported for the handlers and services
     "AMI", "CHANNEL", "ERROR_TEXT_LIMIT", "FormAnswers", "HOME_UNSHARE_ACTION", "HomeContent", "MAX_OPTIONS", "OPEN_FORM_ACTION",
-    "OPEN_PREFILLED_ACTION", "OPERATION", "OPERATIONS", "OPTION_TEXT_LIMIT", "REASON", "REGION", "REQUEST_FORM_VIEW",
+    "OPEN_PREFILLED_ACTION", "OPERATION", "OPERATIONS", "OPTION_TEXT_LIMIT", "REASON", "REASON_FIELD", "REGION", "REQUEST_FORM_VIEW",
     "REQUEST_SHORTCUT", "SOURCE", "ami_options", "answers", "chosen_source", "clip_option_text", "field_errors", "home_view",
     "in_form_words", "offers_form", "opened_in", "option", "prefilled", "regions", "render", "request_form", "unreadable_answer",
     "unshare_text",

@@ -82,6 +82,8 @@ class SurfaceService:
         request is on its way exactly as ``/ami <text>`` would be."""
         answers = forms.answers(view)
         errors = forms.field_errors(answers)
+        if self.config.bot.require_reason and answers.operation in forms.OPERATIONS and not answers.get(forms.REASON):
+            errors.setdefault(forms.REASON, forms.REASON_FIELD.missing)
         if errors:
             return errors
         assert answers.channel is not None

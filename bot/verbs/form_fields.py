@@ -7,7 +7,7 @@ grammar then judges that text, so the form and ``/ami`` accept and refuse the sa
 
 Field kinds (``Field.kind``): ``account`` / ``accounts`` (the configured accounts, one or
 several), ``region`` / ``regions``, ``ami`` (the source account's AMIs, searched),
-``text``, ``lines`` (one value a line), ``choice`` (a menu of ``choices``), ``flags``
+``text``, ``longtext`` (several lines, read as one), ``lines`` (one value a line), ``choice`` (a menu of ``choices``), ``flags``
 (checkboxes of ``choices``) and ``date``.
 """
 
@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
+
+from bot.verbs.lexer import MAX_REASON_LENGTH
 
 OPERATION, CHANNEL, REASON = "operation", "channel", "reason"
 
@@ -74,7 +76,8 @@ class VerbForm:
 AMI = Field("ami", "AMI", "ami", required=True, hint="The source account's own AMIs in the source region, newest first.", missing="Choose the AMI.")
 SOURCE = Field("source", "Source account", "account", required=True, missing="Choose the account the AMI is in.")
 REGION = Field("region", "Source region", "region", required=True, missing="Choose the source region.")
-REASON_FIELD = Field(REASON, "Reason", "longtext", placeholder="Why? The approvers read it.", max_length=500)
+REASON_FIELD = Field(REASON, "Reason", "longtext", placeholder="Why? The approvers read it.", max_length=MAX_REASON_LENGTH,
+                     missing="Say why: every request here needs a reason (bot.require_reason).")
 SHARE_TARGETS = Field("targets", "Target accounts", "accounts")
 TARGET_OTHER = Field("target_other", "Or: organisation or OU", "text", placeholder="org, or ou-ab12-cd345678", max_length=80)
 

@@ -158,3 +158,12 @@ def test_help_of_one_verb_uses_the_configured_command():
     assert text.startswith("/amibot copy") and "e.g. /amibot copy ami-" in text
     assert "share" not in text and "/ami " not in text
     assert grammar.usage("/amibot").count("/amibot ") == len(grammar.VERBS)
+
+
+def test_a_required_reason_is_required_in_the_form_too():
+    import dataclasses
+
+    cfg = config()
+    strict = dataclasses.replace(cfg, bot=dataclasses.replace(cfg.bot, require_reason=True))
+    reason = lambda c: next(b for b in forms.request_form(c, "C0", None, forms.FormAnswers("tag"))["blocks"] if b.get("block_id") == "reason")  # noqa: E731
+    assert reason(cfg)["optional"] is True and reason(strict)["optional"] is False

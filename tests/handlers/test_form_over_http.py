@@ -9,6 +9,7 @@ from __future__ import annotations
 from offline import rehearsal
 from bot import forms
 from bot.verbs import registry
+from tests.handlers.test_reach_over_http import stack  # noqa: F401  (a fixture: a harness with extra config)
 
 PROD = rehearsal.PROD
 SELECTS = ("operation", "source", "region", "target", "target_region", "duration", "mode")
@@ -238,3 +239,16 @@ def test_an_unreadable_command_offers_the_form_prefilled(harness):
     assert blocks["channel"]["initial_conversation"] == harness.channel
     # A command the form does not offer gets no button.
     assert "blocks" not in harness.slash("status nonsense").json()
+
+
+def test_a_required_reason_is_asked_under_the_reason_field(stack):  # noqa: F811
+    h = stack(bot_toml="require_reason = true")
+    h.fake.channel_members[h.channel] = [rehearsal.REQUESTER]
+    h.slash("")
+    reason = next(b for b in _choose(h, _form(h)["id"], "tag")["blocks"] if b.get("block_id") == "reason")
+    assert reason["optional"] is False
+    answer = h.slack.submit_view(rehearsal.REQUESTER, forms.REQUEST_FORM_VIEW, _values(
+        operation="tag", source="prod", region=rehearsal.REGION, ami=h.world.encrypted_image, tags="app=web", channel=h.channel)).json()
+    assert list(answer["errors"]) == ["reason"] and "bot.require_reason" in answer["errors"]["reason"]
+    h.settle()
+    assert h.bot.store.find() == []
