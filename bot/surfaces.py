@@ -42,13 +42,22 @@ class SurfaceService:
 
     # -- the form ---------------------------------------------------------------------
 
-    def form_view(self, channel: str | None, user: str) -> dict[str, Any]:
+    def form_view(self, channel: str | None, user: str, prefill: str | None = None) -> dict[str, Any]:
         """The request form, its source menu holding only the accounts ``user`` may
-        request from; starts loading the first of those accounts' AMIs meanwhile."""
+        request from; starts loading the first of those accounts' AMIs meanwhile.
+        ``prefill``: a command the grammar could not read, whose understood parts the
+        form opens with."""
         sources = self.requests.access.sources_for(user)
         if sources:
             self.catalog.warm(sources[0].id, self.config.bot.default_region)
-        return forms.request_form(self.config, channel, [a.alias for a in sources])
+        answers = forms.prefilled(prefill, self.config) if prefill else None
+        return forms.request_form(self.config, channel, [a.alias for a in sources], answers)
+
+    def form_for_operation(self, view: dict[str, Any], user: str, operation: str | None) -> dict[str, Any]:
+        """The form redrawn for the operation just chosen (for ``views.update``): only
+        its fields, holding what the person already filled in."""
+        sources = [a.alias for a in self.requests.access.sources_for(user)]
+        return forms.request_form(self.config, forms.opened_in(view), sources, forms.answers(view, operation))
 
     def ami_options(self, view: dict[str, Any], query: str, user: str) -> dict[str, Any]:
         """Options for the AMI picker: the chosen source account's own AMIs, when
@@ -75,6 +84,8 @@ class SurfaceService:
         request is on its way exactly as ``/ami <text>`` would be."""
         answers = forms.answers(view)
         errors = forms.field_errors(answers)
+        if self.config.bot.require_reason and answers.operation in forms.OPERATIONS and not answers.get(forms.REASON):
+            errors.setdefault(forms.REASON, forms.REASON_FIELD.missing)
         if errors:
             return errors
         assert answers.channel is not None

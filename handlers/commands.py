@@ -6,6 +6,8 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot import forms
+from bot.errors import UsageError
 from bot.messages import error_text
 from bot.services import RequestService
 from bot.surfaces import SurfaceService
@@ -32,6 +34,15 @@ def register(app: App, service: RequestService, command: str, surfaces: SurfaceS
                 channel=command["channel_id"],
                 response_url=command.get("response_url"),
             )
+        except UsageError as error:
+            # The grammar could not read it: the problem, and a button that opens the
+            # form holding what it understood (the click brings a fresh trigger_id).
+            text = service.words(":warning: " + error_text(error))
+            if forms.offers_form(command.get("text", "")):
+                ack(**forms.unreadable_answer(text, command.get("text", "")), response_type="ephemeral")
+                return
+            ack(text=text, response_type="ephemeral")
+            return
         except Exception as error:  # one error path: messages.error_text
             text = ":warning: " + error_text(error)
         blocks = getattr(text, "blocks", None)  # an answer with blocks (/ami history's page)

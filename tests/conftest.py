@@ -46,8 +46,9 @@ def sandbox(sandbox_session, clock):
 
 
 @pytest.fixture
-def fake_slack():
-    fake = FakeSlack(usergroups=rehearsal.USERGROUPS, channels_bot_cannot_post={"G0PRIVATE"})
+def fake_slack(clock):
+    # Its trigger_ids expire on the test's clock (3 s after the click that issued them).
+    fake = FakeSlack(usergroups=rehearsal.USERGROUPS, channels_bot_cannot_post={"G0PRIVATE"}, clock=clock)
     fake.start()
     yield fake
     fake.stop()

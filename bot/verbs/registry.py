@@ -20,6 +20,7 @@ from bot.verbs.cancel import VERB as CANCEL
 from bot.verbs.common import PlanningContext, Prepared
 from bot.verbs.copy import VERB as COPY
 from bot.verbs.distribute import VERB as DISTRIBUTE
+from bot.verbs.form_fields import VerbForm
 from bot.verbs.help import VERB as HELP
 from bot.verbs.history import VERB as HISTORY
 from bot.verbs.list import VERB as LIST
@@ -57,6 +58,12 @@ def reason_verbs() -> tuple[str, ...]:
 def form_verbs() -> dict[str, str]:
     """The verbs the request form offers, with their one-line summary."""
     return {v.name: v.syntax.summary for v in ALL if v.in_form}
+
+
+def form_of(name: str | None) -> VerbForm | None:
+    """The fields the request form shows for the verb ``name`` (None: not offered)."""
+    found = _BY_NAME.get(name or "")
+    return found.form if found is not None else None
 
 
 def is_operation(command: Any) -> bool:

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from bot.requests import Request
 from bot.verbs.common import PlanningContext, Prepared
+from bot.verbs.form_fields import VerbForm
 from bot.verbs.lexer import Parser
 
 Preparer = Callable[[PlanningContext, Any], Prepared]
@@ -48,9 +49,14 @@ class Verb:
     risk: Callable[[Request], str] | None = None  # the main risk in one line (the card, the Approve confirm)
     card: Callable[[Request], Any] | None = None  # the card's labelled fields (bot.verbs.cardtext.CardFacts)
     after_success: tuple[AfterSuccess, ...] = ()
-    in_form: bool = False  # offered by the request form
+    form: VerbForm | None = None  # its fields in the request form (``<verb>/form.py``); None: not offered there
 
     @property
     def name(self) -> str:
         """The verb as typed."""
         return self.syntax.verb
+
+    @property
+    def in_form(self) -> bool:
+        """Whether the request form offers it."""
+        return self.form is not None

@@ -1,10 +1,11 @@
 """Demo scenario: the request form and the App Home, shown as the views the bot
-published (``views.open`` / ``views.publish``), played with signed payloads."""
+published (``views.open`` / ``views.update`` / ``views.publish``), played with signed
+payloads; and the form offered, prefilled, under a command the grammar cannot read."""
 
 from __future__ import annotations
 
 from offline import rehearsal
-from offline.scenarios.stage import Stage, wait
+from offline.scenarios.stage import Stage, blocks_text, wait
 
 FORM = "amibot_request_form"
 
@@ -65,6 +66,12 @@ def play(stage: Stage) -> None:
     if not t.expect("the request form opened (views.open with the command's trigger_id)", bool(form)):
         return
     t.say("amibot (form)", view_text(form))
+    t.say("@bob", "chooses “Share an AMI with accounts” in the Operation menu")
+    slack.choose(rehearsal.REQUESTER, form["id"], "operation", "share")
+    form = wait(lambda: (v := fake.views.get(form["id"])) and any(b.get("block_id") == "duration" for b in v["blocks"]) and v)
+    if not t.expect("the form was redrawn with the share's fields only (views.update, hash-checked)", bool(form)):
+        return
+    t.say("amibot (form)", view_text(form))
     state = {"source": {"source": _leaf("select", "prod")}, "region": {"region": _leaf("select", rehearsal.REGION)}}
     t.say("@bob", "types “reports” in the AMI field")
     def suggest():  # a first load may still be running: "still loading", type again
@@ -79,20 +86,20 @@ def play(stage: Stage) -> None:
         **state,
         "operation": {"operation": _leaf("select", "share")},
         "ami": {"ami": {"type": "external_select", "selected_option": options[0]}},
-        "targets": {"targets": _leaf("multi", ["dev"])},
-        "duration": {"duration": _leaf("text", "3 fortnights")},
+        "targets": {"targets": _leaf("multi", ["prod"])},
+        "duration": {"duration": _leaf("select", "2d", "2 days")},
         "reason": {"reason": _leaf("text", "quarterly reports for the dev team")},
         "channel": {"channel": {"type": "conversations_select", "selected_conversation": channel}},
     }
     # The form's channel must be one bob is in (issue 17): the platform channel's members.
     fake.channel_members.setdefault(channel, [rehearsal.REQUESTER, rehearsal.OWNER, fake.bot_user_id])
-    t.say("@bob", "submits with duration “3 fortnights”")
+    t.say("@bob", "picks prod as a target account too, “2 days” from the duration menu, and submits")
     errors = slack.submit_view(rehearsal.REQUESTER, FORM, values).json() or {}
     t.say("amibot (form)", "\n".join(f"{k}: {v}" for k, v in (errors.get("errors") or {}).items()))
-    t.expect("the field error comes back under the duration, in the grammar's words",
-             errors.get("response_action") == "errors" and "hours or days" in errors.get("errors", {}).get("duration", ""))
-    values["duration"] = {"duration": _leaf("text", "2d")}
-    t.say("@bob", "corrects it to “2d” and submits")
+    t.expect("the field error comes back under the target accounts, naming what he chose",
+             errors.get("response_action") == "errors" and "`prod` is the source account" in errors.get("errors", {}).get("targets", ""))
+    values["targets"] = {"targets": _leaf("multi", ["dev"])}
+    t.say("@bob", "picks dev instead and submits")
     slack.submit_view(rehearsal.REQUESTER, FORM, values)
     root = stage.root_for(f"share {image}")
     number = (root or {}).get("text", "").split(":")[0]
@@ -125,3 +132,20 @@ def play(stage: Stage) -> None:
         t.say("@alice", "clicks [ Approve ]")
         slack.click(rehearsal.OWNER, channel, unshare["ts"], "amibot_approve", unshare["text"].split(":")[0])
         t.expect("the unshare ran once approved", bool(stage.final_reply(unshare, timeout=30)))
+
+    t.say("@bob", f"/ami shre {image} from prod to dev for 2d")
+    answer = slack.slash(rehearsal.REQUESTER, channel, f"shre {image} from prod to dev for 2d").json() or {}
+    t.say("amibot (only bob)", blocks_text(answer))
+    button = next((e for b in answer.get("blocks") or [] if b.get("type") == "actions" for e in b["elements"]), {})
+    t.expect("a command the grammar cannot read offers [ Open the form ]", button.get("text", {}).get("text") == "Open the form")
+    if button:
+        opened = len(fake.calls_to("views.open"))
+        t.say("@bob", "clicks [ Open the form ]")
+        slack.click(rehearsal.REQUESTER, channel, "0", button["action_id"], button["value"], message=answer)
+        call = wait(lambda: fake.calls_to("views.open")[opened:])
+        view = (call[0].response.get("view") if call else None) or {}
+        filled = [b["label"]["text"] for b in view.get("blocks") or [] if b.get("type") == "input"
+                  and any(k.startswith("initial_") and k != "initial_conversation" for k in b["element"])]
+        t.say("amibot (form)", "prefilled: " + ", ".join(filled))
+        t.expect("the form opened prefilled with what it understood (share, the AMI, prod, dev, 2 days)",
+                 {"Operation", "AMI", "Source account", "Target accounts", "For how long"} <= set(filled))

@@ -45,11 +45,19 @@ def _block_problems(blocks: Any, max_blocks: int) -> list[str]:
                 problems.append(f"block {i}: button text over 75 characters")
             if el.get("confirm") is not None:
                 problems += [f"block {i}: {p}" for p in _confirm_problems(el["confirm"])]
+            if el.get("type") == "button" and len(str(el.get("value") or "")) > 2000:
+                problems.append(f"block {i}: button value over 2000 characters")
             options = el.get("options") or []
             if len(options) > 100:
                 problems.append(f"block {i}: {len(options)} options; at most 100")
             if any(len((o.get("text") or {}).get("text", "")) > 75 for o in options):
                 problems.append(f"block {i}: option text over 75 characters")
+            values = [o.get("value") for o in options]
+            initial = [el["initial_option"]] if el.get("initial_option") else list(el.get("initial_options") or [])
+            if options and any(o.get("value") not in values for o in initial):
+                problems.append(f"block {i}: an initial option is not one of the options")
+            if block.get("dispatch_action") and block.get("type") != "input":
+                problems.append(f"block {i}: dispatch_action goes on an input block")
             if el.get("action_id") in action_ids:
                 problems.append(f"block {i}: duplicate action_id {el['action_id']!r}")
             if el.get("action_id"):

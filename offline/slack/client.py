@@ -105,14 +105,17 @@ class SignedSlackClient:
             "trigger_id": self._trigger()})
 
     def click(self, user_id: str, channel_id: str, message_ts: str, action_id: str, value: str,
-              *, block_id: str | None = None) -> HttpResult:
-        """Click button ``action_id`` on a message, as it currently looks in the fake.
+              *, block_id: str | None = None, message: dict | None = None) -> HttpResult:
+        """Click button ``action_id`` on a message, as it currently looks in the fake
+        (or on ``message``: an ephemeral answer the fake does not keep, e.g. the body of
+        a slash command's answer).
 
         ``block_id`` defaults to the block holding that button in the message, else
         ``"decision"``. Clicking a button no longer shown is allowed: people click
         stale messages.
         """
-        message = self.fake.message(channel_id, message_ts) or {
+        ephemeral = message is not None
+        message = message or self.fake.message(channel_id, message_ts) or {
             "type": "message", "ts": message_ts, "text": "", "blocks": []}
         button: dict = {}
         for block in message.get("blocks") or []:
@@ -122,7 +125,7 @@ class SignedSlackClient:
         payload = self._common("block_actions", user_id)
         payload.update({
             "container": {"type": "message", "message_ts": message_ts, "channel_id": channel_id,
-                          "is_ephemeral": False},
+                          "is_ephemeral": ephemeral},
             "trigger_id": self._trigger(),
             "channel": {"id": channel_id, "name": channel_id.lower()},
             "message": {k: v for k, v in message.items() if k != "channel" and v is not None},
@@ -220,6 +223,26 @@ class SignedSlackClient:
             "actions": [{"action_id": action_id, "block_id": block_id or "home", "value": value,
                          "type": "button", "action_ts": f"{self.clock():.6f}",
                          "text": button.get("text", {"type": "plain_text", "text": action_id})}]})
+        return self._post_payload(payload)
+
+    def choose(self, user_id: str, view_id: str, action_id: str, value: str, *, values: dict | None = None,
+               view: dict | None = None) -> HttpResult:
+        """Choose ``value`` in the static select ``action_id`` of a modal whose input block
+        has ``dispatch_action``: a ``block_actions`` payload with the view as the fake
+        holds it now (its ``hash``; or ``view``, an older look at it: two choices
+        racing) and the fields' current ``values`` (``{block_id: {action_id: leaf}}``,
+        the choice added)."""
+        view = dict(view or self.fake.views.get(view_id) or {"id": view_id, "type": "modal", "blocks": [], "hash": ""})
+        block = next((b for b in view.get("blocks") or [] if (b.get("element") or {}).get("action_id") == action_id), {})
+        choice = next((o for o in (block.get("element") or {}).get("options") or [] if o.get("value") == value),
+                      {"text": {"type": "plain_text", "text": value}, "value": value})
+        leaf = {"type": "static_select", "selected_option": choice}
+        view["state"] = {"values": {**(values or {}), block.get("block_id", action_id): {action_id: leaf}}}
+        payload = self._common("block_actions", user_id)
+        payload.update({
+            "container": {"type": "view", "view_id": view_id}, "trigger_id": self._trigger(), "view": view,
+            "actions": [{"action_id": action_id, "block_id": block.get("block_id", action_id), "type": "static_select",
+                         "selected_option": choice, "action_ts": f"{self.clock():.6f}"}]})
         return self._post_payload(payload)
 
     def event(self, event: dict, *, event_id: str | None = None, retry_num: int | None = None) -> HttpResult:

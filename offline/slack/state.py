@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from http.server import ThreadingHTTPServer
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from bot.slack_scopes import OPTIONAL_BOT_SCOPES, REQUIRED_BOT_SCOPES
 
@@ -28,8 +29,9 @@ class SlackState:
                  public_channels_not_joined: set[str] | frozenset[str] = frozenset(),
                  archived_channels: set[str] | frozenset[str] = frozenset(),
                  unknown_channels: set[str] | frozenset[str] = frozenset(),
-                 scopes: set[str] | frozenset[str] | None = None):
+                 scopes: set[str] | frozenset[str] | None = None, clock: Callable[[], float] = time.monotonic):
         self.bot_user_id, self.bot_id, self.team_id = bot_user_id, bot_id, team_id
+        self.clock = clock  # what trigger_ids expire by (the test's Clock in the harness)
         # auth.test answers with the ids the signed client's payloads carry (the app's
         # id, and an enterprise id for an Enterprise Grid workspace: None here).
         self.app_id, self.enterprise_id = "A0AMIBOT", None
@@ -62,7 +64,7 @@ class SlackState:
         self._upload_paths: dict[str, str] = {}  # one-use upload URL path -> file id
         self._scripted: dict[str, list[tuple[int, dict, dict]]] = {}
         self._response_urls: dict[str, dict] = {}  # path -> {"channel", "message_ts", "user"}
-        self._triggers: dict[str, float] = {}  # trigger_id -> issued at (monotonic); -1 once used
+        self._triggers: dict[str, float] = {}  # trigger_id -> issued at (self.clock()); -1 once used
         self._seq = itertools.count(1)
         self._server: ThreadingHTTPServer | None = None
 

@@ -91,7 +91,9 @@ def test_each_operation_is_prepared_by_its_own_verb_and_has_its_risk_line():
         assert v.command is not None and v.risk is not None
         assert registry.is_operation(object.__new__(v.command))
     assert not registry.is_operation(grammar.StatusCommand("R-1"))
-    assert list(registry.form_verbs()) == ["share", "unshare", "copy", "migrate"]
+    # Issue 18: the request form offers every operation, each with its own fields.
+    assert list(registry.form_verbs()) == [v.name for v in operations]
+    assert all(registry.form_of(v.name) is not None and registry.form_of(v.name).fields for v in operations)
 
 
 def a_request(kind: str, params: dict, steps: list[PlannedStep] = ()) -> Request:

@@ -69,7 +69,7 @@ def test_shortcut_suggest_and_submission_payloads(fake, client, endpoint):  # no
     assert "channel" not in shortcut  # a global shortcut has no conversation
 
     view = client.views_open(trigger_id=shortcut["trigger_id"], view={
-        "type": "modal", "callback_id": "form", "title": {"type": "plain_text", "text": "Form"}, "blocks": [
+        "type": "modal", "callback_id": "form", "title": {"type": "plain_text", "text": "Form"}, "submit": {"type": "plain_text", "text": "Send"}, "blocks": [
             {"type": "input", "block_id": "channel", "label": {"type": "plain_text", "text": "Channel"},
              "element": {"type": "conversations_select", "action_id": "channel", "response_url_enabled": True}}]})["view"]
     slack.suggest("U0BOB", "ami", "web", view_id=view["id"], values={"source": {"source": {"type": "static_select", "selected_option": {"value": "prod"}}}})
@@ -98,3 +98,55 @@ def test_home_opened_event_and_its_retry(fake, client, endpoint):  # noqa: F811
     again = json.loads(endpoint.requests[-1]["body"])
     assert again["event_id"] == "Ev01" and again["event"]["view"]["id"] == "VHOMEU0ALICE"
     assert endpoint.requests[-1]["headers"]["X-Slack-Retry-Num"] == "1"
+
+
+def test_views_update_is_hash_checked_limited_and_triggers_expire_on_the_test_clock():
+    """What Slack enforces for views (https://api.slack.com/methods/views.update): an
+    update naming an old hash fails hash_conflict, each stored view gets a new hash, 100
+    blocks at most, an initial option must be one of the options, an unknown view is
+    not_found; a trigger_id expires 3 s after it was issued, on the fake's clock."""
+    from offline.clock import Clock
+
+    clock = Clock(at=1_700_000_000.0)
+    with FakeSlack(clock=clock) as fake:
+        client = WebClient(base_url=fake.api_url, token="xoxb-test")
+        menu = {"type": "static_select", "action_id": "op", "options": [{"text": {"type": "plain_text", "text": "share"}, "value": "share"}]}
+        view = {"type": "modal", "title": {"type": "plain_text", "text": "x"}, "submit": {"type": "plain_text", "text": "Go"},
+                "blocks": [{"type": "input", "block_id": "op", "dispatch_action": True, "label": {"type": "plain_text", "text": "Op"}, "element": menu}]}
+        opened = client.views_open(trigger_id=fake.new_trigger_id(), view=view)["view"]
+        updated = client.views_update(view_id=opened["id"], hash=opened["hash"], view=view)["view"]
+        assert updated["hash"] != opened["hash"]
+        with pytest.raises(SlackApiError, match="hash_conflict"):
+            client.views_update(view_id=opened["id"], hash=opened["hash"], view=view)  # the older look at it
+        assert client.views_update(view_id=opened["id"], view=view)["ok"]  # no hash: no check, as in Slack
+        with pytest.raises(SlackApiError, match="not_found"):
+            client.views_update(view_id="V0NOPE", view=view)
+        too_many = {**view, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": str(i)}} for i in range(101)]}
+        with pytest.raises(SlackApiError, match="invalid_arguments"):
+            client.views_update(view_id=opened["id"], view=too_many)
+        stray = {**view, "blocks": [{**view["blocks"][0], "element": {**menu, "initial_option": {"text": {"type": "plain_text", "text": "tag"}, "value": "tag"}}}]}
+        with pytest.raises(SlackApiError) as err:
+            client.views_update(view_id=opened["id"], view=stray)
+        assert "initial option is not one of the options" in json.dumps(err.value.response["errors"])
+        trigger = fake.new_trigger_id()
+        clock.advance(3.5)  # no real time passes: only the test clock moves
+        with pytest.raises(SlackApiError, match="expired_trigger_id"):
+            client.views_open(trigger_id=trigger, view=view)
+        fresh = fake.new_trigger_id()
+        clock.advance(2.5)
+        assert client.views_open(trigger_id=fresh, view=view)["ok"]
+
+
+def test_views_refuse_what_the_modal_reference_refuses(client):
+    """https://docs.slack.dev/reference/views/modal-views: private_metadata at most 3000
+    characters, a modal with inputs needs submit; a button's value at most 2000."""
+    field = {"type": "input", "block_id": "b", "label": {"type": "plain_text", "text": "l"}, "element": {"type": "plain_text_input", "action_id": "a"}}
+    base = {"type": "modal", "title": {"type": "plain_text", "text": "x"}, "submit": {"type": "plain_text", "text": "Go"}, "blocks": [field]}
+    assert client.views_publish(user_id="U0ALICE", view={**base, "type": "home", "private_metadata": "x" * 3000})["ok"]
+    for bad, words in (({**base, "private_metadata": "x" * 3001}, "private_metadata over 3000"),
+                       ({k: v for k, v in base.items() if k != "submit"}, "needs submit"),
+                       ({**base, "blocks": [{"type": "actions", "elements": [{"type": "button", "action_id": "b", "value": "v" * 2001,
+                                                                             "text": {"type": "plain_text", "text": "b"}}]}]}, "value over 2000")):
+        with pytest.raises(SlackApiError) as err:
+            client.views_update(view_id="VHOMEU0ALICE", view=bad)
+        assert words in json.dumps(err.value.response["errors"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from offline import rehearsal
 from bot import forms
-from tests.handlers.test_form_over_http import _form, _values
+from tests.handlers.test_form_over_http import _choose, _form, _values
 
 
 def test_a_member_sees_only_the_accounts_they_may_request_from(stack_with):
@@ -17,7 +17,7 @@ def test_a_member_sees_only_the_accounts_they_may_request_from(stack_with):
     stack = stack_with(prod_lines='requesters = ["S0PLATFORM"]')
     member = rehearsal.REQUESTER
     stack.slash("", user=member)
-    view = _form(stack)
+    view = _choose(stack, _form(stack)["id"], "share")
     source = next(b for b in view["blocks"] if b.get("block_id") == forms.SOURCE)
     assert [o["value"] for o in source["element"]["options"]] == ["dev"]
     loaded = stack.slack.suggest(member, "ami", "", view_id=view["id"], values=_values(source="prod", region=rehearsal.REGION))
@@ -29,8 +29,14 @@ def test_a_member_sees_only_the_accounts_they_may_request_from(stack_with):
     # A member of the group may: prod's AMIs are listed for them.
     carol = "U0CAROL"
     stack.slash("", user=carol)
-    mine = stack.fake.wait_for(lambda: [v for v in stack.fake.views.values() if v.get("callback_id") == forms.REQUEST_FORM_VIEW][1:] or None)[-1]
+    opened = stack.fake.wait_for(lambda: [v for v in stack.fake.views.values() if v.get("callback_id") == forms.REQUEST_FORM_VIEW][1:] or None)[-1]
+    stack.slack.choose(carol, opened["id"], "operation", "share")
+    mine = stack.fake.wait_for(lambda: (v := stack.fake.views[opened["id"]]) and any(b.get("block_id") == forms.SOURCE for b in v["blocks"]) and v)
     assert "prod" in [o["value"] for o in next(b for b in mine["blocks"] if b.get("block_id") == forms.SOURCE)["element"]["options"]]
+    # The redraw for a member keeps prod out too (the menu is built for the person choosing).
+    _choose(stack, view["id"], "copy")
+    redrawn = stack.fake.views[view["id"]]
+    assert [o["value"] for o in next(b for b in redrawn["blocks"] if b.get("block_id") == forms.SOURCE)["element"]["options"]] == ["dev"]
 
 
 def _submit(stack, user: str, channel: str):
