@@ -11,6 +11,7 @@ from typing import Any
 
 from bot.errors import AmibotError
 from bot.requests import Request
+from bot.slacktext import escape
 from bot.verbs.audit import VERB as AUDIT
 from bot.verbs.cancel import VERB as CANCEL
 from bot.verbs.common import PlanningContext, Prepared
@@ -75,6 +76,22 @@ def risk(request: Request) -> str:
     if found is None or found.risk is None:
         return f"{request.kind}: {request.params.get('image_id') or request.params.get('instance_id') or ''}".strip()
     return found.risk(request)
+
+
+def alert(request: Request) -> str:
+    """What the request asks, in a few words for a lock screen (its verb's ``text.alert``);
+    the command itself for a verb without one (an extension)."""
+    found = _BY_NAME.get(request.kind)
+    if found is None or found.alert is None:
+        return escape(" ".join(request.command_text.split())[:120])
+    return found.alert(request)
+
+
+def statement(request: Request) -> str | None:
+    """The IAM statement the target's roles need after this request (its verb's
+    ``text.statement``), if any: shown in a modal and in ``/ami status``."""
+    found = _BY_NAME.get(request.kind)
+    return found.statement(request) if found is not None and found.statement is not None else None
 
 
 def settle_after_success(request: Request, store: Any, third: Any) -> list[str]:

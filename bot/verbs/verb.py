@@ -47,6 +47,8 @@ class Verb:
     prepare: Preparer | None = None
     risk: Callable[[Request], str] | None = None  # the main risk in one line (the card, the Approve confirm)
     after_success: tuple[AfterSuccess, ...] = ()
+    alert: Callable[[Request], str] | None = None  # what it asks, for a lock screen ("share payments-api prod → dev")
+    statement: Callable[[Request], str | None] | None = None  # the IAM statement the target's roles need, if any (a modal, /ami status)
     in_form: bool = False  # offered by the request form
 
     @property

@@ -160,8 +160,9 @@ def test_reassign_and_escalation_once(stack, clock):
     clock.advance(3600 + 1)
     stack.tick()
     stack.tick()
-    alerts = dms(stack, ESCALATION)  # the alert, and the card with the same buttons
-    assert len(alerts) == 2 and "Escalated: no owner of `prod` decided R-1 within 4 h" in alerts[0] and "amibot_approve" in alerts[1]
+    alerts = dms(stack, ESCALATION)  # one alert: the card with the same buttons, its lock-screen text saying why
+    assert len(alerts) == 1 and alerts[0].startswith("Escalated (prod, nobody decided in 4 h): <@U0BOB> asks you to approve: share base-al2023 prod → dev")
+    assert "Escalated: no owner of `prod` decided R-1 within 4 h" in alerts[0] and "amibot_approve" in alerts[0]
     # The escalation group may decide.
     stack.click(ESCALATION, root)
     stack.final_reply(root)

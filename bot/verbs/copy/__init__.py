@@ -6,5 +6,5 @@ from bot.verbs.copy import text
 from bot.verbs.copy.command import SYNTAX, CopyCommand
 from bot.verbs.verb import Verb
 
-# The launch notes come first in the final reply, then the new AMI (as always).
-VERB = Verb(SYNTAX, command=CopyCommand, prepare=prepare_copy, risk=text.risk, after_success=(text.launch_notes, settle_copy), in_form=True)
+# The final reply starts with the new AMI (bot.lifecycle, results first), then the launch notes.
+VERB = Verb(SYNTAX, command=CopyCommand, prepare=prepare_copy, risk=text.risk, alert=text.alert, statement=text.statement, after_success=(text.launch_notes, settle_copy), in_form=True)

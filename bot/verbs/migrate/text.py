@@ -15,3 +15,11 @@ def risk(request: Request) -> str:
     if params.get("no_reboot"):
         return f"creates an image of {who} in `{params.get('source')}` *without* a reboot (the image may not be consistent), then launches a copy"
     return f"reboots {who} in `{params.get('source')}` to image it, then launches a copy in {params.get('availability_zone')}"
+
+
+def alert(request: Request) -> str:
+    """What a migration asks, for a lock screen: ``migrate web-1 in prod (reboots it)``."""
+    params = request.params
+    instance = request.facts.get("instance") or {}
+    who = escape(instance.get("name") or params.get("instance_id") or "an instance")
+    return f"migrate {who} in {escape(params.get('source'))} to {escape(params.get('availability_zone'))}" + ("" if params.get("no_reboot") else " (reboots it)")
