@@ -19,6 +19,8 @@ step "before", and there are no groups and nothing after.
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -155,4 +157,7 @@ def _done_line(name: str, steps: list[Step]) -> str:
     extras += [s.result["summary"] for s in steps if s.action in ("ec2.deprecate_image", "ec2.disable_image", "ec2.deregister_image") and s.result.get("summary")]
     if any(s.action == "verify.test_launch" and s.state == STEP_DONE for s in steps):
         extras.append("test launch passed")
-    return f"• `{name}`: {slacktext.code(image)}" + (f" ({'; '.join(extras)})" if extras else "")
+    region = steps[0].region
+    account = f" ({steps[0].account_id})" if steps[0].account_id else ""
+    shown = messages.console_link(region, image) if image and re.fullmatch(r"ami-[0-9a-f]+", image) else slacktext.code(image)
+    return f"• `{name}`{account}: {shown}" + (f" ({'; '.join(extras)})" if extras else "")

@@ -60,7 +60,8 @@ def statement_button(request: Request) -> list[dict[str, Any]] | None:
 def ended_dm(request: Request, text: str) -> str:
     """The requester's DM when a request ends: the first line of the final reply,
     without mentioning them to themself, the new AMIs, and a link to the thread."""
-    head = text.splitlines()[0].replace(messages.mention(request.requester) + " ", "") if text else request.display_id
+    head = text.splitlines()[0].replace(messages.mention(request.requester) + " ", "", 1) if text else request.display_id
+    head = head.replace(messages.mention(request.requester), "you")  # e.g. "cancelled by you": never a mention of them to themself
     amis = ", ".join(f"{messages.console_link(region, image)} ({slacktext.escape(alias)} {region})" for alias, _, region, image in made(request))
     return head + (f"\nNew: {amis}" if amis else "") + f"\nDetails: {messages.thread_link(request)}."
 
