@@ -80,7 +80,7 @@ def test_distribution_to_four_account_regions_one_fails_then_retry_copies_only_i
         alias, region = target.split(":")
         account = {"dev": DEV, "prod": PROD}[alias]
         assert (f"`{target}` ({account}): <https://{region}.console.aws.amazon.com/ec2/home?region={region}"
-                f"#ImageDetails:imageId={ids[target]}|{ids[target]}>") in final
+                f"#ImageDetails:imageId={ids[target]}|{ids[target]}>") in final, final
     assert "`dev:eu-west-1`: failed" in final and "internal error" in final
     assert "partly done" in final and "3 of 4 targets" in final
     # The failed target's unfinished copy is gone; the others stand, tagged with their region.
