@@ -9,6 +9,7 @@ id that is also logged.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from typing import Any
 
@@ -103,7 +104,10 @@ def thread_link(request: Request, words: str = "the thread") -> str:
 
 
 def console_link(region: str, image_id: str) -> str:
-    """An AMI id linking to its page in the EC2 console, in its region."""
+    """An AMI id linking to its page in the EC2 console, in its region (anything
+    that is not an AMI id and a region is shown as code, never as a link)."""
+    if not (re.fullmatch(r"ami-[0-9a-f]+", str(image_id)) and re.fullmatch(r"[a-z0-9-]+", str(region))):
+        return slacktext.code(image_id)
     return f"<https://{region}.console.aws.amazon.com/ec2/home?region={region}#ImageDetails:imageId={image_id}|{image_id}>"
 
 

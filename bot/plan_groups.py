@@ -19,7 +19,6 @@ step "before", and there are no groups and nothing after.
 
 from __future__ import annotations
 
-import re
 
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -161,5 +160,5 @@ def _done_line(name: str, steps: list[Step]) -> str:
     where = next((s for s in steps if s.action == "verify.copy"), None) or next((s for s in steps if s.action == "ec2.copy_image"), steps[0])
     region = where.region
     account = f" ({where.account_id})" if where.account_id else ""
-    shown = messages.console_link(region, image) if image and re.fullmatch(r"ami-[0-9a-f]+", image) else slacktext.code(image)
+    shown = messages.console_link(region, image)
     return f"• `{name}`{account}: {shown}" + (f" ({'; '.join(extras)})" if extras else "")

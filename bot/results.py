@@ -21,13 +21,13 @@ NEXT_STEP = {
 
 
 def made(request: Request) -> list[tuple[str, str, str, str]]:
-    """The AMIs the request made: (account name, account id, region, AMI id), as its
-    checks from the target saw them."""
+    """The AMIs the request made: (account name, account id, region (escaped), AMI
+    id), as its checks from the target saw them."""
     found = []
     for step in request.steps:
         image = step.result.get("image_id") if step.action == "verify.copy" and step.state == STEP_DONE else None
         if image:
-            found.append((step.account_alias, step.account_id, step.region, image))
+            found.append((step.account_alias, step.account_id, slacktext.escape(step.region), image))
     return found
 
 
