@@ -157,13 +157,12 @@ class Lifecycle:
             # Results first: what was made (linked to the console) and what to do next,
             # then the rest (the IAM statement is behind a button: results.statement_button).
             said = f":tada: {messages.mention(request.requester)} {request.display_id} is done: {registry.alert(request)}." + moved
-            said += "".join(f"\n{line}" for line in results.made_lines(request))
             if request.active_until:
                 said += f" The share ends automatically at {messages.when(request.active_until)}."
                 if request.params.get("shortened_by"):  # Approve for less time
                     said += (f" {messages.mention(request.params['shortened_by'])} approved it for {request.params['duration_seconds'] / 3600:g} h "
                              f"(asked: {request.params['asked_seconds'] / 3600:g} h).")
-            return said + "".join(f"\n{note}" for note in settled)
+            return said + "".join(f"\n{line}" for line in [*results.made_lines(request), *settled])
 
         if duration_seconds:
             # A time-boxed share runs from completion; its removal was approved with it.

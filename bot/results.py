@@ -42,7 +42,9 @@ def made_lines(request: Request) -> list[str]:
     else:
         lines += [f"• `{slacktext.escape(alias)}` ({account}) {region}: {messages.console_link(region, image)}" for alias, account, region, image in amis]
     if request.kind == "share" and request.params.get("image_id"):
-        lines.append(f"Shared: {slacktext.code(request.params['image_id'])} in `{slacktext.escape(request.params.get('source'))}` {request.params.get('region')}.")
+        region = str(request.params.get("region"))
+        lines.append(f"Shared: {messages.console_link(region, request.params['image_id'])} from `{slacktext.escape(request.params.get('source'))}` "
+                     f"{slacktext.escape(region)}.")
     if lines and request.kind in NEXT_STEP:
         lines.append("*Next:* " + NEXT_STEP[request.kind])
     return lines
