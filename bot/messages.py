@@ -83,8 +83,10 @@ def clock_time(timestamp: float | None) -> str:
 
 
 def lock_screen(request: Request, lead: str = "") -> str:
-    """An approver's alert as a phone shows it (the ``text`` of the DM; Slack shows the
-    top-level text in notifications): who asks you, what, from where to where, by
+    """An approver's alert as a phone shows it (the ``text`` of the DM: with blocks it
+    is "fallback text for notifications only", api.slack.com/methods/chat.postMessage;
+    mobile notifications use nothing else, docs.slack.dev/changelog/2026/07/13/
+    notification-changes): who asks you, what, from where to where, by
     when — ``Bob asks you to approve: share payments-api-2026.11 prod → dev, by Thu 09:11 UTC``.
     ``lead`` says why it comes again (``Reminder: ``)."""
     return f"{lead}{mention(request.requester)} asks you to approve: {registry.alert(request)}, by {clock_time(request.expires_at)} ({request.display_id})"
