@@ -95,6 +95,8 @@ def test_without_launch_roles_the_final_message_still_has_the_statement(harness)
     final = harness.final_reply(root)
     harness.settle()
     assert cmk in pasted_policy(statement_modal(harness, final))["Statement"][0]["Resource"]
+    status = harness.slash("status R-1").json()["text"]  # and it stays in /ami status
+    assert cmk in pasted_policy(status)["Statement"][0]["Resource"]
     assert not any(s.action == "verify.launch_roles" for s in harness.bot.store.get(1).steps)
 
 
