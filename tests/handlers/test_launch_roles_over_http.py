@@ -95,6 +95,10 @@ def test_without_launch_roles_the_final_message_still_has_the_statement(harness)
     final = harness.final_reply(root)
     harness.settle()
     assert cmk in pasted_policy(statement_modal(harness, final))["Statement"][0]["Resource"]
+    # Authorised like every click: someone who may not read the request gets no statement.
+    views = len(harness.fake.views)
+    harness.slack.click(rehearsal.STRANGER, harness.channel, final["ts"], "amibot_view_statement", "R-1")
+    assert "details are shown only" in harness.ephemeral_for(rehearsal.STRANGER) and len(harness.fake.views) == views
     status = harness.slash("status R-1").json()["text"]  # and it stays in /ami status
     assert cmk in pasted_policy(status)["Statement"][0]["Resource"]
     assert not any(s.action == "verify.launch_roles" for s in harness.bot.store.get(1).steps)
