@@ -28,7 +28,7 @@ import os
 from typing import Any
 
 from aws.actions import SHARE_GRANT_OPERATIONS
-from aws.iam import KMS_USED_THROUGH_EC2, bot_role_policy, member_account_actions, member_account_policy
+from aws.iam import bot_role_policy, member_policy, migrate_policy
 
 TEMPLATE_VERSION = "2010-09-09"
 MEMBER_ROLE_NAME = "amibot"
@@ -102,7 +102,15 @@ def member_role_template() -> dict[str, Any]:
                 "Description": "The external id amibot sends (external_id of the account in the config).",
             },
             "RoleName": {"Type": "String", "Default": MEMBER_ROLE_NAME, "Description": "Name of the member role (the last part of role_arn in the config)."},
+            "AllowMigrate": {
+                "Type": "String",
+                "AllowedValues": ["true", "false"],
+                "Default": "true",
+                "Description": "Attach amibot-migrate (CreateImage, iam:PassRole to roles under /amibot-launch/): "
+                "\"false\" where `migrate = false` in the config.",
+            },
         },
+        "Conditions": {"MigrateAllowed": {"Fn::Equals": [{"Ref": "AllowMigrate"}, "true"]}},
         "Resources": {
             "MemberRole": {
                 "Type": "AWS::IAM::Role",
@@ -119,9 +127,15 @@ def member_role_template() -> dict[str, Any]:
                             }
                         ],
                     },
-                    "Policies": [{"PolicyName": "amibot-member", "PolicyDocument": _policy_for_template(member_account_policy())}],
+                    "Policies": [{"PolicyName": "amibot-member", "PolicyDocument": _policy_for_template(member_policy())}],
                 },
-            }
+            },
+            # The only policy with iam:PassRole, and only where migrations are allowed.
+            "MigratePolicy": {
+                "Type": "AWS::IAM::Policy",
+                "Condition": "MigrateAllowed",
+                "Properties": {"PolicyName": "amibot-migrate", "Roles": [{"Ref": "MemberRole"}], "PolicyDocument": _policy_for_template(migrate_policy())},
+            },
         },
         "Outputs": {"MemberRoleArn": {"Description": "role_arn for this account in the config.", "Value": {"Fn::GetAtt": ["MemberRole", "Arn"]}}},
     }
@@ -174,7 +188,7 @@ def key_policy_statements(member_role_arn: str = "arn:aws:iam::ACCOUNT_ID:role/a
     key-level statements (KEY_POLICY_SIDS), with the same actions and conditions."""
     principal = {"AWS": member_role_arn}
     statements = []
-    for statement in member_account_policy()["Statement"]:
+    for statement in member_policy()["Statement"]:
         if statement["Sid"] not in KEY_POLICY_SIDS:
             continue
         actions = [a for a in statement["Action"] if a not in ACCOUNT_LEVEL_KMS_ACTIONS]

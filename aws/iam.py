@@ -89,8 +89,7 @@ def retire_statements(tag: tuple[str, str] | None = None) -> list[dict]:
     from aws.actions.retire import RETIRE_READ_PERMISSIONS
 
     changes = sorted({p for a in ACTIONS.values() if _uses_retire(a) for p in a.permissions} - set(PREFLIGHT_PERMISSIONS))
-    statement: dict = {"Sid": "RetireImages", "Effect": "Allow", "Action": changes, "Resource": [
-        "arn:*:ec2:*::image/*", "arn:*:ec2:*::snapshot/*"]}
+    statement: dict = {"Sid": "RetireImages", "Effect": "Allow", "Action": changes, "Resource": [IMAGE, SNAPSHOT]}
     if tag:
         statement["Condition"] = {"StringEquals": {f"aws:ResourceTag/{tag[0]}": tag[1]}}
     return [statement, {"Sid": "RetireReads", "Effect": "Allow", "Action": sorted(RETIRE_READ_PERMISSIONS), "Resource": "*"}]
@@ -158,26 +157,66 @@ def grantee_principals(account_ids: list[str] | None = None) -> list[str]:
     return ["arn:aws:iam::*:root", "arn:aws:iam::*:" + AUTOSCALING_ROLE]
 
 
+def _typed_statements(prefix: str, typed: list[str]) -> list[dict]:
+    """The EC2 actions with resource-level permissions, one statement per resource set."""
+    by_resources: dict[tuple[str, ...], list[str]] = {}
+    for action in typed:
+        by_resources.setdefault(tuple(EC2_RESOURCES[action]), []).append(action)
+    return [_statement(f"{prefix}{n + 1}", group, list(resources))
+            for n, (resources, group) in enumerate(sorted(by_resources.items(), key=lambda kv: kv[1]))]
+
+
+def migrate_actions() -> list[str]:
+    """What only migrate needs (its own policy, ``migrate_policy``): creating an image
+    of an instance, reading the instance, and passing its role to the new one."""
+    return sorted(set(member_account_actions(migrate=True)) - set(member_account_actions(migrate=False)))
+
+
+def migrate_policy(pass_roles: list[str] | None = None) -> dict:
+    """The migrate add-on: a second policy on the member role, only in accounts with
+    ``migrate = true`` (the default). It is where iam:PassRole lives, so the member
+    policy itself gives no way to launch with a role (no escalation path); with it the
+    role may pass only the named roles (``pass_role_resources``), and only to EC2."""
+    actions = migrate_actions()
+    statements = _typed_statements("MigrateInstances", [a for a in actions if a in EC2_RESOURCES])
+    reads = [a for a in actions if a.startswith("ec2:") and a not in EC2_RESOURCES]
+    if reads:
+        statements.append(_statement("MigrateReadsWithoutResourceLevelPermissions", reads, "*"))
+    if "iam:GetInstanceProfile" in actions:
+        # The migrate preflight reads which roles the instance's profile would pass.
+        statements.append(_statement("ReadInstanceProfiles", ["iam:GetInstanceProfile"], ["arn:aws:iam::*:instance-profile/*"]))
+    if "iam:PassRole" in actions:
+        statements.append(_statement("PassNamedInstanceRolesToEc2Only", ["iam:PassRole"], pass_role_resources(pass_roles),
+                                     {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}))
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
 def member_account_policy(*, migrate: bool = True, pass_roles: list[str] | None = None, accounts: list[str] | None = None,
                           retire: bool = False, retire_tag: tuple[str, str] | None = None) -> dict:
-    """The policy for the ``amibot`` role in each member account: least privilege,
-    with every condition evaluated by the sandbox (docs/least-privilege.md).
-    ``pass_roles``: the instance roles a migration may pass (see pass_role_resources);
-    ``accounts``: the configured account ids, the only grantees (grantee_principals);
-    ``retire``: the account has ``retire = true`` (Retire's own statements)."""
-    actions = member_account_actions(migrate=migrate)
-    special = DELETE_ACTIONS | TAG_OPERATION_ACTIONS | LAUNCH_TEMPLATE_WRITES | {"iam:PassRole", "iam:GetInstanceProfile", "kms:CreateGrant", "kms:PutKeyPolicy", "kms:ListAliases"}
+    """Everything the ``amibot`` role in a member account may do, as one document:
+    the member policy (``member_policy``) plus, with ``migrate``, the migrate add-on
+    (``migrate_policy``) — what the role holds when both are attached."""
+    policy = member_policy(accounts=accounts, retire=retire, retire_tag=retire_tag)
+    if migrate:
+        policy["Statement"] += migrate_policy(pass_roles)["Statement"]
+    return policy
+
+
+def member_policy(*, accounts: list[str] | None = None, retire: bool = False, retire_tag: tuple[str, str] | None = None) -> dict:
+    """The policy for the ``amibot`` role in each member account, migrate's own
+    actions aside (``migrate_policy``): least privilege, with every condition evaluated
+    by the sandbox (docs/least-privilege.md). ``accounts``: the configured account ids,
+    the only grantees (grantee_principals); ``retire``: the account has
+    ``retire = true`` (Retire's own statements)."""
+    actions = member_account_actions(migrate=False)
+    special = DELETE_ACTIONS | TAG_OPERATION_ACTIONS | LAUNCH_TEMPLATE_WRITES | {"kms:CreateGrant", "kms:PutKeyPolicy", "kms:ListAliases"}
     reads = [a for a in actions if a.startswith("ec2:") and a not in special and a not in EC2_RESOURCES]
     typed = [a for a in actions if a in EC2_RESOURCES]
     kms = [a for a in actions if a.startswith("kms:") and a not in KMS_USED_THROUGH_EC2 and a not in special]
     kms_via_ec2 = [a for a in actions if a in KMS_USED_THROUGH_EC2]
     other = [a for a in actions if not a.startswith(("ec2:", "kms:")) and a not in special]
     statements: list[dict] = [_statement("ReadsWithoutResourceLevelPermissions", reads + ["kms:ListAliases"], "*")]
-    by_resources: dict[tuple[str, ...], list[str]] = {}
-    for action in typed:
-        by_resources.setdefault(tuple(EC2_RESOURCES[action]), []).append(action)
-    for n, (resources, group) in enumerate(sorted(by_resources.items(), key=lambda kv: kv[1])):
-        statements.append(_statement(f"AmiOperations{n + 1}", group, list(resources)))
+    statements += _typed_statements("AmiOperations", typed)
     if "ec2:CreateTags" in actions:
         # Tags at creation only: on images and snapshots in CopyImage/CreateImage, on
         # instances and volumes in RunInstances ("Grant permission to tag Amazon EC2
@@ -202,12 +241,6 @@ def member_account_policy(*, migrate: bool = True, pass_roles: list[str] | None 
     if lt_writes:
         statements.append(_statement("OnlyLaunchTemplatesMarkedForAmibot", lt_writes, [LAUNCH_TEMPLATE],
                                      {"StringEquals": {f"aws:ResourceTag/{LAUNCH_TEMPLATE_TAG}": "true"}}))
-    if "iam:GetInstanceProfile" in actions:
-        # The migrate preflight reads which roles the instance's profile would pass.
-        statements.append(_statement("ReadInstanceProfiles", ["iam:GetInstanceProfile"], ["arn:aws:iam::*:instance-profile/*"]))
-    if "iam:PassRole" in actions:
-        statements.append(_statement("PassNamedInstanceRolesToEc2Only", ["iam:PassRole"], pass_role_resources(pass_roles),
-                                     {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}))
     # Key ARNs are only known per request; the key policies decide which keys the
     # role may touch. Metadata and grant bookkeeping only here.
     statements.append(_statement("KeysOfSharedImages", kms, [KEY]))
@@ -256,12 +289,14 @@ def bot_role_policy(role_arns: list[str]) -> dict:
     }
 
 
-def render(role_arns: list[str], *, migrate: bool = True, pass_roles: list[str] | None = None, accounts: list[str] | None = None,
+def render(role_arns: list[str], *, migrate: bool | list[str] = True, pass_roles: list[str] | None = None, accounts: list[str] | None = None,
            retire: dict[str, tuple[str, str] | None] | None = None) -> str:
-    """Both policies as readable JSON, for ``amibot iam-policy``, each with its size
-    against IAM's managed-policy quota. ``retire``: the accounts with ``retire = true``
-    (alias -> ``retire_tag``), each with its own member policy (Retire's statements added)."""
-    bot, member = bot_role_policy(role_arns), member_account_policy(migrate=migrate, pass_roles=pass_roles, accounts=accounts)
+    """The policies as readable JSON, for ``amibot iam-policy``, each with its size
+    against IAM's managed-policy quota: the bot's role, the member policy, the migrate
+    add-on (``migrate``: False to leave it out, or the aliases with ``migrate = true``),
+    and per account with ``retire = true`` (alias -> ``retire_tag``) its member policy
+    with Retire's statements."""
+    bot, member = bot_role_policy(role_arns), member_policy(accounts=accounts)
 
     def size(policy: dict) -> str:
         over = " — OVER THE QUOTA: IAM will refuse it" if policy_size(policy) > MANAGED_POLICY_LIMIT else ""
@@ -269,11 +304,16 @@ def render(role_arns: list[str], *, migrate: bool = True, pass_roles: list[str] 
 
     text = (
         "# Bot role (where amibot runs)" + size(bot) + json.dumps(bot, indent=2)
-        + "\n\n# Member-account role (in every account in the config" + (" without retire = true" if retire else "") + ")"
+        + "\n\n# Member-account role, policy amibot-member (in every account in the config" + (" without retire = true" if retire else "") + ")"
         + size(member) + json.dumps(member, indent=2) + "\n"
     )
+    if migrate:
+        where = ("in " + ", ".join(f"`{a}`" for a in migrate)) if isinstance(migrate, list) else "in every account where instances may be migrated"
+        add_on = migrate_policy(pass_roles)
+        text += (f"\n# Member-account role, policy amibot-migrate ({where}: migrate = true; its only iam:PassRole)"
+                 + size(add_on) + json.dumps(add_on, indent=2) + "\n")
     for alias, tag in sorted((retire or {}).items()):
-        policy = member_account_policy(migrate=migrate, pass_roles=pass_roles, accounts=accounts, retire=True, retire_tag=tag)
-        text += (f"\n# Member-account role in `{alias}` (retire = true" + (f", retire_tag {tag[0]}={tag[1]}" if tag else "") + ")"
+        policy = member_policy(accounts=accounts, retire=True, retire_tag=tag)
+        text += (f"\n# Member-account role in `{alias}`, policy amibot-member (retire = true" + (f", retire_tag {tag[0]}={tag[1]}" if tag else "") + ")"
                  + size(policy) + json.dumps(policy, indent=2) + "\n")
     return text

@@ -22,6 +22,7 @@ import boto3
 import botocore.session
 from botocore.config import Config as BotoConfig
 
+from aws.account_facts import AccountFacts
 from aws.errors import THROTTLE_CODES
 
 DEFAULT_MAX_ATTEMPTS = 8
@@ -52,6 +53,25 @@ def preflight_deadline(seconds: float = PREFLIGHT_DEADLINE_SECONDS) -> Iterator[
         yield
     finally:
         _preflight.deadline = previous
+
+
+def carry_preflight_deadline(call: Callable[[], Any]) -> Callable[[], Any]:
+    """``call`` made to run, in another thread, under this thread's preflight deadline
+    (``aws.reads`` runs a preflight's reads on its own pool)."""
+    deadline = getattr(_preflight, "deadline", None)
+    if deadline is None:
+        return call
+
+    def under_deadline() -> Any:
+        previous = getattr(_preflight, "deadline", None)
+        _preflight.deadline = deadline
+        _preflight.last_answer = None
+        try:
+            return call()
+        finally:
+            _preflight.deadline = previous
+
+    return under_deadline
 
 
 def _check_deadline(**kwargs: Any) -> None:
@@ -180,7 +200,8 @@ class AwsSessions:
 
     def __init__(self, accounts: dict[str, AccountAccess], base_session: Callable[[], boto3.Session] = boto3.Session, *,
                  max_attempts: int = DEFAULT_MAX_ATTEMPTS, preflight_max_attempts: int = PREFLIGHT_MAX_ATTEMPTS,
-                 max_sessions: int = DEFAULT_MAX_SESSIONS, observer: AwsObserver | None = None, clock: Callable[[], float] = time.time):
+                 max_sessions: int = DEFAULT_MAX_SESSIONS, observer: AwsObserver | None = None, clock: Callable[[], float] = time.time,
+                 facts_clock: Callable[[], float] = time.monotonic):
         self._accounts = accounts
         self._config = retry_config(max_attempts)
         self._background_config = retry_config(max_attempts, mode="adaptive")
@@ -190,8 +211,17 @@ class AwsSessions:
         self._observer = observer or _NoObserver()
         self._clock = clock
         self._cache: OrderedDict[tuple[str, str], tuple[float, boto3.Session]] = OrderedDict()
+        # One AssumeRole per (account, tag) even when a preflight's parallel reads
+        # ask for the session at once; one client per (session, service, region):
+        # boto3 sessions are not thread-safe, and a client costs milliseconds to make.
+        self._assuming: dict[tuple[str, str], threading.Lock] = {}
+        self._clients: dict[tuple[str, str, str, str], tuple[boto3.Session, Any]] = {}
+        self._sts_clients: dict[str, Any] = {}
         self._verified: set[str] = set()
         self._lock = threading.Lock()
+        # Account-level facts (the default EBS key, Allowed AMIs settings), a minute
+        # on ``facts_clock`` (aws.account_facts).
+        self.account_facts = AccountFacts(clock=facts_clock)
 
     def cached_sessions(self) -> int:
         """How many role sessions are cached (bounded by ``max_sessions``)."""
@@ -204,19 +234,34 @@ class AwsSessions:
         if access is None or access.role_arn is None:
             return self._own_session(account_id, check=access is not None)
         key = (account_id, tag)
+        cached = self._cached(key)
+        if cached is not None:
+            return cached
+        with self._lock:
+            assuming = self._assuming.setdefault(key, threading.Lock())
+        with assuming:  # the first asker assumes the role; the others wait for its session
+            cached = self._cached(key)
+            if cached is not None:
+                return cached
+            try:
+                return self._assume(key, access, tag)
+            finally:
+                with self._lock:
+                    self._assuming.pop(key, None)
+
+    def _cached(self, key: tuple[str, str]) -> boto3.Session | None:
         with self._lock:
             cached = self._cache.get(key)
             if cached and cached[0] > self._clock():
                 self._cache.move_to_end(key)
                 return cached[1]
+        return None
+
+    def _assume(self, key: tuple[str, str], access: AccountAccess, tag: str) -> boto3.Session:
         params: dict[str, Any] = {"RoleArn": access.role_arn, "RoleSessionName": session_name(tag)}
         if access.external_id:
             params["ExternalId"] = access.external_id
-        sts = self._base_session().client("sts", config=self._config_for(tag))
-        _observe(sts.meta.events, self._observer)
-        if tag.startswith(PREFLIGHT_TAG):
-            sts.meta.events.register("before-send", _check_deadline)
-        creds = sts.assume_role(**params)["Credentials"]
+        creds = self._sts(tag).assume_role(**params)["Credentials"]
         expiration = creds.get("Expiration")
         expires = expiration.timestamp() if hasattr(expiration, "timestamp") else self._clock() + _CREDENTIALS_TTL
         botocore_session = _botocore_session()
@@ -231,8 +276,24 @@ class AwsSessions:
             self._cache[key] = (expires - _REFRESH_MARGIN, session)
             self._cache.move_to_end(key)
             while len(self._cache) > self._max_sessions:
-                self._cache.popitem(last=False)
+                dropped, _ = self._cache.popitem(last=False)
+                for client_key in [k for k in self._clients if k[:2] == dropped]:
+                    del self._clients[client_key]
         return session
+
+    def _sts(self, tag: str) -> Any:
+        """The STS client of the bot's own credentials that assumes the roles: one per
+        budget (preflight, steps, background), made once. Making one parses the STS
+        model and the endpoint rules again (about 60 ms of CPU); a client is thread-safe."""
+        kind = PREFLIGHT_TAG if tag.startswith(PREFLIGHT_TAG) else BACKGROUND_TAG if tag.startswith(BACKGROUND_TAG) else ""
+        with self._lock:
+            sts = self._sts_clients.get(kind)
+            if sts is None:
+                sts = self._sts_clients[kind] = self._base_session().client("sts", config=self._config_for(tag))
+                _observe(sts.meta.events, self._observer)
+                if kind == PREFLIGHT_TAG:
+                    sts.meta.events.register("before-send", _check_deadline)
+            return sts
 
     def _own_session(self, account_id: str, *, check: bool) -> boto3.Session:
         """The bot's own credentials, for an account configured without a role: they
@@ -274,7 +335,19 @@ class AwsSessions:
         """A boto3 client for ``service`` in ``region`` acting as ``account_id``.
         Clients for the preflight (``tag`` starting with ``preflight``) get the short
         budget and honour :func:`preflight_deadline`."""
-        client = self.session(account_id, tag).client(service, region_name=region, config=self._config_for(tag))
+        session = self.session(account_id, tag)
+        access = self._accounts.get(account_id)
+        if access is None or access.role_arn is None:  # a new session each time: nothing shared
+            return self._new_client(session, service, region, tag)
+        key = (account_id, tag, service, region)
+        with self._lock:
+            made = self._clients.get(key)
+            if made is None or made[0] is not session:  # made under the lock: boto3 sessions are not thread-safe
+                made = self._clients[key] = (session, self._new_client(session, service, region, tag))
+        return made[1]
+
+    def _new_client(self, session: Any, service: str, region: str, tag: str) -> Any:
+        client = session.client(service, region_name=region, config=self._config_for(tag))
         if tag.startswith(PREFLIGHT_TAG):
             client.meta.events.register("before-send", _check_deadline)
             client.meta.events.register("needs-retry", _remember_answer)

@@ -19,7 +19,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 RESULTS = os.path.join(HERE, "results.json")
-BENCHMARKS = ("ack_http", "memory_startup", "polling", "slack_burst")
+BENCHMARKS = ("ack_http", "memory_startup", "polling", "slack_burst", "preflight_latency")
 
 RUNNER = """
 import json, logging, sys

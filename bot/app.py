@@ -23,7 +23,7 @@ from aws.catalog import ImageCatalog
 from aws.sessions import DEFAULT_MAX_ATTEMPTS, AccountAccess, AwsObserver, AwsSessions
 from bot.config import Config
 from bot.directory import SlackDirectory
-from bot.endpoint import Refused, SlackEndpoint
+from bot.endpoint import Refused, SlackEndpoint, socket_mode_guard
 from bot.store.sqlite_backend import tighten_private
 from bot.slack_identity import IdentityUnknown, SlackIdentity, payload_ids
 from bot.logs import register_secrets
@@ -65,9 +65,11 @@ def slack_client(config: Config, metrics: Metrics | None = None) -> WebClient:
     )
 
 
-def aws_sessions(config: Config, max_attempts: int = DEFAULT_MAX_ATTEMPTS, observer: AwsObserver | None = None) -> AwsSessions:
+def aws_sessions(config: Config, max_attempts: int = DEFAULT_MAX_ATTEMPTS, observer: AwsObserver | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> AwsSessions:
+    """The bot's AWS sessions; ``clock`` times the minute account-level facts are kept."""
     return AwsSessions({a.id: AccountAccess(a.id, a.role_arn, a.external_id) for a in config.accounts.values()},
-                       max_attempts=max_attempts, observer=observer)
+                       max_attempts=max_attempts, observer=observer, facts_clock=clock)
 
 
 class Amibot:
@@ -87,7 +89,7 @@ class Amibot:
         use_key_policy_lock(self.key_policy_lock)
         self.metrics = Metrics(self.store)
         self.client = slack_client(config, self.metrics)
-        self.sessions = aws_sessions(config, aws_max_attempts, self.metrics)
+        self.sessions = aws_sessions(config, aws_max_attempts, self.metrics, clock)
         self.notifier = Notifier(self.store, self.client, owners_of=lambda alias: list(config.account(alias).owners), poll_seconds=notifier_poll_seconds,
                                  leases=self.leases, command=config.bot.command)
         self.worker = Worker()
@@ -123,6 +125,8 @@ class Amibot:
         # The endpoint's guards (size, signature, replay, malformed input) run before Bolt.
         # Which workspace and app this is (auth.test at start); payloads claiming others are refused.
         self.identity = SlackIdentity(self.client.auth_test, app_id=config.bot.slack_app_id, org_wide=config.bot.slack_org_wide)
+        # Socket Mode has no endpoint: the same shape and workspace checks as a middleware.
+        self.bolt.use(socket_mode_guard(self._foreign, self.metrics.http_refused))
         self._slack_wsgi = SlackEndpoint(SlackRequestHandler(self.bolt), config.slack.signing_secret or "",
                                          remember_signature=self.store.remember_signature, max_body_bytes=max_body_bytes,
                                          observe=self.metrics.http_refused, identity=self._foreign)

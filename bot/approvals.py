@@ -251,14 +251,40 @@ class Approvals:
     def remind(self, request: Request, hours: int) -> int:
         """A DM reminder, with the buttons, to each owner who could still decide; once
         per owner and schedule entry. Returns how many were queued."""
+        return self._remind_each(request, cards.reminder_note(request, hours), f"remind:{request.id}:{hours}", f"reminder:{hours}")
+
+    def _remind_each(self, request: Request, note: str, key: str, role: str, lead: str = "Reminder: ") -> int:
         queued = 0
         for user in self.eligible_owners(request):
-            key = f"remind:{request.id}:{hours}:{user}"
-            if not self.store.has_outbox(key):
-                self.notifier.post_card_elsewhere(request.id, user, dm=True, note=cards.reminder_note(request, hours), dedupe=key, role_target=f"{user}:reminder:{hours}",
-                                                  lead="Reminder: ")
+            if not self.store.has_outbox(f"{key}:{user}"):
+                self.notifier.post_card_elsewhere(request.id, user, dm=True, note=note, dedupe=f"{key}:{user}", role_target=f"{user}:{role}", lead=lead)
                 queued += 1
         return queued
+
+    def check_requester(self, request: Request, user: str, what: str) -> None:
+        """The card's Nudge and Cancel are the requester's alone."""
+        if user != request.requester:
+            raise NotAllowedError(f"Only {messages.mention(request.requester)}, who asked for {request.display_id}, can {what} it here. Nothing was changed.")
+
+    def nudge(self, request: Request, user: str, now: float) -> str:
+        """The requester's Nudge: the approvers still to decide get the reminder again
+        (the card, with its buttons, in their DM), at most once every
+        ``cards.NUDGE_MINUTES`` per request. Returns what the requester is told."""
+        self.check_requester(request, user, "nudge the approvers of")
+        if request.state != PENDING_APPROVAL:
+            raise NotAllowedError(f"{request.display_id} is not waiting for approval any more; nobody was nudged.")
+        period = cards.NUDGE_MINUTES * 60
+        left = float(request.params.get("nudged_at") or 0) + period - now
+        if left > 0:
+            raise NotAllowedError(f"The approvers of {request.display_id} were nudged less than {cards.NUDGE_MINUTES} min ago; "
+                                  f"you can nudge them again in {int(left // 60) + 1} min. Nothing was sent.")
+        self._set_param(request, "nudged_at", now)
+        # The slot in the key: two clicks at once send one reminder per owner.
+        queued = self._remind_each(request, cards.nudge_note(request), f"nudge:{request.id}:{int(now // period)}", f"nudge:{int(now // period)}",
+                                    lead="Reminder (the requester nudged): ")
+        self.store.note(request.id, user, f"nudged the approvers ({queued} reminded)")
+        people = ", ".join(messages.mention(u) for u in self.eligible_owners(request)) or "nobody (no owner can decide it)"
+        return f"{request.display_id}: reminded {people}."
 
     def root_refused(self, request_id: int, code: str) -> None:
         """Slack refused the request's root message for good: join the channel if it is

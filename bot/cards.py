@@ -2,26 +2,31 @@
 in approval channels and owners' DMs), the confirm dialogs, the "View exact changes"
 modal, the one progress reply and the reminders.
 
-The card stays short (about 12 lines: who, what, why, the main risk, approvals,
-buttons); every exact AWS call, key policy before/after and preflight fact is in the
-modal, so the approver still sees every change before deciding. Every text that did
-not come from the bot goes through :mod:`bot.slacktext`.
+The card is written for a phone (issue 18): a header with the state in words, labelled
+fields (Requester, AMI, From → To, Access, Duration, Why — each verb's ``card`` in its
+``text.py``), the risk line and warnings, the approvals, the buttons, and small print
+(the request uid, ``<!date>`` times). Every exact AWS call, key policy before/after and
+preflight fact is in the modal, so the approver still sees every change before
+deciding. Every text that did not come from the bot goes through :mod:`bot.slacktext`.
 
-Block Kit limits (docs.slack.dev "Block Kit" reference, "Composition objects:
-Confirmation dialog"): 3,000 characters per section text, 100 blocks per modal,
-24-character modal titles; a confirm object's title is at most 100 characters, its
-text 300, its buttons 30.
+Block Kit limits (docs.slack.dev Block Kit reference: "Section block", "Header block",
+"Confirmation dialog object"): 3,000 characters per section text, at most 10 section
+fields of 2,000; a header's plain_text at most 150; 100 blocks per modal, 24-character
+modal titles; a confirm dialog's parts are plain_text, its title at most 100
+characters, its text 300, its buttons 30.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from bot.plantext import COPY_NAME_MARK, REQUEST_LABEL_MARK, STATE_EMOJI, STEP_MARK, step_line, when
-from bot.requests import ACTIVE, PENDING_APPROVAL, REVOKED, STATE_LABELS, STEP_DONE, STEP_UNDONE, Request
+from bot.plantext import COPY_NAME_MARK, REQUEST_LABEL_MARK, STATE_EMOJI, STEP_MARK, slack_date, step_line
+from bot.requests import ACTIVE, DENIED, PENDING_APPROVAL, REVOKED, STATE_LABELS, STEP_DONE, STEP_FAILED, STEP_UNDONE, Request
 from bot.slacktext import channel as channel_link
 from bot.slacktext import code, escape, mention, plain
 from bot.verbs import registry
+from bot.verbs.cardtext import CardFacts
 
 __all__ = ["COPY_NAME_MARK", "REQUEST_LABEL_MARK", "STATE_EMOJI", "STEP_MARK", "step_line"]  # shown here, defined in bot.plantext
 
@@ -31,11 +36,19 @@ VIEW_CHANGES_ACTION = "amibot_view_changes"
 APPROVE_FOR_ACTION = "amibot_approve_for_{hours}h"  # Approve for less time (1 h, 1 d)
 REASSIGN_ACTION = "amibot_reassign"  # value: "R-5|<account>|<user>"
 EXTEND_ACTION = "amibot_extend"  # an active time-boxed share's requester asks to move its end
+CANCEL_ACTION = "amibot_cancel"  # the requester's Cancel on the card (what `/ami cancel` does)
+NUDGE_ACTION = "amibot_nudge"  # the requester's Nudge: the approvers get a reminder again
+NUDGE_MINUTES = 30  # at most one Nudge per request in this long
 SHORTER_HOURS = (1, 24)
 DECISION_BLOCK = "decision"
+REQUESTER_BLOCK = "requester"
 CHANGES_VIEW = "amibot_exact_changes"
 SECTION_LIMIT = 3000
 MODAL_BLOCKS = 100
+HEADER_LIMIT = 150  # docs.slack.dev/reference/block-kit/blocks/header-block
+MAX_FIELDS, FIELD_LIMIT = 10, 2000  # docs.slack.dev/reference/block-kit/blocks/section-block
+CONFIRM_TITLE_LIMIT, CONFIRM_TEXT_LIMIT, CONFIRM_BUTTON_LIMIT = 100, 300, 30  # .../composition-objects/confirmation-dialog-object
+FALLBACK_LIMIT = 300
 
 
 
@@ -67,26 +80,35 @@ def risk(request: Request) -> str:
     return registry.risk(request)
 
 
+def plain_words(mrkdwn: str) -> str:
+    """A mrkdwn line as plain text (a confirm dialog's text is ``plain_text``: Slack
+    shows it as typed, so no escapes, backticks or stars; mentions become words)."""
+    text = re.sub(r"<@([UW][A-Z0-9]+)>", "the requester", mrkdwn)
+    text = text.replace("`", "").replace("*", "").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return plain(text)
+
+
+def _confirm(title: str, text: str, confirm: str, deny: str, style: str) -> dict[str, Any]:
+    """A confirm dialog within Slack's limits, every part ``plain_text``."""
+    return {
+        "title": {"type": "plain_text", "text": plain(title, CONFIRM_TITLE_LIMIT)},
+        "text": {"type": "plain_text", "text": plain(text, CONFIRM_TEXT_LIMIT)},
+        "confirm": {"type": "plain_text", "text": plain(confirm, CONFIRM_BUTTON_LIMIT)},
+        "deny": {"type": "plain_text", "text": plain(deny, CONFIRM_BUTTON_LIMIT)},
+        "style": style,
+    }
+
+
 def confirm_approve(request: Request) -> dict[str, Any]:
-    """The confirm dialog of the Approve button, naming the biggest effect."""
-    return {
-        "title": {"type": "plain_text", "text": f"Approve {request.display_id}?"},
-        "text": {"type": "mrkdwn", "text": _cap(f"This {risk(request)}. It runs as soon as every account is approved.", 300)},
-        "confirm": {"type": "plain_text", "text": "Approve"},
-        "deny": {"type": "plain_text", "text": "Not yet"},
-        "style": "primary",
-    }
+    """The confirm dialog of every Approve button (card, copies, Home): the risk line."""
+    return _confirm(f"Approve {request.display_id}?", f"Risk: {plain_words(risk(request))}. It runs as soon as every account is approved.",
+                    "Approve", "Not yet", "primary")
 
 
-def confirm_deny(request: Request) -> dict[str, Any]:
-    """The confirm dialog of the Deny button."""
-    return {
-        "title": {"type": "plain_text", "text": f"Deny {request.display_id}?"},
-        "text": {"type": "mrkdwn", "text": f"Nothing changes in AWS; {mention(request.requester)} is told, with your reason if you give one."},
-        "confirm": {"type": "plain_text", "text": "Deny"},
-        "deny": {"type": "plain_text", "text": "Back"},
-        "style": "danger",
-    }
+def confirm_cancel(request: Request) -> dict[str, Any]:
+    """The confirm dialog of the requester's Cancel button."""
+    return _confirm(f"Cancel {request.display_id}?", "Nothing has changed in AWS yet; the approvers are told it is cancelled.",
+                    "Cancel request", "Keep it", "danger")
 
 
 def _cap(text: str, limit: int) -> str:
@@ -100,26 +122,47 @@ def state_words(request: Request, revoked_by: str | None = None) -> str:
     return STATE_LABELS.get(request.state, request.state)
 
 
-def card_blocks(request: Request, owners: dict[str, list[str]], *, progress: str | None = None, asked_in: str | None = None,
-                note: str | None = None, revoked_by: str | None = None) -> list[dict[str, Any]]:
-    """The compact approval card: the root message, and every copy of it (``asked_in``:
-    the channel the request lives in, shown on copies; ``note``: e.g. a reminder)."""
-    emoji = STATE_EMOJI.get(request.state, "")
-    lines = [f"{emoji} *{request.display_id}* · {request.kind} · *{state_words(request, revoked_by)}*" + (f" · {escape(progress)}" if progress else "")]
-    if note:
-        lines.append(note)
-    lines.append(f"{mention(request.requester)} asks: {code(request.command_text)}" + (f" in {channel_link(asked_in)}" if asked_in else ""))
+def header(request: Request, progress: str | None = None) -> dict[str, Any]:
+    """The card's header: the request, its operation and its state, in words (a screen
+    reader reads it as it reads the notification)."""
+    text = f"{request.display_id} · {request.kind} · {STATE_LABELS.get(request.state, request.state)}" + (f" · {progress}" if progress else "")
+    return {"type": "header", "text": {"type": "plain_text", "text": plain(text, HEADER_LIMIT)}}
+
+
+def field(label: str, value: str) -> dict[str, str]:
+    """One labelled field (mrkdwn, ``value`` already escaped), within 2,000 characters."""
+    return {"type": "mrkdwn", "text": _cap(f"*{label}*\n{value}", FIELD_LIMIT)}
+
+
+def fields(request: Request, facts: CardFacts) -> list[dict[str, str]]:
+    """Requester, AMI, From → To, Access, Duration, Why: at most 10 fields."""
     reason = request.params.get("reason")
-    if reason:
-        lines.append(f"*Why:* {escape(reason)}")
-    lines.append(f"*Risk:* {risk(request)}")
+    shown = [field("Requester", mention(request.requester)), field(facts.subject_label, facts.subject), field("From → To", facts.route),
+             field("Access", facts.access)]
+    if facts.duration:
+        shown.append(field("Duration", facts.duration))
+    shown.append(field("Why", escape(reason) if reason else "_no reason given_"))
+    return shown[:MAX_FIELDS]
+
+
+def steps_words(request: Request) -> str:
+    """The plan's progress in words (no strip of emoji a screen reader spells out)."""
+    counts: dict[str, int] = {}
+    for step in request.steps:
+        counts[step.state] = counts.get(step.state, 0) + 1
+    words = [f"{counts.get(STEP_DONE, 0)} of {len(request.steps)} done"]
+    words += [f"{counts[state]} {word}" for state, word in ((STEP_FAILED, "failed"), (STEP_UNDONE, "undone")) if counts.get(state)]
+    return ", ".join(words)
+
+
+def decision_lines(request: Request, owners: dict[str, list[str]], revoked_by: str | None, denied_by: str | None = None) -> list[str]:
+    """Under the fields: the risk, the warnings, the policy, each account's approval,
+    what went wrong."""
+    facts_warnings = registry.card(request).warnings
+    lines = [f"*Risk:* {risk(request)}", *facts_warnings]
     lines += policy_lines(request)
-    run_steps = request.steps
-    if request.state == PENDING_APPROVAL:
-        lines.append(f"*Changes:* {len(run_steps)} AWS step(s) — see *View exact changes* before deciding")
-    else:
-        done = sum(1 for s in run_steps if s.state == STEP_DONE)
-        lines.append(f"*Steps:* {done} of {len(run_steps)} done" + ("".join(f" {STEP_MARK.get(s.state, '▫️')}" for s in run_steps) if len(run_steps) <= 12 else ""))
+    if request.state != PENDING_APPROVAL:
+        lines.append(f"*State:* {state_words(request, revoked_by)}" + (f" · steps {steps_words(request)}" if request.steps else ""))
     for alias in request.approver_accounts:
         if alias in request.approvals:
             voters = request.votes.get(alias) or [request.approvals[alias]]
@@ -133,29 +176,76 @@ def card_blocks(request: Request, owners: dict[str, list[str]], *, progress: str
                 lines.append(f"`{alias}`: reassigned by {mention(moved['by'])} to {mention(moved['to'])}")
         if alias in (request.params.get("escalated") or {}):
             lines.append(f"`{alias}`: escalated (no owner decided in time)")
+    if request.state == DENIED and denied_by:
+        lines.append(f"*Denied by* {mention(denied_by)}")
     if request.error:
         lines.append(f"*What went wrong:* {_cap(request.error, 600)}")
-    blocks: list[dict[str, Any]] = [section("\n".join(lines))]
+    return lines
+
+
+def decision_buttons(request: Request) -> list[dict[str, Any]]:
+    """Approve (with its confirm), Deny (opens the reason form at once) and View exact
+    changes: the same on the card, its copies and the App Home."""
+    return [
+        {"type": "button", "action_id": APPROVE_ACTION, "style": "primary", "value": request.display_id,
+         "text": {"type": "plain_text", "text": "Approve"}, "confirm": confirm_approve(request)},
+        {"type": "button", "action_id": DENY_ACTION, "style": "danger", "value": request.display_id, "text": {"type": "plain_text", "text": "Deny"}},
+        view_changes_button(request),
+    ]
+
+
+def view_changes_button(request: Request) -> dict[str, Any]:
+    """The button that opens the exact changes."""
+    return {"type": "button", "action_id": VIEW_CHANGES_ACTION, "value": request.display_id, "text": {"type": "plain_text", "text": "View exact changes"}}
+
+
+def requester_buttons(request: Request) -> list[dict[str, Any]]:
+    """The requester's own buttons while the request waits: Nudge (the approvers get a
+    reminder again, at most once every ``NUDGE_MINUTES``) and Cancel."""
+    return [
+        {"type": "button", "action_id": NUDGE_ACTION, "value": request.display_id, "text": {"type": "plain_text", "text": "Nudge approvers"}},
+        {"type": "button", "action_id": CANCEL_ACTION, "value": request.display_id, "text": {"type": "plain_text", "text": "Cancel request"},
+         "confirm": confirm_cancel(request)},
+    ]
+
+
+def small_print(request: Request, asked_in: str | None) -> str:
+    """The context line: the request's ids (its uid is the ``amibot:request`` value on
+    what it makes in AWS: a Slack search for it finds this card), its times."""
+    parts = [f"{request.display_id}-{request.uid}" if request.uid else request.display_id]
+    if asked_in:
+        parts.append(f"asked in {channel_link(asked_in)}")
+    parts.append(f"asked {slack_date(request.created_at)}")
+    if request.state == PENDING_APPROVAL:
+        parts.append(f"expires {slack_date(request.expires_at)}")
+        parts.append(f"{len(request.steps)} AWS step{'s' if len(request.steps) != 1 else ''}: see View exact changes")
+    if request.active_until and request.state == ACTIVE:
+        parts.append(f"share ends {slack_date(request.active_until)}")
+    return " · ".join(parts)
+
+
+def card_blocks(request: Request, owners: dict[str, list[str]], *, progress: str | None = None, asked_in: str | None = None,
+                note: str | None = None, revoked_by: str | None = None, denied_by: str | None = None) -> list[dict[str, Any]]:
+    """The approval card: the root message (with the requester's Nudge and Cancel),
+    and every copy of it (``asked_in``: the channel the request lives in, shown on
+    copies; ``note``: e.g. a reminder; ``denied_by``: who denied it). A header,
+    labelled fields, the risk and the approvals, the buttons, the small print."""
+    blocks: list[dict[str, Any]] = [header(request, progress)]
+    if note:
+        blocks.append(section(note))
+    blocks.append({"type": "section", "fields": fields(request, registry.card(request))})
+    blocks += [section(t) for t in chunks(decision_lines(request, owners, revoked_by, denied_by))]
     buttons: list[dict[str, Any]] = []
     if request.state == PENDING_APPROVAL:
-        buttons += [
-            {"type": "button", "action_id": APPROVE_ACTION, "style": "primary", "value": request.display_id,
-             "text": {"type": "plain_text", "text": "Approve"}, "confirm": confirm_approve(request)},
-            {"type": "button", "action_id": DENY_ACTION, "style": "danger", "value": request.display_id,
-             "text": {"type": "plain_text", "text": "Deny"}, "confirm": confirm_deny(request)},
-        ]
-        buttons += shorter_buttons(request) + reassign_menu(request, owners)
-    if request.state == ACTIVE and request.active_until and request.kind == "share":
-        buttons.append({"type": "button", "action_id": EXTEND_ACTION, "value": request.display_id, "text": {"type": "plain_text", "text": "Extend"}})
-    buttons.append({"type": "button", "action_id": VIEW_CHANGES_ACTION, "value": request.display_id,
-                    "text": {"type": "plain_text", "text": "View exact changes"}})
+        buttons += decision_buttons(request) + shorter_buttons(request) + reassign_menu(request, owners)
+    else:
+        if request.state == ACTIVE and request.active_until and request.kind == "share":
+            buttons.append({"type": "button", "action_id": EXTEND_ACTION, "value": request.display_id, "text": {"type": "plain_text", "text": "Extend"}})
+        buttons.append(view_changes_button(request))
     blocks.append({"type": "actions", "block_id": DECISION_BLOCK, "elements": buttons})
-    footer = f"{request.display_id} · created {when(request.created_at)}"
-    if request.state == PENDING_APPROVAL:
-        footer += f" · expires {when(request.expires_at)}"
-    if request.active_until and request.state == ACTIVE:
-        footer += f" · share ends {when(request.active_until)}"
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": footer}]})
+    if asked_in is None and request.state == PENDING_APPROVAL:  # the root message: the requester's buttons
+        blocks.append({"type": "actions", "block_id": REQUESTER_BLOCK, "elements": requester_buttons(request)})
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": small_print(request, asked_in)}]})
     return blocks
 
 
@@ -167,6 +257,21 @@ def waiting_for(request: Request, alias: str, owners: list[str]) -> str:
     if asked is None:
         return ", ".join(mention(o) for o in owners) or "nobody"
     return f"{len(asked)} owner{'' if len(asked) == 1 else 's'} (asked by DM)" if asked else "nobody"
+
+
+def fallback_text(request: Request) -> str:
+    """The message's ``text``: what a notification shows of the card (and what a screen
+    reader reads first) — ``R-5: share ami-… (its name) from prod (us-east-1) to dev —
+    waiting for approval``. Slack parses this text as mrkdwn: what came from users and
+    AWS stays escaped."""
+    if registry.verb(request.kind) is None:  # e.g. extend: its command text is the bot's own words ("extend R-1 by 24h")
+        return f"{request.display_id}: {code(request.command_text, 150)[1:-1]} — {STATE_LABELS.get(request.state, request.state)}"
+    params = request.params
+    name = (request.facts.get("image") or request.facts.get("instance") or {}).get("name")
+    subject = str(params.get("image_id") or params.get("instance_id") or "") + (f" ({escape(plain(name, 60))})" if name else "")
+    route = registry.card(request).route.replace(" → ", " to ")
+    text = f"{request.display_id}: {request.kind} {subject} from {route} — {STATE_LABELS.get(request.state, request.state)}"
+    return _cap(re.sub(r"<@[UW][A-Z0-9]+>", "", text).replace("`", "").replace("*", ""), FALLBACK_LIMIT)
 
 
 def policy_lines(request: Request) -> list[str]:
@@ -262,4 +367,10 @@ def result_detail(result: dict[str, Any]) -> str:
 
 def reminder_note(request: Request, hours: int) -> str:
     """The line a reminder adds on top of the card."""
-    return f":bell: Reminder: {request.display_id} still needs your decision; it expires in about {hours} h ({when(request.expires_at)})."
+    return f":bell: Reminder: {request.display_id} still needs your decision; it expires in about {hours} h ({slack_date(request.expires_at)})."
+
+
+def nudge_note(request: Request) -> str:
+    """The line a requester's Nudge adds on top of the card in each approver's DM."""
+    return (f":bell: Reminder from {mention(request.requester)}: {request.display_id} still needs your decision; "
+            f"it expires {slack_date(request.expires_at)}.")

@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="check the installation (config, Slack, AWS roles and keys, store); exit 1 if a check fails")
     doctor.add_argument("--config", help="TOML config (default: $AMIBOT_CONFIG, else ./amibot.toml)")
     _add_store_verbs(sub)
-    iam.add_argument("--without-migrate", action="store_true", help="leave out what only migrate needs (CreateImage, iam:PassRole)")
+    iam.add_argument("--without-migrate", action="store_true", help="leave out the migrate add-on policy (CreateImage, iam:PassRole)")
     return parser
 
 
@@ -91,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
             accounts = list(load_config(args.config).accounts.values()) if args.config else []
             roles = [a.role_arn for a in accounts if a.role_arn]
             retire = {a.alias: a.retire_tag for a in accounts if a.retire}
-            print(render(roles, migrate=not args.without_migrate, pass_roles=configured_pass_roles(accounts), accounts=[a.id for a in accounts], retire=retire), end="")
+            migrating = [a for a in accounts if a.migrate]
+            migrate = False if args.without_migrate else ([a.alias for a in migrating] or False) if accounts else True
+            print(render(roles, migrate=migrate, pass_roles=configured_pass_roles(migrating), accounts=[a.id for a in accounts], retire=retire), end="")
             return 0
         if args.command == "check-config":
             from bot.config import load_config

@@ -30,7 +30,7 @@ import json
 import logging
 import time
 import urllib.parse
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from bot import payload_shape
 
@@ -199,3 +199,48 @@ def _answer(start_response: StartResponse, status: str, text: str) -> list[bytes
     body = json.dumps({"error": text}).encode()
     start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
     return [body]
+
+
+def socket_mode_guard(identity: Callable[[str, object], str | None], observe: Callable[[str], None] | None = None) -> Callable[..., Any]:
+    """A Bolt middleware giving Socket Mode envelopes the checks the HTTP endpoint
+    makes after the signature (the WebSocket itself is the proof it is Slack): the
+    payload's shape (``bot.payload_shape``) and its team, enterprise and app
+    (``identity``). A refused envelope reaches no listener and is not acknowledged,
+    as an HTTP 400/403 is not. HTTP requests pass: the endpoint checked them."""
+    from slack_bolt.response import BoltResponse
+
+    def guard(req: Any, resp: Any, next: Callable[[], Any]) -> Any:  # noqa: A002 (Bolt's parameter name)
+        if getattr(req, "mode", "http") != "socket_mode":
+            return next()
+        try:
+            parsed = _socket_mode_content(req.body)
+            problem = identity(*parsed) if parsed is not None else None
+            if problem:
+                raise Refused("403 Forbidden", f"payload's {problem}")
+        except Refused as refused:
+            code = refused.status.split()[0]
+            log.warning("refused a Socket Mode envelope: %s %s", code, refused.reason)
+            if observe is not None:
+                observe(code)
+            return BoltResponse(status=int(code), body=refused.reason)
+        return next()
+
+    return guard
+
+
+def _socket_mode_content(body: Any) -> tuple[str, object] | None:
+    """What ``_check_content`` says of an HTTP body, for a Socket Mode payload (already
+    parsed by slack-sdk: a slash command's fields are strings, not lists)."""
+    if not isinstance(body, dict):
+        raise Refused("400 Bad Request", "payload is not a JSON object")
+    if "command" in body or "ssl_check" in body:
+        fields = {key: value if isinstance(value, list) else [value] for key, value in body.items()}
+        if not all(isinstance(v, str) for values in fields.values() for v in values):
+            raise Refused("400 Bad Request", "body has a slash-command field that is not a string")
+        _shaped(payload_shape.form_problem(fields), "body")
+        return "form", fields
+    if body.get("type") in ("event_callback", "url_verification"):
+        _shaped(payload_shape.events_problem(body), "body")
+        return "body", body
+    _shaped(payload_shape.interactive_problem(body), "payload")
+    return "payload", body

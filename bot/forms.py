@@ -16,10 +16,10 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from bot import grammar, listing
+from bot import cards, grammar, listing
 from bot.config import Config
 from bot.errors import UsageError
-from bot.messages import APPROVE_ACTION, DENY_ACTION, escape
+from bot.messages import escape
 from bot.requests import STATE_LABELS, Request
 from bot.verbs import registry
 
@@ -344,15 +344,11 @@ def home_view(content: HomeContent, command: str) -> dict[str, Any]:
     if not content.waiting:
         blocks.append(_section("Nothing waits for your approval."))
     for request, accounts in content.waiting[:MAX_HOME_ITEMS]:
-        blocks.append(_section(f"{_line(request)}\nAsked by <@{request.requester}> · your approval for {', '.join(f'`{a}`' for a in accounts)}"))
-        blocks.append({
-            "type": "actions",
-            "block_id": f"decision:{request.display_id}",
-            "elements": [
-                {"type": "button", "action_id": APPROVE_ACTION, "style": "primary", "value": request.display_id, "text": _plain("Approve")},
-                {"type": "button", "action_id": DENY_ACTION, "style": "danger", "value": request.display_id, "text": _plain("Deny")},
-            ],
-        })
+        # The same decision as on the card (issue 18): the risk line, Approve with its
+        # confirm, Deny opening the reason form, View exact changes (bot.cards).
+        blocks.append(_section(f"{_line(request)}\nAsked by <@{request.requester}> · your approval for {', '.join(f'`{a}`' for a in accounts)}"
+                               f"\n*Risk:* {cards.risk(request)}"))
+        blocks.append({"type": "actions", "block_id": f"decision:{request.display_id}", "elements": cards.decision_buttons(request)})
     if len(content.waiting) > MAX_HOME_ITEMS:
         blocks.append(_context(f"showing {MAX_HOME_ITEMS} of {len(content.waiting)}: `{escape(command)} list pending` shows more"))
     blocks.append(_header("Your recent requests"))

@@ -27,6 +27,7 @@ from bot.verbs.cancel import CancelCommand
 from bot.verbs.copy.command import CopyCommand
 from bot.verbs.distribute.command import DistributeCommand
 from bot.verbs.help import EmptyCommand, HelpCommand
+from bot.verbs.history import HistoryCommand
 from bot.verbs.lexer import (  # noqa: F401  (re-exported for the existing importers of bot.grammar)
     ACCOUNT_ID_RE,
     ALIAS_RE,
@@ -78,6 +79,7 @@ Command = Union[
     TagCommand,
     StatusCommand,
     ListCommand,
+    HistoryCommand,
     CancelCommand,
     HelpCommand,
     EmptyCommand,

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Callable, Iterable
 
-from bot import messages
+from bot import messages, slacktext
 from bot.config import Config
 from bot.requests import STATE_LABELS, Request
 
@@ -89,6 +89,10 @@ def status_text(request: Request, visible: bool) -> str:
     if request.permalink:
         times += f" · {thread_link(request)}"
     lines.append(times)
+    # The uid is the random part of the `amibot:request` tag on what the request made
+    # (`R-17` or `R-17-<uid>`): searching Slack for a tag value finds the request.
+    lines.append(f"Request uid `{slacktext.escape(request.uid)}` (tag `amibot:request` = `{request.display_id}` or `{request.display_id}-{slacktext.escape(request.uid)}` on what it made; "
+                 f"`/ami history {slacktext.escape(request.uid)}` finds it)")
     return "\n".join(lines)
 
 

@@ -74,7 +74,7 @@ def headline(request: Request) -> str:
 
 def root_text(request: Request) -> str:
     """The notification text of the root message (shown where blocks are not)."""
-    return f"{request.display_id}: {slacktext.code(request.command_text, 150)[1:-1]} — {STATE_LABELS.get(request.state, request.state)}"
+    return cards.fallback_text(request)
 
 
 def clock_time(timestamp: float | None) -> str:

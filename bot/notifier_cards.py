@@ -105,13 +105,14 @@ class CardPosting:
     def _update_cards(self, request: Any, progress: str | None) -> None:
         """Bring the root message and every copy of the card up to date. A copy that
         cannot be edited (deleted, archived channel) does not hold the others back."""
-        revoked_by = self._revoked_by(request)
+        revoked_by, denied_by = self._revoked_by(request), self._denied_by(request)
         text = messages.root_text(request)
         if request.root_ts:
-            blocks = messages.root_blocks(request, self._owners(request), progress=progress, revoked_by=revoked_by)
+            blocks = messages.root_blocks(request, self._owners(request), progress=progress, revoked_by=revoked_by, denied_by=denied_by)
             self.client.chat_update(channel=request.channel, ts=request.root_ts, text=text, blocks=blocks)
         for posted in self.store.posted_messages(request.id, COPY_ROLE):
-            blocks = messages.root_blocks(request, self._owners(request), progress=progress, asked_in=request.channel, revoked_by=revoked_by)
+            blocks = messages.root_blocks(request, self._owners(request), progress=progress, asked_in=request.channel, revoked_by=revoked_by,
+                                         denied_by=denied_by)
             try:
                 self.client.chat_update(channel=posted["channel"], ts=posted["ts"], text=text, blocks=blocks)
             except SlackApiError as error:
@@ -125,6 +126,13 @@ class CardPosting:
             return None
         entry = next((a for a in reversed(self.store.events(request.id)) if a["to_state"] == "revoked"), None)
         return entry["detail"] if entry else None
+
+    def _denied_by(self, request: Any) -> str | None:
+        """Who denied it (the card says so)."""
+        if request.state != "denied":
+            return None
+        entry = next((a for a in reversed(self.store.events(request.id)) if a["to_state"] == "denied"), None)
+        return entry["actor"] if entry else None
 
     def _send_progress(self, row: dict[str, Any], request: Any) -> None:
         text = cards.progress_text(request, row["payload"].get("progress") or request.progress)

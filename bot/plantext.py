@@ -50,3 +50,11 @@ def when(timestamp: float | None) -> str:
     if not timestamp:
         return "-"
     return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def slack_date(timestamp: float | None) -> str:
+    """A time Slack shows in the reader's own time zone (``<!date^…>``, "Formatting
+    text for app surfaces": date formatting), with the UTC text as its fallback."""
+    if not timestamp:
+        return "-"
+    return f"<!date^{int(timestamp)}^{{date_short_pretty}} {{time}}|{when(timestamp)}>"

@@ -5,8 +5,15 @@ One event per line, oldest first, each with the same columns:
 ``at`` (ISO 8601, UTC), ``request`` (``R-17``), ``request_uid``, ``event``
 (``requested``, ``approved``, ``state``, ``step``), ``actor`` (a Slack user id, or
 ``amibot`` for the bot's own steps and ticks), ``account``, ``region``, ``action``,
-``state``, ``detail`` (text) and ``data`` (JSON: the step's result, e.g. the grant
-ids and images an AWS change made). A request's ``response_url`` is never exported.
+``state``, ``detail`` (text), ``data`` (JSON: the step's result, e.g. the grant
+ids and images an AWS change made) and ``actor_name`` (the person's Slack name, when the
+exporter can ask Slack: ``/ami history csv`` does, the command line leaves it empty).
+A request's ``response_url`` is never exported.
+
+One exporter for both: ``amibot audit`` (the whole log) and ``/ami history csv`` (the
+requests the asker may see). In CSV a cell that a spreadsheet would run as a formula
+(starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return) is written with a
+leading ``'`` (OWASP, "CSV Injection"): a reviewer opening the file runs nothing.
 """
 
 from __future__ import annotations
@@ -16,11 +23,11 @@ import io
 import json
 import re
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from bot.requests import display_id
 
-COLUMNS = ("at", "request", "request_uid", "event", "actor", "account", "region", "action", "state", "detail", "data")
+COLUMNS = ("at", "request", "request_uid", "event", "actor", "account", "region", "action", "state", "detail", "data", "actor_name")
 FORMATS = ("jsonl", "csv")
 
 _DURATION = re.compile(r"(\d+)\s*([smhdw])", re.ASCII)
@@ -71,8 +78,10 @@ def _shareable(params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if k not in _NOT_EXPORTED}
 
 
-def events(trail: dict[str, list[dict[str, Any]]], uids: dict[int, str] | None = None) -> list[dict[str, Any]]:
-    """Flatten :meth:`bot.store.Store.request_log` into events, oldest first."""
+def events(trail: dict[str, list[dict[str, Any]]], uids: dict[int, str] | None = None,
+           names: Callable[[str], str] | None = None) -> list[dict[str, Any]]:
+    """Flatten :meth:`bot.store.Store.request_log` into events, oldest first; ``names``
+    (a Slack user id -> their name) fills ``actor_name``."""
     uids = dict(uids or {})
     uids.update({r["id"]: r["uid"] for r in trail["requests"]})
     out = [
@@ -93,7 +102,18 @@ def events(trail: dict[str, list[dict[str, Any]]], uids: dict[int, str] | None =
     out.sort(key=lambda e: e["_sort"])
     for event in out:
         del event["_sort"]
+        if names is not None and re.fullmatch(r"[UW][A-Z0-9]+", event["actor"]):
+            event["actor_name"] = names(event["actor"])
     return out
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutral(value: Any) -> Any:
+    """A CSV cell a spreadsheet will not run: text starting with ``= + - @``, a tab or a
+    carriage return gets a leading ``'``."""
+    return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_STARTS) else value
 
 
 def render(rows: Iterable[dict[str, Any]], fmt: str) -> str:
@@ -103,5 +123,5 @@ def render(rows: Iterable[dict[str, Any]], fmt: str) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({k: neutral(v) for k, v in row.items()} for row in rows)
     return buffer.getvalue()

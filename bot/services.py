@@ -23,6 +23,7 @@ from bot.access import Access
 from bot.approvals import Approvals
 from bot.config import AccountConfig, Config
 from bot.engine import PlanRunner
+from bot.history_service import HistoryUseCases
 from bot.lifecycle import Lifecycle
 from bot.logs import log_context
 from bot.errors import AlreadyDecidedError, AmibotError, NotAnApproverError, NotAllowedError, PreflightError
@@ -48,8 +49,8 @@ class Directory(Protocol):
     def bot_is_member(self, channel: str) -> bool: ...
 
 
-class RequestService:
-    """The bot's use cases."""
+class RequestService(HistoryUseCases):
+    """The bot's use cases (``/ami history``'s in :class:`bot.history_service.HistoryUseCases`)."""
 
     def __init__(self, config: Config, store: Store, sessions: AwsSessions, notifier: Notifier, worker: Worker,
                  runner: PlanRunner, directory: Directory, clock: Callable[[], float] = time.time,
@@ -88,6 +89,8 @@ class RequestService:
             return listing.status_text(request, visible)
         if isinstance(command, grammar.ListCommand):
             return self._list(command.scope, user)
+        if isinstance(command, grammar.HistoryCommand):
+            return self.history_command(command, user, response_url)
         if isinstance(command, grammar.CancelCommand):
             return self.cancel(self._number(command.request_id), user)
         if isinstance(command, grammar.AuditCommand):

@@ -21,6 +21,8 @@ OPTIONAL_BOT_SCOPES: dict[str, str] = {
     "groups:history": "the same in private channels",
     "im:history": "the same in direct messages",
     "channels:join": "conversations.join: join a public channel a request was made in, instead of asking to be invited",
+    "files:write": "files.getUploadURLExternal/completeUploadExternal (files_upload_v2): `/ami history csv` sends its file to the asker's DM (without it the asker is told Slack refused the file)",
+    "users:read": "users.info: people's names in the `/ami history csv` export (without it the export names them by Slack id)",
 }
 
 

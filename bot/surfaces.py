@@ -1,4 +1,6 @@
-"""Use cases of the request form and the App Home (no Bolt here; handlers call these).
+"""Use cases of the request form, the App Home and the card's clicks that are not a
+decision: View exact changes, the requester's Nudge and Cancel (no Bolt here;
+handlers call these).
 
 The form renders its answers into the slash grammar's text and hands that to
 :meth:`RequestService.handle_command`, so a form creates exactly what ``/ami`` would.
@@ -14,7 +16,7 @@ import time
 from typing import Any
 
 from aws.catalog import ImageCatalog
-from bot import forms, messages
+from bot import cards, forms, messages
 from bot.errors import AmibotError, NotAllowedError, UnknownAccountError
 from bot.requests import ACTIVE, PENDING_APPROVAL, Request
 from bot.services import RequestService
@@ -173,3 +175,24 @@ class SurfaceService:
         except Exception as error:  # one error path: messages.error_text
             notice = ":warning: " + messages.error_text(error)
         self.home_notice(user, notice)
+
+    # -- the card's other clicks ----------------------------------------------------------
+
+    def changes_view(self, request_id: str, user: str) -> dict[str, Any]:
+        """The "View exact changes" modal, for whoever may read the request (the rule of
+        ``/ami status``: its requester, the owners of its accounts, its channel's members)."""
+        request = self.store.get(self.requests.number(request_id))
+        if not self.requests.visibility.may_see(request, user):
+            raise NotAllowedError(f"{request.display_id}'s exact changes are shown only to its requester, the owners of the accounts "
+                                  "it touches and the members of its channel.")
+        return cards.changes_view(request, self.config.bot.command)
+
+    def requester_click(self, request_id: str, user: str, *, nudge: bool) -> str:
+        """The requester's Nudge (the approvers get the reminder again, rate-limited) or
+        Cancel (what ``/ami cancel`` does) on the card: theirs alone."""
+        request = self.store.get(self.requests.number(request_id))
+        approvals = self.requests.approvals
+        if nudge:
+            return approvals.nudge(request, user, self.requests.clock())
+        approvals.check_requester(request, user, "cancel")
+        return self.requests.cancel(request.id, user)

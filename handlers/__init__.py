@@ -7,7 +7,7 @@ from slack_bolt import App
 
 from bot.services import RequestService
 from bot.surfaces import SurfaceService
-from handlers import actions, commands, errors, forms, home
+from handlers import actions, commands, errors, forms, history, home
 
 
 def register(app: App, service: RequestService, command: str, surfaces: SurfaceService) -> None:
@@ -16,4 +16,5 @@ def register(app: App, service: RequestService, command: str, surfaces: SurfaceS
     actions.register(app, service, surfaces)
     forms.register(app, surfaces)
     home.register(app, surfaces)
+    history.register(app, service)
     errors.register(app)

@@ -1,7 +1,10 @@
-"""Approve (as asked, or for less time) / Deny / Reassign / View exact changes listeners and the Deny form.
+"""Approve (as asked, or for less time) / Deny / Reassign / View exact changes listeners,
+the Deny form, and the requester's Nudge and Cancel.
 
-The same buttons (same action ids) are on the root message and on every copy of the
-card (approval channels, owners' DMs, reminders): a click anywhere is one decision."""
+The same buttons (same action ids) are on the root message, on every copy of the
+card (approval channels, owners' DMs, reminders) and on the App Home: a click
+anywhere is one decision, with the same confirm (Approve) and the same form (Deny,
+opened by the click itself). Every click is authorised by the use case it calls."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.messages import (VIEW_STATEMENT_ACTION, statement_view)
+from bot.cards import CANCEL_ACTION, NUDGE_ACTION
 from bot.messages import (APPROVE_ACTION, APPROVE_FOR_PATTERN, DENY_ACTION, EXTEND_ACTION, DENY_REASON_VIEW, REASSIGN_ACTION, VIEW_CHANGES_ACTION, deny_form,
                           deny_reason, error_text)
 from bot.requests import parse_display_id
@@ -90,14 +94,14 @@ def register(app: App, service: RequestService, surfaces: SurfaceService) -> Non
     @app.action(VIEW_CHANGES_ACTION)
     def on_view_changes(ack: Ack, body: dict, client: WebClient) -> None:
         ack()
-        user, channel = body["user"]["id"], body["channel"]["id"]
+        user, request_id = body["user"]["id"], body["actions"][0]["value"]
         try:
-            view = service.changes_view(body["actions"][0]["value"])
+            view = surfaces.changes_view(request_id, user)  # authorised: who may read the request
             client.views_open(trigger_id=body["trigger_id"], view=view)  # within the trigger's 3 s
         except SlackApiError as error:
-            service.tell(channel, user, service.changes_view_failed(body["actions"][0]["value"], error.response.get("error", "")))
+            tell(body, user, service.changes_view_failed(request_id, error.response.get("error", "")))
         except Exception as error:  # one error path: messages.error_text
-            service.tell(channel, user, error_text(error))
+            tell(body, user, error_text(error))
 
     @app.action(VIEW_STATEMENT_ACTION)
     def on_view_statement(ack: Ack, body: dict, client: WebClient) -> None:
@@ -115,3 +119,14 @@ def register(app: App, service: RequestService, surfaces: SurfaceService) -> Non
             client.views_open(trigger_id=body["trigger_id"], view=statement_view(request, statement))  # within the trigger's 3 s
         except Exception as error:  # one error path: messages.error_text
             tell(body, user, error_text(error))
+            tell(body, user, error_text(error))
+
+    @app.action(NUDGE_ACTION)
+    def on_nudge(ack: Ack, body: dict) -> None:
+        ack()
+        decide(body, lambda: surfaces.requester_click(body["actions"][0]["value"], body["user"]["id"], nudge=True))
+
+    @app.action(CANCEL_ACTION)
+    def on_cancel(ack: Ack, body: dict) -> None:
+        ack()
+        decide(body, lambda: surfaces.requester_click(body["actions"][0]["value"], body["user"]["id"], nudge=False))

@@ -34,4 +34,5 @@ def register(app: App, service: RequestService, command: str, surfaces: SurfaceS
             )
         except Exception as error:  # one error path: messages.error_text
             text = ":warning: " + error_text(error)
-        ack(text=service.words(text), response_type="ephemeral")
+        blocks = getattr(text, "blocks", None)  # an answer with blocks (/ami history's page)
+        ack(text=service.words(text), response_type="ephemeral", **({"blocks": blocks} if blocks else {}))

@@ -137,17 +137,20 @@ def enforce_generated_policies(sandbox: Sandbox, config: Config) -> None:
 
 
 def attach_member_policy(sandbox: Sandbox, config: Config, alias: str, *, retire: bool | None = None) -> None:
-    """Put on ``alias``'s amibot role the member policy ``amibot iam-policy`` prints for
-    it; ``retire=False``: as for an account without ``retire = true`` (whose operator
+    """Put on ``alias``'s amibot role the policies ``amibot iam-policy`` prints for it
+    (amibot-member, and amibot-migrate where ``migrate = true``); ``retire=False``: as for an account without ``retire = true`` (whose operator
     did not let amibot deregister its images)."""
-    from aws.iam import configured_pass_roles, member_account_policy
+    from aws.iam import configured_pass_roles, member_policy, migrate_policy
 
     account_config = config.account(alias)
     retiring = account_config.retire if retire is None else retire
-    member = member_account_policy(pass_roles=configured_pass_roles(config.accounts.values()), accounts=[a.id for a in config.accounts.values()],
-                                   retire=retiring, retire_tag=account_config.retire_tag if retiring else None)
+    member = member_policy(accounts=[a.id for a in config.accounts.values()], retire=retiring,
+                           retire_tag=account_config.retire_tag if retiring else None)
     account, name = account_config.role_arn.split(":")[4], account_config.role_arn.rsplit("/", 1)[-1]
     sandbox.attach_role_policy(account, name, member, policy_name="amibot-member")
+    if account_config.migrate:
+        migrating = [a for a in config.accounts.values() if a.migrate]
+        sandbox.attach_role_policy(account, name, migrate_policy(configured_pass_roles(migrating)), policy_name="amibot-migrate")
 
 
 def sandbox_config(db_path: str, slack_api_url: str | None = None, env: dict[str, str] | None = None) -> Config:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
@@ -90,14 +90,22 @@ def default_copy_name(source_name: str, request_id: str) -> str:
     return (base[: MAX_NAME - len(suffix)] + suffix)[:MAX_NAME]
 
 
-def resolve_destination_key(sessions: AwsSessions, account_id: str, region: str, key_ref: str | None, tag: str) -> DestinationKey:
+def ebs_default_key_id(sessions: AwsSessions, account_id: str, region: str, tag: str) -> str:
+    """The account's default EBS key in the region (GetEbsDefaultKmsKeyId): an
+    account-level fact (``aws.account_facts`` caches it for a minute)."""
+    return sessions.client("ec2", account_id, region, tag).get_ebs_default_kms_key_id()["KmsKeyId"]
+
+
+def resolve_destination_key(sessions: AwsSessions, account_id: str, region: str, key_ref: str | None, tag: str,
+                            default_key_id: Callable[[], str] | None = None) -> DestinationKey:
     """Resolve the copy's key to an ARN through the target's own role in the
     destination region: ``key_ref`` (alias, id or ARN), else the account's default
-    EBS key (GetEbsDefaultKmsKeyId). KMS keys are regional, so a key of another
-    region answers NotFoundException here. AWS errors are raised as they come."""
+    EBS key (``default_key_id``, else GetEbsDefaultKmsKeyId). KMS keys are regional,
+    so a key of another region answers NotFoundException here. AWS errors are raised
+    as they come."""
     kms = sessions.client("kms", account_id, region, tag)
     if key_ref is None:
-        key_ref = sessions.client("ec2", account_id, region, tag).get_ebs_default_kms_key_id()["KmsKeyId"]
+        key_ref = default_key_id() if default_key_id is not None else ebs_default_key_id(sessions, account_id, region, tag)
     meta = kms.describe_key(KeyId=key_ref)["KeyMetadata"]
     try:
         aliases = [a["AliasName"] for a in kms.list_aliases(KeyId=meta["KeyId"]).get("Aliases", [])]

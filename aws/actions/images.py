@@ -196,7 +196,7 @@ def discard_unfinished_image(ec2: Any, image: dict[str, Any], label: str, where:
             ec2.delete_snapshot(SnapshotId=snapshot_id)
             deleted.append(snapshot_id)
         except ClientError as error:
-            if error.response["Error"]["Code"] != "InvalidSnapshot.NotFound":
+            if read_outcome(error) != MISSING:  # InvalidSnapshot.NotFound: already deleted
                 left.append(f"{snapshot_id} ({error.response['Error']['Code']})")
     said = f"deregistered the unfinished {label} {image_id} ({image.get('State')}) in {where}"
     if deleted:

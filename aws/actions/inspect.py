@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
 from aws.errors import explain
+from aws.reads import SEQUENTIAL, ParallelReads
 from aws.sessions import AwsSessions
 
 
@@ -86,49 +88,55 @@ def allowed_images(sessions: AwsSessions, account_id: str, region: str, tag: str
     )
 
 
-def inspect_image(sessions: AwsSessions, account_id: str, region: str, image_id: str, tag: str) -> ImageFacts:
-    """Read the AMI, its snapshots and their keys as the source account sees them."""
+def inspect_image(sessions: AwsSessions, account_id: str, region: str, image_id: str, tag: str, reads: ParallelReads = SEQUENTIAL,
+                  on_image: Callable[[dict[str, Any]], None] | None = None) -> ImageFacts:
+    """Read the AMI, its snapshots and their keys as the source account sees them.
+
+    Calls: DescribeImages; then, at once (on ``reads``), DescribeSnapshots and the
+    launch permissions (DescribeImageAttribute, own AMIs only); then per distinct key
+    at once DescribeKey and ListAliases (own keys only; ListAliases takes the key's
+    ARN as the snapshot names it). Errors are raised in the order the reads were
+    always made (the snapshots', then each key's DescribeKey, then its ListAliases)."""
     ec2 = sessions.client("ec2", account_id, region, tag)
     kms = sessions.client("kms", account_id, region, tag)
     images = ec2.describe_images(ImageIds=[image_id])["Images"]
     if not images:
         raise explain("InvalidAMIID.NotFound", f"The image id '[{image_id}]' does not exist", "DescribeImages")
     image = images[0]
+    if on_image is not None:  # the caller may start reads that depend on the image alone (its encryption)
+        on_image(image)
     snapshot_ids = [m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")]
     foreign = image.get("OwnerId") != account_id
     readable = True
+    described = reads.start("snapshots", lambda: ec2.describe_snapshots(SnapshotIds=snapshot_ids)["Snapshots"] if snapshot_ids else [])
+    launch = None if foreign else reads.start(
+        "launch-permissions", lambda: ec2.describe_image_attribute(ImageId=image_id, Attribute="launchPermission")["LaunchPermissions"])
     try:
-        snapshots = ec2.describe_snapshots(SnapshotIds=snapshot_ids)["Snapshots"] if snapshot_ids else []
+        snapshots = described.result()
     except ClientError as error:
         # Another account's snapshots are visible only with createVolumePermission.
         if not foreign or error.response["Error"]["Code"] != "InvalidSnapshot.NotFound":
             raise
         snapshots, readable = [], False
     archived = [s["SnapshotId"] for s in snapshots if s.get("StorageTier") == "archive"]
+    unencrypted = [s["SnapshotId"] for s in snapshots if not s.get("Encrypted")]
+    key_ids = list(dict.fromkeys(s["KmsKeyId"] for s in snapshots if s.get("Encrypted")))
+    described_keys = {k: reads.start(f"key {k}", lambda k=k: kms.describe_key(KeyId=k)["KeyMetadata"]) for k in key_ids}
+    # ListAliases shows the caller's own aliases only.
+    aliases_of = {} if foreign else {k: reads.start(f"aliases {k}", lambda k=k: kms.list_aliases(KeyId=k).get("Aliases", [])) for k in key_ids}
     keys: dict[str, KeyFacts] = {}
-    unencrypted = []
-    for snapshot in snapshots:
-        if not snapshot.get("Encrypted"):
-            unencrypted.append(snapshot["SnapshotId"])
-            continue
-        key_id = snapshot["KmsKeyId"]
-        if key_id in keys:
-            continue
+    for key_id in key_ids:
         try:
-            meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+            meta = described_keys[key_id].result()
         except ClientError as error:
             # Another account's key: usable only through its grant or key policy.
             if not foreign or error.response["Error"]["Code"] not in ("AccessDeniedException", "NotFoundException"):
                 raise
             keys[key_id] = KeyFacts(arn=key_id, manager="CUSTOMER", state=f"not usable by {account_id} (no grant or key-policy statement)")
             continue
-        aliases = []
-        if not foreign:  # ListAliases shows the caller's own aliases only
-            aliases = [a["AliasName"] for a in kms.list_aliases(KeyId=meta["KeyId"]).get("Aliases", [])]
+        aliases = [a["AliasName"] for a in aliases_of[key_id].result()] if key_id in aliases_of else []
         keys[key_id] = KeyFacts(arn=meta["Arn"], manager=meta["KeyManager"], state=meta["KeyState"], aliases=aliases)
-    permissions = []
-    if image.get("OwnerId") == account_id:
-        permissions = ec2.describe_image_attribute(ImageId=image_id, Attribute="launchPermission")["LaunchPermissions"]
+    permissions = launch.result() if launch is not None else []
     return ImageFacts(
         image_id=image_id,
         name=image.get("Name") or "",

@@ -30,6 +30,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from aws.partitions import partition_for
+from aws.reads import SEQUENTIAL, ParallelReads
 from aws.actions.base import Action, ActionParams, register
 
 # What EC2 does with the snapshots' key when a role launches from the AMI.
@@ -165,17 +166,25 @@ def _simulations(role: str, key_arns: list[str], region: str, image_id: str, pas
 
 def simulate_launch_roles(
     iam: Any, roles: list[str], key_arns: list[str], region: str, image_id: str, pass_roles: list[str] | None = None,
+    reads: ParallelReads = SEQUENTIAL,
 ) -> list[RoleAnswer]:
     """Ask IAM, per role, for what a launch from the AMI needs: the key operations on
     each key, RunInstances on the image and the launch's resources, tags on create,
-    and PassRole for the named instance roles."""
+    and PassRole for the named instance roles. Every simulation is started at once
+    on ``reads``; a role's answer is read in the order of its asks (its first failed
+    ask is its error, as when they were made one after the other)."""
+    started = [
+        (role, [reads.start(f"simulate {role}", lambda role=role, ask=ask: iam.simulate_principal_policy(PolicySourceArn=role, **ask))
+                for ask in _simulations(role, key_arns, region, image_id, list(pass_roles or []))])
+        for role in roles
+    ]
     answers = []
-    for role in roles:
+    for role, pending in started:
         try:
             denied: list[str] = []
             unknown: list[str] = []
-            for ask in _simulations(role, key_arns, region, image_id, list(pass_roles or [])):
-                no, maybe = read_results(iam.simulate_principal_policy(PolicySourceArn=role, **ask)["EvaluationResults"])
+            for asked in pending:
+                no, maybe = read_results(asked.result()["EvaluationResults"])
                 denied += no
                 unknown += maybe
             answers.append(RoleAnswer(role, denied, unknown=unknown))

@@ -22,7 +22,7 @@ from aws.actions.disposable import DISPOSABLE, DISPOSABLE_TAG
 from aws.actions.images import OWNER_PROOF_TAG, discard_unfinished_image, look_up_image, proves_ownership
 from aws.actions.visibility import until_visible
 from aws.actions.instance_settings import SETTINGS_PREFLIGHT_PERMISSIONS, InstanceSettings
-from aws.errors import AwsFailure
+from aws.errors import MISSING, AwsFailure, read_outcome
 
 # AWS allows 50 user tags per resource; keys starting with "aws:" are AWS's own
 # (e.g. aws:autoscaling:groupName) and are refused by CreateTags/TagSpecifications.
@@ -86,7 +86,7 @@ def describe_instance(ec2: Any, instance_id: str) -> dict[str, Any] | None:
     try:
         reservations = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
     except ClientError as error:
-        if error.response["Error"]["Code"] == "InvalidInstanceID.NotFound":
+        if read_outcome(error) == MISSING:  # InvalidInstanceID.NotFound (aws.errors decides)
             return None
         raise
     return next((i for r in reservations for i in r["Instances"]), None)

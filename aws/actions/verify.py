@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError
 from aws.actions.base import Action, ActionParams, StepContext, StepWaiting, image_of, register
 from aws.actions.disposable import DISPOSABLE_TAG
 from aws.actions.visibility import until_visible, within_window
-from aws.errors import AwsFailure, explain
+from aws.errors import MISSING, AwsFailure, explain, read_outcome
 
 PURPOSE_TAG = "amibot:purpose"
 REQUEST_TAG = "amibot:request"
@@ -309,7 +309,7 @@ def _describe(ec2: Any, instance_id: str) -> dict[str, Any] | None:
     try:
         reservations = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
     except ClientError as error:
-        if error.response["Error"]["Code"] == "InvalidInstanceID.NotFound":
+        if read_outcome(error) == MISSING:  # InvalidInstanceID.NotFound (aws.errors decides)
             return None
         raise
     for reservation in reservations:
@@ -336,7 +336,7 @@ def _terminate(ctx: StepContext, ec2: Any, instance_id: str | None, launched_at:
         try:
             ec2.terminate_instances(InstanceIds=[instance_id])
         except ClientError as error:
-            if error.response["Error"]["Code"] == "InvalidInstanceID.NotFound":
+            if read_outcome(error) == MISSING:  # InvalidInstanceID.NotFound (aws.errors decides)
                 return None  # not visible yet, if launched moments ago
             raise
         sent.append(True)

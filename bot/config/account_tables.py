@@ -181,6 +181,7 @@ def _parse_account(alias: str, table: dict[str, Any]) -> AccountConfig:
         launch_roles=launch_roles,
         retire=_get(table, p, "retire", bool, "retire = true", False),
         retire_tag=(retire_tag.partition("=")[0].strip(), retire_tag.partition("=")[2]) if retire_tag else None,
+        migrate=_get(table, p, "migrate", bool, "migrate = false", True),
         pass_roles=pass_roles,
         requesters=_parse_requesters(table, p),
     )

@@ -33,6 +33,9 @@ class AccountConfig:
     # statement); with ``retire_tag`` only images (and snapshots) carrying that tag.
     retire: bool = False
     retire_tag: tuple[str, str] | None = None  # ("key", "value")
+    # `/ami migrate` may move instances here (the amibot-migrate policy, the only one
+    # with iam:PassRole, is attached in this account); false: migrations are refused.
+    migrate: bool = True
     pass_roles: tuple[str, ...] = ()  # instance roles (ARNs, * for a path) a migration here may pass to EC2 (iam:PassRole)
     # Who may request with this account as the source (user or group ids); None: everyone
     # in an allowed channel. Targets are not restricted by it (issue 17).

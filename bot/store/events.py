@@ -31,14 +31,20 @@ class EventStore(StoreConnection):
         """A request's events, oldest first."""
         return [dict(r) for r in self.db.execute("SELECT * FROM audit WHERE request_id = ? ORDER BY id", [request_id]).fetchall()]
 
-    def request_log(self, since: float | None = None) -> dict[str, list[dict[str, Any]]]:
-        """Read-only, for ``amibot audit`` (``bot.request_log``): the requests, decisions (approvals), state
-        changes and steps at or after ``since`` (epoch seconds), oldest first."""
+    def request_log(self, since: float | None = None, request_ids: list[int] | None = None) -> dict[str, list[dict[str, Any]]]:
+        """Read-only, for ``amibot audit`` and ``/ami history csv`` (``bot.request_log``): the
+        requests, decisions (approvals), state changes and steps at or after ``since``
+        (epoch seconds), oldest first; with ``request_ids``, those requests' only."""
         start = since if since is not None else 0.0
         queries = {
-            "requests": "SELECT * FROM requests WHERE created_at >= ? ORDER BY created_at, id",
-            "approvals": "SELECT * FROM approvals WHERE decided_at >= ? ORDER BY decided_at",
-            "events": "SELECT * FROM audit WHERE at >= ? ORDER BY at, id",
-            "steps": "SELECT * FROM steps WHERE COALESCE(finished_at, started_at) >= ? ORDER BY COALESCE(finished_at, started_at), request_id, seq",
+            "requests": ("id", "SELECT * FROM requests WHERE created_at >= ?{only} ORDER BY created_at, id"),
+            "approvals": ("request_id", "SELECT * FROM approvals WHERE decided_at >= ?{only} ORDER BY decided_at"),
+            "events": ("request_id", "SELECT * FROM audit WHERE at >= ?{only} ORDER BY at, id"),
+            "steps": ("request_id", "SELECT * FROM steps WHERE COALESCE(finished_at, started_at) >= ?{only} ORDER BY COALESCE(finished_at, started_at), request_id, seq"),
         }
-        return {name: [dict(r) for r in self.db.execute(sql, [start]).fetchall()] for name, sql in queries.items()}
+        ids = list(request_ids) if request_ids is not None else []
+        out: dict[str, list[dict[str, Any]]] = {}
+        for name, (column, sql) in queries.items():
+            only = f" AND {column} IN ({','.join('?' * len(ids))})" if request_ids is not None and ids else (" AND 1=0" if request_ids is not None else "")
+            out[name] = [dict(r) for r in self.db.execute(sql.format(only=only), [start, *ids]).fetchall()]
+        return out

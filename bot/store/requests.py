@@ -113,6 +113,18 @@ class RequestStore(EventStore):
         sql, args = self._where(states, requester)
         return self.db.execute("SELECT COUNT(*) FROM requests" + sql, args).fetchone()[0]
 
+    def history_ids(self, *, before: int | None = None, since: float | None = None, requester: str | None = None,
+                    number: int | None = None, uid: str | None = None, limit: int = 200) -> list[int]:
+        """Request numbers for ``/ami history`` (``bot.history``), newest first: older than
+        ``before``, created at or after ``since``, asked by ``requester``, the request
+        ``number`` and/or ``uid``. The finer filters (account, AMI, who may see) are the caller's."""
+        sql, args = "SELECT id FROM requests WHERE 1=1", []  # type: ignore[var-annotated]
+        for clause, value in (("id < ?", before), ("created_at >= ?", since), ("requester = ?", requester), ("id = ?", number), ("uid = ?", uid)):
+            if value is not None:
+                sql += f" AND {clause}"
+                args.append(value)
+        return [r["id"] for r in self.db.execute(sql + " ORDER BY id DESC LIMIT ?", [*args, limit]).fetchall()]
+
     @staticmethod
     def _where(states: tuple[str, ...] | None, requester: str | None, updated_since: float | None = None) -> tuple[str, list[Any]]:
         sql = " WHERE 1=1"

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from aws.account_facts import ALLOWED_IMAGES
 from aws.actions import ImageFacts, allowed_images
+from aws.actions.inspect import AllowedImages
+from aws.reads import Pending
 from bot.config import AccountConfig
 from bot.errors import PreflightError
 from bot.verbs.common import PlanningContext, check_source_image, preflight_read
@@ -157,22 +160,35 @@ def check_copyable(facts: ImageFacts, source: AccountConfig, region: str, cross_
     check_copy_rules(facts, source, region, cross_account=cross_account, adding=[target.id] if cross_account and target else [])
 
 
-def check_allowed_images(ctx: PlanningContext, image: str, owner: AccountConfig, viewers: list[tuple[AccountConfig, str]]) -> list[str]:
+def start_allowed_images(ctx: PlanningContext, owner: AccountConfig, viewers: list[tuple[AccountConfig, str]]) -> dict[tuple[str, str], tuple[AccountConfig, Pending[AllowedImages]]]:
+    """Start reading the Allowed AMIs settings of each ``(account, region)`` that must
+    see ``owner``'s AMI (once each; not the owner's own), all at once; an
+    account-level fact, cached for a minute (``aws.account_facts``)."""
+    started: dict[tuple[str, str], tuple[AccountConfig, Pending[AllowedImages]]] = {}
+    for viewer, region in viewers:
+        if viewer.id == owner.id or (viewer.id, region) in started:
+            continue
+        read = (lambda viewer=viewer, region=region: ctx.account_fact(
+            ALLOWED_IMAGES, viewer.id, region, lambda: allowed_images(ctx.sessions, viewer.id, region, ctx.tag)))
+        started[(viewer.id, region)] = (viewer, ctx.reads.start(f"allowed images {viewer.id} {region}", read))
+    return started
+
+
+def check_allowed_images(ctx: PlanningContext, image: str, owner: AccountConfig, viewers: list[tuple[AccountConfig, str]],
+                         started: dict[tuple[str, str], tuple[AccountConfig, Pending[AllowedImages]]] | None = None) -> list[str]:
     """Allowed AMIs, read from each ``(account, region)`` that must see ``image`` of
     ``owner`` (a share's targets; a copy's target in the source region, where it
     copies from; a copy's share-with accounts). Where it is ``enabled`` and no
     criterion's ImageProviders names the owner, the AMI is invisible there: refused
     before anyone is asked. ``audit-mode``, or a match only through criteria with
-    further conditions: a ``WARNING:`` line (returned). A failed read refuses."""
+    further conditions: a ``WARNING:`` line (returned). A failed read refuses.
+    ``started``: the reads :func:`start_allowed_images` began earlier for the same viewers."""
+    started = start_allowed_images(ctx, owner, viewers) if started is None else started
     lines = []
-    seen: set[tuple[str, str]] = set()
-    for viewer, region in viewers:
-        if viewer.id == owner.id or (viewer.id, region) in seen:
-            continue
-        seen.add((viewer.id, region))
+    for (viewer_id, region), (viewer, pending) in started.items():
         settings = preflight_read(
             f"Could not read the Allowed AMIs settings of `{viewer.alias}` ({viewer.id}) in {region}",
-            lambda: allowed_images(ctx.sessions, viewer.id, region, f"preflight-{ctx.uid}"),
+            pending.result,
             fix="Check the role of that account (`amibot iam-policy` allows ec2:GetAllowedImagesSettings).",
         )
         if settings.state == "disabled":

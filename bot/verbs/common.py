@@ -15,12 +15,15 @@ from typing import Any, Callable, TypeVar
 
 from aws.actions import ImageFacts, inspect_image
 from aws.actions.launchroles import render_required_statement
+from aws.reads import ParallelReads, Pending
 from aws.errors import is_aws_error, translate
 from aws.sessions import AwsSessions, PreflightTimeout
 from bot import slacktext
 from bot.config import AccountConfig, Config
 from bot.errors import PreflightError
 from bot.requests import STEP_DONE, PlannedStep, Request
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -49,21 +52,49 @@ class PlanningContext:
     # Earlier requests that may have changed AWS (running, done, active, failed), with
     # their steps: unshare finds what amibot added, and grants by their recorded ids.
     find_requests: Callable[[], list[Request]] = lambda: []
+    # The preflight's independent reads run here, in parallel (aws.reads); closed when
+    # the preflight ends (bot.verbs.registry.prepare).
+    reads: ParallelReads = field(default_factory=ParallelReads)
+    # Account-level facts (aws.account_facts): from the minute-long cache unless
+    # ``fresh``; ``cached_facts_used`` says whether any answer came from it.
+    fresh: bool = False
+    cached_facts_used: bool = False
+
+    @property
+    def tag(self) -> str:
+        """The preflight's session tag: its AssumeRole sessions are named after the request."""
+        return f"preflight-{self.uid}"
+
+    def account_fact(self, fact: str, account_id: str, region: str, read: Callable[[], T]) -> T:
+        """An account-level fact (``aws.account_facts``), cached for a minute."""
+        value, cached = self.sessions.account_facts.get(fact, account_id, region, read, fresh=self.fresh)
+        if cached:
+            self.cached_facts_used = True
+        return value
+
+    def start_sessions(self, account_ids: list[str]) -> None:
+        """Assume the preflight's role sessions in these accounts now, in parallel
+        (no call of its own: the session is the one a later read would assume; it
+        only starts earlier, beside the other reads)."""
+        for account_id in dict.fromkeys(account_ids):
+            self.reads.start(f"session {account_id}", lambda account_id=account_id: self.sessions.session(account_id, self.tag))
+
+    def start_image(self, source: AccountConfig, region: str, image_id: str,
+                    on_image: Callable[[dict[str, Any]], None] | None = None) -> Pending[ImageFacts]:
+        """Start inspecting the AMI (:meth:`preflight_image` takes the result);
+        ``on_image`` is told DescribeImages' answer as soon as it comes."""
+        return self.reads.start("image", lambda: inspect_image(self.sessions, source.id, region, image_id, tag=self.tag,
+                                                               reads=self.reads, on_image=on_image))
 
     def region_of(self, region: str | None) -> str:
         """The region typed, else the configured default."""
         return region or self.config.bot.default_region
 
-    def preflight_image(self, source: AccountConfig, region: str, image_id: str) -> ImageFacts:
-        """Inspect the AMI as its source account sees it; AWS errors become a
-        PreflightError in plain words."""
-        return preflight_read(
-            f"Could not read {image_id} in `{source.alias}` ({source.id}) {region}",
-            lambda: inspect_image(self.sessions, source.id, region, image_id, tag=f"preflight-{self.uid}"),
-        )
-
-
-T = TypeVar("T")
+    def preflight_image(self, source: AccountConfig, region: str, image_id: str, started: Pending[ImageFacts] | None = None) -> ImageFacts:
+        """Inspect the AMI as its source account sees it (or take the inspection
+        ``started`` earlier); AWS errors become a PreflightError in plain words."""
+        pending = started or self.start_image(source, region, image_id)
+        return preflight_read(f"Could not read {image_id} in `{source.alias}` ({source.id}) {region}", pending.result)
 
 
 def preflight_read(problem: str, read: Callable[[], T], *, fix: str | None = None, own_fix: bool = False) -> T:

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 from aws.actions import ImageFacts
 from aws.actions.copy import MAX_COPIES_IN_FLIGHT, DestinationKey, copies_in_flight, image_named
 from bot.config import AccountConfig
@@ -21,9 +23,12 @@ from bot.verbs.common import PlanningContext, preflight_read
 from bot.verbs.key_checks import check_grants_possible
 
 
-def check_copy_source(ctx: PlanningContext, facts: ImageFacts, source: AccountConfig, region: str, targets: list[AccountConfig]) -> list[str]:
+def check_copy_source(ctx: PlanningContext, facts: ImageFacts, source: AccountConfig, region: str, targets: list[AccountConfig],
+                      allowed: dict[tuple[str, str], Any] | None = None) -> list[str]:
     """What AWS would refuse of copying ``facts`` from ``source`` to each of
-    ``targets``; returns the warning lines (Allowed AMIs in audit-mode)."""
+    ``targets``; returns the warning lines (Allowed AMIs in audit-mode). ``allowed``:
+    the Allowed AMIs reads already started (``aws_rules.start_allowed_images``) for
+    the other accounts in ``region``."""
     for target in targets:
         check_copyable(facts, source, region, target.id != source.id, target)
     if not targets:
@@ -33,34 +38,46 @@ def check_copy_source(ctx: PlanningContext, facts: ImageFacts, source: AccountCo
         check_grants_possible(ctx, facts, source, region, others)
     # Another account copies from the source region, through a temporary share: the
     # AMI must be visible to it there (Allowed AMIs).
-    return check_allowed_images(ctx, facts.image_id, source, [(t, region) for t in others])
+    return check_allowed_images(ctx, facts.image_id, source, [(t, region) for t in others], started=allowed)
 
 
 def check_copy_destination(ctx: PlanningContext, target: AccountConfig, region: str, name: str | None) -> int:
     """Room for one more copy in ``target`` ``region``, and ``name`` free there.
     Returns how many copies are in flight there."""
-    in_flight = preflight_read(
-        f"Could not count the copies in flight in `{target.alias}` {region}",
-        lambda: copies_in_flight(ctx.sessions, target.id, region, f"preflight-{ctx.uid}"),
-        fix="Check the role of that account (`amibot iam-policy`).",
-    )
-    if in_flight >= MAX_COPIES_IN_FLIGHT:
-        raise PreflightError(
-            f"`{target.alias}` already has {in_flight} images pending in {region}; AWS allows {MAX_COPIES_IN_FLIGHT} concurrent copies per region.",
-            fix="Wait for some of them to finish, then ask again.",
-        )
-    if name:
-        existing = preflight_read(
-            f"Could not look up AMI names in `{target.alias}` {region}",
-            lambda: image_named(ctx.sessions, target.id, region, name, f"preflight-{ctx.uid}"),
+    return start_copy_destination(ctx, target, region, name)()
+
+
+def start_copy_destination(ctx: PlanningContext, target: AccountConfig, region: str, name: str | None) -> Callable[[], int]:
+    """Start both reads of :func:`check_copy_destination` at once; the returned call
+    checks them in its order (room first, then the name) and gives the count."""
+    counting = ctx.reads.start("copies in flight", lambda: copies_in_flight(ctx.sessions, target.id, region, ctx.tag))
+    naming = ctx.reads.start("image named", lambda: image_named(ctx.sessions, target.id, region, name, ctx.tag)) if name else None
+
+    def check() -> int:
+        in_flight = preflight_read(
+            f"Could not count the copies in flight in `{target.alias}` {region}",
+            counting.result,
             fix="Check the role of that account (`amibot iam-policy`).",
         )
-        if existing:
+        if in_flight >= MAX_COPIES_IN_FLIGHT:
             raise PreflightError(
-                f"`{target.alias}` already has an AMI named `{name}` in {region} ({existing}); AMI names are unique per account and region.",
-                fix="Pick another `name`, or leave it out (amibot then names the copy `<source name>-copy-<request id>`).",
+                f"`{target.alias}` already has {in_flight} images pending in {region}; AWS allows {MAX_COPIES_IN_FLIGHT} concurrent copies per region.",
+                fix="Wait for some of them to finish, then ask again.",
             )
-    return in_flight
+        if naming is not None:
+            existing = preflight_read(
+                f"Could not look up AMI names in `{target.alias}` {region}",
+                naming.result,
+                fix="Check the role of that account (`amibot iam-policy`).",
+            )
+            if existing:
+                raise PreflightError(
+                    f"`{target.alias}` already has an AMI named `{name}` in {region} ({existing}); AMI names are unique per account and region.",
+                    fix="Pick another `name`, or leave it out (amibot then names the copy `<source name>-copy-<request id>`).",
+                )
+        return in_flight
+
+    return check
 
 
 def check_shareable_copy(key: DestinationKey | None, target: AccountConfig, region: str) -> None:

@@ -6,18 +6,23 @@ request succeeds. A new verb is a folder ``bot/verbs/<verb>/`` and one line belo
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
-from bot.errors import AmibotError
+from aws.reads import ParallelReads
+from bot.errors import AmibotError, PreflightError
 from bot.requests import Request
 from bot.slacktext import escape
+from bot.verbs import cardtext
 from bot.verbs.audit import VERB as AUDIT
+from bot.verbs.cardtext import CardFacts
 from bot.verbs.cancel import VERB as CANCEL
 from bot.verbs.common import PlanningContext, Prepared
 from bot.verbs.copy import VERB as COPY
 from bot.verbs.distribute import VERB as DISTRIBUTE
 from bot.verbs.help import VERB as HELP
+from bot.verbs.history import VERB as HISTORY
 from bot.verbs.list import VERB as LIST
 from bot.verbs.migrate import VERB as MIGRATE
 from bot.verbs.retire import VERB as RETIRE
@@ -28,7 +33,7 @@ from bot.verbs.unshare import VERB as UNSHARE
 from bot.verbs.verb import Verb
 
 # In the order the usage lists them.
-ALL: tuple[Verb, ...] = (SHARE, UNSHARE, COPY, DISTRIBUTE, AUDIT, TAG, MIGRATE, RETIRE, STATUS, LIST, CANCEL, HELP)
+ALL: tuple[Verb, ...] = (SHARE, UNSHARE, COPY, DISTRIBUTE, AUDIT, TAG, MIGRATE, RETIRE, STATUS, LIST, HISTORY, CANCEL, HELP)
 
 _BY_NAME: dict[str, Verb] = {v.name: v for v in ALL}
 _BY_WORD: dict[str, Verb] = {**_BY_NAME, **{word: v for v in ALL for word in v.syntax.synonyms}}
@@ -67,7 +72,17 @@ def prepare(ctx: PlanningContext, command: Any) -> Prepared:
     if found is None or found.prepare is None:
         word = type(command).__name__.replace("Command", "").lower()
         raise AmibotError(f"`{word}` is not available yet.", fix="`/ami help` lists what works.")
-    return found.prepare(ctx, command)
+    try:
+        return found.prepare(ctx, command)
+    except PreflightError:
+        if not ctx.cached_facts_used or ctx.fresh:
+            raise
+        # A refusal never rests on a cached account-level fact (aws.account_facts):
+        # the same preflight again, every fact read fresh.
+        ctx.reads.close()
+        return prepare(dataclasses.replace(ctx, reads=ParallelReads(), fresh=True, cached_facts_used=False), command)
+    finally:
+        ctx.reads.close()
 
 
 def risk(request: Request) -> str:
@@ -92,6 +107,10 @@ def statement(request: Request) -> str | None:
     ``text.statement``), if any: shown in a modal and in ``/ami status``."""
     found = _BY_NAME.get(request.kind)
     return found.statement(request) if found is not None and found.statement is not None else None
+def card(request: Request) -> CardFacts:
+    """The request's card fields (Requester and Why are the card's own), in its verb's words."""
+    found = _BY_NAME.get(request.kind)
+    return found.card(request) if found is not None and found.card is not None else cardtext.generic(request)
 
 
 def settle_after_success(request: Request, store: Any, third: Any) -> list[str]:

@@ -46,6 +46,7 @@ class Verb:
     command: type | None = None  # the command type ``prepare`` takes (None: answered at once)
     prepare: Preparer | None = None
     risk: Callable[[Request], str] | None = None  # the main risk in one line (the card, the Approve confirm)
+    card: Callable[[Request], Any] | None = None  # the card's labelled fields (bot.verbs.cardtext.CardFacts)
     after_success: tuple[AfterSuccess, ...] = ()
     alert: Callable[[Request], str] | None = None  # what it asks, for a lock screen ("share payments-api prod → dev")
     statement: Callable[[Request], str | None] | None = None  # the IAM statement the target's roles need, if any (a modal, /ami status)

@@ -1,4 +1,4 @@
-"""Sandbox addition: ``AssumeRole`` checks the role's trust policy (moto assumes any
+r"""Sandbox addition: ``AssumeRole`` checks the role's trust policy (moto assumes any
 ARN, even a role that does not exist, and ignores ``ExternalId``).
 
 Opt-in per account, so worlds that never model IAM keep moto's behaviour: once an
@@ -19,11 +19,23 @@ https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_common-scenarios_third
 and STS API Reference, "AssumeRole" (AccessDenied when the trust policy does not
 allow the caller). IAM permission policies of the caller are not evaluated
 (the sandbox's documented simplification).
+
+Also refused, as STS does (``ValidationError``): a ``RoleSessionName`` that is not 2 to
+64 characters of ``[\w+=,.@-]`` (ASCII letters and digits, ``_+=,.@-``). STS API
+Reference, "AssumeRole", RoleSessionName: "Length Constraints: Minimum length of 2.
+Maximum length of 64. Pattern: [\w+=,.@-]*" (the same constraint is in botocore's
+STS service model, ``roleSessionNameType``; botocore checks only the minimum before
+sending). Checked with the search tool: the official page was not in the corpus; the
+AWS SDK for Rust's ``AssumeRoleInput`` page, generated from the same API model,
+https://docs.rs/aws-sdk-sts/0.14.0/aws_sdk_sts/input/struct.AssumeRoleInput.html, says
+"upper- and lower-case alphanumeric characters with no spaces ... underscores or any of
+the following characters: =,.@-". [moto: accepts any name.]
 """
 
 from __future__ import annotations
 
 import json
+import re
 import urllib.parse
 from typing import Any
 
@@ -103,9 +115,31 @@ def _refusal(caller_arn: str, role_arn: str) -> Exception:
     return STSClientError("AccessDenied", f"User: {caller_arn} is not authorized to perform: sts:AssumeRole on resource: {role_arn}")
 
 
+SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}", re.ASCII)
+
+
+def session_name_refusal(name: str) -> Exception | None:
+    """STS's ValidationError for a RoleSessionName it would refuse, else None."""
+    from moto.sts.exceptions import STSClientError
+
+    if SESSION_NAME.fullmatch(name):
+        return None
+    if len(name) > 64:
+        return STSClientError("ValidationError", f"1 validation error detected: Value '{name}' at 'roleSessionName' failed to satisfy "
+                                                 "constraint: Member must have length less than or equal to 64")
+    if len(name) < 2:
+        return STSClientError("ValidationError", f"1 validation error detected: Value '{name}' at 'roleSessionName' failed to satisfy "
+                                                 "constraint: Member must have length greater than or equal to 2")
+    return STSClientError("ValidationError", f"1 validation error detected: Value '{name}' at 'roleSessionName' failed to satisfy "
+                                             "constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]*")
+
+
 def _assume_role(self: Any) -> Any:
     from moto.iam.models import iam_backends
 
+    refusal = session_name_refusal(self._get_param("RoleSessionName") or "")
+    if refusal is not None:
+        raise refusal
     role_arn = self._get_param("RoleArn") or ""
     parts = role_arn.split(":")
     account = parts[4] if len(parts) > 5 else ""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from offline.scenarios import copy, distribute, migrate, policy, retire, share, surfaces, unshare
+from offline.scenarios import copy, distribute, history, migrate, policy, retire, share, surfaces, unshare
 from offline.scenarios.stage import Stage
 
 SCENARIOS: list[Callable[[Stage], None]] = [
@@ -21,6 +21,7 @@ SCENARIOS: list[Callable[[Stage], None]] = [
     distribute.play, distribute.audit,  # after copy: its dev:eu-west-1 copy is not made again
     surfaces.play,  # its own AMI; it ends its share
     retire.play,  # it deregisters the distributed AMI and the copies amibot made of it
+    history.play,  # after the day's requests: prod's history, the CSV, a stranger sees nothing
     policy.play,  # last: it moves the clock 4 h forward (escalation)
 ]
 """Demo scenarios, in the order of the transcript."""

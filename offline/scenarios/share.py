@@ -34,8 +34,11 @@ def play(stage: Stage) -> None:
     if not t.expect("the approval message with the plan was posted in the channel", bool(root)):
         return
     t.say("amibot", blocks_text(root))
-    card = root["blocks"][0]["text"]["text"]
-    t.expect(f"the approval card is compact ({len(card.splitlines())} lines, at most 12) and says why", len(card.splitlines()) <= 12 and "*Why:* payments load tests" in card)
+    card = blocks_text(root)
+    t.expect(f"the approval card has labelled fields ({len(card.splitlines())} lines, at most 16) and says why once",
+             len(card.splitlines()) <= 16 and "*Why*: payments load tests" in card and card.count("payments load tests") == 1)
+    t.expect("the risk names the account that gains access, the card names no account id",
+             "`dev` gains launch access" in card and rehearsal.DEV not in card and rehearsal.PROD not in card)
     changes = stage.exact_changes(root)
     t.expect("the exact changes name the KMS grant to dev's root principal", f"arn:aws:iam::{rehearsal.DEV}:root" in changes)
 

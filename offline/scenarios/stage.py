@@ -44,8 +44,13 @@ class Transcript:
 def blocks_text(message: dict) -> str:
     parts = []
     for block in message.get("blocks") or []:
-        if block.get("type") == "section":
+        if block.get("type") == "header":
             parts.append(block["text"]["text"])
+        elif block.get("type") == "section":
+            if block.get("text"):
+                parts.append(block["text"]["text"])
+            # Each field as one "Label: value" line (a phone shows them in two columns).
+            parts += [f["text"].replace("\n", ": ", 1) for f in block.get("fields") or []]
         elif block.get("type") == "actions":
             parts.append("   ".join(f"[ {(e.get('text') or e.get('placeholder') or {}).get('text', '')} ]" for e in block["elements"]))
         elif block.get("type") == "context":
@@ -112,8 +117,19 @@ class Stage:
         return answer
 
     def root_for(self, needle: str, timeout: float = 20.0) -> dict | None:
-        """The newest root message whose text mentions ``needle``."""
-        return wait(lambda: next((m for m in reversed(self.fake.messages(self.channel)) if needle in (m.get("text") or "") and not m.get("reply_broadcast")), None), timeout)
+        """The newest root message whose text, or whose request's command, mentions
+        ``needle`` (the card's text names the AMI and the accounts, not the command)."""
+        return wait(lambda: next((m for m in reversed(self.fake.messages(self.channel))
+                                  if (needle in (m.get("text") or "") or needle in self._command_of(m)) and not m.get("reply_broadcast")), None), timeout)
+
+    def _command_of(self, message: dict) -> str:
+        number = request_id(message)
+        if not number.startswith("R-") or not number[2:].isdigit() or message.get("thread_ts") not in (None, message.get("ts")):
+            return ""
+        try:
+            return self.bot.store.get(int(number[2:])).command_text
+        except Exception:  # not a request's root message
+            return ""
 
     def final_reply(self, root: dict, timeout: float = 60.0) -> dict | None:
         return wait(lambda: next((m for m in self.fake.thread(self.channel, root["ts"]) if m.get("reply_broadcast")), None), timeout)

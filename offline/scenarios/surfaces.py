@@ -95,13 +95,18 @@ def play(stage: Stage) -> None:
     t.say("@bob", "corrects it to “2d” and submits")
     slack.submit_view(rehearsal.REQUESTER, FORM, values)
     root = stage.root_for(f"share {image}")
-    if not t.expect("the form created the same request as the command it stands for", bool(root) and f"share {image} from prod:{rehearsal.REGION} to dev for 2d" in root.get("text", "")):
+    number = (root or {}).get("text", "").split(":")[0]
+    asked = stage.bot.store.get(int(number[2:])).command_text if number.startswith("R-") else ""
+    if not t.expect("the form created the same request as the command it stands for", bool(root) and f"share {image} from prod:{rehearsal.REGION} to dev for 2d" in asked):
         return
-    number = root["text"].split(":")[0]
 
     waiting = wait(lambda: number in str(fake.views.get(home)) and "Approve" in str(fake.views.get(home)) and fake.views.get(home))
     t.say("amibot (alice's Home)", view_text(waiting or {}))
     t.expect("Alice's Home was republished with the request waiting on her and its buttons", bool(waiting))
+    buttons = {e["action_id"]: e for b in (waiting or {}).get("blocks", []) if b.get("type") == "actions" for e in b["elements"]}
+    t.expect("her Home decides as the card does: Approve asks to confirm with the risk, Deny opens the form, View exact changes is there",
+             "Risk:" in ((buttons.get("amibot_approve") or {}).get("confirm") or {}).get("text", {}).get("text", "")
+             and "confirm" not in (buttons.get("amibot_deny") or {"confirm": 1}) and "amibot_view_changes" in buttons)
     t.say("@alice", "clicks [ Approve ] on her Home")
     slack.click_view(rehearsal.OWNER, home, "amibot_approve", number)
     final = stage.final_reply(root, timeout=30)

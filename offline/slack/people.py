@@ -15,6 +15,8 @@ class PeopleApi(SlackState):
 
     def _api_users_info(self, p: dict) -> dict:
         uid = p.get("user") or ""
+        if "users:read" not in self.scopes:  # docs.slack.dev/reference/methods/users.info: users:read
+            return {"error": "missing_scope", "needed": "users:read", "provided": ",".join(sorted(self.scopes))}
         if uid[:1] not in ("U", "W") or not uid.isalnum():
             return {"error": "user_not_found"}
         name = uid.lower()

@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
 from offline.slack.conversations import ConversationsApi
+from offline.slack.files import UPLOAD_PATH, FilesApi
 from offline.slack.messages import MessagesApi
 from offline.slack.people import PeopleApi
 from offline.slack.views import ViewsApi
@@ -33,7 +34,7 @@ class SlackCall:
     response: dict = field(default_factory=dict)  # the JSON body answered
 
 
-class FakeSlack(MessagesApi, ConversationsApi, ViewsApi, PeopleApi):
+class FakeSlack(MessagesApi, ConversationsApi, ViewsApi, PeopleApi, FilesApi):
     """A local Slack Web API that records every call.
 
     ``start()`` binds 127.0.0.1 on a free port in a daemon thread; ``api_url`` is the
@@ -173,6 +174,17 @@ class FakeSlack(MessagesApi, ConversationsApi, ViewsApi, PeopleApi):
         url = urllib.parse.urlsplit(req.path)
         params: dict[str, Any] = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query).items()}
         raw = req.rfile.read(int(req.headers.get("Content-Length") or 0))
+        if url.path.startswith(UPLOAD_PATH):  # files_upload_v2's second step: the bytes, not a Web API call
+            with self._lock:
+                status = self._upload(url.path, raw)
+                self._calls.append(SlackCall("upload", {"path": url.path, "bytes": len(raw)}, time.time(), None, status, {}))
+            data = b"OK - " + str(len(raw)).encode() if status == 200 else b"not found"
+            req.send_response(status)
+            req.send_header("Content-Type", "text/plain")
+            req.send_header("Content-Length", str(len(data)))
+            req.end_headers()
+            req.wfile.write(data)
+            return
         try:
             params.update(self._parse_body(raw, req.headers.get("Content-Type", "")))
             parsed = True

@@ -58,6 +58,8 @@ class SlackState:
         self._messages: dict[str, list[dict]] = {}  # channel -> messages in posting order
         self._ephemerals: list[dict] = []
         self._views: dict[str, dict] = {}
+        self._files: dict[str, dict] = {}  # file id -> upload record (files.*)
+        self._upload_paths: dict[str, str] = {}  # one-use upload URL path -> file id
         self._scripted: dict[str, list[tuple[int, dict, dict]]] = {}
         self._response_urls: dict[str, dict] = {}  # path -> {"channel", "message_ts", "user"}
         self._triggers: dict[str, float] = {}  # trigger_id -> issued at (monotonic); -1 once used

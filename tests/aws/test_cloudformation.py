@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from aws.cloudformation import TEMPLATES, key_policy_statements, render_all, shared_key_use_actions
-from aws.iam import member_account_policy
+from aws.iam import member_policy, migrate_policy
 from bot.cli import main
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "cloudformation"
@@ -40,7 +40,11 @@ def test_cfn_lint_finds_nothing(name):
 def test_member_role_carries_the_generated_policy():
     template = json.loads(render_all()["member-account-role.json"])
     role = template["Resources"]["MemberRole"]["Properties"]
-    assert role["Policies"][0]["PolicyDocument"] == member_account_policy()
+    assert role["Policies"][0]["PolicyDocument"] == member_policy()
+    # iam:PassRole only in the migrate add-on, attached only where migrations are allowed.
+    migrate = template["Resources"]["MigratePolicy"]
+    assert migrate["Condition"] == "MigrateAllowed" and migrate["Properties"]["PolicyDocument"] == migrate_policy()
+    assert not any("iam:PassRole" in s["Action"] for s in member_policy()["Statement"])
     (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Principal"] == {"AWS": {"Ref": "BotRoleArn"}}
     assert trust["Condition"] == {"StringEquals": {"sts:ExternalId": {"Ref": "ExternalId"}}}
@@ -48,7 +52,7 @@ def test_member_role_carries_the_generated_policy():
 
 def test_key_snippets_follow_the_grants():
     statements = {s["Sid"]: s for s in key_policy_statements()["Statement"]}
-    member = {s["Sid"]: s for s in member_account_policy()["Statement"]}
+    member = {s["Sid"]: s for s in member_policy()["Statement"]}
     # The key policy carries the member policy's conditions: naming the role there
     # allows on its own, so without them the IAM conditions would not apply.
     grants = statements["AmibotGrantOnlyLaunchOperationsToConfiguredAccounts"]
@@ -86,3 +90,14 @@ def test_deployed_member_role_trusts_only_the_bot_role_with_the_external_id(sand
     for caller, kwargs in ((as_bot, {"ExternalId": "wrong"}), (as_bot, {}), (sts, {"ExternalId": "ext-1234"})):
         with pytest.raises(ClientError, match="AccessDenied"):
             caller.assume_role(RoleArn=member_role, RoleSessionName="amibot-R-1", **kwargs)
+
+
+@pytest.mark.parametrize("allow, policies", [(None, ["amibot-member", "amibot-migrate"]), ("false", ["amibot-member"])])
+def test_the_migrate_policy_is_deployed_only_where_migrations_are_allowed(sandbox, allow, policies):
+    parameters = [{"ParameterKey": "BotRoleArn", "ParameterValue": f"arn:aws:iam::{BOT_ACCOUNT}:role/amibot-bot"},
+                  {"ParameterKey": "ExternalId", "ParameterValue": "ext-1234"}, {"ParameterKey": "RoleName", "ParameterValue": f"amibot-{allow}"}]
+    if allow:
+        parameters.append({"ParameterKey": "AllowMigrate", "ParameterValue": allow})
+    sandbox.client("cloudformation", MEMBER).create_stack(StackName=f"amibot-member-{allow}", TemplateBody=render_all()["member-account-role.json"],
+                                                          Capabilities=["CAPABILITY_NAMED_IAM"], Parameters=parameters)
+    assert sorted(sandbox.client("iam", MEMBER).list_role_policies(RoleName=f"amibot-{allow}")["PolicyNames"]) == policies

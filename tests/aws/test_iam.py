@@ -32,6 +32,13 @@ def printed_policies(capsys, argv: list[str]) -> dict[str, dict]:
     return policies
 
 
+def member_role(policies: dict[str, dict]) -> dict:
+    """What the member role holds in an account without retire: amibot-member plus,
+    when printed, amibot-migrate (statements of both, as IAM evaluates them)."""
+    statements = [s for h, p in policies.items() if h.startswith("Member-account role, policy") for s in p["Statement"]]
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
 def check_policy_document(policy: dict) -> None:
     """The shape IAM accepts: version, statements with unique alphanumeric Sids,
     Allow only, explicit actions (no wildcards), resources."""
@@ -48,17 +55,19 @@ def check_policy_document(policy: dict) -> None:
 def test_iam_policy_prints_both_policies_as_valid_json(capsys):
     policies = printed_policies(capsys, ["iam-policy"])
 
-    assert len(policies) == 2
+    assert [h.split(" — ")[0] for h in policies] == [
+        "Bot role (where amibot runs)", "Member-account role, policy amibot-member (in every account in the config)",
+        "Member-account role, policy amibot-migrate (in every account where instances may be migrated: migrate = true; its only iam:PassRole)"]
     bot = next(p for h, p in policies.items() if h.startswith("Bot role"))
-    member = next(p for h, p in policies.items() if h.startswith("Member-account role"))
-    for policy in (bot, member):
+    for policy in policies.values():
         check_policy_document(policy)
+    check_policy_document(member_role(policies))
     assert [a for s in bot["Statement"] for a in s["Action"]] == ["sts:AssumeRole"]
 
 
 def test_member_policy_covers_every_declared_permission(capsys):
     policies = printed_policies(capsys, ["iam-policy"])
-    member = next(p for h, p in policies.items() if h.startswith("Member-account role"))
+    member = member_role(policies)
     allowed = {a for s in member["Statement"] for a in s["Action"]}
 
     for name, action in ACTIONS.items():
@@ -72,7 +81,7 @@ def test_member_policy_covers_every_declared_permission(capsys):
 
 def test_test_launch_permissions_are_in_the_member_policy(capsys):
     policies = printed_policies(capsys, ["iam-policy"])
-    member = next(p for h, p in policies.items() if h.startswith("Member-account role"))
+    member = member_role(policies)
     allowed = {a for s in member["Statement"] for a in s["Action"]}
     assert {"ec2:RunInstances", "ec2:TerminateInstances", "ec2:DescribeInstanceStatus", "ec2:CreateTags"} <= allowed
 
@@ -81,7 +90,7 @@ def test_kms_data_key_operations_only_through_ec2(capsys):
     """The role never needs to decrypt anything itself: EBS does, on its behalf, when
     it launches from or copies an encrypted AMI."""
     policies = printed_policies(capsys, ["iam-policy"])
-    member = next(p for h, p in policies.items() if h.startswith("Member-account role"))
+    member = member_role(policies)
     for statement in member["Statement"]:
         used_through_ec2 = set(statement["Action"]) & KMS_USED_THROUGH_EC2
         if used_through_ec2:
@@ -118,7 +127,7 @@ def _statements_with(policy: dict, action: str) -> list[dict]:
 def test_every_risky_action_is_allowed_only_under_its_condition(capsys):
     """Least privilege that holds when evaluated (tests/offline/test_iam_enforcement.py
     shows the sandbox refusing each call outside its condition)."""
-    member = next(p for h, p in printed_policies(capsys, ["iam-policy"]).items() if h.startswith("Member-account role"))
+    member = member_role(printed_policies(capsys, ["iam-policy"]))
     expected = {
         "ec2:TerminateInstances": {"StringEquals": {"aws:ResourceTag/amibot:disposable": "true"}},
         "ec2:DeregisterImage": {"StringEquals": {"aws:ResourceTag/amibot:disposable": "true"}},
@@ -147,7 +156,9 @@ def test_every_risky_action_is_allowed_only_under_its_condition(capsys):
 
 
 def test_without_migrate_the_policy_has_no_pass_role_and_no_create_image(capsys):
-    member = next(p for h, p in printed_policies(capsys, ["iam-policy", "--without-migrate"]).items() if h.startswith("Member-account role"))
+    policies = printed_policies(capsys, ["iam-policy", "--without-migrate"])
+    assert len(policies) == 2
+    member = member_role(policies)
     allowed = {a for s in member["Statement"] for a in s["Action"]}
     assert "iam:PassRole" not in allowed and "ec2:CreateImage" not in allowed
     assert {"ec2:CopyImage", "ec2:RunInstances", "iam:SimulatePrincipalPolicy"} <= allowed

@@ -159,3 +159,25 @@ def test_account_without_role_must_be_the_credentials_account(sandbox):
     with pytest.raises(AwsFailure) as failure:
         sessions.client("ec2", PROD, REGION)
     assert "role_arn" in failure.value.plain() and own in failure.value.plain() and PROD in failure.value.plain()
+
+
+def test_threads_asking_for_the_same_session_at_once_assume_the_role_once(sandbox, sessions):
+    import threading
+
+    before = sandbox.calls("AssumeRole")
+    start = threading.Barrier(6, timeout=10)
+    clients = []
+
+    def ask():
+        start.wait()
+        clients.append(sessions.client("ec2", DEV, REGION, "preflight-R-5-feed"))
+
+    threads = [threading.Thread(target=ask) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sandbox.calls("AssumeRole") - before == 1, "one AssumeRole for the request's phase, however many reads ask at once"
+    assert len({id(c) for c in clients}) == 1, "one client per session, service and region"
+    sessions.client("ec2", DEV, REGION, "R-5-feed")
+    assert sandbox.calls("AssumeRole") - before == 2, "the next phase (execution) has its own session"

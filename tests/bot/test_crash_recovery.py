@@ -9,7 +9,6 @@ test kills it with SIGKILL and starts a fresh process on the same database.
 from __future__ import annotations
 
 import signal
-import time
 import urllib.request
 from pathlib import Path
 
@@ -128,10 +127,8 @@ def test_sigterm_exits_cleanly_and_the_next_process_resumes(server_sandbox, tmp_
         image = world.plain_image
         slack.slash(rehearsal.REQUESTER, rehearsal.CHANNEL, f"share {image} from prod to dev")
         root = fake.wait_for(lambda: next((m for m in fake.messages(rehearsal.CHANNEL) if image in m.get("text", "")), None), 30)
-        started = time.monotonic()
         bot.proc.send_signal(signal.SIGTERM)
         assert bot.proc.wait(timeout=20) == 0
-        assert time.monotonic() - started < 20
         with pytest.raises(OSError):
             urllib.request.urlopen(f"http://127.0.0.1:{bot.port}/healthz", timeout=1)
         # Nothing was lost: the pending request is still there for the next process.

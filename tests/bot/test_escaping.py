@@ -88,13 +88,16 @@ def every_rendering(request: Request, hostile: str) -> Iterator[Any]:
     yield cards.changes_view(request, "/ami")
     yield cards.progress_text(request, hostile)
     yield cards.confirm_approve(request)
-    yield cards.confirm_deny(request)
+    yield cards.confirm_cancel(request)
+    yield cards.card_blocks(request, owners, denied_by=hostile)
+    yield cards.fallback_text(request)
     yield messages.root_text(request)
     yield messages.headline(request)
     yield messages.status_text(request)
     yield listing.status_text(request, True)
     yield listing.status_text(request, False)
     yield listing.list_text([request], "all", 1, lambda r: True)
+    yield _history_line(request, hostile)
     yield lifecycle.failure_text(request, request.steps[0].description, messages.error_text(AwsFailure("X", hostile)), [slacktext.escape(hostile)], [])
     yield messages.deny_form(request)
     yield plan_groups.final_text(_distribution(request, hostile))
@@ -116,6 +119,20 @@ def every_rendering(request: Request, hostile: str) -> Iterator[Any]:
         preflight_read("Could not read it", lambda: (_ for _ in ()).throw(_client_error(hostile)))
     except Exception as error:  # PreflightError
         yield messages.error_text(error)
+
+
+def _history_line(request: Request, hostile: str) -> str:
+    """``/ami history``'s line: the AMI's name, a decider and a break-glass approver
+    from hostile text (bot.history)."""
+    from types import SimpleNamespace
+
+    from bot.history import History
+
+    named = dataclasses.replace(request, facts={**request.facts, "image": {"name": hostile}}, params={**request.params, "break_glass_by": hostile})
+    config = SimpleNamespace(account_by_id=lambda _id: None, bot=SimpleNamespace(command="/ami"))
+    store = SimpleNamespace(events=lambda _id: [{"to_state": "denied", "actor": hostile}, {"to_state": "approved", "actor": "policy:" + hostile}])
+    history = History(config, store, SimpleNamespace(touched_accounts=lambda r: [hostile]), lambda ref, user: None)  # type: ignore[arg-type]
+    return history.line(named)
 
 
 def _distribution(request: Request, aws_text: str) -> Request:

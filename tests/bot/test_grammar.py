@@ -301,7 +301,7 @@ def test_errors_name_the_offending_word(text, words, verb):
 def test_usage_lists_every_verb_once_per_line():
     lines = USAGE.splitlines()
     assert [line.split()[1] for line in lines] == list(VERBS)
-    assert set(VERBS) == {"share", "unshare", "copy", "distribute", "audit", "tag", "migrate", "retire", "status", "list", "cancel", "help"}
+    assert set(VERBS) == {"share", "unshare", "copy", "distribute", "audit", "tag", "migrate", "retire", "status", "list", "history", "cancel", "help"}
     assert "[allow-copy] [for <N>h|<N>d]" in USAGE
     for verb in VERBS:
         assert usage_for(verb).splitlines()[0] == lines[VERBS.index(verb)]

@@ -6,6 +6,7 @@ line is its own (a tag request speaks of tags)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import importlib
 import logging
 import pathlib
@@ -112,23 +113,65 @@ def test_a_tag_card_and_its_approve_confirm_speak_of_tags():
     assert risk.startswith(f"changes the tags of {AMI} and its snapshots in `prod`: `app=payments`")
     assert "&lt;!here&gt;" in risk and "<!here>" not in risk
     confirm = cards.confirm_approve(request)["text"]["text"]
-    card = cards.card_blocks(request, {"prod": ["U0ALICE"]})[0]["text"]["text"]
+    card = json.dumps(cards.card_blocks(request, {"prod": ["U0ALICE"]}))
     for text in (confirm, card):
         assert "changes the tags of" in text
         assert "cross-account" not in text and "organisation" not in text
 
 
-def test_the_other_risk_lines_are_unchanged_and_a_distribution_names_its_copies():
+def test_each_risk_line_names_who_gains_or_loses_what():
     share = a_request("share", {"image_id": AMI, "source": "prod", "targets": ["dev"], "allow_copy": True})
-    assert cards.risk(share) == f"cross-account access: {AMI} in `prod` for `dev` with `allow-copy` (the data can be copied out)"
-    org = a_request("share", {"image_id": AMI, "source": "prod", "targets": [], "ou_id": "ou-ab12-cd345678"})
-    assert cards.risk(org) == f"cross-account access: {AMI} in `prod` for the organisation OU ou-ab12-cd345678"
-    unshare = a_request("unshare", {"image_id": AMI, "source": "prod", "targets": ["dev"]})
-    assert cards.risk(unshare) == f"removes access: {AMI} in `prod` for `dev`"
+    assert cards.risk(share) == f"`dev` gains launch access to {AMI} in `prod`; with `allow-copy` the data can be copied out"
+    # An OU share names the OU that gains access, and the key whose policy changes.
+    policy = PlannedStep(action="kms.add_key_policy_statement", account_alias="prod", account_id="111111111111", region="us-east-1",
+                         params={"key_arn": "arn:aws:kms:us-east-1:111111111111:key/k-1"}, description="PutKeyPolicy")
+    org = a_request("share", {"image_id": AMI, "source": "prod", "targets": [], "organization": True, "ou_id": "ou-ab12-cd345678"}, [policy])
+    assert cards.risk(org) == f"every account in OU ou-ab12-cd345678 gains launch access to {AMI} in `prod`; the key policy of k-1 in `prod` lets them use the key"
+    # An unshare names the account, not its id (the plan stores both).
+    unshare = a_request("unshare", {"image_id": AMI, "source": "prod", "targets": ["222222222222"], "target_names": ["dev"]})
+    assert cards.risk(unshare) == f"`dev` loses launch access to {AMI} in `prod`" and "222222222222" not in json.dumps(cards.card_blocks(unshare, {}))
     copy = a_request("copy", {"image_id": AMI, "source": "prod", "target": "dev", "target_region": "us-east-2"})
-    assert cards.risk(copy) == f"cross-account: a copy of {AMI} from `prod` into `dev` (us-east-2)"
-    spread = a_request("distribute", {"image_id": AMI, "source": "prod", "targets": ["dev:us-east-1", "qa:eu-west-1"], "share_with": ["staging"]})
-    assert cards.risk(spread) == f"cross-account copies: {AMI} from `prod` into `dev:us-east-1`, `qa:eu-west-1`; each copy shared with `staging`"
+    assert cards.risk(copy) == f"cross-account: a copy of {AMI}'s data goes from `prod` into `dev` (us-east-2), owned and controlled by `dev`"
+    same = a_request("copy", {"image_id": AMI, "source": "prod", "target": "prod", "target_region": "us-east-2"})
+    assert "cross-account" not in cards.risk(same) and "no other account gains access" in cards.risk(same)
+
+
+def test_a_distribution_tells_region_copies_from_cross_account_ones_and_warns_of_aws_managed_keys():
+    aws_ebs = {"arn": "arn:aws:kms:us-west-2:222222222222:key/x", "aliases": ["alias/aws/ebs"], "manager": "AWS"}
+    own = {"arn": "arn:aws:kms:eu-west-1:111111111111:key/y", "aliases": ["alias/ami-prod"], "manager": "CUSTOMER"}
+    spread = a_request("distribute", {"image_id": AMI, "source": "prod", "source_region": "us-east-1", "targets": ["dev:us-west-2", "prod:eu-west-1"],
+                                      "share_with": ["staging"], "keys": {"dev:us-west-2": aws_ebs, "prod:eu-west-1": own}})
+    risk = cards.risk(spread)
+    assert risk.startswith(f"cross-account: copies of {AMI}'s data go from `prod` into `dev` (us-west-2)") and "`prod` (eu-west-1)" not in risk
+    assert "also a copy in eu-west-1, same account `prod`" in risk and "shared with `staging`" in risk
+    alone = a_request("distribute", {"image_id": AMI, "source": "prod", "targets": ["prod:eu-west-1"]})
+    assert "cross-account" not in cards.risk(alone)
+    card = json.dumps(cards.card_blocks(spread, {}))
+    assert card.count("*Warning:*") == 1 and "`dev:us-west-2` gets a copy encrypted with the AWS-managed key alias/aws/ebs" in card
+    both = a_request("distribute", {"image_id": AMI, "source": "prod", "targets": ["dev:us-west-2", "prod:eu-west-1"],
+                                    "keys": {"dev:us-west-2": aws_ebs, "prod:eu-west-1": dict(aws_ebs, manager=None)}})
+    assert "`dev:us-west-2`, `prod:eu-west-1` get copies encrypted with the AWS-managed key" in json.dumps(cards.card_blocks(both, {}))
+
+
+def test_the_card_has_labelled_fields_within_block_kits_limits():
+    share = a_request("share", {"image_id": AMI, "source": "prod", "region": "us-east-1", "targets": ["dev"], "reason": "load tests",
+                                "duration_seconds": 4 * 3600})
+    share.facts = {"image": {"name": "payments-api-2026.11", "keys": [{"arn": "arn:aws:kms:us-east-1:111111111111:key/k", "aliases": ["alias/ami-shared"]}]}}
+    blocks = cards.card_blocks(share, {"prod": ["U0ALICE"]})
+    assert blocks[0] == {"type": "header", "text": {"type": "plain_text", "text": "R-3 · share · waiting for approval"}}
+    fields = {f["text"].split("\n")[0]: f["text"].split("\n", 1)[1] for f in blocks[1]["fields"]}
+    assert fields == {"*Requester*": "<@U0BOB>", "*AMI*": f"payments-api-2026.11 ({AMI})", "*From → To*": "prod (us-east-1) → dev",
+                      "*Access*": "launch, use the key alias/ami-shared (grant)", "*Duration*": "4 h, then removed automatically", "*Why*": "load tests"}
+    text = json.dumps(blocks)
+    assert text.count("load tests") == 1 and "R-3-0123456789abcdef" in blocks[-1]["elements"][0]["text"]  # the uid in the small print
+    assert "<!date^1700086400^" in blocks[-1]["elements"][0]["text"] and ":white_check_mark:" not in text
+    from offline.slack.blocks import _block_problems
+    assert _block_problems(blocks, 50) == []
+    too_long = [{"type": "header", "text": {"type": "plain_text", "text": "x" * 151}}, {"type": "section", "fields": [{"type": "mrkdwn", "text": "f"}] * 11}]
+    assert len(_block_problems(too_long, 50)) == 2  # the fake Slack refuses what Slack refuses
+    mrkdwn_confirm = dict(cards.confirm_approve(share), text={"type": "mrkdwn", "text": "x"})
+    assert _block_problems([{"type": "actions", "elements": [{"type": "button", "action_id": "a", "text": {"type": "plain_text", "text": "A"},
+                                                              "confirm": mrkdwn_confirm}]}], 50)
 
 
 def test_after_success_hooks_run_in_order_with_the_third_argument_passed_through(caplog, monkeypatch):

@@ -7,6 +7,7 @@ import threading
 
 from offline import rehearsal
 from bot.requests import SUCCEEDED
+from offline.scenarios.stage import blocks_text
 
 DST = rehearsal.OTHER_REGION
 
@@ -65,7 +66,7 @@ def test_progress_is_edited_at_most_once_a_minute(harness):
     sandbox.set_copy_progress(image["ImageId"], 20)
     harness.tick()
     edits = len(progress_edits())
-    assert "20%" in harness.fake.message(harness.channel, root["ts"])["blocks"][0]["text"]["text"]
+    assert "20%" in blocks_text(harness.fake.message(harness.channel, root["ts"]))
     for percent in (30, 40, 50):  # three polls within the same minute
         harness.clock.advance(15)
         sandbox.set_copy_progress(image["ImageId"], percent)
@@ -75,7 +76,7 @@ def test_progress_is_edited_at_most_once_a_minute(harness):
     sandbox.set_copy_progress(image["ImageId"], 70)
     harness.tick()
     assert len(progress_edits()) == edits + 1
-    assert "70%" in harness.fake.message(harness.channel, root["ts"])["blocks"][0]["text"]["text"]
+    assert "70%" in blocks_text(harness.fake.message(harness.channel, root["ts"]))
 
 
 def test_many_requests_at_once_all_land(harness):

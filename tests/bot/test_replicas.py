@@ -136,8 +136,8 @@ def test_sigkill_during_a_copy_the_other_replica_finishes_it(deployment, capsys)
               f" steps by A: {a_steps}, by B: {b_steps}")
     assert request.state == SUCCEEDED, request.error
     assert a_steps == [1, 2, 3, 4, 5] and b_steps == [6, 7, 8, 9], done_by  # 9: the delivery (DeleteTags amibot:disposable)
-    # Within the lease plus one tick, plus the three remaining steps' own time.
-    assert taken < LEASE_SECONDS + TICK_SECONDS + 10, taken
+    # How long B took is printed, not asserted (a loaded machine must not fail this):
+    # that B, not a restarted A, did steps 6-9 is the lease's evidence.
     # Exactly one copy, available; the temporaries (grant, launch permission) removed; one final message.
     images = dev_other.describe_images(Owners=["self"])["Images"]
     assert [i["ImageId"] for i in images] == [copy["ImageId"]] and images[0]["State"] == "available"

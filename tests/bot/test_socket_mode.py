@@ -83,7 +83,6 @@ def socket_mode(sandbox, fake_slack, tmp_path):
 
 
 def test_socket_mode_help_share_and_approve(socket_mode):
-    started = time.monotonic()
     bot, server, slack, fake = (socket_mode[k] for k in ("bot", "server", "slack", "fake"))
     channel = rehearsal.CHANNEL
 
@@ -143,4 +142,25 @@ def test_socket_mode_help_share_and_approve(socket_mode):
             and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not leaked, leaked
-    assert time.monotonic() - started < 15
+
+
+def test_socket_mode_envelopes_get_the_endpoints_shape_and_workspace_checks(socket_mode):
+    """No signature over a WebSocket, but the same refusals as the HTTP endpoint: a
+    slash command claiming another workspace (403) and a click without a user (400)
+    reach no listener and are not acknowledged."""
+    bot, server, fake = socket_mode["bot"], socket_mode["server"], socket_mode["fake"]
+
+    def refused(status: str) -> float:
+        return bot.metrics.http_requests.labels(status)._value.get()
+
+    foreign = server.deliver("slash_commands", {
+        "team_id": "T0FOREIGN", "channel_id": rehearsal.CHANNEL, "user_id": rehearsal.REQUESTER, "command": "/ami",
+        "text": "help", "api_app_id": server.app_id, "response_url": fake.new_response_url(rehearsal.CHANNEL, None, rehearsal.REQUESTER),
+        "trigger_id": fake.new_trigger_id()}, accepts_response_payload=True)
+    fake.wait_for(lambda: refused("403") >= 1, timeout=10)
+    userless = server.deliver("interactive", {"type": "block_actions", "team": {"id": fake.team_id}, "api_app_id": server.app_id,
+                                              "actions": [{"action_id": APPROVE_ACTION, "value": "R-1"}]})
+    fake.wait_for(lambda: refused("400") >= 1, timeout=10)
+    acked = {m.get("envelope_id") for m in server.received}
+    assert foreign not in acked and userless not in acked
+    assert fake.ephemerals(rehearsal.REQUESTER) == [] and bot.store.find() == []

@@ -9,7 +9,6 @@ with AWS's words; the steps after approval keep the full budget.
 
 from __future__ import annotations
 
-import time
 
 import pytest
 
@@ -37,10 +36,8 @@ def test_a_throttled_preflight_tells_the_requester_it_is_slow_then_fails_with_aw
     sandbox = degraded.world.sandbox
     # AWS keeps throttling DescribeImages, slowly (each answer takes 0.3 s).
     sandbox.inject_fault("DescribeImages", "RequestLimitExceeded", times=100, status=503, message="Request limit exceeded.", delay=0.3)
-    started = time.monotonic()
     assert degraded.slash(f"share {degraded.world.encrypted_image} from prod to dev").status == 200
     failure = degraded.fake.wait_for(lambda: next((t for t in texts(degraded) if ":no_entry:" in t), None), 60)
-    elapsed = time.monotonic() - started
     degraded.settle()
     said = texts(degraded)
     assert any("AWS is answering slowly, still checking" in t for t in said), said
@@ -48,7 +45,6 @@ def test_a_throttled_preflight_tells_the_requester_it_is_slow_then_fails_with_aw
     # The short budget, not the steps' full one: the requester is not kept waiting
     # (botocore's max_attempts counts retries: one call plus that many).
     assert sandbox.calls("DescribeImages") == PREFLIGHT_MAX_ATTEMPTS + 1
-    assert elapsed < 60
     assert degraded.bot.store.find() == []
 
 
@@ -72,10 +68,10 @@ def test_the_preflight_deadline_stops_retries_and_keeps_aws_words(sandbox):
     sessions = AwsSessions({rehearsal.PROD: AccountAccess(rehearsal.PROD, f"arn:aws:iam::{rehearsal.PROD}:role/amibot")})
     client = sessions.client("ec2", rehearsal.PROD, rehearsal.REGION, "preflight-test")
     sandbox.inject_fault("DescribeImages", "RequestLimitExceeded", times=100, status=503, message="Request limit exceeded.")
-    started = time.monotonic()
     with preflight_deadline(0.0), pytest.raises(PreflightTimeout):
         client.describe_images(Owners=["self"])
-    assert time.monotonic() - started < 5
+    # The deadline stopped the retries: AWS was asked once, not the whole budget.
+    assert sandbox.calls("DescribeImages") == 1
     # A step's client (any other tag) has no deadline and the full budget.
     step_client = sessions.client("ec2", rehearsal.PROD, rehearsal.REGION, "R-1-x")
     assert step_client.meta.config.retries["total_max_attempts"] > client.meta.config.retries["total_max_attempts"]

@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 from offline import rehearsal
 from bot.requests import PARTIAL, SUCCEEDED
 from tests.handlers.test_copy_over_http import assert_calls_covered_by_policy, copies, ec2, nothing_left_shared, start
+from offline.scenarios.stage import blocks_text
 
 PROD, DEV = rehearsal.PROD, rehearsal.DEV
 SRC = rehearsal.REGION
@@ -39,7 +40,7 @@ def ask_and_approve(harness, text: str, number: int) -> dict:
 
 
 def root_text(harness, root: dict) -> str:
-    return harness.fake.message(harness.channel, root["ts"])["blocks"][0]["text"]["text"]
+    return blocks_text(harness.fake.message(harness.channel, root["ts"]))
 
 
 def test_distribution_to_four_account_regions_one_fails_then_retry_copies_only_it(harness):

@@ -58,12 +58,20 @@ def test_the_home_shows_what_waits_and_its_approve_button_decides(harness):
     harness.settle()
     owner_home = _home(harness, OWNER)
     buttons = [e for b in owner_home["blocks"] if b["type"] == "actions" for e in b["elements"]]
-    assert {b["action_id"] for b in buttons} == {"amibot_approve", "amibot_deny"}  # the root message's ids
+    assert {b["action_id"] for b in buttons} == {"amibot_approve", "amibot_deny", "amibot_view_changes"}  # the root message's ids
     assert all(b["value"] == "R-1" for b in buttons)
+    # The same decision as on the card (issue 18): the Approve confirm with the risk line, the risk on the Home too.
+    card_approve = next(e for b in root["blocks"] if b["type"] == "actions" for e in b["elements"] if e["action_id"] == "amibot_approve")
+    home_approve = next(b for b in buttons if b["action_id"] == "amibot_approve")
+    assert home_approve["confirm"] == card_approve["confirm"] and "Risk: dev gains launch access" in home_approve["confirm"]["text"]["text"]
+    assert "*Risk:* `dev` gains launch access" in json.dumps(owner_home)
     requester_home = json.dumps(_home(harness, REQUESTER))
     assert "R-1" in requester_home and "amibot_approve" not in requester_home  # never their own
     assert "<!date^" in requester_home and "archives/" in requester_home  # date and thread link
     before = len(_publishes(harness, OWNER))
+    # View exact changes from the Home (a click without a channel) opens the same modal.
+    harness.slack.click_view(OWNER, f"VHOME{OWNER}", "amibot_view_changes", "R-1")
+    harness.fake.wait_for(lambda: any(v.get("callback_id") == "amibot_exact_changes" for v in harness.fake.views.values()))
 
     result = harness.slack.click_view(OWNER, f"VHOME{OWNER}", "amibot_approve", "R-1")
     assert result.status == 200

@@ -277,3 +277,17 @@ def test_migrate_carries_the_shutdown_behaviour_and_names_the_source_dest_check(
     assert harness.bot.store.get(1).state == SUCCEEDED
     [run] = [params for name, params in aws_params if name == "RunInstances"]
     assert run["InstanceInitiatedShutdownBehavior"] == "terminate"
+
+
+def test_an_account_with_migrate_off_is_refused_before_approval(harness):
+    """``migrate = false``: the account's role has no amibot-migrate policy (no
+    CreateImage, no iam:PassRole), so the preflight refuses, saying how to allow it."""
+    import dataclasses
+
+    config = harness.bot.service.config
+    prod = dataclasses.replace(config.accounts["prod"], migrate=False)
+    harness.bot.service.config = dataclasses.replace(config, accounts={**config.accounts, "prod": prod})
+    assert harness.slash(f"migrate {harness.world.instance_id} from prod to {TARGET}").status == 200
+    answer = harness.ephemeral_for(rehearsal.REQUESTER)
+    assert "Migrating instances is not enabled for `prod`" in answer and "migrate = false" in answer and "amibot-migrate" in answer
+    assert harness.bot.store.find() == []

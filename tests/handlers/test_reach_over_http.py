@@ -13,6 +13,7 @@ from offline import rehearsal
 from offline.slack import FakeSlack
 from offline.stack import start_stack
 from tests.conftest import Harness, bot_options, has_decision_buttons
+from offline.scenarios.stage import blocks_text
 
 OWNER, CAROL, DEVOPS, BOB, MALLORY = rehearsal.OWNER, "U0CAROL", rehearsal.DEV_OWNER, rehearsal.REQUESTER, rehearsal.STRANGER
 APPROVALS = "C0APPROVE"
@@ -77,7 +78,7 @@ def test_an_owner_outside_the_channel_approves_from_a_dm(stack):
     # Every copy, and the root, now shows who decided and has no buttons.
     for message in [h.fake.message(h.channel, root["ts"]), *dm_cards(h, OWNER), *dm_cards(h, CAROL)]:
         assert not has_decision_buttons(message)
-        assert f"approved by <@{CAROL}>" in message["blocks"][0]["text"]["text"]
+        assert f"approved by <@{CAROL}>" in blocks_text(message)
     # The requester is told by DM that it was approved, then that it ended.
     bob_dm = h.fake.messages(h.fake.dm_channel(BOB))
     assert len(bob_dm) == 2 and "approved by" in bob_dm[0]["text"] and "R-1 is done" in bob_dm[1]["text"]
@@ -86,7 +87,7 @@ def test_an_owner_outside_the_channel_approves_from_a_dm(stack):
 def test_without_approval_dms_the_owners_and_their_group_are_mentioned_in_the_channel(stack):
     h = stack(prod_toml="approval_dm = false")
     root = ask(h, f"share {h.world.plain_image} from prod to dev")
-    waiting = next(line for line in root["blocks"][0]["text"]["text"].splitlines() if line.startswith("`prod`"))
+    waiting = next(line for line in blocks_text(root).splitlines() if line.startswith("`prod`"))
     assert waiting == "`prod`: waiting for <@U0ALICE>, <!subteam^S0PLATFORM>"
     h.settle()
     assert dm_cards(h, OWNER) == [] and dm_cards(h, CAROL) == []
@@ -115,7 +116,7 @@ def test_approval_channel_gets_a_copy_and_a_click_there_decides(stack):
     assert not h.fake.calls_to("conversations.open")  # approval_dm = false
     copies = [m for m in h.fake.messages(APPROVALS) if m.get("blocks")]
     assert len(copies) == 1 and has_decision_buttons(copies[0])
-    assert f"<#{h.channel}>" in copies[0]["blocks"][0]["text"]["text"]  # says where it was asked
+    assert f"<#{h.channel}>" in blocks_text(copies[0])  # says where it was asked
     h.slack.click(OWNER, APPROVALS, copies[0]["ts"], "amibot_deny", "R-1")
     h.settle()
     form = next(v for v in h.fake.views.values() if v["callback_id"] == "amibot_deny_reason")
@@ -123,7 +124,7 @@ def test_approval_channel_gets_a_copy_and_a_click_there_decides(stack):
     h.settle()
     assert h.bot.store.get(1).state == "denied"
     for message in (h.fake.message(APPROVALS, copies[0]["ts"]), h.fake.message(h.channel, root["ts"])):
-        assert not has_decision_buttons(message) and "denied" in message["blocks"][0]["text"]["text"]
+        assert not has_decision_buttons(message) and "denied" in blocks_text(message)
 
 
 def test_copies_are_posted_once_across_repeated_sends(stack):
@@ -146,13 +147,13 @@ def test_reminders_by_dm_on_the_schedule_with_the_buttons(stack, clock):
     clock.advance(12.5 * 3600)
     h.tick()
     h.tick()  # the same entry is sent once
-    reminders = [m for m in dm_cards(h, OWNER) if "Reminder" in m["blocks"][0]["text"]["text"]]
+    reminders = [m for m in dm_cards(h, OWNER) if "Reminder" in blocks_text(m)]
     assert len(reminders) == 1 and has_decision_buttons(reminders[0])
-    assert len([m for m in dm_cards(h, CAROL) if "Reminder" in m["blocks"][0]["text"]["text"]]) == 1
+    assert len([m for m in dm_cards(h, CAROL) if "Reminder" in blocks_text(m)]) == 1
     clock.advance(10.7 * 3600)  # 0.8 h before expiry
     h.tick()
-    reminders = [m for m in dm_cards(h, OWNER) if "Reminder" in m["blocks"][0]["text"]["text"]]
-    assert len(reminders) == 2 and "about 1 h" in reminders[1]["blocks"][0]["text"]["text"]
+    reminders = [m for m in dm_cards(h, OWNER) if "Reminder" in blocks_text(m)]
+    assert len(reminders) == 2 and "about 1 h" in blocks_text(reminders[1])
     # A reminder's button decides, and every card, reminders included, is updated.
     h.slack.click(OWNER, h.fake.dm_channel(OWNER), reminders[1]["ts"], "amibot_approve", "R-1")
     h.settle()
@@ -241,14 +242,14 @@ def test_confirm_dialogs_name_the_biggest_effect(stack):
     h = stack()
     root = ask(h, f"migrate {h.world.instance_id} from prod to us-east-1b")
     buttons = {e["action_id"]: e for b in root["blocks"] if b["type"] == "actions" for e in b["elements"]}
-    approve, deny = buttons["amibot_approve"]["confirm"], buttons["amibot_deny"]["confirm"]
-    assert f"reboots web-1 ({h.world.instance_id}) in `prod`" in approve["text"]["text"]
+    approve = buttons["amibot_approve"]["confirm"]
+    assert "confirm" not in buttons["amibot_deny"]  # Deny opens its reason form at once (issue 18)
+    assert f"reboots web-1 ({h.world.instance_id}) in prod" in approve["text"]["text"]  # plain_text: no backticks
     assert approve["title"]["text"] == "Approve R-1?" and approve["confirm"]["text"] == "Approve"
-    assert "Nothing changes in AWS" in deny["text"]["text"] and deny["style"] == "danger"
-    for confirm in (approve, deny):  # Block Kit's limits for a confirmation dialog
-        assert len(confirm["title"]["text"]) <= 100 and len(confirm["text"]["text"]) <= 300
-        assert len(confirm["confirm"]["text"]) <= 30 and len(confirm["deny"]["text"]) <= 30
-    assert "*Risk:* reboots web-1" in root["blocks"][0]["text"]["text"]
+    assert all(part["type"] == "plain_text" for part in (approve["title"], approve["text"], approve["confirm"], approve["deny"]))
+    assert len(approve["title"]["text"]) <= 100 and len(approve["text"]["text"]) <= 300  # Block Kit's limits
+    assert len(approve["confirm"]["text"]) <= 30 and len(approve["deny"]["text"]) <= 30
+    assert "*Risk:* reboots web-1" in blocks_text(root)
     changes = h.exact_changes(root)
     assert f"`amibot:request`=R-1-{h.bot.store.get(1).uid}" in changes and "this request's id" not in changes
 
@@ -256,9 +257,9 @@ def test_confirm_dialogs_name_the_biggest_effect(stack):
 def test_the_card_is_compact_and_the_modal_holds_every_change(stack):
     h = stack()
     root = ask(h, f'copy {h.world.encrypted_image} from prod to dev reason "release 2.3 for dev"')
-    card = root["blocks"][0]["text"]["text"]
-    assert len(card.splitlines()) <= 12, card
-    assert "CopyImage" not in card and "*Why:* release 2.3 for dev" in card
+    card = blocks_text(root)
+    assert len(card.splitlines()) <= 16, card
+    assert "CopyImage" not in card and "*Why*: release 2.3 for dev" in card and card.count("release 2.3 for dev") == 1
     assert f"<@{BOB}>" in card and card.count(f"<@{BOB}>") == 1  # the requester asks, and is no possible approver
     changes = h.exact_changes(root)
     assert "CopyImage" in changes and "Checked before asking you" in changes
@@ -335,7 +336,7 @@ def test_the_configured_command_and_bot_name_are_used(stack):
 def test_the_requester_is_not_among_the_possible_approvers(stack):
     h = stack()
     root = ask(h, f"share {h.world.plain_image} from prod to dev", user=OWNER)  # Alice owns prod, and asks
-    waiting = next(line for line in root["blocks"][0]["text"]["text"].splitlines() if line.startswith("`prod`"))
+    waiting = next(line for line in blocks_text(root).splitlines() if line.startswith("`prod`"))
     # Carol (through @platform) is asked by DM: counted on the card, not mentioned (one alert per approver).
     assert f"<@{OWNER}>" not in waiting and "<!subteam^S0PLATFORM>" not in waiting and "waiting for 1 owner (asked by DM)" in waiting
     h.settle()

@@ -6,7 +6,7 @@ import json
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ParamValidationError
 
 PROD, DEV = "111111111111", "222222222222"
 
@@ -40,3 +40,21 @@ def test_assume_role_follows_the_trust_policy_once_iam_is_modelled(sandbox):
                         (f"arn:aws:iam::{DEV}:role/anything", {})):
         with pytest.raises(ClientError, match="AccessDenied"):
             sts.assume_role(RoleArn=arn, RoleSessionName="amibot-test", **kwargs)
+
+
+@pytest.mark.parametrize("name", ["a" * 65, "amibot R-1", "amibot/R-1", "amibot-Zoë", "x"])
+def test_assume_role_refuses_a_session_name_sts_refuses(sandbox, name):
+    # STS API Reference, AssumeRole, RoleSessionName: 2-64 characters of [\w+=,.@-]*.
+    from aws.sessions import session_name
+
+    sts = boto3.client("sts", region_name="us-east-1")
+    if len(name) < 2:  # botocore checks the minimum itself, before sending
+        with pytest.raises(ParamValidationError):
+            sts.assume_role(RoleArn=f"arn:aws:iam::{DEV}:role/amibot", RoleSessionName=name)
+        return
+    with pytest.raises(ClientError) as refused:
+        sts.assume_role(RoleArn=f"arn:aws:iam::{DEV}:role/amibot", RoleSessionName=name)
+    assert refused.value.response["Error"]["Code"] == "ValidationError"
+    assert "roleSessionName" in refused.value.response["Error"]["Message"]
+    # What amibot makes of any request id is accepted.
+    assert sts.assume_role(RoleArn=f"arn:aws:iam::{DEV}:role/amibot", RoleSessionName=session_name(f"preflight-{name}"))["Credentials"]

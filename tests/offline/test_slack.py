@@ -350,3 +350,37 @@ def test_dms_joins_and_refusals_answer_as_slack_does():
             client.conversations_join(channel="C0OTHER")
         assert info.value.response["error"] == "missing_scope" and info.value.response["needed"] == "channels:join"
         assert client.auth_test()["user"] == "amibot"
+
+
+def test_files_upload_v2_goes_over_the_three_calls_with_slacks_checks(fake, client):
+    """files_upload_v2 = files.getUploadURLExternal, the bytes to the upload URL,
+    files.completeUploadExternal (docs.slack.dev/reference/methods/files.completeUploadExternal)."""
+    import urllib.error
+    import urllib.request
+
+    def error(fn, **kw):
+        with pytest.raises(SlackApiError) as err:
+            fn(**kw)
+        return err.value.response["error"]
+
+    dm = client.conversations_open(users="U0ALICE")["channel"]["id"]
+    sent = client.files_upload_v2(channel=dm, content=b"a,b\n1,2\n", filename="x.csv", title="x.csv", initial_comment="here")
+    assert sent["file"]["ims"] == [dm]
+    (record,) = fake.files(dm)
+    assert record["content"] == b"a,b\n1,2\n" and record["name"] == "x.csv" and record["initial_comment"] == "here"
+    assert [c.method for c in fake.calls][-3:] == ["files.getUploadURLExternal", "upload", "files.completeUploadExternal"]
+    # What Slack refuses.
+    assert error(client.files_getUploadURLExternal, filename="", length=3) == "invalid_arguments"
+    assert error(client.files_getUploadURLExternal, filename="x.csv", length=0) == "missing_argument"
+    got = client.files_getUploadURLExternal(filename="x.csv", length=3)
+    assert error(client.files_completeUploadExternal, files=[{"id": got["file_id"]}], channel_id=dm) == "file_not_found"  # not uploaded yet
+    urllib.request.urlopen(urllib.request.Request(got["upload_url"], data=b"abc", method="POST")).read()
+    with pytest.raises(urllib.error.HTTPError):  # an upload URL works once
+        urllib.request.urlopen(urllib.request.Request(got["upload_url"], data=b"abc", method="POST"))
+    assert error(client.files_completeUploadExternal, files=[{"id": got["file_id"]}], channel_id="D0NOTOPENED") == "channel_not_found"
+    assert error(client.files_completeUploadExternal, files=[{"id": got["file_id"]}], channel_id="G0SECRET") == "not_in_channel"
+    assert error(client.api_call, api_method="files.completeUploadExternal", params={"channel_id": dm}) == "invalid_arguments"
+    assert error(WebClient(base_url=fake.api_url).files_getUploadURLExternal, filename="x", length=1) == "not_authed"
+    fake.scopes.discard("files:write")
+    assert error(client.files_getUploadURLExternal, filename="x.csv", length=3) == "missing_scope"
+    assert len(fake.files()) == 1

@@ -32,7 +32,8 @@ def test_tag_values_reach_no_surface_as_markup(harness):
     for message in harness.fake.thread(harness.channel, root["ts"]):
         _clean(message.get("text") or "")
     harness.slash(f"tag {image} from prod other=1")
-    second = harness.root_for(f"tag {image} from prod other")
+    second = harness.fake.wait_for(lambda: next((m for m in harness.fake.messages(harness.channel)
+                                                 if f"tag {image}" in (m.get("text") or "") and m["ts"] != root["ts"] and not m.get("thread_ts")), None))
     changes = harness.exact_changes(second)
     assert "Tags now" in changes and "&lt;!channel&gt;" in changes
     _clean(changes)

@@ -42,6 +42,9 @@ METHOD_SCOPES: dict[str, list[list[str]]] = {
     "conversations.info": [["channels:read"], ["groups:read"]],
     "conversations.open": [["im:write"]],
     "conversations.join": [["channels:join"]],
+    # files.getUploadURLExternal + the upload + files.completeUploadExternal (docs.slack.dev/reference/methods/files.completeUploadExternal)
+    "files.upload.v2": [["files:write"]],
+    "users.info": [["users:read"]],
 }
 # Scopes that no Web API call needs but a feature does.
 FEATURE_SCOPES = {"commands": "the slash command and the global shortcut"}
@@ -61,7 +64,7 @@ def called_methods() -> set[str]:
     """Web API methods the bot calls: every ``client.<method>(`` in bot/ and handlers/."""
     found = set()
     for path in source_files():
-        for name in re.findall(r"\bclient\.([a-z]+_[A-Za-z_]+)\(", path.read_text()):
+        for name in re.findall(r"\bclient\.([a-z]+_[A-Za-z0-9_]+)\(", path.read_text()):
             found.add(name.replace("_", "."))
     return found
 

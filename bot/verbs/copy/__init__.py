@@ -7,4 +7,4 @@ from bot.verbs.copy.command import SYNTAX, CopyCommand
 from bot.verbs.verb import Verb
 
 # The final reply starts with the new AMI (bot.lifecycle, results first), then the launch notes.
-VERB = Verb(SYNTAX, command=CopyCommand, prepare=prepare_copy, risk=text.risk, alert=text.alert, statement=text.statement, after_success=(text.launch_notes, settle_copy), in_form=True)
+VERB = Verb(SYNTAX, command=CopyCommand, prepare=prepare_copy, risk=text.risk, card=text.card, alert=text.alert, statement=text.statement, after_success=(text.launch_notes, settle_copy), in_form=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
+from aws.account_facts import EBS_DEFAULT_KEY
 from aws.actions import SHARE_GRANT_OPERATIONS, ImageFacts, account_root, grant_name
 from aws.actions.copy import (
     MAX_COPIES_IN_FLIGHT,
@@ -24,6 +25,7 @@ from aws.actions.copy import (
     RemoveTemporary,
     check_key_usable,
     default_copy_name,
+    ebs_default_key_id,
     resolve_destination_key,
 )
 from aws.actions.disposable import DeliverImage
@@ -45,8 +47,8 @@ from bot.verbs.common import (
     preflight_read,
 )
 from bot.verbs.common import key_label as _key_label
-from bot.verbs.aws_rules import warnings
-from bot.verbs.copy_checks import check_copy_destination, check_copy_source
+from bot.verbs.aws_rules import start_allowed_images, warnings
+from bot.verbs.copy_checks import check_copy_source, start_copy_destination
 from bot.verbs import launch_roles as launchroles
 from bot.plantext import COPY_NAME_MARK
 from bot.requests import STEP_DONE, STEP_UNDONE, PlannedStep
@@ -84,9 +86,10 @@ def destination_key(ctx: PlanningContext, target: AccountConfig, region: str, re
         )
     if arn and arn.group("region") != region:
         raise PreflightError(f"The key {ref} is in {arn.group('region')}, but the copy goes to {region}: KMS keys are regional.", fix=fix)
+    default_key = (lambda: ctx.account_fact(EBS_DEFAULT_KEY, target.id, region, lambda: ebs_default_key_id(ctx.sessions, target.id, region, ctx.tag)))
     key = preflight_read(
         f"The copy's key {shown} cannot be used by {where}",
-        lambda: resolve_destination_key(ctx.sessions, target.id, region, ref, f"preflight-{ctx.uid}"),
+        lambda: resolve_destination_key(ctx.sessions, target.id, region, ref, ctx.tag, default_key_id=default_key),
         fix=fix,
         own_fix=True,
     )
@@ -108,7 +111,7 @@ def destination_key(ctx: PlanningContext, target: AccountConfig, region: str, re
         # calls), so only a CMK can be checked this way.
         preflight_read(
             f"`{target.alias}`'s role may not use the key {key.label()}",
-            lambda: check_key_usable(ctx.sessions, target.id, region, key.arn, f"preflight-{ctx.uid}"),
+            lambda: check_key_usable(ctx.sessions, target.id, region, key.arn, ctx.tag),
             fix="Allow the role kms:CreateGrant on the key (key policy and IAM: `amibot iam-policy`).",
         )
     return key
@@ -219,11 +222,20 @@ def prepare_copy(ctx: PlanningContext, command: CopyCommand) -> Prepared:
         )
     approvers = approver_accounts("copy", source, target)
     ctx.check_approvers(approvers)
-    facts = ctx.preflight_image(source, source_region, command.image_id)
-    allowed_lines = check_copy_source(ctx, facts, source, source_region, [target])
+    # In parallel (aws.reads): the source image, the target's Allowed AMIs in the
+    # source region, and the whole destination side (its key and, once the key is
+    # known, the launch-role simulations; the copies in flight and the name).
+    # Checked in the order they always were, so the refusal a person reads is the same.
+    image = ctx.start_image(source, source_region, command.image_id)
+    allowed = start_allowed_images(ctx, source, [(target, source_region)] if cross_account else [])
+    destination = ctx.reads.start("destination key", lambda: destination_key(ctx, target, region, command.kms))
+    roles = ctx.reads.start("launch roles", lambda: launchroles.start_plan_lines(ctx, target, region, [destination.result().arn], command.image_id)())
+    room = start_copy_destination(ctx, target, region, command.name)
+    facts = ctx.preflight_image(source, source_region, command.image_id, image)
+    allowed_lines = check_copy_source(ctx, facts, source, source_region, [target], allowed=allowed)
     check_required_tags(ctx, facts, source, source_region, "copied")
-    key = destination_key(ctx, target, region, command.kms)
-    in_flight = check_copy_destination(ctx, target, region, command.name)
+    key = destination.result()
+    in_flight = room()
     steps = copy_steps(
         request_uid=ctx.uid, facts=facts, source=source, source_region=source_region, target=target, region=region,
         key=key, name=command.name, poll_seconds=ctx.config.bot.poll_interval_seconds, verify=command.verify,
@@ -242,11 +254,11 @@ def prepare_copy(ctx: PlanningContext, command: CopyCommand) -> Prepared:
             "target": target.alias, "target_region": region, "kms_key_arn": key.arn, "name": command.name, "verify": command.verify,
         },
         checked=checked_lines(facts, source, source_region, target, region, key, in_flight, cross_account)
-        + allowed_lines + launchroles.plan_lines(ctx, target, region, [key.arn], facts.image_id),
+        + allowed_lines + roles.result(),
         approver_accounts=approvers,
         steps=steps,
         after=after,
-        extra_facts={"image": facts_for_message(facts), "destination_key": {"arn": key.arn, "aliases": key.aliases, "source": key.source}},
+        extra_facts={"image": facts_for_message(facts), "destination_key": {"arn": key.arn, "aliases": key.aliases, "source": key.source, "manager": key.manager}},
     )
 
 

@@ -1,5 +1,5 @@
-"""What a copy says: its risk line on the card and in the Approve confirm, and the
-launch-role notes its final reply ends with (an after-success hook)."""
+"""What a copy says: its card fields and risk line (the card and the Approve confirm),
+and the launch-role notes its final reply ends with (an after-success hook)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,30 @@ from typing import Any
 from bot.requests import Request
 from bot.verbs import wording
 from bot.verbs.common import statement_pointer, statement_text, verified_launch_notes
+from bot.slacktext import escape
+from bot.verbs.cardtext import CardFacts, ami, aws_managed, aws_managed_warning, key_name, place
 
 
 def risk(request: Request) -> str:
-    """A copy's main risk: the image's data goes into another account (or region)."""
+    """A copy's main risk: the image's data goes into another account (or only into
+    another region of the same account: then it is said so, not "cross-account")."""
     params = request.params
-    return f"cross-account: a copy of {params.get('image_id')} from `{params.get('source')}` into `{params.get('target')}` ({params.get('target_region')})"
+    source, target = escape(params.get("source")), escape(params.get("target"))
+    if source == target:
+        return f"a copy of {params.get('image_id')} in another region of `{source}` ({escape(params.get('target_region'))}); no other account gains access"
+    return (f"cross-account: a copy of {params.get('image_id')}'s data goes from `{source}` into `{target}` "
+            f"({escape(params.get('target_region'))}), owned and controlled by `{target}`")
+
+
+def card(request: Request) -> CardFacts:
+    """A copy's card fields; a warning when the copy would get an AWS-managed key."""
+    params = request.params
+    key = request.facts.get("destination_key") or {}
+    target = escape(params.get("target"))
+    access = f"`{target}` owns the copy: launch, copy, share" + (f"; encrypted with its key {key_name(key)}" if key else "")
+    warnings = (aws_managed_warning([f"`{target}` ({escape(params.get('target_region'))})"], key),) if aws_managed(key) else ()
+    return CardFacts(subject=ami(request), route=f"{place(params.get('source'), params.get('source_region'))} → {place(params.get('target'), params.get('target_region'))}",
+                     access=access, duration=f"permanent (the copy is `{target}`'s)", warnings=warnings)
 
 
 def launch_notes(request: Request, store: Any, third: Any) -> list[str]:

@@ -6,4 +6,4 @@ from bot.verbs.distribute import text
 from bot.verbs.distribute.command import SYNTAX, DistributeCommand
 from bot.verbs.verb import Verb
 
-VERB = Verb(SYNTAX, command=DistributeCommand, prepare=prepare_distribute, risk=text.risk, alert=text.alert)
+VERB = Verb(SYNTAX, command=DistributeCommand, prepare=prepare_distribute, risk=text.risk, card=text.card, alert=text.alert)

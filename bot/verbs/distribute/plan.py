@@ -30,8 +30,8 @@ from bot.config import AccountConfig
 from bot.errors import PreflightError
 from bot.verbs.common import PlanningContext, Prepared, check_required_tags, facts_for_message, preflight_read
 from bot.verbs.copy.plan import copy_steps, destination_key
-from bot.verbs.aws_rules import check_allowed_images
-from bot.verbs.copy_checks import check_copy_destination, check_copy_source, check_shareable_copy
+from bot.verbs.aws_rules import check_allowed_images, start_allowed_images
+from bot.verbs.copy_checks import check_copy_source, check_shareable_copy, start_copy_destination
 from bot.requests import STEP_DONE, PlannedStep
 
 if TYPE_CHECKING:  # the command types are only annotations here: the verb's folder imports this module
@@ -87,6 +87,27 @@ def merged_temporary_steps(facts: ImageFacts, source: AccountConfig, region: str
     return steps
 
 
+def _start_copy_side(ctx: PlanningContext, command: DistributeCommand, target: AccountConfig, region: str) -> dict[str, Any]:
+    """Start a target's copy reads: its key (``copy.plan.destination_key``) and its room and name."""
+    return {"key": ctx.reads.start(f"destination key {target.id} {region}", lambda: destination_key(ctx, target, region, command.kms)),
+            "room": start_copy_destination(ctx, target, region, command.name)}
+
+
+def _start_target_side(ctx: PlanningContext, command: DistributeCommand, target: AccountConfig, region: str,
+                       earlier: tuple[str, str, str | None] | None, share_with: list[AccountConfig]) -> dict[str, Any]:
+    """Start every read of one target at once: the earlier copy (and its key, for
+    share-with) or the copy's side, and the share-with accounts' Allowed AMIs there."""
+    side: dict[str, Any] = {}
+    if earlier:
+        side["earlier"] = ctx.reads.start(f"earlier copy {earlier[0]}", lambda: find_image(ctx.sessions.client("ec2", target.id, region, ctx.tag), earlier[0]))
+        if command.share_with and earlier[2]:
+            side["earlier_key"] = ctx.reads.start(f"key {earlier[2]}", lambda: resolve_destination_key(ctx.sessions, target.id, region, earlier[2], ctx.tag))
+    else:
+        side.update(_start_copy_side(ctx, command, target, region))
+    side["allowed"] = start_allowed_images(ctx, target, [(a, region) for a in share_with if a.id != target.id])
+    return side
+
+
 def prepare_distribute(ctx: PlanningContext, command: DistributeCommand) -> Prepared:
     """Preflight a distribution and plan it: per target its key, name and tags."""
     source = ctx.config.account(command.source.account)
@@ -116,33 +137,40 @@ def prepare_distribute(ctx: PlanningContext, command: DistributeCommand) -> Prep
         if lt_target not in seen:
             raise PreflightError(f"`update-lt {command.update_lt.template_id}` is in an account-region that is not a target.",
                                  fix="Name the launch template's account-region after `to` as well.")
-        lt_ec2 = ctx.sessions.client("ec2", lt_target[0], lt_target[1], f"preflight-{ctx.uid}")
+        lt_ec2 = ctx.sessions.client("ec2", lt_target[0], lt_target[1], ctx.tag)
         refusal = preflight_read(f"Could not read launch template {command.update_lt.template_id}",
                                  lambda: template_refusal(lt_ec2, command.update_lt.template_id))
         if refusal:
             raise PreflightError(refusal[0], fix=refusal[1])
     approvers = [source.alias] + [a for a in dict.fromkeys(t.alias for t, _ in targets) if a != source.alias]
     ctx.check_approvers(approvers)
-    facts = ctx.preflight_image(source, source_region, command.image_id)
+    # In parallel (aws.reads): the source image, the targets' Allowed AMIs, and each
+    # target's side (an earlier copy, or the copy's key, room and name; the share-with
+    # accounts' Allowed AMIs). Checked in the order they always were.
+    image = ctx.start_image(source, source_region, command.image_id)
+    accounts = list({t.id: t for t, _ in targets}.values())
+    allowed = start_allowed_images(ctx, source, [(t, source_region) for t in accounts if t.id != source.id])
+    done_before = earlier_copies(ctx, command.image_id)
+    sides = {(target.id, region): _start_target_side(ctx, command, target, region, done_before.get((target.id, region)), share_with)
+             for target, region in targets}
+    facts = ctx.preflight_image(source, source_region, command.image_id, image)
     # The checks /ami copy runs, shared (bot/verbs/copy_checks.py): AWS's copy rules and
     # the source key's CreateGrant DryRun here, each copied destination's below.
-    allowed_lines = check_copy_source(ctx, facts, source, source_region, list({t.id: t for t, _ in targets}.values()))
+    allowed_lines = check_copy_source(ctx, facts, source, source_region, accounts, allowed=allowed)
     check_required_tags(ctx, facts, source, source_region, "distributed")
-    done_before = earlier_copies(ctx, facts.image_id)
     poll = ctx.config.bot.poll_interval_seconds
 
     units: list[tuple[str, list[PlannedStep], list[str]]] = []  # (unit, steps with seqs relative to the unit, plan lines)
     copy_targets: list[AccountConfig] = []
     skipped: list[str] = []
+    unit_keys: dict[str, dict[str, Any]] = {}  # the key each new copy gets (the card warns of an AWS-managed one)
     for target, region in targets:
         key_name = unit_key(target.alias, region)
         earlier = done_before.get((target.id, region))
+        side = sides[(target.id, region)]
         image_ref: dict[str, Any]
         dest_key = None
-        if earlier and preflight_read(
-            f"Could not look up {earlier[0]} in `{target.alias}` {region}",
-            lambda: find_image(ctx.sessions.client("ec2", target.id, region, f"preflight-{ctx.uid}"), earlier[0]),
-        ) is not None:
+        if earlier and preflight_read(f"Could not look up {earlier[0]} in `{target.alias}` {region}", side["earlier"].result) is not None:
             steps: list[PlannedStep] = []
             image_ref = {"image_id": earlier[0]}
             lines = [f"already copied by {earlier[1]}: `{earlier[0]}` — not copied again"]
@@ -150,11 +178,14 @@ def prepare_distribute(ctx: PlanningContext, command: DistributeCommand) -> Prep
                 # share-with needs the copy's key (a grant on it for a customer-managed key).
                 dest_key = preflight_read(
                     f"Could not read the key {earlier[2]} of {earlier[0]} in `{target.alias}` {region}",
-                    lambda: resolve_destination_key(ctx.sessions, target.id, region, earlier[2], f"preflight-{ctx.uid}"),
+                    side["earlier_key"].result,
                 )
         else:
-            key = dest_key = destination_key(ctx, target, region, command.kms)
-            check_copy_destination(ctx, target, region, command.name)
+            if "key" not in side:  # the earlier copy is gone: copy again
+                side.update(_start_copy_side(ctx, command, target, region))
+            key = dest_key = side["key"].result()
+            unit_keys[key_name] = {"arn": key.arn, "aliases": key.aliases, "manager": key.manager}
+            side["room"]()
             full = copy_steps(
                 request_uid=ctx.uid, facts=facts, source=source, source_region=source_region, target=target, region=region,
                 key=key, name=command.name, poll_seconds=poll, verify=command.verify,
@@ -181,7 +212,8 @@ def prepare_distribute(ctx: PlanningContext, command: DistributeCommand) -> Prep
         recipients = [a for a in share_with if a.id != target.id]
         if recipients:
             check_shareable_copy(dest_key, target, region)
-            allowed_lines += check_allowed_images(ctx, f"the copy of {facts.image_id}", target, [(a, region) for a in recipients])
+            allowed_lines += check_allowed_images(ctx, f"the copy of {facts.image_id}", target, [(a, region) for a in recipients],
+                                                  started=side["allowed"])
             kms_arn = dest_key.arn if dest_key else None
             customer_key = bool(dest_key) and dest_key.manager != "AWS"
             share = ShareCopy.Params(**image_ref, account_ids=[a.id for a in recipients], kms_key_arn=kms_arn, key_is_customer_managed=customer_key)
@@ -223,6 +255,7 @@ def prepare_distribute(ctx: PlanningContext, command: DistributeCommand) -> Prep
             "image_id": facts.image_id, "source": source.alias, "source_region": source_region,
             "targets": [u for u, _, _ in units], "skipped": skipped, "share_with": [a.alias for a in share_with],
             "update_lt": command.update_lt.template_id if command.update_lt else None, "verify": command.verify,
+            "keys": unit_keys,
         },
         checked=checked,
         approver_accounts=approvers,

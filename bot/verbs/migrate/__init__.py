@@ -5,4 +5,4 @@ from bot.verbs.migrate import text
 from bot.verbs.migrate.command import SYNTAX, MigrateCommand
 from bot.verbs.verb import Verb
 
-VERB = Verb(SYNTAX, command=MigrateCommand, prepare=prepare_migrate, risk=text.risk, alert=text.alert, after_success=(report_new_instance,), in_form=True)
+VERB = Verb(SYNTAX, command=MigrateCommand, prepare=prepare_migrate, risk=text.risk, card=text.card, alert=text.alert, after_success=(report_new_instance,), in_form=True)

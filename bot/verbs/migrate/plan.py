@@ -216,13 +216,16 @@ def prepare_migrate(ctx: PlanningContext, command: MigrateCommand) -> Prepared:
     approvers = approver_accounts("migrate", source)
     ctx.check_approvers(approvers)
     where = f"`{source.alias}` ({source.id}) {region}"
+    if not source.migrate:
+        raise PreflightError(f"Migrating instances is not enabled for `{source.alias}`: amibot's role there has no permission to image an instance or pass its role.",
+                             fix=f"Its owners remove `migrate = false` from `[accounts.{source.alias}]` and attach the policy amibot-migrate that `amibot iam-policy` prints.")
     tag = f"preflight-{ctx.uid}"
     facts = _read(lambda: inspect_instance(ctx.sessions, source.id, region, command.instance_id, tag), command.instance_id, where)
     check_migratable(facts, zone, where)
     if facts.iam_instance_profile_arn:
         profile = facts.iam_instance_profile_arn
         roles = _read(lambda: instance_profile_roles(ctx.sessions, source.id, region, profile, tag), f"instance profile {profile}", where)
-        check_passable(roles, pass_role_resources(configured_pass_roles(ctx.config.accounts.values())), source)
+        check_passable(roles, pass_role_resources(configured_pass_roles(a for a in ctx.config.accounts.values() if a.migrate)), source)
     named = None
     candidates: list[SubnetFacts] = []
     if command.subnet_id:

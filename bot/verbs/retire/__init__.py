@@ -6,4 +6,4 @@ from bot.verbs.retire import text
 from bot.verbs.retire.command import SYNTAX, RetireCommand
 from bot.verbs.verb import Verb
 
-VERB = Verb(SYNTAX, command=RetireCommand, prepare=prepare_retire, risk=text.risk, alert=text.alert, after_success=(text.settle_disabled,))
+VERB = Verb(SYNTAX, command=RetireCommand, prepare=prepare_retire, risk=text.risk, card=text.card, alert=text.alert, after_success=(text.settle_disabled,))

@@ -11,6 +11,7 @@ from aws.actions.retire import DisableImage
 from aws.actions.share import launch_permission_entries
 from bot.requests import ACTIVE, STEP_DONE, STEP_UNDONE, Request
 from bot.verbs import wording
+from bot.verbs.cardtext import CardFacts, ami, place
 from bot.verbs.common import CHANGED_AWS_STATES
 
 _WHAT = {
@@ -28,6 +29,16 @@ def risk(request: Request) -> str:
         f" and its {len(targets) - 1} cop{'y' if len(targets) == 2 else 'ies'} (" + ", ".join(f"`{t}`" for t in targets[1:]) + ")" if len(targets) > 1 else "")
     when = f"from {params['deprecate_at']}" if params.get("deprecate_at") else "from now"
     return _WHAT.get(params.get("mode"), "retires {what}").format(what=what, when=when)
+
+
+def card(request: Request) -> CardFacts:
+    """A retire request's card fields: where, and what everyone loses."""
+    params = request.params
+    copies = len(params.get("targets") or []) - 1
+    route = place(params.get("source"), params.get("region")) + (f" and {copies} cop{'y' if copies == 1 else 'ies'}" if copies > 0 else "")
+    access = {"deprecate": "still launchable by id", "disable": "nobody can launch it", "deregister": "gone, with its snapshots"}
+    return CardFacts(subject=ami(request), route=route, access=access.get(params.get("mode"), "retired"),
+                     duration="until enabled again" if params.get("mode") == "disable" else "permanent")
 
 
 def settle_disabled(request: Request, store: Any, lifecycle: Any) -> list[str]:

@@ -5,4 +5,4 @@ from bot.verbs.share import text
 from bot.verbs.share.command import SYNTAX, ShareCommand
 from bot.verbs.verb import Verb
 
-VERB = Verb(SYNTAX, command=ShareCommand, prepare=prepare_share, risk=text.risk, alert=text.alert, statement=text.statement, after_success=(text.launch_notes,), in_form=True)
+VERB = Verb(SYNTAX, command=ShareCommand, prepare=prepare_share, risk=text.risk, card=text.card, alert=text.alert, statement=text.statement, after_success=(text.launch_notes,), in_form=True)

@@ -14,6 +14,7 @@ from aws.actions.share import AddLaunchPermission, AddSnapshotPermission
 from aws.actions.target_checks import VerifyTargetAccess
 from aws.actions.verify import VerifyByTestLaunch
 from aws.errors import is_aws_error, translate
+from aws.reads import Pending
 from bot import slacktext
 from bot.config import AccountConfig, Config, OrganizationConfig
 from bot.errors import PreflightError
@@ -28,9 +29,9 @@ from bot.verbs.common import (
     resolve_targets,
 )
 from bot.verbs.common import key_label as _key_label
-from bot.verbs.aws_rules import check_allowed_images, check_share_rules, warnings
+from bot.verbs.aws_rules import check_allowed_images, check_share_rules, start_allowed_images, warnings
 from bot.verbs import launch_roles as launchroles
-from bot.verbs.key_checks import check_grants_possible, check_marked_for_org_sharing
+from bot.verbs.key_checks import check_grants_possible, check_marked_for_org_sharing, start_key_tags
 from bot.requests import PlannedStep
 
 if TYPE_CHECKING:  # the command types are only annotations here: the verb's folder imports this module
@@ -151,12 +152,18 @@ def prepare_share(ctx: PlanningContext, command: ShareCommand) -> Prepared:
     targets = resolve_targets(ctx.config, command.targets, source)
     approvers = approver_accounts("share", source)
     ctx.check_approvers(approvers)
-    facts = ctx.preflight_image(source, region, command.image_id)
+    # In parallel (aws.reads): the source image and the targets' Allowed AMIs; once the
+    # keys are known, each key's CreateGrant DryRun and the launch-role simulations.
+    # Checked in the order they always were, so the refusal a person reads is the same.
+    image = ctx.start_image(source, region, command.image_id, on_image=lambda found: _when_encrypted(ctx, found, targets))
+    allowed = start_allowed_images(ctx, source, [(t, region) for t in targets])
+    facts = ctx.preflight_image(source, region, command.image_id, image)
     check_shareable(facts, source, region, [t.id for t in targets])
     check_required_tags(ctx, facts, source, region, "shared")
+    roles = [launchroles.start_plan_lines(ctx, t, region, [k.arn for k in facts.keys], facts.image_id) for t in targets]
     check_grants_possible(ctx, facts, source, region, targets)
-    allowed_lines = check_allowed_images(ctx, facts.image_id, source, [(t, region) for t in targets])
-    role_lines = [line for t in targets for line in launchroles.plan_lines(ctx, t, region, [k.arn for k in facts.keys], facts.image_id)]
+    allowed_lines = check_allowed_images(ctx, facts.image_id, source, [(t, region) for t in targets], started=allowed)
+    role_lines = [line for lines in roles for line in lines()]
     steps = share_steps(request_uid=ctx.uid, facts=facts, source=source, region=region, targets=targets, allow_copy=command.allow_copy, autoscaling=True)
     if getattr(command, "verify", False):
         steps += test_launch_steps(facts, region, targets, ctx.config.bot.poll_interval_seconds)
@@ -175,6 +182,14 @@ def prepare_share(ctx: PlanningContext, command: ShareCommand) -> Prepared:
         after=after,
         extra_facts={"image": facts_for_message(facts)},
     )
+
+
+def _when_encrypted(ctx: PlanningContext, image: dict[str, Any], targets: list[AccountConfig]) -> None:
+    """An encrypted AMI: IAM will be asked about the targets' launch roles once its
+    keys are known; assume those targets' sessions now, beside the snapshot reads
+    (an unencrypted AMI asks nothing there: no session is assumed for it)."""
+    if any((m.get("Ebs") or {}).get("Encrypted") for m in image.get("BlockDeviceMappings") or []):
+        ctx.start_sessions([t.id for t in targets if t.launch_roles])
 
 
 def _duration(seconds: float) -> str:
@@ -209,13 +224,17 @@ def org_entry(organization: OrganizationConfig, ou_id: str | None) -> tuple[dict
     return {"OrganizationArn": organization.arn()}, f"the organization `{organization.id}`"
 
 
-def read_key_policy(ctx: PlanningContext, source: AccountConfig, region: str, key_arn: str) -> str:
-    """The key's policy text as the source account reads it (read-only preflight)."""
-    kms = ctx.sessions.client("kms", source.id, region, f"preflight-{ctx.uid}")
-    return preflight_read(
-        f"Could not read the key policy of {key_arn} in `{source.alias}`",
-        lambda: kms.get_key_policy(KeyId=key_arn, PolicyName=keypolicy.POLICY_NAME)["Policy"],
-    )
+def read_key_policy(ctx: PlanningContext, source: AccountConfig, region: str, key_arn: str, started: Pending[str] | None = None) -> str:
+    """The key's policy text as the source account reads it (read-only preflight);
+    ``started``: the read begun earlier (:func:`start_key_policy`)."""
+    pending = started or start_key_policy(ctx, source, region, key_arn)
+    return preflight_read(f"Could not read the key policy of {key_arn} in `{source.alias}`", pending.result)
+
+
+def start_key_policy(ctx: PlanningContext, source: AccountConfig, region: str, key_arn: str) -> Pending[str]:
+    """Start reading the key's policy (GetKeyPolicy) on the preflight's reads."""
+    return ctx.reads.start(f"policy of {key_arn}", lambda: ctx.sessions.client("kms", source.id, region, ctx.tag).get_key_policy(
+        KeyId=key_arn, PolicyName=keypolicy.POLICY_NAME)["Policy"])
 
 
 def statement_summary(statement: Any) -> str:
@@ -302,9 +321,11 @@ def prepare_org_share(ctx: PlanningContext, command: ShareCommand, source: Accou
         condition += f" and aws:PrincipalOrgPaths is under `{keypolicy.org_paths_pattern(organization.id, command.ou_id)}`"
     after: list[str] = []
     policies: dict[str, dict[str, str]] = {}
+    # Every key's tags and policy at once; checked key by key, in the order they always were.
+    started = {key.arn: (start_key_tags(ctx, source, region, key), start_key_policy(ctx, source, region, key.arn)) for key in facts.keys}
     for key in facts.keys:
-        check_marked_for_org_sharing(ctx, source, region, key)
-        before_text = read_key_policy(ctx, source, region, key.arn)
+        check_marked_for_org_sharing(ctx, source, region, key, started[key.arn][0])
+        before_text = read_key_policy(ctx, source, region, key.arn, started[key.arn][1])
         before = json.loads(before_text)
         after_policy = keypolicy.with_statement(keypolicy.with_statement(before, statement), grant_statement)
         after_text = keypolicy.render(after_policy)

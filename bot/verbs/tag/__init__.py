@@ -5,4 +5,4 @@ from bot.verbs.tag import text
 from bot.verbs.tag.command import SYNTAX, TagCommand
 from bot.verbs.verb import Verb
 
-VERB = Verb(SYNTAX, command=TagCommand, prepare=prepare_tag, risk=text.risk, alert=text.alert)
+VERB = Verb(SYNTAX, command=TagCommand, prepare=prepare_tag, risk=text.risk, card=text.card, alert=text.alert)

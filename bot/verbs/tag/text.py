@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.requests import Request
 from bot.verbs import wording
 from bot.slacktext import code
+from bot.verbs.cardtext import CardFacts, ami, place
 
 
 def risk(request: Request) -> str:
@@ -20,3 +21,8 @@ def alert(request: Request) -> str:
     params = request.params
     tags = ", ".join(f"{k}={v}" for k, v in (params.get("tags") or {}).items())
     return f"tag {wording.ami(request)} in {wording.place(params.get('source'))}: {wording.escape(tags if len(tags) < 60 else tags[:59] + '…')}"
+def card(request: Request) -> CardFacts:
+    """A tag request's card fields: no account gains or loses access."""
+    params = request.params
+    return CardFacts(subject=ami(request), route=place(params.get("source"), params.get("region")),
+                     access="no change of access; tags only", duration="permanent")

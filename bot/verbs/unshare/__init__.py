@@ -7,4 +7,4 @@ from bot.verbs.unshare import text
 from bot.verbs.unshare.command import SYNTAX, UnshareCommand
 from bot.verbs.verb import Verb
 
-VERB = Verb(SYNTAX, command=UnshareCommand, prepare=prepare_unshare, risk=text.risk, alert=text.alert, after_success=(settle_unshared,), in_form=True)
+VERB = Verb(SYNTAX, command=UnshareCommand, prepare=prepare_unshare, risk=text.risk, card=text.card, alert=text.alert, after_success=(settle_unshared,), in_form=True)

@@ -49,6 +49,7 @@ GRANT_ACTIONS = ("kms.create_grant", "kms.create_autoscaling_grant")
 class _Target:
     label: str  # how the plan names it
     account_id: str
+    name: str = ""  # how the card names it: the configured name, else the id
 
 
 @dataclass
@@ -89,11 +90,11 @@ def unshare_targets(ctx: PlanningContext, refs: tuple[str, ...], source: Account
     for ref in refs:
         try:
             account = ctx.config.account(ref)
-            target = _Target(f"`{account.alias}` ({account.id})", account.id)
+            target = _Target(f"`{account.alias}` ({account.id})", account.id, account.alias)
         except UnknownAccountError:
             if not ACCOUNT_ID_RE.fullmatch(ref):
                 raise
-            target = _Target(f"account {ref}", ref)
+            target = _Target(f"account {ref}", ref, ref)
         if target.account_id == source.id:
             raise PreflightError(f"`{ref}` is the source account itself.", fix="Name the accounts to unshare from after `to`.")
         targets.append(target)
@@ -320,7 +321,7 @@ def prepare_unshare(ctx: PlanningContext, command: UnshareCommand) -> Prepared:
     return Prepared(
         kind="unshare",
         params={"image_id": facts.image_id, "source": source.alias, "region": region, "targets": [t.account_id for t in targets],
-                "organization": command.organization, "ou_id": command.ou_id},
+                "target_names": [t.name for t in targets], "organization": command.organization, "ou_id": command.ou_id},
         checked=plan.checked,
         approver_accounts=approvers,
         steps=plan.steps,
