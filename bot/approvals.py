@@ -147,9 +147,10 @@ class Approvals:
         self.store.set_params(request.id, request.params)
         self.store.note(request.id, user, f"reassigned {alias} to {to}")
         note = f":arrows_counterclockwise: {messages.mention(user)} reassigned {request.display_id} for `{alias}` to you."
-        # The alert stays as its own DM; the card copy (with the buttons) is kept up to date like every copy.
-        self.notifier.dm(to, note, request.id, dedupe=f"reassign-note:{request.id}:{alias}:{to}")
-        self.notifier.post_card_elsewhere(request.id, to, dm=True, note=note, dedupe=f"reassign:{request.id}:{alias}:{to}", role_target=f"{to}:reassign")
+        # One alert: the card copy (with the buttons, the note on top, kept up to date
+        # like every copy), its lock-screen text saying why it comes.
+        self.notifier.post_card_elsewhere(request.id, to, dm=True, note=note, dedupe=f"reassign:{request.id}:{alias}:{to}", role_target=f"{to}:reassign",
+                                          lead=f"Reassigned to you for {alias}: ")
         self.notifier.update_root(request.id)
         return f"{request.display_id}: reassigned `{alias}` to {messages.mention(to)}."
 
@@ -175,9 +176,8 @@ class Approvals:
             hours = self.config.escalations[alias].after_hours
             note = f":rotating_light: Escalated: no owner of `{alias}` decided {request.display_id} within {hours:g} h, so it comes to you too."
             for user in sorted(self._people(self.config.escalations[alias].to) - {request.requester}):
-                self.notifier.dm(user, note, request.id, dedupe=f"escalate-note:{request.id}:{alias}:{user}")
                 self.notifier.post_card_elsewhere(request.id, user, dm=True, note=note, dedupe=f"escalate:{request.id}:{alias}:{user}",
-                                                  role_target=f"{user}:escalate")
+                                                  role_target=f"{user}:escalate", lead=f"Escalated ({alias}, nobody decided in {hours:g} h): ")
         if due:
             self.notifier.update_root(request.id)
         return due
@@ -220,6 +220,18 @@ class Approvals:
             people.update(self.group_members(one) if one.startswith("S") else [one])
         return people
 
+    def note_asked_by_dm(self, request: Request) -> None:
+        """Before the card is posted: the accounts whose owners are asked by DM
+        (``approval_dm``), and who. Those owners are not also mentioned on the cards in
+        channels (one alert per approver per request, ``bot.cards``); an account with
+        ``approval_dm = false`` has its owners, groups included, mentioned there."""
+        asked = {alias: self.eligible_owners(request, [alias]) for alias in request.approver_accounts if self._by_dm(alias)}
+        self._set_param(request, "asked_by_dm", asked)
+
+    def _by_dm(self, alias: str) -> bool:
+        account = self.config.account(alias)
+        return account.approval_dm if account.approval_dm is not None else self.config.bot.approval_dm
+
     def ask_owners_elsewhere(self, request: Request) -> None:
         """Copies of the approval card, with the same buttons: in each account's
         ``approval_channel`` and in a DM to each eligible owner (``approval_dm``)."""
@@ -229,7 +241,7 @@ class Approvals:
             account = self.config.account(alias)
             if account.approval_channel and account.approval_channel != request.channel and account.approval_channel not in channels:
                 channels.append(account.approval_channel)
-            if account.approval_dm if account.approval_dm is not None else self.config.bot.approval_dm:
+            if self._by_dm(alias):
                 dm_accounts.append(alias)
         for channel in channels:
             self.notifier.post_card_elsewhere(request.id, channel, dm=False)
@@ -241,11 +253,11 @@ class Approvals:
         per owner and schedule entry. Returns how many were queued."""
         return self._remind_each(request, cards.reminder_note(request, hours), f"remind:{request.id}:{hours}", f"reminder:{hours}")
 
-    def _remind_each(self, request: Request, note: str, key: str, role: str) -> int:
+    def _remind_each(self, request: Request, note: str, key: str, role: str, lead: str = "Reminder: ") -> int:
         queued = 0
         for user in self.eligible_owners(request):
             if not self.store.has_outbox(f"{key}:{user}"):
-                self.notifier.post_card_elsewhere(request.id, user, dm=True, note=note, dedupe=f"{key}:{user}", role_target=f"{user}:{role}")
+                self.notifier.post_card_elsewhere(request.id, user, dm=True, note=note, dedupe=f"{key}:{user}", role_target=f"{user}:{role}", lead=lead)
                 queued += 1
         return queued
 
@@ -268,7 +280,8 @@ class Approvals:
                                   f"you can nudge them again in {int(left // 60) + 1} min. Nothing was sent.")
         self._set_param(request, "nudged_at", now)
         # The slot in the key: two clicks at once send one reminder per owner.
-        queued = self._remind_each(request, cards.nudge_note(request), f"nudge:{request.id}:{int(now // period)}", f"nudge:{int(now // period)}")
+        queued = self._remind_each(request, cards.nudge_note(request), f"nudge:{request.id}:{int(now // period)}", f"nudge:{int(now // period)}",
+                                    lead="Reminder (the requester nudged): ")
         self.store.note(request.id, user, f"nudged the approvers ({queued} reminded)")
         people = ", ".join(messages.mention(u) for u in self.eligible_owners(request)) or "nobody (no owner can decide it)"
         return f"{request.display_id}: reminded {people}."

@@ -168,7 +168,7 @@ def decision_lines(request: Request, owners: dict[str, list[str]], revoked_by: s
             voters = request.votes.get(alias) or [request.approvals[alias]]
             lines.append(f"`{alias}`: approved by {' and '.join(mention(v) for v in voters)}")
         elif request.state == PENDING_APPROVAL:
-            who = ", ".join(mention(o) for o in owners.get(alias, [])) or "nobody"
+            who = waiting_for(request, alias, owners.get(alias, []))
             so_far = request.votes.get(alias)
             lines.append(f"`{alias}`: " + (f"approved by {', '.join(mention(v) for v in so_far)}; " if so_far else "") + f"waiting for {who}")
         for moved in request.params.get("reassigned") or []:
@@ -247,6 +247,16 @@ def card_blocks(request: Request, owners: dict[str, list[str]], *, progress: str
         blocks.append({"type": "actions", "block_id": REQUESTER_BLOCK, "elements": requester_buttons(request)})
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": small_print(request, asked_in)}]})
     return blocks
+
+
+def waiting_for(request: Request, alias: str, owners: list[str]) -> str:
+    """Who an account waits for. Owners asked by DM are not mentioned again (one alert
+    per approver per request): counted, not pinged; a user group is mentioned only
+    for an account configured without approval DMs (``approval_dm = false``)."""
+    asked = (request.params.get("asked_by_dm") or {}).get(alias)
+    if asked is None:
+        return ", ".join(mention(o) for o in owners) or "nobody"
+    return f"{len(asked)} owner{'' if len(asked) == 1 else 's'} (asked by DM)" if asked else "nobody"
 
 
 def fallback_text(request: Request) -> str:

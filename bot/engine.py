@@ -285,6 +285,7 @@ class PlanRunner:
             self.notifier.progress(request_id, progress)
         if show:
             self.notifier.update_root(request_id, progress=progress)
+            self.lifecycle.progressed(request_id)  # a long copy's requester hears how far it is (at most every few minutes)
 
     # -- the end -------------------------------------------------------------------------
 

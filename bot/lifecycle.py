@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from bot import messages, plan_groups, slacktext
+from bot import messages, plan_groups, results, slacktext
 from bot.notifier import PROGRESS, Notifier
 from bot.requests import (
     ACTIVE,
@@ -33,6 +33,7 @@ from bot.requests import (
     Request,
 )
 from bot.store import Store
+from bot.verbs import registry
 
 # Endings also posted to ``notify_channel`` (design.md: "a copy's completion"): a
 # copy's success, and the outcome of a distribution's run (its targets are copies).
@@ -82,7 +83,10 @@ class Lifecycle:
         cards, the requester's DM and ``notify_channel``."""
         if any(row["kind"] == PROGRESS for row in self.store.outbox(request.id)):
             self.notifier.progress(request.id)  # rendered at send time from the final state: never "running" after the end
-        self.notifier.final(request.id, text, dedupe_kind=dedupe_kind)
+        # The thread's reply keeps the contract's mention of the requester; their DM is
+        # a short summary linking to it (results.ended_dm), never the whole text again.
+        self.notifier.final(request.id, text, dedupe_kind=dedupe_kind, dm_text=results.ended_dm(request, text),
+                            buttons=results.statement_button(request) if request.state in (SUCCEEDED, ACTIVE) else None)
         if self.notify_channel and request.state in _NOTIFIED.get(request.kind, ()):
             self.notifier.post(self.notify_channel, text, request.id, dedupe=f"notify:{request.id}")
 
@@ -94,8 +98,29 @@ class Lifecycle:
             return False
         self.notifier.reply(request.id, f":white_check_mark: {request.display_id} approved by {messages.mention(actor)} for "
                             f"{', '.join(f'`{a}`' for a in accounts)}. Starting.", dedupe=f"approved:{request.id}")
+        self._tell_approved(request, messages.mention(actor))
         self.notifier.update_root(request.id)
         return True
+
+    def _tell_approved(self, request: Request, by: str) -> None:
+        """The requester hears it without following the thread: a DM, once."""
+        request = self.store.get(request.id)  # its permalink, if known by now
+        self.notifier.dm(request.requester, results.approved_dm(request, by), request.id, dedupe=f"approved-dm:{request.id}")
+
+    def progressed(self, request_id: int) -> None:
+        """A running request's progress was shown (``bot.engine``): a long copy's
+        requester gets a DM at most every ``results.PROGRESS_DM_SECONDS``, with the
+        elapsed time and an estimate from the copy's own percentage."""
+        request = self.store.get(request_id)
+        started = next((e["at"] for e in reversed(self.store.events(request_id)) if e["to_state"] == RUNNING), None)
+        if request.state != RUNNING or started is None:
+            return
+        elapsed = self.clock() - float(started)
+        slot = int(elapsed // results.PROGRESS_DM_SECONDS)
+        if slot < 1:
+            return  # not a long one (yet): the ending says it all
+        self.notifier.dm(request.requester, results.progress_dm(request, elapsed, results.copy_percent(request)), request.id,
+                         dedupe=f"progress-dm:{request.id}:{slot}")
 
     def approved_by_rule(self, request: Request, rule: str) -> bool:
         """An ``approve = "auto"`` policy rule approved it (after every preflight check
@@ -104,6 +129,7 @@ class Lifecycle:
             return False
         self.notifier.reply(request.id, f":white_check_mark: {request.display_id} approved by policy `{slacktext.escape(rule)}` "
                             "(every preflight check passed). Starting.", dedupe=f"approved:{request.id}")
+        self._tell_approved(request, f"policy `{slacktext.escape(rule)}`")
         self.notifier.update_root(request.id)
         return True
 
@@ -128,13 +154,15 @@ class Lifecycle:
         moved = self._move_end(self.store.get(request_id))  # an extension: the share's new end
 
         def text(request: Request) -> str:
-            said = f":tada: {messages.mention(request.requester)} {request.display_id} is done: {slacktext.code(request.command_text)}." + moved
+            # Results first: what was made (linked to the console) and what to do next,
+            # then the rest (the IAM statement is behind a button: results.statement_button).
+            said = f":tada: {messages.mention(request.requester)} {request.display_id} is done: {registry.alert(request)}." + moved
             if request.active_until:
                 said += f" The share ends automatically at {messages.when(request.active_until)}."
                 if request.params.get("shortened_by"):  # Approve for less time
                     said += (f" {messages.mention(request.params['shortened_by'])} approved it for {request.params['duration_seconds'] / 3600:g} h "
                              f"(asked: {request.params['asked_seconds'] / 3600:g} h).")
-            return said + "".join(f"\n{note}" for note in settled)
+            return said + "".join(f"\n{line}" for line in [*results.made_lines(request), *settled])
 
         if duration_seconds:
             # A time-boxed share runs from completion; its removal was approved with it.

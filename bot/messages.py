@@ -9,11 +9,15 @@ id that is also logged.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from typing import Any
 
 from aws.errors import is_aws_error, translate
+from datetime import datetime, timezone
+
 from bot import cards, slacktext
+from bot.verbs import registry
 from bot.errors import AmibotError, UsageError
 from bot.plantext import step_line, when  # noqa: F401  (when: messages.when for its callers)
 from bot.requests import STATE_LABELS, Request
@@ -27,6 +31,8 @@ APPROVE_FOR_PATTERN = r"^amibot_approve_for_(\d+)h$"  # cards.APPROVE_FOR_ACTION
 REASSIGN_ACTION = cards.REASSIGN_ACTION
 EXTEND_ACTION = cards.EXTEND_ACTION
 DECISION_BLOCK = cards.DECISION_BLOCK
+VIEW_STATEMENT_ACTION = "amibot_view_statement"  # a final reply's button: the IAM statement in a modal
+STATEMENT_VIEW = "amibot_iam_statement"
 DENY_REASON_VIEW = "amibot_deny_reason"
 REASON_BLOCK = "reason"
 SECTION_LIMIT = 3000
@@ -71,6 +77,61 @@ def root_text(request: Request) -> str:
     return cards.fallback_text(request)
 
 
+def clock_time(timestamp: float | None) -> str:
+    """A time short enough for a lock screen: ``Thu 09:11 UTC``."""
+    return datetime.fromtimestamp(timestamp or 0, timezone.utc).strftime("%a %H:%M UTC")
+
+
+def lock_screen(request: Request, lead: str = "") -> str:
+    """An approver's alert as a phone shows it (the ``text`` of the DM: with blocks it
+    is "fallback text for notifications only", api.slack.com/methods/chat.postMessage;
+    mobile notifications use nothing else, docs.slack.dev/changelog/2026/07/13/
+    notification-changes): who asks you, what, from where to where, by
+    when — ``Bob asks you to approve: share payments-api-2026.11 prod → dev, by Thu 09:11 UTC``.
+    ``lead`` says why it comes again (``Reminder: ``)."""
+    return f"{lead}{mention(request.requester)} asks you to approve: {registry.alert(request)}, by {clock_time(request.expires_at)} ({request.display_id})"
+
+
+def channel_alert(request: Request) -> str:
+    """The text of a card copy in an approval channel (nobody is addressed as "you")."""
+    return f"{mention(request.requester)} asks for approval: {registry.alert(request)}, by {clock_time(request.expires_at)} ({request.display_id})"
+
+
+def thread_link(request: Request, words: str = "the thread") -> str:
+    """A link to the request's thread (its permalink, ``chat.getPermalink``), or the
+    channel it lives in while the link is not known."""
+    if request.permalink:
+        return f"<{request.permalink}|{words}>"
+    return f"{words} in {slacktext.channel(request.channel)}"
+
+
+def console_link(region: str, image_id: str) -> str:
+    """An AMI id linking to its page in the EC2 console, in its region (anything
+    that is not an AMI id and a region is shown as code, never as a link)."""
+    if not (re.fullmatch(r"ami-[0-9a-f]+", str(image_id)) and re.fullmatch(r"[a-z0-9-]+", str(region))):
+        return slacktext.code(image_id)
+    return f"<https://{region}.console.aws.amazon.com/ec2/home?region={region}#ImageDetails:imageId={image_id}|{image_id}>"
+
+
+def reply_blocks(payload: dict[str, Any]) -> dict[str, Any]:
+    """The blocks of a thread reply that has buttons (its text, then them); none else."""
+    if not payload.get("buttons"):
+        return {}
+    return {"blocks": [*(_section(t) for t in cards.chunks(payload["text"].splitlines())), {"type": "actions", "elements": payload["buttons"]}]}
+
+
+def statement_view(request: Request, statement: str) -> dict[str, Any]:
+    """The modal *View IAM statement* opens: the policy the target's roles need."""
+    return {
+        "type": "modal",
+        "callback_id": STATEMENT_VIEW,
+        "private_metadata": request.display_id,
+        "title": {"type": "plain_text", "text": slacktext.plain(f"{request.display_id}: IAM statement", 24)},
+        "close": {"type": "plain_text", "text": "Close"},
+        "blocks": [_section(t) for t in cards.chunks(statement.splitlines())][:20],
+    }
+
+
 def root_blocks(request: Request, owners: dict[str, list[str]], progress: str | None = None, **card: Any) -> list[dict[str, Any]]:
     """The request's root message: the compact card (see ``bot.cards``)."""
     return cards.card_blocks(request, owners, progress=progress, **card)
@@ -85,6 +146,9 @@ def status_text(request: Request) -> str:
         lines.append(f"Approved for `{alias}` by {mention(approver)}")
     if request.error:
         lines.append(f"Error: {request.error}")
+    statement = registry.statement(request) if request.state in ("succeeded", "active") else None
+    if statement:  # the final reply shows it behind a button; here it stays in full
+        lines.append(statement)
     return "\n".join(lines)
 
 

@@ -132,22 +132,28 @@ class Notifier(CardPosting):
             self.store.set_fields(request.id, permalink=link)
         return link
 
-    def reply(self, request_id: int, text: str, *, broadcast: bool = False, dedupe: str | None = None) -> None:
-        """A reply in the request's thread (``broadcast`` also shows it in the channel)."""
-        self._enqueue(REPLY, {"text": text, "broadcast": broadcast}, request_id, dedupe=dedupe)
+    def reply(self, request_id: int, text: str, *, broadcast: bool = False, dedupe: str | None = None,
+              buttons: list[dict[str, Any]] | None = None) -> None:
+        """A reply in the request's thread (``broadcast`` also shows it in the channel;
+        ``buttons`` below its text, e.g. *View IAM statement*)."""
+        self._enqueue(REPLY, {"text": text, "broadcast": broadcast, **({"buttons": buttons} if buttons else {})}, request_id, dedupe=dedupe)
 
-    def final(self, request_id: int, text: str, *, dedupe_kind: str = "final") -> None:
+    def final(self, request_id: int, text: str, *, dedupe_kind: str = "final", dm_text: str | None = None,
+              buttons: list[dict[str, Any]] | None = None) -> None:
         """The request's last word: a broadcast reply in its thread, every card brought
-        up to date, and a DM to the requester (exactly once each)."""
-        self.reply(request_id, text, broadcast=True, dedupe=f"{dedupe_kind}:{request_id}")
+        up to date, and a DM to the requester (``dm_text``: its short summary; exactly
+        once each)."""
+        self.reply(request_id, text, broadcast=True, dedupe=f"{dedupe_kind}:{request_id}", buttons=buttons)
         self.update_root(request_id)
         request = self.store.get(request_id)
-        self.dm(request.requester, text, request_id, dedupe=f"ended-dm:{request_id}", about_channel=request.channel)
+        self.dm(request.requester, dm_text or text, request_id, dedupe=f"ended-dm:{request_id}", about_channel=request.channel)
 
     def post_card_elsewhere(self, request_id: int, target: str, *, dm: bool, note: str | None = None, dedupe: str | None = None,
-                            role_target: str | None = None) -> None:
-        """Post a copy of the approval card to a channel, or to a person's DM (``dm``)."""
-        self._enqueue(COPY, {"target": target, "dm": dm, "note": note, "role_target": role_target or target}, request_id, dedupe=dedupe or f"copy:{request_id}:{target}")
+                            role_target: str | None = None, lead: str | None = None) -> None:
+        """Post a copy of the approval card to a channel, or to a person's DM (``dm``;
+        ``lead`` starts its lock-screen text, e.g. ``Reminder: ``)."""
+        self._enqueue(COPY, {"target": target, "dm": dm, "note": note, "role_target": role_target or target, "lead": lead}, request_id,
+                      dedupe=dedupe or f"copy:{request_id}:{target}")
 
     def progress(self, request_id: int, progress: str | None = None) -> None:
         """Post, or edit in place, the request's one progress reply."""
@@ -298,7 +304,8 @@ class Notifier(CardPosting):
                         self._send_progress(row, request)
                     else:
                         self._post_once(
-                            row, channel=request.channel, thread_ts=request.root_ts, text=payload["text"], reply_broadcast=payload.get("broadcast", False)
+                            row, channel=request.channel, thread_ts=request.root_ts, text=payload["text"], reply_broadcast=payload.get("broadcast", False),
+                            **messages.reply_blocks(payload)
                         )
             self.store.finish_outbox(row["id"], "sent")
             return "sent"

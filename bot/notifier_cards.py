@@ -96,7 +96,10 @@ class CardPosting:
                 self.update_root(request.id)
             return
         blocks = messages.root_blocks(request, self._owners(request), asked_in=request.channel, note=payload.get("note"))
-        ts = self._post_once(row, channel=channel, text=messages.root_text(request), blocks=blocks)
+        # The text is what a phone shows (Slack notifies with the top-level text, not
+        # the blocks): written for the lock screen, a reminder saying it is one.
+        text = messages.lock_screen(request, payload.get("lead") or "") if payload["dm"] else messages.channel_alert(request)
+        ts = self._post_once(row, channel=channel, text=text, blocks=blocks)
         self.store.record_message(request.id, COPY_ROLE, payload["role_target"], channel, ts)
 
     def _update_cards(self, request: Any, progress: str | None) -> None:

@@ -19,6 +19,7 @@ step "before", and there are no groups and nothing after.
 
 from __future__ import annotations
 
+
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -155,4 +156,9 @@ def _done_line(name: str, steps: list[Step]) -> str:
     extras += [s.result["summary"] for s in steps if s.action in ("ec2.deprecate_image", "ec2.disable_image", "ec2.deregister_image") and s.result.get("summary")]
     if any(s.action == "verify.test_launch" and s.state == STEP_DONE for s in steps):
         extras.append("test launch passed")
-    return f"• `{name}`: {slacktext.code(image)}" + (f" ({'; '.join(extras)})" if extras else "")
+    # Where the image is: the step that checked it from the target (or made it), not the group's first step (the source's grant).
+    where = next((s for s in steps if s.action == "verify.copy"), None) or next((s for s in steps if s.action == "ec2.copy_image"), steps[0])
+    region = where.region
+    account = f" ({where.account_id})" if where.account_id else ""
+    shown = messages.console_link(region, image)
+    return f"• `{name}`{account}: {shown}" + (f" ({'; '.join(extras)})" if extras else "")

@@ -194,6 +194,7 @@ class RequestService(HistoryUseCases):
 
     def _ask(self, request: Request) -> None:
         """Post the card; under an ``approve = "auto"`` rule the rule approves and it runs, else the owners are asked where they look."""
+        self.approvals.note_asked_by_dm(request)  # before the card: who gets a DM is not also mentioned on it
         self.notifier.post_root(request.id)
         if not self.approvals.auto_approve(request):
             return self.ask_owners_elsewhere(request)

@@ -21,9 +21,10 @@ BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u206
 COMMAND_TEXT_LIMIT = 300
 _BIDI_RE = re.compile("[" + "".join(sorted(BIDI_CONTROLS)) + "]")
 # What the bot itself puts between < and >: user and group mentions, channel links,
-# dates and links to Slack messages (permalinks). Special mentions it never uses are
+# dates, links to Slack messages (permalinks) and to an AMI in the EC2 console. Special mentions it never uses are
 # NOT here (<!channel>, <!here>, <!everyone>), nor links to anywhere else.
-MEANT_MARKUP_RE = re.compile(r"<(?:@[UW][A-Z0-9]+|#[CGD][A-Z0-9]+|!subteam\^S[A-Z0-9]+|!date\^\d+\^[^|<>]*\|[^<>]*|https://[a-z0-9-]+\.slack\.com/archives/[^\s|<>]+\|[^<>]*)>")
+MEANT_MARKUP_RE = re.compile(r"<(?:@[UW][A-Z0-9]+|#[CGD][A-Z0-9]+|!subteam\^S[A-Z0-9]+|!date\^\d+\^[^|<>]*\|[^<>]*|https://[a-z0-9-]+\.slack\.com/archives/[^\s|<>]+\|[^<>]*"
+                             r"|https://([a-z0-9-]+)\.console\.aws\.amazon\.com/ec2/home\?region=\1#ImageDetails:imageId=ami-[0-9a-f]+\|ami-[0-9a-f]+)>")
 
 
 def escape(text: object) -> str:

@@ -15,10 +15,13 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.messages import (VIEW_STATEMENT_ACTION, statement_view)
 from bot.cards import CANCEL_ACTION, NUDGE_ACTION
 from bot.messages import (APPROVE_ACTION, APPROVE_FOR_PATTERN, DENY_ACTION, EXTEND_ACTION, DENY_REASON_VIEW, REASSIGN_ACTION, VIEW_CHANGES_ACTION, deny_form,
                           deny_reason, error_text)
+from bot.requests import parse_display_id
 from bot.services import RequestService
+from bot.verbs import registry
 from bot.surfaces import SurfaceService
 
 
@@ -98,6 +101,24 @@ def register(app: App, service: RequestService, surfaces: SurfaceService) -> Non
         except SlackApiError as error:
             tell(body, user, service.changes_view_failed(request_id, error.response.get("error", "")))
         except Exception as error:  # one error path: messages.error_text
+            tell(body, user, error_text(error))
+
+    @app.action(VIEW_STATEMENT_ACTION)
+    def on_view_statement(ack: Ack, body: dict, client: WebClient) -> None:
+        """*View IAM statement* on a final reply: the statement in a modal, for those
+        who may read the request (the rule of ``/ami status``)."""
+        ack()
+        user = body["user"]["id"]
+        try:
+            request = service.store.get(parse_display_id(body["actions"][0]["value"]) or 0)
+            statement = registry.statement(request)
+            if not service.visibility.may_see(request, user) or not statement:
+                tell(body, user, f"{request.display_id}'s details are shown only to its requester, the owners of the accounts it touches "
+                                 "and the members of the channel it was asked in.")
+                return
+            client.views_open(trigger_id=body["trigger_id"], view=statement_view(request, statement))  # within the trigger's 3 s
+        except Exception as error:  # one error path: messages.error_text
+            tell(body, user, error_text(error))
             tell(body, user, error_text(error))
 
     @app.action(NUDGE_ACTION)

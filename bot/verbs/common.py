@@ -218,6 +218,18 @@ def requests_that_changed_aws(store: Any) -> list[Request]:
     return store.find(states=CHANGED_AWS_STATES, limit=1_000_000)
 
 
+def statement_pointer(request: Any, who: str) -> str:
+    """The final-message line in place of the statement itself (results first): the
+    policy is one click away (*View IAM statement*) and in ``/ami status``."""
+    return (f"Roles in {who} that launch it need IAM allowing the key too (the grant or key-policy statement is only the key's side): "
+            f"*View IAM statement* shows the policy to attach (also in `/ami status {request.display_id}`).")
+
+
+def statement_text(key_arns: list[str], region: str, who: str) -> str:
+    """The statement modal's and ``/ami status``'s text: the IAM policy ``who`` needs, in a code block."""
+    return statement_note(key_arns, region, who)
+
+
 def statement_note(key_arns: list[str], region: str, who: str) -> str:
     """The final-message lines: the IAM policy ``who`` needs, in a code block."""
     return (

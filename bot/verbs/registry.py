@@ -13,6 +13,7 @@ from typing import Any
 from aws.reads import ParallelReads
 from bot.errors import AmibotError, PreflightError
 from bot.requests import Request
+from bot.slacktext import escape
 from bot.verbs import cardtext
 from bot.verbs.audit import VERB as AUDIT
 from bot.verbs.cardtext import CardFacts
@@ -99,6 +100,20 @@ def risk(request: Request) -> str:
     return found.risk(request)
 
 
+def alert(request: Request) -> str:
+    """What the request asks, in a few words for a lock screen (its verb's ``text.alert``);
+    the command itself for a verb without one (an extension)."""
+    found = _BY_NAME.get(request.kind)
+    if found is None or found.alert is None:
+        return escape(" ".join(request.command_text.split())[:120])
+    return found.alert(request)
+
+
+def statement(request: Request) -> str | None:
+    """The IAM statement the target's roles need after this request (its verb's
+    ``text.statement``), if any: shown in a modal and in ``/ami status``."""
+    found = _BY_NAME.get(request.kind)
+    return found.statement(request) if found is not None and found.statement is not None else None
 def card(request: Request) -> CardFacts:
     """The request's card fields (Requester and Why are the card's own), in its verb's words."""
     found = _BY_NAME.get(request.kind)

@@ -50,6 +50,8 @@ class Verb:
     card: Callable[[Request], Any] | None = None  # the card's labelled fields (bot.verbs.cardtext.CardFacts)
     after_success: tuple[AfterSuccess, ...] = ()
     form: VerbForm | None = None  # its fields in the request form (``<verb>/form.py``); None: not offered there
+    alert: Callable[[Request], str] | None = None  # what it asks, for a lock screen ("share payments-api prod → dev")
+    statement: Callable[[Request], str | None] | None = None  # the IAM statement the target's roles need, if any (a modal, /ami status)
 
     @property
     def name(self) -> str:

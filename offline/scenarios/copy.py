@@ -42,7 +42,7 @@ def play(stage: Stage) -> None:
     stage.show_thread(root)
     progress = [m for m in fake.thread(channel, root["ts"]) if (m.get("text") or "").startswith(":gear:")]
     t.expect("the copy's progress was shown in one thread message, edited in place", len(progress) == 1 and bool(progress[0].get("edited")))
-    t.expect("the last reply mentions the requester and names the new AMI", bool(final) and f"<@{rehearsal.REQUESTER}>" in final.get("text", "") and "The copy is `ami-" in final.get("text", ""))
+    t.expect("the last reply mentions the requester and names the new AMI", bool(final) and f"<@{rehearsal.REQUESTER}>" in final.get("text", "") and "The copy is <https://eu-west-1.console.aws.amazon.com/" in final.get("text", ""))
     if not final:
         return
 

@@ -41,7 +41,9 @@ def play(stage: Stage) -> None:
     finally:
         sandbox.set_copy_duration(None)
     t.expect("the progress message showed the copies' progress (\"n of 2 available, …\")", bool(progress))
-    if not t.expect("the final message names every target's AMI", bool(final) and final.get("text", "").count("`ami-") >= 3):
+    bullets = [line for line in (final or {}).get("text", "").splitlines() if line.startswith("• `")]
+    if not t.expect("the final message names every target's AMI (new ones linked to the EC2 console)",
+                    len(bullets) >= 3 and all("ami-" in b for b in bullets) and ".console.aws.amazon.com/ec2/home?region=" in (final or {}).get("text", "")):
         return
     t.say("amibot (thread)", final["text"])
     stage.closing.append("Distribution, final message:\n" + final["text"])

@@ -86,10 +86,11 @@ def test_sigkill_at_each_boundary_then_restart(point, server_sandbox, tmp_path):
         texts = [m["text"] for m in fake.thread(rehearsal.CHANNEL, root["ts"])]
         assert len(texts) == len(set(texts)), texts
         assert len([t for t in texts if t.startswith(":gear:")]) == 1  # one progress message, edited
-        # One end-of-request DM to the requester (sent after the cards' update); one
-        # approval card in each owner's DM, updated.
-        fake.wait_for(lambda: fake.dm_channel(rehearsal.REQUESTER) and fake.messages(fake.dm_channel(rehearsal.REQUESTER)), 30)
-        assert len(fake.messages(fake.dm_channel(rehearsal.REQUESTER))) == 1
+        # The requester's DMs, each once: approved, then the end of the request (sent
+        # after the cards' update); one approval card in each owner's DM, updated.
+        fake.wait_for(lambda: fake.dm_channel(rehearsal.REQUESTER) and [m for m in fake.messages(fake.dm_channel(rehearsal.REQUESTER)) if " is done" in m["text"]], 30)
+        requester_dms = [m["text"] for m in fake.messages(fake.dm_channel(rehearsal.REQUESTER))]
+        assert len(requester_dms) == 2 and "approved by" in requester_dms[0] and " is done" in requester_dms[1], requester_dms
         # (A copy not yet sent when the owner approved in the channel is never sent.)
         for owner in (rehearsal.OWNER, "U0CAROL"):
             cards = [m for m in fake.messages(fake.dm_channel(owner) or "-") if m.get("blocks")]

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from aws.actions.tags import TagImage
 from aws.errors import AwsFailure
-from bot import listing, cards, lifecycle, messages, plan_groups, slacktext
+from bot import listing, cards, lifecycle, messages, plan_groups, results, slacktext
 from bot.errors import UsageError
 from bot.grammar import parse_command
 from bot.verbs.common import preflight_read
@@ -101,6 +101,15 @@ def every_rendering(request: Request, hostile: str) -> Iterator[Any]:
     yield lifecycle.failure_text(request, request.steps[0].description, messages.error_text(AwsFailure("X", hostile)), [slacktext.escape(hostile)], [])
     yield messages.deny_form(request)
     yield plan_groups.final_text(_distribution(request, hostile))
+    # What a phone shows (issue 18): lock-screen texts with an AMI named by AWS, the requester's DMs, the results.
+    named = dataclasses.replace(request, facts={**request.facts, "image": {"name": hostile}}, permalink=None)
+    named.steps = [*request.steps, Step(7, 4, "verify.copy", "dev", "222222222222", hostile[:20] or "x", {}, "Check the copy", "done", {"image_id": hostile}, None)]
+    yield messages.lock_screen(named, "Reminder: ")
+    yield messages.channel_alert(named)
+    yield results.made_lines(named)
+    yield results.ended_dm(named, f"<@U0BOB> {slacktext.escape(hostile)}")  # the final text: the bot's, with AWS's words escaped
+    yield results.approved_dm(named, messages.mention("U0ALICE"))
+    yield results.progress_dm(named, 900.0, 40)
     yield messages.error_text(AwsFailure(hostile or "X", hostile, cause=hostile, fix=hostile))
     try:
         parse_command(hostile)

@@ -77,7 +77,11 @@ def test_distribution_to_four_account_regions_one_fails_then_retry_copies_only_i
     request = harness.bot.store.get(1)
     assert request.state == PARTIAL, final
     for target in ("dev:us-east-1", "prod:eu-west-1", "dev:us-west-2"):
-        assert f"`{target}`: `{ids[target]}`" in final
+        # Results first: each AMI links to the EC2 console in its own region, beside its account.
+        alias, region = target.split(":")
+        account = {"dev": DEV, "prod": PROD}[alias]
+        assert (f"`{target}` ({account}): <https://{region}.console.aws.amazon.com/ec2/home?region={region}"
+                f"#ImageDetails:imageId={ids[target]}|{ids[target]}>") in final, final
     assert "`dev:eu-west-1`: failed" in final and "internal error" in final
     assert "partly done" in final and "3 of 4 targets" in final
     # The failed target's unfinished copy is gone; the others stand, tagged with their region.
@@ -98,7 +102,7 @@ def test_distribution_to_four_account_regions_one_fails_then_retry_copies_only_i
     final2 = harness.final_reply(root2)["text"]
     assert harness.bot.store.get(2).state == SUCCEEDED, final2
     [retried] = copies(harness, DEV, "eu-west-1")
-    assert retried["State"] == "available" and f"`dev:eu-west-1`: `{retried['ImageId']}`" in final2
+    assert retried["State"] == "available" and f"`dev:eu-west-1` ({DEV}): <https://eu-west-1.console" in final2 and f"|{retried['ImageId']}>" in final2
     for target in ("dev:us-east-1", "prod:eu-west-1", "dev:us-west-2"):
         account, region = target.split(":")
         assert len(copies(harness, {"dev": DEV, "prod": PROD}[account], region)) == 1  # not copied twice

@@ -37,6 +37,17 @@ def pasted_policy(text: str) -> dict:
     return json.loads(block.replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">"))
 
 
+def statement_modal(harness, final: dict, user: str = rehearsal.REQUESTER) -> str:
+    """Click *View IAM statement* on the final reply (results first: the statement is
+    behind it, not in the text) and return the modal's text."""
+    assert "Attach this policy" not in final["text"] and any(
+        e.get("action_id") == "amibot_view_statement" for b in final.get("blocks") or [] if b["type"] == "actions" for e in b["elements"])
+    seen = set(harness.fake.views)
+    harness.slack.click(user, harness.channel, final["ts"], "amibot_view_statement", final["text"].split(" is done")[0].split()[-1])
+    view = harness.fake.wait_for(lambda: next((v for k, v in harness.fake.views.items() if k not in seen and v.get("callback_id") == "amibot_iam_statement"), None))
+    return "\n".join(b["text"]["text"] for b in view["blocks"] if b["type"] == "section")
+
+
 def test_launch_roles_are_asked_of_iam_and_the_final_message_says_what_they_need(harness):
     from aws.actions.launchroles import required_statement
 
@@ -59,7 +70,9 @@ def test_launch_roles_are_asked_of_iam_and_the_final_message_says_what_they_need
     harness.settle()
     assert harness.bot.store.get(1).state == SUCCEEDED, final["text"]
     text = final["text"]
-    assert f"`{READY}`: can launch it" in text and f"`{LEGACY}`: *cannot launch it yet*" in text
+    assert f"`{READY}`: can launch it" in text and "`/ami status R-1`" in text
+    assert f"`{LEGACY}`: *cannot launch it yet*" in text
+    text += statement_modal(harness, final)
     policy = pasted_policy(text)
     assert policy == required_statement([cmk], REGION)
     assert all(cmk in s["Resource"] for s in policy["Statement"])
@@ -81,7 +94,13 @@ def test_without_launch_roles_the_final_message_still_has_the_statement(harness)
     harness.click(rehearsal.OWNER, root)
     final = harness.final_reply(root)
     harness.settle()
-    assert "Attach this policy" in final["text"] and cmk in pasted_policy(final["text"])["Statement"][0]["Resource"]
+    assert cmk in pasted_policy(statement_modal(harness, final))["Statement"][0]["Resource"]
+    # Authorised like every click: someone who may not read the request gets no statement.
+    views = len(harness.fake.views)
+    harness.slack.click(rehearsal.STRANGER, harness.channel, final["ts"], "amibot_view_statement", "R-1")
+    assert "details are shown only" in harness.ephemeral_for(rehearsal.STRANGER) and len(harness.fake.views) == views
+    status = harness.slash("status R-1").json()["text"]  # and it stays in /ami status
+    assert cmk in pasted_policy(status)["Statement"][0]["Resource"]
     assert not any(s.action == "verify.launch_roles" for s in harness.bot.store.get(1).steps)
 
 
@@ -91,4 +110,4 @@ def test_an_unencrypted_share_needs_no_statement(harness):
     root = harness.root_for(image)
     harness.click(rehearsal.OWNER, root)
     final = harness.final_reply(root)
-    assert "Attach this policy" not in final["text"]
+    assert "Attach this policy" not in final["text"] and "View IAM statement" not in str(final.get("blocks"))

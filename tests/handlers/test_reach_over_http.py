@@ -79,9 +79,18 @@ def test_an_owner_outside_the_channel_approves_from_a_dm(stack):
     for message in [h.fake.message(h.channel, root["ts"]), *dm_cards(h, OWNER), *dm_cards(h, CAROL)]:
         assert not has_decision_buttons(message)
         assert f"approved by <@{CAROL}>" in blocks_text(message)
-    # The requester is told by DM that it ended.
+    # The requester is told by DM that it was approved, then that it ended.
     bob_dm = h.fake.messages(h.fake.dm_channel(BOB))
-    assert len(bob_dm) == 1 and "R-1 is done" in bob_dm[0]["text"]
+    assert len(bob_dm) == 2 and "approved by" in bob_dm[0]["text"] and "R-1 is done" in bob_dm[1]["text"]
+
+
+def test_without_approval_dms_the_owners_and_their_group_are_mentioned_in_the_channel(stack):
+    h = stack(prod_toml="approval_dm = false")
+    root = ask(h, f"share {h.world.plain_image} from prod to dev")
+    waiting = next(line for line in blocks_text(root).splitlines() if line.startswith("`prod`"))
+    assert waiting == "`prod`: waiting for <@U0ALICE>, <!subteam^S0PLATFORM>"
+    h.settle()
+    assert dm_cards(h, OWNER) == [] and dm_cards(h, CAROL) == []
 
 
 def test_a_late_click_anywhere_says_who_decided(stack):
@@ -328,6 +337,7 @@ def test_the_requester_is_not_among_the_possible_approvers(stack):
     h = stack()
     root = ask(h, f"share {h.world.plain_image} from prod to dev", user=OWNER)  # Alice owns prod, and asks
     waiting = next(line for line in blocks_text(root).splitlines() if line.startswith("`prod`"))
-    assert f"<@{OWNER}>" not in waiting and "<!subteam^S0PLATFORM>" in waiting
+    # Carol (through @platform) is asked by DM: counted on the card, not mentioned (one alert per approver).
+    assert f"<@{OWNER}>" not in waiting and "<!subteam^S0PLATFORM>" not in waiting and "waiting for 1 owner (asked by DM)" in waiting
     h.settle()
     assert dm_cards(h, OWNER) == [] and len(dm_cards(h, CAROL)) == 1

@@ -7,5 +7,5 @@ from bot.verbs.copy.command import SYNTAX, CopyCommand
 from bot.verbs.copy.form import FORM
 from bot.verbs.verb import Verb
 
-# The launch notes come first in the final reply, then the new AMI (as always).
-VERB = Verb(SYNTAX, command=CopyCommand, prepare=prepare_copy, risk=text.risk, card=text.card, after_success=(text.launch_notes, settle_copy), form=FORM)
+# The final reply starts with the new AMI (bot.lifecycle, results first), then the launch notes.
+VERB = Verb(SYNTAX, command=CopyCommand, prepare=prepare_copy, risk=text.risk, card=text.card, alert=text.alert, statement=text.statement, after_success=(text.launch_notes, settle_copy), form=FORM)

@@ -265,10 +265,10 @@ def prepare_copy(ctx: PlanningContext, command: CopyCommand) -> Prepared:
 def settle_copy(request: Any, store: Any, notifier: Any) -> list[str]:
     """Once the copy succeeded: the temporary steps (launch permission, snapshot
     permission, grant) were removed by its last step, so record them as undone (the
-    plan shows it, and nothing later treats them as in force); and name the new AMI
-    in the final reply (also what ``notify_channel`` receives)."""
+    plan shows it, and nothing later treats them as in force). The new AMI heads the
+    final reply (``bot.lifecycle``, results first): nothing to add here."""
     for step in request.steps:
         if step.action == "plan.remove_temporary" and step.state == STEP_DONE:
             for seq in step.params.get("steps", []):
                 store.mark_step(request.id, int(seq), STEP_UNDONE)
-    return [step.result["outcome"] for step in request.steps if step.result.get("outcome")]
+    return []

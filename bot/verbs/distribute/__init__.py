@@ -7,4 +7,4 @@ from bot.verbs.distribute.command import SYNTAX, DistributeCommand
 from bot.verbs.distribute.form import FORM
 from bot.verbs.verb import Verb
 
-VERB = Verb(SYNTAX, command=DistributeCommand, prepare=prepare_distribute, risk=text.risk, card=text.card, form=FORM)
+VERB = Verb(SYNTAX, command=DistributeCommand, prepare=prepare_distribute, risk=text.risk, card=text.card, alert=text.alert, form=FORM)

@@ -4,6 +4,7 @@ confirm)."""
 from __future__ import annotations
 
 from bot.requests import Request
+from bot.verbs import wording
 from bot.slacktext import escape
 from bot.verbs.cardtext import CardFacts, ami, aws_managed, aws_managed_warning, names, place
 
@@ -57,3 +58,10 @@ def card(request: Request) -> CardFacts:
     warnings = (aws_managed_warning([f"`{escape(unit)}`" for unit, _ in managed], managed[0][1]),) if managed else ()
     return CardFacts(subject=ami(request), route=f"{place(params.get('source'), params.get('source_region'))} → {targets}",
                      access=access, duration="permanent (each copy is its account's)", warnings=warnings)
+
+
+def alert(request: Request) -> str:
+    """What a distribution asks, for a lock screen: ``distribute payments-api-2026.11 prod → dev:eu-west-1, prod:eu-west-1 +1``."""
+    params = request.params
+    targets = wording.several(params.get("targets") or []) or "no new target"
+    return f"distribute {wording.ami(request)} {wording.place(params.get('source'))} → {targets}"

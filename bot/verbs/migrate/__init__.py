@@ -6,4 +6,4 @@ from bot.verbs.migrate.command import SYNTAX, MigrateCommand
 from bot.verbs.migrate.form import FORM
 from bot.verbs.verb import Verb
 
-VERB = Verb(SYNTAX, command=MigrateCommand, prepare=prepare_migrate, risk=text.risk, card=text.card, after_success=(report_new_instance,), form=FORM)
+VERB = Verb(SYNTAX, command=MigrateCommand, prepare=prepare_migrate, risk=text.risk, card=text.card, alert=text.alert, after_success=(report_new_instance,), form=FORM)

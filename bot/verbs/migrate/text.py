@@ -18,6 +18,12 @@ def risk(request: Request) -> str:
     return f"reboots {who} in `{params.get('source')}` to image it, then launches a copy in {params.get('availability_zone')}"
 
 
+def alert(request: Request) -> str:
+    """What a migration asks, for a lock screen: ``migrate web-1 in prod (reboots it)``."""
+    params = request.params
+    instance = request.facts.get("instance") or {}
+    who = escape(instance.get("name") or params.get("instance_id") or "an instance")
+    return f"migrate {who} in {escape(params.get('source'))} to {escape(params.get('availability_zone'))}" + ("" if params.get("no_reboot") else " (reboots it)")
 def card(request: Request) -> CardFacts:
     """A migration's card fields: the instance, and where its copy is launched."""
     params = request.params

@@ -7,4 +7,4 @@ from bot.verbs.retire.command import SYNTAX, RetireCommand
 from bot.verbs.retire.form import FORM
 from bot.verbs.verb import Verb
 
-VERB = Verb(SYNTAX, command=RetireCommand, prepare=prepare_retire, risk=text.risk, card=text.card, after_success=(text.settle_disabled,), form=FORM)
+VERB = Verb(SYNTAX, command=RetireCommand, prepare=prepare_retire, risk=text.risk, card=text.card, alert=text.alert, after_success=(text.settle_disabled,), form=FORM)

@@ -6,4 +6,4 @@ from bot.verbs.share.command import SYNTAX, ShareCommand
 from bot.verbs.share.form import FORM
 from bot.verbs.verb import Verb
 
-VERB = Verb(SYNTAX, command=ShareCommand, prepare=prepare_share, risk=text.risk, card=text.card, after_success=(text.launch_notes,), form=FORM)
+VERB = Verb(SYNTAX, command=ShareCommand, prepare=prepare_share, risk=text.risk, card=text.card, alert=text.alert, statement=text.statement, after_success=(text.launch_notes,), form=FORM)

@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from bot.requests import Request
+from bot.verbs import wording
+from bot.verbs.common import statement_pointer, statement_text, verified_launch_notes
 from bot.slacktext import escape
 from bot.verbs.cardtext import CardFacts, ami, duration, encrypted, names, place, source_key_names
-from bot.verbs.common import statement_note, verified_launch_notes
 
 
 def key_policy_keys(request: Request) -> str:
@@ -81,8 +82,28 @@ def card(request: Request) -> CardFacts:
 def launch_notes(request: Request, store: Any, third: Any) -> list[str]:
     """An encrypted share's final message: IAM's answers for the launch roles, and
     the statement every target's roles need."""
-    keys = [k["arn"] for k in (request.facts.get("image") or {}).get("keys", [])]
-    if not keys:
+    if not _keys(request):
         return []
-    who = ", ".join(f"`{t}`" for t in request.params.get("targets") or []) or "the organisation's accounts"
-    return verified_launch_notes(request) + [statement_note(keys, request.params["region"], who)]
+    return verified_launch_notes(request) + [statement_pointer(request, _who(request))]
+
+
+def _keys(request: Request) -> list[str]:
+    return [k["arn"] for k in (request.facts.get("image") or {}).get("keys", [])]
+
+
+def _who(request: Request) -> str:
+    return ", ".join(f"`{t}`" for t in request.params.get("targets") or []) or "the organisation's accounts"
+
+
+def statement(request: Request) -> str | None:
+    """The IAM statement the targets' roles need for the image's keys (an encrypted share)."""
+    keys = _keys(request)
+    return statement_text(keys, request.params["region"], _who(request)) if keys and request.kind == "share" else None
+
+
+def alert(request: Request) -> str:
+    """What a share asks, for a lock screen: ``share payments-api-2026.11 prod → dev``."""
+    params = request.params
+    to = wording.several(params.get("targets") or []) or ("the organisation" + (f" OU {params['ou_id']}" if params.get("ou_id") else ""))
+    hours = (params.get("duration_seconds") or 0) / 3600
+    return f"share {wording.ami(request)} {wording.place(params.get('source'))} → {to}" + (f" for {hours:g} h" if hours else "")

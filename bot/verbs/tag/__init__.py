@@ -6,4 +6,4 @@ from bot.verbs.tag.command import SYNTAX, TagCommand
 from bot.verbs.tag.form import FORM
 from bot.verbs.verb import Verb
 
-VERB = Verb(SYNTAX, command=TagCommand, prepare=prepare_tag, risk=text.risk, card=text.card, form=FORM)
+VERB = Verb(SYNTAX, command=TagCommand, prepare=prepare_tag, risk=text.risk, card=text.card, alert=text.alert, form=FORM)

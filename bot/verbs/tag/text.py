@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.requests import Request
+from bot.verbs import wording
 from bot.slacktext import code
 from bot.verbs.cardtext import CardFacts, ami, place
 
@@ -15,6 +16,11 @@ def risk(request: Request) -> str:
     return f"changes the tags of {params.get('image_id')} and its snapshots in `{params.get('source')}`: {tags}"
 
 
+def alert(request: Request) -> str:
+    """What a tag request asks, for a lock screen: ``tag payments-api-2026.11 in prod: tier=gold``."""
+    params = request.params
+    tags = ", ".join(f"{k}={v}" for k, v in (params.get("tags") or {}).items())
+    return f"tag {wording.ami(request)} in {wording.place(params.get('source'))}: {wording.escape(tags if len(tags) < 60 else tags[:59] + '…')}"
 def card(request: Request) -> CardFacts:
     """A tag request's card fields: no account gains or loses access."""
     params = request.params

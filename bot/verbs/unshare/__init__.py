@@ -8,4 +8,4 @@ from bot.verbs.unshare.command import SYNTAX, UnshareCommand
 from bot.verbs.unshare.form import FORM
 from bot.verbs.verb import Verb
 
-VERB = Verb(SYNTAX, command=UnshareCommand, prepare=prepare_unshare, risk=text.risk, card=text.card, after_success=(settle_unshared,), form=FORM)
+VERB = Verb(SYNTAX, command=UnshareCommand, prepare=prepare_unshare, risk=text.risk, card=text.card, alert=text.alert, after_success=(settle_unshared,), form=FORM)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.requests import Request
+from bot.verbs import wording
 from bot.verbs.cardtext import CardFacts, ami, encrypted, place
 from bot.verbs.share.text import access_risk, to_words
 
@@ -25,3 +26,10 @@ def card(request: Request) -> CardFacts:
     who = to_words(request, target_names(request))
     return CardFacts(subject=ami(request), route=f"{place(params.get('source'), params.get('region'))} → {who} (access removed)",
                      access="removes: " + ", ".join(removed), duration="permanent")
+
+
+def alert(request: Request) -> str:
+    """What an unshare asks, for a lock screen: ``remove dev's access to payments-api-2026.11 in prod``."""
+    params = request.params
+    who = wording.several(params.get("targets") or []) or "the organisation"
+    return f"remove {who}'s access to {wording.ami(request)} in {wording.place(params.get('source'))}"
