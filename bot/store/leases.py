@@ -71,11 +71,17 @@ class LeaseStore(StoreConnection):
         with self.transaction() as db:
             return db.execute("DELETE FROM leases WHERE holder = ?", [holder]).rowcount
 
-    def clear_leases(self) -> int:
-        """Forget every lease: a single-process database (SQLite) at start-up, where
-        any lease left is a dead predecessor's."""
-        with self.transaction() as db:
-            return db.execute("DELETE FROM leases").rowcount
+    def lease_holders(self) -> set[str]:
+        """Every holder with a lease row, live or expired."""
+        return {r[0] for r in self.db.execute("SELECT DISTINCT holder FROM leases").fetchall()}
+
+    def live_lease_expiry(self, prefix: str = "") -> dict[str, float]:
+        """Unexpired leases whose name starts with ``prefix``: name → expiry."""
+        rows = self.db.execute(
+            "SELECT name, expires_at FROM leases WHERE expires_at > ? AND name LIKE ?",
+            [self.lease_now(), prefix.replace("%", "") + "%"],
+        ).fetchall()
+        return {r[0]: float(r[1]) for r in rows}
 
     def live_leases(self, prefix: str = "") -> dict[str, str]:
         """Unexpired leases whose name starts with ``prefix``: name → holder."""

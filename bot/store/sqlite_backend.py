@@ -29,9 +29,12 @@ class SqliteBackend:
     # Waits between two tries of the WAL switch (see ``prepare``); a test replaces it
     # to release the lock it holds instead of sleeping.
     pause = staticmethod(time.sleep)
-    # One process owns a SQLite database (the documented single-process deployment):
-    # a starting process takes over every lease a dead predecessor left.
-    shared = False
+    # Several processes of one host share a SQLite file (``amibot serve --workers N``:
+    # the HTTP front and its workers): WAL lets readers run beside the one writer, the
+    # busy timeout queues writers, and leases decide who does what. A starting
+    # process frees only the leases of processes that are not running
+    # (``bot.leases.Leases.take_over_dead``).
+    shared = True
 
     def __init__(self, path: str):
         self.path = path
