@@ -75,6 +75,9 @@ def aws_sessions(config: Config, max_attempts: int = DEFAULT_MAX_ATTEMPTS, obser
 # ``front`` answers Slack and records the work (``serve --workers N``); ``worker``
 # does the work: preflights, plans, duties, the outbox (``amibot work``).
 ROLES = ("bot", "front", "worker")
+# A worker looks for messages the front wrote (a click's card edit) this often: the
+# front's writes cannot wake another process's notifier.
+WORKER_OUTBOX_POLL_SECONDS = 0.25
 
 
 class Amibot:
@@ -92,6 +95,8 @@ class Amibot:
         register_secrets(config.slack.bot_token, config.slack.signing_secret, config.slack.app_token, *_url_password(config.db_path))
         # SQLite or PostgreSQL (AMIBOT_DB); nothing below this line knows which.
         self.store = open_store(config.db_path, clock)
+        if role == "front" and self.store.kind == "sqlite":
+            self.store.backend.prefer_quick_locks()  # an ack waits for the lock in ms steps
         # This process's claims on work; with several replicas the database decides who acts.
         self.leases = Leases(self.store, seconds=config.bot.lease_seconds)
         # The key-policy lock is a store lease: replicas never interleave PutKeyPolicy on one key.
@@ -100,7 +105,7 @@ class Amibot:
         self.metrics = Metrics(self.store)
         self.client = slack_client(config, self.metrics)
         self.sessions = aws_sessions(config, aws_max_attempts, self.metrics)
-        self.notifier = Notifier(self.store, self.client, owners_of=lambda alias: list(config.account(alias).owners), poll_seconds=notifier_poll_seconds,
+        self.notifier = Notifier(self.store, self.client, owners_of=lambda alias: list(config.account(alias).owners), poll_seconds=min(notifier_poll_seconds, WORKER_OUTBOX_POLL_SECONDS) if role == "worker" else notifier_poll_seconds,
                                  leases=self.leases, command=config.bot.command)
         self.worker = Worker()
         # The front records its background work in the store for the workers; the
@@ -165,8 +170,8 @@ class Amibot:
                 log.warning("the database file was readable by others: %s (issue 17)", line)
         if self.role != "worker":
             self.identity.learn()  # once; the endpoint asks again if Slack did not answer
-        self.notifier.start()
-        if self.role != "front":
+        if self.role != "front":  # the front writes the outbox; the workers deliver it
+            self.notifier.start()
             self.scheduler.start()
         if self.job_runner is not None:
             self.job_runner.start()
@@ -189,8 +194,9 @@ class Amibot:
         if self.job_runner is not None:
             self.job_runner.stop()
         self.worker.shutdown(wait=True)
-        self.notifier.flush()
-        self.notifier.stop()
+        if self.role != "front":
+            self.notifier.flush()
+            self.notifier.stop()
         self.catalog.shutdown()
         if key_policy_lock() is self.key_policy_lock:
             use_key_policy_lock(InProcessKeyPolicyLock())

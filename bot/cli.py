@@ -26,6 +26,13 @@ from bot.cli_store import add_store_verbs as _add_store_verbs
 from bot.errors import ConfigError
 
 
+# How much lower the CPU priority of serve's worker processes is than the front's.
+WORKER_NICE = 10
+# Jobs a worker process runs at once (more processes, rather than more threads, is
+# how the work scales: threads of one process share its GIL).
+WORKER_THREADS = 2
+
+
 def _count(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -53,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     work.add_argument("--config", help="TOML config (default: $AMIBOT_CONFIG, else ./amibot.toml)")
     work.add_argument("--admin-port", type=int, help="serve /metrics and the detailed /healthz on this port (off unless given)")
     work.add_argument("--admin-host", default="127.0.0.1", help="address of the admin listener (default 127.0.0.1)")
+    work.add_argument("--threads", type=_count, default=WORKER_THREADS, help=f"jobs run at once by this process (default {WORKER_THREADS})")
+    work.add_argument("--nice", type=_count, default=0, help="lower this process's CPU priority by N (serve --workers starts its workers with 10)")
     work.add_argument("--parent", type=int, help=argparse.SUPPRESS)  # set by serve --workers: stop when it is gone
     sub.add_parser("demo", help="offline rehearsal on the sandbox; exits 0 if every step happened")
     check = sub.add_parser("check-config", help="validate the configuration and exit")
@@ -193,7 +202,10 @@ def _serve(args: argparse.Namespace) -> int:
     if workers:
         from bot.processes import WorkerProcesses
 
-        children = WorkerProcesses(workers, config=args.config)
+        # Acks first: the workers run at a lower CPU priority than the front, so an ack
+        # does not queue behind preflights for the CPU (the front waits for the SQLite
+        # write lock in short steps, and its writes are single statements).
+        children = WorkerProcesses(workers, config=args.config, extra=["--nice", str(WORKER_NICE)])
         children.start()
     _on_signals(bot, children, sandbox)
     if args.admin_port is not None:
@@ -240,9 +252,14 @@ def _work(args: argparse.Namespace) -> int:
     from bot.config import load_config, require_slack
     from bot.processes import exit_with_parent
 
+    if args.nice:
+        os.nice(args.nice)
+    # Hand the GIL over sooner (5 ms by default): a thread holding the store's write
+    # lock gets to commit sooner while others parse AWS answers.
+    sys.setswitchinterval(0.001)
     config = load_config(args.config)
     require_slack(config, socket_mode=False)
-    bot = Amibot(config, role="worker")
+    bot = Amibot(config, role="worker", job_threads=max(1, args.threads))
     bot.start()
     _on_signals(bot)
     if args.admin_port is not None:

@@ -21,10 +21,9 @@ class JobStore(StoreConnection):
 
     def add_job(self, kind: str, payload: dict[str, Any]) -> int:
         """Record a job; returns its id."""
-        with self.transaction() as db:
-            row = db.execute("INSERT INTO jobs (kind, payload, created_at) VALUES (?,?,?) RETURNING id",
-                             [kind, json.dumps(payload), self.clock()]).fetchone()
-        return int(row[0])
+        rows = self.db.execute("INSERT INTO jobs (kind, payload, created_at) VALUES (?,?,?) RETURNING id",  # one statement
+                               [kind, json.dumps(payload), self.clock()]).fetchall()
+        return int(rows[0][0])
 
     def waiting_jobs(self, limit: int = 50) -> list[dict[str, Any]]:
         """Jobs not yet done, oldest first (some may be running under a live lease)."""
@@ -32,15 +31,17 @@ class JobStore(StoreConnection):
         return [{"id": r[0], "kind": r[1], "payload": json.loads(r[2]), "created_at": r[3], "claims": r[4]} for r in rows]
 
     def count_job_claim(self, job_id: int) -> int | None:
-        """Count one more try of a job; its tries so far, or None if it is gone (done)."""
-        with self.transaction() as db:
-            row = db.execute("UPDATE jobs SET claims = claims + 1 WHERE id = ? RETURNING claims", [job_id]).fetchone()
+        """Count one more try of a job; its tries so far, or None if it is gone (done).
+        Single statements, each committed on its own (see ``claim_lease``): only the
+        holder of the job's lease counts."""
+        if self.db.execute("UPDATE jobs SET claims = claims + 1 WHERE id = ?", [job_id]).rowcount != 1:
+            return None
+        row = self.db.execute("SELECT claims FROM jobs WHERE id = ?", [job_id]).fetchone()
         return None if row is None else int(row[0])
 
     def finish_job(self, job_id: int) -> None:
-        """The job is done (or given up): forget it."""
-        with self.transaction() as db:
-            db.execute("DELETE FROM jobs WHERE id = ?", [job_id])
+        """The job is done (or given up): forget it (one statement)."""
+        self.db.execute("DELETE FROM jobs WHERE id = ?", [job_id])
 
     def job_counts(self) -> dict[str, Any]:
         """How many jobs wait and the creation time of the oldest (for /healthz)."""
