@@ -15,7 +15,8 @@ below): read the numbers against their baselines, not as absolutes.
    two worker processes (`--workers 2`, the default) and one process doing everything
    (`--workers 0`, as before issue 20). Each is measured idle, then while 60 `share`
    requests are preflighted against the sandbox AWS running in another process (a
-   moto server with the sandbox's semantics); then `/ami share` itself is acked while
+   moto server with the sandbox's semantics, at nice 10: it stands in for AWS, whose
+   CPU is not this host's); then `/ami share` itself is acked while
    50 others are preflighted. Baseline: a bare Bolt app (listeners that only `ack()`,
    `process_before_response=False` as in the bot) on the same waitress settings, in
    a process of its own, same requests. Targets: p99 ≤ 100 ms under load; share ack
@@ -70,8 +71,9 @@ def _ack_section(ack: dict) -> list[str]:
               f"({_verdict(share['p99_ms'] <= 2 * b_share['p99_ms'])}) |", ""]
     if "bare_bolt_process_before_response" in ack:
         fast = ack["bare_bolt_process_before_response"]
-        lines += ["Where the floor comes from: with `process_before_response=False` Bolt runs the listener in its "
-                  "executor and the request thread polls for `ack()` in 10 ms sleeps (`slack_bolt/listener/thread_runner.py`). "
+        lines += ["Where bare Bolt's floor comes from: with `process_before_response=False` Bolt runs the listener in its "
+                  "executor and the request thread polls for `ack()` in 10 ms sleeps (`slack_bolt/listener/thread_runner.py`); "
+                  "amibot wakes that thread on `ack()` instead (`bot/bolt_ack.py`). "
                   f"The same bare app with `process_before_response=True` (listener in the request thread, no polling): "
                   f"p50 {_ms(fast, 'p50_ms')} ms, p99 {_ms(fast, 'p99_ms')} ms.", ""]
     return lines

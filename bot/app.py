@@ -18,6 +18,7 @@ from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
 import handlers
+from bot import bolt_ack
 from aws.actions.keypolicy import InProcessKeyPolicyLock, key_policy_lock, use_key_policy_lock
 from aws.catalog import ImageCatalog
 from aws.sessions import DEFAULT_MAX_ATTEMPTS, AccountAccess, AwsObserver, AwsSessions
@@ -130,6 +131,7 @@ class Amibot:
         # The drift check is one of the clockwork's duties (daily by default).
         self.clockwork.drift = DriftChecker(config, self.store, self.sessions, self.notifier, lambda: requests_that_changed_aws(self.store), clock)
         self.scheduler = Scheduler(self.clockwork, tick_seconds=config.bot.tick_seconds if tick_seconds is None else tick_seconds)
+        bolt_ack.install()  # Bolt's ack wait wakes on ack() instead of polling every 10 ms
         self.bolt = App(
             client=self.client,
             signing_secret=config.slack.signing_secret,

@@ -121,3 +121,22 @@ def test_a_job_that_killed_its_workers_is_dropped(tmp_path):
     worker.drain(30)
     assert done == [] and store.waiting_jobs() == []
     worker.stop()
+
+
+def test_bolts_ack_wait_wakes_on_ack_instead_of_polling():
+    from slack_bolt.context.ack import Ack
+    from slack_bolt.listener import thread_runner
+
+    from bot import bolt_ack
+
+    bolt_ack.install()
+    bolt_ack.install()  # once is enough; twice changes nothing
+    woke = []
+    waiter = threading.Thread(target=lambda: woke.append(thread_runner.time.sleep(30)))
+    waiter.start()
+    while not bolt_ack._ACKED._waiters:  # the request thread waits for the ack …
+        threading.Event().wait(0.001)
+    ack = Ack()
+    ack(text="ok")  # … and the listener's ack() wakes it, not the end of its wait
+    waiter.join(30)
+    assert woke == [True] and ack.response.status == 200
