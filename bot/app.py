@@ -28,6 +28,7 @@ from bot.endpoint import Refused, SlackEndpoint
 from bot.store.sqlite_backend import tighten_private
 from bot.slack_identity import IdentityUnknown, SlackIdentity, payload_ids
 from bot.logs import register_secrets
+from bot.replay_memory import RememberedSignatures
 from bot.metrics import Metrics
 from bot.notifier import Notifier
 from bot.verbs.common import requests_that_changed_aws
@@ -146,8 +147,11 @@ class Amibot:
         # The endpoint's guards (size, signature, replay, malformed input) run before Bolt.
         # Which workspace and app this is (auth.test at start); payloads claiming others are refused.
         self.identity = SlackIdentity(self.client.auth_test, app_id=config.bot.slack_app_id, org_wide=config.bot.slack_org_wide)
+        # The replay guard: the store's, or on SQLite the front's memory backed by the store.
+        self.remember_signature = (RememberedSignatures(self.store) if role == "front" and self.store.kind == "sqlite"
+                                   else self.store.remember_signature)
         self._slack_wsgi = SlackEndpoint(SlackRequestHandler(self.bolt), config.slack.signing_secret or "",
-                                         remember_signature=self.store.remember_signature, max_body_bytes=max_body_bytes,
+                                         remember_signature=self.remember_signature, max_body_bytes=max_body_bytes,
                                          observe=self.metrics.http_refused, identity=self._foreign)
         self._server: Any = None
         self._server_thread: threading.Thread | None = None
@@ -196,6 +200,8 @@ class Amibot:
         if self.job_runner is not None:
             self.job_runner.stop()
         self.worker.shutdown(wait=True)
+        if isinstance(self.remember_signature, RememberedSignatures):
+            self.remember_signature.flush()
         if self.role != "front":
             self.notifier.flush()
             self.notifier.stop()

@@ -16,7 +16,9 @@ class RateStore(StoreConnection):
         window = int(self.clock() // window_seconds) * window_seconds
         # Single statements, each committed on its own (on the ack path; see
         # ``bot.store.leases.claim_lease``): the count comes back from the upsert.
-        self.db.execute("DELETE FROM rate_counts WHERE window_start < ?", [window])
+        if window != getattr(self, "_rates_pruned_for", None):  # once per window and process, not per command
+            self._rates_pruned_for = window
+            self.db.execute("DELETE FROM rate_counts WHERE window_start < ?", [window])
         rows = self.db.execute(
             "INSERT INTO rate_counts (user_id, window_start, uses) VALUES (?, ?, 1)"
             " ON CONFLICT (user_id, window_start) DO UPDATE SET uses = rate_counts.uses + 1 RETURNING uses",

@@ -35,6 +35,10 @@ class ReplayStore(StoreConnection):
         )
         return cursor.rowcount == 1
 
+    def signature_seen(self, signature: str) -> bool:
+        """Whether a signature was recorded (a read: no write lock)."""
+        return self.db.execute("SELECT 1 FROM seen_signatures WHERE signature = ?", [signature]).fetchone() is not None
+
     def first_delivery(self, event_id: str) -> bool:
         """Record an Events API delivery; False if this event id was handled before
         (Slack retries a delivery up to 3 times, with ``X-Slack-Retry-Num``)."""

@@ -140,3 +140,17 @@ def test_bolts_ack_wait_wakes_on_ack_instead_of_polling():
     ack(text="ok")  # … and the listener's ack() wakes it, not the end of its wait
     waiter.join(30)
     assert woke == [True] and ack.response.status == 200
+
+
+def test_the_sqlite_fronts_replay_guard_refuses_what_it_or_an_earlier_run_accepted(tmp_path):
+    from bot.replay_memory import RememberedSignatures
+
+    store = Store(str(tmp_path / "amibot.db"))
+    assert store.remember_signature("v0=before", 100)  # accepted by an earlier run
+    guard = RememberedSignatures(store)
+    assert not guard("v0=before", 100)
+    assert guard("v0=new", 200)
+    assert not guard("v0=new", 200)  # a replay to this front
+    guard.flush()
+    assert store.signature_seen("v0=new")  # and recorded for the next run
+    assert not RememberedSignatures(store)("v0=new", 200)
