@@ -35,6 +35,7 @@ def test_a_start_frees_the_leases_of_stopped_processes_only(tmp_path):
     assert store.live_leases("request:") == {"request:1": live.holder}
     assert set(starting.alive()) == {live.holder, starting.holder}
     assert set(starting.alive("worker")) == {live.holder}
+    killed._stop.set()  # (its renewer, standing in for the dead process, stops too)
     live.stop(), starting.stop()
     assert store.live_leases() == {}  # a clean stop gives back the heartbeat too
 
