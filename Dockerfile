@@ -37,4 +37,6 @@ EXPOSE 3000
 # reachable inside the container) or `--admin-host 0.0.0.0` on a private network only.
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
   CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:3000/healthz', timeout=2).status == 200 else 1)"
+# The HTTP front and its 2 worker processes (issue 20: `--workers N`, 0 for one process);
+# the workers share the SQLite file under /data (WAL) or the PostgreSQL of AMIBOT_DB.
 CMD ["amibot", "serve", "--host", "0.0.0.0", "--port", "3000"]

@@ -18,6 +18,7 @@ from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
 import handlers
+from bot import bolt_ack
 from aws.actions.keypolicy import InProcessKeyPolicyLock, key_policy_lock, use_key_policy_lock
 from aws.catalog import ImageCatalog
 from aws.sessions import DEFAULT_MAX_ATTEMPTS, AccountAccess, AwsObserver, AwsSessions
@@ -27,6 +28,7 @@ from bot.endpoint import Refused, SlackEndpoint, socket_mode_guard
 from bot.store.sqlite_backend import tighten_private
 from bot.slack_identity import IdentityUnknown, SlackIdentity, payload_ids
 from bot.logs import register_secrets
+from bot.replay_memory import RememberedSignatures
 from bot.metrics import Metrics
 from bot.notifier import Notifier
 from bot.verbs.common import requests_that_changed_aws
@@ -34,6 +36,7 @@ from bot.audit import DriftChecker
 from bot.scheduler import Clockwork, Scheduler
 from bot.leases import LeaseKeyPolicyLock, Leases
 from bot.engine import PlanRunner
+from bot.jobs import JobRunner, Jobs
 from bot.lifecycle import Lifecycle
 from bot.services import PREFLIGHT_SLOW_SECONDS, RequestService
 from bot.store import open_store
@@ -72,16 +75,32 @@ def aws_sessions(config: Config, max_attempts: int = DEFAULT_MAX_ATTEMPTS, obser
                        max_attempts=max_attempts, observer=observer, facts_clock=clock)
 
 
+# What a process of amibot does (issue 20): ``bot`` everything (``--workers 0``);
+# ``front`` answers Slack and records the work (``serve --workers N``); ``worker``
+# does the work: preflights, plans, duties, the outbox (``amibot work``).
+ROLES = ("bot", "front", "worker")
+# A worker looks for messages the front wrote (a click's card edit) this often: the
+# front's writes cannot wake another process's notifier.
+WORKER_OUTBOX_POLL_SECONDS = 0.25
+
+
 class Amibot:
-    """The whole bot in one process."""
+    """The bot in one process (``role="bot"``), or one side of it: the HTTP front or a
+    worker, sharing the store."""
 
     def __init__(self, config: Config, *, clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
                  grant_wait_seconds: float = 300.0, tick_seconds: float | None = None, notifier_poll_seconds: float = 2.0,
-                 aws_max_attempts: int = DEFAULT_MAX_ATTEMPTS, preflight_slow_seconds: float = PREFLIGHT_SLOW_SECONDS):
+                 aws_max_attempts: int = DEFAULT_MAX_ATTEMPTS, preflight_slow_seconds: float = PREFLIGHT_SLOW_SECONDS,
+                 role: str = "bot", job_threads: int = 4):
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}")
         self.config = config
+        self.role = role
         register_secrets(config.slack.bot_token, config.slack.signing_secret, config.slack.app_token, *_url_password(config.db_path))
         # SQLite or PostgreSQL (AMIBOT_DB); nothing below this line knows which.
         self.store = open_store(config.db_path, clock)
+        if role == "front" and self.store.kind == "sqlite":
+            self.store.backend.prefer_quick_locks()  # an ack waits for the lock in ms steps
         # This process's claims on work; with several replicas the database decides who acts.
         self.leases = Leases(self.store, seconds=config.bot.lease_seconds)
         # The key-policy lock is a store lease: replicas never interleave PutKeyPolicy on one key.
@@ -90,9 +109,12 @@ class Amibot:
         self.metrics = Metrics(self.store)
         self.client = slack_client(config, self.metrics)
         self.sessions = aws_sessions(config, aws_max_attempts, self.metrics, clock)
-        self.notifier = Notifier(self.store, self.client, owners_of=lambda alias: list(config.account(alias).owners), poll_seconds=notifier_poll_seconds,
+        self.notifier = Notifier(self.store, self.client, owners_of=lambda alias: list(config.account(alias).owners), poll_seconds=min(notifier_poll_seconds, WORKER_OUTBOX_POLL_SECONDS) if role == "worker" else notifier_poll_seconds,
                                  leases=self.leases, command=config.bot.command)
         self.worker = Worker()
+        # The front records its background work in the store for the workers; the
+        # others do it on self.worker.
+        self.jobs = Jobs(self.worker, self.store if role == "front" else None)
         # Bolt's listeners get a pool of their own (not Bolt's default 5 threads), one
         # that can be drained: listeners are quick, slow work goes to self.worker.
         self.listeners = Worker(threads=8, name="amibot-listener")
@@ -101,7 +123,8 @@ class Amibot:
         self.runner = PlanRunner(self.store, self.sessions, self.notifier, lifecycle=self.lifecycle, sleep=sleep, grant_wait_seconds=grant_wait_seconds, clock=clock,
                                  leases=self.leases, observer=self.metrics, consistency_window_seconds=config.bot.consistency_window_seconds)
         self.service = RequestService(config, self.store, self.sessions, self.notifier, self.worker, self.runner, SlackDirectory(self.client), clock,
-                                      preflight_slow_seconds=preflight_slow_seconds, lifecycle=self.lifecycle)
+                                      preflight_slow_seconds=preflight_slow_seconds, lifecycle=self.lifecycle, jobs=self.jobs)
+        self.job_runner = JobRunner(self.jobs, self.store, self.leases, threads=job_threads) if role == "worker" else None
         self.catalog = ImageCatalog(self.sessions)
         self.surfaces = SurfaceService(self.service, self.catalog)
         self.notifier.home = self.surfaces  # App Home tabs are republished through the outbox
@@ -111,6 +134,7 @@ class Amibot:
         # The drift check is one of the clockwork's duties (daily by default).
         self.clockwork.drift = DriftChecker(config, self.store, self.sessions, self.notifier, lambda: requests_that_changed_aws(self.store), clock)
         self.scheduler = Scheduler(self.clockwork, tick_seconds=config.bot.tick_seconds if tick_seconds is None else tick_seconds)
+        bolt_ack.install()  # Bolt's ack wait wakes on ack() instead of polling every 10 ms
         self.bolt = App(
             client=self.client,
             signing_secret=config.slack.signing_secret,
@@ -127,30 +151,41 @@ class Amibot:
         self.identity = SlackIdentity(self.client.auth_test, app_id=config.bot.slack_app_id, org_wide=config.bot.slack_org_wide)
         # Socket Mode has no endpoint: the same shape and workspace checks as a middleware.
         self.bolt.use(socket_mode_guard(self._foreign, self.metrics.http_refused))
+        # The replay guard: the store's, or on SQLite the front's memory backed by the store.
+        self.remember_signature = (RememberedSignatures(self.store) if role == "front" and self.store.kind == "sqlite"
+                                   else self.store.remember_signature)
         self._slack_wsgi = SlackEndpoint(SlackRequestHandler(self.bolt), config.slack.signing_secret or "",
-                                         remember_signature=self.store.remember_signature, max_body_bytes=max_body_bytes,
+                                         remember_signature=self.remember_signature, max_body_bytes=max_body_bytes,
                                          observe=self.metrics.http_refused, identity=self._foreign)
         self._server: Any = None
         self._server_thread: threading.Thread | None = None
         self._socket_mode: Any = None
         self._admin_server: Any = None
         self._stopped = threading.Event()
+        self._started = threading.Event()
 
     # -- lifecycle ------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the notifier and scheduler; resume unfinished requests."""
-        if not self.store.shared:
-            # SQLite: one process owns the database, so any lease left is a dead
-            # predecessor's, and its work resumes now rather than after the expiry.
-            self.store.clear_leases()
+        """Start the notifier and (but in the front) the scheduler and the jobs; resume
+        unfinished requests."""
+        self.leases.announce(self.role)  # alive:<role>:<holder>, for /healthz and start-ups
+        if self.store.kind == "sqlite":
+            # One host: the leases of a process that is not running are freed now, so
+            # its work resumes at once; live processes sharing the file keep theirs.
+            self.leases.take_over_dead()
         path = getattr(self.store.backend, "path", None)
         if self.store.kind == "sqlite" and path:
             for line in tighten_private(path):  # say so: someone may rely on reading it
                 log.warning("the database file was readable by others: %s (issue 17)", line)
-        self.identity.learn()  # once; the endpoint asks again if Slack did not answer
-        self.notifier.start()
-        self.scheduler.start()
+        if self.role != "worker":
+            self.identity.learn()  # once; the endpoint asks again if Slack did not answer
+        if self.role != "front":  # the front writes the outbox; the workers deliver it
+            self.notifier.start()
+            self.scheduler.start()
+        if self.job_runner is not None:
+            self.job_runner.start()
+        self._started.set()
 
     def stop(self) -> None:
         """Stop taking work, let the current step of each running request finish
@@ -166,9 +201,14 @@ class Amibot:
         self.runner.stopping.set()
         self.scheduler.stop()
         self.listeners.shutdown(wait=True)
+        if self.job_runner is not None:
+            self.job_runner.stop()
         self.worker.shutdown(wait=True)
-        self.notifier.flush()
-        self.notifier.stop()
+        if isinstance(self.remember_signature, RememberedSignatures):
+            self.remember_signature.flush()
+        if self.role != "front":
+            self.notifier.flush()
+            self.notifier.stop()
         self.catalog.shutdown()
         if key_policy_lock() is self.key_policy_lock:
             use_key_policy_lock(InProcessKeyPolicyLock())
@@ -190,16 +230,34 @@ class Amibot:
         except IdentityUnknown as error:
             raise Refused("503 Service Unavailable", str(error)) from None
 
+    def _running(self) -> bool:
+        """Started, not stopped, and (but in the front) the scheduler ticking."""
+        return self._started.is_set() and not self._stopped.is_set() and (self.role == "front" or self.scheduler.running)
+
     def healthy(self) -> bool:
-        return self.store.healthy() and self.scheduler.running and self.leases.healthy()
+        return self.store.healthy() and self._running() and self.leases.healthy()
 
     def health(self) -> dict[str, Any]:
         """What /healthz reports: the store (kind, reachable, migrations, leases in the
-        database) and this process's lease renewals and scheduler."""
+        database), this process's lease renewals and scheduler and, in the front, the
+        workers (live heartbeats in the store) and the jobs waiting for them."""
         store = self.store.health()
         leases = self.leases.report()
-        ok = store["reachable"] and store["migrated"] and self.scheduler.running and leases["renewing"]
-        return {"ok": ok, "store": store, "leases": leases, "scheduler": self.scheduler.running}
+        ok = store["reachable"] and store["migrated"] and self._running() and leases["renewing"]
+        report = {"ok": ok, "role": self.role, "store": store, "leases": leases, "scheduler": self.scheduler.running}
+        if self.role == "front" and store["reachable"]:
+            report["workers"] = self.workers_health()
+            report["ok"] = ok and report["workers"]["alive"] > 0
+        return report
+
+    def workers_health(self) -> dict[str, Any]:
+        """The workers as the store sees them: live heartbeats (``alive:worker:*``),
+        their expiry, and the jobs waiting (how many, the oldest's age in seconds)."""
+        alive = self.leases.alive("worker")
+        jobs = self.store.job_counts()
+        oldest = jobs["oldest_created_at"]
+        return {"alive": len(alive), "holders": sorted(alive), "jobs_waiting": jobs["waiting"],
+                "oldest_job_seconds": None if oldest is None else round(max(0.0, self.store.clock() - oldest), 1)}
 
     # -- HTTP ---------------------------------------------------------------------------
 
@@ -210,7 +268,7 @@ class Amibot:
         if environ.get("PATH_INFO") == "/healthz":
             if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
                 return _json(start_response, "405 Method Not Allowed", {"error": "GET only"}, [("Allow", "GET, HEAD")])
-            up = self.scheduler.running and not self._stopped.is_set()
+            up = self._running()
             return _json(start_response, "200 OK" if up else "503 Service Unavailable", {"ok": up})
         return self._slack_wsgi(environ, start_response)
 

@@ -1,6 +1,7 @@
 """The ``amibot`` command line (wiring).
 
-  amibot serve [--host H] [--port P] [--admin-port N [--admin-host H]] [--socket-mode] [--sandbox] [--config PATH]
+  amibot serve [--host H] [--port P] [--workers N] [--admin-port N [--admin-host H]] [--socket-mode] [--sandbox] [--config PATH]
+  amibot work [--admin-port N [--admin-host H]] [--config PATH]
   amibot demo
   amibot check-config [--config PATH]
   amibot iam-policy [--config PATH] [--without-migrate] [--format text|cloudformation] [--out DIR]
@@ -25,6 +26,20 @@ from bot.cli_store import add_store_verbs as _add_store_verbs
 from bot.errors import ConfigError
 
 
+# How much lower the CPU priority of serve's worker processes is than the front's.
+WORKER_NICE = 10
+# Jobs a worker process runs at once (more processes, rather than more threads, is
+# how the work scales: threads of one process share its GIL).
+WORKER_THREADS = 2
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``amibot`` command line."""
     parser = argparse.ArgumentParser(prog="amibot", description="Slack ChatOps for Amazon Machine Images.")
@@ -39,6 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--socket-mode", action="store_true", help="connect with Socket Mode (needs SLACK_APP_TOKEN)")
     serve.add_argument("--sandbox", action="store_true", help="use the embedded sandbox AWS (moto) instead of real AWS")
     serve.add_argument("--config", help="TOML config (default: $AMIBOT_CONFIG, else ./amibot.toml)")
+    serve.add_argument("--workers", type=_count, default=None, metavar="N",
+                       help="worker processes doing the AWS work beside the HTTP front (default 2 over HTTP; 0: all in this process)")
+    work = sub.add_parser("work", help="a worker process: preflights, plans, duties and Slack messages, from the shared store")
+    work.add_argument("--config", help="TOML config (default: $AMIBOT_CONFIG, else ./amibot.toml)")
+    work.add_argument("--admin-port", type=int, help="serve /metrics and the detailed /healthz on this port (off unless given)")
+    work.add_argument("--admin-host", default="127.0.0.1", help="address of the admin listener (default 127.0.0.1)")
+    work.add_argument("--threads", type=_count, default=WORKER_THREADS, help=f"jobs run at once by this process (default {WORKER_THREADS})")
+    work.add_argument("--nice", type=_count, default=0, help="lower this process's CPU priority by N (serve --workers starts its workers with 10)")
+    work.add_argument("--parent", type=int, help=argparse.SUPPRESS)  # set by serve --workers: stop when it is gone
     sub.add_parser("demo", help="offline rehearsal on the sandbox; exits 0 if every step happened")
     check = sub.add_parser("check-config", help="validate the configuration and exit")
     check.add_argument("--config")
@@ -65,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         # JSON lines for the long-running server, text for the commands people read.
-        logs.configure(default_format="json" if args.command == "serve" else "text", secrets=logs.secrets_from_environment())
+        logs.configure(default_format="json" if args.command in ("serve", "work") else "text", secrets=logs.secrets_from_environment())
     except ValueError as error:
         print(f"amibot: {error}", file=sys.stderr)
         return 2
@@ -103,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "migrate-store":
             return _migrate_store(args)
+        if args.command == "work":
+            return _work(args)
         return _serve(args)
     except ConfigError as error:
         print(f"amibot: {error.user_message()}", file=sys.stderr)
@@ -167,21 +193,23 @@ def _serve(args: argparse.Namespace) -> int:
     else:
         config = load_config(args.config)
     require_slack(config, socket_mode=args.socket_mode)
-    bot = Amibot(config)
+    workers = serve_workers(args)
+    if workers and sandbox:
+        print("amibot: --sandbox runs the sandbox AWS inside this process, which worker processes cannot reach; use --workers 0.", file=sys.stderr)
+        sandbox.stop()
+        return 2
+    bot = Amibot(config, role="front" if workers else "bot")
     bot.start()
+    children = None
+    if workers:
+        from bot.processes import WorkerProcesses
 
-    def shutdown(signum, frame):  # SIGTERM/SIGINT: stop taking work, let the current step finish
-        logging.getLogger("amibot").info("signal %s: finishing current steps, then exiting", signum)
-        threading.Thread(target=_stop_and_exit, name="amibot-shutdown").start()
-
-    def _stop_and_exit():
-        bot.stop()
-        if sandbox:
-            sandbox.stop()
-        os._exit(0)
-
-    signal.signal(signal.SIGTERM, shutdown)
-    signal.signal(signal.SIGINT, shutdown)
+        # Acks first: the workers run at a lower CPU priority than the front, so an ack
+        # does not queue behind preflights for the CPU (the front waits for the SQLite
+        # write lock in short steps, and its writes are single statements).
+        children = WorkerProcesses(workers, config=args.config, extra=["--nice", str(WORKER_NICE)])
+        children.start()
+    _on_signals(bot, children, sandbox)
     if args.admin_port is not None:
         bot.start_admin_http(args.admin_host, args.admin_port)
     if args.socket_mode:
@@ -189,6 +217,60 @@ def _serve(args: argparse.Namespace) -> int:
     else:
         bot.serve_http(args.host, args.port)
     return 0
+
+
+def serve_workers(args: argparse.Namespace) -> int:
+    """How many worker processes ``serve`` starts: ``--workers``, else 2 over HTTP and
+    none with Socket Mode or the in-process sandbox."""
+    if args.workers is not None:
+        return args.workers
+    return 0 if args.socket_mode or args.sandbox else 2
+
+
+def _on_signals(bot, children=None, sandbox=None) -> None:
+    """SIGTERM/SIGINT: stop taking work, let the current steps finish (the workers'
+    too), then exit."""
+
+    def _stop_and_exit():
+        if children is not None:
+            children.stop()
+        bot.stop()
+        if sandbox:
+            sandbox.stop()
+        os._exit(0)
+
+    def shutdown(signum, frame):
+        logging.getLogger("amibot").info("signal %s: finishing current steps, then exiting", signum)
+        threading.Thread(target=_stop_and_exit, name="amibot-shutdown").start()
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+
+
+def _work(args: argparse.Namespace) -> int:
+    """``amibot work``: a worker process on the shared store, until SIGTERM (or, with
+    ``--parent``, until the front that started it is gone)."""
+    from bot.app import Amibot
+    from bot.config import load_config, require_slack
+    from bot.processes import exit_with_parent
+
+    if args.nice:
+        os.nice(args.nice)
+    # Hand the GIL over sooner (5 ms by default): a thread holding the store's write
+    # lock gets to commit sooner while others parse AWS answers.
+    sys.setswitchinterval(0.001)
+    config = load_config(args.config)
+    require_slack(config, socket_mode=False)
+    bot = Amibot(config, role="worker", job_threads=max(1, args.threads))
+    bot.start()
+    _on_signals(bot)
+    if args.admin_port is not None:
+        bot.start_admin_http(args.admin_host, args.admin_port)
+    if args.parent:
+        exit_with_parent(args.parent, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    logging.getLogger("amibot").info("amibot worker %s running", bot.leases.holder)
+    while True:
+        signal.pause()
 
 
 if __name__ == "__main__":

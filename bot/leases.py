@@ -27,6 +27,29 @@ from bot.store import Store
 log = logging.getLogger("amibot.leases")
 
 DEFAULT_LEASE_SECONDS = 30.0
+# Each running process holds ``alive:<role>:<holder>`` (role: ``front``, ``worker`` or
+# ``bot``, the single process), renewed with its other leases: /healthz counts the
+# live workers from it, and a starting process knows whose leases are a dead one's.
+ALIVE = "alive:"
+
+
+def holder_pid(holder: str) -> tuple[str, int] | None:
+    """(host, pid) of a holder id made by :func:`make_holder`; None for another shape."""
+    parts = holder.rsplit("-", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        return None
+    return parts[0], int(parts[1])
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid runs on this host (a zombie counts as running)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 def make_holder() -> str:
@@ -89,6 +112,41 @@ class Leases:
             return False
         self._ensure_renewer()
         return True
+
+    def announce(self, role: str) -> None:
+        """Say this process runs (``alive:<role>:<holder>``), renewed until ``stop()``."""
+        name = f"{ALIVE}{role}:{self.holder}"
+        if self.claim(name):
+            with self._lock:
+                self._held.add(name)
+            self._ensure_renewer()
+
+    def alive(self, role: str = "") -> dict[str, float]:
+        """The live processes (of ``role``, or all): holder → when its heartbeat expires."""
+        return {name.split(":", 2)[2]: expires for name, expires in self.store.live_lease_expiry(f"{ALIVE}{role}").items()}
+
+    def take_over_dead(self) -> int:
+        """At start on SQLite (one host): free the leases of holders that are not
+        running — no heartbeat (``alive:``), or a process of this host whose pid is
+        gone (killed a moment ago: its heartbeat has not expired yet) — so their work
+        resumes now rather than after the expiry. Live processes' leases are left
+        alone: several processes share the file (``amibot serve --workers``).
+        Returns how many leases were freed."""
+        living = set(self.alive())
+        host = socket.gethostname()
+        dead = set()
+        for holder in self.store.lease_holders():
+            if holder == self.holder:
+                continue
+            where = holder_pid(holder)
+            if holder not in living or (where is not None and where[0] == host and not pid_alive(where[1])):
+                dead.add(holder)
+        freed = 0
+        for holder in sorted(dead):
+            freed += self.store.release_leases(holder)
+        if freed:
+            log.info("took over %s leases of %s stopped processes", freed, len(dead))
+        return freed
 
     def lost(self, name: str) -> bool:
         """Whether a held lease could not be renewed (this process stalled past its

@@ -30,6 +30,7 @@ from bot.errors import AlreadyDecidedError, AmibotError, NotAnApproverError, Not
 from bot.notifier import Notifier
 from bot.requests import APPROVED, CANCELLED, DENIED, EXPIRED, PENDING_APPROVAL, RUNNING, STATE_LABELS, Request, parse_display_id
 from bot.store import Store
+from bot.jobs import Jobs, request_jobs
 from bot.worker import Worker
 
 # The requester hears "AWS is answering slowly" after this many seconds of preflight
@@ -55,7 +56,7 @@ class RequestService(HistoryUseCases):
     def __init__(self, config: Config, store: Store, sessions: AwsSessions, notifier: Notifier, worker: Worker,
                  runner: PlanRunner, directory: Directory, clock: Callable[[], float] = time.time,
                  preflight_slow_seconds: float = PREFLIGHT_SLOW_SECONDS, preflight_deadline_seconds: float = PREFLIGHT_DEADLINE_SECONDS,
-                 lifecycle: Lifecycle | None = None):
+                 lifecycle: Lifecycle | None = None, jobs: Jobs | None = None):
         self.preflight_slow_seconds = preflight_slow_seconds
         self.preflight_deadline_seconds = preflight_deadline_seconds
         self.config = config
@@ -63,6 +64,9 @@ class RequestService(HistoryUseCases):
         self.sessions = sessions
         self.notifier = notifier
         self.worker = worker
+        # Preflights, runs and cleanups by name: here, or in the worker processes (bot.jobs).
+        self.jobs = jobs or Jobs(worker)
+        request_jobs(self.jobs, self)
         self.runner = runner
         self.directory = directory
         self.clock = clock
@@ -99,7 +103,7 @@ class RequestService(HistoryUseCases):
                 return audit.drift_list_text(self.config, self.access.drift_rows(self.store.drift_findings(), user))
             self.access.check_audit(command.source.account, user, channel)  # type: ignore[union-attr]
             self.access.check_rate(user)
-            self.worker.submit(self.audit, command, response_url=response_url, channel=channel, user=user)
+            self.jobs.submit("audit", text=text, response_url=response_url, channel=channel, user=user)
             return f"Auditing {command.image_id} … (read-only) the answer follows here."
         if not registry.is_operation(command):
             registry.prepare(None, command)  # raises "not available yet"
@@ -109,7 +113,7 @@ class RequestService(HistoryUseCases):
             example = slacktext.code(f'{self.config.bot.command} {_clean(text)} reason "release 2.3 for the dev team"')
             raise AmibotError("Every request must say why (`bot.require_reason`). Nothing was changed.", fix=f'Add `reason "…"` to the command, e.g. {example}')
         self.access.check_rate(user)
-        self.worker.submit(self.submit, command, user=user, channel=channel, text=text, response_url=response_url)
+        self.jobs.submit("command", text=text, user=user, channel=channel, response_url=response_url, uid=secrets.token_hex(8))
         return f"Checking {slacktext.code(_clean(text))} … the plan and the approval request will appear in this channel."
 
     def audit(self, command: grammar.AuditCommand, *, response_url: str | None, channel: str, user: str) -> str:
@@ -152,7 +156,7 @@ class RequestService(HistoryUseCases):
 
     # -- submitting ------------------------------------------------------------------------
 
-    def submit(self, command: object, *, user: str, channel: str, text: str, response_url: str | None) -> Request | None:
+    def submit(self, command: object, *, user: str, channel: str, text: str, response_url: str | None, uid: str | None = None) -> Request | None:
         """Preflight an operation and, if it passes, ask the owners. Failures go back
         to the requester (ephemeral) and create nothing. The preflight has a short AWS
         budget (``aws.sessions.preflight_deadline``); if it takes longer than
@@ -162,7 +166,7 @@ class RequestService(HistoryUseCases):
         notice.start()
         try:
             with preflight_deadline(self.preflight_deadline_seconds):
-                return self._submit(command, user=user, channel=channel, text=text, response_url=response_url)
+                return self._submit(command, user=user, channel=channel, text=text, response_url=response_url, uid=uid or secrets.token_hex(8))
         finally:
             notice.cancel()
 
@@ -173,8 +177,7 @@ class RequestService(HistoryUseCases):
         else:
             self.notifier.ephemeral(channel, user, said)
 
-    def _submit(self, command: object, *, user: str, channel: str, text: str, response_url: str | None) -> Request | None:
-        uid = secrets.token_hex(8)
+    def _submit(self, command: object, *, user: str, channel: str, text: str, response_url: str | None, uid: str) -> Request | None:
         with log_context(request_id=f"new-{uid}"):  # no number before the request is stored
             try:
                 request = self._plan_and_create(command, uid, user=user, channel=channel, text=text, response_url=response_url)
@@ -189,16 +192,16 @@ class RequestService(HistoryUseCases):
         with log_context(request_id=request.display_id):
             if request.params.get("reason"):
                 self.store.note(request.id, user, f"reason: {request.params['reason']}")
-            self._ask(request)
+            self.ask(request)
         return request
 
-    def _ask(self, request: Request) -> None:
+    def ask(self, request: Request) -> None:
         """Post the card; under an ``approve = "auto"`` rule the rule approves and it runs, else the owners are asked where they look."""
         self.approvals.note_asked_by_dm(request)  # before the card: who gets a DM is not also mentioned on it
         self.notifier.post_root(request.id)
         if not self.approvals.auto_approve(request):
             return self.ask_owners_elsewhere(request)
-        self.worker.submit(self.runner.run, request.id)
+        self.jobs.submit("run", request_id=request.id)
 
     def _plan_and_create(self, command: object, uid: str, *, user: str, channel: str, text: str, response_url: str | None) -> Request:
         """Preflight, then store the request waiting for approval (raises on refusal)."""
@@ -305,7 +308,7 @@ class RequestService(HistoryUseCases):
             return self.approvals.first_of_two(request, user, counted)
         if all(a in request.approvals for a in request.approver_accounts):
             if self.lifecycle.approve(request, user, recorded):
-                self.worker.submit(self.runner.run, number)
+                self.jobs.submit("run", request_id=number)
                 return None
             raise AlreadyDecidedError(self._decided_by(self.store.get(number)))
         self.notifier.reply(number, f"{request.display_id}: {messages.mention(user)} approved for {', '.join(f'`{a}`' for a in recorded)}; still waiting for the others.")
@@ -314,7 +317,7 @@ class RequestService(HistoryUseCases):
 
     def extend(self, request_id: str, user: str) -> str:
         """Extend an active time-boxed share: a new request (approved like any other) to move its end."""
-        self._ask(extension := self.approvals.extension(self.store.get(self._number(request_id)), user))
+        self.ask(extension := self.approvals.extension(self.store.get(self._number(request_id)), user))
         return f"{extension.display_id} asks the owners to extend {request_id.upper()}."
 
     def reassign(self, value: str, user: str) -> str:
@@ -384,7 +387,7 @@ class RequestService(HistoryUseCases):
             return f"{request.display_id} cancelled."
         if request.state == RUNNING and self.lifecycle.stop_running(number, user):
             # The runner stops before its next step; the cleanup waits for the current one.
-            self.worker.submit(self.runner.cancel_running, number, user)
+            self.jobs.submit("cancel", request_id=number, actor=user)
             return f"{request.display_id} cancelled; undoing what it already changed (see the thread)."
         return f"{request.display_id} is {STATE_LABELS.get(request.state, request.state)} and can no longer be cancelled."
 

@@ -33,8 +33,12 @@ class Replica:
     the local Slack, with its own log file."""
 
     def __init__(self, name: str, tmp: Path, sandbox: Sandbox, fake: FakeSlack, db: str, *, lease_seconds: int | None = 3,
-                 tick_seconds: int | None = 1, secret: str = SECRET):
+                 tick_seconds: int | None = 1, secret: str = SECRET, workers: int = 0, args: tuple[str, ...] = ()):
         self.name, self.tmp, self.sandbox, self.fake, self.db, self.secret = name, tmp, sandbox, fake, db, secret
+        # ``amibot serve --workers N``: 0 is the single process (the replica tests);
+        # more makes this an HTTP front with its own worker processes (issue 20).
+        self.workers = workers
+        self.args = list(args)  # more options for `amibot serve` (e.g. --admin-port)
         self.port = free_port()
         self.config = tmp / f"amibot-{name}.toml"
         self.config.write_text(replica_toml(lease_seconds, tick_seconds))
@@ -47,7 +51,7 @@ class Replica:
     def log(self) -> Path:
         return self.tmp / f"{self.name}-{self.runs}.log"
 
-    def start(self, pause_at: str = "") -> None:
+    def start(self, pause_at: str = "", env: dict[str, str] | None = None) -> None:
         self.runs += 1
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("AMIBOT_", "SLACK_"))},
@@ -63,9 +67,11 @@ class Replica:
             "AMIBOT_PAUSE_MARKER": str(self.marker),
             "AMIBOT_LOG_LEVEL": "WARNING",
             "PYTHONPATH": str(ROOT),
+            **(env or {}),
         }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "serve", "--config", str(self.config), "--host", "127.0.0.1", "--port", str(self.port)],
+            [sys.executable, "-m", "bot.cli", "serve", "--config", str(self.config), "--host", "127.0.0.1", "--port", str(self.port),
+             "--workers", str(self.workers), *self.args],
             cwd=ROOT, env=env, stdout=open(self.log, "w"), stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 30
@@ -90,6 +96,10 @@ class Replica:
                 return
             time.sleep(0.05)
         raise AssertionError(f"{self.name} never paused at {point}: " + self.log.read_text())
+
+    def paused_pid(self, point: str) -> int:
+        """The pid of the process that paused at ``point`` (the front or a worker)."""
+        return next(int(line.split(" ")[1]) for line in self.marker.read_text().splitlines() if line.split(" ")[0] == point)
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)

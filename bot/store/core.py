@@ -11,7 +11,8 @@ own module and each adding its methods to the one ``Store``:
   ``replays``: signatures and Events API deliveries already seen; ``home``: who opened
   the App Home;
 - ``leases``: which process does what; ``holdings``: which request relies on which
-  AWS access; ``drift``: what differs from AWS; ``counts``: figures for the metrics.
+  AWS access; ``drift``: what differs from AWS; ``counts``: figures for the metrics;
+  ``jobs``: work the HTTP front hands to the worker processes.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from bot.store.counts import CountStore
 from bot.store.drift import DriftStore
 from bot.store.holdings import HoldingStore
 from bot.store.home import HomeStore
+from bot.store.jobs import JobStore
 from bot.store.leases import LeaseStore
 from bot.store.outbox import OutboxStore
 from bot.store.rates import RateStore
@@ -32,7 +34,7 @@ from bot.store.slack_messages import SlackMessageStore
 from bot.store.votes import VoteStore
 
 
-class Store(RequestStore, VoteStore, OutboxStore, SlackMessageStore, ReplayStore, HomeStore, LeaseStore, HoldingStore, DriftStore, CountStore, RateStore):
+class Store(RequestStore, VoteStore, OutboxStore, SlackMessageStore, ReplayStore, HomeStore, LeaseStore, HoldingStore, DriftStore, CountStore, RateStore, JobStore):
     """All persistence of amibot, on SQLite or PostgreSQL (``target``: a file path, or
     nothing for ``amibot.db``; or a ``postgresql://…`` URL). Thread-safe: one
     connection per thread."""

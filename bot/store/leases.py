@@ -37,15 +37,17 @@ class LeaseStore(StoreConnection):
         """Take (or extend) the lease ``name`` for ``seconds`` if it is free, expired
         or already ``holder``'s. True when ``holder`` has it now."""
         now = self.lease_now()
-        with self.transaction() as db:
-            row = db.execute(
-                "INSERT INTO leases (name, holder, expires_at) VALUES (?,?,?)"
-                " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at"
-                " WHERE leases.holder = excluded.holder OR leases.expires_at <= ?"
-                " RETURNING holder",
-                [name, holder, now + seconds, now],
-            ).fetchone()
-        return row is not None
+        # One statement, committed on its own (both databases' connections autocommit):
+        # on SQLite the write lock is taken, used and let go inside one call, without
+        # waiting for this process's GIL in between (a worker busy with preflights
+        # would otherwise hold up every other process's writes, the front's acks too).
+        changed = self.db.execute(
+            "INSERT INTO leases (name, holder, expires_at) VALUES (?,?,?)"
+            " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at"
+            " WHERE leases.holder = excluded.holder OR leases.expires_at <= ?",
+            [name, holder, now + seconds, now],
+        ).rowcount
+        return changed == 1
 
     def renew_leases(self, names: list[str], holder: str, seconds: float) -> set[str]:
         """Extend those of ``names`` that ``holder`` still has; returns them (a lease
@@ -61,9 +63,8 @@ class LeaseStore(StoreConnection):
         return {r[0] for r in rows}
 
     def release_lease(self, name: str, holder: str) -> None:
-        """Give the lease back (only if ``holder`` still has it)."""
-        with self.transaction() as db:
-            db.execute("DELETE FROM leases WHERE name = ? AND holder = ?", [name, holder])
+        """Give the lease back (only if ``holder`` still has it): one statement."""
+        self.db.execute("DELETE FROM leases WHERE name = ? AND holder = ?", [name, holder])
 
     def release_leases(self, holder: str) -> int:
         """Give back every lease of ``holder`` (a clean shutdown): the next process
@@ -71,11 +72,17 @@ class LeaseStore(StoreConnection):
         with self.transaction() as db:
             return db.execute("DELETE FROM leases WHERE holder = ?", [holder]).rowcount
 
-    def clear_leases(self) -> int:
-        """Forget every lease: a single-process database (SQLite) at start-up, where
-        any lease left is a dead predecessor's."""
-        with self.transaction() as db:
-            return db.execute("DELETE FROM leases").rowcount
+    def lease_holders(self) -> set[str]:
+        """Every holder with a lease row, live or expired."""
+        return {r[0] for r in self.db.execute("SELECT DISTINCT holder FROM leases").fetchall()}
+
+    def live_lease_expiry(self, prefix: str = "") -> dict[str, float]:
+        """Unexpired leases whose name starts with ``prefix``: name → expiry."""
+        rows = self.db.execute(
+            "SELECT name, expires_at FROM leases WHERE expires_at > ? AND name LIKE ?",
+            [self.lease_now(), prefix.replace("%", "") + "%"],
+        ).fetchall()
+        return {r[0]: float(r[1]) for r in rows}
 
     def live_leases(self, prefix: str = "") -> dict[str, str]:
         """Unexpired leases whose name starts with ``prefix``: name → holder."""

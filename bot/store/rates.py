@@ -14,11 +14,14 @@ class RateStore(StoreConnection):
         (on the store's clock) and return the uses in that window, this one included.
         Windows before the current one are pruned."""
         window = int(self.clock() // window_seconds) * window_seconds
-        with self.transaction() as db:
-            db.execute("DELETE FROM rate_counts WHERE window_start < ?", [window])
-            db.execute(
-                "INSERT INTO rate_counts (user_id, window_start, uses) VALUES (?, ?, 1)"
-                " ON CONFLICT (user_id, window_start) DO UPDATE SET uses = rate_counts.uses + 1",
-                [user, window],
-            )
-            return int(db.execute("SELECT uses FROM rate_counts WHERE user_id = ? AND window_start = ?", [user, window]).fetchone()[0])
+        # Single statements, each committed on its own (on the ack path; see
+        # ``bot.store.leases.claim_lease``): the count comes back from the upsert.
+        if window != getattr(self, "_rates_pruned_for", None):  # once per window and process, not per command
+            self._rates_pruned_for = window
+            self.db.execute("DELETE FROM rate_counts WHERE window_start < ?", [window])
+        rows = self.db.execute(
+            "INSERT INTO rate_counts (user_id, window_start, uses) VALUES (?, ?, 1)"
+            " ON CONFLICT (user_id, window_start) DO UPDATE SET uses = rate_counts.uses + 1 RETURNING uses",
+            [user, window],
+        ).fetchall()
+        return int(rows[0][0])

@@ -216,4 +216,17 @@ SCHEMA_CHANGES: list[str] = [
         PRIMARY KEY (account_id, region, image_id)
     );
     """,
+    # Work handed from the HTTP front to the worker processes (issue 20): a command to
+    # preflight, an approved request to run, a cancellation to clean up. A worker
+    # claims a job under the lease ``job:<id>`` and deletes the row when it is done; a
+    # job whose worker died is claimed again when that lease expires.
+    """
+    CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        claims INTEGER NOT NULL DEFAULT 0
+    );
+    """,
 ]

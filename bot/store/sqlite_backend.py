@@ -29,13 +29,20 @@ class SqliteBackend:
     # Waits between two tries of the WAL switch (see ``prepare``); a test replaces it
     # to release the lock it holds instead of sleeping.
     pause = staticmethod(time.sleep)
-    # One process owns a SQLite database (the documented single-process deployment):
-    # a starting process takes over every lease a dead predecessor left.
-    shared = False
+    # Several processes of one host share a SQLite file (``amibot serve --workers N``:
+    # the HTTP front and its workers): WAL lets readers run beside the one writer, the
+    # busy timeout queues writers, and leases decide who does what. A starting
+    # process frees only the leases of processes that are not running
+    # (``bot.leases.Leases.take_over_dead``).
+    shared = True
 
     def __init__(self, path: str):
         self.path = path
         self._local = threading.local()
+        # The HTTP front waits for the write lock in short steps of its own instead of
+        # SQLite's busy handler, which sleeps up to 100 ms between tries (and another
+        # process may take the lock again meanwhile): see ``prefer_quick_locks``.
+        self.quick_locks = False
 
     def describe(self) -> str:
         """The database as logs and /healthz name it."""
@@ -47,10 +54,10 @@ class SqliteBackend:
         if db is None:
             _create_private(self.path)  # on first use, not when merely named (migrate-store checks existence)
             # The busy timeout is set by connect, before the first statement.
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(self.path, timeout=0 if self.quick_locks else BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA foreign_keys = ON")
-            db = sqlite_utils.Database(conn)
+            db = _QuickLockDatabase(conn) if self.quick_locks else sqlite_utils.Database(conn)
             self._local.db = db
         return db
 
@@ -92,6 +99,12 @@ class SqliteBackend:
             delay = min(delay * 2, 0.1)
         db.execute("PRAGMA synchronous = NORMAL")
 
+    def prefer_quick_locks(self) -> None:
+        """From now on, this process's new connections wait for a busy database in
+        steps of a millisecond or two (the front's acks), not SQLite's backoff."""
+        self.quick_locks = True
+        self.close()  # this thread's connection is opened again, the quick way
+
     def lock_schema(self, db: Any) -> None:
         """Nothing to do: ``BEGIN IMMEDIATE`` already excludes every other writer."""
 
@@ -124,6 +137,24 @@ class SqliteBackend:
         if db is not None:
             db.conn.close()
             self._local.db = None
+
+
+class _QuickLockDatabase(sqlite_utils.Database):
+    """A connection without SQLite's busy handler: a statement refused because another
+    process holds the lock is tried again after 0.5–2 ms, for up to ``BUSY_TIMEOUT``.
+    Nothing of a refused statement has run, so trying it again is safe."""
+
+    def execute(self, sql: str, parameters: Any = None) -> sqlite3.Cursor:  # noqa: D102 (sqlite_utils' own)
+        deadline = time.monotonic() + BUSY_TIMEOUT
+        pause = 0.0005
+        while True:
+            try:
+                return super().execute(sql, parameters) if parameters is not None else super().execute(sql)
+            except sqlite3.OperationalError as error:
+                if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.002)
 
 
 def tighten_private(path: str) -> list[str]:
