@@ -1,13 +1,18 @@
-"""Benchmark 3: AWS calls per account-region per scheduler tick with N copies in
-flight, beside one waiter per image.
+"""Benchmark 3: a scheduler tick with N copies in flight: AWS calls per account-region
+and the tick's time, beside one waiter per image.
 
 The bot: N copies (prod us-east-1 → prod eu-west-1, held pending by the sandbox) are
-asked for and approved over HTTP, then scheduler ticks run; the sandbox counts the
-``DescribeImages``/``DescribeSnapshots`` calls each tick makes (batching: one of each
-per account and region, whatever N). The baseline, in the same process on the same
-pending images: boto3's ``image_available`` waiter, one per image, each polling once
-(one ``DescribeImages`` per image per round). ``copies_in_flight(n)`` is the
-parameter a later distribution benchmark reuses.
+asked for and approved over HTTP; once the outbox is delivered, scheduler ticks run
+(each 61 s apart on the bot's clock). The sandbox counts the ``DescribeImages``/
+``DescribeSnapshots`` calls each tick makes (batching: one of each per account and
+region, whatever N), and each tick is timed with what it resumes (the worker drained),
+split into its duties, the poll and decision, the resumed steps and the Slack flush.
+A tick where every copy is unchanged is the one the goal is about (issue 20:
+tick(500) ≤ 5 × tick(1)); a tick where one copy in ten moved (1 % further) shows
+what a moved copy costs (it is resumed and recorded). The baseline, in the same
+process on the same pending images: boto3's ``image_available`` waiter, one per
+image, each polling once (one ``DescribeImages`` per image per round).
+``copies_in_flight(n)`` is the parameter a later distribution benchmark reuses.
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ from offline.demo import offline_stack
 
 SIZES = tuple(int(n) for n in os.environ.get("BENCH_COPIES", "1,10,100,500").split(","))
 TICKS = 2
+GOAL_RATIO = 5.0  # issue 20: tick(500) ≤ 5 × tick(1), in the same run
+MOVED_SHARE = 10  # the "some moved" tick: one copy in this many moves 1 %
+PARTS = ("duties", "poll_and_decide", "cancellations", "slack_flush")
 CHANNELS = tuple(f"C0BENCH{k:02d}" for k in range(int(os.environ.get("BENCH_CHANNELS", "50"))))
 
 
@@ -52,16 +60,42 @@ class CopiesInFlight:
         bot.worker.drain(900)
         return len(sandbox.pending_images())
 
-    def bot_tick(self) -> tuple[int, float]:
-        """One scheduler tick (and the steps it resumes): polling calls, seconds."""
+    def settle_outbox(self, timeout: float = 600) -> None:
+        """Wait until every queued Slack message is delivered, so a tick is not timed
+        behind the setup's backlog (the tick's flush would wait for it)."""
+        store = self.stack.bot.store
+        deadline = time.monotonic() + timeout
+        while store.pending_outbox(limit=1) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def bot_tick(self) -> dict:
+        """One scheduler tick (and the steps it resumes): polling calls, seconds, how
+        many requests it resumed, and where the time went."""
         sandbox, bot = self.stack.sandbox, self.stack.bot
         self.offset[0] += 61
         before = sandbox.calls("DescribeImages", rehearsal.PROD) + sandbox.calls("DescribeSnapshots", rehearsal.PROD)
-        started = time.perf_counter()
-        bot.clockwork.tick()
-        bot.worker.drain(900)
-        elapsed = time.perf_counter() - started
-        return sandbox.calls("DescribeImages", rehearsal.PROD) + sandbox.calls("DescribeSnapshots", rehearsal.PROD) - before, elapsed
+        parts: dict[str, float] = {}
+        resumed: list[int] = []
+        undo = _time_parts(bot.clockwork, parts, resumed)
+        try:
+            started = time.perf_counter()
+            bot.clockwork.tick()
+            ticked = time.perf_counter()
+            bot.worker.drain(900)
+            elapsed = time.perf_counter() - started
+        finally:
+            undo()
+        parts["resumed_steps"] = elapsed - (ticked - started)
+        return {"calls": sandbox.calls("DescribeImages", rehearsal.PROD) + sandbox.calls("DescribeSnapshots", rehearsal.PROD) - before,
+                "seconds": elapsed, "resumed": len(resumed), "parts_ms": {k: round(v * 1000, 1) for k, v in parts.items()}}
+
+    def move_some(self, every: int) -> int:
+        """Move one pending copy in ``every`` 1 % further; returns how many moved."""
+        sandbox = self.stack.sandbox
+        moved = sorted(sandbox.pending_images())[::every]
+        for image in moved:
+            sandbox.advance(image, percent=1)
+        return len(moved)
 
     def waiter_round(self) -> tuple[int, float]:
         """One polling round of one waiter per pending image: calls, seconds."""
@@ -78,6 +112,40 @@ class CopiesInFlight:
         return sandbox.calls("DescribeImages", rehearsal.PROD) - before, time.perf_counter() - started
 
 
+def _time_parts(clockwork, parts: dict[str, float], resumed: list[int]):
+    """Time the tick's parts on this clockwork (instance attributes over its methods);
+    returns the undo."""
+    originals = {}
+
+    def wrap(obj, name: str, part: str, record=None) -> None:
+        real = getattr(obj, name)
+        originals[(id(obj), name)] = (obj, name)
+
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                out = real(*args, **kwargs)
+                if record is not None:
+                    record(out)
+                return out
+            finally:
+                parts[part] = parts.get(part, 0.0) + time.perf_counter() - started
+
+        setattr(obj, name, timed)
+
+    for duty in clockwork.DUTIES:
+        wrap(clockwork, duty, "duties")
+    wrap(clockwork, "resume_waiting", "poll_and_decide", resumed.extend)
+    wrap(clockwork, "finish_cancellations", "cancellations")
+    wrap(clockwork.notifier, "flush", "slack_flush")
+
+    def undo() -> None:
+        for obj, name in originals.values():
+            delattr(obj, name)
+
+    return undo
+
+
 def run() -> dict:
     offset = [0.0]
     clock = lambda: time.time() + offset[0]  # noqa: E731
@@ -88,22 +156,50 @@ def run() -> dict:
             started = time.monotonic()
             in_flight = copies.copies_in_flight(n)
             setup = time.monotonic() - started
+            copies.settle_outbox()
+            copies.bot_tick()  # the copies added since the last size are looked at once
             ticks = [copies.bot_tick() for _ in range(TICKS)]
+            slowest = max(ticks, key=lambda t: t["seconds"])
+            moved = copies.move_some(MOVED_SHARE)
+            copies.settle_outbox()
+            moved_tick = copies.bot_tick()
             rounds = [copies.waiter_round() for _ in range(TICKS)]
             rows.append({
                 "copies_in_flight": in_flight,
                 "account_regions": 1,
-                "bot_calls_per_tick": max(c for c, _ in ticks),
-                "bot_tick_ms": round(max(t for _, t in ticks) * 1000, 1),
+                "bot_calls_per_tick": max(t["calls"] for t in ticks),
+                "bot_tick_ms": round(slowest["seconds"] * 1000, 1),
+                "resumed_per_tick": max(t["resumed"] for t in ticks),
+                "tick_parts_ms": slowest["parts_ms"],
+                "moved": moved,
+                "moved_tick_ms": round(moved_tick["seconds"] * 1000, 1),
+                "moved_resumed": moved_tick["resumed"],
                 "waiters_calls_per_round": max(c for c, _ in rounds),
                 "waiters_round_ms": round(max(t for _, t in rounds) * 1000, 1),
                 "setup_seconds": round(setup, 1),
             })
             print(rows[-1], flush=True)
-    return {"sizes": rows}
+    first, last = rows[0], rows[-1]
+    ratio = round(last["bot_tick_ms"] / first["bot_tick_ms"], 2) if first["bot_tick_ms"] else None
+    goal = {"small": first["copies_in_flight"], "large": last["copies_in_flight"], "ratio": ratio, "goal_ratio": GOAL_RATIO,
+            "met": ratio is not None and ratio <= GOAL_RATIO}
+    return {"sizes": rows, "tick_goal": goal}
+
+
+def print_table(result: dict) -> None:
+    """The rows as a table: tick time beside the waiters' round, and the goal."""
+    print(f"{'copies':>6} {'calls/tick':>10} {'tick ms':>9} {'resumed':>8} {'moved':>6} {'moved tick ms':>13} "
+          f"{'waiters calls':>13} {'waiters ms':>10}  tick parts (ms)")
+    for r in result["sizes"]:
+        print(f"{r['copies_in_flight']:>6} {r['bot_calls_per_tick']:>10} {r['bot_tick_ms']:>9} {r['resumed_per_tick']:>8} {r['moved']:>6} "
+              f"{r['moved_tick_ms']:>13} {r['waiters_calls_per_round']:>13} {r['waiters_round_ms']:>10}  {r['tick_parts_ms']}")
+    g = result["tick_goal"]
+    print(f"tick({g['large']}) / tick({g['small']}) = {g['ratio']} (goal ≤ {g['goal_ratio']}: {'met' if g['met'] else 'MISSED'})")
 
 
 if __name__ == "__main__":
     import json
 
-    print(json.dumps(run(), indent=2))
+    out = run()
+    print(json.dumps(out, indent=2))
+    print_table(out)
