@@ -29,7 +29,7 @@ from bot.notifier import Notifier
 from bot.requests import ACTIVE, APPROVED, CANCELLED, PENDING_APPROVAL, RUNNING, STEP_DONE, Request, Step
 from bot.store import Store
 from bot.worker import Worker
-from bot import messages, slacktext
+from bot import messages, plan_groups, slacktext
 
 log = logging.getLogger("amibot.scheduler")
 
@@ -136,7 +136,10 @@ class Clockwork:
                 image_id = image_of(step.params, results)
                 if image_id:
                     waits.append((step, image_id))
-            if not waits:
+            nexts = plan_groups.next_steps(request)
+            if not waits or nexts is None or any(s.action != WaitImageAvailable.name for s in nexts):
+                # Something other than a copy in flight is next (a target not started
+                # when the process running it stopped, a failure to finish): run it.
                 others.append(request)
             for step, image_id in waits:
                 image_waits.setdefault((step.account_id, step.region), []).append((request, step, image_id))

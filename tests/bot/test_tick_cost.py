@@ -5,6 +5,7 @@ nor recorded; a copy that moved is resumed and its progress recorded."""
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
@@ -47,14 +48,16 @@ class Sessions:
 
 
 class InlineWorker:
-    """Runs what is submitted at once and remembers it."""
+    """Runs what is submitted at once (unless told not to) and remembers it."""
 
     def __init__(self):
         self.submitted: list[int] = []
+        self.runs = True
 
     def submit(self, fn, *args):
         self.submitted.append(args[0])
-        fn(*args)
+        if self.runs:
+            fn(*args)
 
 
 @contextmanager
@@ -177,3 +180,23 @@ def test_a_restart_looks_at_every_copy_again(tmp_path):
         assert world.clockwork.resume_waiting() == []
         fresh = Clockwork(world.store, world.clockwork.notifier, world.worker, world.clockwork.runner, world.clock, leases=world.clockwork.leases)
         assert sorted(fresh.resume_unfinished()) == [1, 2, 3]  # crash recovery resumes everything
+
+
+def test_a_target_not_started_is_run_though_the_other_copies_are_unchanged(tmp_path):
+    """A distribution whose process stopped after one target's copy started and before
+    the next target's first step: the unchanged copy does not hold that target back."""
+    with tick_world(tmp_path, copies=1) as world:
+        account = SimpleNamespace(alias="prod", id=ACCOUNT)
+        image_id = f"ami-{99:017x}"
+        world.ec2.images[image_id] = {"state": "pending", "progress": 40}
+        wait = WaitImageAvailable.plan(account, REGION, WaitImageAvailable.Params(image_id=image_id), copy=True)
+        steps = [replace(wait, params={**wait.params, "unit": "prod:eu-west-1"}),
+                 replace(wait, action="ec2.copy_image", params={"unit": "prod:us-west-2"}, description="Copy to us-west-2")]
+        world.store.create_request(kind="distribute", uid="uid-d", requester="U0ALICE", channel="C0COPY", command_text="distribute",
+                                   params={}, facts={}, approver_accounts=["prod"], steps=steps, ttl_seconds=3600, state=RUNNING)
+        world.worker.runs = False
+        world.store.save_step_progress(2, 1, {"image_id": image_id, "progress": 40, "misses": 0})  # its copy: recorded at 40 %
+        world.clockwork.resume_waiting()
+        world.clock.advance(61)
+        world.worker.submitted.clear()
+        assert 2 in world.clockwork.resume_waiting()
