@@ -74,7 +74,7 @@ class CopiesInFlight:
         ec2 = sandbox.client("ec2", rehearsal.PROD, rehearsal.OTHER_REGION)
         for k in range(n - len(sandbox.pending_images())):
             image = ec2.copy_image(SourceImageId=world.plain_image, SourceRegion=rehearsal.REGION, Name=f"bench-copy-{k}-{time.time_ns()}")["ImageId"]
-            made = store.create_request(kind=model.kind, uid=f"{model.uid[:8]}{k:08x}", requester=model.requester, channel=model.channel,
+            made = store.create_request(kind=model.kind, uid=f"{model.uid[:8]}{time.time_ns():x}", requester=model.requester, channel=model.channel,
                                         command_text=model.command_text, params=model.params, facts=model.facts,
                                         approver_accounts=model.approver_accounts, steps=model.steps, ttl_seconds=3600, state="running")
             for step in model.steps:
