@@ -235,7 +235,7 @@ def run() -> dict:
     ratio = round(last["bot_tick_ms"] / first["bot_tick_ms"], 2) if first["bot_tick_ms"] else None
     goal = {"small": first["copies_in_flight"], "large": last["copies_in_flight"], "ratio": ratio, "goal_ratio": GOAL_RATIO,
             "met": ratio is not None and ratio <= GOAL_RATIO}
-    return {"sizes": rows, "tick_goal": goal}
+    return {"sizes": rows, "tick_goal": goal, "load_average_at_end": [round(x, 2) for x in os.getloadavg()]}
 
 
 def print_table(result: dict) -> None:

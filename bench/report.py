@@ -96,6 +96,8 @@ def write_benchmarks_md(results: dict, path: str) -> None:
         if parts:
             lines += ["", "Where a tick's time goes (ms; the slowest unchanged tick of each size): "
                       + "; ".join(f"{r['copies_in_flight']} copies: " + ", ".join(f"{k} {v}" for k, v in r["tick_parts_ms"].items()) for r in parts) + "."]
+        if poll.get("load_average_at_end"):
+            lines += ["", f"Load average when the polling benchmark ended: {poll['load_average_at_end']}."]
         lines += ["", "A tick's time includes the steps it resumes. A copy the batched poll shows unchanged (pending at the "
                   "percentage its step recorded) is not resumed, recorded or edited in Slack; one that moved is resumed "
                   "and recorded (the \"moved\" column). Each tick is timed after the outbox is delivered (the tick's "
