@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from bot import messages, slacktext
-from bot.requests import FAILED, PARTIAL, STEP_DONE, STEP_FAILED, STEP_UNDONE, SUCCEEDED, Request, Step
+from bot.requests import FAILED, PARTIAL, STEP_DONE, STEP_FAILED, STEP_PENDING, STEP_UNDONE, SUCCEEDED, Request, Step
 
 # What a group's step still to run is waiting on: (group name, the action's progress words).
 Waits = list[tuple[str, str | None]]
@@ -73,6 +73,22 @@ def phases(request: Request) -> Phases:
         else:
             (cut.after if seen_group else cut.before).append(step)
     return cut
+
+
+def next_steps(request: Request) -> list[Step] | None:
+    """The steps the engine would run next: the first common step not done; else the
+    first pending step of each open group; else the first pending step after the
+    groups. None when something else comes next (a failed common step whose handling
+    must finish, or the ending)."""
+    plan = phases(request)
+    for step in plan.before:
+        if step.state != STEP_DONE:
+            return [step] if step.state == STEP_PENDING else None
+    firsts = [next(s for s in steps if s.state == STEP_PENDING) for steps in plan.groups.values()
+              if group_state(steps) == OPEN and any(s.state == STEP_PENDING for s in steps)]
+    if firsts:
+        return firsts
+    return next(([s] for s in plan.after if s.state == STEP_PENDING), None)
 
 
 def group_state(steps: list[Step]) -> str:

@@ -20,15 +20,16 @@ from typing import Any, Callable
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from aws.actions import get_action, image_of
+from aws.actions.images import WaitImageAvailable
 from aws.actions.retry import RetryPolicy, slowest
 from bot.engine import PlanRunner, request_lease
 from bot.leases import Leases
 from bot.lifecycle import Lifecycle
 from bot.notifier import Notifier
-from bot.requests import ACTIVE, APPROVED, CANCELLED, PENDING_APPROVAL, RUNNING, STEP_DONE, Request
+from bot.requests import ACTIVE, APPROVED, CANCELLED, PENDING_APPROVAL, RUNNING, STEP_DONE, Request, Step
 from bot.store import Store
 from bot.worker import Worker
-from bot import messages, slacktext
+from bot import messages, plan_groups, slacktext
 
 log = logging.getLogger("amibot.scheduler")
 
@@ -53,6 +54,9 @@ class Clockwork:
         self.service = service  # bot.approvals.Approvals: the DM reminders to owners who could still decide
         self.reminder_hours = reminder_hours
         self.drift: Any = None  # bot.audit.DriftChecker, set by the wiring
+        # Copies found unchanged by the batched poll: request id -> when to look again.
+        # Only this process's pacing (a restart looks at once); nothing is stored.
+        self._quiet_until: dict[int, float] = {}
 
     def tick(self) -> None:
         """Everything that is due now."""
@@ -97,7 +101,13 @@ class Clockwork:
         process died (no live lease). Images being waited on are polled first in one
         batch per account and region, by the one process holding that account-region's
         poll lease, so a hundred copies in flight cost one DescribeImages per account
-        and region per tick, not a hundred, however many replicas run."""
+        and region per tick, not a hundred, however many replicas run.
+
+        A copy the batched answer shows unchanged (still pending at the percentage its
+        step recorded) is not run again: nothing is resumed, recorded or sent for it,
+        and it is looked at again after its poll interval. Only the copies that moved
+        (a new percentage, finished, failed, gone, unreadable) are resumed; so is a
+        request whose last progress could not be shown within the edit interval."""
         now = self.clock()
         taken = self.leases.held_by_others("request:")
         due = []
@@ -106,38 +116,79 @@ class Clockwork:
                 continue  # another process is running it
             if request.wake_at is not None and request.wake_at > now:
                 continue  # waiting, not yet due
+            if self._quiet_until.get(request.id, 0.0) > now:
+                continue  # unchanged at its last look: not yet due for the next one
             if request.state == APPROVED and (request.updated_at or 0) > now - self.leases.seconds:
                 continue  # just approved: the approving process starts it (this is for orphans)
             due.append(request)
+        self._quiet_until = {k: v for k, v in self._quiet_until.items() if v > now}
         if not due:
             return []
-        image_waits: dict[tuple[str, str], list[tuple[Request, str]]] = {}
+        image_waits: dict[tuple[str, str], list[tuple[Request, Step, str]]] = {}
         others = []
         for request in due:
             waits = []
             # Every image the request waits on (a distribution waits on one per target).
+            results = {s.seq: s.result for s in request.steps}
             for step in request.steps:
-                if step.state != "pending" or step.action != "ec2.wait_image_available":
+                if step.state != "pending" or step.action != WaitImageAvailable.name:
                     continue
-                image_id = image_of(step.params, {s.seq: s.result for s in request.steps})
+                image_id = image_of(step.params, results)
                 if image_id:
-                    waits.append((step.account_id, step.region, image_id))
-            if not waits:
+                    waits.append((step, image_id))
+            nexts = plan_groups.next_steps(request)
+            if not waits or nexts is None or any(s.action != WaitImageAvailable.name for s in nexts):
+                # Something other than a copy in flight is next (a target not started
+                # when the process running it stopped, a failure to finish): run it.
                 others.append(request)
-            for account, region, image_id in waits:
-                image_waits.setdefault((account, region), []).append((request, image_id))
-        resumed = list(others)
+            for step, image_id in waits:
+                image_waits.setdefault((step.account_id, step.region), []).append((request, step, image_id))
+        resumed = {r.id: r for r in others}
+        quiet: dict[int, Request] = {}
         for (account, region), waits in image_waits.items():
             if not self.leases.claim(f"poll:{account}:{region}"):
                 continue  # another process polls this account-region and resumes its requests
+            cache = self.runner.image_status
             try:
-                self.runner.image_status.refresh(self.runner.sessions, [(account, region, image_id) for _, image_id in waits])
+                cache.refresh(self.runner.sessions, [(account, region, image_id) for _, _, image_id in waits])
+                polled = True
             except Exception:
                 log.exception("batched image poll failed; steps will poll on their own")
-            resumed += [request for request, _ in waits if request.id not in {r.id for r in resumed}]
-        for request in resumed:
+                polled = False
+            for request, step, image_id in waits:
+                status = cache.get(account, region, image_id) if polled else None
+                if status is not None and WaitImageAvailable.unchanged(step.result, status) and not self._progress_owed(request, now):
+                    quiet.setdefault(request.id, request)
+                else:
+                    resumed[request.id] = request
+        for request_id, request in quiet.items():
+            if request_id not in resumed:
+                self._quiet_until[request_id] = now + self._poll_delay(request)
+        for request in resumed.values():
+            self._quiet_until.pop(request.id, None)
             self.worker.submit(self.runner.run, request.id)
-        return [r.id for r in resumed]
+        return list(resumed)
+
+    def _progress_owed(self, request: Request, now: float) -> bool:
+        """A progress change was recorded after the last one shown (it came within the
+        edit interval) and the interval is over: the request is resumed once so the
+        card and the progress reply catch up."""
+        shown = request.progress_shown_at
+        if shown is None or now - shown < self.runner.progress_edit_seconds:
+            return False
+        # The engine writes progress_shown_at and updated_at together (the store's clock
+        # a moment later): a later change moved updated_at past it by a tick or more.
+        return (request.updated_at or 0.0) - shown > 1.0
+
+    @staticmethod
+    def _poll_delay(request: Request) -> float:
+        """When an unchanged copy is looked at again: as its step asked (its poll
+        interval, spread by the action's policy), the soonest of its waits."""
+        return min(
+            (WaitImageAvailable.retry.spread(float(s.params.get("poll_seconds", 30))) for s in request.steps
+             if s.state == "pending" and s.action == WaitImageAvailable.name),
+            default=30.0,
+        )
 
     def check_drift(self) -> int:
         """When due (``bot.drift_check_hours``, daily by default): compare what

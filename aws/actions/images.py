@@ -235,6 +235,21 @@ class WaitImageAvailable(Action):
             return f"Wait until the copy is `available` (DescribeImages and DescribeSnapshots progress every {params.poll_seconds} s)"
         return f"Wait until that image is `available` (DescribeImages every {params.poll_seconds} s)"
 
+    @staticmethod
+    def unchanged(recorded: dict[str, Any], status: ImageStatus) -> bool:
+        """Whether ``status`` (a fresh batched poll) says nothing the step's recorded
+        result does not: still pending at the same progress, and seen last time. Running
+        the step again would record the same thing, so the scheduler leaves it be. A
+        finished, failed, deregistered, missing or unreadable image, a new percentage,
+        or a step that recorded nothing yet is a change."""
+        return (
+            status.state in ("pending", "transient")
+            and "image_id" in recorded
+            and "progress" in recorded
+            and not recorded.get("misses")
+            and recorded.get("progress") == status.progress
+        )
+
     def created_at(self, ctx: StepContext, params: "WaitImageAvailable.Params") -> float | None:
         """When the step that made the image got AWS's answer (None: not known)."""
         if params.image_from_step:

@@ -178,6 +178,9 @@ def test_image_held_pending_is_polled_then_launched(harness):
     assert any(image_id in m["text"] for m in harness.fake.thread(harness.channel, root["ts"]))
 
     harness.world.sandbox.complete(image_id)
+    # Found unchanged, the image is looked at again after its poll interval (as a
+    # resumed step's wake_at did): move the scheduler's clock past it.
+    harness.bot.clockwork.clock = lambda: time.time() + 240
     harness.bot.clockwork.tick()
     final = harness.final_reply(root)
     harness.settle()
