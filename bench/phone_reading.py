@@ -20,7 +20,7 @@ import logging
 import os
 import re
 import sys
-from collections import Counter, defaultdict
+from collections import Counter
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

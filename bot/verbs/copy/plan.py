@@ -14,7 +14,7 @@ Three shapes, one plan builder:
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aws.account_facts import EBS_DEFAULT_KEY
 from aws.actions import SHARE_GRANT_OPERATIONS, ImageFacts, account_root, grant_name
@@ -24,7 +24,6 @@ from aws.actions.copy import (
     DestinationKey,
     RemoveTemporary,
     check_key_usable,
-    default_copy_name,
     ebs_default_key_id,
     resolve_destination_key,
 )
@@ -34,7 +33,6 @@ from aws.actions.grants import CreateKmsGrant
 from aws.actions.share import AddLaunchPermission, AddSnapshotPermission
 from aws.actions.target_checks import VerifyCopy, VerifyTargetAccess
 from aws.actions.verify import VerifyByTestLaunch
-from aws.errors import is_aws_error, translate
 from bot import slacktext
 from bot.config import AccountConfig
 from bot.errors import PreflightError
@@ -202,7 +200,7 @@ def checked_lines(facts: ImageFacts, source: AccountConfig, source_region: str, 
     key_kind = "AWS-managed" if key.manager == "AWS" else "customer-managed"
     lines.append(f"Destination key ({key.source}): {key.label()}, {key_kind}, {key.state}, owned by `{target.alias}`, in {region}, seen by `{target.alias}`'s role")
     if key.manager == "AWS":
-        lines.append(f"Note: a copy encrypted with `aws/ebs` cannot be shared with other accounts; name a CMK with `kms <key>` if it must be")
+        lines.append("Note: a copy encrypted with `aws/ebs` cannot be shared with other accounts; name a CMK with `kms <key>` if it must be")
     lines.append(f"Copies in flight in `{target.alias}` {region}: {in_flight} of AWS's {MAX_COPIES_IN_FLIGHT}")
     lines.append("Public: " + ("the source is public (the copy will not be)" if facts.public else "no") + "; no step makes anything public")
     return lines + warnings(facts)

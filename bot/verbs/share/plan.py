@@ -13,7 +13,6 @@ from aws.actions.grants import CreateKmsGrant
 from aws.actions.share import AddLaunchPermission, AddSnapshotPermission
 from aws.actions.target_checks import VerifyTargetAccess
 from aws.actions.verify import VerifyByTestLaunch
-from aws.errors import is_aws_error, translate
 from aws.reads import Pending
 from bot import slacktext
 from bot.config import AccountConfig, Config, OrganizationConfig
