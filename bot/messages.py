@@ -179,3 +179,9 @@ def deny_form(request: Request) -> dict[str, Any]:
 def deny_reason(view: dict[str, Any]) -> str | None:
     """The reason typed in the Deny form, if any."""
     return ((view.get("state") or {}).get("values", {}).get(REASON_BLOCK, {}).get(REASON_BLOCK) or {}).get("value")
+
+
+def expired_text(request: Request) -> str:
+    """What a click on a request nobody decided in time is told."""
+    return (f"{request.display_id} expired at {when(request.expires_at)}: nobody decided in time. "
+            "Nothing was changed; ask again if it is still needed.")

@@ -270,7 +270,7 @@ class RequestService(HistoryUseCases):
             raise AlreadyDecidedError(self._decided_by(request))
         if request.expires_at <= self.clock():
             # The expiry tick may not have run yet: past the window, nobody decides.
-            raise AlreadyDecidedError(_expired_text(request))
+            raise AlreadyDecidedError(messages.expired_text(request))
         owned = [a for a in request.approver_accounts if self._may_approve(a, user, request)]
         if not owned:
             raise NotAnApproverError(self._why_not(request, user))
@@ -299,7 +299,7 @@ class RequestService(HistoryUseCases):
         counted, recorded = self.approvals.record(request, eligible, user)
         request = self.store.get(number)
         if not counted:
-            raise AlreadyDecidedError(_expired_text(request) if request.state == PENDING_APPROVAL and request.expires_at <= self.clock() else self._decided_by(request))
+            raise AlreadyDecidedError(messages.expired_text(request) if request.state == PENDING_APPROVAL and request.expires_at <= self.clock() else self._decided_by(request))
         if hours:
             self.approvals.shorten(request, user, hours)
         if user == request.requester and recorded:
@@ -394,8 +394,3 @@ class RequestService(HistoryUseCases):
 
 def _clean(text: str) -> str:
     return " ".join(text.split())
-
-
-def _expired_text(request: Request) -> str:
-    return (f"{request.display_id} expired at {messages.when(request.expires_at)}: nobody decided in time. "
-            "Nothing was changed; ask again if it is still needed.")
