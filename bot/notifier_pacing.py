@@ -12,7 +12,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
-from bot.notifier_cards import PROGRESS_ROLE
+from bot.notifier_cards import COPY_ROLE, PROGRESS_ROLE
 from bot.slack_limits import Pacer
 from bot.store import Store
 
@@ -113,10 +113,14 @@ class PacedDelivery:
             if due > now:
                 self.store.defer_outbox(row["id"], due)
                 return "later"
-        if method and self._held_back(method, channel):
+        # An update edits the root and every copy of the card: room for all of them.
+        calls = 1 + len(self.store.posted_messages(request.id, COPY_ROLE)) if kind == "update" and request is not None else 1
+        if method and self._held_back(method, channel, calls):
             return "wait"
         outcome = self._send(row)
-        if method == "chat.update" and request is not None and outcome == "sent":
+        # The progress reply's post counts as its first touch: an edit a moment later
+        # (the next step done) waits its minute, and the final state still goes at once.
+        if request is not None and outcome == "sent" and (method == "chat.update" or kind == "progress"):
             self.edits.edited(request.id, kind, request.state, self.store.clock())
         return outcome
 
@@ -139,10 +143,10 @@ class PacedDelivery:
             return "chat.update", None
         return "chat.postMessage", request.channel
 
-    def _held_back(self, method: str, channel: str | None = None) -> bool:
-        """Whether a call to ``method`` must wait (paced, or held by a 429); the loop
-        wakes when it may go."""
-        wait = self.pacer.wait(method, channel)
+    def _held_back(self, method: str, channel: str | None = None, calls: int = 1) -> bool:
+        """Whether ``calls`` calls to ``method`` must wait (paced, or held by a 429);
+        the loop wakes when they may go."""
+        wait = self.pacer.wait(method, channel, calls)
         if wait > 0:
             self._paced(wait)
             return True

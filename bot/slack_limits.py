@@ -63,10 +63,11 @@ class Bucket:
             self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.rate)
             self.at = now
 
-    def wait(self, now: float) -> float:
-        """Seconds until one call fits (0: now)."""
+    def wait(self, now: float, calls: int = 1) -> float:
+        """Seconds until ``calls`` calls fit (0: now; never more than a full bucket)."""
         self._refill(now)
-        return 0.0 if self.tokens >= 1.0 else (1.0 - self.tokens) / self.rate
+        need = float(min(max(1, calls), self.capacity))
+        return 0.0 if self.tokens >= need else (need - self.tokens) / self.rate
 
     def take(self, now: float) -> None:
         """Count one call (the bucket may go below zero: a debt later calls wait for)."""
@@ -101,13 +102,13 @@ class Pacer:
             self._buckets[key] = Bucket(LIMITS[key[0]], now, margin=self.margin)
         return self._buckets[key]
 
-    def wait(self, method: str, channel: str | None = None) -> float:
-        """Seconds until a call to ``method`` (into ``channel``) may go: 0 for now."""
+    def wait(self, method: str, channel: str | None = None, calls: int = 1) -> float:
+        """Seconds until ``calls`` calls to ``method`` (into ``channel``) may go: 0 for now."""
         now = self.clock()
         with self._lock:
             held = max(0.0, self._held_until.get(method, 0.0) - now)
             key = bucket_key(method, channel)
-            return max(held, self._bucket(key, now).wait(now) if key else 0.0)
+            return max(held, self._bucket(key, now).wait(now, calls) if key else 0.0)
 
     def took(self, method: str, channel: str | None = None) -> None:
         """Count a call made to ``method``."""
