@@ -7,10 +7,13 @@ message whose request is still running.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from slack_sdk.web.slack_response import SlackResponse
 
 from bot.notifier_cards import COPY_ROLE, PROGRESS_ROLE
 from bot.slack_limits import Pacer
@@ -23,6 +26,9 @@ EDIT_INTERVAL = 60.0
 # approved is running a moment later: one phase, so one edit, for people.
 _PHASES = {"approved": "running"}
 
+# How many messages' last edit the client remembers (to skip an edit changing nothing).
+_SHOWN_KEPT = 5000
+
 
 def phase(state: str) -> str:
     """The phase an edit shows: a change of phase is never held back."""
@@ -30,14 +36,31 @@ def phase(state: str) -> str:
 
 
 class PacedWebClient(WebClient):
-    """A WebClient whose every call is counted in a :class:`Pacer`."""
+    """A WebClient whose every call is counted in a :class:`Pacer`, and which does
+    not send an edit that would leave a message exactly as its last edit left it."""
 
     pacer: Pacer
+    _shown: dict[tuple[str, str], str]
 
     def api_call(self, api_method: str, **kwargs: Any) -> Any:  # noqa: D102 (WebClient's)
         fields = kwargs.get("json") or kwargs.get("params") or kwargs.get("data") or {}
-        self.pacer.took(api_method, fields.get("channel") if isinstance(fields, dict) else None)
-        return super().api_call(api_method, **kwargs)
+        fields = fields if isinstance(fields, dict) else {}
+        shown = None
+        if api_method == "chat.update":
+            key = (str(fields.get("channel")), str(fields.get("ts")))
+            content = json.dumps({k: fields.get(k) for k in ("text", "blocks", "attachments")}, sort_keys=True, default=str)
+            shown = (key, hashlib.sha256(content.encode()).hexdigest())
+            if self._shown.get(key) == shown[1]:  # nothing would change: no call
+                return SlackResponse(client=self, http_verb="POST", api_url=self.base_url + api_method, req_args={},
+                                     data={"ok": True, "channel": key[0], "ts": key[1], "unchanged": True}, headers={}, status_code=200)
+        self.pacer.took(api_method, fields.get("channel"))
+        response = super().api_call(api_method, **kwargs)
+        if shown is not None:
+            self._shown.pop(shown[0], None)
+            self._shown[shown[0]] = shown[1]
+            if len(self._shown) > _SHOWN_KEPT:  # the oldest messages are done with
+                self._shown.pop(next(iter(self._shown)))
+        return response
 
 
 def paced_client(client: Any, pacer: Pacer) -> Any:
@@ -50,6 +73,7 @@ def paced_client(client: Any, pacer: Pacer) -> Any:
     paced.__dict__.update(client.__dict__)
     paced.retry_handlers = [h for h in client.retry_handlers if not isinstance(h, RateLimitErrorRetryHandler)]
     paced.pacer = pacer
+    paced._shown = {}
     return paced
 
 
@@ -134,7 +158,7 @@ class PacedDelivery:
         if kind == "dm":
             return "chat.postMessage", self._dm_channels.get(payload["user"])
         if kind == "copy":
-            return "chat.postMessage", None if payload["dm"] else payload["target"]
+            return "chat.postMessage", self._dm_channels.get(payload["target"]) if payload["dm"] else payload["target"]
         if request is None:
             return None, None
         if kind == "update":

@@ -154,4 +154,7 @@ def test_edits_coalesce_to_one_a_minute_while_running_and_the_final_state_goes_a
     clock.advance(61)
     notifier.flush()
     assert len(fake.calls_to("chat.update")) == 3  # … and superseded by it: never sent after the final state
+    notifier.update_root(request.id)
+    notifier.flush()
+    assert len(fake.calls_to("chat.update")) == 3  # an edit that would change nothing is not sent
     assert all(r["state"] in ("sent", "superseded") for r in store.outbox())
