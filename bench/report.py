@@ -30,7 +30,8 @@ below): read the numbers against their baselines, not as absolutes.
    https://docs.slack.dev/apis/web-api/rate-limits: `chat.postMessage` one a second per
    channel after a burst of 4, `chat.update` Tier 3 = 50 a minute, …) and answers 429
    `Retry-After` over them; a second run turns them off and answers one `chat.*` call
-   in five with 429 `Retry-After: 1` whatever the rate (the first wave's pattern).
+   in five with 429 `Retry-After: 1` whatever the rate (the first wave's pattern); a
+   third counts replies in a thread apart from their channel (Slack does not say).
    Baseline: a plain slack-sdk `WebClient` with `RateLimitErrorRetryHandler` posting
    50 messages back to back into one channel, same fake, same rules. Also: Slack calls
    per request for one share, one cross-account copy and one distribution. Targets
@@ -118,6 +119,12 @@ def _burst_section(burst: dict) -> list[str]:
              f"| seconds until every card was posted | {a['seconds_to_all_cards']} | – | {cell(c, 'seconds_to_all_cards')} | – | | |",
              "", f"amibot, Slack's limits: {a['requests']} requests, {a['succeeded']} succeeded, {a['requests_without_final_reply']} without their final "
              f"reply; 429s by method {a['answered_429_by_method']}; outbox rows by kind {a['outbox_rows_by_kind']}.", ""]
+    apart = (burst.get("thread_replies_apart") or {}).get("amibot")
+    if apart:
+        lines += [f"If Slack counted replies in a thread apart from their channel (it does not say; amibot and the fake read it the stricter way), "
+                  f"the same burst: {apart['seconds_to_drain']} s until delivered, {apart['answered_429']} answered 429, "
+                  f"{apart['most_edits_per_message_per_minute_while_running']} edit per message per minute while running, "
+                  f"{apart['messages_lost']} lost, every card posted after {apart['seconds_to_all_cards']} s.", ""]
     per = burst.get("calls_per_request") or {}
     if per:
         lines += ["Slack calls per request (one request alone, under Slack's limits; posts = into channels, DMs = into direct messages):", "",

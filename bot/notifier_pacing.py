@@ -53,7 +53,7 @@ class PacedWebClient(WebClient):
             if self._shown.get(key) == shown[1]:  # nothing would change: no call
                 return SlackResponse(client=self, http_verb="POST", api_url=self.base_url + api_method, req_args={},
                                      data={"ok": True, "channel": key[0], "ts": key[1], "unchanged": True}, headers={}, status_code=200)
-        self.pacer.took(api_method, fields.get("channel"))
+        self.pacer.took(api_method, fields.get("channel"), fields.get("thread_ts") or None)
         response = super().api_call(api_method, **kwargs)
         if shown is not None:
             self._shown.pop(shown[0], None)
@@ -131,6 +131,7 @@ class PacedDelivery:
         if row["request_id"] is not None and kind not in ("respond", "ephemeral", "post", "dm"):
             request = self.store.get(row["request_id"])
         method, channel = self._call_of(row, request)
+        thread = request.root_ts if request is not None and kind in ("reply", "progress") else None
         if method == "chat.update" and request is not None and row["state"] != "sending":
             now = self.store.clock()
             due = self.edits.due(request.id, kind, request.state, request.is_final, now)
@@ -139,7 +140,7 @@ class PacedDelivery:
                 return "later"
         # An update edits the root and every copy of the card: room for all of them.
         calls = 1 + len(self.store.posted_messages(request.id, COPY_ROLE)) if kind == "update" and request is not None else 1
-        if method and self._held_back(method, channel, calls):
+        if method and self._held_back(method, channel, calls, thread):
             return "wait"
         outcome = self._send(row)
         # The progress reply's post counts as its first touch: an edit a moment later
@@ -167,10 +168,10 @@ class PacedDelivery:
             return "chat.update", None
         return "chat.postMessage", request.channel
 
-    def _held_back(self, method: str, channel: str | None = None, calls: int = 1) -> bool:
+    def _held_back(self, method: str, channel: str | None = None, calls: int = 1, thread_ts: str | None = None) -> bool:
         """Whether ``calls`` calls to ``method`` must wait (paced, or held by a 429);
         the loop wakes when they may go."""
-        wait = self.pacer.wait(method, channel, calls)
+        wait = self.pacer.wait(method, channel, calls, thread_ts)
         if wait > 0:
             self._paced(wait)
             return True

@@ -75,12 +75,20 @@ class Bucket:
         self.tokens -= 1.0
 
 
-def bucket_key(method: str, channel: str | None) -> tuple[str, str] | None:
+# Whether replies in a thread count apart from their channel. Slack does not say; off
+# (the stricter reading). bench/slack_burst.py turns it on for one run, to show what
+# the other reading would allow.
+THREAD_REPLIES_APART = False
+
+
+def bucket_key(method: str, channel: str | None, thread_ts: str | None = None) -> tuple[str, str] | None:
     """The bucket a call counts in, or None for a method with no known limit."""
     limit = LIMITS.get(method)
     if limit is None:
         return None
-    return (method, (channel or "") if limit.per_channel else "")
+    if not limit.per_channel:
+        return (method, "")
+    return (method, f"{channel or ''}/{thread_ts}" if THREAD_REPLIES_APART and thread_ts else channel or "")
 
 
 class Pacer:
@@ -102,17 +110,17 @@ class Pacer:
             self._buckets[key] = Bucket(LIMITS[key[0]], now, margin=self.margin)
         return self._buckets[key]
 
-    def wait(self, method: str, channel: str | None = None, calls: int = 1) -> float:
+    def wait(self, method: str, channel: str | None = None, calls: int = 1, thread_ts: str | None = None) -> float:
         """Seconds until ``calls`` calls to ``method`` (into ``channel``) may go: 0 for now."""
         now = self.clock()
         with self._lock:
             held = max(0.0, self._held_until.get(method, 0.0) - now)
-            key = bucket_key(method, channel)
+            key = bucket_key(method, channel, thread_ts)
             return max(held, self._bucket(key, now).wait(now, calls) if key else 0.0)
 
-    def took(self, method: str, channel: str | None = None) -> None:
+    def took(self, method: str, channel: str | None = None, thread_ts: str | None = None) -> None:
         """Count a call made to ``method``."""
-        key = bucket_key(method, channel)
+        key = bucket_key(method, channel, thread_ts)
         if key is not None:
             now = self.clock()
             with self._lock:
@@ -137,10 +145,10 @@ class SlackLimits:
         self.clock = clock
         self._buckets: dict[tuple[str, str], Bucket] = {}
 
-    def refuse(self, method: str, channel: str | None) -> int | None:
+    def refuse(self, method: str, channel: str | None, thread_ts: str | None = None) -> int | None:
         """``Retry-After`` seconds when this call goes over the limit (not counted),
         else None (and the call is counted)."""
-        key = bucket_key(method, channel)
+        key = bucket_key(method, channel, thread_ts)
         if key is None:
             return None
         now = self.clock()
