@@ -143,9 +143,7 @@ class PacedDelivery:
         if method and self._held_back(method, channel, calls, thread):
             return "wait"
         outcome = self._send(row)
-        # The progress reply's post counts as its first touch: an edit a moment later
-        # (the next step done) waits its minute, and the final state still goes at once.
-        if request is not None and outcome == "sent" and (method == "chat.update" or kind == "progress"):
+        if request is not None and outcome == "sent" and method == "chat.update":
             self.edits.edited(request.id, kind, request.state, self.store.clock())
         return outcome
 
