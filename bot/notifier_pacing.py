@@ -92,15 +92,19 @@ class EditClock:
 
     def due(self, request_id: int, kind: str, state: str, final: bool, now: float) -> float:
         """When an edit of ``kind`` may go: ``now`` for a final state or a new phase,
-        else one EDIT_INTERVAL after the last edit."""
+        else one EDIT_INTERVAL after the last edit in the same phase."""
         last = self._last.get((request_id, kind))
         if final or last is None or last[1] != phase(state):
             return now
         return max(now, last[0] + EDIT_INTERVAL)
 
     def edited(self, request_id: int, kind: str, state: str, now: float) -> None:
-        """Record an edit made at ``now`` showing ``state``."""
-        self._last[(request_id, kind)] = (now, phase(state))
+        """Record an edit made at ``now`` showing ``state``. An edit into a new phase
+        does not start the minute: the first progress edit after it goes at once
+        (the engine's own first progress line), the ones after that once a minute."""
+        last = self._last.get((request_id, kind))
+        shown = phase(state)
+        self._last[(request_id, kind)] = (now if last is not None and last[1] == shown else float("-inf"), shown)
 
 
 class PacedDelivery:
@@ -132,7 +136,10 @@ class PacedDelivery:
             request = self.store.get(row["request_id"])
         method, channel = self._call_of(row, request)
         thread = request.root_ts if request is not None and kind in ("reply", "progress") else None
-        if method == "chat.update" and request is not None and row["state"] != "sending":
+        # A row carrying a copy's progress comes from the engine, which shows progress
+        # once a minute already (PlanRunner.progress_edit_seconds): not held twice.
+        engine_paced = row["payload"].get("progress") is not None
+        if method == "chat.update" and request is not None and row["state"] != "sending" and not engine_paced:
             now = self.store.clock()
             due = self.edits.due(request.id, kind, request.state, request.is_final, now)
             if due > now:

@@ -9,6 +9,7 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from aws.actions import PlannedStep
 from bot.notifier import Notifier
 from bot.requests import PENDING_APPROVAL
 from bot.slack_limits import LIMITS, Pacer
@@ -41,13 +42,20 @@ def _notifier(store, fake):
 
 
 def _request(store, **fields):
+    fields = {"steps": [], **fields}
     return store.create_request(kind="share", uid=f"u{len(store.find(limit=100))}", requester="U0BOB", channel="C0PLATFORM", command_text="share …", params={}, facts={},
-                                approver_accounts=["prod"], steps=[], ttl_seconds=3600, state=PENDING_APPROVAL, **fields)
+                                approver_accounts=["prod"], ttl_seconds=3600, state=PENDING_APPROVAL, **fields)
+
+
+def _step_done(store, notifier, request, seq):
+    store.mark_step(request.id, seq, "done")
+    notifier.update_root(request.id)
 
 
 def _running(store, notifier, fake):
-    """A request whose card is posted, approved and running."""
-    request = _request(store)
+    """A request whose card is posted, approved and running (eight steps to do)."""
+    steps = [PlannedStep("ec2.add_launch_permission", "prod", "111111111111", "us-east-1", {"image_id": "ami-1"}, f"step {n}") for n in range(1, 9)]
+    request = _request(store, steps=steps)
     notifier.post_root(request.id)
     notifier.flush()
     store.transition(request.id, PENDING_APPROVAL, "approved", "U0ALICE")
@@ -127,34 +135,38 @@ def test_a_429_holds_back_only_its_method(store, fake, clock):
 def test_edits_coalesce_to_one_a_minute_while_running_and_the_final_state_goes_at_once(store, fake, clock):
     notifier = _notifier(store, fake)
     request = _running(store, notifier, fake)
-    for step in range(3):  # three updates pending at once: the latest wins
-        notifier.update_root(request.id, progress=f"step {step}")
+    for seq in (1, 2):  # updates pending at once: the latest wins
+        _step_done(store, notifier, request, seq)
     notifier.flush()
     edits = fake.calls_to("chat.update")
-    assert len(edits) == 1 and "step 2" in str(edits[0].params)
-    clock.advance(20)
-    notifier.update_root(request.id, progress="step 3")
+    assert len(edits) == 1  # the new phase (running): at once
+    clock.advance(5)
+    _step_done(store, notifier, request, 3)
     notifier.flush()
-    assert len(fake.calls_to("chat.update")) == 1  # within the minute: held back
+    assert len(fake.calls_to("chat.update")) == 2  # the first progress edit of the phase: at once
     clock.advance(20)
-    notifier.update_root(request.id, progress="step 4")  # supersedes the held-back one
+    _step_done(store, notifier, request, 4)
+    notifier.flush()
+    assert len(fake.calls_to("chat.update")) == 2  # within the minute: held back
+    clock.advance(20)
+    _step_done(store, notifier, request, 5)  # supersedes the held-back one
     notifier.flush()
     clock.advance(21)
     notifier.flush()
     edits = fake.calls_to("chat.update")
-    assert len(edits) == 2 and "step 4" in str(edits[1].params) and edits[1].at - edits[0].at >= 0  # one a minute
+    assert len(edits) == 3 and edits[2].at >= edits[1].at  # a minute after the last, the latest
     clock.advance(5)
-    notifier.update_root(request.id, progress="step 5")
+    _step_done(store, notifier, request, 6)
     notifier.flush()  # held back for its minute …
     store.transition(request.id, "running", "succeeded", "amibot")
     notifier.update_root(request.id)
     notifier.flush()
     edits = fake.calls_to("chat.update")
-    assert len(edits) == 3 and "done" in edits[2].params["text"]  # the final state at once
+    assert len(edits) == 4 and "done" in edits[3].params["text"]  # the final state at once
     clock.advance(61)
     notifier.flush()
-    assert len(fake.calls_to("chat.update")) == 3  # … and superseded by it: never sent after the final state
+    assert len(fake.calls_to("chat.update")) == 4  # … and superseded by it: never sent after the final state
     notifier.update_root(request.id)
     notifier.flush()
-    assert len(fake.calls_to("chat.update")) == 3  # an edit that would change nothing is not sent
+    assert len(fake.calls_to("chat.update")) == 4  # an edit that would change nothing is not sent
     assert all(r["state"] in ("sent", "superseded") for r in store.outbox())
