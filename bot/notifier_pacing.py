@@ -92,19 +92,15 @@ class EditClock:
 
     def due(self, request_id: int, kind: str, state: str, final: bool, now: float) -> float:
         """When an edit of ``kind`` may go: ``now`` for a final state or a new phase,
-        else one EDIT_INTERVAL after the last edit in the same phase."""
+        else one EDIT_INTERVAL after the last edit."""
         last = self._last.get((request_id, kind))
         if final or last is None or last[1] != phase(state):
             return now
         return max(now, last[0] + EDIT_INTERVAL)
 
     def edited(self, request_id: int, kind: str, state: str, now: float) -> None:
-        """Record an edit made at ``now`` showing ``state``. An edit into a new phase
-        does not start the minute: the first progress edit after it goes at once
-        (the engine's own first progress line), the ones after that once a minute."""
-        last = self._last.get((request_id, kind))
-        shown = phase(state)
-        self._last[(request_id, kind)] = (now if last is not None and last[1] == shown else float("-inf"), shown)
+        """Record an edit made at ``now`` showing ``state``."""
+        self._last[(request_id, kind)] = (now, phase(state))
 
 
 class PacedDelivery:

@@ -140,21 +140,21 @@ def test_edits_coalesce_to_one_a_minute_while_running_and_the_final_state_goes_a
     notifier.flush()
     edits = fake.calls_to("chat.update")
     assert len(edits) == 1  # the new phase (running): at once
-    clock.advance(5)
+    clock.advance(20)
     _step_done(store, notifier, request, 3)
     notifier.flush()
-    assert len(fake.calls_to("chat.update")) == 2  # the first progress edit of the phase: at once
+    assert len(fake.calls_to("chat.update")) == 1  # within the minute: held back
     clock.advance(20)
-    _step_done(store, notifier, request, 4)
-    notifier.flush()
-    assert len(fake.calls_to("chat.update")) == 2  # within the minute: held back
-    clock.advance(20)
-    _step_done(store, notifier, request, 5)  # supersedes the held-back one
+    _step_done(store, notifier, request, 4)  # supersedes the held-back one
     notifier.flush()
     clock.advance(21)
     notifier.flush()
     edits = fake.calls_to("chat.update")
-    assert len(edits) == 3 and edits[2].at >= edits[1].at  # a minute after the last, the latest
+    assert len(edits) == 2 and "4 of 8 done" in str(edits[1].params)  # a minute after the last, the latest
+    clock.advance(61)
+    notifier.update_root(request.id, progress="40%")  # a copy's progress, paced once a minute by the engine
+    notifier.flush()
+    assert len(fake.calls_to("chat.update")) == 3
     clock.advance(5)
     _step_done(store, notifier, request, 6)
     notifier.flush()  # held back for its minute …
