@@ -125,6 +125,8 @@ def _burst_section(burst: dict) -> list[str]:
                   f"the same burst: {apart['seconds_to_drain']} s until delivered, {apart['answered_429']} answered 429, "
                   f"{apart['most_edits_per_message_per_minute_while_running']} edit per message per minute while running, "
                   f"{apart['messages_lost']} lost, every card posted after {apart['seconds_to_all_cards']} s.", ""]
+    if burst.get("note"):
+        lines += [burst["note"], ""]
     per = burst.get("calls_per_request") or {}
     if per:
         lines += ["Slack calls per request (one request alone, under Slack's limits; posts = into channels, DMs = into direct messages):", "",
