@@ -3,12 +3,19 @@
 Callers enqueue; one sender thread delivers in order. So a message is never lost
 (a crash leaves it pending and the next process sends it), the final message is
 never sent twice (a dedupe key), thread replies wait for their root message, and a
-Slack 429 delays a message instead of dropping it (slack-sdk's
-``RateLimitErrorRetryHandler`` honours ``Retry-After``; past its retries the row
-waits ``Retry-After`` seconds in the outbox).
+Slack 429 delays a message instead of dropping it: the row waits ``Retry-After``
+seconds in the outbox and only that Web API method is held back for as long.
 
-Root-message updates are rendered at send time from the request's current state and
-coalesced: only the newest pending update of a request is sent.
+Calls are paced before Slack would answer 429 (``bot.slack_limits``: per method, and
+per channel for ``chat.postMessage``); nothing sleeps in the sender: a row whose call
+may not go yet waits for a later flush, and the rows behind it in its request's
+thread wait with it (order), while other requests' rows go on.
+
+Root-message updates and the progress reply are rendered at send time from the
+request's current state and coalesced: only the newest pending edit of a request is
+sent (the latest wins), at most one edit per message per minute while the request
+runs (``bot.notifier_pacing.EditClock``); an edit showing a new phase or the final
+state goes at once.
 
 Several replicas: each request's messages are sent by one process at a time (a
 lease per request's stream, see ``flush``), so order and dedupe hold across them.
@@ -39,6 +46,8 @@ from slack_sdk.webhook import WebhookClient
 from bot import messages, slacktext
 from bot.leases import Leases
 from bot.notifier_cards import CardPosting
+from bot.notifier_pacing import EditClock, PacedDelivery, method_of, paced_client
+from bot.slack_limits import Pacer
 from bot.store import Store
 
 log = logging.getLogger("amibot.notifier")
@@ -72,7 +81,7 @@ class HomeTabs(Protocol):
     def view(self, user: str, notice: str | None = None) -> dict[str, Any]: ...
 
 
-class Notifier(CardPosting):
+class Notifier(PacedDelivery, CardPosting):
     """Delivers the outbox to Slack, in order, from one background thread."""
 
     home: HomeTabs | None = None  # set by the wiring once the services exist
@@ -81,7 +90,10 @@ class Notifier(CardPosting):
                  leases: Leases | None = None, command: str = "/ami", root_refused: Callable[[int, str], None] | None = None):
         self.store = store
         self.leases = leases or Leases(store)
-        self.client = client
+        # Every call is counted against Slack's limits; a 429 never sleeps in here.
+        self.pacer = Pacer(store.clock)
+        self.client = paced_client(client, self.pacer)
+        self.edits = EditClock()
         self.owners_of = owners_of  # account alias -> owner ids, shown on the root message
         self.poll_seconds = poll_seconds
         self.command = command
@@ -192,13 +204,18 @@ class Notifier(CardPosting):
             self._thread.join(timeout=10)
 
     def _run(self) -> None:
+        wait = self.poll_seconds
         while not self._stop.is_set():
-            self._wake.wait(self.poll_seconds)
+            self._wake.wait(wait)
             self._wake.clear()
+            self._paced_until = None
             try:
                 self.flush()
             except Exception:  # the sender must survive anything; rows stay pending
                 log.exception("outbox flush failed")
+            # A row held back by pacing is tried again as soon as its call may go.
+            paced = self._paced_until
+            wait = self.poll_seconds if paced is None else min(self.poll_seconds, max(0.01, paced - self.store.clock()))
 
     def flush(self) -> int:
         """Send what can be sent now; returns how many rows were finished.
@@ -214,7 +231,7 @@ class Notifier(CardPosting):
                 with self.leases.hold(f"outbox:{'-' if request_id is None else request_id}") as mine:
                     if mine:
                         finished += self._flush_stream(request_id)
-            if any(r["kind"] == HOME for r in rows):
+            if any(r["kind"] == HOME for r in rows) and not self._held_back("views.publish"):
                 # After the messages, once per person, by one replica at a time.
                 with self.leases.hold("outbox:homes") as mine:
                     homes = [r for r in self.store.pending_outbox() if r["kind"] == HOME] if mine else []
@@ -224,16 +241,26 @@ class Notifier(CardPosting):
 
     def _flush_stream(self, request_id: int | None) -> int:
         finished = 0
-        rows = [r for r in self.store.pending_outbox_for(request_id) if r["kind"] != HOME]  # read after the claim: fresh
-        newest = {r["kind"]: r["id"] for r in rows if r["kind"] in (UPDATE, PROGRESS)}  # rows come oldest first
-        for row in rows:
+        # Read after the claim: fresh. Edits held back for later count as pending: a
+        # newer edit supersedes them (the latest wins), never the other way round.
+        waiting = [r for r in self.store.pending_outbox_for(request_id, due_only=False) if r["kind"] != HOME]
+        newest = {r["kind"]: r["id"] for r in waiting if r["kind"] in (UPDATE, PROGRESS)}  # rows come oldest first
+        now = self.store.clock()
+        for row in waiting:
             # A row left "sending" by a crash may have reached Slack: it is resolved
             # (looked up) before anything supersedes it, or a second message appears.
             if row["kind"] in (UPDATE, PROGRESS) and row["state"] != "sending" and newest.get(row["kind"]) != row["id"]:
                 self.store.finish_outbox(row["id"], "superseded")
                 finished += 1
                 continue
-            if self._send(row) == "wait":
+            if row["not_before"] > now:
+                if row["kind"] in (UPDATE, PROGRESS) or request_id is None:
+                    continue  # a held-back edit does not hold the thread's posts back
+                break
+            outcome = self._deliver(row)
+            if outcome == "later":
+                continue  # an edit that would come too soon: it waits, the thread goes on
+            if outcome == "wait":
                 if request_id is not None:
                     break  # an earlier message must go first: keep the thread's order
                 continue
@@ -258,6 +285,7 @@ class Notifier(CardPosting):
                 code = error.response.get("error", "")
                 if code == "ratelimited":
                     retry_after = float(error.response.headers.get("Retry-After", 5) or 5)
+                    self.pacer.hold("views.publish", retry_after)
                     for row in rows:
                         self._later(row, retry_after, code)
                     return 0
@@ -313,6 +341,7 @@ class Notifier(CardPosting):
             code = error.response.get("error", "")
             if code == "ratelimited":
                 retry_after = float(error.response.headers.get("Retry-After", 5) or 5)
+                self.pacer.hold(method_of(error), retry_after)  # only that method waits
                 return self._later(row, retry_after, code)
             if kind == ROOT and code in ROOT_REFUSALS:
                 self.store.finish_outbox(row["id"], "failed", code)

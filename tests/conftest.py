@@ -80,6 +80,7 @@ def harness(request, sandbox, fake_slack, tmp_path, clock):
     Slack and clock; amibot's roles hold exactly what `amibot iam-policy` prints."""
     # AMIBOT_TEST_DB=postgresql runs every harness test on a fresh real PostgreSQL database.
     db = request.getfixturevalue("pg_url") if os.environ.get("AMIBOT_TEST_DB") == "postgresql" else str(tmp_path / "amibot.db")
+    fake_slack.use_clock(clock)  # Slack's rate limits count on the test's clock, as the bot's pacing does
     with offline_stack(sandbox=sandbox, fake=fake_slack, db=db, **bot_options(clock)) as stack:
         yield stack
 

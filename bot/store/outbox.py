@@ -31,13 +31,14 @@ class OutboxStore(StoreConnection):
         ).fetchall()
         return [{**dict(r), "payload": json.loads(r["payload"])} for r in rows]
 
-    def pending_outbox_for(self, request_id: int | None, limit: int = 100) -> list[dict[str, Any]]:
-        """One request's sendable messages (or those of no request), oldest first."""
+    def pending_outbox_for(self, request_id: int | None, limit: int = 100, *, due_only: bool = True) -> list[dict[str, Any]]:
+        """One request's sendable messages (or those of no request), oldest first;
+        ``due_only=False`` adds those waiting for a later time (a held-back edit)."""
         where = "request_id IS NULL" if request_id is None else "request_id = ?"
         args = [] if request_id is None else [request_id]
         rows = self.db.execute(
             f"SELECT * FROM outbox WHERE {where} AND state IN ('pending', 'sending') AND not_before <= ? ORDER BY id LIMIT ?",
-            [*args, self.clock(), limit],
+            [*args, self.clock() if due_only else 1e18, limit],
         ).fetchall()
         return [{**dict(r), "payload": json.loads(r["payload"])} for r in rows]
 
@@ -62,6 +63,12 @@ class OutboxStore(StoreConnection):
                 "UPDATE outbox SET state = 'pending', attempts = attempts + 1, not_before = ?, error = ? WHERE id = ?",
                 [self.clock() + delay, error, message_id],
             )
+
+    def defer_outbox(self, message_id: int, until: float) -> None:
+        """Hold a message back until ``until`` (an edit that would come too soon after
+        the last one); not an attempt, and a newer edit still supersedes it."""
+        with self.transaction() as db:
+            db.execute("UPDATE outbox SET not_before = ? WHERE id = ?", [until, message_id])
 
     def outbox(self, request_id: int | None = None) -> list[dict[str, Any]]:
         """Outbox rows (all, or one request's), oldest first: for status and tests."""

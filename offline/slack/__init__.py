@@ -4,7 +4,7 @@ Three pieces, standard library only:
 
 * :class:`FakeSlack` answers the Slack Web API (point ``SLACK_API_URL`` / the
   ``WebClient``'s ``base_url`` at :attr:`FakeSlack.api_url`), records every call,
-  keeps channels and threads as Slack would show them, can script 429s and errors,
+  keeps channels and threads as Slack would show them, enforces Slack's published rate limits (429 with ``Retry-After``), can script 429s and errors,
   and serves ``response_url``\\ s.
 * :class:`SignedSlackClient` plays a person in Slack: it builds slash-command,
   button-click, view-submission, option-load and event payloads the way Slack does,

@@ -249,6 +249,8 @@ class FakeSlack(MessagesApi, ConversationsApi, ViewsApi, PeopleApi, FilesApi):
             return 200, {"ok": False, "error": "not_authed"}, {}
         if self.accepted_tokens is not None and token not in self.accepted_tokens:
             return 200, {"ok": False, "error": "invalid_auth"}, {}
+        if self.enforce_limits and (retry_after := self.limits.refuse(method, p.get("channel"), p.get("thread_ts") or None)) is not None:
+            return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)}
         result = handler(p)
         result = {"ok": True, **result} if "error" not in result else {"ok": False, **result}
         # Slack reports a token's scopes on every Web API answer.

@@ -12,6 +12,7 @@ import time
 from http.server import ThreadingHTTPServer
 from typing import TYPE_CHECKING, Callable
 
+from bot.slack_limits import SlackLimits
 from bot.slack_scopes import OPTIONAL_BOT_SCOPES, REQUIRED_BOT_SCOPES
 
 if TYPE_CHECKING:
@@ -54,6 +55,10 @@ class SlackState:
         self.channel_members = {c: list(m) for c, m in (channel_members or {}).items()}
         self._every: tuple[int, int, frozenset[str]] | None = None  # see rate_limit_every
         self._every_count = 0
+        # Slack's published rate limits (bot.slack_limits.LIMITS), enforced: a call over
+        # one is answered 429 with Retry-After. ``enforce_limits = False`` turns it off.
+        self.enforce_limits = True
+        self.limits = SlackLimits(time.time)
         self._lock = threading.RLock()
         self._calls: list[SlackCall] = []
         self._responses: list[SlackCall] = []
@@ -67,6 +72,11 @@ class SlackState:
         self._triggers: dict[str, float] = {}  # trigger_id -> issued at (self.clock()); -1 once used
         self._seq = itertools.count(1)
         self._server: ThreadingHTTPServer | None = None
+
+    def use_clock(self, clock) -> None:
+        """Count the rate limits on ``clock`` (the test's), not on real time."""
+        with self._lock:
+            self.limits = SlackLimits(clock)
 
     def _next_ts(self) -> str:
         micros = 100 * next(self._seq)
