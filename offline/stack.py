@@ -117,6 +117,10 @@ def start_stack(sandbox: Sandbox, fake: FakeSlack, db: str, *, toml: str = rehea
         config = configure(config)
     if enforce_iam:
         rehearsal.enforce_generated_policies(sandbox, config)
+    if "clock" in bot_options:
+        # One clock: Slack's rate limits count on the bot's clock, as its pacing does
+        # (on real time the fake would refuse what the bot, on the test clock, sends).
+        fake.use_clock(bot_options["clock"])
     bot = Amibot(config, **bot_options)
     bot.start()
     try:
