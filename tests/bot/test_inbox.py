@@ -120,3 +120,18 @@ def test_on_sqlite_the_front_is_given_its_inbox_and_a_worker_a_read_only_view(tm
     finally:
         for bot in (front, worker_side, one):
             bot.worker.shutdown(wait=True), bot.listeners.shutdown(wait=True), bot.catalog.shutdown()
+
+
+def test_with_one_database_a_worker_marks_and_forgets_its_jobs(store_target):
+    store = Store(store_target)  # PostgreSQL: the store is the front's inbox
+    assert inbox_path(store) is None or store.kind == "sqlite"
+    job_id = store.add_job("run", {"request_id": 3})
+    assert store.count_job_claim(job_id) == 1 and store.count_job_claim(job_id) == 2  # two tries so far
+    done: list[int] = []
+    runner = worker(store, None, done)
+    assert runner.dispatch() == [job_id]
+    runner.drain(30)
+    assert done == [3] and store.waiting_jobs() == [] and store.done_jobs([job_id]) == set()  # job, then its mark, forgotten
+    store.finish_job(99)
+    assert store.count_job_claim(99) is None and store.last_marked_job() == 99
+    runner.stop()
