@@ -108,7 +108,8 @@ class Amibot:
         self.inbox: Any = self.store
         at = inbox_path(self.store) if role in ("front", "worker") else None
         if at and role == "front":
-            self.inbox = Inbox(at, clock, after_job=self.store.last_marked_job())
+            self.inbox = Inbox(at, clock, after_job=max(self.store.last_marked_job(), self.store.last_job_id()))
+            self.inbox.adopt_jobs(self.store)  # left in the store by a version before the inbox
             self.inbox.backend.prefer_quick_locks()
         elif at:
             self.inbox = InboxReader(at, clock)

@@ -53,6 +53,17 @@ class Inbox(JobStore, RateStore, ReplayStore):
                     db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('jobs', ?)", [after_job])
 
 
+    def adopt_jobs(self, store: Any) -> int:
+        """Move the jobs an earlier version left in ``store`` (its ``jobs`` table) here,
+        where the workers look; how many. Each is recorded here before it is deleted
+        there (a crash between the two repeats it: every job is safe to repeat)."""
+        moved = store.waiting_jobs(limit=10 ** 6)
+        for job in moved:
+            self.add_job(job["kind"], job["payload"])
+        store.forget_jobs(job["id"] for job in moved)
+        return len(moved)
+
+
 class _ReadOnlyBackend:
     """A SQLite file opened read-only (``mode=ro``), one connection per thread."""
 

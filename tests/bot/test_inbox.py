@@ -135,3 +135,11 @@ def test_with_one_database_a_worker_marks_and_forgets_its_jobs(store_target):
     store.finish_job(99)
     assert store.count_job_claim(99) is None and store.last_marked_job() == 99
     runner.stop()
+
+
+def test_jobs_an_earlier_version_left_in_the_store_move_to_the_inbox(tmp_path):
+    store = Store(str(tmp_path / "amibot.db"))
+    old = store.add_job("run", {"request_id": 4})  # recorded by the front before the inbox
+    inbox = Inbox(inbox_path(store), after_job=max(store.last_marked_job(), store.last_job_id()))
+    assert inbox.adopt_jobs(store) == 1 and store.waiting_jobs() == []
+    assert [(j["id"] > old, j["payload"]) for j in inbox.waiting_jobs()] == [(True, {"request_id": 4})]
