@@ -117,6 +117,7 @@ def test_on_sqlite_the_front_is_given_its_inbox_and_a_worker_a_read_only_view(tm
         assert front.service.access.count_use == front.inbox.count_use
         assert isinstance(worker_side.inbox, InboxReader) and worker_side.job_runner.inbox is worker_side.inbox
         assert one.inbox is one.store and not one.jobs.durable
+        assert front.listeners._pool._max_workers == 32 and one.listeners._pool._max_workers == 8  # free threads for acks
     finally:
         for bot in (front, worker_side, one):
             bot.worker.shutdown(wait=True), bot.listeners.shutdown(wait=True), bot.catalog.shutdown()
