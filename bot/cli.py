@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import signal
@@ -205,10 +206,14 @@ def _serve(args: argparse.Namespace) -> int:
         from bot.processes import WorkerProcesses
 
         # Acks first: the workers run at a lower CPU priority than the front, so an ack
-        # does not queue behind preflights for the CPU (the front waits for the SQLite
-        # write lock in short steps, and its writes are single statements).
+        # does not queue behind preflights for the CPU (on SQLite the front writes its
+        # own inbox, never waiting for the workers' write lock: bot.store.inbox).
         children = WorkerProcesses(workers, config=args.config, extra=["--nice", str(WORKER_NICE)])
         children.start()
+        # What start-up made lives as long as the process: out of the collector's full
+        # passes (15-30 ms each with the GIL held, on an ack's path otherwise).
+        gc.collect()
+        gc.freeze()
     _on_signals(bot, children, sandbox)
     if args.admin_port is not None:
         bot.start_admin_http(args.admin_host, args.admin_port)

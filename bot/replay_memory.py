@@ -4,9 +4,9 @@ On a SQLite file shared with the workers, a write waits for the one write lock, 
 a busy worker may hold for a while; the replay guard (``Store.remember_signature``)
 writes on every request. The front of one host (one ``amibot serve`` per SQLite file)
 keeps the signatures it accepted in memory instead, checks the ones an earlier run
-recorded with a read (WAL: no lock), and records each new one in the store from a
-thread of its own, right after. PostgreSQL has no such lock: its fronts, any number,
-keep the store's own check.
+recorded with a read (WAL: no lock), and records each new one from a thread of its
+own, right after — in its inbox (``bot.store.inbox``), a file no worker writes.
+PostgreSQL has no such lock: its fronts, any number, keep the store's own check.
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ class RequestService(HistoryUseCases):
     def __init__(self, config: Config, store: Store, sessions: AwsSessions, notifier: Notifier, worker: Worker,
                  runner: PlanRunner, directory: Directory, clock: Callable[[], float] = time.time,
                  preflight_slow_seconds: float = PREFLIGHT_SLOW_SECONDS, preflight_deadline_seconds: float = PREFLIGHT_DEADLINE_SECONDS,
-                 lifecycle: Lifecycle | None = None, jobs: Jobs | None = None):
+                 lifecycle: Lifecycle | None = None, jobs: Jobs | None = None, count_use: Callable[[str, int], int] | None = None):
         self.preflight_slow_seconds = preflight_slow_seconds
         self.preflight_deadline_seconds = preflight_deadline_seconds
         self.config = config
@@ -73,7 +73,7 @@ class RequestService(HistoryUseCases):
         self.visibility = listing.Visibility(config, lambda alias: self._owners(config.account(alias)), directory.channel_members)
         self.lifecycle = lifecycle or (runner.lifecycle if runner is not None else Lifecycle(store, notifier, clock=clock))
         self.approvals = Approvals(config, store, notifier, self.lifecycle, self.owner_users, directory.group_members)
-        self.access = Access(config, store.count_use, self.owner_users, directory.group_members)
+        self.access = Access(config, count_use or store.count_use, self.owner_users, directory.group_members)  # count_use: the front's inbox
 
     # -- slash commands ----------------------------------------------------------------
 

@@ -229,4 +229,14 @@ SCHEMA_CHANGES: list[str] = [
         claims INTEGER NOT NULL DEFAULT 0
     );
     """,
+    # Job claims and done marks in the store the workers write (issue 20): on SQLite
+    # the front keeps its jobs in a database of its own (``bot.store.inbox``, no worker
+    # writes it), so the tries of a job and its end are recorded here, by job id.
+    """
+    CREATE TABLE job_marks (
+        job_id BIGINT PRIMARY KEY,
+        claims INTEGER NOT NULL DEFAULT 0,
+        done_at REAL
+    );
+    """,
 ]

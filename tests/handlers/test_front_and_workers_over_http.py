@@ -104,6 +104,12 @@ def test_a_card_arrives_through_a_worker_and_a_killed_workers_run_is_finished_by
         assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         health = wait_until(lambda: (h := admin_health(admin))["workers"]["alive"] == 2 and h["workers"]["jobs_waiting"] == 0 and h)
         assert str(worker) not in " ".join(health["workers"]["holders"])
+        # The front wrote its jobs to its inbox, not to the file the workers write, and
+        # forgot them once the workers marked them done.
+        inbox = Store(db + "-front")
+        assert inbox.db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'jobs'").fetchone()[0] >= 2
+        assert store.db.execute("SELECT COUNT(*) FROM sqlite_sequence WHERE name = 'jobs'").fetchone()[0] == 0
+        assert wait_until(lambda: inbox.waiting_jobs() == [] and store.db.execute("SELECT COUNT(*) FROM job_marks").fetchone()[0] == 0)
     finally:
         front.stop()
         fake.stop()
