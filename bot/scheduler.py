@@ -149,8 +149,12 @@ class Clockwork:
             if not self.leases.claim(f"poll:{account}:{region}"):
                 continue  # another process polls this account-region and resumes its requests
             cache = self.runner.image_status
+            # Each copy's progress as its wait recorded it: between the once-a-minute full
+            # looks, DescribeImages asks only for the images that are no longer pending.
+            recorded = {(account, region, image_id): step.result.get("progress") for _, step, image_id in waits
+                        if "progress" in step.result and not step.result.get("misses")}
             try:
-                cache.refresh(self.runner.sessions, [(account, region, image_id) for _, _, image_id in waits])
+                cache.refresh(self.runner.sessions, [(account, region, image_id) for _, _, image_id in waits], recorded=recorded, now=now)
                 polled = True
             except Exception:
                 log.exception("batched image poll failed; steps will poll on their own")
