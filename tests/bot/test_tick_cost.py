@@ -254,3 +254,18 @@ def test_a_target_not_started_is_run_though_the_other_copies_are_unchanged(tmp_p
         world.clock.advance(61)
         world.worker.submitted.clear()
         assert 2 in world.clockwork.resume_waiting()
+
+
+def test_a_tick_reads_copies_in_flight_without_loading_whole_requests(tmp_path):
+    with tick_world(tmp_path, copies=20) as world:
+        world.clockwork.resume_waiting()
+        world.worker.submitted.clear()
+        world.clock.advance(61)
+        world.ec2.images[f"ami-{6:017x}"]["progress"] = 55  # request 7 moved
+        loaded: list = []
+        for name in ("get", "find"):
+            real = getattr(world.store, name)
+            setattr(world.store, name, lambda *a, _real=real, _name=name, **k: loaded.append(_name) or _real(*a, **k))
+        world.worker.runs = False
+        assert world.clockwork.resume_waiting() == [7]
+        assert loaded == []  # the narrow read only; the engine loads request 7 when it runs it
