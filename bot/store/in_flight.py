@@ -12,12 +12,22 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
+
+
+@lru_cache(maxsize=8192)
+def _parsed(text: str) -> dict[str, Any]:
+    """A step's params or result JSON, parsed once per distinct text: a wait's params
+    never change and its result only when the copy moves, so a tick over hundreds of
+    copies parses almost nothing. Shared: read it, never change it."""
+    return json.loads(text)
 
 
 @dataclass(frozen=True)
 class PendingWait:
-    """A pending wait step: where, its params and what it recorded so far."""
+    """A pending wait step: where, its params and what it recorded so far (shared
+    parsed JSON: read-only)."""
 
     seq: int
     account_id: str
@@ -62,5 +72,5 @@ class InFlightStore:
             if request is None:
                 request = found[row[0]] = InFlight(row[0], row[1], row[2], row[3], row[4], row[5])
             if row[6] is not None:
-                request.waits.append(PendingWait(row[6], row[7], row[8], json.loads(row[9]), json.loads(row[10] or "{}")))
+                request.waits.append(PendingWait(row[6], row[7], row[8], _parsed(row[9]), _parsed(row[10] or "{}")))
         return list(found.values())
