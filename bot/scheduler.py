@@ -195,7 +195,7 @@ class Clockwork:
             results = {s.seq: s.result for s in whole.steps}
             waits = [(PendingWait(s.seq, s.account_id, s.region, s.params, s.result), image_of(s.params, results)) for s in whole.steps
                      if s.state == STEP_PENDING and s.action == WaitImageAvailable.name]
-            return [(w, image_id) for w, image_id in waits if image_id]
+            return [(w, image_id) for w, image_id in waits if image_id] or None
         if request.first_open not in {w.seq for w in request.waits}:
             return None
         waits = [(w, w.result.get("image_id") or w.params.get("image_id")) for w in request.waits]
