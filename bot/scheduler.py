@@ -26,8 +26,9 @@ from bot.engine import PlanRunner, request_lease
 from bot.leases import Leases
 from bot.lifecycle import Lifecycle
 from bot.notifier import Notifier
-from bot.requests import ACTIVE, APPROVED, CANCELLED, PENDING_APPROVAL, RUNNING, STEP_DONE, Request, Step
+from bot.requests import ACTIVE, APPROVED, CANCELLED, PENDING_APPROVAL, RUNNING, STEP_DONE, STEP_PENDING, Request
 from bot.store import Store
+from bot.store.in_flight import InFlight, PendingWait
 from bot.worker import Worker
 from bot import messages, plan_groups, slacktext
 
@@ -110,8 +111,10 @@ class Clockwork:
         request whose last progress could not be shown within the edit interval."""
         now = self.clock()
         taken = self.leases.held_by_others("request:")
-        due = []
-        for request in self.store.find(states=(APPROVED, RUNNING), limit=10_000):
+        due: list[InFlight] = []
+        # The narrow read (bot/store/in_flight.py): timing columns and pending waits
+        # only; a request that needs work is loaded whole by the engine that runs it.
+        for request in self.store.in_flight((APPROVED, RUNNING), WaitImageAvailable.name):
             if request_lease(request.id) in taken:
                 continue  # another process is running it
             if request.wake_at is not None and request.wake_at > now:
@@ -124,33 +127,29 @@ class Clockwork:
         self._quiet_until = {k: v for k, v in self._quiet_until.items() if v > now}
         if not due:
             return []
-        image_waits: dict[tuple[str, str], list[tuple[Request, Step, str]]] = {}
+        image_waits: dict[tuple[str, str], list[tuple[InFlight, PendingWait, str]]] = {}
         others = []
         for request in due:
-            waits = []
-            # Every image the request waits on (a distribution waits on one per target).
-            results = {s.seq: s.result for s in request.steps}
-            for step in request.steps:
-                if step.state != "pending" or step.action != WaitImageAvailable.name:
-                    continue
-                image_id = image_of(step.params, results)
-                if image_id:
-                    waits.append((step, image_id))
-            nexts = plan_groups.next_steps(request)
-            if not waits or nexts is None or any(s.action != WaitImageAvailable.name for s in nexts):
+            waits = self._copies_in_flight(request)
+            if waits is None:
                 # Something other than a copy in flight is next (a target not started
                 # when the process running it stopped, a failure to finish): run it.
                 others.append(request)
-            for step, image_id in waits:
-                image_waits.setdefault((step.account_id, step.region), []).append((request, step, image_id))
+                continue
+            for wait, image_id in waits:
+                image_waits.setdefault((wait.account_id, wait.region), []).append((request, wait, image_id))
         resumed = {r.id: r for r in others}
-        quiet: dict[int, Request] = {}
+        quiet: dict[int, InFlight] = {}
         for (account, region), waits in image_waits.items():
             if not self.leases.claim(f"poll:{account}:{region}"):
                 continue  # another process polls this account-region and resumes its requests
             cache = self.runner.image_status
+            # Each copy's progress as its wait recorded it: between the once-a-minute full
+            # looks, DescribeImages asks only for the images that are no longer pending.
+            recorded = {(account, region, image_id): step.result.get("progress") for _, step, image_id in waits
+                        if "progress" in step.result and not step.result.get("misses")}
             try:
-                cache.refresh(self.runner.sessions, [(account, region, image_id) for _, _, image_id in waits])
+                cache.refresh(self.runner.sessions, [(account, region, image_id) for _, _, image_id in waits], recorded=recorded, now=now)
                 polled = True
             except Exception:
                 log.exception("batched image poll failed; steps will poll on their own")
@@ -169,7 +168,7 @@ class Clockwork:
             self.worker.submit(self.runner.run, request.id)
         return list(resumed)
 
-    def _progress_owed(self, request: Request, now: float) -> bool:
+    def _progress_owed(self, request: InFlight, now: float) -> bool:
         """A progress change was recorded after the last one shown (it came within the
         edit interval) and the interval is over: the request is resumed once so the
         card and the progress reply catch up."""
@@ -180,15 +179,35 @@ class Clockwork:
         # a moment later): a later change moved updated_at past it by a tick or more.
         return (request.updated_at or 0.0) - shown > 1.0
 
+    def _copies_in_flight(self, request: InFlight) -> list[tuple[PendingWait, str]] | None:
+        """The images ``request`` waits on (a distribution waits on one per target), or
+        None when something other than copies in flight comes next (it is run). A plan
+        without groups: its first step not done must be a pending wait that recorded
+        its image. A distribution's groups are decided on the whole request
+        (``plan_groups.next_steps``), loaded for it alone."""
+        if not request.waits:
+            return None
+        if any(plan_groups.group_name(w.params) for w in request.waits):
+            whole = self.store.get(request.id)
+            nexts = plan_groups.next_steps(whole)
+            if nexts is None or any(s.action != WaitImageAvailable.name for s in nexts):
+                return None
+            results = {s.seq: s.result for s in whole.steps}
+            waits = [(PendingWait(s.seq, s.account_id, s.region, s.params, s.result), image_of(s.params, results)) for s in whole.steps
+                     if s.state == STEP_PENDING and s.action == WaitImageAvailable.name]
+            return [(w, image_id) for w, image_id in waits if image_id] or None
+        if request.first_open not in {w.seq for w in request.waits}:
+            return None
+        waits = [(w, w.result.get("image_id") or w.params.get("image_id")) for w in request.waits]
+        if not any(image_id and w.seq == request.first_open for w, image_id in waits):
+            return None  # the next wait has not said which image yet: running it does
+        return [(w, image_id) for w, image_id in waits if image_id]
+
     @staticmethod
-    def _poll_delay(request: Request) -> float:
+    def _poll_delay(request: InFlight) -> float:
         """When an unchanged copy is looked at again: as its step asked (its poll
         interval, spread by the action's policy), the soonest of its waits."""
-        return min(
-            (WaitImageAvailable.retry.spread(float(s.params.get("poll_seconds", 30))) for s in request.steps
-             if s.state == "pending" and s.action == WaitImageAvailable.name),
-            default=30.0,
-        )
+        return min((WaitImageAvailable.retry.spread(float(w.params.get("poll_seconds", 30))) for w in request.waits), default=30.0)
 
     def check_drift(self) -> int:
         """When due (``bot.drift_check_hours``, daily by default): compare what

@@ -62,8 +62,23 @@ def look_up_image(ec2: Any, image_id: str) -> dict[str, Any] | None:
     return images[0]
 
 
-def poll_images(client: Any, image_ids: list[str]) -> dict[str, ImageStatus]:
+# The image states that end a wait, for DescribeImages' ``state`` filter (EC2 API
+# Reference, DescribeImages, Filter.N ``state``; the values are the ImageState enum:
+# pending | available | invalid | deregistered | transient | failed | error | disabled).
+# ``pending`` and ``transient`` are left out: a copy still going is not in the answer.
+NOT_PENDING = ("available", "failed", "invalid", "deregistered", "error", "disabled")
+
+
+def poll_images(client: Any, image_ids: list[str], *, finished_only: dict[str, int | None] | None = None) -> dict[str, ImageStatus]:
     """One DescribeImages and one DescribeSnapshots (by id) for many images.
+
+    With ``finished_only`` (image id → the progress last read), DescribeImages asks
+    only for images no longer pending (the ``state`` filter) and DescribeSnapshots is
+    not called: the answer is small however many copies are in flight. An image absent
+    from that answer is reported ``pending`` at its last progress — which is only true
+    because the filter left it out: a deregistered image that AWS already answers
+    empty for looks the same, so the caller must also look without the filter now
+    and then (``ImageStatusCache``: once a minute per account-region).
 
     What a failed read means is decided by ``aws.errors.read_outcome``: only
     ``InvalidAMIID.*`` makes an image ``missing``; a throttle, a 5xx or no answer makes
@@ -71,9 +86,11 @@ def poll_images(client: Any, image_ids: list[str]) -> dict[str, ImageStatus]:
     statuses: dict[str, ImageStatus] = {}
     found: dict[str, dict[str, Any]] = {}
     unreadable: dict[str, str] = {}
+    filters = [{"Name": "state", "Values": list(NOT_PENDING)}] if finished_only is not None else None
 
     def describe(ids: list[str]) -> None:
-        for image in client.describe_images(ImageIds=ids)["Images"]:
+        answer = client.describe_images(ImageIds=ids, Filters=filters) if filters else client.describe_images(ImageIds=ids)
+        for image in answer["Images"]:
             found[image["ImageId"]] = image
 
     if image_ids:
@@ -98,7 +115,7 @@ def poll_images(client: Any, image_ids: list[str]) -> dict[str, ImageStatus]:
                             raise
     snapshot_ids = [m["Ebs"]["SnapshotId"] for i in found.values() for m in i.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")]
     progress: dict[str, int] = {}
-    if snapshot_ids:
+    if snapshot_ids and finished_only is None:
         try:
             for snap in client.describe_snapshots(SnapshotIds=snapshot_ids)["Snapshots"]:
                 progress[snap["SnapshotId"]] = int(str(snap.get("Progress") or "0").rstrip("%") or 0)
@@ -109,6 +126,9 @@ def poll_images(client: Any, image_ids: list[str]) -> dict[str, ImageStatus]:
         image = found.get(image_id)
         if image_id in unreadable:
             statuses[image_id] = ImageStatus("unreadable", None, unreadable[image_id], (), now)
+            continue
+        if image is None and finished_only is not None:
+            statuses[image_id] = ImageStatus("pending", finished_only.get(image_id), None, (), now)
             continue
         if image is None:
             statuses[image_id] = ImageStatus("missing", None, None, (), now)
@@ -131,22 +151,42 @@ def _words(error: Exception) -> str:
 
 
 class ImageStatusCache:
-    """Latest status of every image being waited on, refreshed in batches."""
+    """Latest status of every image being waited on, refreshed in batches.
 
-    def __init__(self, max_age: float = 30.0):
+    A full look (DescribeImages without a filter, and DescribeSnapshots for progress)
+    is made at most once every ``full_every`` seconds per account-region — progress is
+    shown at most once a minute anyway, and the full look is what notices an image
+    that is gone. In between, a refresh that is told each image's last progress asks
+    only for the images that are no longer pending (``poll_images(finished_only=…)``)."""
+
+    def __init__(self, max_age: float = 30.0, full_every: float = 60.0):
         self.max_age = max_age
+        self.full_every = full_every
         self._lock = threading.Lock()
         self._statuses: dict[tuple[str, str, str], ImageStatus] = {}
+        self._full_at: dict[tuple[str, str], float] = {}  # account-region -> when its last full look was (caller's clock)
 
-    def refresh(self, sessions: AwsSessions, waiting: Iterable[tuple[str, str, str]], tag: str = "poller") -> int:
+    def refresh(self, sessions: AwsSessions, waiting: Iterable[tuple[str, str, str]], tag: str = "poller", *,
+                recorded: dict[tuple[str, str, str], int | None] | None = None, now: float | None = None) -> int:
         """Poll every (account, region, image) in ``waiting`` with one call pair per
-        account and region. Returns how many DescribeImages calls were made."""
+        account and region. ``recorded`` (each image's progress as its wait recorded it)
+        and ``now`` (the caller's clock) allow the light look between full ones; an
+        image not in ``recorded`` makes the look full. Returns how many DescribeImages
+        calls were made."""
         groups: dict[tuple[str, str], list[str]] = {}
         for account, region, image_id in waiting:
             groups.setdefault((account, region), []).append(image_id)
         for (account, region), image_ids in groups.items():
             client = sessions.client("ec2", account, region, tag)
-            for image_id, status in poll_images(client, sorted(set(image_ids))).items():
+            ids = sorted(set(image_ids))
+            light = None
+            if recorded is not None and now is not None and now - self._full_at.get((account, region), float("-inf")) < self.full_every \
+                    and all((account, region, i) in recorded for i in ids):
+                light = {i: recorded[(account, region, i)] for i in ids}
+            statuses = poll_images(client, ids, finished_only=light)
+            if light is None and now is not None and not any(s.state == "unreadable" for s in statuses.values()):
+                self._full_at[(account, region)] = now
+            for image_id, status in statuses.items():
                 with self._lock:
                     self._statuses[(account, region, image_id)] = status
         return len(groups)

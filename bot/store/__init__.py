@@ -2,7 +2,7 @@
 SQLite (the default, one process) or PostgreSQL (any number of processes).
 
 - ``core.py``: the ``Store``, composed of one part per concern (``requests``,
-  ``events``, ``outbox``, ``slack_messages``, ``replays``, ``home``, ``leases``,
+  ``in_flight`` (the tick's narrow read), ``events``, ``outbox``, ``slack_messages``, ``replays``, ``home``, ``leases``,
   ``holdings``, ``drift``, ``counts``, ``rates``) over one connection (``connection.py``). A new
   method goes in the module of its concern; a new concern is a new module and one more
   base of ``Store``.

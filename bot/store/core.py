@@ -22,6 +22,7 @@ from typing import Any
 from bot.store.counts import CountStore
 from bot.store.drift import DriftStore
 from bot.store.holdings import HoldingStore
+from bot.store.in_flight import InFlightStore
 from bot.store.home import HomeStore
 from bot.store.jobs import JobStore
 from bot.store.leases import LeaseStore
@@ -34,7 +35,7 @@ from bot.store.slack_messages import SlackMessageStore
 from bot.store.votes import VoteStore
 
 
-class Store(RequestStore, VoteStore, OutboxStore, SlackMessageStore, ReplayStore, HomeStore, LeaseStore, HoldingStore, DriftStore, CountStore, RateStore, JobStore):
+class Store(RequestStore, InFlightStore, VoteStore, OutboxStore, SlackMessageStore, ReplayStore, HomeStore, LeaseStore, HoldingStore, DriftStore, CountStore, RateStore, JobStore):
     """All persistence of amibot, on SQLite or PostgreSQL (``target``: a file path, or
     nothing for ``amibot.db``; or a ``postgresql://…`` URL). Thread-safe: one
     connection per thread."""

@@ -91,7 +91,8 @@ def _describe_images(self: Any, state: _State, original: Callable[..., Any]) -> 
             raise MalformedAMIIdError(malformed)
         from offline.sandbox.lags import permission_lagging
 
-        images = [ami for ami in images if ami.id in ami_ids and not permission_lagging(self, state, ami.id, caller)]
+        wanted = set(ami_ids)  # a set: a poll of hundreds of copies asks for hundreds of ids
+        images = [ami for ami in images if ami.id in wanted and not permission_lagging(self, state, ami.id, caller)]
         found = {ami.id for ami in images}
         missing = [i for i in ami_ids if i not in found and i not in own.deleted_amis]
         if missing:

@@ -24,18 +24,25 @@ ACCOUNT, REGION = "222222222222", "eu-west-1"
 
 
 class Ec2:
-    """DescribeImages/DescribeSnapshots over images whose state and progress the test sets."""
+    """DescribeImages/DescribeSnapshots over images whose state and progress the test
+    sets. Like AWS: the ``state`` filter leaves out the images in other states, and an
+    image whose state is ``gone`` (deregistered a while ago) is answered empty."""
 
     def __init__(self):
         self.images: dict[str, dict[str, Any]] = {}
         self.calls = 0
+        self.filtered = 0  # DescribeImages calls with the state filter
+        self.snapshot_calls = 0
 
-    def describe_images(self, ImageIds: list[str]) -> dict[str, Any]:
+    def describe_images(self, ImageIds: list[str], Filters: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         self.calls += 1
+        states = next((set(f["Values"]) for f in Filters or [] if f["Name"] == "state"), None)
+        self.filtered += states is not None
         return {"Images": [{"ImageId": i, "State": self.images[i]["state"], "BlockDeviceMappings": [{"Ebs": {"SnapshotId": f"snap-{i[4:]}"}}]}
-                           for i in ImageIds]}
+                           for i in ImageIds if self.images[i]["state"] != "gone" and (states is None or self.images[i]["state"] in states)]}
 
     def describe_snapshots(self, SnapshotIds: list[str]) -> dict[str, Any]:
+        self.snapshot_calls += 1
         return {"Snapshots": [{"SnapshotId": s, "Progress": f"{self.images['ami-' + s[5:]]['progress']}%"} for s in SnapshotIds]}
 
 
@@ -158,10 +165,25 @@ def test_a_copy_that_finished_or_failed_is_noticed_on_the_next_tick(tmp_path):
         assert world.store.get(3).state == "failed" and world.store.get(4).state == "failed"
 
 
+def test_progress_is_read_once_a_minute_and_shown_then(tmp_path):
+    with tick_world(tmp_path, copies=1) as world:
+        world.clockwork.resume_waiting()  # shown at 40 %
+        world.clock.advance(35)
+        world.ec2.images[f"ami-{0:017x}"]["progress"] = 45
+        assert world.clockwork.resume_waiting() == []  # a light look: progress is not read within the minute
+        world.clock.advance(35)  # the full look: 45 % read, recorded and shown
+        assert world.clockwork.resume_waiting() == [1]
+        request = world.store.get(1)
+        assert "45%" in request.progress and request.progress_shown_at == world.clock()
+        world.clock.advance(35)
+        assert world.clockwork.resume_waiting() == []  # caught up: left be again
+
+
 def test_progress_held_back_by_the_edit_interval_is_shown_once_it_is_over(tmp_path):
     with tick_world(tmp_path, copies=1) as world:
         world.clockwork.resume_waiting()  # shown at 40 %
         world.clock.advance(35)
+        world.clockwork.runner.image_status.full_every = 30  # this account-region's full look comes within the edit minute
         world.ec2.images[f"ami-{0:017x}"]["progress"] = 45
         assert world.clockwork.resume_waiting() == [1]  # recorded, not shown (within the minute)
         request = world.store.get(1)
@@ -172,6 +194,36 @@ def test_progress_held_back_by_the_edit_interval_is_shown_once_it_is_over(tmp_pa
         assert world.store.get(1).progress_shown_at > shown_at
         world.clock.advance(35)
         assert world.clockwork.resume_waiting() == []  # caught up: left be again
+
+
+def test_between_full_looks_only_images_no_longer_pending_are_asked_for(tmp_path):
+    with tick_world(tmp_path, copies=20) as world:
+        world.clockwork.resume_waiting()  # the first look is a full one
+        world.worker.submitted.clear()
+        assert (world.ec2.filtered, world.ec2.snapshot_calls) == (0, 1)
+        world.clock.advance(35)
+        world.ec2.images[f"ami-{4:017x}"]["state"] = "available"
+        world.ec2.images[f"ami-{5:017x}"]["state"] = "failed"
+        assert sorted(world.clockwork.resume_waiting()) == [5, 6]  # noticed at the light look
+        assert (world.ec2.filtered, world.ec2.snapshot_calls) == (1, 1)  # filtered, and no DescribeSnapshots
+        assert world.store.get(5).state == SUCCEEDED and world.store.get(6).state == "failed"
+        world.clock.advance(35)  # a minute since the full look: the next one is full again
+        world.clockwork.resume_waiting()
+        assert (world.ec2.filtered, world.ec2.snapshot_calls) == (1, 2)
+
+
+def test_an_image_gone_between_looks_is_noticed_by_the_full_look(tmp_path):
+    """AWS answers a deregistered image empty after a while: absent from a filtered
+    answer it would look pending forever; the unfiltered look once a minute sees it."""
+    with tick_world(tmp_path, copies=3) as world:
+        world.clockwork.resume_waiting()
+        world.worker.submitted.clear()
+        world.clock.advance(35)
+        world.ec2.images[f"ami-{1:017x}"]["state"] = "gone"
+        assert world.clockwork.resume_waiting() == []  # the light look cannot tell it from pending
+        world.clock.advance(35)
+        assert world.clockwork.resume_waiting() == [2]  # the full look finds it missing
+        assert world.store.get(2).steps[0].result.get("misses") == 1
 
 
 def test_a_restart_looks_at_every_copy_again(tmp_path):
@@ -202,3 +254,18 @@ def test_a_target_not_started_is_run_though_the_other_copies_are_unchanged(tmp_p
         world.clock.advance(61)
         world.worker.submitted.clear()
         assert 2 in world.clockwork.resume_waiting()
+
+
+def test_a_tick_reads_copies_in_flight_without_loading_whole_requests(tmp_path):
+    with tick_world(tmp_path, copies=20) as world:
+        world.clockwork.resume_waiting()
+        world.worker.submitted.clear()
+        world.clock.advance(61)
+        world.ec2.images[f"ami-{6:017x}"]["progress"] = 55  # request 7 moved
+        loaded: list = []
+        for name in ("get", "find"):
+            real = getattr(world.store, name)
+            setattr(world.store, name, lambda *a, _real=real, _name=name, **k: loaded.append(_name) or _real(*a, **k))
+        world.worker.runs = False
+        assert world.clockwork.resume_waiting() == [7]
+        assert loaded == []  # the narrow read only; the engine loads request 7 when it runs it
