@@ -158,7 +158,7 @@ class Lifecycle:
             # then the rest (the IAM statement is behind a button: results.statement_button).
             said = f":tada: {messages.mention(request.requester)} {request.display_id} is done: {registry.alert(request)}." + moved
             if request.active_until:
-                said += f" The share ends automatically at {messages.when(request.active_until)}."
+                said += f" The share ends automatically at {messages.slack_date(request.active_until)}."
                 if request.params.get("shortened_by"):  # Approve for less time
                     said += (f" {messages.mention(request.params['shortened_by'])} approved it for {request.params['duration_seconds'] / 3600:g} h "
                              f"(asked: {request.params['asked_seconds'] / 3600:g} h).")
@@ -183,10 +183,10 @@ class Lifecycle:
             extension.params["moved_to"] = until
             self.store.set_params(extension.id, extension.params)
             self.store.note(share.id, extension.requester, f"end moved to {messages.when(until)} by {extension.display_id}")
-            self.notifier.reply(share.id, f":hourglass: {share.display_id}'s share now ends at {messages.when(until)} (extended by {extension.display_id}).",
+            self.notifier.reply(share.id, f":hourglass: {share.display_id}'s share now ends at {messages.slack_date(until)} (extended by {extension.display_id}).",
                                 dedupe=f"extended:{extension.id}")
             self.notifier.update_root(share.id)
-        return f" {share.display_id} now ends at {messages.when(float(extension.params['moved_to']))}."
+        return f" {share.display_id} now ends at {messages.slack_date(float(extension.params['moved_to']))}."
 
     def failed(self, request_id: int, seq: int, description: str, error_words: str, report: UndoReport) -> bool:
         """A step failed and what the request added was undone."""

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from bot import cards, slacktext
 from bot.verbs import registry
 from bot.errors import AmibotError, UsageError
-from bot.plantext import step_line, when  # noqa: F401  (when: messages.when for its callers)
+from bot.plantext import slack_date, step_line, when  # noqa: F401  (when, slack_date: for its callers)
 from bot.requests import STATE_LABELS, Request
 
 log = logging.getLogger("amibot")

@@ -268,7 +268,7 @@ class Clockwork:
                 self.store.set_fields(request.id, reminded=request.reminded | self.REMINDED_SHARE_ENDING)
                 self.notifier.reply(
                     request.id,
-                    f":hourglass: {messages.mention(request.requester)} {request.display_id}'s share ends at {messages.when(request.active_until)}; "
+                    f":hourglass: {messages.mention(request.requester)} {request.display_id}'s share ends at {messages.slack_date(request.active_until)}; "
                     "it will be removed automatically. Ask again with a new request if it is still needed.",
                     dedupe=f"ending:{request.id}",
                 )
@@ -312,14 +312,14 @@ class Clockwork:
             self.notifier.reply(
                 request.id,
                 f":warning: {request.display_id}'s share is due to end, but not everything could be removed yet: {what}. "
-                f"The share stays in force and amibot keeps trying (next attempt at {messages.when(now + delay)}).",
+                f"The share stays in force and amibot keeps trying (next attempt at {messages.slack_date(now + delay)}).",
                 dedupe=f"revoke-retry:{request.id}",
             )
         if attempts == self.REVOKE_TELL_OWNERS_AFTER:
             owners = " ".join(messages.mention(o) for a in request.approver_accounts for o in self.notifier.owners_of(a))
             self.notifier.reply(
                 request.id,
-                f":rotating_light: {owners} {request.display_id}'s share should have ended at {messages.when(request.active_until)} "
+                f":rotating_light: {owners} {request.display_id}'s share should have ended at {messages.slack_date(request.active_until)} "
                 f"but removing it has failed {attempts} times: {what}. Access is still in place. amibot keeps trying; "
                 "to remove it now by hand, fix the cause (often the member role's permissions) or run the unshare yourself.",
                 broadcast=True,
