@@ -373,5 +373,10 @@ class Notifier(PacedDelivery, CardPosting):
         self.store.finish_outbox(row["id"], "failed", "no root message")
         return "failed"
 
+    def paced_until(self) -> float | None:
+        """When the earliest row held back by pacing in the last flush may go (store
+        clock), or None."""
+        return self._paced_until
+
     def pending_count(self) -> int:
         return len(self.store.pending_outbox(limit=10_000))
