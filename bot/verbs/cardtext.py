@@ -4,7 +4,8 @@ phone).
 
 A verb's ``card(request) -> CardFacts`` fills the fields (*AMI*, *From → To*,
 *Access*, *Duration*) and the warning lines; its ``risk(request)`` is the one risk
-line (the card and the Approve confirm). Accounts are named by their configured
+line (the card and the Approve confirm); its ``alert(request)`` the lock-screen words
+(``alert_ami``, ``alert_place``, ``several``: shorter than the card's). Accounts are named by their configured
 name (the alias) everywhere here; account ids appear only in the exact changes.
 Every value from users or AWS (an AMI's name, a tag) goes through
 :mod:`bot.slacktext`.
@@ -34,10 +35,15 @@ class CardFacts:
     subject_label: str = "AMI"
 
 
+def _image_name(request: Request) -> str:
+    """The AMI's name as the preflight read it ("" when it has none)."""
+    return str((request.facts.get("image") or {}).get("name") or "")
+
+
 def ami(request: Request) -> str:
     """The AMI as the card shows it: its name (escaped, capped) and its id."""
     image_id = request.params.get("image_id") or ""
-    name = str((request.facts.get("image") or {}).get("name") or "")
+    name = _image_name(request)
     if len(name) > AMI_NAME_LIMIT:
         name = name[: AMI_NAME_LIMIT - 1] + "…"
     return f"{escape(name)} ({image_id})" if name else str(image_id)
@@ -46,6 +52,26 @@ def ami(request: Request) -> str:
 def place(account: Any, region: Any) -> str:
     """An account and region as people say it: ``prod (us-east-1)``."""
     return f"{escape(account)} ({escape(region)})" if region else escape(account)
+
+
+# -- the lock screen: shorter words, for an approver's notification (each verb's alert) --
+
+
+def alert_ami(request: Request) -> str:
+    """The AMI as people know it: its name, else its id."""
+    name = _image_name(request)
+    return escape(name) if name else escape(request.params.get("image_id") or "an AMI")
+
+
+def alert_place(alias: object, region: object = None, home_region: object = None) -> str:
+    """An account by its name, with the region where it differs from ``home_region``."""
+    return escape(f"{alias}:{region}" if region and region != home_region else alias)
+
+
+def several(names: list[str], shown: int = 3) -> str:
+    """``a, b, c`` or ``a, b, c +2``: a list kept short for a phone."""
+    head = ", ".join(escape(n) for n in names[:shown])
+    return head + (f" +{len(names) - shown}" if len(names) > shown else "")
 
 
 def names(aliases: list[str] | tuple[str, ...]) -> str:

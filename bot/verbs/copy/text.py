@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.requests import Request
-from bot.verbs import wording
+from bot.verbs import cardtext
 from bot.verbs.common import statement_pointer, statement_text, verified_launch_notes
 from bot.slacktext import escape
 from bot.verbs.cardtext import CardFacts, ami, aws_managed, aws_managed_warning, key_name, place
@@ -51,5 +51,5 @@ def statement(request: Request) -> str | None:
 def alert(request: Request) -> str:
     """What a copy asks, for a lock screen: ``copy payments-api-2026.11 prod → dev:eu-west-1``."""
     params = request.params
-    return (f"copy {wording.ami(request)} {wording.place(params.get('source'), params.get('source_region'), params.get('target_region'))}"
-            f" → {wording.place(params.get('target'), params.get('target_region'), params.get('source_region'))}")
+    return (f"copy {cardtext.alert_ami(request)} {cardtext.alert_place(params.get('source'), params.get('source_region'), params.get('target_region'))}"
+            f" → {cardtext.alert_place(params.get('target'), params.get('target_region'), params.get('source_region'))}")

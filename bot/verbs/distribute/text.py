@@ -4,7 +4,7 @@ confirm)."""
 from __future__ import annotations
 
 from bot.requests import Request
-from bot.verbs import wording
+from bot.verbs import cardtext
 from bot.slacktext import escape
 from bot.verbs.cardtext import CardFacts, ami, aws_managed, aws_managed_warning, names, place
 
@@ -63,5 +63,5 @@ def card(request: Request) -> CardFacts:
 def alert(request: Request) -> str:
     """What a distribution asks, for a lock screen: ``distribute payments-api-2026.11 prod → dev:eu-west-1, prod:eu-west-1 +1``."""
     params = request.params
-    targets = wording.several(params.get("targets") or []) or "no new target"
-    return f"distribute {wording.ami(request)} {wording.place(params.get('source'))} → {targets}"
+    targets = cardtext.several(params.get("targets") or []) or "no new target"
+    return f"distribute {cardtext.alert_ami(request)} {cardtext.alert_place(params.get('source'))} → {targets}"

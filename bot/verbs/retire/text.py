@@ -10,7 +10,7 @@ from aws.actions.holdings import launch_permission_resource
 from aws.actions.retire import DisableImage
 from aws.actions.share import launch_permission_entries
 from bot.requests import ACTIVE, STEP_DONE, STEP_UNDONE, Request
-from bot.verbs import wording
+from bot.verbs import cardtext
 from bot.verbs.cardtext import CardFacts, ami, place
 from bot.verbs.common import CHANGED_AWS_STATES
 
@@ -75,5 +75,5 @@ def alert(request: Request) -> str:
     """What a retire request asks, for a lock screen: ``deregister base-al2023 in prod and 2 copies``."""
     params = request.params
     copies = len(params.get("targets") or []) - 1
-    return (f"{params.get('mode') or 'retire'} {wording.ami(request)} in {wording.place(params.get('source'))}"
+    return (f"{params.get('mode') or 'retire'} {cardtext.alert_ami(request)} in {cardtext.alert_place(params.get('source'))}"
             + (f" and {copies} cop{'y' if copies == 1 else 'ies'}" if copies > 0 else ""))

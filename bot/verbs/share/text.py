@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.requests import Request
-from bot.verbs import wording
+from bot.verbs import cardtext
 from bot.verbs.common import statement_pointer, statement_text, verified_launch_notes
 from bot.slacktext import escape
 from bot.verbs.cardtext import CardFacts, ami, duration, encrypted, names, place, source_key_names
@@ -104,6 +104,6 @@ def statement(request: Request) -> str | None:
 def alert(request: Request) -> str:
     """What a share asks, for a lock screen: ``share payments-api-2026.11 prod → dev``."""
     params = request.params
-    to = wording.several(params.get("targets") or []) or ("the organisation" + (f" OU {params['ou_id']}" if params.get("ou_id") else ""))
+    to = cardtext.several(params.get("targets") or []) or ("the organisation" + (f" OU {params['ou_id']}" if params.get("ou_id") else ""))
     hours = (params.get("duration_seconds") or 0) / 3600
-    return f"share {wording.ami(request)} {wording.place(params.get('source'))} → {to}" + (f" for {hours:g} h" if hours else "")
+    return f"share {cardtext.alert_ami(request)} {cardtext.alert_place(params.get('source'))} → {to}" + (f" for {hours:g} h" if hours else "")

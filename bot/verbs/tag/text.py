@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bot.requests import Request
-from bot.verbs import wording
-from bot.slacktext import code
+from bot.verbs import cardtext
+from bot.slacktext import code, escape
 from bot.verbs.cardtext import CardFacts, ami, place
 
 
@@ -20,7 +20,7 @@ def alert(request: Request) -> str:
     """What a tag request asks, for a lock screen: ``tag payments-api-2026.11 in prod: tier=gold``."""
     params = request.params
     tags = ", ".join(f"{k}={v}" for k, v in (params.get("tags") or {}).items())
-    return f"tag {wording.ami(request)} in {wording.place(params.get('source'))}: {wording.escape(tags if len(tags) < 60 else tags[:59] + '…')}"
+    return f"tag {cardtext.alert_ami(request)} in {cardtext.alert_place(params.get('source'))}: {escape(tags if len(tags) < 60 else tags[:59] + '…')}"
 def card(request: Request) -> CardFacts:
     """A tag request's card fields: no account gains or loses access."""
     params = request.params

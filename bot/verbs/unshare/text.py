@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.requests import Request
-from bot.verbs import wording
+from bot.verbs import cardtext
 from bot.verbs.cardtext import CardFacts, ami, encrypted, place
 from bot.verbs.share.text import access_risk, to_words
 
@@ -31,5 +31,5 @@ def card(request: Request) -> CardFacts:
 def alert(request: Request) -> str:
     """What an unshare asks, for a lock screen: ``remove dev's access to payments-api-2026.11 in prod``."""
     params = request.params
-    who = wording.several(params.get("targets") or []) or "the organisation"
-    return f"remove {who}'s access to {wording.ami(request)} in {wording.place(params.get('source'))}"
+    who = cardtext.several(params.get("targets") or []) or "the organisation"
+    return f"remove {who}'s access to {cardtext.alert_ami(request)} in {cardtext.alert_place(params.get('source'))}"
