@@ -13,10 +13,12 @@ region, whatever N), and each tick is timed with what it resumes (the worker dra
 split into its duties, the poll and decision, the resumed steps and the Slack flush.
 A tick where every copy is unchanged is the one the goal is about (issue 20:
 tick(500) ≤ 5 × tick(1)). Timed ticks come 40 s apart (a copy's poll interval is
-30 s): the *light* tick between full looks asks DescribeImages only for images no
-longer pending (the state filter; no DescribeSnapshots), the *full* tick, at most once
-a minute per account-region, reads every image and its snapshots' progress. Both are
-reported. A tick where one copy in ten moved (1 % further, a full look) shows what a
+30 s): the *light* tick between full looks asks DescribeImages only for the account's
+own images tagged ``amibot:disposable = true`` and no longer pending (no ids, no
+DescribeSnapshots), the *full* tick, at most once a minute per account-region, reads
+every image and its snapshots' progress. Both are reported (median and slowest of
+TICKS each; the goal is judged on the medians: one copy's ~3 ms tick has outliers from
+the stack's other threads as large as the tick). A tick where one copy in ten moved (1 % further, a full look) shows what a
 moved copy costs (it is resumed and recorded). The baseline, in the same
 process on the same pending images: boto3's ``image_available`` waiter, one per
 image, each polling once (one ``DescribeImages`` per image per round).
@@ -33,11 +35,12 @@ from common import ROOT  # noqa: F401 (puts the project on sys.path)
 
 from botocore.exceptions import WaiterError
 
+from aws.actions.disposable import disposable_tags
 from offline import rehearsal
 from offline.demo import offline_stack
 
 SIZES = tuple(int(n) for n in os.environ.get("BENCH_COPIES", "1,10,100,500").split(","))
-TICKS = 3  # timed ticks of each kind (light and full) per size; the slowest is reported
+TICKS = 7  # timed ticks of each kind (light and full) per size; median and slowest reported
 GOAL_RATIO = 5.0  # issue 20: tick(500) ≤ 5 × tick(1), in the same run
 LOOK_APART = 40  # s between timed ticks: past a copy's poll interval (30 s ± 10 %), two make a minute (a full look)
 MOVED_SHARE = 10  # the "some moved" tick: one copy in this many moves 1 %
@@ -90,7 +93,9 @@ class CopiesInFlight:
             in_first = sum(1 for i in sandbox.pending_images() if self.regions.get(i, rehearsal.OTHER_REGION) == rehearsal.OTHER_REGION)
             region = rehearsal.OTHER_REGION if in_first < PER_REGION else SECOND_REGION
             ec2 = sandbox.client("ec2", rehearsal.PROD, region)
-            image = ec2.copy_image(SourceImageId=world.plain_image, SourceRegion=rehearsal.REGION, Name=f"bench-copy-{time.time_ns()}")["ImageId"]
+            # Tagged as the bot's CopyImage tags a copy (the light look asks by that tag).
+            image = ec2.copy_image(SourceImageId=world.plain_image, SourceRegion=rehearsal.REGION, Name=f"bench-copy-{time.time_ns()}",
+                                   TagSpecifications=[{"ResourceType": "image", "Tags": disposable_tags()}])["ImageId"]
             self.regions[image] = region
             steps = [replace(s, region=region) if s.region == rehearsal.OTHER_REGION else s for s in model.steps]
             made = store.create_request(kind=model.kind, uid=f"{model.uid[:8]}{time.time_ns():x}", requester=model.requester, channel=model.channel,
@@ -101,18 +106,34 @@ class CopiesInFlight:
                 if step.state != "pending":
                     store.mark_step(made.id, step.seq, step.state, result=result)
                 elif result:
+                    if "image_id" in result:
+                        # As if looked at once already: its recorded progress is what the
+                        # sandbox shows (else the first tick resumes all N, and their card
+                        # edits wait ten minutes on chat.update's Tier 3 — setup, not the tick).
+                        result = {**result, "progress": result.get("progress") or 0}
+                        sandbox.set_copy_progress(image, result["progress"])
                     store.save_step_progress(made.id, step.seq, result)
+            # Its progress shown as it was recorded (else every copy made more than a
+            # second after the model would owe the card an edit at the first tick).
             store.set_fields(made.id, root_ts=model.root_ts, wake_at=model.wake_at, progress=model.progress,
-                             progress_shown_at=model.progress_shown_at)
+                             progress_shown_at=store.clock())
         return len(sandbox.pending_images())
 
     def settle_outbox(self, timeout: float = 600) -> None:
         """Wait until every queued Slack message is delivered, so a tick is not timed
-        behind the setup's backlog (the tick's flush would wait for it)."""
-        store = self.stack.bot.store
+        behind the setup's backlog (the tick's flush would wait for it). A held-back
+        edit (due within its minute) is let go by moving the bot's clock on."""
+        store, notifier = self.stack.bot.store, self.stack.bot.notifier
         deadline = time.monotonic() + timeout
-        while store.pending_outbox(limit=1) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        while time.monotonic() < deadline:
+            if store.pending_outbox(limit=1):
+                time.sleep(0.05)
+                continue
+            held = store.db.execute("SELECT COUNT(*) FROM outbox WHERE state IN ('pending', 'sending')").fetchone()[0]
+            if not held:
+                return
+            self.offset[0] += 61
+            notifier.flush()
 
     def bot_tick(self, after: float = 61) -> dict:
         """One scheduler tick ``after`` seconds (bot clock) past the last (and the steps
@@ -121,6 +142,7 @@ class CopiesInFlight:
         sandbox, bot = self.stack.sandbox, self.stack.bot
         self.offset[0] += after
         before = sandbox.calls("DescribeImages", rehearsal.PROD) + sandbox.calls("DescribeSnapshots", rehearsal.PROD)
+        snapshots_before = sandbox.calls("DescribeSnapshots", rehearsal.PROD)
         parts: dict[str, float] = {}
         resumed: list[int] = []
         undo = _time_parts(bot.clockwork, parts, resumed)
@@ -134,7 +156,9 @@ class CopiesInFlight:
             undo()
         parts["resumed_steps"] = elapsed - (ticked - started)
         return {"calls": sandbox.calls("DescribeImages", rehearsal.PROD) + sandbox.calls("DescribeSnapshots", rehearsal.PROD) - before,
-                "seconds": elapsed, "resumed": len(resumed), "parts_ms": {k: round(v * 1000, 1) for k, v in parts.items()}}
+                "seconds": elapsed, "resumed": len(resumed), "parts_ms": {k: round(v * 1000, 1) for k, v in parts.items()},
+                # a full look reads the snapshots' progress; a light one does not
+                "full": sandbox.calls("DescribeSnapshots", rehearsal.PROD) > snapshots_before}
 
     def move_some(self, every: int) -> int:
         """Move one pending copy in ``every`` 1 % further; returns how many moved."""
@@ -218,7 +242,7 @@ def run() -> dict:
             # LOOK_APART apart: light, full, light, full (a full look per account-region
             # at most once a minute, FULL_EVERY; the copies' poll interval is 30 s ± 10 %).
             looks = [copies.bot_tick(LOOK_APART) for _ in range(2 * TICKS)]
-            ticks, fulls = looks[0::2], looks[1::2]
+            ticks, fulls = [t for t in looks if not t["full"]], [t for t in looks if t["full"]]
             slowest = max(ticks, key=lambda t: t["seconds"])
             slowest_full = max(fulls, key=lambda t: t["seconds"])
             moved = copies.move_some(MOVED_SHARE)
@@ -247,11 +271,16 @@ def run() -> dict:
             })
             print(rows[-1], flush=True)
     first, last = rows[0], rows[-1]
-    ratio = round(last["bot_tick_ms"] / first["bot_tick_ms"], 2) if first["bot_tick_ms"] else None
+    # The goal is judged on the median light tick: with one copy the tick is ~3 ms and
+    # its slowest of five is whatever else the process did then (a Slack send, the GC).
+    ratio = round(last["light_tick_median_ms"] / first["light_tick_median_ms"], 2) if first["light_tick_median_ms"] else None
+    slowest_ratio = round(last["bot_tick_ms"] / first["bot_tick_ms"], 2) if first["bot_tick_ms"] else None
     goal = {"small": first["copies_in_flight"], "large": last["copies_in_flight"], "ratio": ratio, "goal_ratio": GOAL_RATIO,
-            "met": ratio is not None and ratio <= GOAL_RATIO, "tick": "light (between full looks)"}
+            "met": ratio is not None and ratio <= GOAL_RATIO, "tick": "light (between full looks), median of ticks",
+            "slowest_ratio": slowest_ratio}
     full_ratio = round(last["full_tick_ms"] / first["full_tick_ms"], 2) if first["full_tick_ms"] else None
-    full_goal = {**goal, "ratio": full_ratio, "met": full_ratio is not None and full_ratio <= GOAL_RATIO, "tick": "full (once a minute)"}
+    full_goal = {**goal, "ratio": full_ratio, "met": full_ratio is not None and full_ratio <= GOAL_RATIO, "tick": "full (once a minute), slowest",
+                 "slowest_ratio": full_ratio}
     return {"sizes": rows, "tick_goal": goal, "full_tick_goal": full_goal, "load_average_at_end": [round(x, 2) for x in os.getloadavg()]}
 
 

@@ -120,16 +120,17 @@ def write_benchmarks_md(results: dict, path: str) -> None:
     poll = results.get("polling")
     if poll:
         lines += ["## 3. Polling: AWS calls per account-region and time per tick", "",
-                  "| copies in flight | amibot calls per light tick | light tick (ms) | calls per full tick | full tick, once a minute (ms) | requests resumed | tick, 1 copy in 10 moved (ms) | one waiter per image: calls per round (baseline) | waiters' round (ms) |",
+                  "| copies in flight | amibot calls per light tick | light tick, median (slowest) (ms) | calls per full tick | full tick, once a minute (ms) | requests resumed | tick, 1 copy in 10 moved (ms) | one waiter per image: calls per round (baseline) | waiters' round (ms) |",
                   "|---|---|---|---|---|---|---|---|---|"]
-        lines += [f"| {r['copies_in_flight']} | {r['bot_calls_per_tick']} | {r['bot_tick_ms']} | {r.get('full_calls_per_tick', '–')} | {r.get('full_tick_ms', '–')} | "
+        lines += [f"| {r['copies_in_flight']} | {r['bot_calls_per_tick']} | {r.get('light_tick_median_ms', '–')} ({r['bot_tick_ms']}) | {r.get('full_calls_per_tick', '–')} | {r.get('full_tick_ms', '–')} | "
                   f"{r.get('resumed_per_tick', '–')} | "
                   f"{r.get('moved_tick_ms', '–')} ({r.get('moved_resumed', '–')} resumed) | {r['waiters_calls_per_round']} | {r['waiters_round_ms']} |"
                   for r in poll["sizes"]]
         for goal in (poll.get("tick_goal"), poll.get("full_tick_goal")):
             if goal:
                 lines += ["", f"{goal.get('tick', 'tick')}: tick({goal['large']}) / tick({goal['small']}) = {goal['ratio']} in the same run: "
-                          f"goal ≤ {goal['goal_ratio']} ({_verdict(goal['met'])})."]
+                          f"goal ≤ {goal['goal_ratio']} ({_verdict(goal['met'])})"
+                          + (f"; the slowest against the slowest: {goal['slowest_ratio']}." if goal.get("slowest_ratio") not in (None, goal["ratio"]) else ".")]
         goal = poll.get("tick_goal")
         if goal:
             own = [(r["copies_in_flight"], round(r["bot_tick_ms"] - r["tick_parts_ms"].get("of_which_describe_calls", 0.0), 1))
@@ -144,9 +145,10 @@ def write_benchmarks_md(results: dict, path: str) -> None:
         if poll.get("load_average_at_end"):
             lines += ["", f"Load average when the polling benchmark ended: {poll['load_average_at_end']}."]
         lines += ["", "Between an account-region's full looks (at most one a minute: unfiltered DescribeImages, which notices an "
-                  "image that is gone, and DescribeSnapshots for progress) a light tick asks DescribeImages only for the images "
-                  "no longer pending (the `state` filter, EC2 API Reference DescribeImages), so its answer is small however "
-                  "many copies are in flight; the tick reads the copies in flight with one narrow query (`bot/store/in_flight.py`).",
+                  "image that is gone, and DescribeSnapshots for progress) a light tick asks DescribeImages only for the account's own images "
+                  "tagged `amibot:disposable = true` (every copy and migration image carries it from its creation call until it is "
+                  "delivered) and no longer pending (the `state` and `tag:` filters, EC2 API Reference DescribeImages): it names no "
+                  "image ids, so both the question and the answer are small however many copies are in flight; the tick reads the copies in flight with one narrow query (`bot/store/in_flight.py`).",
                   "", "A tick's time includes the steps it resumes. A copy the batched poll shows unchanged (pending at the "
                   "percentage its step recorded) is not resumed, recorded or edited in Slack; one that moved is resumed "
                   "and recorded (the \"moved\" column). Each tick is timed after the outbox is delivered (the tick's "
@@ -196,7 +198,8 @@ def _burst_section(burst: dict) -> list[str]:
              f"| most posts in one second, one channel | {a['most_posts_in_one_second']} | {b['most_posts_in_one_second']} | {cell(c, 'most_posts_in_one_second')} | {cell(d, 'most_posts_in_one_second')} | | about 1/s (Slack) |",
              f"| outbox messages (superseded) | {a['outbox_rows']} ({a['outbox_superseded']}) | – | {cell(c, 'outbox_rows')} ({cell(c, 'outbox_superseded')}) | – | {_BEFORE['outbox_rows']} | |",
              f"| seconds until every card was posted | {a['seconds_to_all_cards']} | – | {cell(c, 'seconds_to_all_cards')} | – | | |",
-             "", f"amibot, Slack's limits: {a['requests']} requests, {a['succeeded']} succeeded, {a['requests_without_final_reply']} without their final "
+             f"| least time Slack's published limits allow for these calls (s; the slowest bucket) | {cell(a, 'slack_limits_floor_seconds')} ({cell(a, 'slack_limits_floor_bucket')}) | {cell(b, 'slack_limits_floor_seconds')} | {cell(c, 'slack_limits_floor_seconds')} | {cell(d, 'slack_limits_floor_seconds')} | | |",
+             "", f"amibot, Slack's limits: {a['requests']} requests ({a.get('requests_by_state', {})}), {a['requests_without_final_reply']} without their final "
              f"reply; 429s by method {a['answered_429_by_method']}; outbox rows by kind {a['outbox_rows_by_kind']}.", ""]
     apart = (burst.get("thread_replies_apart") or {}).get("amibot")
     if apart:

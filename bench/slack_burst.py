@@ -65,6 +65,14 @@ def _measure(fake, start: float, channel: str) -> dict:
             edits[c.params.get("ts")].append(c.at)
     span = (max(posts) - min(posts)) if len(posts) > 1 else 0.0
     limit = LIMITS["chat.postMessage"]
+    # The least time Slack's published limits allow for the calls this run made: per
+    # bucket (a method, or a method and channel), a burst, then the bucket's rate.
+    buckets: Counter = Counter()
+    for c in calls:
+        if c.status == 200 and c.method in LIMITS:
+            buckets[(c.method, c.params.get("channel") if LIMITS[c.method].per_channel else "")] += 1
+    floors = {f"{m} {k}".strip(): round(max(0, n - LIMITS[m].burst) / LIMITS[m].per_second, 1) for (m, k), n in buckets.items()}
+    slowest = max(floors.items(), key=lambda kv: kv[1], default=("", 0.0))
     return {
         "calls": len(calls),
         "answered_429": sum(1 for c in calls if c.status == 429),
@@ -72,6 +80,9 @@ def _measure(fake, start: float, channel: str) -> dict:
         "posts": len(posts),
         # the floor Slack's per-channel limit sets: a burst, then one a second
         "posting_floor_seconds": round(max(0, len(posts) - limit.burst) / limit.per_second, 1),
+        "slack_limits_floor_seconds": slowest[1],
+        "slack_limits_floor_bucket": slowest[0],
+        "slack_limits_floors_over_30s": {k: v for k, v in floors.items() if v > 30},
         "most_posts_in_one_second": _max_in_window(posts, 1.0),
         "mean_posts_per_second": round(len(posts) / span, 2) if span else None,
         "edits": sum(len(t) for t in edits.values()),
@@ -119,6 +130,7 @@ def _burst_run(one_in_five: bool) -> dict:
         bot_side.update({
             "requests": len(requests),
             "succeeded": sum(1 for r in requests if r.state == "succeeded"),
+            "requests_by_state": dict(Counter(r.state for r in requests)),
             "outbox_rows": len(outbox),
             "outbox_rows_by_kind": dict(Counter(r["kind"] for r in outbox)),
             "outbox_superseded": sum(1 for r in outbox if r["state"] == "superseded"),

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Callable, Protocol
 
 from aws.actions import Kept, StepContext, StepWaiting, get_action
+from aws.actions.disposable import DISPOSABLE, DISPOSABLE_TAG
 from aws.actions.images import ImageStatusCache
 from aws.sessions import AwsSessions
 from bot import crashpoints, messages, plan_groups
@@ -84,7 +85,9 @@ class PlanRunner:
         self.grant_wait_seconds = grant_wait_seconds
         self.clock = clock
         self.observer = observer or _NoStepObserver()
-        self.image_status = ImageStatusCache()
+        # Every image a copy or migration waits on carries amibot:disposable from its
+        # creation call until delivered: the light look between full ones asks by it.
+        self.image_status = ImageStatusCache(marked=(DISPOSABLE_TAG, DISPOSABLE[DISPOSABLE_TAG]))
         self.progress_edit_seconds = 60.0  # Slack: edit a root message at most once a minute
         self.stopping = threading.Event()  # SIGTERM: finish the current step, start no other
         self.leases = leases or Leases(store)

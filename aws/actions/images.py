@@ -69,12 +69,17 @@ def look_up_image(ec2: Any, image_id: str) -> dict[str, Any] | None:
 NOT_PENDING = ("available", "failed", "invalid", "deregistered", "error", "disabled")
 
 
-def poll_images(client: Any, image_ids: list[str], *, finished_only: dict[str, int | None] | None = None) -> dict[str, ImageStatus]:
+def poll_images(client: Any, image_ids: list[str], *, finished_only: dict[str, int | None] | None = None,
+                marked: tuple[str, str] | None = None) -> dict[str, ImageStatus]:
     """One DescribeImages and one DescribeSnapshots (by id) for many images.
 
     With ``finished_only`` (image id → the progress last read), DescribeImages asks
     only for images no longer pending (the ``state`` filter) and DescribeSnapshots is
-    not called: the answer is small however many copies are in flight. An image absent
+    not called: the answer is small however many copies are in flight. With ``marked``
+    too (a tag every waited-on image got at creation: ``amibot:disposable = true``),
+    that look names no ids at all — the account's own images with the tag, no longer
+    pending — so the question is as small as the answer, whatever the number of
+    copies (and an id not visible yet cannot fail the batch). An image absent
     from that answer is reported ``pending`` at its last progress — which is only true
     because the filter left it out: a deregistered image that AWS already answers
     empty for looks the same, so the caller must also look without the filter now
@@ -93,7 +98,17 @@ def poll_images(client: Any, image_ids: list[str], *, finished_only: dict[str, i
         for image in answer["Images"]:
             found[image["ImageId"]] = image
 
-    if image_ids:
+    if image_ids and filters and marked is not None:
+        wanted = set(image_ids)
+        tagged = [*filters, {"Name": f"tag:{marked[0]}", "Values": [marked[1]]}]
+        try:
+            for page in client.get_paginator("describe_images").paginate(Owners=["self"], Filters=tagged):
+                found.update({i["ImageId"]: i for i in page["Images"] if i["ImageId"] in wanted})
+        except (ClientError, BotoCoreError) as error:
+            if read_outcome(error) != RETRY:
+                raise
+            unreadable.update({i: _words(error) for i in image_ids})
+    elif image_ids:
         try:
             describe(list(image_ids))
         except (ClientError, BotoCoreError) as error:
@@ -159,8 +174,9 @@ class ImageStatusCache:
     that is gone. In between, a refresh that is told each image's last progress asks
     only for the images that are no longer pending (``poll_images(finished_only=…)``)."""
 
-    def __init__(self, max_age: float = 30.0, full_every: float = 60.0):
+    def __init__(self, max_age: float = 30.0, full_every: float = 60.0, marked: tuple[str, str] | None = None):
         self.max_age = max_age
+        self.marked = marked  # the light look by tag (see poll_images); None: by ids
         self.full_every = full_every
         self._lock = threading.Lock()
         self._statuses: dict[tuple[str, str, str], ImageStatus] = {}
@@ -183,7 +199,7 @@ class ImageStatusCache:
             if recorded is not None and now is not None and now - self._full_at.get((account, region), float("-inf")) < self.full_every \
                     and all((account, region, i) in recorded for i in ids):
                 light = {i: recorded[(account, region, i)] for i in ids}
-            statuses = poll_images(client, ids, finished_only=light)
+            statuses = poll_images(client, ids, finished_only=light, marked=self.marked if light is not None else None)
             if light is None and now is not None and not any(s.state == "unreadable" for s in statuses.values()):
                 self._full_at[(account, region)] = now
             for image_id, status in statuses.items():

@@ -37,3 +37,22 @@ def test_a_deregistered_image_looks_pending_to_the_light_look_and_missing_to_the
     ec2.deregister_image(ImageId=image)
     assert poll_images(ec2, [image], finished_only={image: 40})[image].state == "pending"  # why the full look stays
     assert poll_images(ec2, [image])[image].state == "missing"
+
+
+def test_a_light_look_by_tag_names_no_ids_and_finds_only_the_tagged_finished_images(sandbox, sandbox_session):
+    """The scheduler's light look (``marked``): the account's own images tagged
+    ``amibot:disposable = true`` and no longer pending. An untagged finished image is
+    not in that answer (it stays pending at its last progress until the full look):
+    the tag, set at creation on every copy and migration image, is what is asked."""
+    from aws.actions.disposable import DISPOSABLE, DISPOSABLE_TAG
+
+    ec2 = sandbox.client("ec2", PROD, SRC)
+    pending, done = sandbox.create_image(PROD, SRC, tags=DISPOSABLE), sandbox.create_image(PROD, SRC, tags=DISPOSABLE)
+    untagged = sandbox.create_image(PROD, SRC)
+    sandbox.hold_pending(pending)
+    asked = [pending, done, untagged]
+    statuses = poll_images(ec2, asked, finished_only=dict.fromkeys(asked, 40), marked=(DISPOSABLE_TAG, "true"))
+    assert (statuses[pending].state, statuses[pending].progress) == ("pending", 40)
+    assert (statuses[done].state, statuses[done].progress) == ("available", 100)
+    assert (statuses[untagged].state, statuses[untagged].progress) == ("pending", 40)
+    sandbox.hold_pending(False)

@@ -34,12 +34,21 @@ class Ec2:
         self.filtered = 0  # DescribeImages calls with the state filter
         self.snapshot_calls = 0
 
-    def describe_images(self, ImageIds: list[str], Filters: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    def describe_images(self, ImageIds: list[str] | None = None, Filters: list[dict[str, Any]] | None = None,
+                        Owners: list[str] | None = None) -> dict[str, Any]:
+        """By ids, or (the light look) the owner's images by filters: ``state`` and a
+        ``tag:`` filter, which every image here matches (all are amibot's copies)."""
         self.calls += 1
         states = next((set(f["Values"]) for f in Filters or [] if f["Name"] == "state"), None)
         self.filtered += states is not None
+        self.by_tag = getattr(self, "by_tag", 0) + (ImageIds is None)
         return {"Images": [{"ImageId": i, "State": self.images[i]["state"], "BlockDeviceMappings": [{"Ebs": {"SnapshotId": f"snap-{i[4:]}"}}]}
-                           for i in ImageIds if self.images[i]["state"] != "gone" and (states is None or self.images[i]["state"] in states)]}
+                           for i in (ImageIds if ImageIds is not None else list(self.images))
+                           if self.images[i]["state"] != "gone" and (states is None or self.images[i]["state"] in states)]}
+
+    def get_paginator(self, name: str) -> SimpleNamespace:
+        assert name == "describe_images"
+        return SimpleNamespace(paginate=lambda **kw: iter([self.describe_images(**kw)]))
 
     def describe_snapshots(self, SnapshotIds: list[str]) -> dict[str, Any]:
         self.snapshot_calls += 1
@@ -206,6 +215,7 @@ def test_between_full_looks_only_images_no_longer_pending_are_asked_for(tmp_path
         world.ec2.images[f"ami-{5:017x}"]["state"] = "failed"
         assert sorted(world.clockwork.resume_waiting()) == [5, 6]  # noticed at the light look
         assert (world.ec2.filtered, world.ec2.snapshot_calls) == (1, 1)  # filtered, and no DescribeSnapshots
+        assert world.ec2.by_tag == 1  # by the amibot:disposable tag, naming no ids: as small for 500 copies as for 1
         assert world.store.get(5).state == SUCCEEDED and world.store.get(6).state == "failed"
         world.clock.advance(35)  # a minute since the full look: the next one is full again
         world.clockwork.resume_waiting()
