@@ -120,7 +120,13 @@ class ParallelReads:
         def task() -> Outcome[T]:
             return context.copy().run(_run, name, run_in)
 
-        return Pending(name, future=self._executor().submit(task), task=task)
+        try:
+            future = self._executor().submit(task)
+        except RuntimeError:
+            # The interpreter is shutting down (no thread pool takes new work then) or
+            # the pool was closed: the read is done here, in sequence, not lost.
+            return Pending(name, outcome=task())
+        return Pending(name, future=future, task=task)
 
     def run(self, reads: dict[str, Callable[[], Any]]) -> dict[str, Outcome[Any]]:
         """Start every read of ``reads`` at once; wait for all; each one's outcome by name."""

@@ -214,13 +214,20 @@ def _serve(args: argparse.Namespace) -> int:
         # passes (15-30 ms each with the GIL held, on an ack's path otherwise).
         gc.collect()
         gc.freeze()
-    _on_signals(bot, children, sandbox)
+    signalled = _on_signals(bot, children, sandbox)
     if args.admin_port is not None:
         bot.start_admin_http(args.admin_host, args.admin_port)
     if args.socket_mode:
         bot.serve_socket_mode()
     else:
         bot.serve_http(args.host, args.port)
+    if signalled.is_set():
+        # The server returns as soon as the stop closes it, while the stop (in its own
+        # thread) still lets the preflights and steps already taken finish, then ends
+        # the process. Returning here would start the interpreter's shutdown, after which
+        # no thread pool takes new work: a preflight's parallel reads failed and an
+        # acknowledged request was lost (a rolling restart under load showed it).
+        threading.Event().wait()
     return 0
 
 
@@ -232,9 +239,10 @@ def serve_workers(args: argparse.Namespace) -> int:
     return 0 if args.socket_mode or args.sandbox else 2
 
 
-def _on_signals(bot, children=None, sandbox=None) -> None:
+def _on_signals(bot, children=None, sandbox=None) -> threading.Event:
     """SIGTERM/SIGINT: stop taking work, let the current steps finish (the workers'
-    too), then exit."""
+    too), then exit. Returns the event set when a signal started the stop."""
+    signalled = threading.Event()
 
     def _stop_and_exit():
         if children is not None:
@@ -246,10 +254,13 @@ def _on_signals(bot, children=None, sandbox=None) -> None:
 
     def shutdown(signum, frame):
         logging.getLogger("amibot").info("signal %s: finishing current steps, then exiting", signum)
-        threading.Thread(target=_stop_and_exit, name="amibot-shutdown").start()
+        if not signalled.is_set():
+            signalled.set()
+            threading.Thread(target=_stop_and_exit, name="amibot-shutdown").start()
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
+    return signalled
 
 
 def _work(args: argparse.Namespace) -> int:

@@ -194,3 +194,23 @@ def test_an_unencrypted_share_preflight_makes_its_six_reads_and_no_other(sandbox
     before = {op: sandbox.calls(op) for op in (*reads, *others)}
     registry.prepare(planning("ffffffffffffffff"), parse_command(f"share {world.plain_image} from prod to dev"))
     assert {op: sandbox.calls(op) - before[op] for op in (*reads, *others)} == {**reads, **dict.fromkeys(others, 0)}
+
+
+def test_a_read_the_pool_will_not_take_is_done_in_sequence_not_lost(monkeypatch):
+    """While the interpreter shuts down (a SIGTERM'd `amibot serve` letting its last
+    preflights finish) every thread pool refuses new work with RuntimeError; a preflight
+    whose reads were refused failed and its acknowledged request was lost (a rolling
+    restart under load showed it). The read runs where it was asked instead."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from aws.reads import ParallelReads
+
+    reads = ParallelReads(workers=4)
+
+    def refuse(self, *args, **kwargs):
+        raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+
+    monkeypatch.setattr(ThreadPoolExecutor, "submit", refuse)
+    assert reads.start("image", lambda: "ami-1").result() == "ami-1"
+    assert {name: o.get() for name, o in reads.run({"a": lambda: 1, "b": lambda: 2}).items()} == {"a": 1, "b": 2}
+    reads.close()
