@@ -106,6 +106,12 @@ def write_benchmarks_md(results: dict, path: str) -> None:
     machine = results.get("machine", {})
     lines += [f"Last run: Python {machine.get('python')}, {machine.get('cpus')} CPUs, load average at start "
               f"{machine.get('load_average_at_start')} ({machine.get('platform')}).", ""]
+    ends = [(name, results[name]["load_average_at_end"], results[name].get("wall_seconds")) for name in
+            ("ack_http", "memory_startup", "polling", "slack_burst", "preflight_latency")
+            if isinstance(results.get(name), dict) and results[name].get("load_average_at_end")]
+    if ends:
+        lines += ["Load average (1, 5, 15 min) as each benchmark ended, and its wall time: "
+                  + "; ".join(f"{name} {load} ({wall} s)" for name, load, wall in ends) + ".", ""]
     ack = results.get("ack_http")
     if ack:
         lines += _ack_section(ack)

@@ -40,6 +40,7 @@ def run_one(name: str) -> dict:
         raise SystemExit(f"benchmark {name} failed (exit {proc.returncode})")
     result = json.loads(line[len("@@RESULT@@"):])
     result["wall_seconds"] = round(time.monotonic() - started, 1)
+    result.setdefault("load_average_at_end", [round(x, 2) for x in os.getloadavg()])
     return result
 
 
