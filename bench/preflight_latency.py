@@ -98,13 +98,20 @@ def _forget_account_facts(bot) -> None:
         facts.clear()
 
 
+_asked = [0]
+
+
 def _one(stack, slow: SlowAws, text: str) -> dict:
+    """One request, in a channel of its own: the bot posts about one message a second
+    per channel (Slack's limit, bot/slack_limits.py), so a dozen requests in a row in
+    one channel would time the pacing of their cards, not the preflight."""
     fake = stack.fake
-    before = len([m for m in fake.messages(CHANNEL) if not m.get("thread_ts")])
+    _asked[0] += 1
+    channel = f"{CHANNEL}{_asked[0]:03d}"
     slow.start()
     started = time.monotonic()
-    assert stack.slack.slash(rehearsal.REQUESTER, CHANNEL, text).status == 200
-    card = fake.wait_for(lambda: next((m for m in fake.messages(CHANNEL)[before:] if not m.get("thread_ts") and m.get("blocks")), None), 60)
+    assert stack.slack.slash(rehearsal.REQUESTER, channel, text).status == 200
+    card = fake.wait_for(lambda: next((m for m in fake.messages(channel) if not m.get("thread_ts") and m.get("blocks")), None), 60)
     elapsed = time.monotonic() - started
     stack.bot.worker.drain(60)
     calls = slow.stop()
