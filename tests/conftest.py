@@ -47,8 +47,10 @@ def sandbox(sandbox_session, clock):
 
 @pytest.fixture
 def fake_slack(clock):
-    # Its trigger_ids expire on the test's clock (3 s after the click that issued them).
-    fake = FakeSlack(usergroups=rehearsal.USERGROUPS, channels_bot_cannot_post={"G0PRIVATE"}, clock=clock)
+    # Its trigger_ids expire 3 s after the click that issued them, counted only as the
+    # test moves its clock (clock.advance): a CI run once stalled several seconds of wall
+    # time between a click and the bot's views.open, and the modal was refused.
+    fake = FakeSlack(usergroups=rehearsal.USERGROUPS, channels_bot_cannot_post={"G0PRIVATE"}, clock=lambda: clock.offset)
     fake.start()
     yield fake
     fake.stop()
